@@ -1,0 +1,534 @@
+/*
+ * h2pool - an HTTP/2 client connection pool.
+ *
+ * This is the only public header of libh2pool. It is plain C99 and declares
+ * opaque handles, typed configuration setters, a callback-based request API
+ * and stable negative error codes.
+ *
+ * Conventions used throughout:
+ *
+ *  - Every function that can fail returns an int: 0 (H2POOL_OK) on success or
+ *    a negative H2POOL_ERR_* code. Codes are never renumbered; new ones may be
+ *    added. h2pool_strerror() describes each.
+ *  - Constructors write the new object through an out pointer. Destructors
+ *    accept NULL.
+ *  - Everything the caller passes in is copied before the function returns,
+ *    unless the declaration says otherwise.
+ *  - Everything the library passes to a callback is borrowed: valid only until
+ *    the callback returns. Copy what you need to keep.
+ *  - "Thread-safe" on a declaration means it may be called from any thread,
+ *    concurrently with any other thread-safe call on the same object.
+ *    Everything not so marked must not be called concurrently on the same
+ *    object.
+ */
+#ifndef H2POOL_H
+#define H2POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32)
+#if defined(H2POOL_BUILDING_LIBRARY)
+#define H2POOL_EXTERN __declspec(dllexport)
+#else
+#define H2POOL_EXTERN
+#endif
+#elif defined(__GNUC__) || defined(__clang__)
+#define H2POOL_EXTERN __attribute__((visibility("default")))
+#else
+#define H2POOL_EXTERN
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Version                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/** Major version. Changes only with incompatible ABI changes (and SONAME). */
+#define H2POOL_VERSION_MAJOR 0
+/** Minor version: backwards-compatible additions. */
+#define H2POOL_VERSION_MINOR 1
+/** Patch version: fixes only. */
+#define H2POOL_VERSION_PATCH 0
+/** The version as a string, "MAJOR.MINOR.PATCH". */
+#define H2POOL_VERSION_STRING "0.1.0"
+/** The version as one number, 0xMMmmpp, for compile-time comparisons. */
+#define H2POOL_VERSION_NUM                                                     \
+  ((H2POOL_VERSION_MAJOR << 16) | (H2POOL_VERSION_MINOR << 8) |                \
+   H2POOL_VERSION_PATCH)
+
+/**
+ * The version of the library loaded at run time, as 0xMMmmpp. If `str` is not
+ * NULL it receives a static "MAJOR.MINOR.PATCH" string. Compare with
+ * H2POOL_VERSION_NUM to detect a header/library mismatch (the major versions
+ * must agree). Thread-safe.
+ */
+H2POOL_EXTERN uint32_t h2pool_version(const char **str);
+
+/* ------------------------------------------------------------------------ */
+/* Error codes                                                               */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Stable error codes. Zero is success; every error is negative. A code's
+ * number never changes once released.
+ */
+typedef enum h2pool_code {
+  H2POOL_OK = 0,
+  /** An argument was NULL, out of range or otherwise unusable. */
+  H2POOL_ERR_INVALID_ARGUMENT = -1,
+  /** Memory allocation failed. */
+  H2POOL_ERR_NOMEM = -2,
+  /** The URL is not an absolute http:// or https:// URL with a host. */
+  H2POOL_ERR_INVALID_URL = -3,
+  /** The URL's scheme is neither http nor https. */
+  H2POOL_ERR_UNSUPPORTED_SCHEME = -4,
+  /** A header name or value is invalid, or the header may not be sent
+   *  over HTTP/2 (connection-specific or pseudo-header). */
+  H2POOL_ERR_INVALID_HEADER = -5,
+  /** The method is not a valid HTTP token. */
+  H2POOL_ERR_INVALID_METHOD = -6,
+  /** Too many requests are waiting for a stream (see
+   *  h2pool_config_set_max_pending_requests()). Nothing was queued. */
+  H2POOL_ERR_QUEUE_FULL = -7,
+  /** The pool is shutting down: returned synchronously once
+   *  h2pool_destroy() has begun, and delivered to requests that could not
+   *  finish before it completed. */
+  H2POOL_ERR_POOL_CLOSED = -8,
+  /** The host name could not be resolved. */
+  H2POOL_ERR_RESOLVE = -9,
+  /** Every address of the host refused or failed the TCP connection. */
+  H2POOL_ERR_CONNECT = -10,
+  /** The TCP connection was not established within the connect timeout. */
+  H2POOL_ERR_CONNECT_TIMEOUT = -11,
+  /** The server did not send its SETTINGS within the SETTINGS timeout. */
+  H2POOL_ERR_SETTINGS_TIMEOUT = -12,
+  /** The request did not complete within its timeout (which includes time
+   *  spent waiting for a connection or stream slot). */
+  H2POOL_ERR_TIMEOUT = -13,
+  /** The request was cancelled with h2pool_cancel(). */
+  H2POOL_ERR_CANCELLED = -14,
+  /** The connection closed or failed while the request was in flight. */
+  H2POOL_ERR_CONNECTION_LOST = -15,
+  /** The server sent GOAWAY with an error code, or kept refusing the
+   *  request on new connections until the retry limit was reached. */
+  H2POOL_ERR_GOAWAY = -16,
+  /** The server reset the stream (RST_STREAM); see h2pool_error_http2_code().
+   */
+  H2POOL_ERR_STREAM_RESET = -17,
+  /** The server refused the stream (REFUSED_STREAM) more often than the
+   *  retry limit allows. */
+  H2POOL_ERR_REFUSED_STREAM = -18,
+  /** The server violated the HTTP/2 protocol. */
+  H2POOL_ERR_PROTOCOL = -19,
+  /** The feature or URL is not supported by this build or version. */
+  H2POOL_ERR_NOT_SUPPORTED = -20,
+  /** The response exceeded a configured limit (headers or body size). */
+  H2POOL_ERR_RESPONSE_TOO_LARGE = -21,
+  /** The function was called from a thread where it is not allowed. */
+  H2POOL_ERR_WRONG_THREAD = -22,
+  /** An operating-system call failed (the message says which). */
+  H2POOL_ERR_SYSTEM = -23,
+  /** An unexpected internal failure; please report it. */
+  H2POOL_ERR_INTERNAL = -24
+} h2pool_code;
+
+/**
+ * A static, human-readable description of an H2POOL_ERR_* code (or of
+ * H2POOL_OK). Unknown codes yield "unknown error". Never NULL. Thread-safe.
+ */
+H2POOL_EXTERN const char *h2pool_strerror(int code);
+
+/**
+ * The error delivered to a completion callback. Opaque; read it with the
+ * accessors below. Borrowed: valid only during the callback.
+ */
+typedef struct h2pool_error h2pool_error;
+
+/** The H2POOL_ERR_* code; H2POOL_ERR_INVALID_ARGUMENT if `err` is NULL. */
+H2POOL_EXTERN int h2pool_error_code(const h2pool_error *err);
+
+/**
+ * The HTTP/2 error code (RFC 9113 section 7) carried by RST_STREAM or GOAWAY,
+ * or -1 when the error did not come with one.
+ */
+H2POOL_EXTERN int64_t h2pool_error_http2_code(const h2pool_error *err);
+
+/** The HTTP/2 stream id the request was on, or 0 if it never got one. */
+H2POOL_EXTERN int32_t h2pool_error_stream_id(const h2pool_error *err);
+
+/**
+ * The last-stream-id of the GOAWAY that ended the request's connection, or -1
+ * when no GOAWAY was involved.
+ */
+H2POOL_EXTERN int64_t
+h2pool_error_goaway_last_stream_id(const h2pool_error *err);
+
+/**
+ * A human-readable message with the details (never NULL; "" if `err` is
+ * NULL). Borrowed: valid during the callback.
+ */
+H2POOL_EXTERN const char *h2pool_error_message(const h2pool_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Logging                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/** Log levels, most severe first. A level lets through itself and above. */
+typedef enum h2pool_log_level {
+  H2POOL_LOG_NONE = 0,
+  H2POOL_LOG_ERROR = 1,
+  H2POOL_LOG_WARN = 2,
+  H2POOL_LOG_INFO = 3,
+  H2POOL_LOG_DEBUG = 4
+} h2pool_log_level;
+
+/**
+ * Receives log messages. `msg` is NUL-terminated, without a trailing newline,
+ * and borrowed for the call. Called on the pool's loop thread, or on the
+ * thread calling h2pool_create()/h2pool_destroy(); it must not block and must
+ * not call h2pool_destroy().
+ */
+typedef void (*h2pool_log_cb)(int level, const char *msg, void *user_data);
+
+/* ------------------------------------------------------------------------ */
+/* Configuration                                                             */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Pool configuration: an opaque object with one typed setter per option.
+ * h2pool_create() copies it, so one config may create many pools and may be
+ * freed right after. Not thread-safe: do not share one config object between
+ * threads while setting options.
+ */
+typedef struct h2pool_config h2pool_config;
+
+/** Creates a configuration holding every default. Free with
+ *  h2pool_config_free(). */
+H2POOL_EXTERN int h2pool_config_new(h2pool_config **out);
+
+/** Frees a configuration. Accepts NULL. */
+H2POOL_EXTERN void h2pool_config_free(h2pool_config *cfg);
+
+/** Maximum connections per endpoint (scheme, host, port). Default 10; 1 to
+ *  10000. */
+H2POOL_EXTERN int
+h2pool_config_set_max_connections_per_endpoint(h2pool_config *cfg, uint32_t n);
+
+/**
+ * Local cap on concurrent streams per connection. The effective capacity is
+ * the smaller of this and the server's SETTINGS_MAX_CONCURRENT_STREAMS.
+ * 0 (the default) means "whatever the server allows".
+ */
+H2POOL_EXTERN int h2pool_config_set_max_concurrent_streams(h2pool_config *cfg,
+                                                           uint32_t n);
+
+/**
+ * Maximum number of accepted requests still waiting for a stream (not yet
+ * sent). Beyond it h2pool_request() fails with H2POOL_ERR_QUEUE_FULL.
+ * Default 100000; at least 1.
+ */
+H2POOL_EXTERN int h2pool_config_set_max_pending_requests(h2pool_config *cfg,
+                                                         uint32_t n);
+
+/** TCP connect timeout per address tried, in milliseconds. Default 10000;
+ *  at least 1. */
+H2POOL_EXTERN int h2pool_config_set_connect_timeout_ms(h2pool_config *cfg,
+                                                       uint32_t ms);
+
+/**
+ * How long a new connection waits for the server's first SETTINGS frame, in
+ * milliseconds. Default 10000; at least 1.
+ */
+H2POOL_EXTERN int h2pool_config_set_settings_timeout_ms(h2pool_config *cfg,
+                                                        uint32_t ms);
+
+/**
+ * Default total time allowed for a request, from h2pool_request() to the end
+ * of the response, queueing included, in milliseconds. 0 (the default) means
+ * no limit. A request may override it (h2pool_request_opts_set_timeout_ms()).
+ */
+H2POOL_EXTERN int h2pool_config_set_request_timeout_ms(h2pool_config *cfg,
+                                                       uint32_t ms);
+
+/** A connection with no streams for this long is closed, in milliseconds.
+ *  Default 60000; 0 keeps idle connections open. */
+H2POOL_EXTERN int h2pool_config_set_idle_timeout_ms(h2pool_config *cfg,
+                                                    uint32_t ms);
+
+/**
+ * A connection older than this takes no new streams and closes once its
+ * streams finish, in milliseconds. Default 300000; 0 means no limit.
+ */
+H2POOL_EXTERN int h2pool_config_set_max_lifetime_ms(h2pool_config *cfg,
+                                                    uint32_t ms);
+
+/**
+ * Maximum bytes of a response body kept in memory; a larger body fails the
+ * request with H2POOL_ERR_RESPONSE_TOO_LARGE. Default 1 GiB; at least 1.
+ */
+H2POOL_EXTERN int h2pool_config_set_max_response_body_bytes(h2pool_config *cfg,
+                                                            uint64_t n);
+
+/**
+ * Sets the log callback and the most verbose level passed to it (an
+ * h2pool_log_level). `cb` NULL disables logging. Default: none.
+ */
+H2POOL_EXTERN int h2pool_config_set_log(h2pool_config *cfg, h2pool_log_cb cb,
+                                        int level, void *user_data);
+
+/* ------------------------------------------------------------------------ */
+/* Pool                                                                      */
+/* ------------------------------------------------------------------------ */
+
+/** A connection pool with its own event-loop thread. */
+typedef struct h2pool h2pool;
+
+/**
+ * Creates a pool from `cfg` (NULL for all defaults) and starts its loop
+ * thread. The config is copied. Thread-safe.
+ */
+H2POOL_EXTERN int h2pool_create(const h2pool_config *cfg, h2pool **out);
+
+/**
+ * Shuts the pool down and frees it. Accepts NULL.
+ *
+ * From the moment it is called, h2pool_request() fails with
+ * H2POOL_ERR_POOL_CLOSED. Every request still outstanding gets its completion
+ * callback with H2POOL_ERR_POOL_CLOSED before h2pool_destroy() returns;
+ * connections are closed with GOAWAY(NO_ERROR); the loop thread is joined.
+ *
+ * May be called from any thread but only once per pool. When called from a
+ * completion callback (the loop thread) the shutdown is the same but finishes
+ * asynchronously: the loop thread frees the pool and exits after the callback
+ * returns, so the call returns before all completions have run.
+ */
+H2POOL_EXTERN void h2pool_destroy(h2pool *pool);
+
+/* ------------------------------------------------------------------------ */
+/* Requests                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * One header field. Used for request headers (copied by h2pool_request()) and
+ * for reading response headers (borrowed during the callback). Names and
+ * values are byte strings of the given lengths, not necessarily
+ * NUL-terminated.
+ */
+typedef struct h2pool_header {
+  const char *name;
+  size_t name_len;
+  const char *value;
+  size_t value_len;
+} h2pool_header;
+
+/** A response, as seen by a completion callback. Opaque and borrowed. */
+typedef struct h2pool_response h2pool_response;
+
+/**
+ * The completion callback: called exactly once for every request that
+ * h2pool_request() accepted, on the pool's loop thread.
+ *
+ * On success `err` is NULL and `resp` is the response (any HTTP status,
+ * including 4xx and 5xx, is a success at this level). On failure `err` is
+ * non-NULL; `resp` is then NULL, or describes what had arrived before the
+ * failure (status, headers, partial body) when response headers had been
+ * received.
+ *
+ * Both are borrowed and valid only until the callback returns. The callback
+ * must not block. It may call h2pool_request() and h2pool_cancel(); see
+ * h2pool_destroy() for calling that.
+ */
+typedef void (*h2pool_response_cb)(const h2pool_response *resp,
+                                   const h2pool_error *err, void *user_data);
+
+/**
+ * Per-request options: an opaque object with typed setters. h2pool_request()
+ * copies what it needs, so one options object can serve many requests. Not
+ * thread-safe while being modified.
+ */
+typedef struct h2pool_request_opts h2pool_request_opts;
+
+/** Creates request options holding every default. */
+H2POOL_EXTERN int h2pool_request_opts_new(h2pool_request_opts **out);
+
+/** Frees request options. Accepts NULL. */
+H2POOL_EXTERN void h2pool_request_opts_free(h2pool_request_opts *opts);
+
+/**
+ * Total timeout for requests made with these options, in milliseconds,
+ * overriding the pool's default. 0 means no limit.
+ */
+H2POOL_EXTERN int h2pool_request_opts_set_timeout_ms(h2pool_request_opts *opts,
+                                                     uint32_t ms);
+
+/**
+ * Submits a request. Thread-safe, and may be called from a completion
+ * callback.
+ *
+ * `method`: an HTTP token such as "GET" (NUL-terminated).
+ * `url`: an absolute "http://host[:port]/path?query" URL (NUL-terminated).
+ *   Hosts may be names, IPv4 literals or bracketed IPv6 literals. A fragment
+ *   is dropped. "https://" URLs are not supported by this version and fail
+ *   with H2POOL_ERR_NOT_SUPPORTED.
+ * `headers`, `nheaders`: extra request headers (may be NULL when `nheaders`
+ *   is 0). Names are sent lower-cased. A "host" header replaces the
+ *   authority taken from the URL. Pseudo-headers and connection-specific
+ *   headers (connection, keep-alive, proxy-connection, transfer-encoding,
+ *   upgrade, te other than "trailers") are refused.
+ * `body`, `body_len`: the request body (may be NULL when `body_len` is 0).
+ *   Copied. With a body, content-length is sent unless the caller set it.
+ * `opts`: per-request options, or NULL for the pool's defaults.
+ * `cb`: the completion callback (required); `user_data` is passed to it.
+ * `out_id`: if not NULL, receives the request's id (never 0), usable with
+ *   h2pool_cancel() until the callback has run.
+ *
+ * Returns 0 when accepted: the callback will then run exactly once.
+ * Returns a negative code, and never calls the callback, when refused:
+ * H2POOL_ERR_INVALID_ARGUMENT, _INVALID_URL, _UNSUPPORTED_SCHEME,
+ * _NOT_SUPPORTED, _INVALID_METHOD, _INVALID_HEADER, _QUEUE_FULL,
+ * _POOL_CLOSED or _NOMEM.
+ */
+H2POOL_EXTERN int h2pool_request(h2pool *pool, const char *method,
+                                 const char *url, const h2pool_header *headers,
+                                 size_t nheaders, const uint8_t *body,
+                                 size_t body_len,
+                                 const h2pool_request_opts *opts,
+                                 h2pool_response_cb cb, void *user_data,
+                                 uint64_t *out_id);
+
+/**
+ * Asks the pool to cancel request `id`. Thread-safe, and may be called from a
+ * completion callback. Asynchronous: a request still waiting completes with
+ * H2POOL_ERR_CANCELLED; one in flight is reset with RST_STREAM(CANCEL) and
+ * completes with H2POOL_ERR_CANCELLED; other streams are unaffected. A
+ * request that completes before the cancellation reaches it keeps its
+ * result. Returns 0 once the cancellation is queued (also for ids that have
+ * already completed), H2POOL_ERR_INVALID_ARGUMENT for a NULL pool or id 0,
+ * H2POOL_ERR_POOL_CLOSED once destruction has begun.
+ */
+H2POOL_EXTERN int h2pool_cancel(h2pool *pool, uint64_t id);
+
+/* ------------------------------------------------------------------------ */
+/* Responses (valid only inside the completion callback)                     */
+/* ------------------------------------------------------------------------ */
+
+/** The HTTP status code (for example 200), or 0 for a NULL response. */
+H2POOL_EXTERN int h2pool_response_status(const h2pool_response *resp);
+
+/** Number of response header fields (pseudo-headers excluded). */
+H2POOL_EXTERN size_t h2pool_response_header_count(const h2pool_response *resp);
+
+/**
+ * Reads header field `index` (0-based, in the order received) into `out`.
+ * The strings are borrowed for the callback. Returns
+ * H2POOL_ERR_INVALID_ARGUMENT if `index` is out of range or an argument is
+ * NULL.
+ */
+H2POOL_EXTERN int h2pool_response_header_at(const h2pool_response *resp,
+                                            size_t index, h2pool_header *out);
+
+/**
+ * Looks up the first header named `name` (NUL-terminated, compared without
+ * regard to ASCII case). Returns a borrowed pointer to its value and stores
+ * the value's length in `*value_len` (if not NULL), or returns NULL when
+ * absent. The value is also NUL-terminated for convenience.
+ */
+H2POOL_EXTERN const char *h2pool_response_header(const h2pool_response *resp,
+                                                 const char *name,
+                                                 size_t *value_len);
+
+/**
+ * The response body (buffered in full). Stores its length in `*len` (if not
+ * NULL). The pointer is borrowed; it is non-NULL even for an empty body.
+ */
+H2POOL_EXTERN const uint8_t *h2pool_response_body(const h2pool_response *resp,
+                                                  size_t *len);
+
+/** The HTTP/2 stream id the response arrived on. */
+H2POOL_EXTERN int32_t h2pool_response_stream_id(const h2pool_response *resp);
+
+/**
+ * An id for the connection that carried the response: unique within the
+ * pool, so equal ids mean the same pooled connection was reused.
+ */
+H2POOL_EXTERN uint64_t
+h2pool_response_connection_id(const h2pool_response *resp);
+
+/** The request id that h2pool_request() returned for this response. */
+H2POOL_EXTERN uint64_t h2pool_response_request_id(const h2pool_response *resp);
+
+/* ------------------------------------------------------------------------ */
+/* Statistics                                                                */
+/* ------------------------------------------------------------------------ */
+
+/** Counters and gauges, for the pool as a whole or for one endpoint. */
+typedef enum h2pool_stat {
+  /** Gauge: connections open now (connecting ones included). */
+  H2POOL_STAT_CONNECTIONS_OPEN = 0,
+  /** Gauge: open connections carrying no stream. */
+  H2POOL_STAT_CONNECTIONS_IDLE = 1,
+  /** Counter: connections ever opened. */
+  H2POOL_STAT_CONNECTIONS_CREATED = 2,
+  /** Counter: requests placed on a connection that had carried a stream
+   *  before. */
+  H2POOL_STAT_CONNECTIONS_REUSED = 3,
+  /** Counter: connections closed. */
+  H2POOL_STAT_CONNECTIONS_CLOSED = 4,
+  /** Gauge: streams in flight. */
+  H2POOL_STAT_STREAMS_ACTIVE = 5,
+  /** Gauge: requests waiting for a stream slot. */
+  H2POOL_STAT_REQUESTS_QUEUED = 6,
+  /** Counter: requests completed successfully (any HTTP status). */
+  H2POOL_STAT_REQUESTS_COMPLETED = 7,
+  /** Counter: requests completed with an error. */
+  H2POOL_STAT_REQUESTS_FAILED = 8,
+  /** Counter: times a request was retried on another connection. */
+  H2POOL_STAT_REQUESTS_RETRIED = 9,
+  /** Gauge: the most streams seen at once on one connection. */
+  H2POOL_STAT_PEAK_STREAMS_PER_CONNECTION = 10
+} h2pool_stat;
+
+/**
+ * A consistent snapshot of a pool's statistics, pool-wide and per endpoint.
+ * Opaque; taken with h2pool_stats_get(), freed with h2pool_stats_free().
+ * Immutable, so it may be read from any thread.
+ */
+typedef struct h2pool_stats h2pool_stats;
+
+/**
+ * Takes a snapshot of `pool`'s statistics. Thread-safe; from a completion
+ * callback it is taken directly, elsewhere it waits for the loop thread.
+ */
+H2POOL_EXTERN int h2pool_stats_get(h2pool *pool, h2pool_stats **out);
+
+/** Frees a snapshot. Accepts NULL. */
+H2POOL_EXTERN void h2pool_stats_free(h2pool_stats *stats);
+
+/** A pool-wide figure; 0 for a NULL snapshot or unknown `which`. */
+H2POOL_EXTERN uint64_t h2pool_stats_value(const h2pool_stats *stats,
+                                          h2pool_stat which);
+
+/** The number of endpoints the snapshot describes. */
+H2POOL_EXTERN size_t h2pool_stats_endpoint_count(const h2pool_stats *stats);
+
+/**
+ * The name of endpoint `index` as "scheme://host:port" (NUL-terminated,
+ * owned by the snapshot), or NULL if out of range.
+ */
+H2POOL_EXTERN const char *h2pool_stats_endpoint_name(const h2pool_stats *stats,
+                                                     size_t index);
+
+/** A figure for endpoint `index`; 0 if out of range. */
+H2POOL_EXTERN uint64_t h2pool_stats_endpoint_value(const h2pool_stats *stats,
+                                                   size_t index,
+                                                   h2pool_stat which);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* H2POOL_H */

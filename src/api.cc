@@ -1,0 +1,230 @@
+// The extern "C" surface: validates arguments, translates to the C++ core,
+// and never lets an exception out.
+#include <atomic>
+#include <cstring>
+#include <future>
+#include <new>
+
+#include "config.h"
+#include "error.h"
+#include "headers.h"
+#include "log.h"
+#include "loop.h"
+#include "pool.h"
+#include "request.h"
+#include "resolver.h"
+#include "url.h"
+
+// The public pool handle. Member order is destruction order in reverse: the
+// resolver (whose thread posts to the loop) goes before the loop.
+struct h2pool {
+  explicit h2pool(const h2pool_config &cfg)
+      : config(cfg), log(cfg.log_cb, cfg.log_level, cfg.log_user_data) {}
+
+  h2pool_config config;
+  h2pool_core::Logger log;
+  h2pool_core::Loop loop;
+  h2pool_core::Resolver resolver{loop};
+  std::unique_ptr<h2pool_core::Pool> pool;
+  std::atomic<uint64_t> next_id{0};
+  std::atomic<uint64_t> waiting{0};
+};
+
+namespace {
+
+using h2pool_core::Error;
+
+// Runs `fn`, mapping any exception to an error code: nothing may unwind into
+// a C caller.
+template <typename Fn> int guarded(Fn &&fn) noexcept {
+  try {
+    return fn();
+  } catch (const std::bad_alloc &) {
+    return H2POOL_ERR_NOMEM;
+  } catch (...) {
+    return H2POOL_ERR_INTERNAL;
+  }
+}
+
+int log_refusal(const h2pool *pool, int code, const char *what,
+                const std::string &why) {
+  H2POOL_LOG(pool->log, H2POOL_LOG_DEBUG, "request refused (%s): %s: %s",
+             h2pool_core::error_text(code), what, why.c_str());
+  return code;
+}
+
+} // namespace
+
+extern "C" {
+
+uint32_t h2pool_version(const char **str) {
+  if (str)
+    *str = H2POOL_VERSION_STRING;
+  return H2POOL_VERSION_NUM;
+}
+
+const char *h2pool_strerror(int code) { return h2pool_core::error_text(code); }
+
+int h2pool_error_code(const h2pool_error *err) {
+  return err ? err->code : H2POOL_ERR_INVALID_ARGUMENT;
+}
+
+int64_t h2pool_error_http2_code(const h2pool_error *err) {
+  return err ? err->http2_code : -1;
+}
+
+int32_t h2pool_error_stream_id(const h2pool_error *err) {
+  return err ? err->stream_id : 0;
+}
+
+int64_t h2pool_error_goaway_last_stream_id(const h2pool_error *err) {
+  return err ? err->goaway_last_stream_id : -1;
+}
+
+const char *h2pool_error_message(const h2pool_error *err) {
+  return err ? err->message.c_str() : "";
+}
+
+int h2pool_create(const h2pool_config *cfg, h2pool **out) {
+  if (out == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  *out = nullptr;
+  return guarded([&]() -> int {
+    static const h2pool_config defaults;
+    auto pool = std::make_unique<h2pool>(cfg ? *cfg : defaults);
+    h2pool *raw = pool.get();
+    int rc = pool->loop.init(
+        [raw](h2pool_core::Loop::Batch &batch) { raw->pool->handle(batch); });
+    if (rc != H2POOL_OK)
+      return rc;
+    pool->pool = std::make_unique<h2pool_core::Pool>(
+        pool->loop.base(), pool->config, pool->log, pool->resolver,
+        pool->waiting);
+    rc = pool->loop.start();
+    if (rc != H2POOL_OK)
+      return rc;
+    *out = pool.release();
+    return H2POOL_OK;
+  });
+}
+
+void h2pool_destroy(h2pool *pool) {
+  if (pool == nullptr)
+    return;
+  if (pool->loop.on_loop_thread()) {
+    // From a callback: the loop thread cannot join itself, so it finishes the
+    // shutdown after this callback returns and then frees the pool.
+    pool->loop.set_exit_hook([pool] {
+      pool->loop.detach();
+      pool->resolver.shutdown();
+      delete pool;
+    });
+  }
+  int rc = pool->loop.close([pool] {
+    pool->pool->shutdown();
+    pool->loop.stop();
+  });
+  if (rc != H2POOL_OK || pool->loop.on_loop_thread())
+    return;
+  pool->loop.join();
+  pool->resolver.shutdown();
+  delete pool;
+}
+
+int h2pool_request(h2pool *pool, const char *method, const char *url,
+                   const h2pool_header *headers, size_t nheaders,
+                   const uint8_t *body, size_t body_len,
+                   const h2pool_request_opts *opts, h2pool_response_cb cb,
+                   void *user_data, uint64_t *out_id) {
+  if (out_id)
+    *out_id = 0;
+  if (pool == nullptr || method == nullptr || url == nullptr || cb == nullptr ||
+      (headers == nullptr && nheaders > 0) || (body == nullptr && body_len > 0))
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  if (pool->loop.closed())
+    return H2POOL_ERR_POOL_CLOSED;
+  return guarded([&]() -> int {
+    auto req = std::make_unique<h2pool_core::Request>();
+    std::string why;
+    int rc = h2pool_core::parse_url(url, &req->url, &why);
+    if (rc != H2POOL_OK)
+      return log_refusal(pool, rc, url, why);
+    if (req->url.scheme == h2pool_core::Scheme::https)
+      return log_refusal(pool, H2POOL_ERR_NOT_SUPPORTED, url,
+                         "https:// is not supported by this version");
+    if (!h2pool_core::valid_method(method))
+      return log_refusal(pool, H2POOL_ERR_INVALID_METHOD, method,
+                         "not an HTTP token");
+    h2pool_core::RequestHeaders normalized;
+    rc = h2pool_core::normalize_request_headers(headers, nheaders, &normalized,
+                                                &why);
+    if (rc != H2POOL_OK)
+      return log_refusal(pool, rc, url, why);
+
+    req->method = method;
+    req->headers = std::move(normalized.fields);
+    req->authority = normalized.authority.empty() ? req->url.authority
+                                                  : normalized.authority;
+    req->endpoint_key = req->url.endpoint_name();
+    if (body_len)
+      req->body.assign(reinterpret_cast<const char *>(body), body_len);
+    req->add_content_length = body_len > 0 && !normalized.has_content_length;
+    req->timeout_ms = (opts && opts->has_timeout)
+                          ? opts->timeout_ms
+                          : pool->config.request_timeout_ms;
+    req->cb = cb;
+    req->user_data = user_data;
+
+    // Reserve a place in the pending budget before queueing, so concurrent
+    // callers cannot overshoot it together.
+    uint64_t before = pool->waiting.fetch_add(1, std::memory_order_relaxed);
+    if (before >= pool->config.max_pending_requests) {
+      pool->waiting.fetch_sub(1, std::memory_order_relaxed);
+      return H2POOL_ERR_QUEUE_FULL;
+    }
+    uint64_t id = pool->next_id.fetch_add(1, std::memory_order_relaxed) + 1;
+    req->id = id;
+    rc = pool->loop.submit(std::move(req));
+    if (rc != H2POOL_OK) {
+      pool->waiting.fetch_sub(1, std::memory_order_relaxed);
+      return rc;
+    }
+    if (out_id)
+      *out_id = id;
+    return H2POOL_OK;
+  });
+}
+
+int h2pool_cancel(h2pool *pool, uint64_t id) {
+  if (pool == nullptr || id == 0)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  return guarded([&]() -> int { return pool->loop.cancel(id); });
+}
+
+int h2pool_stats_get(h2pool *pool, h2pool_stats **out) {
+  if (out)
+    *out = nullptr;
+  if (pool == nullptr || out == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  return guarded([&]() -> int {
+    if (pool->loop.on_loop_thread()) {
+      *out = pool->pool->snapshot();
+      return H2POOL_OK;
+    }
+    std::promise<h2pool_stats *> promise;
+    auto future = promise.get_future();
+    int rc = pool->loop.post([&] {
+      try {
+        promise.set_value(pool->pool->snapshot());
+      } catch (...) {
+        promise.set_value(nullptr);
+      }
+    });
+    if (rc != H2POOL_OK)
+      return rc;
+    *out = future.get();
+    return *out ? H2POOL_OK : H2POOL_ERR_NOMEM;
+  });
+}
+
+} // extern "C"

@@ -1,0 +1,109 @@
+// Typed setters for h2pool_config and h2pool_request_opts. Each validates its
+// argument so a bad value is reported where it is set, not at first use.
+#include <new>
+
+#include "config.h"
+
+extern "C" {
+
+int h2pool_config_new(h2pool_config **out) {
+  if (out == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  *out = new (std::nothrow) h2pool_config();
+  return *out ? H2POOL_OK : H2POOL_ERR_NOMEM;
+}
+
+void h2pool_config_free(h2pool_config *cfg) { delete cfg; }
+
+int h2pool_config_set_max_connections_per_endpoint(h2pool_config *cfg,
+                                                   uint32_t n) {
+  if (cfg == nullptr || n < 1 || n > 10000)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->max_connections_per_endpoint = n;
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_max_concurrent_streams(h2pool_config *cfg, uint32_t n) {
+  if (cfg == nullptr || n > INT32_MAX)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->max_concurrent_streams = n;
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_max_pending_requests(h2pool_config *cfg, uint32_t n) {
+  if (cfg == nullptr || n < 1)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->max_pending_requests = n;
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_connect_timeout_ms(h2pool_config *cfg, uint32_t ms) {
+  if (cfg == nullptr || ms < 1)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->connect_timeout_ms = ms;
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_settings_timeout_ms(h2pool_config *cfg, uint32_t ms) {
+  if (cfg == nullptr || ms < 1)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->settings_timeout_ms = ms;
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_request_timeout_ms(h2pool_config *cfg, uint32_t ms) {
+  if (cfg == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->request_timeout_ms = ms;
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_idle_timeout_ms(h2pool_config *cfg, uint32_t ms) {
+  if (cfg == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->idle_timeout_ms = ms;
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_max_lifetime_ms(h2pool_config *cfg, uint32_t ms) {
+  if (cfg == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->max_lifetime_ms = ms;
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_max_response_body_bytes(h2pool_config *cfg, uint64_t n) {
+  if (cfg == nullptr || n < 1)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->max_response_body_bytes = n;
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_log(h2pool_config *cfg, h2pool_log_cb cb, int level,
+                          void *user_data) {
+  if (cfg == nullptr || level < H2POOL_LOG_NONE || level > H2POOL_LOG_DEBUG)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->log_cb = cb;
+  cfg->log_level = cb ? level : H2POOL_LOG_NONE;
+  cfg->log_user_data = user_data;
+  return H2POOL_OK;
+}
+
+int h2pool_request_opts_new(h2pool_request_opts **out) {
+  if (out == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  *out = new (std::nothrow) h2pool_request_opts();
+  return *out ? H2POOL_OK : H2POOL_ERR_NOMEM;
+}
+
+void h2pool_request_opts_free(h2pool_request_opts *opts) { delete opts; }
+
+int h2pool_request_opts_set_timeout_ms(h2pool_request_opts *opts, uint32_t ms) {
+  if (opts == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  opts->has_timeout = true;
+  opts->timeout_ms = ms;
+  return H2POOL_OK;
+}
+
+} // extern "C"

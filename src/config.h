@@ -1,0 +1,38 @@
+// The configuration objects behind the public opaque handles. Both are plain
+// values: the pool and each request take copies.
+#pragma once
+
+#include <cstdint>
+
+#include "h2pool.h"
+
+struct h2pool_config {
+  uint32_t max_connections_per_endpoint = 10;
+  uint32_t max_concurrent_streams = 0; // 0: the server's value
+  uint32_t max_pending_requests = 100000;
+  uint32_t connect_timeout_ms = 10000;
+  uint32_t settings_timeout_ms = 10000;
+  uint32_t request_timeout_ms = 0;   // 0: none
+  uint32_t idle_timeout_ms = 60000;  // 0: never close idle connections
+  uint32_t max_lifetime_ms = 300000; // 0: unlimited
+  uint64_t max_response_body_bytes = uint64_t{1} << 30;
+  // Attempts beyond the first for requests the server provably never
+  // processed (REFUSED_STREAM, or above a GOAWAY's last stream id).
+  uint32_t max_retries = 3;
+  // Flow-control windows we advertise. Large windows let bulk downloads run
+  // at loopback speed without waiting for WINDOW_UPDATE round trips.
+  uint32_t stream_window_bytes = 8u << 20;
+  uint32_t connection_window_bytes = 64u << 20;
+  h2pool_log_cb log_cb = nullptr;
+  int log_level = H2POOL_LOG_NONE;
+  void *log_user_data = nullptr;
+};
+
+struct h2pool_request_opts {
+  bool has_timeout = false;
+  uint32_t timeout_ms = 0;
+};
+
+namespace h2pool_core {
+using Config = h2pool_config;
+}

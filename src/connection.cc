@@ -1,0 +1,701 @@
+#include "connection.h"
+
+#include <event2/buffer.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace h2pool_core {
+namespace {
+
+// Output we let pile up in the socket buffer before we stop asking nghttp2
+// for more; the write callback resumes below the low-water mark.
+constexpr size_t kOutputHighWater = 1u << 20;
+constexpr size_t kOutputLowWater = 256u << 10;
+// Response header block limits. Beyond them a server is either broken or
+// hostile, and buffering more only helps it exhaust our memory.
+constexpr size_t kMaxResponseHeaderBytes = 256u << 10;
+constexpr size_t kMaxResponseHeaderFields = 1000;
+
+// --- nghttp2 trampolines ---------------------------------------------------
+
+int on_begin_headers_cb(nghttp2_session *, const nghttp2_frame *frame,
+                        void *user_data) {
+  auto conn = static_cast<Connection *>(user_data);
+  return conn->on_begin_headers(frame);
+}
+
+int on_header_cb(nghttp2_session *, const nghttp2_frame *frame,
+                 const uint8_t *name, size_t namelen, const uint8_t *value,
+                 size_t valuelen, uint8_t, void *user_data) {
+  auto conn = static_cast<Connection *>(user_data);
+  return conn->on_header(frame, name, namelen, value, valuelen);
+}
+
+int on_frame_recv_cb(nghttp2_session *, const nghttp2_frame *frame,
+                     void *user_data) {
+  auto conn = static_cast<Connection *>(user_data);
+  return conn->on_frame_recv(frame);
+}
+
+int on_data_chunk_recv_cb(nghttp2_session *, uint8_t, int32_t stream_id,
+                          const uint8_t *data, size_t len, void *user_data) {
+  auto conn = static_cast<Connection *>(user_data);
+  return conn->on_data_chunk(stream_id, data, len);
+}
+
+int on_stream_close_cb(nghttp2_session *, int32_t stream_id,
+                       uint32_t error_code, void *user_data) {
+  auto conn = static_cast<Connection *>(user_data);
+  return conn->on_stream_close(stream_id, error_code);
+}
+
+int on_frame_send_cb(nghttp2_session *, const nghttp2_frame *frame,
+                     void *user_data) {
+  auto conn = static_cast<Connection *>(user_data);
+  return conn->on_frame_sent(frame);
+}
+
+int error_cb(nghttp2_session *, int, const char *msg, size_t len,
+             void *user_data) {
+  auto conn = static_cast<Connection *>(user_data);
+  conn->on_nghttp2_error(msg, len);
+  return 0;
+}
+
+ssize_t read_body_cb(nghttp2_session *, int32_t stream_id, uint8_t *buf,
+                     size_t length, uint32_t *data_flags, nghttp2_data_source *,
+                     void *user_data) {
+  auto conn = static_cast<Connection *>(user_data);
+  return conn->read_request_body(stream_id, buf, length, data_flags);
+}
+
+// The callbacks are the same for every connection: build them once.
+nghttp2_session_callbacks *shared_callbacks() {
+  static CallbacksPtr callbacks = [] {
+    nghttp2_session_callbacks *cbs = nullptr;
+    if (nghttp2_session_callbacks_new(&cbs) != 0)
+      return CallbacksPtr{};
+    nghttp2_session_callbacks_set_on_begin_headers_callback(
+        cbs, on_begin_headers_cb);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header_cb);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv_cb);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
+        cbs, on_data_chunk_recv_cb);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs,
+                                                           on_stream_close_cb);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send_cb);
+    nghttp2_session_callbacks_set_error_callback2(cbs, error_cb);
+    return CallbacksPtr(cbs);
+  }();
+  return callbacks.get();
+}
+
+nghttp2_option *shared_options() {
+  static OptionPtr options = [] {
+    nghttp2_option *opt = nullptr;
+    if (nghttp2_option_new(&opt) != 0)
+      return OptionPtr{};
+    // Until the server's SETTINGS arrive, assume the limit RFC 9113
+    // recommends servers allow at least.
+    nghttp2_option_set_peer_max_concurrent_streams(opt, 100);
+    // Bound what a hostile server can make us buffer or answer.
+    nghttp2_option_set_max_settings(opt, 32);
+    nghttp2_option_set_max_outbound_ack(opt, 1000);
+    return OptionPtr(opt);
+  }();
+  return options.get();
+}
+
+// --- bufferevent and timer trampolines -------------------------------------
+
+void read_cb(bufferevent *, void *arg) {
+  static_cast<Connection *>(arg)->on_readable();
+}
+void write_cb(bufferevent *, void *arg) {
+  static_cast<Connection *>(arg)->on_writable();
+}
+void event_cb(bufferevent *, short what, void *arg) {
+  static_cast<Connection *>(arg)->on_socket_event(what);
+}
+void connect_timeout_cb(evutil_socket_t, short, void *arg) {
+  static_cast<Connection *>(arg)->on_connect_timeout();
+}
+void settings_timeout_cb(evutil_socket_t, short, void *arg) {
+  static_cast<Connection *>(arg)->on_settings_timeout();
+}
+void idle_timeout_cb(evutil_socket_t, short, void *arg) {
+  static_cast<Connection *>(arg)->on_idle_timeout();
+}
+void lifetime_timeout_cb(evutil_socket_t, short, void *arg) {
+  static_cast<Connection *>(arg)->on_lifetime_timeout();
+}
+
+Request *stream_request(nghttp2_session *session, int32_t stream_id) {
+  return static_cast<Request *>(
+      nghttp2_session_get_stream_user_data(session, stream_id));
+}
+
+nghttp2_nv make_nv(const std::string &name, const std::string &value) {
+  return {reinterpret_cast<uint8_t *>(const_cast<char *>(name.data())),
+          reinterpret_cast<uint8_t *>(const_cast<char *>(value.data())),
+          name.size(), value.size(),
+          NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE};
+}
+
+nghttp2_nv make_nv(const char *name, size_t namelen, const std::string &value) {
+  return {reinterpret_cast<uint8_t *>(const_cast<char *>(name)),
+          reinterpret_cast<uint8_t *>(const_cast<char *>(value.data())),
+          namelen, value.size(),
+          NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE};
+}
+
+} // namespace
+
+Connection::Connection(event_base *base, ConnectionOwner &owner,
+                       const Logger &log, const ConnectionSettings &settings,
+                       uint64_t id, std::string name)
+    : base_(base), owner_(owner), log_(log), settings_(settings), id_(id),
+      name_(std::move(name)) {
+  connect_timer_.reset(evtimer_new(base_, connect_timeout_cb, this));
+  settings_timer_.reset(evtimer_new(base_, settings_timeout_cb, this));
+  idle_timer_.reset(evtimer_new(base_, idle_timeout_cb, this));
+  lifetime_timer_.reset(evtimer_new(base_, lifetime_timeout_cb, this));
+}
+
+Connection::~Connection() {
+  // Member order frees the session before the socket; timers last. Nothing
+  // here calls back into the owner.
+  session_.reset();
+  bev_.reset();
+}
+
+uint32_t Connection::capacity() const {
+  uint32_t peer = 100;
+  if (session_ && state_ != State::handshaking)
+    peer = nghttp2_session_get_remote_settings(
+        session_.get(), NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+  if (settings_.local_max_streams)
+    peer = std::min(peer, settings_.local_max_streams);
+  return peer;
+}
+
+void Connection::arm(EventPtr &timer, uint32_t ms) {
+  if (!timer || ms == 0)
+    return;
+  timeval tv = ms_to_timeval(ms);
+  evtimer_add(timer.get(), &tv);
+}
+
+void Connection::connect(std::vector<Address> addresses) {
+  addresses_ = std::move(addresses);
+  next_address_ = 0;
+  state_ = State::connecting;
+  arm(lifetime_timer_, settings_.max_lifetime_ms);
+  try_next_address();
+}
+
+void Connection::try_next_address() {
+  while (next_address_ < addresses_.size()) {
+    const Address &addr = addresses_[next_address_++];
+    bev_.reset(bufferevent_socket_new(base_, -1, BEV_OPT_CLOSE_ON_FREE));
+    if (!bev_) {
+      last_connect_error_ = "cannot create socket buffer";
+      continue;
+    }
+    bufferevent_setcb(bev_.get(), read_cb, write_cb, event_cb, this);
+    H2POOL_LOG(log_, H2POOL_LOG_DEBUG, "conn %llu: connecting to %s",
+               (unsigned long long)id_, addr.to_string().c_str());
+    if (bufferevent_socket_connect(bev_.get(), addr.sa(), int(addr.length)) !=
+        0) {
+      last_connect_error_ =
+          addr.to_string() + ": " +
+          evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
+      bev_.reset();
+      continue;
+    }
+    arm(connect_timer_, settings_.connect_timeout_ms);
+    return;
+  }
+  Error err =
+      make_error(H2POOL_ERR_CONNECT, "cannot connect to " + name_ +
+                                         (last_connect_error_.empty()
+                                              ? std::string()
+                                              : ": " + last_connect_error_));
+  if (last_connect_timed_out_)
+    err.code = H2POOL_ERR_CONNECT_TIMEOUT;
+  fail(err);
+}
+
+void Connection::on_connect_timeout() {
+  if (state_ != State::connecting)
+    return;
+  last_connect_timed_out_ = true;
+  last_connect_error_ = addresses_[next_address_ - 1].to_string() +
+                        ": connect timed out after " +
+                        std::to_string(settings_.connect_timeout_ms) + " ms";
+  bev_.reset();
+  try_next_address();
+}
+
+void Connection::on_socket_event(short what) {
+  if (state_ == State::closed)
+    return;
+  if (state_ == State::connecting) {
+    if (what & BEV_EVENT_CONNECTED) {
+      evtimer_del(connect_timer_.get());
+      start_session();
+      return;
+    }
+    int err = EVUTIL_SOCKET_ERROR();
+    last_connect_timed_out_ = false;
+    last_connect_error_ = addresses_[next_address_ - 1].to_string() + ": " +
+                          evutil_socket_error_to_string(err);
+    evtimer_del(connect_timer_.get());
+    bev_.reset();
+    try_next_address();
+    return;
+  }
+  if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+    Error err = connection_error();
+    if (err.code == H2POOL_ERR_CONNECTION_LOST) {
+      err.message =
+          "connection to " + name_ +
+          ((what & BEV_EVENT_EOF)
+               ? " closed by the server"
+               : std::string(" failed: ") +
+                     evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    }
+    close(err);
+  }
+}
+
+void Connection::start_session() {
+  evutil_socket_t fd = bufferevent_getfd(bev_.get());
+  int one = 1;
+  // Requests are small and latency-bound; Nagle would hold them back.
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+  nghttp2_session *session = nullptr;
+  if (!shared_callbacks() ||
+      nghttp2_session_client_new2(&session, shared_callbacks(), this,
+                                  shared_options()) != 0) {
+    fail(make_error(H2POOL_ERR_NOMEM, "cannot create HTTP/2 session"));
+    return;
+  }
+  session_.reset(session);
+  nghttp2_settings_entry iv[] = {
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, settings_.stream_window_bytes},
+  };
+  nghttp2_submit_settings(session_.get(), NGHTTP2_FLAG_NONE, iv,
+                          sizeof iv / sizeof iv[0]);
+  if (settings_.connection_window_bytes > 65535)
+    nghttp2_session_set_local_window_size(
+        session_.get(), NGHTTP2_FLAG_NONE, 0,
+        int32_t(settings_.connection_window_bytes));
+  state_ = State::handshaking;
+  bufferevent_setwatermark(bev_.get(), EV_WRITE, kOutputLowWater, 0);
+  bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
+  arm(settings_timer_, settings_.settings_timeout_ms);
+  flush();
+}
+
+void Connection::fail(const Error &why) { close(why); }
+
+int Connection::submit(Request &req) {
+  if (!has_free_slot())
+    return H2POOL_ERR_INTERNAL;
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(5 + req.headers.size());
+  static const std::string kHttp = "http", kHttps = "https";
+  nva.push_back(make_nv(":method", 7, req.method));
+  nva.push_back(
+      make_nv(":scheme", 7, req.url.scheme == Scheme::https ? kHttps : kHttp));
+  nva.push_back(make_nv(":authority", 10, req.authority));
+  nva.push_back(make_nv(":path", 5, req.url.path));
+  std::string content_length;
+  if (req.add_content_length) {
+    content_length = std::to_string(req.body.size());
+    nva.push_back(make_nv("content-length", 14, content_length));
+  }
+  for (const auto &h : req.headers)
+    nva.push_back(make_nv(h.name, h.value));
+
+  nghttp2_data_provider provider{};
+  provider.read_callback = read_body_cb;
+  bool has_body = !req.body.empty();
+  req.reset_for_retry();
+  int32_t stream_id =
+      nghttp2_submit_request(session_.get(), nullptr, nva.data(), nva.size(),
+                             has_body ? &provider : nullptr, &req);
+  if (stream_id < 0) {
+    H2POOL_LOG(log_, H2POOL_LOG_WARN, "conn %llu: cannot submit request: %s",
+               (unsigned long long)id_, nghttp2_strerror(stream_id));
+    if (stream_id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE)
+      drain();
+    return stream_id == NGHTTP2_ERR_NOMEM ? H2POOL_ERR_NOMEM
+                                          : H2POOL_ERR_CONNECTION_LOST;
+  }
+  req.response.stream_id = stream_id;
+  req.response.connection_id = id_;
+  ++req.attempts;
+  streams_.push_back(&req);
+  ++active_;
+  ++streams_opened_;
+  peak_ = std::max(peak_, active_);
+  evtimer_del(idle_timer_.get());
+  return H2POOL_OK;
+}
+
+void Connection::reset(Request &req, uint32_t code) {
+  if (!streams_.contains(&req))
+    return;
+  streams_.remove(&req);
+  if (session_ && req.response.stream_id > 0) {
+    nghttp2_session_set_stream_user_data(session_.get(), req.response.stream_id,
+                                         nullptr);
+    nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE,
+                              req.response.stream_id, code);
+    flush();
+  }
+}
+
+void Connection::drain() {
+  if (state_ == State::closed || state_ == State::draining)
+    return;
+  state_ = State::draining;
+  owner_.on_connection_changed(*this);
+  settle();
+}
+
+void Connection::close(const Error &why) {
+  if (state_ == State::closed)
+    return;
+  state_ = State::closed;
+  evtimer_del(connect_timer_.get());
+  evtimer_del(settings_timer_.get());
+  evtimer_del(idle_timer_.get());
+  evtimer_del(lifetime_timer_.get());
+  if (session_ && bev_) {
+    if (!goaway_sent_)
+      nghttp2_session_terminate_session(session_.get(), NGHTTP2_NO_ERROR);
+    const uint8_t *data;
+    ssize_t n;
+    evbuffer *out = bufferevent_get_output(bev_.get());
+    while ((n = nghttp2_session_mem_send(session_.get(), &data)) > 0)
+      evbuffer_add(out, data, size_t(n));
+    // Best effort, never blocking: whatever the socket takes now.
+    evbuffer_write(out, bufferevent_getfd(bev_.get()));
+  }
+  if (bev_) {
+    bufferevent_disable(bev_.get(), EV_READ | EV_WRITE);
+    bufferevent_setcb(bev_.get(), nullptr, nullptr, nullptr, nullptr);
+  }
+  H2POOL_LOG(log_, H2POOL_LOG_DEBUG, "conn %llu: closed: %s",
+             (unsigned long long)id_, why.message.c_str());
+  while (Request *req = streams_.pop_front()) {
+    if (session_)
+      nghttp2_session_set_stream_user_data(session_.get(),
+                                           req->response.stream_id, nullptr);
+    StreamEnd end;
+    end.connection_error = &why;
+    owner_.on_stream_closed(*this, *req, end);
+  }
+  active_ = 0;
+  owner_.on_connection_closed(*this, why);
+}
+
+void Connection::flush() {
+  if (!session_ || !bev_ || state_ == State::closed)
+    return;
+  evbuffer *out = bufferevent_get_output(bev_.get());
+  output_blocked_ = false;
+  for (;;) {
+    if (evbuffer_get_length(out) >= kOutputHighWater) {
+      output_blocked_ = true;
+      break;
+    }
+    const uint8_t *data;
+    ssize_t n = nghttp2_session_mem_send(session_.get(), &data);
+    if (n < 0) {
+      close(
+          make_error(H2POOL_ERR_INTERNAL, std::string("HTTP/2 send failed: ") +
+                                              nghttp2_strerror(int(n))));
+      return;
+    }
+    if (n == 0)
+      break;
+    evbuffer_add(out, data, size_t(n));
+  }
+  settle();
+}
+
+bool Connection::settle() {
+  if (state_ == State::closed)
+    return false;
+  if (!session_)
+    return true;
+  bool want_read = nghttp2_session_want_read(session_.get());
+  bool want_write = nghttp2_session_want_write(session_.get());
+  if (!want_read && !want_write) {
+    close(connection_error());
+    return false;
+  }
+  if (state_ == State::draining && active_ == 0) {
+    close(goaway_received_
+              ? connection_error()
+              : make_error(H2POOL_ERR_CONNECTION_LOST, "connection drained"));
+    return false;
+  }
+  if (state_ == State::ready && active_ == 0 && settings_.idle_timeout_ms &&
+      !evtimer_pending(idle_timer_.get(), nullptr))
+    arm(idle_timer_, settings_.idle_timeout_ms);
+  return true;
+}
+
+Error Connection::connection_error() const {
+  Error e;
+  if (goaway_received_) {
+    e.code = goaway_code_ == NGHTTP2_NO_ERROR ? H2POOL_ERR_CONNECTION_LOST
+                                              : H2POOL_ERR_GOAWAY;
+    e.http2_code = goaway_code_;
+    e.goaway_last_stream_id = goaway_last_stream_id_;
+    e.message =
+        "server sent GOAWAY(" + std::string(http2_code_name(goaway_code_)) +
+        ", last_stream_id=" + std::to_string(goaway_last_stream_id_) + ")";
+    if (!goaway_debug_.empty())
+      e.message += ": " + goaway_debug_;
+    return e;
+  }
+  if (goaway_sent_ && goaway_sent_code_ != NGHTTP2_NO_ERROR) {
+    e.code = H2POOL_ERR_PROTOCOL;
+    e.http2_code = goaway_sent_code_;
+    e.message = "server violated HTTP/2 (" +
+                std::string(http2_code_name(goaway_sent_code_)) + ")";
+    if (!last_nghttp2_error_.empty())
+      e.message += ": " + last_nghttp2_error_;
+    return e;
+  }
+  e.code = H2POOL_ERR_CONNECTION_LOST;
+  e.message = "connection to " + name_ + " lost";
+  return e;
+}
+
+void Connection::on_readable() {
+  if (state_ == State::closed || !session_)
+    return;
+  evbuffer *in = bufferevent_get_input(bev_.get());
+  // Feed nghttp2 straight from libevent's chains: no pull-up copy.
+  for (;;) {
+    size_t len = evbuffer_get_length(in);
+    if (len == 0)
+      break;
+    evbuffer_iovec vec[16];
+    int n = evbuffer_peek(in, -1, nullptr, vec, 16);
+    size_t consumed = 0;
+    for (int i = 0; i < n && i < 16; ++i) {
+      ssize_t rv = nghttp2_session_mem_recv(
+          session_.get(), static_cast<const uint8_t *>(vec[i].iov_base),
+          vec[i].iov_len);
+      if (state_ == State::closed)
+        return;
+      if (rv < 0) {
+        Error e = make_error(H2POOL_ERR_PROTOCOL,
+                             std::string("HTTP/2 receive failed: ") +
+                                 nghttp2_strerror(int(rv)));
+        if (rv == NGHTTP2_ERR_NOMEM)
+          e.code = H2POOL_ERR_NOMEM;
+        evbuffer_drain(in, evbuffer_get_length(in));
+        close(e);
+        return;
+      }
+      consumed += size_t(rv);
+    }
+    evbuffer_drain(in, consumed);
+  }
+  flush();
+}
+
+void Connection::on_writable() {
+  if (output_blocked_)
+    flush();
+}
+
+void Connection::on_settings_timeout() {
+  if (state_ != State::handshaking)
+    return;
+  close(make_error(H2POOL_ERR_SETTINGS_TIMEOUT,
+                   "no SETTINGS from " + name_ + " within " +
+                       std::to_string(settings_.settings_timeout_ms) + " ms"));
+}
+
+void Connection::on_idle_timeout() {
+  if (state_ == State::ready && active_ == 0)
+    close(make_error(H2POOL_ERR_CONNECTION_LOST, "idle connection closed"));
+}
+
+void Connection::on_lifetime_timeout() {
+  if (is_pending())
+    return; // a connection still starting up gets no extra lifetime check
+  drain();
+}
+
+int Connection::on_begin_headers(const nghttp2_frame *frame) {
+  if (frame->hd.type != NGHTTP2_HEADERS)
+    return 0;
+  if (Request *req = stream_request(session_.get(), frame->hd.stream_id))
+    req->in_trailers = req->got_headers; // a block after the final headers
+  return 0;
+}
+
+int Connection::on_header(const nghttp2_frame *frame, const uint8_t *name,
+                          size_t namelen, const uint8_t *value,
+                          size_t valuelen) {
+  if (frame->hd.type != NGHTTP2_HEADERS)
+    return 0;
+  Request *req = stream_request(session_.get(), frame->hd.stream_id);
+  if (!req)
+    return 0;
+  req->header_bytes += namelen + valuelen + 32;
+  if (req->header_bytes > kMaxResponseHeaderBytes ||
+      req->response.headers.size() >= kMaxResponseHeaderFields) {
+    req->local_error = make_error(H2POOL_ERR_RESPONSE_TOO_LARGE,
+                                  "response headers exceed the limit");
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  }
+  if (req->in_trailers)
+    return 0; // trailers are not exposed yet
+  if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
+    int status = 0;
+    for (size_t i = 0; i < valuelen; ++i)
+      status = status * 10 + (value[i] - '0'); // nghttp2 checked the digits
+    // 1xx responses are interim: the final response follows in a later
+    // HEADERS frame on the same stream.
+    if (status >= 200 || status == 101) {
+      req->response.status = status;
+      req->got_headers = true;
+    }
+    return 0;
+  }
+  if (namelen > 0 && name[0] == ':')
+    return 0;
+  if (!req->got_headers)
+    return 0; // a field of an interim (1xx) response
+  req->response.headers.push_back(
+      {std::string(reinterpret_cast<const char *>(name), namelen),
+       std::string(reinterpret_cast<const char *>(value), valuelen)});
+  return 0;
+}
+
+int Connection::on_frame_recv(const nghttp2_frame *frame) {
+  switch (frame->hd.type) {
+  case NGHTTP2_SETTINGS:
+    if (frame->hd.flags & NGHTTP2_FLAG_ACK)
+      break;
+    if (state_ == State::handshaking) {
+      evtimer_del(settings_timer_.get());
+      state_ = State::ready;
+      was_ready_ = true;
+      H2POOL_LOG(log_, H2POOL_LOG_DEBUG,
+                 "conn %llu: ready, server allows %u concurrent streams",
+                 (unsigned long long)id_,
+                 nghttp2_session_get_remote_settings(
+                     session_.get(), NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS));
+    }
+    owner_.on_connection_changed(*this);
+    break;
+  case NGHTTP2_HEADERS:
+  case NGHTTP2_DATA:
+    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+      if (Request *req = stream_request(session_.get(), frame->hd.stream_id))
+        if (req->got_headers)
+          req->end_stream = true;
+    }
+    break;
+  case NGHTTP2_GOAWAY:
+    goaway_received_ = true;
+    goaway_last_stream_id_ = frame->goaway.last_stream_id;
+    goaway_code_ = frame->goaway.error_code;
+    goaway_debug_.assign(
+        reinterpret_cast<const char *>(frame->goaway.opaque_data),
+        std::min<size_t>(frame->goaway.opaque_data_len, 256));
+    H2POOL_LOG(log_, H2POOL_LOG_INFO,
+               "conn %llu: GOAWAY(%s, last_stream_id=%d)",
+               (unsigned long long)id_, http2_code_name(goaway_code_),
+               goaway_last_stream_id_);
+    if (state_ == State::ready || state_ == State::handshaking)
+      state_ = State::draining;
+    owner_.on_connection_changed(*this);
+    break;
+  default:
+    break;
+  }
+  return 0;
+}
+
+int Connection::on_data_chunk(int32_t stream_id, const uint8_t *data,
+                              size_t len) {
+  Request *req = stream_request(session_.get(), stream_id);
+  if (!req)
+    return 0;
+  if (req->response.body.size() + len > settings_.max_response_body_bytes) {
+    req->local_error = make_error(
+        H2POOL_ERR_RESPONSE_TOO_LARGE,
+        "response body exceeds " +
+            std::to_string(settings_.max_response_body_bytes) + " bytes");
+    nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, stream_id,
+                              NGHTTP2_CANCEL);
+    return 0;
+  }
+  req->response.body.append(reinterpret_cast<const char *>(data), len);
+  return 0;
+}
+
+int Connection::on_stream_close(int32_t stream_id, uint32_t error_code) {
+  if (active_ > 0)
+    --active_;
+  Request *req = stream_request(session_.get(), stream_id);
+  if (req && streams_.contains(req)) {
+    streams_.remove(req);
+    StreamEnd end;
+    end.http2_code = error_code;
+    owner_.on_stream_closed(*this, *req, end);
+  }
+  if (state_ == State::ready)
+    owner_.on_connection_changed(*this);
+  return 0;
+}
+
+ssize_t Connection::read_request_body(int32_t stream_id, uint8_t *buf,
+                                      size_t length, uint32_t *data_flags) {
+  Request *req = stream_request(session_.get(), stream_id);
+  if (!req)
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  size_t n = std::min(length, req->body.size() - req->body_offset);
+  memcpy(buf, req->body.data() + req->body_offset, n);
+  req->body_offset += n;
+  if (req->body_offset == req->body.size())
+    *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+  return ssize_t(n);
+}
+
+int Connection::on_frame_sent(const nghttp2_frame *frame) {
+  if (frame->hd.type == NGHTTP2_GOAWAY) {
+    goaway_sent_ = true;
+    goaway_sent_code_ = frame->goaway.error_code;
+  }
+  return 0;
+}
+
+void Connection::on_nghttp2_error(const char *msg, size_t len) {
+  last_nghttp2_error_.assign(msg, std::min<size_t>(len, 200));
+  H2POOL_LOG(log_, H2POOL_LOG_INFO, "conn %llu: %s", (unsigned long long)id_,
+             last_nghttp2_error_.c_str());
+}
+
+} // namespace h2pool_core

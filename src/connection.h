@@ -1,0 +1,193 @@
+// One HTTP/2 connection: a bufferevent carrying a client nghttp2 session.
+//
+// It connects (trying each address in turn), sends the preface and SETTINGS,
+// waits for the server's SETTINGS, then carries streams up to its capacity.
+// It tracks the server's GOAWAY, drains and closes itself when idle, too old
+// or told to. It knows nothing of endpoints or queues: it reports to its
+// ConnectionOwner, which decides what happens to each request.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "error.h"
+#include "handles.h"
+#include "log.h"
+#include "request.h"
+#include "resolver.h"
+
+namespace h2pool_core {
+
+class Connection;
+
+// How a stream ended, as seen by the connection.
+struct StreamEnd {
+  uint32_t http2_code = 0; // RST_STREAM / close code from nghttp2
+  const Error *connection_error = nullptr; // set if the connection died
+};
+
+class ConnectionOwner {
+public:
+  // The connection can take streams now, or can take more than before (its
+  // handshake finished, a stream closed, the server raised its limit), or it
+  // stopped taking them (GOAWAY, drain). Called from inside nghttp2
+  // callbacks: the owner should defer work rather than submit right away.
+  virtual void on_connection_changed(Connection &conn) = 0;
+  // A request's stream ended; the request is no longer on the connection.
+  virtual void on_stream_closed(Connection &conn, Request &req,
+                                const StreamEnd &end) = 0;
+  // The connection closed. Every stream has been reported before this. The
+  // owner must not destroy the connection inside this call.
+  virtual void on_connection_closed(Connection &conn, const Error &why) = 0;
+
+protected:
+  ~ConnectionOwner() = default;
+};
+
+struct ConnectionSettings {
+  uint32_t connect_timeout_ms = 10000;
+  uint32_t settings_timeout_ms = 10000;
+  uint32_t idle_timeout_ms = 60000;
+  uint32_t max_lifetime_ms = 300000;
+  uint32_t local_max_streams = 0; // 0: the server's limit
+  uint32_t stream_window_bytes = 8u << 20;
+  uint32_t connection_window_bytes = 64u << 20;
+  uint64_t max_response_body_bytes = uint64_t{1} << 30;
+};
+
+class Connection {
+public:
+  enum class State {
+    resolving,
+    connecting,
+    handshaking,
+    ready,
+    draining,
+    closed
+  };
+
+  Connection(event_base *base, ConnectionOwner &owner, const Logger &log,
+             const ConnectionSettings &settings, uint64_t id, std::string name);
+  ~Connection();
+  Connection(const Connection &) = delete;
+  Connection &operator=(const Connection &) = delete;
+
+  // Starts connecting to the addresses in order.
+  void connect(std::vector<Address> addresses);
+  // Ends a connection that never got going (e.g. resolution failed).
+  void fail(const Error &why);
+
+  // True if a new stream may be placed now.
+  bool has_free_slot() const {
+    return state_ == State::ready && active_ < capacity();
+  }
+  // Ready, or about to be: counts toward the endpoint's connection limit.
+  bool is_healthy() const {
+    return state_ == State::resolving || state_ == State::connecting ||
+           state_ == State::handshaking || state_ == State::ready;
+  }
+  bool is_pending() const {
+    return state_ == State::resolving || state_ == State::connecting ||
+           state_ == State::handshaking;
+  }
+  State state() const { return state_; }
+  // min(server's SETTINGS_MAX_CONCURRENT_STREAMS, local cap); 100 until the
+  // server's SETTINGS arrive, as RFC 9113 suggests assuming.
+  uint32_t capacity() const;
+  size_t active_streams() const { return active_; }
+  size_t peak_streams() const { return peak_; }
+  uint64_t id() const { return id_; }
+  bool ever_used() const { return streams_opened_ > 0; }
+  // Reached the ready state at some point (the handshake completed).
+  bool was_ready() const { return was_ready_; }
+  bool goaway_received() const { return goaway_received_; }
+  int32_t goaway_last_stream_id() const { return goaway_last_stream_id_; }
+  const std::string &name() const { return name_; }
+  // Expires when the connection is destroyed; lets deferred work (a name
+  // lookup finishing) find out whether the connection is still there.
+  std::weak_ptr<void> liveness() const { return liveness_; }
+
+  // Opens a stream for `req`. Returns H2POOL_OK, or an error code if the
+  // connection cannot take it (the request is then untouched).
+  int submit(Request &req);
+  // Detaches `req` from its stream and resets the stream with `code`. The
+  // request will not be reported by on_stream_closed.
+  void reset(Request &req, uint32_t code);
+  // Takes no new streams; closes once the last stream ends.
+  void drain();
+  // Closes now: GOAWAY(NO_ERROR) if the session is up, remaining streams are
+  // reported with `why`, then on_connection_closed.
+  void close(const Error &why);
+  // Writes whatever nghttp2 has queued.
+  void flush();
+
+  // nghttp2 callback entry points (called by the trampolines).
+  int on_begin_headers(const nghttp2_frame *frame);
+  int on_header(const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
+                const uint8_t *value, size_t valuelen);
+  int on_frame_recv(const nghttp2_frame *frame);
+  int on_data_chunk(int32_t stream_id, const uint8_t *data, size_t len);
+  int on_stream_close(int32_t stream_id, uint32_t error_code);
+  ssize_t read_request_body(int32_t stream_id, uint8_t *buf, size_t length,
+                            uint32_t *data_flags);
+  void on_nghttp2_error(const char *msg, size_t len);
+  int on_frame_sent(const nghttp2_frame *frame);
+
+  // bufferevent and timer entry points.
+  void on_readable();
+  void on_writable();
+  void on_socket_event(short what);
+  void on_connect_timeout();
+  void on_settings_timeout();
+  void on_idle_timeout();
+  void on_lifetime_timeout();
+
+private:
+  void try_next_address();
+  void start_session();
+  // After any input or event: close if the session is done or draining is
+  // complete. Returns false if the connection is now closed.
+  bool settle();
+  void arm(EventPtr &timer, uint32_t ms);
+  Error connection_error() const;
+
+  event_base *base_;
+  ConnectionOwner &owner_;
+  const Logger &log_;
+  ConnectionSettings settings_;
+  uint64_t id_;
+  std::string name_;
+
+  State state_ = State::resolving;
+  std::vector<Address> addresses_;
+  size_t next_address_ = 0;
+  std::string last_connect_error_;
+  bool last_connect_timed_out_ = false;
+
+  BuffereventPtr bev_;
+  SessionPtr session_;
+  EventPtr connect_timer_;
+  EventPtr settings_timer_;
+  EventPtr idle_timer_;
+  EventPtr lifetime_timer_;
+
+  RequestList streams_; // requests with an open stream here
+  size_t active_ = 0;   // open streams, including detached ones
+  size_t peak_ = 0;
+  uint64_t streams_opened_ = 0;
+  bool output_blocked_ = false;
+  bool was_ready_ = false; // stopped feeding nghttp2 output (backlog)
+
+  bool goaway_received_ = false;
+  int32_t goaway_last_stream_id_ = 0;
+  uint32_t goaway_code_ = 0;
+  std::string goaway_debug_;
+  bool goaway_sent_ = false;
+  uint32_t goaway_sent_code_ = 0;
+  std::string last_nghttp2_error_;
+  std::shared_ptr<void> liveness_ = std::make_shared<char>();
+};
+
+} // namespace h2pool_core

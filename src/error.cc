@@ -1,0 +1,106 @@
+#include "error.h"
+
+#include <nghttp2/nghttp2.h>
+
+namespace h2pool_core {
+
+const char *error_text(int code) {
+  switch (code) {
+  case H2POOL_OK:
+    return "success";
+  case H2POOL_ERR_INVALID_ARGUMENT:
+    return "invalid argument";
+  case H2POOL_ERR_NOMEM:
+    return "out of memory";
+  case H2POOL_ERR_INVALID_URL:
+    return "invalid URL";
+  case H2POOL_ERR_UNSUPPORTED_SCHEME:
+    return "unsupported URL scheme";
+  case H2POOL_ERR_INVALID_HEADER:
+    return "invalid request header";
+  case H2POOL_ERR_INVALID_METHOD:
+    return "invalid request method";
+  case H2POOL_ERR_QUEUE_FULL:
+    return "too many pending requests";
+  case H2POOL_ERR_POOL_CLOSED:
+    return "pool closed";
+  case H2POOL_ERR_RESOLVE:
+    return "host name could not be resolved";
+  case H2POOL_ERR_CONNECT:
+    return "connection failed";
+  case H2POOL_ERR_CONNECT_TIMEOUT:
+    return "connect timed out";
+  case H2POOL_ERR_SETTINGS_TIMEOUT:
+    return "server did not send HTTP/2 SETTINGS in time";
+  case H2POOL_ERR_TIMEOUT:
+    return "request timed out";
+  case H2POOL_ERR_CANCELLED:
+    return "request cancelled";
+  case H2POOL_ERR_CONNECTION_LOST:
+    return "connection lost";
+  case H2POOL_ERR_GOAWAY:
+    return "server sent GOAWAY";
+  case H2POOL_ERR_STREAM_RESET:
+    return "stream reset by server";
+  case H2POOL_ERR_REFUSED_STREAM:
+    return "stream refused by server";
+  case H2POOL_ERR_PROTOCOL:
+    return "HTTP/2 protocol error";
+  case H2POOL_ERR_NOT_SUPPORTED:
+    return "not supported";
+  case H2POOL_ERR_RESPONSE_TOO_LARGE:
+    return "response exceeds a configured limit";
+  case H2POOL_ERR_WRONG_THREAD:
+    return "called from a thread where this is not allowed";
+  case H2POOL_ERR_SYSTEM:
+    return "system call failed";
+  case H2POOL_ERR_INTERNAL:
+    return "internal error";
+  default:
+    return "unknown error";
+  }
+}
+
+Error make_error(int code, std::string message) {
+  Error e;
+  e.code = code;
+  e.message = message.empty() ? error_text(code) : std::move(message);
+  return e;
+}
+
+const char *http2_code_name(uint32_t code) {
+  switch (code) {
+  case NGHTTP2_NO_ERROR:
+    return "NO_ERROR";
+  case NGHTTP2_PROTOCOL_ERROR:
+    return "PROTOCOL_ERROR";
+  case NGHTTP2_INTERNAL_ERROR:
+    return "INTERNAL_ERROR";
+  case NGHTTP2_FLOW_CONTROL_ERROR:
+    return "FLOW_CONTROL_ERROR";
+  case NGHTTP2_SETTINGS_TIMEOUT:
+    return "SETTINGS_TIMEOUT";
+  case NGHTTP2_STREAM_CLOSED:
+    return "STREAM_CLOSED";
+  case NGHTTP2_FRAME_SIZE_ERROR:
+    return "FRAME_SIZE_ERROR";
+  case NGHTTP2_REFUSED_STREAM:
+    return "REFUSED_STREAM";
+  case NGHTTP2_CANCEL:
+    return "CANCEL";
+  case NGHTTP2_COMPRESSION_ERROR:
+    return "COMPRESSION_ERROR";
+  case NGHTTP2_CONNECT_ERROR:
+    return "CONNECT_ERROR";
+  case NGHTTP2_ENHANCE_YOUR_CALM:
+    return "ENHANCE_YOUR_CALM";
+  case NGHTTP2_INADEQUATE_SECURITY:
+    return "INADEQUATE_SECURITY";
+  case NGHTTP2_HTTP_1_1_REQUIRED:
+    return "HTTP_1_1_REQUIRED";
+  default:
+    return "unknown";
+  }
+}
+
+} // namespace h2pool_core

@@ -1,0 +1,105 @@
+#include "headers.h"
+
+#include <nghttp2/nghttp2.h>
+
+namespace h2pool_core {
+namespace {
+
+bool is_tchar(unsigned char c) {
+  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+      (c >= 'A' && c <= 'Z'))
+    return true;
+  switch (c) {
+  case '!':
+  case '#':
+  case '$':
+  case '%':
+  case '&':
+  case '\'':
+  case '*':
+  case '+':
+  case '-':
+  case '.':
+  case '^':
+  case '_':
+  case '`':
+  case '|':
+  case '~':
+    return true;
+  default:
+    return false;
+  }
+}
+
+// RFC 9113 section 8.2.2: these belong to HTTP/1.1 connection management and
+// make an HTTP/2 message malformed.
+bool is_connection_specific(std::string_view name) {
+  return name == "connection" || name == "keep-alive" ||
+         name == "proxy-connection" || name == "transfer-encoding" ||
+         name == "upgrade";
+}
+
+int fail(std::string *why, std::string reason) {
+  if (why)
+    *why = std::move(reason);
+  return H2POOL_ERR_INVALID_HEADER;
+}
+
+} // namespace
+
+bool valid_method(std::string_view method) {
+  if (method.empty())
+    return false;
+  for (unsigned char c : method)
+    if (!is_tchar(c))
+      return false;
+  return true;
+}
+
+int normalize_request_headers(const h2pool_header *headers, size_t n,
+                              RequestHeaders *out, std::string *why) {
+  out->fields.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    const h2pool_header &h = headers[i];
+    if ((h.name == nullptr && h.name_len) ||
+        (h.value == nullptr && h.value_len))
+      return fail(why, "header " + std::to_string(i) + " has a NULL pointer");
+    std::string name(h.name ? h.name : "", h.name_len);
+    if (name.empty())
+      return fail(why, "header " + std::to_string(i) + " has an empty name");
+    if (name[0] == ':')
+      return fail(why, "pseudo-header '" + name +
+                           "' is set by h2pool, not by the caller");
+    for (char &c : name) {
+      unsigned char u = static_cast<unsigned char>(c);
+      if (!is_tchar(u))
+        return fail(why, "header name '" + name + "' has an invalid character");
+      if (c >= 'A' && c <= 'Z')
+        c = char(c - 'A' + 'a');
+    }
+    std::string_view value(h.value ? h.value : "", h.value_len);
+    if (!nghttp2_check_header_value_rfc9113(
+            reinterpret_cast<const uint8_t *>(value.data()), value.size()))
+      return fail(why, "header '" + name +
+                           "' has an invalid value (CR, LF, NUL or "
+                           "leading/trailing whitespace)");
+    if (is_connection_specific(name))
+      return fail(why, "header '" + name + "' is not allowed in HTTP/2");
+    if (name == "te" && value != "trailers")
+      return fail(why, "header 'te' may only be \"trailers\" in HTTP/2");
+    if (name == "host") {
+      // HTTP/2 carries the host in :authority; sending both invites
+      // disagreement, so the caller's value replaces the URL's authority.
+      if (value.empty())
+        return fail(why, "header 'host' is empty");
+      out->authority.assign(value);
+      continue;
+    }
+    if (name == "content-length")
+      out->has_content_length = true;
+    out->fields.push_back({std::move(name), std::string(value)});
+  }
+  return H2POOL_OK;
+}
+
+} // namespace h2pool_core

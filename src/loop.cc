@@ -1,0 +1,133 @@
+#include "loop.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "h2pool.h"
+
+namespace h2pool_core {
+Loop::~Loop() {
+  if (thread_.joinable())
+    thread_.join();
+  wake_event_.reset();
+  base_.reset();
+  if (wake_fd_ >= 0)
+    ::close(wake_fd_);
+}
+
+int Loop::init(BatchHandler handler) {
+  handler_ = std::move(handler);
+  event_config *cfg = event_config_new();
+  if (cfg == nullptr)
+    return H2POOL_ERR_NOMEM;
+  // All loop state is owned by the loop thread; other threads only touch the
+  // mutex-guarded queue and the eventfd, so libevent needs no locking.
+  event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+  base_.reset(event_base_new_with_config(cfg));
+  event_config_free(cfg);
+  if (!base_)
+    return H2POOL_ERR_SYSTEM;
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0)
+    return H2POOL_ERR_SYSTEM;
+  wake_event_.reset(event_new(
+      base_.get(), wake_fd_, EV_READ | EV_PERSIST,
+      [](evutil_socket_t, short, void *arg) {
+        static_cast<Loop *>(arg)->on_wake();
+      },
+      this));
+  if (!wake_event_ || event_add(wake_event_.get(), nullptr) != 0)
+    return H2POOL_ERR_SYSTEM;
+  return H2POOL_OK;
+}
+
+int Loop::start() {
+  try {
+    thread_ = std::thread([this] {
+      thread_id_.store(std::this_thread::get_id());
+      event_base_dispatch(base_.get());
+      if (auto hook = std::move(exit_hook_))
+        hook(); // may delete this Loop: touch no member after it
+    });
+  } catch (const std::system_error &) {
+    return H2POOL_ERR_SYSTEM;
+  }
+  return H2POOL_OK;
+}
+
+void Loop::wake_locked() {
+  if (wake_pending_)
+    return;
+  wake_pending_ = true;
+  uint64_t one = 1;
+  // A full eventfd counter (EAGAIN) still leaves it readable, so the loop
+  // wakes either way.
+  ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  (void)n;
+}
+
+int Loop::submit(std::unique_ptr<Request> request) {
+  std::lock_guard lock(mutex_);
+  if (closed_.load(std::memory_order_relaxed))
+    return H2POOL_ERR_POOL_CLOSED;
+  incoming_.requests.push_back(std::move(request));
+  wake_locked();
+  return H2POOL_OK;
+}
+
+int Loop::cancel(uint64_t id) {
+  std::lock_guard lock(mutex_);
+  if (closed_.load(std::memory_order_relaxed))
+    return H2POOL_ERR_POOL_CLOSED;
+  incoming_.cancels.push_back(id);
+  wake_locked();
+  return H2POOL_OK;
+}
+
+int Loop::post(std::function<void()> task) {
+  std::lock_guard lock(mutex_);
+  if (closed_.load(std::memory_order_relaxed))
+    return H2POOL_ERR_POOL_CLOSED;
+  incoming_.tasks.push_back(std::move(task));
+  wake_locked();
+  return H2POOL_OK;
+}
+
+int Loop::close(std::function<void()> last_task) {
+  std::lock_guard lock(mutex_);
+  if (closed_.load(std::memory_order_relaxed))
+    return H2POOL_ERR_POOL_CLOSED;
+  closed_.store(true, std::memory_order_release);
+  incoming_.tasks.push_back(std::move(last_task));
+  wake_locked();
+  return H2POOL_OK;
+}
+
+void Loop::on_wake() {
+  uint64_t count;
+  ssize_t n = ::read(wake_fd_, &count, sizeof count);
+  (void)n;
+  Batch batch;
+  {
+    std::lock_guard lock(mutex_);
+    std::swap(batch, incoming_);
+    wake_pending_ = false;
+  }
+  handler_(batch);
+}
+
+void Loop::stop() { event_base_loopbreak(base_.get()); }
+
+void Loop::join() {
+  if (thread_.joinable())
+    thread_.join();
+}
+
+void Loop::detach() {
+  if (thread_.joinable())
+    thread_.detach();
+}
+
+} // namespace h2pool_core

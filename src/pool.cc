@@ -1,0 +1,460 @@
+#include "pool.h"
+
+#include <algorithm>
+
+namespace h2pool_core {
+namespace {
+
+void request_timer_cb(evutil_socket_t, short, void *arg) {
+  auto req = static_cast<Request *>(arg);
+  static_cast<Pool *>(req->owner)->on_request_timeout(*req);
+}
+
+// Streams we expect a connection still being set up to take: its local cap,
+// or the 100 RFC 9113 recommends as the minimum servers should allow.
+uint32_t expected_capacity(const Config &config) {
+  return config.max_concurrent_streams
+             ? std::min(config.max_concurrent_streams, 100u)
+             : 100u;
+}
+
+} // namespace
+
+Pool::Pool(event_base *base, const Config &config, const Logger &log,
+           Resolver &resolver, std::atomic<uint64_t> &waiting)
+    : base_(base), config_(config), log_(log), resolver_(resolver),
+      waiting_(waiting) {
+  connection_settings_.connect_timeout_ms = config.connect_timeout_ms;
+  connection_settings_.settings_timeout_ms = config.settings_timeout_ms;
+  connection_settings_.idle_timeout_ms = config.idle_timeout_ms;
+  connection_settings_.max_lifetime_ms = config.max_lifetime_ms;
+  connection_settings_.local_max_streams = config.max_concurrent_streams;
+  connection_settings_.stream_window_bytes = config.stream_window_bytes;
+  connection_settings_.connection_window_bytes = config.connection_window_bytes;
+  connection_settings_.max_response_body_bytes = config.max_response_body_bytes;
+  if (config.request_timeout_ms) {
+    // Requests with the pool's default timeout all expire in submission
+    // order, which libevent's common-timeout queue handles in O(1).
+    timeval tv = ms_to_timeval(config.request_timeout_ms);
+    default_timeout_ = event_base_init_common_timeout(base_, &tv);
+  }
+  dispatch_event_.reset(event_new(
+      base_, -1, 0,
+      [](evutil_socket_t, short, void *arg) {
+        static_cast<Pool *>(arg)->dispatch_dirty();
+      },
+      this));
+  reap_event_.reset(event_new(
+      base_, -1, 0,
+      [](evutil_socket_t, short, void *arg) {
+        static_cast<Pool *>(arg)->reap();
+      },
+      this));
+}
+
+Pool::~Pool() {
+  // shutdown() has normally run; this only frees what is left.
+  for (auto &[id, req] : requests_)
+    if (req->timer_armed)
+      event_del(&req->timer);
+  graveyard_.clear();
+  endpoints_.clear();
+}
+
+void Pool::handle(Loop::Batch &batch) {
+  for (auto &req : batch.requests)
+    accept(std::move(req));
+  for (uint64_t id : batch.cancels)
+    cancel(id);
+  for (auto &task : batch.tasks)
+    task();
+  dispatch_dirty();
+}
+
+Pool::Endpoint &Pool::endpoint_for(Request &req) {
+  auto it = endpoints_.find(req.endpoint_key);
+  if (it != endpoints_.end())
+    return *it->second;
+  auto ep = std::make_unique<Endpoint>();
+  ep->name = req.endpoint_key;
+  ep->host = req.url.host;
+  ep->port = req.url.port;
+  Endpoint &ref = *ep;
+  endpoint_order_.push_back(&ref);
+  endpoints_.emplace(req.endpoint_key, std::move(ep));
+  return ref;
+}
+
+Pool::Endpoint &Pool::endpoint_of(const Connection &conn) {
+  return *connection_endpoint_.at(&conn);
+}
+
+void Pool::accept(std::unique_ptr<Request> owned) {
+  Request &req = *owned;
+  if (closing_) {
+    requests_.emplace(req.id, std::move(owned));
+    Error e = make_error(H2POOL_ERR_POOL_CLOSED);
+    finish(req, &e);
+    return;
+  }
+  Endpoint &ep = endpoint_for(req);
+  req.owner = this;
+  req.endpoint = &ep;
+  requests_.emplace(req.id, std::move(owned));
+  if (req.timeout_ms) {
+    event_assign(&req.timer, base_, -1, 0, request_timer_cb, &req);
+    timeval tv = ms_to_timeval(req.timeout_ms);
+    const timeval *when =
+        (default_timeout_ && req.timeout_ms == config_.request_timeout_ms)
+            ? default_timeout_
+            : &tv;
+    event_add(&req.timer, when);
+    req.timer_armed = true;
+  }
+  req.state = Request::State::queued;
+  ep.pending.push_back(&req);
+  mark_dirty(ep);
+}
+
+void Pool::cancel(uint64_t id) {
+  auto it = requests_.find(id);
+  if (it == requests_.end())
+    return; // already completed: its result stands
+  abort(*it->second, make_error(H2POOL_ERR_CANCELLED));
+}
+
+void Pool::on_request_timeout(Request &req) {
+  req.timer_armed = false;
+  abort(req, make_error(H2POOL_ERR_TIMEOUT, "request timed out after " +
+                                                std::to_string(req.timeout_ms) +
+                                                " ms"));
+}
+
+void Pool::abort(Request &req, const Error &err) {
+  auto &ep = *static_cast<Endpoint *>(req.endpoint);
+  if (req.state == Request::State::queued) {
+    ep.pending.remove(&req);
+  } else if (req.state == Request::State::in_flight) {
+    for (auto &conn : ep.connections) {
+      if (conn->id() == req.response.connection_id) {
+        // RST_STREAM(CANCEL) tells the server to stop; the connection and
+        // its other streams carry on.
+        conn->reset(req, NGHTTP2_CANCEL);
+        break;
+      }
+    }
+  }
+  finish(req, &err);
+}
+
+void Pool::finish(Request &req, const Error *err) {
+  if (req.timer_armed) {
+    event_del(&req.timer);
+    req.timer_armed = false;
+  }
+  if (req.counted_waiting) {
+    waiting_.fetch_sub(1, std::memory_order_relaxed);
+    req.counted_waiting = false;
+  }
+  auto it = requests_.find(req.id);
+  std::unique_ptr<Request> owned = std::move(it->second);
+  requests_.erase(it);
+  req.state = Request::State::done;
+  if (auto ep = static_cast<Endpoint *>(req.endpoint))
+    ++(err ? ep->counters.failed : ep->counters.completed);
+
+  req.response.request_id = req.id;
+  try {
+    if (err) {
+      Error e = *err;
+      if (e.stream_id == 0)
+        e.stream_id = req.response.stream_id;
+      req.cb(req.got_headers ? &req.response : nullptr, &e, req.user_data);
+    } else {
+      req.cb(&req.response, nullptr, req.user_data);
+    }
+  } catch (...) {
+    // A C++ callback that throws must not unwind through libevent or
+    // nghttp2; its exception is dropped and the request stays completed.
+    H2POOL_LOG(log_, H2POOL_LOG_ERROR,
+               "completion callback of request %llu threw; ignored",
+               (unsigned long long)req.id);
+  }
+}
+
+void Pool::retry(Endpoint &ep, Request &req) {
+  ++ep.counters.retried;
+  req.state = Request::State::queued;
+  // Front of the queue: it was accepted before everything still waiting.
+  ep.pending.push_front(&req);
+  mark_dirty(ep);
+}
+
+void Pool::mark_dirty(Endpoint &ep) {
+  if (ep.dirty)
+    return;
+  ep.dirty = true;
+  dirty_.push_back(&ep);
+  // Run after the current callback (an nghttp2 callback may have called us),
+  // batching every change of this loop iteration into one pass.
+  event_active(dispatch_event_.get(), EV_TIMEOUT, 0);
+}
+
+void Pool::dispatch_dirty() {
+  std::vector<Endpoint *> work;
+  work.swap(dirty_);
+  for (Endpoint *ep : work) {
+    ep->dirty = false;
+    dispatch(*ep);
+  }
+}
+
+void Pool::dispatch(Endpoint &ep) {
+  if (closing_)
+    return;
+  std::vector<Connection *> touched;
+  while (!ep.pending.empty()) {
+    Connection *best = nullptr;
+    for (auto &c : ep.connections)
+      if (c->has_free_slot() &&
+          (!best || c->active_streams() > best->active_streams()))
+        best = c.get();
+    if (!best)
+      break;
+    if (std::find(touched.begin(), touched.end(), best) == touched.end())
+      touched.push_back(best);
+    while (!ep.pending.empty() && best->has_free_slot()) {
+      Request *req = ep.pending.pop_front();
+      bool reused = best->ever_used();
+      int rc = best->submit(*req);
+      if (rc != H2POOL_OK) {
+        ep.pending.push_front(req);
+        best->drain(); // it cannot take streams; stop offering it any
+        break;
+      }
+      req->state = Request::State::in_flight;
+      if (req->counted_waiting) {
+        waiting_.fetch_sub(1, std::memory_order_relaxed);
+        req->counted_waiting = false;
+      }
+      if (reused)
+        ++ep.counters.reused;
+    }
+    ep.counters.peak_streams =
+        std::max<uint64_t>(ep.counters.peak_streams, best->peak_streams());
+  }
+  for (Connection *c : touched)
+    c->flush();
+
+  if (ep.pending.empty() || ep.setup_failing)
+    return;
+  size_t healthy = 0, expected = 0;
+  for (auto &c : ep.connections) {
+    if (!c->is_healthy())
+      continue;
+    ++healthy;
+    if (c->is_pending())
+      expected += expected_capacity(config_);
+  }
+  while (ep.pending.size() > expected &&
+         healthy < config_.max_connections_per_endpoint) {
+    open_connection(ep);
+    ++healthy;
+    expected += expected_capacity(config_);
+  }
+}
+
+void Pool::open_connection(Endpoint &ep) {
+  auto owned = std::make_unique<Connection>(
+      base_, *this, log_, connection_settings_, ++next_connection_id_, ep.name);
+  Connection *conn = owned.get();
+  ep.connections.push_back(std::move(owned));
+  connection_endpoint_[conn] = &ep;
+  ++ep.counters.created;
+  H2POOL_LOG(log_, H2POOL_LOG_DEBUG, "conn %llu: opening to %s",
+             (unsigned long long)conn->id(), ep.name.c_str());
+  Address literal;
+  if (parse_ip_literal(ep.host, ep.port, &literal)) {
+    conn->connect({literal});
+    return;
+  }
+  resolver_.resolve(ep.host, ep.port,
+                    [conn, alive = conn->liveness()](
+                        std::string error, std::vector<Address> addresses) {
+                      if (alive.expired())
+                        return; // the connection went away meanwhile
+                      if (!error.empty())
+                        conn->fail(make_error(H2POOL_ERR_RESOLVE, error));
+                      else
+                        conn->connect(std::move(addresses));
+                    });
+}
+
+void Pool::on_connection_changed(Connection &conn) {
+  Endpoint &ep = endpoint_of(conn);
+  if (conn.was_ready())
+    ep.setup_failing = false;
+  mark_dirty(ep);
+}
+
+void Pool::on_stream_closed(Connection &conn, Request &req,
+                            const StreamEnd &end) {
+  Endpoint &ep = endpoint_of(conn);
+  if (req.local_error.code != H2POOL_OK) {
+    Error e = req.local_error;
+    finish(req, &e);
+    return;
+  }
+  if (req.end_stream) {
+    finish(req, nullptr);
+    return;
+  }
+  int32_t stream_id = req.response.stream_id;
+  // The server promises it never processed streams above a GOAWAY's last
+  // stream id, nor refused streams; either may go to another connection
+  // whatever the method.
+  bool above_goaway =
+      conn.goaway_received() && stream_id > conn.goaway_last_stream_id();
+  bool refused = !end.connection_error &&
+                 end.http2_code == NGHTTP2_REFUSED_STREAM && !req.got_headers;
+  if ((above_goaway || refused) && !closing_) {
+    if (req.attempts <= config_.max_retries) {
+      H2POOL_LOG(log_, H2POOL_LOG_DEBUG,
+                 "request %llu: stream %d %s; retrying (attempt %u)",
+                 (unsigned long long)req.id, stream_id,
+                 above_goaway ? "above GOAWAY last_stream_id" : "refused",
+                 req.attempts + 1);
+      retry(ep, req);
+      return;
+    }
+    Error e;
+    if (above_goaway) {
+      e = end.connection_error ? *end.connection_error
+                               : make_error(H2POOL_ERR_GOAWAY);
+      e.code = H2POOL_ERR_GOAWAY;
+      e.goaway_last_stream_id = conn.goaway_last_stream_id();
+    } else {
+      e = make_error(H2POOL_ERR_REFUSED_STREAM);
+      e.http2_code = NGHTTP2_REFUSED_STREAM;
+    }
+    e.message +=
+        " (gave up after " + std::to_string(req.attempts) + " attempts)";
+    finish(req, &e);
+    return;
+  }
+  if (end.connection_error) {
+    finish(req, end.connection_error);
+    return;
+  }
+  Error e = make_error(H2POOL_ERR_STREAM_RESET,
+                       std::string("server reset the stream with ") +
+                           http2_code_name(end.http2_code));
+  e.http2_code = end.http2_code;
+  if (end.http2_code == NGHTTP2_NO_ERROR) {
+    e.code = H2POOL_ERR_PROTOCOL;
+    e.message = "stream closed before the response was complete";
+  }
+  finish(req, &e);
+}
+
+void Pool::on_connection_closed(Connection &conn, const Error &why) {
+  Endpoint &ep = endpoint_of(conn);
+  ++ep.counters.closed;
+  ep.counters.peak_streams =
+      std::max<uint64_t>(ep.counters.peak_streams, conn.peak_streams());
+  auto it = std::find_if(ep.connections.begin(), ep.connections.end(),
+                         [&](const auto &c) { return c.get() == &conn; });
+  if (it != ep.connections.end()) {
+    graveyard_.push_back(std::move(*it));
+    ep.connections.erase(it);
+    event_active(reap_event_.get(), EV_TIMEOUT, 0);
+  }
+  if (closing_)
+    return;
+  // A connection that failed during setup is the answer for the requests
+  // waiting on it, unless another connection may still serve them.
+  if (!conn.was_ready()) {
+    ep.setup_failing = true;
+    bool others = std::any_of(ep.connections.begin(), ep.connections.end(),
+                              [](const auto &c) { return c->is_healthy(); });
+    if (!others) {
+      ep.setup_failing = false;
+      fail_pending(ep, why);
+    }
+  }
+  if (!ep.pending.empty())
+    mark_dirty(ep);
+}
+
+void Pool::fail_pending(Endpoint &ep, const Error &err) {
+  while (Request *req = ep.pending.pop_front())
+    finish(*req, &err);
+}
+
+void Pool::reap() {
+  for (auto &conn : graveyard_)
+    connection_endpoint_.erase(conn.get());
+  graveyard_.clear();
+}
+
+void Pool::shutdown() {
+  closing_ = true;
+  Error closed = make_error(H2POOL_ERR_POOL_CLOSED,
+                            "pool closed before the request completed");
+  for (Endpoint *ep : endpoint_order_)
+    fail_pending(*ep, closed);
+  std::vector<uint64_t> ids;
+  ids.reserve(requests_.size());
+  for (auto &[id, req] : requests_)
+    ids.push_back(id);
+  for (uint64_t id : ids) {
+    auto it = requests_.find(id);
+    if (it != requests_.end())
+      abort(*it->second, closed);
+  }
+  for (Endpoint *ep : endpoint_order_) {
+    std::vector<Connection *> conns;
+    for (auto &c : ep->connections)
+      conns.push_back(c.get());
+    for (Connection *c : conns)
+      c->close(closed);
+  }
+  reap();
+}
+
+h2pool_stats *Pool::snapshot() const {
+  auto stats = new h2pool_stats();
+  for (const Endpoint *ep : endpoint_order_) {
+    StatValues v{};
+    const Counters &c = ep->counters;
+    v[H2POOL_STAT_CONNECTIONS_CREATED] = c.created;
+    v[H2POOL_STAT_CONNECTIONS_REUSED] = c.reused;
+    v[H2POOL_STAT_CONNECTIONS_CLOSED] = c.closed;
+    v[H2POOL_STAT_REQUESTS_COMPLETED] = c.completed;
+    v[H2POOL_STAT_REQUESTS_FAILED] = c.failed;
+    v[H2POOL_STAT_REQUESTS_RETRIED] = c.retried;
+    v[H2POOL_STAT_REQUESTS_QUEUED] = ep->pending.size();
+    uint64_t peak = c.peak_streams;
+    for (const auto &conn : ep->connections) {
+      if (conn->state() == Connection::State::closed)
+        continue;
+      ++v[H2POOL_STAT_CONNECTIONS_OPEN];
+      if (conn->active_streams() == 0)
+        ++v[H2POOL_STAT_CONNECTIONS_IDLE];
+      v[H2POOL_STAT_STREAMS_ACTIVE] += conn->active_streams();
+      peak = std::max<uint64_t>(peak, conn->peak_streams());
+    }
+    v[H2POOL_STAT_PEAK_STREAMS_PER_CONNECTION] = peak;
+    for (size_t i = 0; i < kStatCount; ++i) {
+      if (i == H2POOL_STAT_PEAK_STREAMS_PER_CONNECTION)
+        stats->total[i] = std::max(stats->total[i], v[i]);
+      else
+        stats->total[i] += v[i];
+    }
+    stats->endpoint_names.push_back(ep->name);
+    stats->endpoints.push_back(v);
+  }
+  return stats;
+}
+
+} // namespace h2pool_core

@@ -1,0 +1,107 @@
+// The pool proper: endpoints, their pending queues and connections, stream
+// placement, retries and statistics. Runs entirely on the loop thread.
+//
+// Placement policy: a request goes to the busiest connection of its endpoint
+// that still has a free stream slot (so lightly used connections can go idle
+// and age out); with no free slot anywhere it waits in the endpoint's queue,
+// and a new connection is opened while the queue holds more requests than
+// the connections being set up are expected to take, up to the per-endpoint
+// limit.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "config.h"
+#include "connection.h"
+#include "log.h"
+#include "loop.h"
+#include "resolver.h"
+#include "stats.h"
+
+namespace h2pool_core {
+
+class Pool final : public ConnectionOwner {
+public:
+  // `waiting` counts accepted requests that have no stream yet; the API
+  // checks it against max_pending_requests on the callers' threads.
+  Pool(event_base *base, const Config &config, const Logger &log,
+       Resolver &resolver, std::atomic<uint64_t> &waiting);
+  ~Pool();
+  Pool(const Pool &) = delete;
+  Pool &operator=(const Pool &) = delete;
+
+  // Takes a batch from the submission queue.
+  void handle(Loop::Batch &batch);
+  // Completes every outstanding request with H2POOL_ERR_POOL_CLOSED and closes
+  // every connection.
+  void shutdown();
+  // Builds a snapshot of the statistics.
+  h2pool_stats *snapshot() const;
+
+  void on_request_timeout(Request &req);
+
+  // ConnectionOwner.
+  void on_connection_changed(Connection &conn) override;
+  void on_stream_closed(Connection &conn, Request &req,
+                        const StreamEnd &end) override;
+  void on_connection_closed(Connection &conn, const Error &why) override;
+
+private:
+  struct Counters {
+    uint64_t created = 0, reused = 0, closed = 0;
+    uint64_t completed = 0, failed = 0, retried = 0;
+    uint64_t peak_streams = 0;
+  };
+  struct Endpoint {
+    std::string name;
+    std::string host;
+    uint16_t port = 0;
+    RequestList pending;
+    std::vector<std::unique_ptr<Connection>> connections;
+    Counters counters;
+    bool dirty = false; // needs a dispatch pass
+    // A connection failed during setup and none has succeeded since: open
+    // no more until the ones under way resolve it, so an unreachable server
+    // costs one failed connection per wave of requests, not one per request.
+    bool setup_failing = false;
+  };
+
+  Endpoint &endpoint_for(Request &req);
+  Endpoint &endpoint_of(const Connection &conn);
+  void accept(std::unique_ptr<Request> req);
+  void cancel(uint64_t id);
+  void abort(Request &req, const Error &err);
+  void retry(Endpoint &ep, Request &req);
+  void finish(Request &req, const Error *err);
+  void mark_dirty(Endpoint &ep);
+  void dispatch_dirty();
+  void dispatch(Endpoint &ep);
+  void open_connection(Endpoint &ep);
+  void fail_pending(Endpoint &ep, const Error &err);
+  void reap();
+
+  event_base *base_;
+  Config config_;
+  const Logger &log_;
+  Resolver &resolver_;
+  std::atomic<uint64_t> &waiting_;
+  ConnectionSettings connection_settings_;
+  const timeval *default_timeout_ = nullptr; // libevent common timeout
+
+  std::unordered_map<std::string, std::unique_ptr<Endpoint>> endpoints_;
+  std::vector<Endpoint *> endpoint_order_; // creation order, for stats
+  std::unordered_map<uint64_t, std::unique_ptr<Request>> requests_;
+  std::unordered_map<const Connection *, Endpoint *> connection_endpoint_;
+  std::vector<Endpoint *> dirty_;
+  std::vector<std::unique_ptr<Connection>> graveyard_;
+  EventPtr dispatch_event_;
+  EventPtr reap_event_;
+  uint64_t next_connection_id_ = 0;
+  bool closing_ = false;
+};
+
+} // namespace h2pool_core

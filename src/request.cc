@@ -1,0 +1,137 @@
+#include "request.h"
+
+#include <cassert>
+#include <cstring>
+#include <strings.h>
+
+#include "h2pool.h"
+
+namespace h2pool_core {
+
+void Request::reset_for_retry() {
+  body_offset = 0;
+  got_headers = false;
+  end_stream = false;
+  in_trailers = false;
+  header_bytes = 0;
+  local_error = Error{};
+  response.status = 0;
+  response.headers.clear();
+  response.body.clear();
+  response.stream_id = 0;
+  response.connection_id = 0;
+}
+
+void RequestList::push_back(Request *r) {
+  assert(r->owner_list == nullptr);
+  r->owner_list = this;
+  r->prev = tail_;
+  r->next = nullptr;
+  if (tail_)
+    tail_->next = r;
+  else
+    head_ = r;
+  tail_ = r;
+  ++size_;
+}
+
+void RequestList::push_front(Request *r) {
+  assert(r->owner_list == nullptr);
+  r->owner_list = this;
+  r->prev = nullptr;
+  r->next = head_;
+  if (head_)
+    head_->prev = r;
+  else
+    tail_ = r;
+  head_ = r;
+  ++size_;
+}
+
+void RequestList::remove(Request *r) {
+  assert(r->owner_list == this);
+  if (r->prev)
+    r->prev->next = r->next;
+  else
+    head_ = r->next;
+  if (r->next)
+    r->next->prev = r->prev;
+  else
+    tail_ = r->prev;
+  r->prev = r->next = nullptr;
+  r->owner_list = nullptr;
+  --size_;
+}
+
+Request *RequestList::pop_front() {
+  Request *r = head_;
+  if (r)
+    remove(r);
+  return r;
+}
+
+} // namespace h2pool_core
+
+// --- Response accessors (public C API) -------------------------------------
+
+extern "C" {
+
+int h2pool_response_status(const h2pool_response *resp) {
+  return resp ? resp->status : 0;
+}
+
+size_t h2pool_response_header_count(const h2pool_response *resp) {
+  return resp ? resp->headers.size() : 0;
+}
+
+int h2pool_response_header_at(const h2pool_response *resp, size_t index,
+                              h2pool_header *out) {
+  if (resp == nullptr || out == nullptr || index >= resp->headers.size())
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  const auto &h = resp->headers[index];
+  out->name = h.name.data();
+  out->name_len = h.name.size();
+  out->value = h.value.c_str();
+  out->value_len = h.value.size();
+  return H2POOL_OK;
+}
+
+const char *h2pool_response_header(const h2pool_response *resp,
+                                   const char *name, size_t *value_len) {
+  if (resp == nullptr || name == nullptr)
+    return nullptr;
+  size_t n = strlen(name);
+  for (const auto &h : resp->headers) {
+    if (h.name.size() == n && strncasecmp(h.name.data(), name, n) == 0) {
+      if (value_len)
+        *value_len = h.value.size();
+      return h.value.c_str();
+    }
+  }
+  return nullptr;
+}
+
+const uint8_t *h2pool_response_body(const h2pool_response *resp, size_t *len) {
+  if (resp == nullptr) {
+    if (len)
+      *len = 0;
+    return nullptr;
+  }
+  if (len)
+    *len = resp->body.size();
+  return reinterpret_cast<const uint8_t *>(resp->body.data());
+}
+
+int32_t h2pool_response_stream_id(const h2pool_response *resp) {
+  return resp ? resp->stream_id : 0;
+}
+
+uint64_t h2pool_response_connection_id(const h2pool_response *resp) {
+  return resp ? resp->connection_id : 0;
+}
+
+uint64_t h2pool_response_request_id(const h2pool_response *resp) {
+  return resp ? resp->request_id : 0;
+}
+
+} // extern "C"

@@ -1,0 +1,29 @@
+// Parsing and validation of the absolute request URLs h2pool accepts.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace h2pool_core {
+
+enum class Scheme { http, https };
+
+struct Url {
+  Scheme scheme = Scheme::http;
+  std::string host; // lower-cased; IPv6 literals without brackets
+  bool host_is_ipv6 = false;
+  uint16_t port = 0;
+  std::string authority; // as sent in :authority (default port omitted)
+  std::string path;      // path and query, never empty, starts with '/'
+
+  // "scheme://host:port": the pool's endpoint key and the stats name.
+  std::string endpoint_name() const;
+};
+
+// Parses an absolute http:// or https:// URL. Returns H2POOL_OK, or
+// H2POOL_ERR_INVALID_URL / H2POOL_ERR_UNSUPPORTED_SCHEME with the reason in
+// `*why`. The fragment, if any, is dropped: it is never sent.
+int parse_url(std::string_view text, Url *out, std::string *why);
+
+} // namespace h2pool_core
