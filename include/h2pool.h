@@ -221,7 +221,8 @@ h2pool_config_set_max_connections_per_endpoint(h2pool_config *cfg, uint32_t n);
 /**
  * Local cap on concurrent streams per connection. The effective capacity is
  * the smaller of this and the server's SETTINGS_MAX_CONCURRENT_STREAMS.
- * 0 (the default) means "whatever the server allows".
+ * 0 (the default) means "whatever the server allows", or 1000 streams when
+ * the server announces no limit.
  */
 H2POOL_EXTERN int h2pool_config_set_max_concurrent_streams(h2pool_config *cfg,
                                                            uint32_t n);

@@ -20,6 +20,7 @@ constexpr size_t kOutputLowWater = 256u << 10;
 // hostile, and buffering more only helps it exhaust our memory.
 constexpr size_t kMaxResponseHeaderBytes = 256u << 10;
 constexpr size_t kMaxResponseHeaderFields = 1000;
+constexpr uint32_t kMaxStreamsWithoutServerLimit = 1000;
 
 // --- nghttp2 trampolines ---------------------------------------------------
 
@@ -179,6 +180,10 @@ uint32_t Connection::capacity() const {
   if (session_ && state_ != State::handshaking)
     peer = nghttp2_session_get_remote_settings(
         session_.get(), NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+  // A server that sets no limit allows 2^31 streams in principle; beyond a
+  // thousand, one connection's streams only queue behind each other in its
+  // flow-control window, so spread further load over more connections.
+  peer = std::min(peer, kMaxStreamsWithoutServerLimit);
   if (settings_.local_max_streams)
     peer = std::min(peer, settings_.local_max_streams);
   return peer;

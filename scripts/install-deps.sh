@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs, from Debian 12's archive, whatever the build and the tests need and
+# this machine lacks. Safe to run repeatedly: it does nothing when all is there.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config git
+  libnghttp2-dev libevent-dev libssl-dev zlib1g-dev
+  libcmocka-dev libgtest-dev
+  # Real HTTP/2 peers for the interop tests.
+  nghttp2-client nghttp2-server h2o
+  # Used by the test scripts (free-port lookup, binary file comparison).
+  python3 iproute2 procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+    missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  # Packaged servers (h2o) try to start themselves; inside containers and CI
+  # there is no init system to do it, and the tests start their own copies.
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
