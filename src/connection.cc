@@ -141,18 +141,19 @@ Request *stream_request(nghttp2_session *session, int32_t stream_id) {
       nghttp2_session_get_stream_user_data(session, stream_id));
 }
 
+// Header fields are copied by nghttp2_submit_request (no NO_COPY flags): the
+// HEADERS frame may be serialised after the request that owned the strings
+// was cancelled and freed.
 nghttp2_nv make_nv(const std::string &name, const std::string &value) {
   return {reinterpret_cast<uint8_t *>(const_cast<char *>(name.data())),
           reinterpret_cast<uint8_t *>(const_cast<char *>(value.data())),
-          name.size(), value.size(),
-          NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE};
+          name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
 }
 
 nghttp2_nv make_nv(const char *name, size_t namelen, const std::string &value) {
   return {reinterpret_cast<uint8_t *>(const_cast<char *>(name)),
           reinterpret_cast<uint8_t *>(const_cast<char *>(value.data())),
-          namelen, value.size(),
-          NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE};
+          namelen, value.size(), NGHTTP2_NV_FLAG_NONE};
 }
 
 } // namespace
