@@ -1,0 +1,437 @@
+/* The public C API's synchronous contract: version, error strings, argument
+ * validation, and requests refused synchronously without a callback. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "h2pool.h"
+#include "waiter.h"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- version and strerror ------------------------------------------- */
+
+static void test_version_runtime_matches_header(void **state) {
+  (void)state;
+  const char *s = NULL;
+  uint32_t v = h2pool_version(&s);
+  assert_int_equal(v, H2POOL_VERSION_NUM);
+  assert_int_equal(v >> 16, H2POOL_VERSION_MAJOR);
+  assert_int_equal((v >> 8) & 0xff, H2POOL_VERSION_MINOR);
+  assert_int_equal(v & 0xff, H2POOL_VERSION_PATCH);
+  assert_non_null(s);
+  assert_string_equal(s, H2POOL_VERSION_STRING);
+  /* The string macro is MAJOR.MINOR.PATCH of the numeric macros. */
+  char want[32];
+  snprintf(want, sizeof want, "%d.%d.%d", H2POOL_VERSION_MAJOR,
+           H2POOL_VERSION_MINOR, H2POOL_VERSION_PATCH);
+  assert_string_equal(H2POOL_VERSION_STRING, want);
+  /* NULL out-string is allowed. */
+  assert_int_equal(h2pool_version(NULL), H2POOL_VERSION_NUM);
+}
+
+static void test_strerror_every_code_distinct_and_non_empty(void **state) {
+  (void)state;
+  const int n = -H2POOL_ERR_INTERNAL + 1;
+  const char *msgs[64];
+  assert_true(n <= (int)ARRAY_LEN(msgs));
+  for (int i = 0; i < n; i++) {
+    msgs[i] = h2pool_strerror(-i);
+    assert_non_null(msgs[i]);
+    assert_true(strlen(msgs[i]) > 0);
+    for (int j = 0; j < i; j++) {
+      if (strcmp(msgs[i], msgs[j]) == 0)
+        fail_msg("codes %d and %d share the message \"%s\"", -i, -j, msgs[i]);
+    }
+    assert_string_not_equal(msgs[i], "unknown error");
+  }
+  /* Static strings: the same pointer content on every call. */
+  assert_string_equal(h2pool_strerror(H2POOL_ERR_TIMEOUT), msgs[13]);
+}
+
+static void test_strerror_unknown_codes_not_null(void **state) {
+  (void)state;
+  const int unknown[] = {1, 42, H2POOL_ERR_INTERNAL - 1, -1000, -2147483647 - 1,
+                         2147483647};
+  for (size_t i = 0; i < ARRAY_LEN(unknown); i++) {
+    const char *m = h2pool_strerror(unknown[i]);
+    assert_non_null(m);
+    assert_string_equal(m, "unknown error");
+  }
+}
+
+/* ---- configuration -------------------------------------------------- */
+
+static void test_config_new_rejects_null_out(void **state) {
+  (void)state;
+  assert_int_equal(h2pool_config_new(NULL), H2POOL_ERR_INVALID_ARGUMENT);
+}
+
+static void test_config_setters_reject_null_config(void **state) {
+  (void)state;
+  const int E = H2POOL_ERR_INVALID_ARGUMENT;
+  assert_int_equal(h2pool_config_set_max_connections_per_endpoint(NULL, 1), E);
+  assert_int_equal(h2pool_config_set_max_concurrent_streams(NULL, 1), E);
+  assert_int_equal(h2pool_config_set_max_pending_requests(NULL, 1), E);
+  assert_int_equal(h2pool_config_set_connect_timeout_ms(NULL, 1), E);
+  assert_int_equal(h2pool_config_set_settings_timeout_ms(NULL, 1), E);
+  assert_int_equal(h2pool_config_set_request_timeout_ms(NULL, 1), E);
+  assert_int_equal(h2pool_config_set_idle_timeout_ms(NULL, 1), E);
+  assert_int_equal(h2pool_config_set_max_lifetime_ms(NULL, 1), E);
+  assert_int_equal(h2pool_config_set_max_response_body_bytes(NULL, 1), E);
+  assert_int_equal(h2pool_config_set_log(NULL, NULL, H2POOL_LOG_NONE, NULL), E);
+}
+
+static void test_config_setters_reject_out_of_range(void **state) {
+  (void)state;
+  const int E = H2POOL_ERR_INVALID_ARGUMENT;
+  h2pool_config *cfg = NULL;
+  assert_int_equal(h2pool_config_new(&cfg), H2POOL_OK);
+  assert_non_null(cfg);
+  /* "1 to 10000" */
+  assert_int_equal(h2pool_config_set_max_connections_per_endpoint(cfg, 0), E);
+  assert_int_equal(h2pool_config_set_max_connections_per_endpoint(cfg, 10001),
+                   E);
+  assert_int_equal(
+      h2pool_config_set_max_connections_per_endpoint(cfg, UINT32_MAX), E);
+  /* "at least 1" */
+  assert_int_equal(h2pool_config_set_max_pending_requests(cfg, 0), E);
+  assert_int_equal(h2pool_config_set_connect_timeout_ms(cfg, 0), E);
+  assert_int_equal(h2pool_config_set_settings_timeout_ms(cfg, 0), E);
+  assert_int_equal(h2pool_config_set_max_response_body_bytes(cfg, 0), E);
+  /* Not an h2pool_log_level. */
+  assert_int_equal(h2pool_config_set_log(cfg, NULL, -1, NULL), E);
+  assert_int_equal(h2pool_config_set_log(cfg, NULL, H2POOL_LOG_DEBUG + 1, NULL),
+                   E);
+  h2pool_config_free(cfg);
+}
+
+static void test_config_setters_accept_boundaries(void **state) {
+  (void)state;
+  h2pool_config *cfg = NULL;
+  assert_int_equal(h2pool_config_new(&cfg), H2POOL_OK);
+  assert_int_equal(h2pool_config_set_max_connections_per_endpoint(cfg, 1), 0);
+  assert_int_equal(h2pool_config_set_max_connections_per_endpoint(cfg, 10000),
+                   0);
+  /* 0 is documented as meaningful for these. */
+  assert_int_equal(h2pool_config_set_max_concurrent_streams(cfg, 0), 0);
+  assert_int_equal(h2pool_config_set_request_timeout_ms(cfg, 0), 0);
+  assert_int_equal(h2pool_config_set_idle_timeout_ms(cfg, 0), 0);
+  assert_int_equal(h2pool_config_set_max_lifetime_ms(cfg, 0), 0);
+  assert_int_equal(h2pool_config_set_max_pending_requests(cfg, 1), 0);
+  assert_int_equal(h2pool_config_set_connect_timeout_ms(cfg, 1), 0);
+  assert_int_equal(h2pool_config_set_settings_timeout_ms(cfg, 1), 0);
+  assert_int_equal(h2pool_config_set_max_response_body_bytes(cfg, 1), 0);
+  assert_int_equal(
+      h2pool_config_set_max_response_body_bytes(cfg, UINT64_MAX / 2), 0);
+  assert_int_equal(h2pool_config_set_log(cfg, NULL, H2POOL_LOG_DEBUG, NULL), 0);
+  assert_int_equal(h2pool_config_set_log(cfg, NULL, H2POOL_LOG_NONE, NULL), 0);
+  /* One config, many pools; free it while they live. */
+  h2pool *a = NULL, *b = NULL;
+  assert_int_equal(h2pool_create(cfg, &a), H2POOL_OK);
+  assert_int_equal(h2pool_create(cfg, &b), H2POOL_OK);
+  assert_non_null(a);
+  assert_non_null(b);
+  assert_ptr_not_equal(a, b);
+  h2pool_config_free(cfg);
+  h2pool_destroy(a);
+  h2pool_destroy(b);
+}
+
+static void test_destructors_accept_null(void **state) {
+  (void)state;
+  h2pool_config_free(NULL);
+  h2pool_request_opts_free(NULL);
+  h2pool_stats_free(NULL);
+  h2pool_destroy(NULL);
+}
+
+/* ---- pool, options, cancel, stats ----------------------------------- */
+
+static void test_create_rejects_null_out(void **state) {
+  (void)state;
+  assert_int_equal(h2pool_create(NULL, NULL), H2POOL_ERR_INVALID_ARGUMENT);
+}
+
+static void test_create_with_null_config_uses_defaults(void **state) {
+  (void)state;
+  h2pool *p = NULL;
+  assert_int_equal(h2pool_create(NULL, &p), H2POOL_OK);
+  assert_non_null(p);
+  h2pool_destroy(p);
+}
+
+static void test_request_opts_reject_null(void **state) {
+  (void)state;
+  assert_int_equal(h2pool_request_opts_new(NULL), H2POOL_ERR_INVALID_ARGUMENT);
+  assert_int_equal(h2pool_request_opts_set_timeout_ms(NULL, 100),
+                   H2POOL_ERR_INVALID_ARGUMENT);
+  h2pool_request_opts *o = NULL;
+  assert_int_equal(h2pool_request_opts_new(&o), H2POOL_OK);
+  assert_non_null(o);
+  assert_int_equal(h2pool_request_opts_set_timeout_ms(o, 0), H2POOL_OK);
+  assert_int_equal(h2pool_request_opts_set_timeout_ms(o, 100), H2POOL_OK);
+  h2pool_request_opts_free(o);
+}
+
+static void test_cancel_rejects_null_pool_and_id_zero(void **state) {
+  fixture *f = *state;
+  assert_int_equal(h2pool_cancel(NULL, 1), H2POOL_ERR_INVALID_ARGUMENT);
+  assert_int_equal(h2pool_cancel(f->pool, 0), H2POOL_ERR_INVALID_ARGUMENT);
+  /* An id that was never issued is still just "queued". */
+  assert_int_equal(h2pool_cancel(f->pool, UINT64_MAX), H2POOL_OK);
+}
+
+static void test_stats_reject_null_arguments(void **state) {
+  fixture *f = *state;
+  h2pool_stats *s = NULL;
+  assert_int_equal(h2pool_stats_get(NULL, &s), H2POOL_ERR_INVALID_ARGUMENT);
+  assert_null(s);
+  assert_int_equal(h2pool_stats_get(f->pool, NULL),
+                   H2POOL_ERR_INVALID_ARGUMENT);
+  assert_int_equal(h2pool_stats_value(NULL, H2POOL_STAT_REQUESTS_COMPLETED), 0);
+  assert_int_equal(h2pool_stats_endpoint_count(NULL), 0);
+  assert_null(h2pool_stats_endpoint_name(NULL, 0));
+  assert_int_equal(
+      h2pool_stats_endpoint_value(NULL, 0, H2POOL_STAT_REQUESTS_COMPLETED), 0);
+
+  /* A fresh pool: no endpoints, out-of-range reads are 0/NULL. */
+  assert_int_equal(h2pool_stats_get(f->pool, &s), H2POOL_OK);
+  assert_non_null(s);
+  assert_int_equal(h2pool_stats_endpoint_count(s), 0);
+  assert_null(h2pool_stats_endpoint_name(s, 0));
+  assert_int_equal(
+      h2pool_stats_endpoint_value(s, 0, H2POOL_STAT_CONNECTIONS_CREATED), 0);
+  assert_int_equal(h2pool_stats_value(s, (h2pool_stat)999), 0);
+  assert_int_equal(h2pool_stats_value(s, (h2pool_stat)-1), 0);
+  for (int k = H2POOL_STAT_CONNECTIONS_OPEN;
+       k <= H2POOL_STAT_PEAK_STREAMS_PER_CONNECTION; k++)
+    assert_int_equal(h2pool_stats_value(s, (h2pool_stat)k), 0);
+  h2pool_stats_free(s);
+}
+
+static void test_error_and_response_accessors_accept_null(void **state) {
+  (void)state;
+  assert_int_equal(h2pool_error_code(NULL), H2POOL_ERR_INVALID_ARGUMENT);
+  const char *m = h2pool_error_message(NULL);
+  assert_non_null(m);
+  assert_string_equal(m, "");
+  /* Undocumented for NULL beyond "no crash". */
+  (void)h2pool_error_http2_code(NULL);
+  (void)h2pool_error_stream_id(NULL);
+  (void)h2pool_error_goaway_last_stream_id(NULL);
+
+  assert_int_equal(h2pool_response_status(NULL), 0);
+  h2pool_header h;
+  assert_int_equal(h2pool_response_header_at(NULL, 0, &h),
+                   H2POOL_ERR_INVALID_ARGUMENT);
+  size_t len = 12345;
+  assert_null(h2pool_response_header(NULL, "content-length", &len));
+  assert_null(h2pool_response_header(NULL, "content-length", NULL));
+  (void)h2pool_response_header_count(NULL);
+  (void)h2pool_response_body(NULL, &len);
+  (void)h2pool_response_body(NULL, NULL);
+  (void)h2pool_response_stream_id(NULL);
+  (void)h2pool_response_connection_id(NULL);
+  (void)h2pool_response_request_id(NULL);
+}
+
+/* ---- synchronous refusal: an error code and never a callback -------- */
+
+/* Submits and expects `want`; the fixture's waiter counts callbacks. */
+static void expect_refused(fixture *f, const char *method, const char *url,
+                           const h2pool_header *hs, size_t nh,
+                           const uint8_t *body, size_t body_len, int want,
+                           const char *what) {
+  uint64_t id = 777;
+  int rc = h2pool_request(f->pool, method, url, hs, nh, body, body_len, NULL,
+                          count_cb, &f->w, &id);
+  if (rc != want)
+    fail_msg("%s: got %d (%s), want %d (%s)", what, rc, h2pool_strerror(rc),
+             want, h2pool_strerror(want));
+}
+
+/* Destroying the pool runs every outstanding callback; none may exist. */
+static void expect_no_callbacks(fixture *f) {
+  h2pool_destroy(f->pool);
+  f->pool = NULL;
+  assert_int_equal(waiter_count(&f->w), 0);
+}
+
+static void test_request_refuses_null_arguments(void **state) {
+  fixture *f = *state;
+  char url[128];
+  fixture_url(f, url, sizeof url, "/");
+  const int E = H2POOL_ERR_INVALID_ARGUMENT;
+  uint64_t id = 0;
+  assert_int_equal(h2pool_request(NULL, "GET", url, NULL, 0, NULL, 0, NULL,
+                                  count_cb, &f->w, &id),
+                   E);
+  expect_refused(f, NULL, url, NULL, 0, NULL, 0, E, "NULL method");
+  expect_refused(f, "GET", NULL, NULL, 0, NULL, 0, E, "NULL url");
+  expect_refused(f, "GET", url, NULL, 2, NULL, 0, E, "NULL headers, n=2");
+  expect_refused(f, "POST", url, NULL, 0, NULL, 5, E, "NULL body, len=5");
+  assert_int_equal(
+      h2pool_request(f->pool, "GET", url, NULL, 0, NULL, 0, NULL, NULL, NULL,
+                     &id),
+      E);
+  /* A header whose name pointer is NULL: argument or header error. */
+  h2pool_header h = {NULL, 3, "v", 1};
+  int rc = h2pool_request(f->pool, "GET", url, &h, 1, NULL, 0, NULL, count_cb,
+                          &f->w, &id);
+  assert_true(rc == E || rc == H2POOL_ERR_INVALID_HEADER);
+  h2pool_header h2 = {"x-a", 3, NULL, 4};
+  rc = h2pool_request(f->pool, "GET", url, &h2, 1, NULL, 0, NULL, count_cb,
+                      &f->w, &id);
+  assert_true(rc == E || rc == H2POOL_ERR_INVALID_HEADER);
+  expect_no_callbacks(f);
+}
+
+static void test_request_refuses_malformed_urls(void **state) {
+  fixture *f = *state;
+  char port_url[128];
+  snprintf(port_url, sizeof port_url, "http://127.0.0.1:%u/\x01x",
+           (unsigned)h2ts_port(f->ts));
+  const char *bad[] = {
+      "",
+      "/just/a/path",
+      "127.0.0.1/no-scheme",
+      "http://",
+      "http:///path",
+      "http://:80/",
+      "http://host:99999/",
+      "http://host:65536/",
+      "http://host:-1/",
+      "http://host:8o/",
+      "http://[::1/",
+      "http://[::1",
+      "http://::1/",
+      "http://[zz::1]/",
+      "http:// space/",
+      "http://exa mple/",
+      "http://host/pa th",
+      "http://ho\x01st/",
+      "http://host/a\r\nb",
+      "http://host/\x7f",
+      "http://host/a\tb",
+      port_url,
+  };
+  for (size_t i = 0; i < ARRAY_LEN(bad); i++)
+    expect_refused(f, "GET", bad[i], NULL, 0, NULL, 0, H2POOL_ERR_INVALID_URL,
+                   bad[i]);
+  expect_no_callbacks(f);
+}
+
+static void test_request_refuses_unsupported_scheme(void **state) {
+  fixture *f = *state;
+  const char *bad[] = {"ftp://127.0.0.1/x", "ws://127.0.0.1/",
+                       "file:///etc/passwd", "gopher://host:70/"};
+  for (size_t i = 0; i < ARRAY_LEN(bad); i++)
+    expect_refused(f, "GET", bad[i], NULL, 0, NULL, 0,
+                   H2POOL_ERR_UNSUPPORTED_SCHEME, bad[i]);
+  expect_no_callbacks(f);
+}
+
+static void test_request_refuses_https_as_not_supported(void **state) {
+  fixture *f = *state;
+  expect_refused(f, "GET", "https://127.0.0.1/", NULL, 0, NULL, 0,
+                 H2POOL_ERR_NOT_SUPPORTED, "https");
+  expect_refused(f, "GET", "https://localhost:8443/x?y=1", NULL, 0, NULL, 0,
+                 H2POOL_ERR_NOT_SUPPORTED, "https with port");
+  expect_no_callbacks(f);
+}
+
+static void test_request_refuses_invalid_methods(void **state) {
+  fixture *f = *state;
+  char url[128];
+  fixture_url(f, url, sizeof url, "/");
+  const char *bad[] = {"", "GE T", "GET\r\n", "G(ET)", "GET/", "G\x01T",
+                       "\xc3\xa9T", "GET:", " GET"};
+  for (size_t i = 0; i < ARRAY_LEN(bad); i++)
+    expect_refused(f, bad[i], url, NULL, 0, NULL, 0, H2POOL_ERR_INVALID_METHOD,
+                   bad[i]);
+  expect_no_callbacks(f);
+}
+
+#define HDR(n, v) \
+  { (n), sizeof(n) - 1, (v), sizeof(v) - 1 }
+
+static void test_request_refuses_invalid_headers(void **state) {
+  fixture *f = *state;
+  char url[128];
+  fixture_url(f, url, sizeof url, "/");
+  const h2pool_header bad[] = {
+      HDR("bad name", "v"),
+      HDR("", "v"),
+      HDR(":path", "/x"),
+      HDR(":authority", "evil"),
+      HDR("connection", "close"),
+      HDR("Connection", "keep-alive"),
+      HDR("keep-alive", "timeout=5"),
+      HDR("proxy-connection", "keep-alive"),
+      HDR("transfer-encoding", "chunked"),
+      HDR("upgrade", "h2c"),
+      HDR("te", "gzip"),
+      HDR("x-crlf", "a\r\nb"),
+      HDR("x-lf", "a\nb"),
+      HDR("x-cr", "a\rb"),
+      HDR("x-nul", "a\0b"),
+      HDR("x-name\0nul", "v"),
+      HDR("x-colon:", "v"),
+      HDR("x-\x7f", "v"),
+  };
+  for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+    char what[96];
+    snprintf(what, sizeof what, "header #%zu \"%.*s\"", i,
+             (int)bad[i].name_len, bad[i].name);
+    expect_refused(f, "GET", url, &bad[i], 1, NULL, 0,
+                   H2POOL_ERR_INVALID_HEADER, what);
+    /* One bad header among good ones still refuses the request. */
+    h2pool_header mixed[3] = {HDR("x-good", "1"), bad[i], HDR("x-good2", "2")};
+    expect_refused(f, "GET", url, mixed, 3, NULL, 0, H2POOL_ERR_INVALID_HEADER,
+                   what);
+  }
+  expect_no_callbacks(f);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_version_runtime_matches_header),
+      cmocka_unit_test(test_strerror_every_code_distinct_and_non_empty),
+      cmocka_unit_test(test_strerror_unknown_codes_not_null),
+      cmocka_unit_test(test_config_new_rejects_null_out),
+      cmocka_unit_test(test_config_setters_reject_null_config),
+      cmocka_unit_test(test_config_setters_reject_out_of_range),
+      cmocka_unit_test(test_config_setters_accept_boundaries),
+      cmocka_unit_test(test_destructors_accept_null),
+      cmocka_unit_test(test_create_rejects_null_out),
+      cmocka_unit_test(test_create_with_null_config_uses_defaults),
+      cmocka_unit_test(test_request_opts_reject_null),
+      cmocka_unit_test(test_error_and_response_accessors_accept_null),
+      cmocka_unit_test_setup_teardown(test_cancel_rejects_null_pool_and_id_zero,
+                                      fixture_setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_stats_reject_null_arguments,
+                                      fixture_setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_request_refuses_null_arguments,
+                                      fixture_setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_request_refuses_malformed_urls,
+                                      fixture_setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_request_refuses_unsupported_scheme,
+                                      fixture_setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(
+          test_request_refuses_https_as_not_supported, fixture_setup,
+          fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_request_refuses_invalid_methods,
+                                      fixture_setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_request_refuses_invalid_headers,
+                                      fixture_setup, fixture_teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
