@@ -1,0 +1,357 @@
+#!/usr/bin/env bash
+# Interop test: the h2pool command-line tool against real HTTP/2 servers
+# (nghttpd and h2o), cleartext HTTP/2 with prior knowledge, on loopback only.
+#
+#   interop.sh PATH_TO_H2POOL [nghttpd|h2o]...
+#
+# With no server names both are tested. Exits 0 when every check passed,
+# 1 on any failure, 77 (CTest's SKIP_RETURN_CODE) when none of the requested
+# server binaries is installed.
+set -uo pipefail
+
+CLI=${1:?usage: interop.sh PATH_TO_H2POOL [nghttpd|h2o]...}
+shift
+SERVERS=("$@")
+if [[ ${#SERVERS[@]} -eq 0 ]]; then
+  SERVERS=(nghttpd h2o)
+fi
+
+# Every CLI invocation is bounded so a hang fails the test instead of
+# stalling CTest.
+CLI_TIMEOUT=60
+START_DEADLINE_MS=10000
+STOP_DEADLINE_MS=5000
+
+failures=0
+checks=0
+SERVER_PID=""
+SERVER_PGID=""
+SERVER_NAME=""
+
+log() { printf '[interop] %s\n' "$*"; }
+pass() {
+  checks=$((checks + 1))
+  printf '[interop] ok   %s\n' "$*"
+}
+fail() {
+  checks=$((checks + 1))
+  failures=$((failures + 1))
+  printf '[interop] FAIL %s\n' "$*"
+}
+now_ms() { date +%s%3N; }
+
+if [[ ! -x $CLI ]]; then
+  log "h2pool binary not found or not executable: $CLI"
+  exit 1
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/h2pool-interop.XXXXXX") || exit 1
+# h2o started as root drops to 'nobody', which must be able to read the
+# docroot; mktemp -d creates the directory 0700.
+chmod 755 "$WORK"
+
+# Process ids (not zombies) whose process group is $1.
+group_members() {
+  local pgid=$1 stat rest pid
+  local -a fields
+  for stat in /proc/[0-9]*/stat; do
+    pid=${stat#/proc/}
+    pid=${pid%/stat}
+    { read -r rest <"$stat"; } 2>/dev/null || continue
+    # The command name (field 2) may contain spaces: split after its ')'.
+    rest=${rest##*) }
+    read -r -a fields <<<"$rest"
+    # fields: state ppid pgrp ...
+    if [[ ${fields[2]:-} == "$pgid" && ${fields[0]:-} != Z ]]; then
+      printf '%s ' "$pid"
+    fi
+  done
+}
+
+port_accepts() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# A currently free loopback port: bind port 0 and report what the kernel
+# chose. The port is released before the server binds it, so callers retry
+# if the server then fails to start.
+pick_port() {
+  if command -v python3 >/dev/null 2>&1; then
+    python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+    return
+  fi
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 40000))
+    port_accepts "$p" || {
+      echo "$p"
+      return
+    }
+  done
+}
+
+stop_server() {
+  [[ -n $SERVER_PID ]] || return 0
+  local target=$SERVER_PID deadline
+  [[ -n $SERVER_PGID ]] && target=-$SERVER_PGID
+  kill -TERM -- "$target" 2>/dev/null
+  deadline=$(($(now_ms) + STOP_DEADLINE_MS))
+  while kill -0 "$SERVER_PID" 2>/dev/null &&
+    [[ -z $SERVER_PGID || -n $(group_members "$SERVER_PGID") ]]; do
+    if (($(now_ms) > deadline)); then
+      log "$SERVER_NAME did not stop on SIGTERM; sending SIGKILL"
+      kill -KILL -- "$target" 2>/dev/null
+      break
+    fi
+    # Zombies are excluded by group_members, so this loop ends as soon as
+    # the processes have exited; the pause only throttles the polling.
+    sleep 0.05
+  done
+  wait "$SERVER_PID" 2>/dev/null
+  SERVER_PID=""
+}
+
+cleanup() {
+  stop_server
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start_server NAME: starts NAME on a fresh port in its own process group,
+# waits until the port accepts connections, and sets PORT. Returns non-zero
+# if it could not be started.
+start_server() {
+  local name=$1 attempt deadline
+  for attempt in 1 2 3 4 5; do
+    PORT=$(pick_port) || return 1
+    local logf="$WORK/$name.log"
+    case $name in
+    nghttpd)
+      setsid nghttpd --no-tls -a 127.0.0.1 -d "$WORK/docroot" "$PORT" \
+        >"$logf" 2>&1 &
+      ;;
+    h2o)
+      cat >"$WORK/h2o.conf" <<EOF
+listen:
+  host: 127.0.0.1
+  port: $PORT
+hosts:
+  default:
+    paths:
+      /:
+        file.dir: $WORK/docroot
+EOF
+      setsid h2o -c "$WORK/h2o.conf" >"$logf" 2>&1 &
+      ;;
+    esac
+    SERVER_PID=$!
+    SERVER_NAME=$name
+    SERVER_PGID=""
+    deadline=$(($(now_ms) + START_DEADLINE_MS))
+    while :; do
+      if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        wait "$SERVER_PID" 2>/dev/null
+        log "$name exited during startup (attempt $attempt, port $PORT):"
+        sed 's/^/    /' "$logf"
+        SERVER_PID=""
+        break
+      fi
+      if port_accepts "$PORT"; then
+        # setsid made the server a process-group leader, so its group id is
+        # its pid; read it back rather than assume it.
+        local st
+        local -a f
+        st=$(cat "/proc/$SERVER_PID/stat" 2>/dev/null) || st=""
+        st=${st##*) }
+        read -r -a f <<<"$st"
+        SERVER_PGID=${f[2]:-}
+        [[ $SERVER_PGID == "$SERVER_PID" ]] || SERVER_PGID=""
+        return 0
+      fi
+      if (($(now_ms) > deadline)); then
+        log "$name did not accept connections on port $PORT within ${START_DEADLINE_MS} ms"
+        stop_server
+        return 1
+      fi
+      sleep 0.02
+    done
+  done
+  return 1
+}
+
+h2pool() { timeout "$CLI_TIMEOUT" "$CLI" "$@"; }
+
+# Compares a file with the expected bytes, describing the first difference.
+same_bytes() {
+  local got=$1 want=$2 what=$3
+  if cmp -s "$got" "$want"; then
+    pass "$what ($(stat -c %s "$want") bytes, byte-exact)"
+  else
+    fail "$what: output differs: $(cmp "$got" "$want" 2>&1 | head -n 1)"
+  fi
+}
+
+run_checks() {
+  local name=$1 base="http://127.0.0.1:$PORT" out="$WORK/out" err="$WORK/err"
+  local d="$WORK/docroot" rc
+
+  h2pool get "$base/small.txt" >"$out" 2>"$err"
+  rc=$?
+  if ((rc == 0)); then
+    same_bytes "$out" "$d/small.txt" "$name: get small file"
+  else
+    fail "$name: get small file: exit $rc: $(cat "$err")"
+  fi
+
+  h2pool get "$base/big.bin" >"$out" 2>"$err"
+  rc=$?
+  if ((rc == 0)); then
+    same_bytes "$out" "$d/big.bin" "$name: get 1 MiB random file"
+  else
+    fail "$name: get 1 MiB file: exit $rc: $(cat "$err")"
+  fi
+
+  local -a files=(a.txt big.bin b.txt small.txt c.txt a.txt) urls=() paths=()
+  local f
+  for f in "${files[@]}"; do
+    urls+=("$base/$f")
+    paths+=("$d/$f")
+  done
+  cat "${paths[@]}" >"$WORK/expect"
+  h2pool get "${urls[@]}" >"$out" 2>"$err"
+  rc=$?
+  if ((rc == 0)); then
+    same_bytes "$out" "$WORK/expect" "$name: get ${#urls[@]} URLs in one call, order kept"
+  else
+    fail "$name: get several URLs: exit $rc: $(cat "$err")"
+  fi
+
+  # The reverse order too, so a pass cannot come from completion order.
+  local -a rurls=() rpaths=()
+  local i
+  for ((i = ${#files[@]} - 1; i >= 0; i--)); do
+    rurls+=("${urls[i]}")
+    rpaths+=("${paths[i]}")
+  done
+  cat "${rpaths[@]}" >"$WORK/expect"
+  h2pool get "${rurls[@]}" >"$out" 2>"$err"
+  rc=$?
+  if ((rc == 0)); then
+    same_bytes "$out" "$WORK/expect" "$name: same URLs reversed, order kept"
+  else
+    fail "$name: get several URLs reversed: exit $rc: $(cat "$err")"
+  fi
+
+  h2pool get --verbose "$base/no-such-file" >"$out" 2>"$err"
+  rc=$?
+  if ((rc == 0)) && grep -q '^< HTTP/2 404$' "$err"; then
+    pass "$name: 404 is a response: exit 0, status 404 reported"
+  else
+    fail "$name: 404: exit $rc (want 0), stderr: $(cat "$err")"
+  fi
+
+  # One URL that cannot connect: exit 1, the others still printed, and an
+  # error line naming the URL.
+  local dead_port dead_url
+  dead_port=$(pick_port)
+  dead_url="http://127.0.0.1:$dead_port/x"
+  h2pool get --timeout-ms 10000 "$base/small.txt" "$dead_url" "$base/a.txt" \
+    >"$out" 2>"$err"
+  rc=$?
+  cat "$d/small.txt" "$d/a.txt" >"$WORK/expect"
+  if ((rc == 1)) && cmp -s "$out" "$WORK/expect" &&
+    grep -q "^h2pool: $dead_url: " "$err"; then
+    pass "$name: failed URL: exit 1, error on stderr ($(head -n 1 "$err")), others printed"
+  else
+    fail "$name: failed URL: exit $rc (want 1), stderr: $(cat "$err")"
+  fi
+
+  h2pool bench -n 1000 -c 2 -m 10 "$base/small.txt" >"$out" 2>"$err"
+  rc=$?
+  sed 's/^/    /' "$out"
+  local json
+  json=$(tail -n 1 "$out")
+  local conns
+  conns=$(grep -o '"connections":[0-9]*' <<<"$json" | cut -d: -f2)
+  if ((rc == 0)) && [[ $json == \{*\} ]] &&
+    grep -q '"requests":1000,' <<<"$json" &&
+    grep -q '"succeeded":1000,' <<<"$json" &&
+    grep -q '"failed":0,' <<<"$json" &&
+    [[ -n $conns ]] && ((conns >= 1 && conns <= 2)); then
+    pass "$name: bench -n 1000 -c 2 -m 10: 1000 succeeded on $conns connection(s)"
+  else
+    fail "$name: bench: exit $rc, last line: $json, stderr: $(cat "$err")"
+  fi
+}
+
+# Test data: a 6-byte file, a 1 MiB random file, and small distinct files.
+mkdir -p "$WORK/docroot"
+printf 'hello\n' >"$WORK/docroot/small.txt"
+head -c 1048576 /dev/urandom >"$WORK/docroot/big.bin"
+printf 'first file\n' >"$WORK/docroot/a.txt"
+printf 'second file, a bit longer\n' >"$WORK/docroot/b.txt"
+printf 'third\n' >"$WORK/docroot/c.txt"
+chmod 755 "$WORK/docroot"
+chmod 644 "$WORK/docroot"/*
+
+log "client: $("$CLI" --version 2>&1)"
+tested=0
+for name in "${SERVERS[@]}"; do
+  case $name in
+  nghttpd | h2o) ;;
+  *)
+    log "unknown server '$name'"
+    exit 1
+    ;;
+  esac
+  if ! command -v "$name" >/dev/null 2>&1; then
+    log "SKIP $name: not installed"
+    continue
+  fi
+  log "server: $("$name" --version 2>&1 | head -n 1) ($(command -v "$name"))"
+  if ! start_server "$name"; then
+    fail "$name: could not be started"
+    continue
+  fi
+  tested=$((tested + 1))
+  log "$name listening on 127.0.0.1:$PORT (pid $SERVER_PID, pgid ${SERVER_PGID:-?})"
+  if ss_out=$(ss -Hltnp "sport = :$PORT" 2>/dev/null) && [[ -n $ss_out ]]; then
+    if grep -qv '127.0.0.1:' <<<"$ss_out"; then
+      fail "$name: listens beyond loopback: $ss_out"
+    else
+      pass "$name: listens on loopback only"
+    fi
+  fi
+
+  run_checks "$name"
+
+  pgid=$SERVER_PGID pid=$SERVER_PID
+  stop_server
+  left=""
+  if [[ -n $pgid ]]; then
+    left=$(group_members "$pgid")
+  elif kill -0 "$pid" 2>/dev/null; then
+    left=$pid
+  fi
+  if [[ -z $left ]] && ! port_accepts "$PORT"; then
+    pass "$name: stopped, no process left, port closed"
+  else
+    fail "$name: still running after stop: pids '$left'"
+  fi
+done
+
+# Nothing started by this script may outlive it.
+if [[ -n $(jobs -pr) ]]; then
+  fail "background jobs still running: $(jobs -pr | tr '\n' ' ')"
+fi
+
+if ((tested == 0 && failures == 0)); then
+  log "SKIPPED: none of ${SERVERS[*]} is installed"
+  exit 77
+fi
+log "$checks checks, $failures failed"
+((failures == 0))

@@ -1,0 +1,264 @@
+// h2pool bench: h2load-style closed-loop load through the public API.
+#include <h2pool.h>
+
+#include <array>
+#include <atomic>
+#include <cinttypes>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "args.h"
+#include "commands.h"
+#include "common.h"
+#include "load.h"
+
+namespace h2pool_cli {
+
+const char kBenchUsage[] =
+    "Usage: h2pool bench [OPTIONS] URL\n"
+    "\n"
+    "Sends N GET requests to URL keeping at most C*M outstanding, like\n"
+    "h2load: C connections with M concurrent streams each. Prints a summary\n"
+    "and, as the last line, a JSON object with the figures.\n"
+    "\n"
+    "Options:\n"
+    "  -n, --requests N        total requests (default 1000)\n"
+    "  -c, --connections C     maximum connections (default 1)\n"
+    "  -m, --max-concurrent-streams M\n"
+    "                          concurrent streams per connection (default 1)\n"
+    "  -t, --threads T         split the load over T pools, each with its own\n"
+    "                          loop thread (default 1; at most C)\n"
+    "      --timeout-ms N      per-request timeout in ms (default 0: none)\n"
+    "  -h, --help              show this help\n"
+    "\n"
+    "Exit status: 0 if every request succeeded (any HTTP status), 1 if any\n"
+    "failed, 2 on usage errors.\n";
+
+namespace {
+
+constexpr int kMaxStatus = 600;
+
+// Results of one pool's share of the load. Written from that pool's loop
+// thread (and from the submitting thread for refused requests).
+struct Tally {
+  explicit Tally(uint64_t n) : latency_ns(n, UINT64_MAX) {}
+
+  std::vector<uint64_t> latency_ns; // UINT64_MAX for failures
+  std::atomic<uint64_t> succeeded{0};
+  std::atomic<uint64_t> failed{0};
+  std::array<std::atomic<uint64_t>, kMaxStatus> status{};
+  std::mutex error_mu;
+  std::map<int, uint64_t> error_counts;    // by H2POOL_ERR_* code
+  std::map<int, std::string> first_errors; // first description per code
+
+  void record(uint64_t index, const h2pool_response *resp,
+              const h2pool_error *err, int refused, uint64_t latency) {
+    if (err == nullptr && refused == 0) {
+      succeeded.fetch_add(1, std::memory_order_relaxed);
+      int st = h2pool_response_status(resp);
+      status[(st >= 0 && st < kMaxStatus) ? st : 0].fetch_add(
+          1, std::memory_order_relaxed);
+      latency_ns[index] = latency;
+      return;
+    }
+    failed.fetch_add(1, std::memory_order_relaxed);
+    int code = err ? h2pool_error_code(err) : refused;
+    std::lock_guard<std::mutex> lock(error_mu);
+    if (error_counts[code]++ == 0) {
+      first_errors[code] = err ? describe_error(err) : describe_code(refused);
+    }
+  }
+};
+
+struct Worker {
+  uint64_t requests = 0;
+  uint32_t connections = 0;
+  std::unique_ptr<Tally> tally;
+  std::unique_ptr<LoadRunner> runner;
+  PoolPtr pool; // destroyed before runner and tally (declared after them)
+};
+
+} // namespace
+
+int cmd_bench(const Args &args) {
+  uint64_t n = 1000, c = 1, m = 1, threads = 1;
+  uint32_t timeout_ms = 0;
+  std::string url, value;
+
+  ArgCursor cur(args);
+  while (!cur.done()) {
+    cur.check_help();
+    if (cur.value_option("--requests", "-n", value)) {
+      // Bounded so the per-request latency array stays addressable.
+      n = parse_uint(value, 1, 100'000'000, "-n");
+    } else if (cur.value_option("--connections", "-c", value)) {
+      c = parse_uint(value, 1, 10000, "-c");
+    } else if (cur.value_option("--max-concurrent-streams", "-m", value)) {
+      m = parse_uint(value, 1, UINT32_MAX, "-m");
+    } else if (cur.value_option("--threads", "-t", value)) {
+      threads = parse_uint(value, 1, 256, "--threads");
+    } else if (cur.value_option("--timeout-ms", "", value)) {
+      timeout_ms = static_cast<uint32_t>(
+          parse_uint(value, 0, UINT32_MAX, "--timeout-ms"));
+    } else if (auto pos = cur.positional()) {
+      if (!url.empty()) {
+        throw UsageError("bench takes exactly one URL");
+      }
+      url = std::move(*pos);
+    }
+  }
+  if (url.empty()) {
+    throw UsageError("no URL given");
+  }
+  if (threads > c) {
+    throw UsageError("--threads must not exceed -c (each pool needs at "
+                     "least one connection)");
+  }
+
+  OptsPtr opts = new_request_opts();
+  check(h2pool_request_opts_set_timeout_ms(opts.get(), timeout_ms),
+        "h2pool_request_opts_set_timeout_ms");
+
+  // Split requests and connections over the pools as evenly as possible.
+  std::vector<Worker> workers(threads);
+  for (uint64_t i = 0; i < threads; ++i) {
+    Worker &w = workers[i];
+    w.requests = n / threads + (i < n % threads ? 1 : 0);
+    w.connections = static_cast<uint32_t>(c / threads + (i < c % threads));
+    w.tally = std::make_unique<Tally>(w.requests);
+    ConfigPtr cfg = new_config();
+    check(h2pool_config_set_max_connections_per_endpoint(cfg.get(),
+                                                         w.connections),
+          "h2pool_config_set_max_connections_per_endpoint");
+    check(h2pool_config_set_max_concurrent_streams(cfg.get(),
+                                                   static_cast<uint32_t>(m)),
+          "h2pool_config_set_max_concurrent_streams");
+    uint64_t window = static_cast<uint64_t>(w.connections) * m;
+    Tally *tally = w.tally.get();
+    w.runner = std::make_unique<LoadRunner>(
+        w.requests, window, [&url](uint64_t) { return url; },
+        [tally](uint64_t index, const h2pool_response *resp,
+                const h2pool_error *err, int refused, uint64_t latency) {
+          tally->record(index, resp, err, refused, latency);
+        },
+        opts.get());
+    w.pool = new_pool(cfg.get());
+  }
+
+  CpuTimes cpu0 = process_cpu_times();
+  Clock::time_point t0 = Clock::now();
+  for (Worker &w : workers) {
+    w.runner->start(w.pool.get());
+  }
+  Clock::time_point t1 = t0;
+  for (Worker &w : workers) {
+    w.runner->wait();
+    t1 = std::max(t1, w.runner->finished_at());
+  }
+  CpuTimes cpu1 = process_cpu_times();
+
+  uint64_t connections = 0, peak_streams = 0, retried = 0;
+  for (Worker &w : workers) {
+    if (StatsPtr st = get_stats(w.pool.get())) {
+      connections +=
+          h2pool_stats_value(st.get(), H2POOL_STAT_CONNECTIONS_CREATED);
+      peak_streams = std::max(
+          peak_streams, h2pool_stats_value(
+                            st.get(), H2POOL_STAT_PEAK_STREAMS_PER_CONNECTION));
+      retried += h2pool_stats_value(st.get(), H2POOL_STAT_REQUESTS_RETRIED);
+    }
+    w.pool.reset();
+  }
+
+  uint64_t succeeded = 0, failed = 0;
+  std::array<uint64_t, kMaxStatus> status{};
+  std::map<int, uint64_t> error_counts;
+  std::map<int, std::string> first_errors;
+  std::vector<uint64_t> latencies;
+  latencies.reserve(n);
+  for (Worker &w : workers) {
+    Tally &t = *w.tally;
+    succeeded += t.succeeded.load();
+    failed += t.failed.load();
+    for (int s = 0; s < kMaxStatus; ++s) {
+      status[s] += t.status[s].load();
+    }
+    for (auto &[code, count] : t.error_counts) {
+      error_counts[code] += count;
+      first_errors.emplace(code, t.first_errors[code]);
+    }
+    for (uint64_t l : t.latency_ns) {
+      if (l != UINT64_MAX) {
+        latencies.push_back(l);
+      }
+    }
+  }
+  LatencySummary lat = summarize_latencies(latencies);
+  double wall = seconds_between(t0, t1);
+  double user = cpu1.user_s - cpu0.user_s;
+  double sys = cpu1.sys_s - cpu0.sys_s;
+  double rps = wall > 0 ? static_cast<double>(succeeded) / wall : 0;
+  double cpu_us = (user + sys) * 1e6 / static_cast<double>(n);
+
+  std::printf("h2pool bench %s\n", url.c_str());
+  std::printf("  %" PRIu64 " requests, %" PRIu64 " connections x %" PRIu64
+              " streams, %" PRIu64 " pool thread%s\n",
+              n, c, m, threads, threads == 1 ? "" : "s");
+  std::printf("requests:     %" PRIu64 " total, %" PRIu64 " succeeded, %" PRIu64
+              " failed\n",
+              n, succeeded, failed);
+  std::string codes, codes_json;
+  for (int s = 0; s < kMaxStatus; ++s) {
+    if (status[s] == 0) {
+      continue;
+    }
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "%s%d: %" PRIu64, codes.empty() ? "" : ", ",
+                  s, status[s]);
+    codes += buf;
+    std::snprintf(buf, sizeof(buf), "%s\"%d\":%" PRIu64,
+                  codes_json.empty() ? "" : ",", s, status[s]);
+    codes_json += buf;
+  }
+  std::printf("status codes: %s\n", codes.empty() ? "none" : codes.c_str());
+  for (auto &[code, count] : error_counts) {
+    std::printf("errors:       %" PRIu64 " x %s\n", count,
+                first_errors[code].c_str());
+  }
+  std::printf("wall time:    %.3f s\n", wall);
+  std::printf("throughput:   %.1f req/s\n", rps);
+  std::printf("latency:      min %.3f ms, mean %.3f ms, max %.3f ms, "
+              "p50 %.3f ms, p99 %.3f ms\n",
+              lat.min_ms, lat.mean_ms, lat.max_ms, lat.p50_ms, lat.p99_ms);
+  std::printf("cpu:          user %.3f s, sys %.3f s, %.1f us/request\n", user,
+              sys, cpu_us);
+  std::printf("connections:  %" PRIu64 " created, peak %" PRIu64
+              " streams/connection, %" PRIu64 " retries\n",
+              connections, peak_streams, retried);
+  std::printf(
+      "{\"requests\":%" PRIu64 ",\"succeeded\":%" PRIu64 ",\"failed\":%" PRIu64
+      ",\"wall_s\":%s,\"user_s\":%s,\"sys_s\":%s,\"rps\":%s,"
+      "\"cpu_us_per_req\":%s,\"connections\":%" PRIu64
+      ",\"max_connections\":%" PRIu64 ",\"max_streams\":%" PRIu64
+      ",\"threads\":%" PRIu64 ",\"peak_streams_per_connection\":%" PRIu64
+      ",\"latency_ms\":{\"min\":%s,\"mean\":%s,\"max\":%s,\"p50\":%s,"
+      "\"p99\":%s},\"status\":{%s}}\n",
+      n, succeeded, failed, json_number(wall, 6).c_str(),
+      json_number(user, 6).c_str(), json_number(sys, 6).c_str(),
+      json_number(rps, 1).c_str(), json_number(cpu_us, 3).c_str(), connections,
+      c, m, threads, peak_streams, json_number(lat.min_ms, 3).c_str(),
+      json_number(lat.mean_ms, 3).c_str(), json_number(lat.max_ms, 3).c_str(),
+      json_number(lat.p50_ms, 3).c_str(), json_number(lat.p99_ms, 3).c_str(),
+      codes_json.c_str());
+  if (std::fflush(stdout) != 0) {
+    std::perror("h2pool: writing to stdout");
+    return kExitFailure;
+  }
+  return failed == 0 ? kExitOk : kExitFailure;
+}
+
+} // namespace h2pool_cli

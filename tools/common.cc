@@ -1,0 +1,116 @@
+#include "common.h"
+
+#include <sys/resource.h>
+
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+
+namespace h2pool_cli {
+
+ApiError::ApiError(std::string what, int code)
+    : message_(std::move(what) + ": " + h2pool_strerror(code)) {}
+
+void check(int rc, std::string_view what) {
+  if (rc != H2POOL_OK) {
+    throw ApiError(std::string(what), rc);
+  }
+}
+
+ConfigPtr new_config() {
+  h2pool_config *cfg = nullptr;
+  check(h2pool_config_new(&cfg), "h2pool_config_new");
+  return ConfigPtr(cfg);
+}
+
+OptsPtr new_request_opts() {
+  h2pool_request_opts *opts = nullptr;
+  check(h2pool_request_opts_new(&opts), "h2pool_request_opts_new");
+  return OptsPtr(opts);
+}
+
+PoolPtr new_pool(const h2pool_config *cfg) {
+  h2pool *pool = nullptr;
+  check(h2pool_create(cfg, &pool), "h2pool_create");
+  return PoolPtr(pool);
+}
+
+StatsPtr get_stats(h2pool *pool) {
+  h2pool_stats *stats = nullptr;
+  int rc = h2pool_stats_get(pool, &stats);
+  if (rc != H2POOL_OK) {
+    std::fprintf(stderr, "h2pool: warning: h2pool_stats_get: %s\n",
+                 h2pool_strerror(rc));
+    return nullptr;
+  }
+  return StatsPtr(stats);
+}
+
+const char *http2_error_name(int64_t code) {
+  static const char *const names[] = {"NO_ERROR",
+                                      "PROTOCOL_ERROR",
+                                      "INTERNAL_ERROR",
+                                      "FLOW_CONTROL_ERROR",
+                                      "SETTINGS_TIMEOUT",
+                                      "STREAM_CLOSED",
+                                      "FRAME_SIZE_ERROR",
+                                      "REFUSED_STREAM",
+                                      "CANCEL",
+                                      "COMPRESSION_ERROR",
+                                      "CONNECT_ERROR",
+                                      "ENHANCE_YOUR_CALM",
+                                      "INADEQUATE_SECURITY",
+                                      "HTTP_1_1_REQUIRED"};
+  if (code < 0 || code >= static_cast<int64_t>(std::size(names))) {
+    return nullptr;
+  }
+  return names[code];
+}
+
+std::string describe_error(const h2pool_error *err) {
+  int code = h2pool_error_code(err);
+  std::string out = h2pool_strerror(code);
+  std::string_view msg = h2pool_error_message(err);
+  if (!msg.empty() && msg != out) {
+    out += ": ";
+    out += msg;
+  }
+  int64_t h2 = h2pool_error_http2_code(err);
+  if (h2 >= 0) {
+    char buf[96];
+    const char *name = http2_error_name(h2);
+    std::snprintf(buf, sizeof(buf), " (HTTP/2 error %s (0x%" PRIx64 "))",
+                  name ? name : "unknown", static_cast<uint64_t>(h2));
+    out += buf;
+  }
+  return out;
+}
+
+std::string describe_code(int code) { return h2pool_strerror(code); }
+
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+CpuTimes process_cpu_times() {
+  struct rusage ru {};
+  CpuTimes t;
+  if (getrusage(RUSAGE_SELF, &ru) == 0) {
+    t.user_s = static_cast<double>(ru.ru_utime.tv_sec) +
+               static_cast<double>(ru.ru_utime.tv_usec) / 1e6;
+    t.sys_s = static_cast<double>(ru.ru_stime.tv_sec) +
+              static_cast<double>(ru.ru_stime.tv_usec) / 1e6;
+  }
+  return t;
+}
+
+std::string json_number(double v, int decimals) {
+  if (!std::isfinite(v)) {
+    v = 0;
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.*f", decimals, v);
+  return buf;
+}
+
+} // namespace h2pool_cli

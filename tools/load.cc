@@ -1,0 +1,115 @@
+#include "load.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+namespace h2pool_cli {
+
+LoadRunner::LoadRunner(uint64_t count, uint64_t window, UrlFn url,
+                       CompleteFn on_complete, const h2pool_request_opts *opts)
+    : count_(count), url_(std::move(url)), on_complete_(std::move(on_complete)),
+      opts_(opts), slots_(std::min(count, std::max<uint64_t>(window, 1))) {
+  for (Slot &s : slots_) {
+    s.runner = this;
+  }
+  if (count_ == 0) {
+    done_ = true;
+  }
+}
+
+void LoadRunner::start(h2pool *pool) {
+  pool_ = pool;
+  started_at_ = Clock::now();
+  finished_at_ = started_at_;
+  for (Slot &s : slots_) {
+    submit_next(&s);
+  }
+}
+
+void LoadRunner::submit_next(Slot *slot) {
+  for (;;) {
+    uint64_t index = next_index_.fetch_add(1, std::memory_order_relaxed);
+    if (index >= count_) {
+      return;
+    }
+    slot->index = index;
+    std::string url = url_(index);
+    slot->sent = Clock::now();
+    int rc = h2pool_request(pool_, "GET", url.c_str(), nullptr, 0, nullptr, 0,
+                            opts_, &LoadRunner::on_response, slot, nullptr);
+    if (rc == H2POOL_OK) {
+      // From here the slot belongs to the callback, which may already be
+      // running on the loop thread.
+      return;
+    }
+    on_complete_(index, nullptr, nullptr, rc, 0);
+    mark_completed();
+  }
+}
+
+void LoadRunner::on_response(const h2pool_response *resp,
+                             const h2pool_error *err, void *user_data) {
+  auto slot = static_cast<Slot *>(user_data);
+  LoadRunner *self = slot->runner;
+  auto now = Clock::now();
+  auto latency =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now - slot->sent)
+          .count();
+  self->on_complete_(slot->index, resp, err, 0,
+                     static_cast<uint64_t>(std::max<int64_t>(latency, 0)));
+  // Count this one before reusing the slot: the next request's callback
+  // may run (on the loop thread) before submit_next() returns here.
+  self->mark_completed();
+  self->submit_next(slot);
+}
+
+void LoadRunner::mark_completed() {
+  uint64_t n = completed_.fetch_add(1, std::memory_order_acq_rel) + 1;
+  if (n == count_) {
+    std::lock_guard<std::mutex> lock(mu_);
+    finished_at_ = Clock::now();
+    done_ = true;
+    // Notify under the lock: once the waiter sees done_, it may tear the
+    // pool down, and this object must not be touched after the unlock.
+    cv_.notify_all();
+  }
+}
+
+void LoadRunner::wait() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return done_; });
+}
+
+bool LoadRunner::wait_for(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, timeout, [this] { return done_; });
+}
+
+LatencySummary summarize_latencies(std::vector<uint64_t> &samples_ns) {
+  LatencySummary s;
+  if (samples_ns.empty()) {
+    return s;
+  }
+  std::sort(samples_ns.begin(), samples_ns.end());
+  auto ms = [](uint64_t ns) { return static_cast<double>(ns) / 1e6; };
+  // Nearest-rank percentile.
+  auto pct = [&](double p) {
+    auto rank = static_cast<size_t>(
+        std::ceil(p / 100.0 * static_cast<double>(samples_ns.size())));
+    rank = std::clamp<size_t>(rank, 1, samples_ns.size());
+    return ms(samples_ns[rank - 1]);
+  };
+  long double sum = 0;
+  for (uint64_t v : samples_ns) {
+    sum += v;
+  }
+  s.min_ms = ms(samples_ns.front());
+  s.max_ms = ms(samples_ns.back());
+  s.mean_ms = static_cast<double>(sum / samples_ns.size()) / 1e6;
+  s.p50_ms = pct(50);
+  s.p99_ms = pct(99);
+  return s;
+}
+
+} // namespace h2pool_cli
