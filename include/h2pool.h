@@ -133,7 +133,21 @@ typedef enum h2pool_code {
   /** An operating-system call failed (the message says which). */
   H2POOL_ERR_SYSTEM = -23,
   /** An unexpected internal failure; please report it. */
-  H2POOL_ERR_INTERNAL = -24
+  H2POOL_ERR_INTERNAL = -24,
+  /** The TLS configuration is unusable: a CA file or directory, client
+   *  certificate or key could not be loaded (h2pool_create() returns it). */
+  H2POOL_ERR_TLS_CONFIG = -25,
+  /** The TLS handshake failed (protocol version, cipher, alert from the
+   *  server, or a non-TLS server); the message has OpenSSL's reason. */
+  H2POOL_ERR_TLS_HANDSHAKE = -26,
+  /** The server's certificate failed verification (untrusted, expired,
+   *  wrong host name, ...); the message has OpenSSL's reason. */
+  H2POOL_ERR_TLS_VERIFY = -27,
+  /** The server did not select "h2" in ALPN, so it does not speak HTTP/2
+   *  over TLS. No HTTP/2 frame was sent. */
+  H2POOL_ERR_TLS_ALPN = -28,
+  /** The TLS handshake did not finish within the handshake timeout. */
+  H2POOL_ERR_TLS_HANDSHAKE_TIMEOUT = -29
 } h2pool_code;
 
 /**
@@ -274,6 +288,55 @@ H2POOL_EXTERN int h2pool_config_set_max_lifetime_ms(h2pool_config *cfg,
 H2POOL_EXTERN int h2pool_config_set_max_response_body_bytes(h2pool_config *cfg,
                                                             uint64_t n);
 
+/** TLS protocol versions for h2pool_config_set_tls_min_version(). */
+typedef enum h2pool_tls_version {
+  H2POOL_TLS_VERSION_1_2 = 0x0303,
+  H2POOL_TLS_VERSION_1_3 = 0x0304
+} h2pool_tls_version;
+
+/**
+ * PEM file of CA certificates to trust for https:// servers, instead of the
+ * system's trust store. NULL restores the default. The file is read by
+ * h2pool_create(), which fails with H2POOL_ERR_TLS_CONFIG if it cannot be
+ * loaded. The path is copied.
+ */
+H2POOL_EXTERN int h2pool_config_set_tls_ca_file(h2pool_config *cfg,
+                                                const char *path);
+
+/**
+ * Directory of hashed CA certificates (as made by `openssl rehash`) to trust,
+ * instead of the system's trust store. NULL restores the default. Checked by
+ * h2pool_create(). The path is copied.
+ */
+H2POOL_EXTERN int h2pool_config_set_tls_ca_dir(h2pool_config *cfg,
+                                               const char *path);
+
+/**
+ * Client certificate chain and private key (PEM files) for servers that ask
+ * for one (mutual TLS). Both NULL removes them; otherwise both are required.
+ * Loaded and checked against each other by h2pool_create(). Paths are copied.
+ */
+H2POOL_EXTERN int h2pool_config_set_tls_client_cert(h2pool_config *cfg,
+                                                    const char *cert_file,
+                                                    const char *key_file);
+
+/** Lowest TLS version accepted (an h2pool_tls_version). Default 1.2. */
+H2POOL_EXTERN int h2pool_config_set_tls_min_version(h2pool_config *cfg,
+                                                    int version);
+
+/**
+ * With a non-zero `insecure`, server certificates are NOT verified: any
+ * server can impersonate any other. For tests against self-signed servers
+ * only. The pool logs a warning (once) when it is created so. Default 0.
+ */
+H2POOL_EXTERN int h2pool_config_set_tls_insecure_skip_verify(h2pool_config *cfg,
+                                                             int insecure);
+
+/** Time allowed for the TLS handshake after the TCP connection is up, in
+ *  milliseconds. Default 10000; at least 1. */
+H2POOL_EXTERN int h2pool_config_set_tls_handshake_timeout_ms(h2pool_config *cfg,
+                                                             uint32_t ms);
+
 /**
  * Sets the log callback and the most verbose level passed to it (an
  * h2pool_log_level). `cb` NULL disables logging. Default: none.
@@ -373,8 +436,9 @@ H2POOL_EXTERN int h2pool_request_opts_set_timeout_ms(h2pool_request_opts *opts,
  * `method`: an HTTP token such as "GET" (NUL-terminated).
  * `url`: an absolute "http://host[:port]/path?query" URL (NUL-terminated).
  *   Hosts may be names, IPv4 literals or bracketed IPv6 literals. A fragment
- *   is dropped. "https://" URLs are not supported by this version and fail
- *   with H2POOL_ERR_NOT_SUPPORTED.
+ *   is dropped. "https://" URLs use TLS with ALPN "h2", verified against
+ *   the configured trust store; "http://" URLs use HTTP/2 over cleartext TCP
+ *   with prior knowledge (h2c).
  * `headers`, `nheaders`: extra request headers (may be NULL when `nheaders`
  *   is 0). Names are sent lower-cased. A "host" header replaces the
  *   authority taken from the URL. Pseudo-headers and connection-specific
@@ -390,7 +454,7 @@ H2POOL_EXTERN int h2pool_request_opts_set_timeout_ms(h2pool_request_opts *opts,
  * Returns 0 when accepted: the callback will then run exactly once.
  * Returns a negative code, and never calls the callback, when refused:
  * H2POOL_ERR_INVALID_ARGUMENT, _INVALID_URL, _UNSUPPORTED_SCHEME,
- * _NOT_SUPPORTED, _INVALID_METHOD, _INVALID_HEADER, _QUEUE_FULL,
+ * _INVALID_METHOD, _INVALID_HEADER, _QUEUE_FULL,
  * _POOL_CLOSED or _NOMEM.
  */
 H2POOL_EXTERN int h2pool_request(h2pool *pool, const char *method,
@@ -490,7 +554,11 @@ typedef enum h2pool_stat {
   /** Counter: times a request was retried on another connection. */
   H2POOL_STAT_REQUESTS_RETRIED = 9,
   /** Gauge: the most streams seen at once on one connection. */
-  H2POOL_STAT_PEAK_STREAMS_PER_CONNECTION = 10
+  H2POOL_STAT_PEAK_STREAMS_PER_CONNECTION = 10,
+  /** Counter: TLS handshakes completed. */
+  H2POOL_STAT_TLS_HANDSHAKES = 11,
+  /** Counter: TLS handshakes that resumed an earlier session. */
+  H2POOL_STAT_TLS_RESUMED = 12
 } h2pool_stat;
 
 /**

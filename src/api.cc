@@ -13,6 +13,7 @@
 #include "pool.h"
 #include "request.h"
 #include "resolver.h"
+#include "tls.h"
 #include "url.h"
 
 // The public pool handle. Member order is destruction order in reverse: the
@@ -25,6 +26,7 @@ struct h2pool {
   h2pool_core::Logger log;
   h2pool_core::Loop loop;
   h2pool_core::Resolver resolver{loop};
+  std::unique_ptr<h2pool_core::TlsContext> tls;
   std::unique_ptr<h2pool_core::Pool> pool;
   std::atomic<uint64_t> next_id{0};
   std::atomic<uint64_t> waiting{0};
@@ -93,13 +95,23 @@ int h2pool_create(const h2pool_config *cfg, h2pool **out) {
     static const h2pool_config defaults;
     auto pool = std::make_unique<h2pool>(cfg ? *cfg : defaults);
     h2pool *raw = pool.get();
-    int rc = pool->loop.init(
+    std::string why;
+    int rc = h2pool_core::TlsContext::create(pool->config, &pool->tls, &why);
+    if (rc != H2POOL_OK) {
+      H2POOL_LOG(pool->log, H2POOL_LOG_ERROR, "%s", why.c_str());
+      return rc;
+    }
+    if (pool->config.tls_insecure)
+      H2POOL_LOG(pool->log, H2POOL_LOG_WARN,
+                 "TLS certificate verification is disabled for this pool: "
+                 "any server can impersonate any other");
+    rc = pool->loop.init(
         [raw](h2pool_core::Loop::Batch &batch) { raw->pool->handle(batch); });
     if (rc != H2POOL_OK)
       return rc;
     pool->pool = std::make_unique<h2pool_core::Pool>(
         pool->loop.base(), pool->config, pool->log, pool->resolver,
-        pool->waiting);
+        pool->waiting, pool->tls.get());
     rc = pool->loop.start();
     if (rc != H2POOL_OK)
       return rc;
@@ -149,9 +161,6 @@ int h2pool_request(h2pool *pool, const char *method, const char *url,
     int rc = h2pool_core::parse_url(url, &req->url, &why);
     if (rc != H2POOL_OK)
       return log_refusal(pool, rc, url, why);
-    if (req->url.scheme == h2pool_core::Scheme::https)
-      return log_refusal(pool, H2POOL_ERR_NOT_SUPPORTED, url,
-                         "https:// is not supported by this version");
     if (!h2pool_core::valid_method(method))
       return log_refusal(pool, H2POOL_ERR_INVALID_METHOD, method,
                          "not an HTTP token");

@@ -1,8 +1,24 @@
 // Typed setters for h2pool_config and h2pool_request_opts. Each validates its
 // argument so a bad value is reported where it is set, not at first use.
 #include <new>
+#include <string>
 
 #include "config.h"
+
+namespace {
+
+// Copies a C string into `dst` (NULL clears it) without letting bad_alloc
+// escape into C.
+int guarded_assign(std::string &dst, const char *src) {
+  try {
+    dst = src ? src : "";
+    return H2POOL_OK;
+  } catch (...) {
+    return H2POOL_ERR_NOMEM;
+  }
+}
+
+} // namespace
 
 extern "C" {
 
@@ -76,6 +92,58 @@ int h2pool_config_set_max_response_body_bytes(h2pool_config *cfg, uint64_t n) {
   if (cfg == nullptr || n < 1)
     return H2POOL_ERR_INVALID_ARGUMENT;
   cfg->max_response_body_bytes = n;
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_tls_ca_file(h2pool_config *cfg, const char *path) {
+  if (cfg == nullptr || (path && !*path))
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  return guarded_assign(cfg->tls_ca_file, path);
+}
+
+int h2pool_config_set_tls_ca_dir(h2pool_config *cfg, const char *path) {
+  if (cfg == nullptr || (path && !*path))
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  return guarded_assign(cfg->tls_ca_dir, path);
+}
+
+int h2pool_config_set_tls_client_cert(h2pool_config *cfg, const char *cert_file,
+                                      const char *key_file) {
+  if (cfg == nullptr || (cert_file == nullptr) != (key_file == nullptr) ||
+      (cert_file && (!*cert_file || !*key_file)))
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  std::string cert, key;
+  int rc = guarded_assign(cert, cert_file);
+  if (rc == H2POOL_OK)
+    rc = guarded_assign(key, key_file);
+  if (rc == H2POOL_OK) {
+    cfg->tls_cert_file.swap(cert);
+    cfg->tls_key_file.swap(key);
+  }
+  return rc;
+}
+
+int h2pool_config_set_tls_min_version(h2pool_config *cfg, int version) {
+  if (cfg == nullptr ||
+      (version != H2POOL_TLS_VERSION_1_2 && version != H2POOL_TLS_VERSION_1_3))
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->tls_min_version = version;
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_tls_insecure_skip_verify(h2pool_config *cfg,
+                                               int insecure) {
+  if (cfg == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->tls_insecure = insecure != 0;
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_tls_handshake_timeout_ms(h2pool_config *cfg,
+                                               uint32_t ms) {
+  if (cfg == nullptr || ms < 1)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->tls_handshake_timeout_ms = ms;
   return H2POOL_OK;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "h2pool.h"
 
@@ -23,6 +24,13 @@ struct h2pool_config {
   // at loopback speed without waiting for WINDOW_UPDATE round trips.
   uint32_t stream_window_bytes = 8u << 20;
   uint32_t connection_window_bytes = 64u << 20;
+  std::string tls_ca_file; // empty: system trust store
+  std::string tls_ca_dir;
+  std::string tls_cert_file; // client certificate chain (mutual TLS)
+  std::string tls_key_file;
+  int tls_min_version = H2POOL_TLS_VERSION_1_2;
+  bool tls_insecure = false;
+  uint32_t tls_handshake_timeout_ms = 10000;
   h2pool_log_cb log_cb = nullptr;
   int log_level = H2POOL_LOG_NONE;
   void *log_user_data = nullptr;

@@ -1,8 +1,11 @@
 #include "connection.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -160,9 +163,9 @@ nghttp2_nv make_nv(const char *name, size_t namelen, const std::string &value) {
 
 Connection::Connection(event_base *base, ConnectionOwner &owner,
                        const Logger &log, const ConnectionSettings &settings,
-                       uint64_t id, std::string name)
+                       uint64_t id, std::string name, const TlsTarget *tls)
     : base_(base), owner_(owner), log_(log), settings_(settings), id_(id),
-      name_(std::move(name)) {
+      name_(std::move(name)), tls_(tls) {
   connect_timer_.reset(evtimer_new(base_, connect_timeout_cb, this));
   settings_timer_.reset(evtimer_new(base_, settings_timeout_cb, this));
   idle_timer_.reset(evtimer_new(base_, idle_timeout_cb, this));
@@ -208,11 +211,32 @@ void Connection::connect(std::vector<Address> addresses) {
 void Connection::try_next_address() {
   while (next_address_ < addresses_.size()) {
     const Address &addr = addresses_[next_address_++];
-    bev_.reset(bufferevent_socket_new(base_, -1, BEV_OPT_CLOSE_ON_FREE));
+    if (tls_) {
+      SSL *ssl = tls_->context->new_ssl(tls_->host, tls_->host_is_ip,
+                                        tls_->sessions, this);
+      if (!ssl) {
+        fail(make_error(H2POOL_ERR_TLS_CONFIG, "cannot set up TLS for " +
+                                                   tls_->host + ": " +
+                                                   openssl_error_string()));
+        return;
+      }
+      // The bufferevent owns the SSL object from here (BEV_OPT_CLOSE_ON_FREE).
+      bev_.reset(bufferevent_openssl_socket_new(
+          base_, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE));
+      if (bev_)
+        // Many servers close without close_notify; that is an ordinary EOF
+        // for HTTP/2, whose framing shows whether a response was complete.
+        bufferevent_openssl_set_allow_dirty_shutdown(bev_.get(), 1);
+      else
+        SSL_free(ssl);
+    } else {
+      bev_.reset(bufferevent_socket_new(base_, -1, BEV_OPT_CLOSE_ON_FREE));
+    }
     if (!bev_) {
       last_connect_error_ = "cannot create socket buffer";
       continue;
     }
+    tls_handshake_phase_ = false;
     bufferevent_setcb(bev_.get(), read_cb, write_cb, event_cb, this);
     H2POOL_LOG(log_, H2POOL_LOG_DEBUG, "conn %llu: connecting to %s",
                (unsigned long long)id_, addr.to_string().c_str());
@@ -237,9 +261,65 @@ void Connection::try_next_address() {
   fail(err);
 }
 
+bool Connection::socket_connected() const {
+  if (!bev_)
+    return false;
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  return getpeername(bufferevent_getfd(bev_.get()),
+                     reinterpret_cast<sockaddr *>(&ss), &len) == 0;
+}
+
+void Connection::on_tls_session(SSL_SESSION *session) {
+  if (tls_ && tls_->sessions)
+    tls_->sessions->store(session);
+  else
+    SSL_SESSION_free(session);
+}
+
+bool Connection::connect_failure_is_tcp(Error *err) {
+  if (!tls_)
+    return true;
+  SSL *ssl = bufferevent_openssl_get_ssl(bev_.get());
+  unsigned long ssl_error = bufferevent_get_openssl_error(bev_.get());
+  long verify = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+  if (verify != X509_V_OK) {
+    *err = make_error(H2POOL_ERR_TLS_VERIFY,
+                      "certificate of " + name_ + " failed verification: " +
+                          X509_verify_cert_error_string(verify));
+    return false;
+  }
+  if (ssl_error != 0) {
+    *err = make_error(H2POOL_ERR_TLS_HANDSHAKE,
+                      "TLS handshake with " + name_ +
+                          " failed: " + openssl_error_string(ssl_error));
+    return false;
+  }
+  if (socket_connected()) {
+    *err = make_error(H2POOL_ERR_TLS_HANDSHAKE,
+                      "connection to " + name_ +
+                          " closed during the TLS handshake");
+    return false;
+  }
+  return true;
+}
+
 void Connection::on_connect_timeout() {
   if (state_ != State::connecting)
     return;
+  if (tls_ && !tls_handshake_phase_ && socket_connected()) {
+    // TCP is up and TLS is under way: it gets its own allowance.
+    tls_handshake_phase_ = true;
+    arm(connect_timer_, settings_.tls_handshake_timeout_ms);
+    return;
+  }
+  if (tls_handshake_phase_) {
+    fail(make_error(H2POOL_ERR_TLS_HANDSHAKE_TIMEOUT,
+                    "TLS handshake with " + name_ + " did not finish within " +
+                        std::to_string(settings_.tls_handshake_timeout_ms) +
+                        " ms"));
+    return;
+  }
   last_connect_timed_out_ = true;
   last_connect_error_ = addresses_[next_address_ - 1].to_string() +
                         ": connect timed out after " +
@@ -254,7 +334,32 @@ void Connection::on_socket_event(short what) {
   if (state_ == State::connecting) {
     if (what & BEV_EVENT_CONNECTED) {
       evtimer_del(connect_timer_.get());
+      if (tls_) {
+        SSL *ssl = bufferevent_openssl_get_ssl(bev_.get());
+        const unsigned char *proto = nullptr;
+        unsigned int len = 0;
+        SSL_get0_alpn_selected(ssl, &proto, &len);
+        if (len != 2 || memcmp(proto, "h2", 2) != 0) {
+          // Never send HTTP/2 frames to a server that did not agree to them.
+          fail(make_error(
+              H2POOL_ERR_TLS_ALPN,
+              name_ + " did not select HTTP/2 in ALPN (" +
+                  (len ? "selected '" +
+                             std::string(reinterpret_cast<const char *>(proto),
+                                         len) +
+                             "'"
+                       : std::string("no protocol selected")) +
+                  ")"));
+          return;
+        }
+        tls_resumed_ = SSL_session_reused(ssl) == 1;
+      }
       start_session();
+      return;
+    }
+    Error tls_error;
+    if (!connect_failure_is_tcp(&tls_error)) {
+      fail(tls_error);
       return;
     }
     int err = EVUTIL_SOCKET_ERROR();
@@ -393,10 +498,20 @@ void Connection::close(const Error &why) {
     const uint8_t *data;
     ssize_t n;
     evbuffer *out = bufferevent_get_output(bev_.get());
-    while ((n = nghttp2_session_mem_send(session_.get(), &data)) > 0)
-      evbuffer_add(out, data, size_t(n));
-    // Best effort, never blocking: whatever the socket takes now.
-    evbuffer_write(out, bufferevent_getfd(bev_.get()));
+    SSL *ssl = tls_ ? bufferevent_openssl_get_ssl(bev_.get()) : nullptr;
+    bool direct = !ssl || evbuffer_get_length(out) == 0;
+    while ((n = nghttp2_session_mem_send(session_.get(), &data)) > 0) {
+      // Best effort, never blocking: whatever the socket takes now. Over
+      // TLS the record can only go straight out when nothing is queued
+      // ahead of it in the bufferevent.
+      if (ssl && direct)
+        direct = SSL_write(ssl, data, int(n)) == int(n);
+      else
+        evbuffer_add(out, data, size_t(n));
+    }
+    if (!ssl)
+      evbuffer_write(out, bufferevent_getfd(bev_.get()));
+    ERR_clear_error();
   }
   if (bev_) {
     bufferevent_disable(bev_.get(), EV_READ | EV_WRITE);
@@ -607,6 +722,7 @@ int Connection::on_frame_recv(const nghttp2_frame *frame) {
       evtimer_del(settings_timer_.get());
       state_ = State::ready;
       was_ready_ = true;
+      owner_.on_connection_ready(*this);
       H2POOL_LOG(log_, H2POOL_LOG_DEBUG,
                  "conn %llu: ready, server allows %u concurrent streams",
                  (unsigned long long)id_,

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "request.h"
 #include "resolver.h"
+#include "tls.h"
 
 namespace h2pool_core {
 
@@ -28,8 +29,20 @@ struct StreamEnd {
   const Error *connection_error = nullptr; // set if the connection died
 };
 
+// Where a TLS connection goes: the context, the name to send in SNI and to
+// match the certificate against, and the endpoint's session cache.
+struct TlsTarget {
+  const TlsContext *context = nullptr;
+  std::string host;
+  bool host_is_ip = false;
+  TlsSessionCache *sessions = nullptr;
+};
+
 class ConnectionOwner {
 public:
+  // The handshake finished: the server's SETTINGS arrived. Once per
+  // connection, before on_connection_changed for the same event.
+  virtual void on_connection_ready(Connection &conn) = 0;
   // The connection can take streams now, or can take more than before (its
   // handshake finished, a stream closed, the server raised its limit), or it
   // stopped taking them (GOAWAY, drain). Called from inside nghttp2
@@ -49,6 +62,7 @@ protected:
 struct ConnectionSettings {
   uint32_t connect_timeout_ms = 10000;
   uint32_t settings_timeout_ms = 10000;
+  uint32_t tls_handshake_timeout_ms = 10000;
   uint32_t idle_timeout_ms = 60000;
   uint32_t max_lifetime_ms = 300000;
   uint32_t local_max_streams = 0; // 0: the server's limit
@@ -57,7 +71,7 @@ struct ConnectionSettings {
   uint64_t max_response_body_bytes = uint64_t{1} << 30;
 };
 
-class Connection {
+class Connection final : private TlsSessionSink {
 public:
   enum class State {
     resolving,
@@ -68,8 +82,11 @@ public:
     closed
   };
 
+  // `tls` is null for cleartext (h2c) connections; it must outlive the
+  // connection.
   Connection(event_base *base, ConnectionOwner &owner, const Logger &log,
-             const ConnectionSettings &settings, uint64_t id, std::string name);
+             const ConnectionSettings &settings, uint64_t id, std::string name,
+             const TlsTarget *tls);
   ~Connection();
   Connection(const Connection &) = delete;
   Connection &operator=(const Connection &) = delete;
@@ -100,6 +117,9 @@ public:
   size_t peak_streams() const { return peak_; }
   uint64_t id() const { return id_; }
   bool ever_used() const { return streams_opened_ > 0; }
+  bool is_tls() const { return tls_ != nullptr; }
+  // The TLS handshake resumed an earlier session.
+  bool tls_resumed() const { return tls_resumed_; }
   // Reached the ready state at some point (the handshake completed).
   bool was_ready() const { return was_ready_; }
   bool goaway_received() const { return goaway_received_; }
@@ -145,6 +165,12 @@ public:
   void on_lifetime_timeout();
 
 private:
+  void on_tls_session(SSL_SESSION *session) override;
+  // Classifies a failure while connecting; returns true if the next address
+  // is worth trying (TCP-level failures), false if it was a TLS failure that
+  // another address would repeat (the error is then in `*err`).
+  bool connect_failure_is_tcp(Error *err);
+  bool socket_connected() const;
   void try_next_address();
   void start_session();
   // After any input or event: close if the session is done or draining is
@@ -159,6 +185,9 @@ private:
   ConnectionSettings settings_;
   uint64_t id_;
   std::string name_;
+  const TlsTarget *tls_;
+  bool tls_handshake_phase_ = false; // the connect timer now times TLS
+  bool tls_resumed_ = false;
 
   State state_ = State::resolving;
   std::vector<Address> addresses_;

@@ -56,6 +56,16 @@ const char *error_text(int code) {
     return "system call failed";
   case H2POOL_ERR_INTERNAL:
     return "internal error";
+  case H2POOL_ERR_TLS_CONFIG:
+    return "TLS configuration cannot be loaded";
+  case H2POOL_ERR_TLS_HANDSHAKE:
+    return "TLS handshake failed";
+  case H2POOL_ERR_TLS_VERIFY:
+    return "TLS certificate verification failed";
+  case H2POOL_ERR_TLS_ALPN:
+    return "server does not offer HTTP/2 over TLS (ALPN h2)";
+  case H2POOL_ERR_TLS_HANDSHAKE_TIMEOUT:
+    return "TLS handshake timed out";
   default:
     return "unknown error";
   }

@@ -21,11 +21,14 @@ uint32_t expected_capacity(const Config &config) {
 } // namespace
 
 Pool::Pool(event_base *base, const Config &config, const Logger &log,
-           Resolver &resolver, std::atomic<uint64_t> &waiting)
+           Resolver &resolver, std::atomic<uint64_t> &waiting,
+           const TlsContext *tls)
     : base_(base), config_(config), log_(log), resolver_(resolver),
-      waiting_(waiting) {
+      waiting_(waiting), tls_(tls) {
   connection_settings_.connect_timeout_ms = config.connect_timeout_ms;
   connection_settings_.settings_timeout_ms = config.settings_timeout_ms;
+  connection_settings_.tls_handshake_timeout_ms =
+      config.tls_handshake_timeout_ms;
   connection_settings_.idle_timeout_ms = config.idle_timeout_ms;
   connection_settings_.max_lifetime_ms = config.max_lifetime_ms;
   connection_settings_.local_max_streams = config.max_concurrent_streams;
@@ -79,6 +82,13 @@ Pool::Endpoint &Pool::endpoint_for(Request &req) {
   ep->name = req.endpoint_key;
   ep->host = req.url.host;
   ep->port = req.url.port;
+  if (req.url.scheme == Scheme::https) {
+    ep->tls.context = tls_;
+    ep->tls.host = req.url.host;
+    ep->tls.host_is_ip =
+        req.url.host_is_ipv6 || parse_ip_literal(req.url.host, 0, nullptr);
+    ep->tls.sessions = &ep->tls_sessions;
+  }
   Endpoint &ref = *ep;
   endpoint_order_.push_back(&ref);
   endpoints_.emplace(req.endpoint_key, std::move(ep));
@@ -266,7 +276,8 @@ void Pool::dispatch(Endpoint &ep) {
 
 void Pool::open_connection(Endpoint &ep) {
   auto owned = std::make_unique<Connection>(
-      base_, *this, log_, connection_settings_, ++next_connection_id_, ep.name);
+      base_, *this, log_, connection_settings_, ++next_connection_id_, ep.name,
+      ep.tls.context ? &ep.tls : nullptr);
   Connection *conn = owned.get();
   ep.connections.push_back(std::move(owned));
   connection_endpoint_[conn] = &ep;
@@ -288,6 +299,15 @@ void Pool::open_connection(Endpoint &ep) {
                       else
                         conn->connect(std::move(addresses));
                     });
+}
+
+void Pool::on_connection_ready(Connection &conn) {
+  Endpoint &ep = endpoint_of(conn);
+  if (conn.is_tls()) {
+    ++ep.counters.tls_handshakes;
+    if (conn.tls_resumed())
+      ++ep.counters.tls_resumed;
+  }
 }
 
 void Pool::on_connection_changed(Connection &conn) {
@@ -434,6 +454,8 @@ h2pool_stats *Pool::snapshot() const {
     v[H2POOL_STAT_REQUESTS_FAILED] = c.failed;
     v[H2POOL_STAT_REQUESTS_RETRIED] = c.retried;
     v[H2POOL_STAT_REQUESTS_QUEUED] = ep->pending.size();
+    v[H2POOL_STAT_TLS_HANDSHAKES] = c.tls_handshakes;
+    v[H2POOL_STAT_TLS_RESUMED] = c.tls_resumed;
     uint64_t peak = c.peak_streams;
     for (const auto &conn : ep->connections) {
       if (conn->state() == Connection::State::closed)

@@ -28,8 +28,11 @@ class Pool final : public ConnectionOwner {
 public:
   // `waiting` counts accepted requests that have no stream yet; the API
   // checks it against max_pending_requests on the callers' threads.
+  // `tls` may be null if the TLS context could not be built; https requests
+  // then fail. It must outlive the pool.
   Pool(event_base *base, const Config &config, const Logger &log,
-       Resolver &resolver, std::atomic<uint64_t> &waiting);
+       Resolver &resolver, std::atomic<uint64_t> &waiting,
+       const TlsContext *tls);
   ~Pool();
   Pool(const Pool &) = delete;
   Pool &operator=(const Pool &) = delete;
@@ -45,6 +48,7 @@ public:
   void on_request_timeout(Request &req);
 
   // ConnectionOwner.
+  void on_connection_ready(Connection &conn) override;
   void on_connection_changed(Connection &conn) override;
   void on_stream_closed(Connection &conn, Request &req,
                         const StreamEnd &end) override;
@@ -55,11 +59,14 @@ private:
     uint64_t created = 0, reused = 0, closed = 0;
     uint64_t completed = 0, failed = 0, retried = 0;
     uint64_t peak_streams = 0;
+    uint64_t tls_handshakes = 0, tls_resumed = 0;
   };
   struct Endpoint {
     std::string name;
     std::string host;
     uint16_t port = 0;
+    TlsSessionCache tls_sessions;
+    TlsTarget tls; // context null for http:// endpoints
     RequestList pending;
     std::vector<std::unique_ptr<Connection>> connections;
     Counters counters;
@@ -89,6 +96,7 @@ private:
   const Logger &log_;
   Resolver &resolver_;
   std::atomic<uint64_t> &waiting_;
+  const TlsContext *tls_;
   ConnectionSettings connection_settings_;
   const timeval *default_timeout_ = nullptr; // libevent common timeout
 

@@ -34,7 +34,8 @@ bool parse_ip_literal(const std::string &host, uint16_t port, Address *out) {
     sin->sin_family = AF_INET;
     sin->sin_port = htons(port);
     a.length = sizeof(sockaddr_in);
-    *out = a;
+    if (out)
+      *out = a;
     return true;
   }
   auto sin6 = reinterpret_cast<sockaddr_in6 *>(&a.storage);
@@ -42,7 +43,8 @@ bool parse_ip_literal(const std::string &host, uint16_t port, Address *out) {
     sin6->sin6_family = AF_INET6;
     sin6->sin6_port = htons(port);
     a.length = sizeof(sockaddr_in6);
-    *out = a;
+    if (out)
+      *out = a;
     return true;
   }
   return false;

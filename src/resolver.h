@@ -29,7 +29,8 @@ struct Address {
   std::string to_string() const;
 };
 
-// Fills `out` if `host` is an IPv4 or IPv6 literal (without brackets).
+// True if `host` is an IPv4 or IPv6 literal (without brackets); fills `out`
+// (if not null) with the address and `port`.
 bool parse_ip_literal(const std::string &host, uint16_t port, Address *out);
 
 class Resolver {

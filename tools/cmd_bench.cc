@@ -33,6 +33,9 @@ const char kBenchUsage[] =
     "  -t, --threads T         split the load over T pools, each with its own\n"
     "                          loop thread (default 1; at most C)\n"
     "      --timeout-ms N      per-request timeout in ms (default 0: none)\n"
+    "      --cacert FILE       trust the CA certificates in FILE (PEM)\n"
+    "      --cert FILE --key FILE  client certificate and key (mutual TLS)\n"
+    "  -k, --insecure          do not verify server certificates\n"
     "  -h, --help              show this help\n"
     "\n"
     "Exit status: 0 if every request succeeded (any HTTP status), 1 if any\n"
@@ -89,10 +92,13 @@ int cmd_bench(const Args &args) {
   uint32_t timeout_ms = 0;
   std::string url, value;
 
+  TlsOptions tls;
   ArgCursor cur(args);
   while (!cur.done()) {
     cur.check_help();
-    if (cur.value_option("--requests", "-n", value)) {
+    if (tls.parse(cur)) {
+      continue;
+    } else if (cur.value_option("--requests", "-n", value)) {
       // Bounded so the per-request latency array stays addressable.
       n = parse_uint(value, 1, 100'000'000, "-n");
     } else if (cur.value_option("--connections", "-c", value)) {
@@ -114,6 +120,7 @@ int cmd_bench(const Args &args) {
   if (url.empty()) {
     throw UsageError("no URL given");
   }
+  tls.validate();
   if (threads > c) {
     throw UsageError("--threads must not exceed -c (each pool needs at "
                      "least one connection)");
@@ -131,6 +138,7 @@ int cmd_bench(const Args &args) {
     w.connections = static_cast<uint32_t>(c / threads + (i < c % threads));
     w.tally = std::make_unique<Tally>(w.requests);
     ConfigPtr cfg = new_config();
+    tls.apply(cfg.get());
     check(h2pool_config_set_max_connections_per_endpoint(cfg.get(),
                                                          w.connections),
           "h2pool_config_set_max_connections_per_endpoint");

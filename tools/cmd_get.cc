@@ -29,6 +29,9 @@ const char kGetUsage[] =
     "  -X, --method METHOD         request method (default GET)\n"
     "      --timeout-ms N          per-request timeout in ms (0: none)\n"
     "  -v, --verbose               print status line and headers to stderr\n"
+    "      --cacert FILE           trust the CA certificates in FILE (PEM)\n"
+    "      --cert FILE --key FILE  client certificate and key (mutual TLS)\n"
+    "  -k, --insecure              do not verify server certificates\n"
     "  -h, --help                  show this help\n"
     "\n"
     "Exit status: 0 if every URL got a response (any HTTP status), 1 if\n"
@@ -114,11 +117,14 @@ int cmd_get(const Args &args) {
   uint32_t timeout_ms = 0;
   bool have_timeout = false;
   std::vector<Fetch> fetches;
+  TlsOptions tls;
 
   ArgCursor cur(args);
   while (!cur.done()) {
     cur.check_help();
-    if (cur.value_option("--header", "-H", value)) {
+    if (tls.parse(cur)) {
+      continue;
+    } else if (cur.value_option("--header", "-H", value)) {
       headers.push_back(parse_header(value));
     } else if (cur.value_option("--data", "-d", value)) {
       data = value;
@@ -143,6 +149,7 @@ int cmd_get(const Args &args) {
   if (fetches.empty()) {
     throw UsageError("no URL given");
   }
+  tls.validate();
   if (method.empty()) {
     method = have_data ? "POST" : "GET";
   }
@@ -163,6 +170,7 @@ int cmd_get(const Args &args) {
   std::vector<Ctx> ctxs(fetches.size());
   {
     ConfigPtr cfg = new_config();
+    tls.apply(cfg.get());
     PoolPtr pool = new_pool(cfg.get());
     {
       std::lock_guard<std::mutex> lock(shared.mu);

@@ -17,6 +17,43 @@ void check(int rc, std::string_view what) {
   }
 }
 
+bool TlsOptions::parse(ArgCursor &cur) {
+  std::string value;
+  if (cur.value_option("--cacert", "", value)) {
+    ca_file = value;
+  } else if (cur.value_option("--cert", "", value)) {
+    cert_file = value;
+  } else if (cur.value_option("--key", "", value)) {
+    key_file = value;
+  } else if (cur.flag("--insecure", "-k")) {
+    insecure = true;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void TlsOptions::validate() const {
+  if (cert_file.empty() != key_file.empty()) {
+    throw UsageError("--cert and --key must be given together");
+  }
+}
+
+void TlsOptions::apply(h2pool_config *cfg) const {
+  if (!ca_file.empty()) {
+    check(h2pool_config_set_tls_ca_file(cfg, ca_file.c_str()),
+          "--cacert " + ca_file);
+  }
+  if (!cert_file.empty()) {
+    check(h2pool_config_set_tls_client_cert(cfg, cert_file.c_str(),
+                                            key_file.c_str()),
+          "--cert/--key");
+  }
+  if (insecure) {
+    check(h2pool_config_set_tls_insecure_skip_verify(cfg, 1), "--insecure");
+  }
+}
+
 ConfigPtr new_config() {
   h2pool_config *cfg = nullptr;
   check(h2pool_config_new(&cfg), "h2pool_config_new");

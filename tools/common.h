@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include "args.h"
+
 namespace h2pool_cli {
 
 struct ConfigDeleter {
@@ -43,6 +45,21 @@ private:
 
 // Throws ApiError unless `rc` is H2POOL_OK.
 void check(int rc, std::string_view what);
+
+// TLS options shared by the commands that fetch: --cacert, --cert, --key,
+// --insecure.
+struct TlsOptions {
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  bool insecure = false;
+
+  // Consumes one TLS option at the cursor; false if it is not one.
+  bool parse(ArgCursor &cur);
+  // Throws UsageError for incomplete combinations (--cert without --key).
+  void validate() const;
+  void apply(h2pool_config *cfg) const;
+};
 
 ConfigPtr new_config();
 OptsPtr new_request_opts();

@@ -39,7 +39,7 @@ static void test_version_runtime_matches_header(void **state) {
 
 static void test_strerror_every_code_distinct_and_non_empty(void **state) {
   (void)state;
-  const int n = -H2POOL_ERR_INTERNAL + 1;
+  const int n = -H2POOL_ERR_TLS_HANDSHAKE_TIMEOUT + 1; /* the newest code */
   const char *msgs[64];
   assert_true(n <= (int)ARRAY_LEN(msgs));
   for (int i = 0; i < n; i++) {
@@ -58,7 +58,11 @@ static void test_strerror_every_code_distinct_and_non_empty(void **state) {
 
 static void test_strerror_unknown_codes_not_null(void **state) {
   (void)state;
-  const int unknown[] = {1, 42, H2POOL_ERR_INTERNAL - 1, -1000, -2147483647 - 1,
+  const int unknown[] = {1,
+                         42,
+                         H2POOL_ERR_TLS_HANDSHAKE_TIMEOUT - 1,
+                         -1000,
+                         -2147483647 - 1,
                          2147483647};
   for (size_t i = 0; i < ARRAY_LEN(unknown); i++) {
     const char *m = h2pool_strerror(unknown[i]);
@@ -278,10 +282,9 @@ static void test_request_refuses_null_arguments(void **state) {
   expect_refused(f, "GET", NULL, NULL, 0, NULL, 0, E, "NULL url");
   expect_refused(f, "GET", url, NULL, 2, NULL, 0, E, "NULL headers, n=2");
   expect_refused(f, "POST", url, NULL, 0, NULL, 5, E, "NULL body, len=5");
-  assert_int_equal(
-      h2pool_request(f->pool, "GET", url, NULL, 0, NULL, 0, NULL, NULL, NULL,
-                     &id),
-      E);
+  assert_int_equal(h2pool_request(f->pool, "GET", url, NULL, 0, NULL, 0, NULL,
+                                  NULL, NULL, &id),
+                   E);
   /* A header whose name pointer is NULL: argument or header error. */
   h2pool_header h = {NULL, 3, "v", 1};
   int rc = h2pool_request(f->pool, "GET", url, &h, 1, NULL, 0, NULL, count_cb,
@@ -339,28 +342,34 @@ static void test_request_refuses_unsupported_scheme(void **state) {
   expect_no_callbacks(f);
 }
 
-static void test_request_refuses_https_as_not_supported(void **state) {
+/* https:// is accepted; against a cleartext HTTP/2 server the TLS handshake
+ * fails, asynchronously, with a TLS error rather than a hang or a crash. */
+static void test_https_to_cleartext_server_fails_tls_handshake(void **state) {
   fixture *f = *state;
-  expect_refused(f, "GET", "https://127.0.0.1/", NULL, 0, NULL, 0,
-                 H2POOL_ERR_NOT_SUPPORTED, "https");
-  expect_refused(f, "GET", "https://localhost:8443/x?y=1", NULL, 0, NULL, 0,
-                 H2POOL_ERR_NOT_SUPPORTED, "https with port");
-  expect_no_callbacks(f);
+  char url[128];
+  snprintf(url, sizeof url, "https://127.0.0.1:%u/", h2ts_port(f->ts));
+  capture *c = &f->cap[0];
+  assert_int_equal(get_capture(f->pool, url, NULL, c, NULL), H2POOL_OK);
+  assert_true(waiter_wait(&f->w, 1, 10000));
+  assert_int_equal(atomic_load(&c->calls), 1);
+  assert_true(c->had_err);
+  assert_int_equal(c->err, H2POOL_ERR_TLS_HANDSHAKE);
+  assert_false(c->had_resp);
 }
 
 static void test_request_refuses_invalid_methods(void **state) {
   fixture *f = *state;
   char url[128];
   fixture_url(f, url, sizeof url, "/");
-  const char *bad[] = {"", "GE T", "GET\r\n", "G(ET)", "GET/", "G\x01T",
-                       "\xc3\xa9T", "GET:", " GET"};
+  const char *bad[] = {"",       "GE T",      "GET\r\n", "G(ET)", "GET/",
+                       "G\x01T", "\xc3\xa9T", "GET:",    " GET"};
   for (size_t i = 0; i < ARRAY_LEN(bad); i++)
     expect_refused(f, bad[i], url, NULL, 0, NULL, 0, H2POOL_ERR_INVALID_METHOD,
                    bad[i]);
   expect_no_callbacks(f);
 }
 
-#define HDR(n, v) \
+#define HDR(n, v)                                                              \
   { (n), sizeof(n) - 1, (v), sizeof(v) - 1 }
 
 static void test_request_refuses_invalid_headers(void **state) {
@@ -389,8 +398,8 @@ static void test_request_refuses_invalid_headers(void **state) {
   };
   for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
     char what[96];
-    snprintf(what, sizeof what, "header #%zu \"%.*s\"", i,
-             (int)bad[i].name_len, bad[i].name);
+    snprintf(what, sizeof what, "header #%zu \"%.*s\"", i, (int)bad[i].name_len,
+             bad[i].name);
     expect_refused(f, "GET", url, &bad[i], 1, NULL, 0,
                    H2POOL_ERR_INVALID_HEADER, what);
     /* One bad header among good ones still refuses the request. */
@@ -426,7 +435,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_request_refuses_unsupported_scheme,
                                       fixture_setup, fixture_teardown),
       cmocka_unit_test_setup_teardown(
-          test_request_refuses_https_as_not_supported, fixture_setup,
+          test_https_to_cleartext_server_fails_tls_handshake, fixture_setup,
           fixture_teardown),
       cmocka_unit_test_setup_teardown(test_request_refuses_invalid_methods,
                                       fixture_setup, fixture_teardown),

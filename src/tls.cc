@@ -1,0 +1,122 @@
+#include "tls.h"
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "h2pool.h"
+
+namespace h2pool_core {
+namespace {
+
+int new_session_cb(SSL *ssl, SSL_SESSION *session) {
+  auto sink = static_cast<TlsSessionSink *>(SSL_get_app_data(ssl));
+  if (!sink)
+    return 0; // not kept: OpenSSL frees it
+  sink->on_tls_session(session);
+  return 1; // ownership taken
+}
+
+int config_error(std::string *why, std::string what) {
+  if (why)
+    *why = what + ": " + openssl_error_string();
+  return H2POOL_ERR_TLS_CONFIG;
+}
+
+} // namespace
+
+std::string openssl_error_string(unsigned long code) {
+  if (code == 0)
+    code = ERR_peek_last_error();
+  std::string text;
+  if (code != 0) {
+    char buf[256];
+    ERR_error_string_n(code, buf, sizeof buf);
+    text = buf;
+  } else {
+    text = "unknown OpenSSL error";
+  }
+  ERR_clear_error();
+  return text;
+}
+
+int TlsContext::create(const Config &config, std::unique_ptr<TlsContext> *out,
+                       std::string *why) {
+  ERR_clear_error();
+  SSL_CTX *raw = SSL_CTX_new(TLS_client_method());
+  if (!raw)
+    return config_error(why, "cannot create TLS context");
+  std::unique_ptr<TlsContext> ctx(new TlsContext(raw, !config.tls_insecure));
+  SSL_CTX_set_min_proto_version(raw, config.tls_min_version);
+  // RFC 9113 section 9.2: HTTP/2 over TLS needs TLS 1.2 or later without
+  // renegotiation or compression.
+  SSL_CTX_set_options(raw, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  static const unsigned char alpn[] = {2, 'h', '2'};
+  SSL_CTX_set_alpn_protos(raw, alpn, sizeof alpn);
+  SSL_CTX_set_mode(raw, SSL_MODE_RELEASE_BUFFERS);
+
+  const char *ca_file =
+      config.tls_ca_file.empty() ? nullptr : config.tls_ca_file.c_str();
+  const char *ca_dir =
+      config.tls_ca_dir.empty() ? nullptr : config.tls_ca_dir.c_str();
+  if (ca_file || ca_dir) {
+    if (SSL_CTX_load_verify_locations(raw, ca_file, ca_dir) != 1)
+      return config_error(why, std::string("cannot load CA ") +
+                                   (ca_file ? ca_file : ca_dir));
+  } else if (SSL_CTX_set_default_verify_paths(raw) != 1) {
+    return config_error(why, "cannot load the system trust store");
+  }
+  SSL_CTX_set_verify(
+      raw, config.tls_insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, nullptr);
+
+  if (!config.tls_cert_file.empty()) {
+    if (SSL_CTX_use_certificate_chain_file(raw, config.tls_cert_file.c_str()) !=
+        1)
+      return config_error(why, "cannot load client certificate " +
+                                   config.tls_cert_file);
+    if (SSL_CTX_use_PrivateKey_file(raw, config.tls_key_file.c_str(),
+                                    SSL_FILETYPE_PEM) != 1)
+      return config_error(why, "cannot load client key " + config.tls_key_file);
+    if (SSL_CTX_check_private_key(raw) != 1)
+      return config_error(why, "client key does not match the certificate");
+  }
+
+  // Sessions are kept per endpoint by us, not in OpenSSL's internal cache,
+  // which is keyed for servers.
+  SSL_CTX_set_session_cache_mode(raw, SSL_SESS_CACHE_CLIENT |
+                                          SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(raw, new_session_cb);
+  *out = std::move(ctx);
+  return H2POOL_OK;
+}
+
+SSL *TlsContext::new_ssl(const std::string &host, bool host_is_ip,
+                         const TlsSessionCache *cache,
+                         TlsSessionSink *sink) const {
+  SSL *ssl = SSL_new(ctx_.get());
+  if (!ssl)
+    return nullptr;
+  // SNI and certificate names never carry the root's trailing dot.
+  std::string name = host;
+  if (!host_is_ip && !name.empty() && name.back() == '.')
+    name.pop_back();
+  bool ok = true;
+  if (!host_is_ip)
+    ok = SSL_set_tlsext_host_name(ssl, name.c_str()) == 1;
+  if (ok && verify_) {
+    if (host_is_ip)
+      ok =
+          X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str()) == 1;
+    else
+      ok = SSL_set1_host(ssl, name.c_str()) == 1;
+  }
+  if (ok && cache && cache->get())
+    ok = SSL_set_session(ssl, cache->get()) == 1;
+  if (!ok) {
+    SSL_free(ssl);
+    return nullptr;
+  }
+  SSL_set_app_data(ssl, sink);
+  return ssl;
+}
+
+} // namespace h2pool_core
