@@ -1,0 +1,1104 @@
+// The scriptable HTTP/2 test server: one libevent loop thread, one
+// nghttp2 server session per accepted TCP connection (h2c, prior knowledge).
+#include "test_server.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <nghttp2/nghttp2.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cerrno>
+#include <charconv>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+
+namespace h2pool_testing {
+namespace {
+
+constexpr uint64_t kGamma = 0x9e3779b97f4a7c15ULL;
+constexpr std::string_view kDefaultBody = "hello from h2pool test server\n";
+// nghttp2 hands out DATA lazily; refilling the socket buffer only once it
+// drops below this bounds memory for 64 MiB bodies to a peer with a huge
+// flow-control window.
+constexpr size_t kOutputHighWater = 1 << 20;
+
+// Owning handles for every C resource, so each error path frees what it made.
+struct EventBaseDeleter {
+  void operator()(event_base *p) const { event_base_free(p); }
+};
+struct ListenerDeleter {
+  void operator()(evconnlistener *p) const { evconnlistener_free(p); }
+};
+struct BufferEventDeleter {
+  void operator()(bufferevent *p) const { bufferevent_free(p); }
+};
+struct EventDeleter {
+  void operator()(event *p) const { event_free(p); }
+};
+struct SessionDeleter {
+  void operator()(nghttp2_session *p) const { nghttp2_session_del(p); }
+};
+struct CallbacksDeleter {
+  void operator()(nghttp2_session_callbacks *p) const {
+    nghttp2_session_callbacks_del(p);
+  }
+};
+using EventBasePtr = std::unique_ptr<event_base, EventBaseDeleter>;
+using ListenerPtr = std::unique_ptr<evconnlistener, ListenerDeleter>;
+using BufferEventPtr = std::unique_ptr<bufferevent, BufferEventDeleter>;
+using EventPtr = std::unique_ptr<event, EventDeleter>;
+using SessionPtr = std::unique_ptr<nghttp2_session, SessionDeleter>;
+using CallbacksPtr =
+    std::unique_ptr<nghttp2_session_callbacks, CallbacksDeleter>;
+
+class Fd {
+public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() { reset(); }
+  Fd(const Fd &) = delete;
+  Fd &operator=(const Fd &) = delete;
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) {
+      close(fd_);
+    }
+    fd_ = fd;
+  }
+
+private:
+  int fd_ = -1;
+};
+
+uint64_t splitmix64(uint64_t x) {
+  x += kGamma;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+void store_le64(uint8_t *out, uint64_t v) {
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(out, &v, 8);
+  } else {
+    for (int j = 0; j < 8; ++j) {
+      out[j] = static_cast<uint8_t>(v >> (8 * j));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Request scripting
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
+  return -1;
+}
+
+// Only %XX is decoded: '+' stays '+', because header values in the query
+// (header=x:a+b) are more common here than form-encoded spaces.
+std::string percent_decode(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%' && i + 2 < in.size() && hex_value(in[i + 1]) >= 0 &&
+        hex_value(in[i + 2]) >= 0) {
+      out.push_back(
+          static_cast<char>(hex_value(in[i + 1]) * 16 + hex_value(in[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(in[i]);
+    }
+  }
+  return out;
+}
+
+template <typename T> bool parse_number(std::string_view s, T &out) {
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && end == s.data() + s.size() && !s.empty();
+}
+
+struct Script {
+  bool echo = false;
+  int status = 200;
+  bool has_size = false;
+  uint64_t size = 0;
+  uint64_t seed = 0;
+  uint64_t delay_ms = 0;
+  std::vector<std::pair<std::string, std::string>> extra_headers;
+  // Set when the query could not be understood; the response is then a 400
+  // naming the parameter, so a typo in a test fails loudly.
+  std::string error;
+};
+
+Script parse_script(std::string_view path) {
+  Script script;
+  auto qpos = path.find('?');
+  std::string_view route = path.substr(0, qpos);
+  script.echo = route == "/echo";
+  if (qpos == std::string_view::npos) {
+    return script;
+  }
+  std::string_view query = path.substr(qpos + 1);
+  // A fragment never reaches a server, but be lenient if a client sends one.
+  query = query.substr(0, query.find('#'));
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    std::string_view param = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view()
+                                          : query.substr(amp + 1);
+    if (param.empty()) {
+      continue;
+    }
+    auto eq = param.find('=');
+    std::string key = percent_decode(param.substr(0, eq));
+    std::string value = eq == std::string_view::npos
+                            ? std::string()
+                            : percent_decode(param.substr(eq + 1));
+    bool ok = true;
+    if (key == "status") {
+      // Only final statuses: a 1xx here would be an interim response with
+      // no final one, which is a different test than this server offers.
+      ok = parse_number(value, script.status) && script.status >= 200 &&
+           script.status <= 599;
+    } else if (key == "size") {
+      ok = parse_number(value, script.size);
+      script.has_size = ok;
+    } else if (key == "seed") {
+      ok = parse_number(value, script.seed);
+    } else if (key == "delay_ms") {
+      ok = parse_number(value, script.delay_ms);
+    } else if (key == "header") {
+      auto colon = value.find(':');
+      ok = colon != std::string::npos && colon > 0;
+      if (ok) {
+        std::string name = value.substr(0, colon);
+        // HTTP/2 forbids upper-case field names (RFC 9113 8.2.1); a client
+        // would reset the stream, which is never what "header=X-Foo:1" means.
+        std::transform(name.begin(), name.end(), name.begin(), [](char c) {
+          return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+        });
+        script.extra_headers.emplace_back(std::move(name),
+                                          value.substr(colon + 1));
+      }
+    }
+    if (!ok) {
+      script.error = "bad query parameter: " + key + "\n";
+      return script;
+    }
+  }
+  return script;
+}
+
+// ---------------------------------------------------------------------------
+// Server objects
+
+class Server;
+class ServerConnection;
+
+// One request/response exchange. Owned by its connection, freed when nghttp2
+// closes the stream (or with the connection), which also cancels its timer.
+struct ServerStream {
+  ServerStream(ServerConnection *conn, int32_t stream_id)
+      : conn_(conn), stream_id_(stream_id) {}
+
+  // Fills `buf` with the next response bytes for the data provider.
+  size_t read_body(uint8_t *buf, size_t length, uint32_t *data_flags);
+
+  ServerConnection *conn_;
+  int32_t stream_id_;
+  RecordedRequest request_;
+  bool keep_body_ = false;
+  bool had_body_ = false;
+  uint64_t body_length_ = 0;
+  bool handled_ = false;
+  uint64_t request_number_ = 0;
+  Script script_;
+  EventPtr delay_timer_;
+
+  // Response body: either generated (test_body) or a buffer.
+  bool generated_ = false;
+  std::string body_buffer_;
+  uint64_t body_size_ = 0;
+  uint64_t body_offset_ = 0;
+};
+
+class ServerConnection {
+public:
+  ServerConnection(Server *server, uint64_t id, BufferEventPtr bev)
+      : server_(server), id_(id), bev_(std::move(bev)) {}
+  ~ServerConnection() {
+    // The session first: nghttp2_session_del calls no callbacks, and after it
+    // no data provider can point into a freed stream.
+    session_.reset();
+    streams_.clear();
+  }
+
+  // Creates the session, queues our SETTINGS and flushes. Returns 0 or -1.
+  int start();
+  // Returns -1 when the connection should be closed now.
+  int on_read();
+  int on_write();
+  // Serialises what nghttp2 has queued into the bufferevent. Returns -1 when
+  // the connection is finished or broken.
+  int send();
+
+  ServerStream *create_stream(int32_t stream_id);
+  void close_stream(int32_t stream_id);
+  // The request on `stream` is complete: record it, then respond now or
+  // after its delay.
+  int handle_request(ServerStream *stream);
+  void respond(ServerStream *stream);
+  void on_delay_expired(ServerStream *stream);
+
+  Server *server_;
+  uint64_t id_;
+  BufferEventPtr bev_;
+  std::unordered_map<int32_t, std::unique_ptr<ServerStream>> streams_;
+  SessionPtr session_;
+  uint32_t open_streams_ = 0;
+  // Set after a fatal protocol error: stop reading, flush the GOAWAY, close.
+  bool closing_ = false;
+};
+
+class Server {
+public:
+  explicit Server(ServerOptions options) : options_(std::move(options)) {}
+  ~Server() { stop(); }
+
+  int start();
+  void stop();
+
+  uint16_t port() const { return port_.load(std::memory_order_acquire); }
+  std::string base_url() const {
+    bool v6 = options_.host.find(':') != std::string::npos;
+    return "http://" + (v6 ? "[" + options_.host + "]" : options_.host) + ":" +
+           std::to_string(port());
+  }
+  ServerStats stats() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stats_;
+  }
+  std::vector<RecordedRequest> requests() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return {records_.begin(), records_.end()};
+  }
+  bool wait_for_stats(const std::function<bool(const ServerStats &)> &pred,
+                      std::chrono::milliseconds timeout) const {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return pred(stats_); });
+  }
+
+  // Loop thread only.
+  void on_accept(evutil_socket_t fd);
+  void close_connection(ServerConnection *conn);
+  void on_wake();
+  event_base *base() const { return base_.get(); }
+  const ServerOptions &options() const { return options_; }
+  const nghttp2_session_callbacks *callbacks() const {
+    return callbacks_.get();
+  }
+
+  // Stats updates, from the loop thread; each wakes wait_for_stats().
+  template <typename F> void update_stats(F &&f) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      f(stats_);
+    }
+    cv_.notify_all();
+  }
+  uint64_t count_request();
+  void record(RecordedRequest request);
+
+private:
+  void free_loop_objects();
+
+  const ServerOptions options_;
+  std::atomic<uint16_t> port_{0};
+  uint64_t next_connection_id_ = 1;
+
+  CallbacksPtr callbacks_;
+  EventBasePtr base_;
+  ListenerPtr listener_;
+  Fd wake_read_;
+  Fd wake_write_;
+  EventPtr wake_event_;
+  std::unordered_map<ServerConnection *, std::unique_ptr<ServerConnection>>
+      connections_;
+  std::thread thread_;
+
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  ServerStats stats_;
+  std::deque<RecordedRequest> records_;
+};
+
+// ---------------------------------------------------------------------------
+// nghttp2 callbacks
+
+int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
+                     void *user_data) {
+  auto conn = static_cast<ServerConnection *>(user_data);
+  if (frame->hd.type != NGHTTP2_HEADERS ||
+      frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+    return 0;
+  }
+  try {
+    auto stream = conn->create_stream(frame->hd.stream_id);
+    nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, stream);
+  } catch (...) {
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  }
+  return 0;
+}
+
+int on_header(nghttp2_session *session, const nghttp2_frame *frame,
+              const uint8_t *name, size_t namelen, const uint8_t *value,
+              size_t valuelen, uint8_t flags, void *user_data) {
+  auto conn = static_cast<ServerConnection *>(user_data);
+  (void)conn;
+  (void)flags;
+  // Trailers (NGHTTP2_HCAT_HEADERS) are accepted but not recorded.
+  if (frame->hd.type != NGHTTP2_HEADERS ||
+      frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+    return 0;
+  }
+  auto stream = static_cast<ServerStream *>(
+      nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
+  if (!stream) {
+    return 0;
+  }
+  std::string_view n(reinterpret_cast<const char *>(name), namelen);
+  std::string_view v(reinterpret_cast<const char *>(value), valuelen);
+  try {
+    RecordedRequest &req = stream->request_;
+    if (n == ":method") {
+      req.method = v;
+    } else if (n == ":scheme") {
+      req.scheme = v;
+    } else if (n == ":authority") {
+      req.authority = v;
+    } else if (n == ":path") {
+      req.path = v;
+    } else if (!n.empty() && n[0] != ':') {
+      req.headers.emplace_back(n, v);
+    }
+  } catch (...) {
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  }
+  return 0;
+}
+
+int on_data_chunk_recv(nghttp2_session *session, uint8_t flags,
+                       int32_t stream_id, const uint8_t *data, size_t len,
+                       void *user_data) {
+  auto conn = static_cast<ServerConnection *>(user_data);
+  (void)conn;
+  (void)flags;
+  auto stream = static_cast<ServerStream *>(
+      nghttp2_session_get_stream_user_data(session, stream_id));
+  if (!stream) {
+    return 0;
+  }
+  stream->body_length_ += len;
+  if (stream->keep_body_) {
+    try {
+      stream->request_.body.append(reinterpret_cast<const char *>(data), len);
+    } catch (...) {
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+  }
+  return 0;
+}
+
+int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
+                  void *user_data) {
+  auto conn = static_cast<ServerConnection *>(user_data);
+  if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) {
+    return 0;
+  }
+  auto stream = static_cast<ServerStream *>(
+      nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
+  if (!stream) {
+    return 0;
+  }
+  if (frame->hd.type == NGHTTP2_DATA) {
+    stream->had_body_ = true;
+  } else if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    // The path is known before any DATA, so decide here whether to keep the
+    // body: echo needs it whatever the recording options say.
+    stream->keep_body_ =
+        conn->server_->options().record_bodies ||
+        std::string_view(stream->request_.path)
+                .substr(0, stream->request_.path.find('?')) == "/echo";
+  }
+  if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && !stream->handled_) {
+    try {
+      return conn->handle_request(stream);
+    } catch (...) {
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+  }
+  return 0;
+}
+
+int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
+                  void *user_data) {
+  auto conn = static_cast<ServerConnection *>(user_data);
+  (void)session;
+  // A server only ends its side of a stream with the last frame of a
+  // response, so END_STREAM going out means that response is fully sent.
+  if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+      (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+    conn->server_->update_stats([](ServerStats &s) { ++s.responses; });
+  }
+  return 0;
+}
+
+int on_stream_close(nghttp2_session *session, int32_t stream_id,
+                    uint32_t error_code, void *user_data) {
+  auto conn = static_cast<ServerConnection *>(user_data);
+  (void)session;
+  (void)error_code;
+  conn->close_stream(stream_id);
+  return 0;
+}
+
+ssize_t read_response_body(nghttp2_session *session, int32_t stream_id,
+                           uint8_t *buf, size_t length, uint32_t *data_flags,
+                           nghttp2_data_source *source, void *user_data) {
+  auto stream = static_cast<ServerStream *>(source->ptr);
+  (void)session;
+  (void)stream_id;
+  (void)user_data;
+  return static_cast<ssize_t>(stream->read_body(buf, length, data_flags));
+}
+
+CallbacksPtr make_callbacks() {
+  nghttp2_session_callbacks *raw = nullptr;
+  if (nghttp2_session_callbacks_new(&raw) != 0) {
+    return nullptr;
+  }
+  CallbacksPtr cbs(raw);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(raw,
+                                                          on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(raw, on_header);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(raw,
+                                                            on_data_chunk_recv);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(raw, on_frame_recv);
+  nghttp2_session_callbacks_set_on_frame_send_callback(raw, on_frame_send);
+  nghttp2_session_callbacks_set_on_stream_close_callback(raw, on_stream_close);
+  return cbs;
+}
+
+// ---------------------------------------------------------------------------
+// libevent callbacks
+
+void on_bev_read(bufferevent *bev, void *ptr) {
+  auto conn = static_cast<ServerConnection *>(ptr);
+  (void)bev;
+  if (conn->on_read() != 0) {
+    conn->server_->close_connection(conn);
+  }
+}
+
+void on_bev_write(bufferevent *bev, void *ptr) {
+  auto conn = static_cast<ServerConnection *>(ptr);
+  (void)bev;
+  if (conn->on_write() != 0) {
+    conn->server_->close_connection(conn);
+  }
+}
+
+void on_bev_event(bufferevent *bev, short events, void *ptr) {
+  auto conn = static_cast<ServerConnection *>(ptr);
+  (void)bev;
+  if (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+    conn->server_->close_connection(conn);
+  }
+}
+
+void on_delay_timer(evutil_socket_t fd, short events, void *ptr) {
+  auto stream = static_cast<ServerStream *>(ptr);
+  (void)fd;
+  (void)events;
+  // May free `stream` (and this timer) or the whole connection.
+  stream->conn_->on_delay_expired(stream);
+}
+
+void on_listener_accept(evconnlistener *listener, evutil_socket_t fd,
+                        sockaddr *addr, int addrlen, void *ptr) {
+  auto server = static_cast<Server *>(ptr);
+  (void)listener;
+  (void)addr;
+  (void)addrlen;
+  server->on_accept(fd);
+}
+
+void on_listener_error(evconnlistener *listener, void *ptr) {
+  // EMFILE and friends: drop this accept and keep listening; the client sees
+  // a refused or stalled connect, which is what its test is about anyway.
+  (void)listener;
+  (void)ptr;
+}
+
+void on_wake_event(evutil_socket_t fd, short events, void *ptr) {
+  auto server = static_cast<Server *>(ptr);
+  (void)fd;
+  (void)events;
+  server->on_wake();
+}
+
+// ---------------------------------------------------------------------------
+// ServerStream
+
+size_t ServerStream::read_body(uint8_t *buf, size_t length,
+                               uint32_t *data_flags) {
+  uint64_t left = body_size_ - body_offset_;
+  size_t n = static_cast<size_t>(std::min<uint64_t>(left, length));
+  if (generated_) {
+    fill_test_body(script_.seed, body_offset_, n, buf);
+  } else if (n > 0) {
+    std::memcpy(buf, body_buffer_.data() + body_offset_, n);
+  }
+  body_offset_ += n;
+  if (body_offset_ == body_size_) {
+    *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+  }
+  return n;
+}
+
+// ---------------------------------------------------------------------------
+// ServerConnection
+
+int ServerConnection::start() {
+  nghttp2_session *raw = nullptr;
+  if (nghttp2_session_server_new(&raw, server_->callbacks(), this) != 0) {
+    return -1;
+  }
+  session_.reset(raw);
+  nghttp2_settings_entry iv[1];
+  size_t niv = 0;
+  if (server_->options().max_concurrent_streams != 0) {
+    iv[niv++] = {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+                 server_->options().max_concurrent_streams};
+  }
+  if (nghttp2_submit_settings(session_.get(), NGHTTP2_FLAG_NONE, iv, niv) !=
+      0) {
+    return -1;
+  }
+  return send();
+}
+
+int ServerConnection::on_read() {
+  if (closing_) {
+    return 0;
+  }
+  evbuffer *input = bufferevent_get_input(bev_.get());
+  size_t total = evbuffer_get_length(input);
+  // Feed every chunk without copying, then answer once: the responses to a
+  // burst of requests go out together.
+  int nvec = evbuffer_peek(input, -1, nullptr, nullptr, 0);
+  std::vector<evbuffer_iovec> vecs(static_cast<size_t>(std::max(nvec, 0)));
+  evbuffer_peek(input, -1, nullptr, vecs.data(), nvec);
+  for (const auto &v : vecs) {
+    ssize_t rv = nghttp2_session_mem_recv(
+        session_.get(), static_cast<const uint8_t *>(v.iov_base), v.iov_len);
+    if (rv < 0) {
+      // Fatal for the session (e.g. a bad client preface). Say GOAWAY if
+      // nghttp2 still will, then close once it is flushed.
+      evbuffer_drain(input, total);
+      closing_ = true;
+      bufferevent_disable(bev_.get(), EV_READ);
+      nghttp2_session_terminate_session(session_.get(), NGHTTP2_PROTOCOL_ERROR);
+      const uint8_t *data = nullptr;
+      ssize_t n;
+      while ((n = nghttp2_session_mem_send(session_.get(), &data)) > 0) {
+        bufferevent_write(bev_.get(), data, static_cast<size_t>(n));
+      }
+      return evbuffer_get_length(bufferevent_get_output(bev_.get())) == 0 ? -1
+                                                                          : 0;
+    }
+  }
+  evbuffer_drain(input, total);
+  return send();
+}
+
+int ServerConnection::on_write() {
+  if (closing_) {
+    return evbuffer_get_length(bufferevent_get_output(bev_.get())) == 0 ? -1
+                                                                        : 0;
+  }
+  return send();
+}
+
+int ServerConnection::send() {
+  if (closing_) {
+    return 0;
+  }
+  evbuffer *output = bufferevent_get_output(bev_.get());
+  while (evbuffer_get_length(output) < kOutputHighWater) {
+    const uint8_t *data = nullptr;
+    ssize_t n = nghttp2_session_mem_send(session_.get(), &data);
+    if (n < 0) {
+      return -1;
+    }
+    if (n == 0) {
+      break;
+    }
+    if (bufferevent_write(bev_.get(), data, static_cast<size_t>(n)) != 0) {
+      return -1;
+    }
+  }
+  // After a GOAWAY exchange nghttp2 wants nothing more; close once the last
+  // bytes have reached the kernel (the write callback calls us again).
+  if (!nghttp2_session_want_read(session_.get()) &&
+      !nghttp2_session_want_write(session_.get()) &&
+      evbuffer_get_length(output) == 0) {
+    return -1;
+  }
+  return 0;
+}
+
+ServerStream *ServerConnection::create_stream(int32_t stream_id) {
+  auto stream = std::make_unique<ServerStream>(this, stream_id);
+  auto raw = stream.get();
+  streams_[stream_id] = std::move(stream);
+  ++open_streams_;
+  uint32_t open = open_streams_;
+  server_->update_stats([open](ServerStats &s) {
+    s.peak_concurrent_streams = std::max(s.peak_concurrent_streams, open);
+  });
+  return raw;
+}
+
+void ServerConnection::close_stream(int32_t stream_id) {
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end()) {
+    return;
+  }
+  streams_.erase(it);
+  --open_streams_;
+}
+
+int ServerConnection::handle_request(ServerStream *stream) {
+  stream->handled_ = true;
+  stream->request_number_ = server_->count_request();
+  stream->script_ = parse_script(stream->request_.path);
+
+  RecordedRequest record;
+  record.connection_id = id_;
+  record.stream_id = stream->stream_id_;
+  record.method = stream->request_.method;
+  record.scheme = stream->request_.scheme;
+  record.authority = stream->request_.authority;
+  record.path = stream->request_.path;
+  record.headers = stream->request_.headers;
+  if (server_->options().record_bodies) {
+    record.body = stream->request_.body;
+  }
+  server_->record(std::move(record));
+
+  if (stream->script_.delay_ms > 0 && stream->script_.error.empty()) {
+    EventPtr timer(evtimer_new(server_->base(), on_delay_timer, stream));
+    if (!timer) {
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    timeval tv;
+    tv.tv_sec = static_cast<time_t>(stream->script_.delay_ms / 1000);
+    tv.tv_usec =
+        static_cast<suseconds_t>(stream->script_.delay_ms % 1000) * 1000;
+    // Measure from now, not from when this loop iteration began, so the
+    // delay is a lower bound a test can assert on.
+    event_base_update_cache_time(server_->base());
+    if (evtimer_add(timer.get(), &tv) != 0) {
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    stream->delay_timer_ = std::move(timer);
+    return 0;
+  }
+  respond(stream);
+  return 0;
+}
+
+void ServerConnection::on_delay_expired(ServerStream *stream) {
+  respond(stream);
+  // send() may close the stream (freeing it and the running timer, which
+  // libevent allows from the timer's own callback); touch neither after.
+  if (send() != 0) {
+    server_->close_connection(this);
+  }
+}
+
+void ServerConnection::respond(ServerStream *stream) {
+  const Script &script = stream->script_;
+  int status = script.error.empty() ? script.status : 400;
+  if (!script.error.empty()) {
+    stream->body_buffer_ = script.error;
+  } else if (script.has_size) {
+    stream->generated_ = true;
+    stream->body_size_ = script.size;
+  } else if (script.echo) {
+    stream->body_buffer_ = std::move(stream->request_.body);
+  } else {
+    stream->body_buffer_ = kDefaultBody;
+  }
+  if (!stream->generated_) {
+    stream->body_size_ = stream->body_buffer_.size();
+  }
+  // 204 and 304 never carry content (RFC 9110 6.4.1); a HEAD response
+  // announces the length it would have had.
+  bool no_content = status == 204 || status == 304;
+  bool send_body =
+      !no_content && stream->request_.method != "HEAD" && stream->body_size_;
+
+  std::string status_str = std::to_string(status);
+  std::string length_str = std::to_string(stream->body_size_);
+  std::string count_str = std::to_string(stream->request_number_);
+  std::string body_length_str = std::to_string(stream->body_length_);
+  std::vector<nghttp2_nv> nva;
+  auto add = [&nva](std::string_view name, std::string_view value) {
+    nva.push_back(
+        {reinterpret_cast<uint8_t *>(const_cast<char *>(name.data())),
+         reinterpret_cast<uint8_t *>(const_cast<char *>(value.data())),
+         name.size(), value.size(), NGHTTP2_NV_FLAG_NONE});
+  };
+  add(":status", status_str);
+  if (!no_content) {
+    add("content-length", length_str);
+  }
+  add("x-request-count", count_str);
+  if (stream->had_body_) {
+    add("x-request-body-length", body_length_str);
+  }
+  if (script.error.empty()) {
+    for (const auto &[name, value] : script.extra_headers) {
+      add(name, value);
+    }
+  }
+  nghttp2_data_provider provider;
+  provider.source.ptr = stream;
+  provider.read_callback = read_response_body;
+  // nghttp2 copies the name/value pairs, so the strings may die after this.
+  int rv =
+      nghttp2_submit_response(session_.get(), stream->stream_id_, nva.data(),
+                              nva.size(), send_body ? &provider : nullptr);
+  if (rv != 0) {
+    nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE,
+                              stream->stream_id_, NGHTTP2_INTERNAL_ERROR);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Server
+
+uint64_t Server::count_request() {
+  uint64_t n = 0;
+  update_stats([&n](ServerStats &s) { n = ++s.requests; });
+  return n;
+}
+
+void Server::record(RecordedRequest request) {
+  if (options_.record_limit == 0) {
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    records_.push_back(std::move(request));
+    while (records_.size() > options_.record_limit) {
+      records_.pop_front();
+    }
+  }
+  cv_.notify_all();
+}
+
+int parse_loopback(const std::string &host, sockaddr_storage &ss,
+                   socklen_t &len) {
+  std::memset(&ss, 0, sizeof(ss));
+  std::string h = host == "localhost" ? "127.0.0.1" : host;
+  auto sin = reinterpret_cast<sockaddr_in *>(&ss);
+  auto sin6 = reinterpret_cast<sockaddr_in6 *>(&ss);
+  if (inet_pton(AF_INET, h.c_str(), &sin->sin_addr) == 1) {
+    // Loopback only: tests must stay hermetic and an echo server must not
+    // be reachable from the network.
+    if ((ntohl(sin->sin_addr.s_addr) >> 24) != 127) {
+      return -EINVAL;
+    }
+    sin->sin_family = AF_INET;
+    len = sizeof(sockaddr_in);
+    return 0;
+  }
+  if (inet_pton(AF_INET6, h.c_str(), &sin6->sin6_addr) == 1) {
+    if (!IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr)) {
+      return -EINVAL;
+    }
+    sin6->sin6_family = AF_INET6;
+    len = sizeof(sockaddr_in6);
+    return 0;
+  }
+  return -EINVAL;
+}
+
+int Server::start() {
+  if (thread_.joinable()) {
+    return -EALREADY;
+  }
+  sockaddr_storage ss;
+  socklen_t len = 0;
+  if (int rv = parse_loopback(options_.host, ss, len); rv != 0) {
+    return rv;
+  }
+  if (ss.ss_family == AF_INET) {
+    reinterpret_cast<sockaddr_in *>(&ss)->sin_port = htons(options_.port);
+  } else {
+    reinterpret_cast<sockaddr_in6 *>(&ss)->sin6_port = htons(options_.port);
+  }
+
+  // Bind ourselves rather than through evconnlistener_new_bind, so the
+  // caller gets the real errno (EADDRINUSE, EAFNOSUPPORT, ...).
+  Fd sock(socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (sock.get() < 0) {
+    return -errno;
+  }
+  int one = 1;
+  setsockopt(sock.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (bind(sock.get(), reinterpret_cast<sockaddr *>(&ss), len) != 0 ||
+      listen(sock.get(), 1024) != 0) {
+    return -errno;
+  }
+  sockaddr_storage bound;
+  socklen_t bound_len = sizeof(bound);
+  if (getsockname(sock.get(), reinterpret_cast<sockaddr *>(&bound),
+                  &bound_len) != 0) {
+    return -errno;
+  }
+  uint16_t port =
+      ntohs(bound.ss_family == AF_INET
+                ? reinterpret_cast<sockaddr_in *>(&bound)->sin_port
+                : reinterpret_cast<sockaddr_in6 *>(&bound)->sin6_port);
+
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+    return -errno;
+  }
+  wake_read_.reset(pipe_fds[0]);
+  wake_write_.reset(pipe_fds[1]);
+
+  if (!callbacks_) {
+    callbacks_ = make_callbacks();
+    if (!callbacks_) {
+      free_loop_objects();
+      return -ENOMEM;
+    }
+  }
+  // libevent's default clock is CLOCK_MONOTONIC_COARSE, whose ticks let a
+  // delay_ms timer fire a few milliseconds early.
+  struct ConfigDeleter {
+    void operator()(event_config *p) const { event_config_free(p); }
+  };
+  std::unique_ptr<event_config, ConfigDeleter> config(event_config_new());
+  if (config) {
+    event_config_set_flag(config.get(), EVENT_BASE_FLAG_PRECISE_TIMER);
+    base_.reset(event_base_new_with_config(config.get()));
+  }
+  if (!base_) {
+    free_loop_objects();
+    return -ENOMEM;
+  }
+  wake_event_.reset(event_new(base_.get(), wake_read_.get(),
+                              EV_READ | EV_PERSIST, on_wake_event, this));
+  if (!wake_event_ || event_add(wake_event_.get(), nullptr) != 0) {
+    free_loop_objects();
+    return -ENOMEM;
+  }
+  // Backlog 0: the socket is already listening.
+  listener_.reset(evconnlistener_new(
+      base_.get(), on_listener_accept, this,
+      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, sock.get()));
+  if (!listener_) {
+    free_loop_objects();
+    return -ENOMEM;
+  }
+  sock.release();
+  evconnlistener_set_error_cb(listener_.get(), on_listener_error);
+  port_.store(port, std::memory_order_release);
+
+  try {
+    thread_ = std::thread([this] {
+      // libevent writes with writev(), so a peer that resets mid-response
+      // would raise SIGPIPE and kill the whole test binary. Blocking it on
+      // this thread only turns that into EPIPE without touching the process.
+      sigset_t set;
+      sigemptyset(&set);
+      sigaddset(&set, SIGPIPE);
+      pthread_sigmask(SIG_BLOCK, &set, nullptr);
+      event_base_dispatch(base_.get());
+    });
+  } catch (const std::system_error &e) {
+    free_loop_objects();
+    return -(e.code().value() ? e.code().value() : EAGAIN);
+  }
+  return 0;
+}
+
+void Server::stop() {
+  if (!thread_.joinable()) {
+    return;
+  }
+  // The loop is not thread-safe (we do not ask libevent for locking, which
+  // is process-global); a byte on a pipe is the portable wake-up.
+  char byte = 1;
+  while (write(wake_write_.get(), &byte, 1) < 0 && errno == EINTR) {
+  }
+  thread_.join();
+  // The loop thread has exited, so everything below is ours alone.
+  free_loop_objects();
+}
+
+void Server::on_wake() { event_base_loopbreak(base_.get()); }
+
+void Server::free_loop_objects() {
+  while (!connections_.empty()) {
+    close_connection(connections_.begin()->first);
+  }
+  listener_.reset();
+  wake_event_.reset();
+  base_.reset();
+  wake_read_.reset();
+  wake_write_.reset();
+}
+
+void Server::on_accept(evutil_socket_t fd) {
+  int one = 1;
+  // Responses are written in whole frames already; Nagle would only add
+  // latency between a request and its small response.
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  BufferEventPtr bev(
+      bufferevent_socket_new(base_.get(), fd, BEV_OPT_CLOSE_ON_FREE));
+  if (!bev) {
+    evutil_closesocket(fd);
+    return;
+  }
+  std::unique_ptr<ServerConnection> conn;
+  try {
+    conn = std::make_unique<ServerConnection>(this, next_connection_id_++,
+                                              std::move(bev));
+  } catch (...) {
+    return;
+  }
+  auto raw = conn.get();
+  bufferevent_setcb(raw->bev_.get(), on_bev_read, on_bev_write, on_bev_event,
+                    raw);
+  connections_.emplace(raw, std::move(conn));
+  update_stats([](ServerStats &s) {
+    ++s.connections_accepted;
+    ++s.connections_open;
+    s.peak_connections_open =
+        std::max(s.peak_connections_open, s.connections_open);
+  });
+  if (raw->start() != 0) {
+    close_connection(raw);
+    return;
+  }
+  bufferevent_enable(raw->bev_.get(), EV_READ | EV_WRITE);
+}
+
+void Server::close_connection(ServerConnection *conn) {
+  auto it = connections_.find(conn);
+  if (it == connections_.end()) {
+    return;
+  }
+  connections_.erase(it);
+  update_stats([](ServerStats &s) { --s.connections_open; });
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------
+// Public interface
+
+void fill_test_body(uint64_t seed, uint64_t offset, size_t n, uint8_t *out) {
+  const uint64_t key = splitmix64(seed);
+  uint64_t word = offset / 8;
+  size_t skip = static_cast<size_t>(offset % 8);
+  while (n > 0) {
+    uint64_t v = splitmix64(key + word * kGamma);
+    if (skip == 0 && n >= 8) {
+      store_le64(out, v);
+      out += 8;
+      n -= 8;
+    } else {
+      for (size_t j = skip; j < 8 && n > 0; ++j, --n) {
+        *out++ = static_cast<uint8_t>(v >> (8 * j));
+      }
+      skip = 0;
+    }
+    ++word;
+  }
+}
+
+std::string test_body(uint64_t seed, size_t n) {
+  std::string body(n, '\0');
+  fill_test_body(seed, 0, n, reinterpret_cast<uint8_t *>(body.data()));
+  return body;
+}
+
+struct TestServer::Impl {
+  explicit Impl(ServerOptions options) : server(std::move(options)) {}
+  Server server;
+};
+
+TestServer::TestServer(ServerOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+TestServer::~TestServer() { stop(); }
+
+int TestServer::start() { return impl_->server.start(); }
+
+void TestServer::stop() { impl_->server.stop(); }
+
+uint16_t TestServer::port() const { return impl_->server.port(); }
+
+std::string TestServer::base_url() const { return impl_->server.base_url(); }
+
+ServerStats TestServer::stats() const { return impl_->server.stats(); }
+
+std::vector<RecordedRequest> TestServer::requests() const {
+  return impl_->server.requests();
+}
+
+bool TestServer::wait_for_stats(
+    const std::function<bool(const ServerStats &)> &pred,
+    std::chrono::milliseconds timeout) const {
+  return impl_->server.wait_for_stats(pred, timeout);
+}
+
+} // namespace h2pool_testing

@@ -1,0 +1,833 @@
+// Drives the test server with a real HTTP/2 client: a minimal blocking
+// nghttp2 client below (and the nghttp binary, when installed).
+#include "test_server.h"
+#include "test_server_c.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <nghttp2/nghttp2.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <list>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace h2pool_testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+constexpr std::string_view kDefaultBody = "hello from h2pool test server\n";
+
+struct Response {
+  int status = 0;
+  Headers headers;
+  std::string body;
+  bool closed = false;
+  uint32_t error_code = 0;
+  Clock::time_point closed_at;
+
+  std::optional<std::string> header(std::string_view name) const {
+    for (const auto &[n, v] : headers) {
+      if (n == name) {
+        return v;
+      }
+    }
+    return std::nullopt;
+  }
+};
+
+struct RequestBody {
+  std::string data;
+  size_t offset = 0;
+};
+
+// A blocking, single-threaded HTTP/2 client, just enough to script the
+// server: every wait is bounded by a deadline.
+class H2Client {
+public:
+  explicit H2Client(uint16_t port, int family = AF_INET,
+                    bool big_window = false) {
+    fd_ = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) {
+      return;
+    }
+    sockaddr_storage ss{};
+    socklen_t len;
+    if (family == AF_INET) {
+      auto sin = reinterpret_cast<sockaddr_in *>(&ss);
+      sin->sin_family = AF_INET;
+      sin->sin_port = htons(port);
+      sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      len = sizeof(*sin);
+    } else {
+      auto sin6 = reinterpret_cast<sockaddr_in6 *>(&ss);
+      sin6->sin6_family = AF_INET6;
+      sin6->sin6_port = htons(port);
+      sin6->sin6_addr = in6addr_loopback;
+      len = sizeof(*sin6);
+    }
+    if (connect(fd_, reinterpret_cast<sockaddr *>(&ss), len) != 0) {
+      return;
+    }
+    // Frames go out in separate writes; Nagle against delayed ACKs would add
+    // 40 ms stalls between them.
+    int one = 1;
+    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    nghttp2_session_callbacks *cbs;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs,
+                                                              on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs,
+                                                           on_stream_close);
+    nghttp2_session_client_new(&session_, cbs, this);
+    nghttp2_session_callbacks_del(cbs);
+    std::vector<nghttp2_settings_entry> iv;
+    if (big_window) {
+      // Lets the server emit a whole large body at once, which exercises its
+      // output high-water mark.
+      iv.push_back({NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE,
+                    static_cast<uint32_t>(INT32_MAX)});
+      nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                            INT32_MAX);
+    }
+    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv.data(), iv.size());
+    ok_ = true;
+  }
+
+  ~H2Client() {
+    nghttp2_session_del(session_);
+    if (fd_ >= 0) {
+      close(fd_);
+    }
+  }
+
+  bool ok() const { return ok_; }
+  bool eof() const { return eof_; }
+  nghttp2_session *session() const { return session_; }
+
+  int32_t request(const std::string &method, const std::string &path,
+                  std::optional<std::string> body = std::nullopt,
+                  const Headers &extra = {}) {
+    auto nva = make_nva(method, path, extra);
+    nghttp2_data_provider provider{};
+    if (body) {
+      bodies_.push_back({std::move(*body), 0});
+      provider.source.ptr = &bodies_.back();
+      provider.read_callback = read_body;
+    }
+    return nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(),
+                                  body ? &provider : nullptr, nullptr);
+  }
+
+  // Sends HEADERS without END_STREAM: the stream stays open on the server
+  // until send_body() ends it.
+  int32_t open_stream(const std::string &method, const std::string &path) {
+    auto nva = make_nva(method, path, {});
+    return nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, -1, nullptr,
+                                  nva.data(), nva.size(), nullptr);
+  }
+
+  int send_body(int32_t stream_id, std::string body) {
+    bodies_.push_back({std::move(body), 0});
+    nghttp2_data_provider provider{};
+    provider.source.ptr = &bodies_.back();
+    provider.read_callback = read_body;
+    return nghttp2_submit_data(session_, NGHTTP2_FLAG_END_STREAM, stream_id,
+                               &provider);
+  }
+
+  int reset(int32_t stream_id) {
+    return nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream_id,
+                                     NGHTTP2_CANCEL);
+  }
+
+  bool flush() {
+    for (;;) {
+      const uint8_t *data;
+      ssize_t n = nghttp2_session_mem_send(session_, &data);
+      if (n < 0) {
+        return false;
+      }
+      if (n == 0) {
+        return true;
+      }
+      if (!write_all(data, static_cast<size_t>(n))) {
+        return false;
+      }
+    }
+  }
+
+  // Sends what is queued and processes input until `done()` or the deadline.
+  bool run_until(const std::function<bool()> &done,
+                 std::chrono::milliseconds timeout = 10s) {
+    auto deadline = Clock::now() + timeout;
+    for (;;) {
+      if (!flush()) {
+        return false;
+      }
+      if (done()) {
+        return true;
+      }
+      if (eof_) {
+        return false;
+      }
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - Clock::now());
+      if (left <= 0ms) {
+        return false;
+      }
+      pollfd pfd{fd_, POLLIN, 0};
+      if (poll(&pfd, 1, static_cast<int>(left.count())) <= 0) {
+        continue;
+      }
+      uint8_t buf[65536];
+      ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+      if (n <= 0) {
+        eof_ = true;
+        continue;
+      }
+      if (nghttp2_session_mem_recv(session_, buf, static_cast<size_t>(n)) < 0) {
+        return false;
+      }
+    }
+  }
+
+  bool wait(int32_t stream_id, std::chrono::milliseconds timeout = 10s) {
+    return run_until([&] { return responses_[stream_id].closed; }, timeout);
+  }
+
+  bool wait_all(const std::vector<int32_t> &ids,
+                std::chrono::milliseconds timeout = 10s) {
+    return run_until(
+        [&] {
+          for (auto id : ids) {
+            if (!responses_[id].closed) {
+              return false;
+            }
+          }
+          return true;
+        },
+        timeout);
+  }
+
+  const Response &response(int32_t stream_id) { return responses_[stream_id]; }
+  const std::vector<int32_t> &completion_order() const { return order_; }
+
+private:
+  std::vector<nghttp2_nv> make_nva(const std::string &method,
+                                   const std::string &path,
+                                   const Headers &extra) {
+    strings_.push_back(method);
+    auto &m = strings_.back();
+    strings_.push_back(path);
+    auto &p = strings_.back();
+    std::vector<nghttp2_nv> nva;
+    auto add = [&nva](const std::string &n, const std::string &v) {
+      nva.push_back({(uint8_t *)n.data(), (uint8_t *)v.data(), n.size(),
+                     v.size(), NGHTTP2_NV_FLAG_NONE});
+    };
+    add(kMethod, m);
+    add(kScheme, kHttp);
+    add(kAuthority, authority_);
+    add(kPath, p);
+    for (const auto &[n, v] : extra) {
+      add(n, v);
+    }
+    return nva;
+  }
+
+  bool write_all(const uint8_t *data, size_t n) {
+    while (n > 0) {
+      ssize_t w = ::send(fd_, data, n, MSG_NOSIGNAL);
+      if (w < 0 && errno == EINTR) {
+        continue;
+      }
+      if (w <= 0) {
+        return false;
+      }
+      data += w;
+      n -= static_cast<size_t>(w);
+    }
+    return true;
+  }
+
+  static int on_header(nghttp2_session *, const nghttp2_frame *frame,
+                       const uint8_t *name, size_t namelen,
+                       const uint8_t *value, size_t valuelen, uint8_t,
+                       void *user_data) {
+    auto client = static_cast<H2Client *>(user_data);
+    std::string n(reinterpret_cast<const char *>(name), namelen);
+    std::string v(reinterpret_cast<const char *>(value), valuelen);
+    auto &r = client->responses_[frame->hd.stream_id];
+    if (n == ":status") {
+      r.status = std::atoi(v.c_str());
+    } else {
+      r.headers.emplace_back(std::move(n), std::move(v));
+    }
+    return 0;
+  }
+
+  static int on_data_chunk(nghttp2_session *, uint8_t, int32_t stream_id,
+                           const uint8_t *data, size_t len, void *user_data) {
+    auto client = static_cast<H2Client *>(user_data);
+    client->responses_[stream_id].body.append(
+        reinterpret_cast<const char *>(data), len);
+    return 0;
+  }
+
+  static int on_stream_close(nghttp2_session *, int32_t stream_id,
+                             uint32_t error_code, void *user_data) {
+    auto client = static_cast<H2Client *>(user_data);
+    auto &r = client->responses_[stream_id];
+    r.closed = true;
+    r.error_code = error_code;
+    r.closed_at = Clock::now();
+    client->order_.push_back(stream_id);
+    return 0;
+  }
+
+  static ssize_t read_body(nghttp2_session *, int32_t, uint8_t *buf,
+                           size_t length, uint32_t *data_flags,
+                           nghttp2_data_source *source, void *) {
+    auto body = static_cast<RequestBody *>(source->ptr);
+    size_t n = std::min(length, body->data.size() - body->offset);
+    std::memcpy(buf, body->data.data() + body->offset, n);
+    body->offset += n;
+    if (body->offset == body->data.size()) {
+      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    }
+    return static_cast<ssize_t>(n);
+  }
+
+  inline static const std::string kMethod = ":method";
+  inline static const std::string kScheme = ":scheme";
+  inline static const std::string kAuthority = ":authority";
+  inline static const std::string kPath = ":path";
+  inline static const std::string kHttp = "http";
+
+  int fd_ = -1;
+  bool ok_ = false;
+  bool eof_ = false;
+  nghttp2_session *session_ = nullptr;
+  std::string authority_ = "localhost";
+  // Stable addresses: nghttp2 keeps pointers to request bodies until sent.
+  std::list<RequestBody> bodies_;
+  std::list<std::string> strings_;
+  std::map<int32_t, Response> responses_;
+  std::vector<int32_t> order_;
+};
+
+class TestServerTest : public ::testing::Test {
+protected:
+  void SetUp() override { ASSERT_EQ(server_.start(), 0); }
+
+  // One request on a fresh connection, waited for.
+  Response get(const std::string &path,
+               std::optional<std::string> body = std::nullopt,
+               const std::string &method = "GET") {
+    H2Client client(server_.port());
+    EXPECT_TRUE(client.ok());
+    int32_t id = client.request(body ? "POST" : method, path, std::move(body));
+    EXPECT_GT(id, 0);
+    EXPECT_TRUE(client.wait(id));
+    return client.response(id);
+  }
+
+  TestServer server_;
+};
+
+TEST_F(TestServerTest, AnyPathServesTheDefaultBody) {
+  Response r = get("/anything");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.error_code, NGHTTP2_NO_ERROR);
+  EXPECT_EQ(r.body, kDefaultBody);
+  EXPECT_EQ(r.header("content-length"), std::to_string(kDefaultBody.size()));
+  EXPECT_EQ(r.header("x-request-count"), "1");
+  EXPECT_FALSE(r.header("x-request-body-length"));
+}
+
+TEST_F(TestServerTest, RequestCountHeaderCountsEveryRequest) {
+  H2Client client(server_.port());
+  ASSERT_TRUE(client.ok());
+  int32_t a = client.request("GET", "/");
+  ASSERT_TRUE(client.wait(a));
+  int32_t b = client.request("GET", "/");
+  ASSERT_TRUE(client.wait(b));
+  EXPECT_EQ(client.response(a).header("x-request-count"), "1");
+  EXPECT_EQ(client.response(b).header("x-request-count"), "2");
+  ServerStats s = server_.stats();
+  EXPECT_EQ(s.requests, 2u);
+  EXPECT_EQ(s.responses, 2u);
+}
+
+TEST_F(TestServerTest, SizeAndSeedServeTestBodyByteExact) {
+  Response r = get("/data?size=100000&seed=7");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("content-length"), "100000");
+  ASSERT_EQ(r.body.size(), 100000u);
+  EXPECT_TRUE(r.body == test_body(7, 100000));
+  EXPECT_FALSE(r.body == test_body(8, 100000));
+}
+
+TEST_F(TestServerTest, SizeZeroServesAnEmptyBody) {
+  Response r = get("/?size=0");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("content-length"), "0");
+  EXPECT_EQ(r.body, "");
+}
+
+TEST_F(TestServerTest, LargeBodyToAWideOpenWindowIsByteExact) {
+  constexpr size_t kSize = 16 << 20;
+  H2Client client(server_.port(), AF_INET, /*big_window=*/true);
+  ASSERT_TRUE(client.ok());
+  int32_t id =
+      client.request("GET", "/?size=" + std::to_string(kSize) + "&seed=99");
+  ASSERT_TRUE(client.wait(id, 60s));
+  EXPECT_EQ(client.response(id).body.size(), kSize);
+  EXPECT_TRUE(client.response(id).body == test_body(99, kSize));
+}
+
+TEST_F(TestServerTest, HeadAnnouncesLengthWithoutBody) {
+  Response r = get("/?size=1234", std::nullopt, "HEAD");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("content-length"), "1234");
+  EXPECT_EQ(r.body, "");
+}
+
+TEST_F(TestServerTest, EchoReturnsTheRequestBody) {
+  std::string body = test_body(3, 200000);
+  Response r = get("/echo", body);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(r.body == body);
+  EXPECT_EQ(r.header("content-length"), "200000");
+  EXPECT_EQ(r.header("x-request-body-length"), "200000");
+}
+
+TEST_F(TestServerTest, StatusParameterSetsTheStatus) {
+  Response r = get("/?status=404");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.body, kDefaultBody);
+}
+
+TEST_F(TestServerTest, NoContentStatusHasNoBodyOrLength) {
+  Response r = get("/?status=204");
+  EXPECT_EQ(r.status, 204);
+  EXPECT_EQ(r.error_code, NGHTTP2_NO_ERROR);
+  EXPECT_EQ(r.body, "");
+  EXPECT_FALSE(r.header("content-length"));
+}
+
+TEST_F(TestServerTest, MalformedParameterGets400NamingIt) {
+  Response r = get("/?size=12x");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("size"), std::string::npos);
+  EXPECT_EQ(get("/?status=99").status, 400);
+}
+
+TEST_F(TestServerTest, HeaderParameterAddsDecodedResponseHeaders) {
+  Response r =
+      get("/?header=X-Test:a%20b%3Ac&header=x-other:2&header=x-other:3");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("x-test"), "a b:c");
+  Headers others;
+  for (const auto &h : r.headers) {
+    if (h.first == "x-other") {
+      others.push_back(h);
+    }
+  }
+  EXPECT_EQ(others, (Headers{{"x-other", "2"}, {"x-other", "3"}}));
+}
+
+TEST_F(TestServerTest, DelayedResponseDoesNotBlockOtherStreams) {
+  H2Client client(server_.port());
+  ASSERT_TRUE(client.ok());
+  auto start = Clock::now();
+  int32_t slow = client.request("GET", "/?delay_ms=300");
+  int32_t fast = client.request("GET", "/");
+  ASSERT_TRUE(client.wait_all({slow, fast}));
+  EXPECT_EQ(client.completion_order(), (std::vector<int32_t>{fast, slow}));
+  EXPECT_GE(client.response(slow).closed_at - start, 300ms);
+  EXPECT_EQ(client.response(slow).status, 200);
+  EXPECT_EQ(client.response(slow).body, kDefaultBody);
+}
+
+TEST_F(TestServerTest, PeakConcurrentStreamsCountsStreamsOpenTogether) {
+  H2Client client(server_.port());
+  ASSERT_TRUE(client.ok());
+  // All ten HEADERS precede every END_STREAM on the wire, and a stream can
+  // only close after its END_STREAM, so the server sees ten open at once.
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 10; ++i) {
+    ids.push_back(client.open_stream("POST", "/echo"));
+    ASSERT_GT(ids.back(), 0);
+  }
+  ASSERT_TRUE(client.flush());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ASSERT_EQ(client.send_body(ids[i], "body " + std::to_string(i)), 0);
+  }
+  ASSERT_TRUE(client.wait_all(ids));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    EXPECT_EQ(client.response(ids[i]).body, "body " + std::to_string(i));
+  }
+  ServerStats s = server_.stats();
+  EXPECT_EQ(s.peak_concurrent_streams, 10u);
+  EXPECT_EQ(s.requests, 10u);
+  EXPECT_EQ(s.responses, 10u);
+}
+
+TEST_F(TestServerTest, SequentialStreamsPeakAtOne) {
+  H2Client client(server_.port());
+  ASSERT_TRUE(client.ok());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(client.wait(client.request("GET", "/")));
+  }
+  EXPECT_EQ(server_.stats().peak_concurrent_streams, 1u);
+}
+
+TEST_F(TestServerTest, RecordsMethodPathHeadersAndBody) {
+  H2Client client(server_.port());
+  ASSERT_TRUE(client.ok());
+  int32_t id = client.request("PUT", "/rec?x=1", std::string("abc"),
+                              {{"x-custom", "v1"}, {"x-two", "v2"}});
+  ASSERT_TRUE(client.wait(id));
+  EXPECT_EQ(client.response(id).header("x-request-body-length"), "3");
+  auto reqs = server_.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  const RecordedRequest &r = reqs[0];
+  EXPECT_EQ(r.connection_id, 1u);
+  EXPECT_EQ(r.stream_id, id);
+  EXPECT_EQ(r.method, "PUT");
+  EXPECT_EQ(r.scheme, "http");
+  EXPECT_EQ(r.authority, "localhost");
+  EXPECT_EQ(r.path, "/rec?x=1");
+  EXPECT_EQ(r.headers, (Headers{{"x-custom", "v1"}, {"x-two", "v2"}}));
+  EXPECT_EQ(r.body, "abc");
+}
+
+TEST(TestServerOptions, RecordBodiesOffKeepsBodiesOutButEchoWorks) {
+  ServerOptions options;
+  options.record_bodies = false;
+  TestServer server(options);
+  ASSERT_EQ(server.start(), 0);
+  H2Client client(server.port());
+  ASSERT_TRUE(client.ok());
+  int32_t id = client.request("POST", "/echo", std::string("xyz"));
+  ASSERT_TRUE(client.wait(id));
+  EXPECT_EQ(client.response(id).body, "xyz");
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].body, "");
+}
+
+TEST(TestServerOptions, RecordLimitKeepsTheNewest) {
+  ServerOptions options;
+  options.record_limit = 2;
+  TestServer server(options);
+  ASSERT_EQ(server.start(), 0);
+  H2Client client(server.port());
+  ASSERT_TRUE(client.ok());
+  for (const char *path : {"/1", "/2", "/3"}) {
+    ASSERT_TRUE(client.wait(client.request("GET", path)));
+  }
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[0].path, "/2");
+  EXPECT_EQ(reqs[1].path, "/3");
+  EXPECT_EQ(server.stats().requests, 3u);
+}
+
+uint32_t announced_max_streams(uint32_t configured) {
+  ServerOptions options;
+  options.max_concurrent_streams = configured;
+  TestServer server(options);
+  EXPECT_EQ(server.start(), 0);
+  H2Client client(server.port());
+  EXPECT_TRUE(client.ok());
+  // The server's SETTINGS is its first frame, so it has arrived by the time
+  // any response has.
+  EXPECT_TRUE(client.wait(client.request("GET", "/")));
+  return nghttp2_session_get_remote_settings(
+      client.session(), NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+}
+
+TEST(TestServerOptions, AnnouncesMaxConcurrentStreams) {
+  EXPECT_EQ(announced_max_streams(7), 7u);
+}
+
+TEST(TestServerOptions, ZeroMaxConcurrentStreamsIsNotAnnounced) {
+  // nghttp2 reports the protocol's default (unlimited) when never announced.
+  EXPECT_EQ(announced_max_streams(0), 0xffffffffu);
+}
+
+TEST_F(TestServerTest, CountsConnections) {
+  {
+    H2Client a(server_.port());
+    H2Client b(server_.port());
+    ASSERT_TRUE(a.wait(a.request("GET", "/")));
+    ASSERT_TRUE(b.wait(b.request("GET", "/")));
+    ServerStats s = server_.stats();
+    EXPECT_EQ(s.connections_accepted, 2u);
+    EXPECT_EQ(s.connections_open, 2u);
+    EXPECT_EQ(s.peak_connections_open, 2u);
+    auto reqs = server_.requests();
+    ASSERT_EQ(reqs.size(), 2u);
+    EXPECT_EQ(reqs[0].connection_id, 1u);
+    EXPECT_EQ(reqs[1].connection_id, 2u);
+  }
+  EXPECT_TRUE(server_.wait_for_stats(
+      [](const ServerStats &s) { return s.connections_open == 0; }, 10s));
+  EXPECT_EQ(server_.stats().peak_connections_open, 2u);
+}
+
+TEST_F(TestServerTest, ClientResetOfDelayedStreamCancelsItsResponse) {
+  H2Client client(server_.port());
+  ASSERT_TRUE(client.ok());
+  int32_t cancelled = client.request("GET", "/?delay_ms=50");
+  ASSERT_TRUE(client.flush());
+  ASSERT_TRUE(server_.wait_for_stats(
+      [](const ServerStats &s) { return s.requests == 1; }, 10s));
+  ASSERT_EQ(client.reset(cancelled), 0);
+  // Outlives the cancelled stream's timer, so a timer that survived its
+  // stream would fire (and ASan would see it) before this completes.
+  int32_t later = client.request("GET", "/?delay_ms=150");
+  ASSERT_TRUE(client.wait(later));
+  EXPECT_EQ(client.response(later).status, 200);
+  EXPECT_EQ(client.response(cancelled).error_code, NGHTTP2_CANCEL);
+  EXPECT_EQ(client.response(cancelled).status, 0);
+  ServerStats s = server_.stats();
+  EXPECT_EQ(s.requests, 2u);
+  EXPECT_EQ(s.responses, 1u);
+}
+
+TEST_F(TestServerTest, ConnectionClosedWithDelayedResponsePendingIsSafe) {
+  {
+    H2Client doomed(server_.port());
+    ASSERT_TRUE(doomed.ok());
+    doomed.request("GET", "/?delay_ms=50");
+    ASSERT_TRUE(doomed.flush());
+    ASSERT_TRUE(server_.wait_for_stats(
+        [](const ServerStats &s) { return s.requests == 1; }, 10s));
+  }
+  ASSERT_TRUE(server_.wait_for_stats(
+      [](const ServerStats &s) { return s.connections_open == 0; }, 10s));
+  H2Client client(server_.port());
+  int32_t id = client.request("GET", "/?delay_ms=150");
+  ASSERT_TRUE(client.wait(id));
+  EXPECT_EQ(client.response(id).status, 200);
+  EXPECT_EQ(server_.stats().responses, 1u);
+}
+
+TEST_F(TestServerTest, StopClosesConnectionsWithPendingDelays) {
+  H2Client client(server_.port());
+  ASSERT_TRUE(client.ok());
+  client.request("GET", "/?delay_ms=600000");
+  ASSERT_TRUE(client.flush());
+  ASSERT_TRUE(server_.wait_for_stats(
+      [](const ServerStats &s) { return s.requests == 1; }, 10s));
+  auto start = Clock::now();
+  server_.stop();
+  EXPECT_LT(Clock::now() - start, 5s);
+  EXPECT_EQ(server_.stats().connections_open, 0u);
+  client.run_until([&] { return client.eof(); }, 10s);
+  EXPECT_TRUE(client.eof());
+  server_.stop(); // idempotent
+}
+
+TEST_F(TestServerTest, GarbageClosesTheConnectionAndServerKeepsServing) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons(server_.port());
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr *>(&sin), sizeof(sin)), 0);
+  const char garbage[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::send(fd, garbage, sizeof(garbage) - 1, MSG_NOSIGNAL),
+            static_cast<ssize_t>(sizeof(garbage) - 1));
+  bool closed = false;
+  auto deadline = Clock::now() + 10s;
+  while (!closed && Clock::now() < deadline) {
+    pollfd pfd{fd, POLLIN, 0};
+    if (poll(&pfd, 1, 1000) <= 0) {
+      continue;
+    }
+    char buf[4096];
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    closed = n <= 0;
+  }
+  close(fd);
+  EXPECT_TRUE(closed);
+  EXPECT_TRUE(server_.wait_for_stats(
+      [](const ServerStats &s) { return s.connections_open == 0; }, 10s));
+  EXPECT_EQ(get("/").status, 200);
+}
+
+TEST(TestServerStart, StartTwiceIsRejected) {
+  TestServer server;
+  ASSERT_EQ(server.start(), 0);
+  EXPECT_EQ(server.start(), -EALREADY);
+  EXPECT_NE(server.port(), 0);
+  EXPECT_EQ(server.base_url(),
+            "http://127.0.0.1:" + std::to_string(server.port()));
+}
+
+TEST(TestServerStart, NonLoopbackHostsAreRejected) {
+  for (const char *host : {"0.0.0.0", "192.0.2.1", "::", "example.com"}) {
+    ServerOptions options;
+    options.host = host;
+    TestServer server(options);
+    EXPECT_EQ(server.start(), -EINVAL) << host;
+  }
+}
+
+TEST(TestServerStart, PortInUseReportsErrno) {
+  TestServer first;
+  ASSERT_EQ(first.start(), 0);
+  ServerOptions options;
+  options.port = first.port();
+  TestServer second(options);
+  EXPECT_EQ(second.start(), -EADDRINUSE);
+}
+
+TEST(TestServerStart, ServesOverIpv6Loopback) {
+  ServerOptions options;
+  options.host = "::1";
+  TestServer server(options);
+  int rv = server.start();
+  if (rv == -EAFNOSUPPORT || rv == -EADDRNOTAVAIL) {
+    GTEST_SKIP() << "no IPv6 loopback here";
+  }
+  ASSERT_EQ(rv, 0);
+  EXPECT_EQ(server.base_url(), "http://[::1]:" + std::to_string(server.port()));
+  H2Client client(server.port(), AF_INET6);
+  ASSERT_TRUE(client.ok());
+  int32_t id = client.request("GET", "/");
+  ASSERT_TRUE(client.wait(id));
+  EXPECT_EQ(client.response(id).body, kDefaultBody);
+}
+
+TEST(TestBody, IsDeterministicAndDependsOnSeed) {
+  EXPECT_EQ(test_body(1, 4096), test_body(1, 4096));
+  EXPECT_NE(test_body(1, 8), test_body(2, 8));
+  EXPECT_NE(test_body(0, 8), test_body(1, 8));
+  // A shorter body is a prefix of a longer one with the same seed.
+  EXPECT_EQ(test_body(5, 1000).substr(0, 13), test_body(5, 13));
+  EXPECT_EQ(test_body(5, 0), "");
+}
+
+TEST(TestBody, FillAtAnyOffsetMatchesTheWholeBody) {
+  const std::string whole = test_body(11, 100);
+  for (size_t offset = 0; offset < 40; ++offset) {
+    for (size_t n : {0, 1, 7, 8, 9, 17, 60}) {
+      std::string part(n, '\0');
+      fill_test_body(11, offset, n, reinterpret_cast<uint8_t *>(part.data()));
+      EXPECT_EQ(part, whole.substr(offset, n)) << offset << "+" << n;
+    }
+  }
+}
+
+TEST(TestBody, MatchesTheDocumentedFormula) {
+  // Pins the format for clients in other languages (see test_server.h).
+  auto mix = [](uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+  };
+  std::string body = test_body(42, 24);
+  for (size_t i = 0; i < body.size(); ++i) {
+    uint64_t word = mix(mix(42) + (i / 8) * 0x9e3779b97f4a7c15ULL);
+    EXPECT_EQ(static_cast<uint8_t>(body[i]),
+              static_cast<uint8_t>(word >> (8 * (i % 8))))
+        << i;
+  }
+}
+
+TEST(TestServerC, ShimStartsCountsAndStops) {
+  h2ts *ts = nullptr;
+  ASSERT_EQ(h2ts_start(5, &ts), 0);
+  ASSERT_NE(ts, nullptr);
+  ASSERT_NE(h2ts_port(ts), 0);
+  {
+    H2Client client(h2ts_port(ts));
+    ASSERT_TRUE(client.ok());
+    int32_t id = client.request("GET", "/");
+    ASSERT_TRUE(client.wait(id));
+    EXPECT_EQ(nghttp2_session_get_remote_settings(
+                  client.session(), NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS),
+              5u);
+  }
+  EXPECT_EQ(h2ts_connections_accepted(ts), 1u);
+  EXPECT_EQ(h2ts_peak_connections_open(ts), 1u);
+  EXPECT_EQ(h2ts_peak_concurrent_streams(ts), 1u);
+  EXPECT_EQ(h2ts_requests(ts), 1u);
+  h2ts_stop(ts);
+  h2ts_stop(nullptr);
+  EXPECT_EQ(h2ts_port(nullptr), 0);
+  EXPECT_EQ(h2ts_start(0, nullptr), -EINVAL);
+}
+
+TEST(TestServerC, ShimTestBodyMatches) {
+  std::string out(1000, '\0');
+  h2ts_test_body(9, out.size(), reinterpret_cast<uint8_t *>(out.data()));
+  EXPECT_EQ(out, test_body(9, 1000));
+}
+
+std::optional<std::string> find_program(const std::string &name) {
+  const char *path = std::getenv("PATH");
+  std::string_view rest = path ? path : "/usr/bin:/bin";
+  while (!rest.empty()) {
+    auto colon = rest.find(':');
+    std::filesystem::path candidate(std::string(rest.substr(0, colon)));
+    candidate /= name;
+    if (access(candidate.c_str(), X_OK) == 0) {
+      return candidate.string();
+    }
+    rest = colon == std::string_view::npos ? "" : rest.substr(colon + 1);
+  }
+  return std::nullopt;
+}
+
+TEST_F(TestServerTest, NghttpClientGetsTheSameBytes) {
+  auto nghttp = find_program("nghttp");
+  if (!nghttp) {
+    GTEST_SKIP() << "nghttp not installed";
+  }
+  // An independent HTTP/2 implementation, so the server is not only tested
+  // against the client written above.
+  std::string cmd = *nghttp + " --timeout=10 '" + server_.base_url() +
+                    "/?size=50000&seed=3' 2>/dev/null";
+  FILE *p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[8192];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) {
+    out.append(buf, n);
+  }
+  EXPECT_EQ(pclose(p), 0);
+  EXPECT_EQ(out.size(), 50000u);
+  EXPECT_TRUE(out == test_body(3, 50000));
+  EXPECT_EQ(server_.stats().responses, 1u);
+}
+
+} // namespace
+} // namespace h2pool_testing
