@@ -7,8 +7,9 @@ packages=(
   build-essential cmake pkg-config git
   libnghttp2-dev libevent-dev libssl-dev zlib1g-dev
   libcmocka-dev libgtest-dev
-  # Real HTTP/2 peers for the interop tests.
-  nghttp2-client nghttp2-server h2o
+  # Real HTTP/2 peers for the interop tests, and openssl to make their
+  # certificates at test time.
+  nghttp2-client nghttp2-server h2o nginx openssl
   # Used by the test scripts (free-port lookup, binary file comparison).
   python3 iproute2 procps
 )
