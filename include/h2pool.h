@@ -147,7 +147,11 @@ typedef enum h2pool_code {
    *  over TLS. No HTTP/2 frame was sent. */
   H2POOL_ERR_TLS_ALPN = -28,
   /** The TLS handshake did not finish within the handshake timeout. */
-  H2POOL_ERR_TLS_HANDSHAKE_TIMEOUT = -29
+  H2POOL_ERR_TLS_HANDSHAKE_TIMEOUT = -29,
+  /** The response headers did not arrive within the response-header
+   *  timeout after the request was sent. The stream was reset with CANCEL;
+   *  the connection stays in use. */
+  H2POOL_ERR_RESPONSE_HEADERS_TIMEOUT = -30
 } h2pool_code;
 
 /**
@@ -280,6 +284,60 @@ H2POOL_EXTERN int h2pool_config_set_idle_timeout_ms(h2pool_config *cfg,
  */
 H2POOL_EXTERN int h2pool_config_set_max_lifetime_ms(h2pool_config *cfg,
                                                     uint32_t ms);
+
+/**
+ * Time allowed from sending a request until its response headers arrive, in
+ * milliseconds; beyond it the request fails with
+ * H2POOL_ERR_RESPONSE_HEADERS_TIMEOUT. 0 (the default) means no limit.
+ */
+H2POOL_EXTERN int
+h2pool_config_set_response_header_timeout_ms(h2pool_config *cfg, uint32_t ms);
+
+/**
+ * Health checking: when nothing has been read from a connection for
+ * `interval_ms`, it sends a PING; if the ACK does not arrive within
+ * `timeout_ms`, the connection is closed and its streams fail with
+ * H2POOL_ERR_CONNECTION_LOST. Defaults 30000 and 10000; `interval_ms` 0
+ * disables PINGs; `timeout_ms` at least 1.
+ */
+H2POOL_EXTERN int h2pool_config_set_ping(h2pool_config *cfg,
+                                         uint32_t interval_ms,
+                                         uint32_t timeout_ms);
+
+/**
+ * A connection that has carried this many streams takes no more and closes
+ * once they finish (the pool opens another). 0 (the default) means no limit.
+ */
+H2POOL_EXTERN int
+h2pool_config_set_max_requests_per_connection(h2pool_config *cfg, uint32_t n);
+
+/**
+ * How many times a request may be retried on another connection when the
+ * server provably did not process it (REFUSED_STREAM, or a stream above a
+ * GOAWAY's last stream id), and, with h2pool_config_set_retry_idempotent(),
+ * after a lost connection. Default 3; at most 100.
+ */
+H2POOL_EXTERN int h2pool_config_set_max_retries(h2pool_config *cfg, uint32_t n);
+
+/**
+ * With a non-zero `enable`, requests with an idempotent method (GET, HEAD,
+ * OPTIONS, PUT, DELETE, TRACE) whose connection was lost before any response
+ * header arrived are retried on a new connection, within the retry limit.
+ * Off by default: the server may have acted on the request.
+ */
+H2POOL_EXTERN int h2pool_config_set_retry_idempotent(h2pool_config *cfg,
+                                                     int enable);
+
+/**
+ * Limits on a response's header block (status line and trailers included):
+ * total bytes (names + values + 32 per field, as RFC 7541 counts) and number
+ * of fields. Beyond either the request fails with
+ * H2POOL_ERR_RESPONSE_TOO_LARGE. Defaults 262144 bytes and 1000 fields; both
+ * at least 1.
+ */
+H2POOL_EXTERN int h2pool_config_set_max_response_headers(h2pool_config *cfg,
+                                                         uint32_t max_bytes,
+                                                         uint32_t max_fields);
 
 /**
  * Maximum bytes of a response body kept in memory; a larger body fails the

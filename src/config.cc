@@ -88,6 +88,55 @@ int h2pool_config_set_max_lifetime_ms(h2pool_config *cfg, uint32_t ms) {
   return H2POOL_OK;
 }
 
+int h2pool_config_set_response_header_timeout_ms(h2pool_config *cfg,
+                                                 uint32_t ms) {
+  if (cfg == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->response_header_timeout_ms = ms;
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_ping(h2pool_config *cfg, uint32_t interval_ms,
+                           uint32_t timeout_ms) {
+  if (cfg == nullptr || timeout_ms < 1)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->ping_interval_ms = interval_ms;
+  cfg->ping_timeout_ms = timeout_ms;
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_max_requests_per_connection(h2pool_config *cfg,
+                                                  uint32_t n) {
+  if (cfg == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->max_requests_per_connection = n;
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_max_retries(h2pool_config *cfg, uint32_t n) {
+  if (cfg == nullptr || n > 100)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->max_retries = n;
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_retry_idempotent(h2pool_config *cfg, int enable) {
+  if (cfg == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->retry_idempotent = enable != 0;
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_max_response_headers(h2pool_config *cfg,
+                                           uint32_t max_bytes,
+                                           uint32_t max_fields) {
+  if (cfg == nullptr || max_bytes < 1 || max_fields < 1)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->max_response_header_bytes = max_bytes;
+  cfg->max_response_header_fields = max_fields;
+  return H2POOL_OK;
+}
+
 int h2pool_config_set_max_response_body_bytes(h2pool_config *cfg, uint64_t n) {
   if (cfg == nullptr || n < 1)
     return H2POOL_ERR_INVALID_ARGUMENT;

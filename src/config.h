@@ -20,6 +20,13 @@ struct h2pool_config {
   // Attempts beyond the first for requests the server provably never
   // processed (REFUSED_STREAM, or above a GOAWAY's last stream id).
   uint32_t max_retries = 3;
+  bool retry_idempotent = false;
+  uint32_t response_header_timeout_ms = 0; // 0: none
+  uint32_t ping_interval_ms = 30000;       // 0: no PINGs
+  uint32_t ping_timeout_ms = 10000;
+  uint32_t max_requests_per_connection = 0; // 0: unlimited
+  uint32_t max_response_header_bytes = 256u << 10;
+  uint32_t max_response_header_fields = 1000;
   // Flow-control windows we advertise. Large windows let bulk downloads run
   // at loopback speed without waiting for WINDOW_UPDATE round trips.
   uint32_t stream_window_bytes = 8u << 20;

@@ -19,10 +19,6 @@ namespace {
 // for more; the write callback resumes below the low-water mark.
 constexpr size_t kOutputHighWater = 1u << 20;
 constexpr size_t kOutputLowWater = 256u << 10;
-// Response header block limits. Beyond them a server is either broken or
-// hostile, and buffering more only helps it exhaust our memory.
-constexpr size_t kMaxResponseHeaderBytes = 256u << 10;
-constexpr size_t kMaxResponseHeaderFields = 1000;
 constexpr uint32_t kMaxStreamsWithoutServerLimit = 1000;
 
 // --- nghttp2 trampolines ---------------------------------------------------
@@ -64,6 +60,12 @@ int on_frame_send_cb(nghttp2_session *, const nghttp2_frame *frame,
   return conn->on_frame_sent(frame);
 }
 
+int on_invalid_frame_recv_cb(nghttp2_session *, const nghttp2_frame *frame,
+                             int lib_error_code, void *user_data) {
+  auto conn = static_cast<Connection *>(user_data);
+  return conn->on_invalid_frame(frame, lib_error_code);
+}
+
 int error_cb(nghttp2_session *, int, const char *msg, size_t len,
              void *user_data) {
   auto conn = static_cast<Connection *>(user_data);
@@ -94,6 +96,8 @@ nghttp2_session_callbacks *shared_callbacks() {
                                                            on_stream_close_cb);
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send_cb);
     nghttp2_session_callbacks_set_error_callback2(cbs, error_cb);
+    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(
+        cbs, on_invalid_frame_recv_cb);
     return CallbacksPtr(cbs);
   }();
   return callbacks.get();
@@ -126,6 +130,9 @@ void write_cb(bufferevent *, void *arg) {
 void event_cb(bufferevent *, short what, void *arg) {
   static_cast<Connection *>(arg)->on_socket_event(what);
 }
+void tcp_connect_cb(evutil_socket_t, short what, void *arg) {
+  static_cast<Connection *>(arg)->on_tcp_connect_event(what);
+}
 void connect_timeout_cb(evutil_socket_t, short, void *arg) {
   static_cast<Connection *>(arg)->on_connect_timeout();
 }
@@ -137,6 +144,18 @@ void idle_timeout_cb(evutil_socket_t, short, void *arg) {
 }
 void lifetime_timeout_cb(evutil_socket_t, short, void *arg) {
   static_cast<Connection *>(arg)->on_lifetime_timeout();
+}
+void ping_timer_cb(evutil_socket_t, short, void *arg) {
+  static_cast<Connection *>(arg)->on_ping_timer();
+}
+void ping_timeout_cb(evutil_socket_t, short, void *arg) {
+  static_cast<Connection *>(arg)->on_ping_timeout();
+}
+
+uint64_t now_ms(event_base *base) {
+  timeval tv;
+  event_base_gettimeofday_cached(base, &tv);
+  return uint64_t(tv.tv_sec) * 1000 + uint64_t(tv.tv_usec) / 1000;
 }
 
 Request *stream_request(nghttp2_session *session, int32_t stream_id) {
@@ -170,6 +189,8 @@ Connection::Connection(event_base *base, ConnectionOwner &owner,
   settings_timer_.reset(evtimer_new(base_, settings_timeout_cb, this));
   idle_timer_.reset(evtimer_new(base_, idle_timeout_cb, this));
   lifetime_timer_.reset(evtimer_new(base_, lifetime_timeout_cb, this));
+  ping_timer_.reset(evtimer_new(base_, ping_timer_cb, this));
+  ping_timeout_timer_.reset(evtimer_new(base_, ping_timeout_cb, this));
 }
 
 Connection::~Connection() {
@@ -211,44 +232,39 @@ void Connection::connect(std::vector<Address> addresses) {
 void Connection::try_next_address() {
   while (next_address_ < addresses_.size()) {
     const Address &addr = addresses_[next_address_++];
-    if (tls_) {
-      SSL *ssl = tls_->context->new_ssl(tls_->host, tls_->host_is_ip,
-                                        tls_->sessions, this);
-      if (!ssl) {
-        fail(make_error(H2POOL_ERR_TLS_CONFIG, "cannot set up TLS for " +
-                                                   tls_->host + ": " +
-                                                   openssl_error_string()));
-        return;
-      }
-      // The bufferevent owns the SSL object from here (BEV_OPT_CLOSE_ON_FREE).
-      bev_.reset(bufferevent_openssl_socket_new(
-          base_, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE));
-      if (bev_)
-        // Many servers close without close_notify; that is an ordinary EOF
-        // for HTTP/2, whose framing shows whether a response was complete.
-        bufferevent_openssl_set_allow_dirty_shutdown(bev_.get(), 1);
-      else
-        SSL_free(ssl);
-    } else {
-      bev_.reset(bufferevent_socket_new(base_, -1, BEV_OPT_CLOSE_ON_FREE));
-    }
-    if (!bev_) {
-      last_connect_error_ = "cannot create socket buffer";
+    current_address_ = addr.to_string();
+    evutil_socket_t fd =
+        ::socket(addr.storage.ss_family,
+                 SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+    if (fd < 0) {
+      last_connect_error_ = current_address_ + ": " + strerror(errno);
       continue;
     }
-    tls_handshake_phase_ = false;
-    bufferevent_setcb(bev_.get(), read_cb, write_cb, event_cb, this);
     H2POOL_LOG(log_, H2POOL_LOG_DEBUG, "conn %llu: connecting to %s",
-               (unsigned long long)id_, addr.to_string().c_str());
-    if (bufferevent_socket_connect(bev_.get(), addr.sa(), int(addr.length)) !=
-        0) {
-      last_connect_error_ =
-          addr.to_string() + ": " +
-          evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
-      bev_.reset();
+               (unsigned long long)id_, current_address_.c_str());
+    if (::connect(fd, addr.sa(), addr.length) == 0) {
+      on_tcp_connected(fd);
+      return;
+    }
+    if (errno != EINPROGRESS) {
+      last_connect_timed_out_ = false;
+      last_connect_error_ = current_address_ + ": " + strerror(errno);
+      ::close(fd);
       continue;
     }
-    arm(connect_timer_, settings_.connect_timeout_ms);
+    // Connecting ourselves (rather than through the bufferevent) tells the
+    // TCP phase apart from the TLS handshake, so each gets its own timeout
+    // and its own error.
+    connect_fd_ = fd;
+    connect_event_.reset(event_new(base_, fd, EV_WRITE, tcp_connect_cb, this));
+    timeval tv = ms_to_timeval(settings_.connect_timeout_ms);
+    if (!connect_event_ || event_add(connect_event_.get(), &tv) != 0) {
+      connect_event_.reset();
+      connect_fd_ = -1;
+      ::close(fd);
+      last_connect_error_ = current_address_ + ": cannot watch the socket";
+      continue;
+    }
     return;
   }
   Error err =
@@ -261,13 +277,76 @@ void Connection::try_next_address() {
   fail(err);
 }
 
-bool Connection::socket_connected() const {
-  if (!bev_)
-    return false;
-  sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  return getpeername(bufferevent_getfd(bev_.get()),
-                     reinterpret_cast<sockaddr *>(&ss), &len) == 0;
+void Connection::on_tcp_connect_event(short what) {
+  evutil_socket_t fd = connect_fd_;
+  connect_event_.reset();
+  connect_fd_ = -1;
+  if (state_ == State::closed) {
+    ::close(fd);
+    return;
+  }
+  if (what & EV_TIMEOUT) {
+    last_connect_timed_out_ = true;
+    last_connect_error_ = current_address_ + ": connect timed out after " +
+                          std::to_string(settings_.connect_timeout_ms) + " ms";
+    ::close(fd);
+    try_next_address();
+    return;
+  }
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+    err = errno;
+  if (err != 0) {
+    last_connect_timed_out_ = false;
+    last_connect_error_ = current_address_ + ": " + strerror(err);
+    ::close(fd);
+    try_next_address();
+    return;
+  }
+  on_tcp_connected(fd);
+}
+
+void Connection::on_tcp_connected(evutil_socket_t fd) {
+  int one = 1;
+  // Requests are small and latency-bound; Nagle would hold them back.
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (tls_) {
+    SSL *ssl = tls_->context->new_ssl(tls_->host, tls_->host_is_ip,
+                                      tls_->sessions, this);
+    if (!ssl) {
+      ::close(fd);
+      fail(make_error(H2POOL_ERR_TLS_CONFIG, "cannot set up TLS for " +
+                                                 tls_->host + ": " +
+                                                 openssl_error_string()));
+      return;
+    }
+    // From here the bufferevent owns the SSL object and the socket.
+    bev_.reset(bufferevent_openssl_socket_new(
+        base_, fd, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE));
+    if (!bev_) {
+      SSL_free(ssl);
+      ::close(fd);
+      fail(make_error(H2POOL_ERR_NOMEM, "cannot create TLS socket buffer"));
+      return;
+    }
+    // Many servers close without close_notify; that is an ordinary EOF for
+    // HTTP/2, whose framing shows whether a response was complete.
+    bufferevent_openssl_set_allow_dirty_shutdown(bev_.get(), 1);
+    bufferevent_setcb(bev_.get(), read_cb, write_cb, event_cb, this);
+    bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
+    state_ = State::tls_handshaking;
+    arm(connect_timer_, settings_.tls_handshake_timeout_ms);
+    return;
+  }
+  bev_.reset(bufferevent_socket_new(base_, fd, BEV_OPT_CLOSE_ON_FREE));
+  if (!bev_) {
+    ::close(fd);
+    fail(make_error(H2POOL_ERR_NOMEM, "cannot create socket buffer"));
+    return;
+  }
+  bufferevent_setcb(bev_.get(), read_cb, write_cb, event_cb, this);
+  start_session();
 }
 
 void Connection::on_tls_session(SSL_SESSION *session) {
@@ -277,120 +356,104 @@ void Connection::on_tls_session(SSL_SESSION *session) {
     SSL_SESSION_free(session);
 }
 
-bool Connection::connect_failure_is_tcp(Error *err) {
-  if (!tls_)
-    return true;
+Error Connection::tls_failure() {
   SSL *ssl = bufferevent_openssl_get_ssl(bev_.get());
-  unsigned long ssl_error = bufferevent_get_openssl_error(bev_.get());
   long verify = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
-  if (verify != X509_V_OK) {
-    *err = make_error(H2POOL_ERR_TLS_VERIFY,
+  if (verify != X509_V_OK)
+    return make_error(H2POOL_ERR_TLS_VERIFY,
                       "certificate of " + name_ + " failed verification: " +
                           X509_verify_cert_error_string(verify));
-    return false;
-  }
-  if (ssl_error != 0) {
-    *err = make_error(H2POOL_ERR_TLS_HANDSHAKE,
+  // libevent queues OpenSSL's error codes, and SSL_get_error() values
+  // (library 0) when the queue was empty; the first real one says most.
+  unsigned long ssl_error = 0;
+  while (unsigned long e = bufferevent_get_openssl_error(bev_.get()))
+    if (ssl_error == 0 && ERR_GET_LIB(e) != 0)
+      ssl_error = e;
+  if (ssl_error != 0 && ERR_GET_LIB(ssl_error) == ERR_LIB_SSL &&
+      ERR_GET_REASON(ssl_error) == SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL)
+    return make_error(H2POOL_ERR_TLS_ALPN,
+                      name_ +
+                          " refused HTTP/2 in ALPN (no_application_protocol "
+                          "alert)");
+  if (ssl_error != 0)
+    return make_error(H2POOL_ERR_TLS_HANDSHAKE,
                       "TLS handshake with " + name_ +
                           " failed: " + openssl_error_string(ssl_error));
-    return false;
-  }
-  if (socket_connected()) {
-    *err = make_error(H2POOL_ERR_TLS_HANDSHAKE,
-                      "connection to " + name_ +
-                          " closed during the TLS handshake");
-    return false;
-  }
-  return true;
+  return make_error(H2POOL_ERR_TLS_HANDSHAKE,
+                    "connection to " + name_ +
+                        " closed during the TLS handshake");
 }
 
 void Connection::on_connect_timeout() {
-  if (state_ != State::connecting)
+  if (state_ != State::tls_handshaking)
     return;
-  if (tls_ && !tls_handshake_phase_ && socket_connected()) {
-    // TCP is up and TLS is under way: it gets its own allowance.
-    tls_handshake_phase_ = true;
-    arm(connect_timer_, settings_.tls_handshake_timeout_ms);
-    return;
-  }
-  if (tls_handshake_phase_) {
-    fail(make_error(H2POOL_ERR_TLS_HANDSHAKE_TIMEOUT,
-                    "TLS handshake with " + name_ + " did not finish within " +
-                        std::to_string(settings_.tls_handshake_timeout_ms) +
-                        " ms"));
-    return;
-  }
-  last_connect_timed_out_ = true;
-  last_connect_error_ = addresses_[next_address_ - 1].to_string() +
-                        ": connect timed out after " +
-                        std::to_string(settings_.connect_timeout_ms) + " ms";
-  bev_.reset();
-  try_next_address();
+  fail(make_error(H2POOL_ERR_TLS_HANDSHAKE_TIMEOUT,
+                  "TLS handshake with " + name_ + " did not finish within " +
+                      std::to_string(settings_.tls_handshake_timeout_ms) +
+                      " ms"));
 }
 
 void Connection::on_socket_event(short what) {
   if (state_ == State::closed)
     return;
-  if (state_ == State::connecting) {
-    if (what & BEV_EVENT_CONNECTED) {
-      evtimer_del(connect_timer_.get());
-      if (tls_) {
-        SSL *ssl = bufferevent_openssl_get_ssl(bev_.get());
-        const unsigned char *proto = nullptr;
-        unsigned int len = 0;
-        SSL_get0_alpn_selected(ssl, &proto, &len);
-        if (len != 2 || memcmp(proto, "h2", 2) != 0) {
-          // Never send HTTP/2 frames to a server that did not agree to them.
-          fail(make_error(
-              H2POOL_ERR_TLS_ALPN,
-              name_ + " did not select HTTP/2 in ALPN (" +
-                  (len ? "selected '" +
-                             std::string(reinterpret_cast<const char *>(proto),
-                                         len) +
-                             "'"
-                       : std::string("no protocol selected")) +
-                  ")"));
-          return;
-        }
-        tls_resumed_ = SSL_session_reused(ssl) == 1;
-      }
-      start_session();
-      return;
-    }
-    Error tls_error;
-    if (!connect_failure_is_tcp(&tls_error)) {
-      fail(tls_error);
-      return;
-    }
-    int err = EVUTIL_SOCKET_ERROR();
-    last_connect_timed_out_ = false;
-    last_connect_error_ = addresses_[next_address_ - 1].to_string() + ": " +
-                          evutil_socket_error_to_string(err);
+  if (state_ == State::tls_handshaking) {
     evtimer_del(connect_timer_.get());
-    bev_.reset();
-    try_next_address();
+    if (!(what & BEV_EVENT_CONNECTED)) {
+      fail(tls_failure());
+      return;
+    }
+    SSL *ssl = bufferevent_openssl_get_ssl(bev_.get());
+    const unsigned char *proto = nullptr;
+    unsigned int len = 0;
+    SSL_get0_alpn_selected(ssl, &proto, &len);
+    if (len != 2 || memcmp(proto, "h2", 2) != 0) {
+      // Never send HTTP/2 frames to a server that did not agree to them.
+      std::string chosen =
+          len ? "selected '" +
+                    std::string(reinterpret_cast<const char *>(proto), len) +
+                    "'"
+              : std::string("selected no protocol");
+      fail(make_error(H2POOL_ERR_TLS_ALPN,
+                      name_ + " did not select HTTP/2 in ALPN (" + chosen +
+                          ")"));
+      return;
+    }
+    tls_resumed_ = SSL_session_reused(ssl) == 1;
+    owner_.on_tls_established(*this);
+    start_session();
     return;
   }
   if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
     Error err = connection_error();
     if (err.code == H2POOL_ERR_CONNECTION_LOST) {
+      if (tls_ && state_ == State::handshaking) {
+        // TLS 1.3 servers send some handshake alerts (a client certificate
+        // they required, for one) only after the client has finished its
+        // part, so they surface here, before the server's SETTINGS. The
+        // alert itself may be lost to a TCP reset, but a server that
+        // accepted TLS sends SETTINGS at once: a close before them is the
+        // handshake failing.
+        Error tls = tls_failure();
+        if (tls.message.find("closed during") != std::string::npos)
+          tls.message = "connection to " + name_ +
+                        " closed by the server after the TLS handshake, "
+                        "before HTTP/2 began (as a server does that rejects "
+                        "the client certificate under TLS 1.3)";
+        close(tls);
+        return;
+      }
+      int sys = EVUTIL_SOCKET_ERROR();
       err.message =
           "connection to " + name_ +
-          ((what & BEV_EVENT_EOF)
+          ((what & BEV_EVENT_EOF) || sys == 0
                ? " closed by the server"
-               : std::string(" failed: ") +
-                     evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+               : std::string(" failed: ") + evutil_socket_error_to_string(sys));
     }
     close(err);
   }
 }
 
 void Connection::start_session() {
-  evutil_socket_t fd = bufferevent_getfd(bev_.get());
-  int one = 1;
-  // Requests are small and latency-bound; Nagle would hold them back.
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-
   nghttp2_session *session = nullptr;
   if (!shared_callbacks() ||
       nghttp2_session_client_new2(&session, shared_callbacks(), this,
@@ -413,6 +476,8 @@ void Connection::start_session() {
   bufferevent_setwatermark(bev_.get(), EV_WRITE, kOutputLowWater, 0);
   bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
   arm(settings_timer_, settings_.settings_timeout_ms);
+  last_read_ms_ = now_ms(base_);
+  arm(ping_timer_, settings_.ping_interval_ms);
   flush();
 }
 
@@ -460,6 +525,9 @@ int Connection::submit(Request &req) {
   ++streams_opened_;
   peak_ = std::max(peak_, active_);
   evtimer_del(idle_timer_.get());
+  if (settings_.max_streams_per_connection &&
+      streams_opened_ >= settings_.max_streams_per_connection)
+    drain();
   return H2POOL_OK;
 }
 
@@ -484,14 +552,21 @@ void Connection::drain() {
   settle();
 }
 
-void Connection::close(const Error &why) {
+void Connection::close(const Error &why, bool clean) {
   if (state_ == State::closed)
     return;
+  if (connect_event_) {
+    connect_event_.reset();
+    ::close(connect_fd_);
+    connect_fd_ = -1;
+  }
   state_ = State::closed;
   evtimer_del(connect_timer_.get());
   evtimer_del(settings_timer_.get());
   evtimer_del(idle_timer_.get());
   evtimer_del(lifetime_timer_.get());
+  evtimer_del(ping_timer_.get());
+  evtimer_del(ping_timeout_timer_.get());
   if (session_ && bev_) {
     if (!goaway_sent_)
       nghttp2_session_terminate_session(session_.get(), NGHTTP2_NO_ERROR);
@@ -511,6 +586,10 @@ void Connection::close(const Error &why) {
     }
     if (!ssl)
       evbuffer_write(out, bufferevent_getfd(bev_.get()));
+    // close_notify on an orderly close keeps the session resumable: OpenSSL
+    // marks sessions of connections freed without it as bad.
+    if (ssl && direct && clean)
+      SSL_shutdown(ssl);
     ERR_clear_error();
   }
   if (bev_) {
@@ -610,6 +689,7 @@ Error Connection::connection_error() const {
 void Connection::on_readable() {
   if (state_ == State::closed || !session_)
     return;
+  last_read_ms_ = now_ms(base_);
   evbuffer *in = bufferevent_get_input(bev_.get());
   // Feed nghttp2 straight from libevent's chains: no pull-up copy.
   for (;;) {
@@ -657,13 +737,47 @@ void Connection::on_settings_timeout() {
 
 void Connection::on_idle_timeout() {
   if (state_ == State::ready && active_ == 0)
-    close(make_error(H2POOL_ERR_CONNECTION_LOST, "idle connection closed"));
+    close(make_error(H2POOL_ERR_CONNECTION_LOST, "idle connection closed"),
+          /*clean=*/true);
 }
 
 void Connection::on_lifetime_timeout() {
   if (is_pending())
     return; // a connection still starting up gets no extra lifetime check
   drain();
+}
+
+void Connection::on_ping_timer() {
+  if (state_ == State::closed || !session_ || ping_outstanding_)
+    return;
+  uint64_t idle = now_ms(base_) - last_read_ms_;
+  if (idle < settings_.ping_interval_ms) {
+    arm(ping_timer_, uint32_t(settings_.ping_interval_ms - idle));
+    return;
+  }
+  // Nothing heard for a whole interval: make the server prove it is there
+  // before the pool trusts this connection with more streams.
+  ping_outstanding_ = true;
+  nghttp2_submit_ping(session_.get(), NGHTTP2_FLAG_NONE, nullptr);
+  arm(ping_timeout_timer_, settings_.ping_timeout_ms);
+  flush();
+}
+
+void Connection::on_ping_timeout() {
+  if (state_ == State::closed || !ping_outstanding_)
+    return;
+  close(make_error(H2POOL_ERR_CONNECTION_LOST,
+                   "no PING ACK from " + name_ + " within " +
+                       std::to_string(settings_.ping_timeout_ms) + " ms"));
+}
+
+int Connection::on_invalid_frame(const nghttp2_frame *frame, int lib_error) {
+  last_nghttp2_error_ = std::string("invalid ") +
+                        (frame->hd.type == NGHTTP2_HEADERS ? "HEADERS"
+                         : frame->hd.type == NGHTTP2_DATA  ? "DATA"
+                                                           : "frame") +
+                        " from the server: " + nghttp2_strerror(lib_error);
+  return 0;
 }
 
 int Connection::on_begin_headers(const nghttp2_frame *frame) {
@@ -683,10 +797,16 @@ int Connection::on_header(const nghttp2_frame *frame, const uint8_t *name,
   if (!req)
     return 0;
   req->header_bytes += namelen + valuelen + 32;
-  if (req->header_bytes > kMaxResponseHeaderBytes ||
-      req->response.headers.size() >= kMaxResponseHeaderFields) {
-    req->local_error = make_error(H2POOL_ERR_RESPONSE_TOO_LARGE,
-                                  "response headers exceed the limit");
+  ++req->header_fields;
+  if (req->header_bytes > settings_.max_response_header_bytes ||
+      req->header_fields > settings_.max_response_header_fields) {
+    // Beyond the limits a server is broken or hostile, and buffering more
+    // only helps it exhaust our memory.
+    req->local_error = make_error(
+        H2POOL_ERR_RESPONSE_TOO_LARGE,
+        "response headers exceed " +
+            std::to_string(settings_.max_response_header_bytes) + " bytes or " +
+            std::to_string(settings_.max_response_header_fields) + " fields");
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   }
   if (req->in_trailers)
@@ -722,7 +842,6 @@ int Connection::on_frame_recv(const nghttp2_frame *frame) {
       evtimer_del(settings_timer_.get());
       state_ = State::ready;
       was_ready_ = true;
-      owner_.on_connection_ready(*this);
       H2POOL_LOG(log_, H2POOL_LOG_DEBUG,
                  "conn %llu: ready, server allows %u concurrent streams",
                  (unsigned long long)id_,
@@ -737,6 +856,13 @@ int Connection::on_frame_recv(const nghttp2_frame *frame) {
       if (Request *req = stream_request(session_.get(), frame->hd.stream_id))
         if (req->got_headers)
           req->end_stream = true;
+    }
+    break;
+  case NGHTTP2_PING:
+    if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && ping_outstanding_) {
+      ping_outstanding_ = false;
+      evtimer_del(ping_timeout_timer_.get());
+      arm(ping_timer_, settings_.ping_interval_ms);
     }
     break;
   case NGHTTP2_GOAWAY:
@@ -807,6 +933,20 @@ ssize_t Connection::read_request_body(int32_t stream_id, uint8_t *buf,
 }
 
 int Connection::on_frame_sent(const nghttp2_frame *frame) {
+  if (frame->hd.type == NGHTTP2_RST_STREAM) {
+    // nghttp2 resets a stream itself when the response breaks HTTP/2's
+    // message rules (bad pseudo-headers, content-length mismatch, ...).
+    // That is the server's fault, but not a reset *by* the server.
+    Request *req = stream_request(session_.get(), frame->hd.stream_id);
+    if (req && req->local_error.code == H2POOL_OK) {
+      req->local_error = make_error(H2POOL_ERR_PROTOCOL,
+                                    "malformed response from " + name_ +
+                                        (last_nghttp2_error_.empty()
+                                             ? std::string()
+                                             : ": " + last_nghttp2_error_));
+      req->local_error.http2_code = frame->rst_stream.error_code;
+    }
+  }
   if (frame->hd.type == NGHTTP2_GOAWAY) {
     goaway_sent_ = true;
     goaway_sent_code_ = frame->goaway.error_code;

@@ -40,9 +40,9 @@ struct TlsTarget {
 
 class ConnectionOwner {
 public:
-  // The handshake finished: the server's SETTINGS arrived. Once per
-  // connection, before on_connection_changed for the same event.
-  virtual void on_connection_ready(Connection &conn) = 0;
+  // The TLS handshake finished (before HTTP/2 starts). Once per TLS
+  // connection.
+  virtual void on_tls_established(Connection &conn) = 0;
   // The connection can take streams now, or can take more than before (its
   // handshake finished, a stream closed, the server raised its limit), or it
   // stopped taking them (GOAWAY, drain). Called from inside nghttp2
@@ -69,13 +69,21 @@ struct ConnectionSettings {
   uint32_t stream_window_bytes = 8u << 20;
   uint32_t connection_window_bytes = 64u << 20;
   uint64_t max_response_body_bytes = uint64_t{1} << 30;
+  uint32_t max_response_header_bytes = 256u << 10;
+  uint32_t max_response_header_fields = 1000;
+  uint32_t ping_interval_ms = 30000; // 0: no PINGs
+  uint32_t ping_timeout_ms = 10000;
+  uint32_t max_streams_per_connection = 0; // 0: unlimited
 };
 
 class Connection final : private TlsSessionSink {
 public:
+  // handshaking: the HTTP/2 preface is sent and the server's SETTINGS are
+  // awaited; on https:// connections tls_handshaking comes before it.
   enum class State {
     resolving,
     connecting,
+    tls_handshaking,
     handshaking,
     ready,
     draining,
@@ -101,13 +109,10 @@ public:
     return state_ == State::ready && active_ < capacity();
   }
   // Ready, or about to be: counts toward the endpoint's connection limit.
-  bool is_healthy() const {
-    return state_ == State::resolving || state_ == State::connecting ||
-           state_ == State::handshaking || state_ == State::ready;
-  }
+  bool is_healthy() const { return is_pending() || state_ == State::ready; }
   bool is_pending() const {
     return state_ == State::resolving || state_ == State::connecting ||
-           state_ == State::handshaking;
+           state_ == State::tls_handshaking || state_ == State::handshaking;
   }
   State state() const { return state_; }
   // min(server's SETTINGS_MAX_CONCURRENT_STREAMS, local cap); 100 until the
@@ -138,8 +143,10 @@ public:
   // Takes no new streams; closes once the last stream ends.
   void drain();
   // Closes now: GOAWAY(NO_ERROR) if the session is up, remaining streams are
-  // reported with `why`, then on_connection_closed.
-  void close(const Error &why);
+  // reported with `why`, then on_connection_closed. `clean` marks an orderly
+  // close (idle, drained, pool shutdown), which over TLS also sends
+  // close_notify.
+  void close(const Error &why, bool clean = false);
   // Writes whatever nghttp2 has queued.
   void flush();
 
@@ -159,19 +166,22 @@ public:
   void on_readable();
   void on_writable();
   void on_socket_event(short what);
+  void on_tcp_connect_event(short what);
   void on_connect_timeout();
   void on_settings_timeout();
   void on_idle_timeout();
   void on_lifetime_timeout();
+  void on_ping_timer();
+  void on_ping_timeout();
+  int on_invalid_frame(const nghttp2_frame *frame, int lib_error);
 
 private:
   void on_tls_session(SSL_SESSION *session) override;
-  // Classifies a failure while connecting; returns true if the next address
-  // is worth trying (TCP-level failures), false if it was a TLS failure that
-  // another address would repeat (the error is then in `*err`).
-  bool connect_failure_is_tcp(Error *err);
-  bool socket_connected() const;
   void try_next_address();
+  void on_tcp_connected(evutil_socket_t fd);
+  // The error for a TLS failure, from OpenSSL's verification result and
+  // error queue.
+  Error tls_failure();
   void start_session();
   // After any input or event: close if the session is done or draining is
   // complete. Returns false if the connection is now closed.
@@ -186,13 +196,15 @@ private:
   uint64_t id_;
   std::string name_;
   const TlsTarget *tls_;
-  bool tls_handshake_phase_ = false; // the connect timer now times TLS
   bool tls_resumed_ = false;
 
   State state_ = State::resolving;
   std::vector<Address> addresses_;
   size_t next_address_ = 0;
+  std::string current_address_; // the address being tried, for messages
   std::string last_connect_error_;
+  evutil_socket_t connect_fd_ = -1; // socket of a TCP connect under way
+  EventPtr connect_event_;
   bool last_connect_timed_out_ = false;
 
   BuffereventPtr bev_;
@@ -201,6 +213,10 @@ private:
   EventPtr settings_timer_;
   EventPtr idle_timer_;
   EventPtr lifetime_timer_;
+  EventPtr ping_timer_;         // read-idle check
+  EventPtr ping_timeout_timer_; // waiting for a PING ACK
+  uint64_t last_read_ms_ = 0;
+  bool ping_outstanding_ = false;
 
   RequestList streams_; // requests with an open stream here
   size_t active_ = 0;   // open streams, including detached ones

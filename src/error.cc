@@ -66,6 +66,8 @@ const char *error_text(int code) {
     return "server does not offer HTTP/2 over TLS (ALPN h2)";
   case H2POOL_ERR_TLS_HANDSHAKE_TIMEOUT:
     return "TLS handshake timed out";
+  case H2POOL_ERR_RESPONSE_HEADERS_TIMEOUT:
+    return "response headers did not arrive in time";
   default:
     return "unknown error";
   }

@@ -1,6 +1,9 @@
 #include "loop.h"
 
+#include <pthread.h>
 #include <sys/eventfd.h>
+
+#include <csignal>
 #include <unistd.h>
 
 #include <cerrno>
@@ -46,6 +49,13 @@ int Loop::init(BatchHandler handler) {
 int Loop::start() {
   try {
     thread_ = std::thread([this] {
+      // Writing to a socket the peer has closed raises SIGPIPE, whose default
+      // action kills the process; in this thread it stays blocked, so such a
+      // write just fails with EPIPE and the connection closes.
+      sigset_t pipe;
+      sigemptyset(&pipe);
+      sigaddset(&pipe, SIGPIPE);
+      pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
       thread_id_.store(std::this_thread::get_id());
       event_base_dispatch(base_.get());
       if (auto hook = std::move(exit_hook_))

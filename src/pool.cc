@@ -10,6 +10,17 @@ void request_timer_cb(evutil_socket_t, short, void *arg) {
   static_cast<Pool *>(req->owner)->on_request_timeout(*req);
 }
 
+void header_timer_cb(evutil_socket_t, short, void *arg) {
+  auto req = static_cast<Request *>(arg);
+  static_cast<Pool *>(req->owner)->on_header_timeout(*req);
+}
+
+// RFC 9110 section 9.2.2: repeating these has the effect of sending them once.
+bool is_idempotent(const std::string &method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" ||
+         method == "PUT" || method == "DELETE" || method == "TRACE";
+}
+
 // Streams we expect a connection still being set up to take: its local cap,
 // or the 100 RFC 9113 recommends as the minimum servers should allow.
 uint32_t expected_capacity(const Config &config) {
@@ -35,6 +46,18 @@ Pool::Pool(event_base *base, const Config &config, const Logger &log,
   connection_settings_.stream_window_bytes = config.stream_window_bytes;
   connection_settings_.connection_window_bytes = config.connection_window_bytes;
   connection_settings_.max_response_body_bytes = config.max_response_body_bytes;
+  connection_settings_.max_response_header_bytes =
+      config.max_response_header_bytes;
+  connection_settings_.max_response_header_fields =
+      config.max_response_header_fields;
+  connection_settings_.ping_interval_ms = config.ping_interval_ms;
+  connection_settings_.ping_timeout_ms = config.ping_timeout_ms;
+  connection_settings_.max_streams_per_connection =
+      config.max_requests_per_connection;
+  if (config.response_header_timeout_ms) {
+    timeval tv = ms_to_timeval(config.response_header_timeout_ms);
+    header_timeout_ = event_base_init_common_timeout(base_, &tv);
+  }
   if (config.request_timeout_ms) {
     // Requests with the pool's default timeout all expire in submission
     // order, which libevent's common-timeout queue handles in O(1).
@@ -57,9 +80,12 @@ Pool::Pool(event_base *base, const Config &config, const Logger &log,
 
 Pool::~Pool() {
   // shutdown() has normally run; this only frees what is left.
-  for (auto &[id, req] : requests_)
+  for (auto &[id, req] : requests_) {
     if (req->timer_armed)
       event_del(&req->timer);
+    if (req->header_timer_armed)
+      event_del(&req->header_timer);
+  }
   graveyard_.clear();
   endpoints_.clear();
 }
@@ -140,6 +166,16 @@ void Pool::on_request_timeout(Request &req) {
                                                 " ms"));
 }
 
+void Pool::on_header_timeout(Request &req) {
+  req.header_timer_armed = false;
+  if (req.got_headers || req.state != Request::State::in_flight)
+    return; // headers arrived in time; the timer just was not cancelled
+  abort(req, make_error(H2POOL_ERR_RESPONSE_HEADERS_TIMEOUT,
+                        "no response headers within " +
+                            std::to_string(config_.response_header_timeout_ms) +
+                            " ms of sending the request"));
+}
+
 void Pool::abort(Request &req, const Error &err) {
   auto &ep = *static_cast<Endpoint *>(req.endpoint);
   if (req.state == Request::State::queued) {
@@ -161,6 +197,10 @@ void Pool::finish(Request &req, const Error *err) {
   if (req.timer_armed) {
     event_del(&req.timer);
     req.timer_armed = false;
+  }
+  if (req.header_timer_armed) {
+    event_del(&req.header_timer);
+    req.header_timer_armed = false;
   }
   if (req.counted_waiting) {
     waiting_.fetch_sub(1, std::memory_order_relaxed);
@@ -194,6 +234,10 @@ void Pool::finish(Request &req, const Error *err) {
 
 void Pool::retry(Endpoint &ep, Request &req) {
   ++ep.counters.retried;
+  if (req.header_timer_armed) {
+    event_del(&req.header_timer);
+    req.header_timer_armed = false;
+  }
   req.state = Request::State::queued;
   // Front of the queue: it was accepted before everything still waiting.
   ep.pending.push_front(&req);
@@ -243,6 +287,13 @@ void Pool::dispatch(Endpoint &ep) {
         break;
       }
       req->state = Request::State::in_flight;
+      if (header_timeout_) {
+        if (req->header_timer_armed)
+          event_del(&req->header_timer);
+        event_assign(&req->header_timer, base_, -1, 0, header_timer_cb, req);
+        event_add(&req->header_timer, header_timeout_);
+        req->header_timer_armed = true;
+      }
       if (req->counted_waiting) {
         waiting_.fetch_sub(1, std::memory_order_relaxed);
         req->counted_waiting = false;
@@ -301,7 +352,7 @@ void Pool::open_connection(Endpoint &ep) {
                     });
 }
 
-void Pool::on_connection_ready(Connection &conn) {
+void Pool::on_tls_established(Connection &conn) {
   Endpoint &ep = endpoint_of(conn);
   if (conn.is_tls()) {
     ++ep.counters.tls_handshakes;
@@ -363,6 +414,14 @@ void Pool::on_stream_closed(Connection &conn, Request &req,
     return;
   }
   if (end.connection_error) {
+    // Opt-in: a lost connection may have delivered the request or not; only
+    // a method safe to repeat, with nothing received yet, goes again.
+    if (config_.retry_idempotent && !closing_ && !req.got_headers &&
+        end.connection_error->code == H2POOL_ERR_CONNECTION_LOST &&
+        is_idempotent(req.method) && req.attempts <= config_.max_retries) {
+      retry(ep, req);
+      return;
+    }
     finish(req, end.connection_error);
     return;
   }
@@ -437,7 +496,7 @@ void Pool::shutdown() {
     for (auto &c : ep->connections)
       conns.push_back(c.get());
     for (Connection *c : conns)
-      c->close(closed);
+      c->close(closed, /*clean=*/true);
   }
   reap();
 }

@@ -46,9 +46,10 @@ public:
   h2pool_stats *snapshot() const;
 
   void on_request_timeout(Request &req);
+  void on_header_timeout(Request &req);
 
   // ConnectionOwner.
-  void on_connection_ready(Connection &conn) override;
+  void on_tls_established(Connection &conn) override;
   void on_connection_changed(Connection &conn) override;
   void on_stream_closed(Connection &conn, Request &req,
                         const StreamEnd &end) override;
@@ -99,6 +100,7 @@ private:
   const TlsContext *tls_;
   ConnectionSettings connection_settings_;
   const timeval *default_timeout_ = nullptr; // libevent common timeout
+  const timeval *header_timeout_ = nullptr;  // likewise; null: no limit
 
   std::unordered_map<std::string, std::unique_ptr<Endpoint>> endpoints_;
   std::vector<Endpoint *> endpoint_order_; // creation order, for stats

@@ -14,6 +14,7 @@ void Request::reset_for_retry() {
   end_stream = false;
   in_trailers = false;
   header_bytes = 0;
+  header_fields = 0;
   local_error = Error{};
   response.status = 0;
   response.headers.clear();

@@ -54,10 +54,13 @@ struct Request {
   bool in_trailers = false;    // receiving the header block after the final one
   bool counted_waiting = true; // still counted against max_pending_requests
   size_t header_bytes = 0;     // response header bytes, for the limit
+  size_t header_fields = 0;    // response header fields, for the limit
   Error local_error;           // set when we reset the stream ourselves
   h2pool_response response;
   struct event timer; // request timeout (event_assign'ed)
   bool timer_armed = false;
+  struct event header_timer; // response-header timeout, while in flight
+  bool header_timer_armed = false;
 
   // Intrusive list links: a request sits in exactly one list at a time, the
   // endpoint's pending queue or its connection's stream list.

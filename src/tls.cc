@@ -2,6 +2,7 @@
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
+#include <sys/stat.h>
 
 #include "h2pool.h"
 
@@ -58,6 +59,12 @@ int TlsContext::create(const Config &config, std::unique_ptr<TlsContext> *out,
       config.tls_ca_file.empty() ? nullptr : config.tls_ca_file.c_str();
   const char *ca_dir =
       config.tls_ca_dir.empty() ? nullptr : config.tls_ca_dir.c_str();
+  struct stat st;
+  if (ca_dir && (stat(ca_dir, &st) != 0 || !S_ISDIR(st.st_mode))) {
+    if (why)
+      *why = std::string("CA directory ") + ca_dir + " is not a directory";
+    return H2POOL_ERR_TLS_CONFIG;
+  }
   if (ca_file || ca_dir) {
     if (SSL_CTX_load_verify_locations(raw, ca_file, ca_dir) != 1)
       return config_error(why, std::string("cannot load CA ") +
