@@ -121,6 +121,13 @@ public:
 
   bool ok() const { return ok_; }
   bool eof() const { return eof_; }
+  // Closes with RST instead of FIN, as a crashed peer would.
+  void abort_connection() {
+    linger lg{1, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd_);
+    fd_ = -1;
+  }
   nghttp2_session *session() const { return session_; }
 
   int32_t request(const std::string &method, const std::string &path,
@@ -649,6 +656,49 @@ TEST_F(TestServerTest, StopClosesConnectionsWithPendingDelays) {
   client.run_until([&] { return client.eof(); }, 10s);
   EXPECT_TRUE(client.eof());
   server_.stop(); // idempotent
+}
+
+TEST_F(TestServerTest, PeerResetMidBodyClosesTheConnection) {
+  H2Client client(server_.port(), AF_INET, /*big_window=*/true);
+  ASSERT_TRUE(client.ok());
+  int32_t id = client.request("GET", "/?size=268435456");
+  // Some body has arrived, so the server is mid-response when the RST lands.
+  ASSERT_TRUE(
+      client.run_until([&] { return client.response(id).body.size() > 0; }));
+  client.abort_connection();
+  EXPECT_TRUE(server_.wait_for_stats(
+      [](const ServerStats &s) { return s.connections_open == 0; }, 10s));
+  EXPECT_EQ(server_.stats().responses, 0u);
+  EXPECT_EQ(get("/").status, 200);
+}
+
+TEST_F(TestServerTest, PeerGoneBeforeGoawayDoesNotRaiseSigpipe) {
+  // The client's FIN puts the server in CLOSE_WAIT, its unread SETTINGS make
+  // close() answer with RST, and the server then writes the GOAWAY that the
+  // bad first frame earned: Linux reports EPIPE and raises SIGPIPE, which
+  // would kill this whole binary. Each round hits that with high odds; fifty
+  // make a regression all but certain to show.
+  for (int i = 0; i < 50; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(server_.port());
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr *>(&sin), sizeof(sin)), 0);
+    pollfd pfd{fd, POLLIN, 0};
+    ASSERT_EQ(poll(&pfd, 1, 10000), 1); // the server's SETTINGS, left unread
+    std::string bytes = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    bytes.append("\0\0\0\x06\0\0\0\0\0", 9); // PING, not SETTINGS, first
+    ASSERT_EQ(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(bytes.size()));
+    shutdown(fd, SHUT_WR);
+    close(fd);
+  }
+  EXPECT_TRUE(server_.wait_for_stats(
+      [](const ServerStats &s) { return s.connections_open == 0; }, 10s));
+  EXPECT_EQ(server_.stats().connections_accepted, 50u);
+  EXPECT_EQ(get("/").status, 200);
 }
 
 TEST_F(TestServerTest, GarbageClosesTheConnectionAndServerKeepsServing) {
