@@ -307,6 +307,13 @@ void Connection::on_tcp_connect_event(short what) {
   on_tcp_connected(fd);
 }
 
+void Connection::attach_socket(evutil_socket_t fd) {
+  state_ = State::connecting;
+  current_address_ = "attached socket";
+  arm(lifetime_timer_, settings_.max_lifetime_ms);
+  on_tcp_connected(fd);
+}
+
 void Connection::on_tcp_connected(evutil_socket_t fd) {
   int one = 1;
   // Requests are small and latency-bound; Nagle would hold them back.

@@ -101,6 +101,10 @@ public:
 
   // Starts connecting to the addresses in order.
   void connect(std::vector<Address> addresses);
+  // Starts on an already connected stream socket (which it then owns):
+  // TLS handshake if configured, then HTTP/2. For tests and fuzzers that
+  // drive a connection over a socketpair.
+  void attach_socket(evutil_socket_t fd);
   // Ends a connection that never got going (e.g. resolution failed).
   void fail(const Error &why);
 
