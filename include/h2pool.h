@@ -151,7 +151,17 @@ typedef enum h2pool_code {
   /** The response headers did not arrive within the response-header
    *  timeout after the request was sent. The stream was reset with CANCEL;
    *  the connection stays in use. */
-  H2POOL_ERR_RESPONSE_HEADERS_TIMEOUT = -30
+  H2POOL_ERR_RESPONSE_HEADERS_TIMEOUT = -30,
+  /** Decoding the response's content-encoding exceeded a limit (total
+   *  decoded size, expansion ratio or number of chained encodings). */
+  H2POOL_ERR_DECOMPRESSION_BOMB = -31,
+  /** The response's content-encoding could not be decoded (bad header or
+   *  checksum, truncated stream, trailing garbage). */
+  H2POOL_ERR_DECODE = -32,
+  /** A streaming callback (on_headers or on_data) asked to abort. */
+  H2POOL_ERR_ABORTED = -33,
+  /** The request body read callback reported an error. */
+  H2POOL_ERR_BODY_SOURCE = -34
 } h2pool_code;
 
 /**
@@ -396,6 +406,18 @@ H2POOL_EXTERN int h2pool_config_set_tls_handshake_timeout_ms(h2pool_config *cfg,
                                                              uint32_t ms);
 
 /**
+ * Limits on automatic decompression (see
+ * h2pool_request_opts_set_auto_decompress()): at most `max_bytes` of decoded
+ * body, and, once more than 1 MiB has been decoded, at most `max_ratio`
+ * decoded bytes per received byte. Beyond either the request fails with
+ * H2POOL_ERR_DECOMPRESSION_BOMB. Defaults 100 MiB and 100; both at least 1.
+ * At most 5 chained encodings are decoded.
+ */
+H2POOL_EXTERN int h2pool_config_set_decompression_limits(h2pool_config *cfg,
+                                                         uint64_t max_bytes,
+                                                         uint32_t max_ratio);
+
+/**
  * Sets the log callback and the most verbose level passed to it (an
  * h2pool_log_level). `cb` NULL disables logging. Default: none.
  */
@@ -487,6 +509,93 @@ H2POOL_EXTERN void h2pool_request_opts_free(h2pool_request_opts *opts);
 H2POOL_EXTERN int h2pool_request_opts_set_timeout_ms(h2pool_request_opts *opts,
                                                      uint32_t ms);
 
+/** Returned by an h2pool_body_read_cb: no data now; see
+ *  h2pool_request_resume_upload(). */
+#define H2POOL_BODY_WAIT (-1)
+/** Returned by an h2pool_body_read_cb: abort the request. */
+#define H2POOL_BODY_ABORT (-2)
+
+/**
+ * Supplies request body bytes as the HTTP/2 flow-control window opens.
+ * Called on the loop thread with room for `len` bytes at `buf`. Returns the
+ * number of bytes written (0 to `len`) and sets `*eof` to 1 together with
+ * the last bytes (or with 0 bytes); or H2POOL_BODY_WAIT when no data is
+ * ready yet (the upload then pauses until h2pool_request_resume_upload());
+ * or H2POOL_BODY_ABORT (the request fails with H2POOL_ERR_BODY_SOURCE).
+ * `user_data` is the request's. A body read this way is not replayed, so the
+ * request is retried only if no byte had been read.
+ */
+typedef int64_t (*h2pool_body_read_cb)(uint8_t *buf, size_t len, int *eof,
+                                       void *user_data);
+
+/**
+ * Streams the request body from `cb` instead of the `body` argument of
+ * h2pool_request() (which must then be NULL and 0). `content_length` is sent
+ * as content-length when >= 0; -1 means unknown. `cb` NULL turns it off.
+ */
+H2POOL_EXTERN int h2pool_request_opts_set_body_reader(
+    h2pool_request_opts *opts, h2pool_body_read_cb cb, int64_t content_length);
+
+/**
+ * Releases a borrowed request body; see h2pool_request_opts_set_body_release.
+ */
+typedef void (*h2pool_body_release_cb)(const uint8_t *body, void *user_data);
+
+/**
+ * Borrow the `body` given to h2pool_request() instead of copying it: the
+ * caller keeps it unchanged and alive until `release(body, user_data)` is
+ * called, on the loop thread, once per accepted request, before its
+ * completion callback. A refused request does not borrow it and gets no
+ * release call. `release` NULL restores copying.
+ */
+H2POOL_EXTERN int h2pool_request_opts_set_body_release(
+    h2pool_request_opts *opts, h2pool_body_release_cb release);
+
+/**
+ * Streaming responses: called once, on the loop thread, when the final
+ * response's status and headers have arrived (1xx interim responses are
+ * skipped). `resp` is borrowed for the call; its body is empty. Return 0 to
+ * go on, anything else to abort the request (it fails with
+ * H2POOL_ERR_ABORTED). `user_data` is the request's.
+ */
+typedef int (*h2pool_headers_cb)(const h2pool_response *resp,
+                                 void *user_data);
+
+/** Returned by an h2pool_data_cb to pause reading this response. */
+#define H2POOL_DATA_PAUSE 1
+
+/**
+ * Streaming responses: called on the loop thread with each chunk of the
+ * response body (decoded, if auto-decompression applies). `data` is borrowed
+ * for the call. Return 0 to go on, H2POOL_DATA_PAUSE to stop reading this
+ * stream until h2pool_request_resume_download() (flow control then holds
+ * the server back; other streams keep flowing), anything else to abort
+ * (H2POOL_ERR_ABORTED). With an on_data callback the body is not buffered:
+ * the completion's response has an empty body.
+ */
+typedef int (*h2pool_data_cb)(const uint8_t *data, size_t len,
+                              void *user_data);
+
+/** Sets the on_headers callback (NULL: none). */
+H2POOL_EXTERN int h2pool_request_opts_set_on_headers(h2pool_request_opts *opts,
+                                                     h2pool_headers_cb cb);
+
+/** Sets the on_data callback (NULL: buffer the body). */
+H2POOL_EXTERN int h2pool_request_opts_set_on_data(h2pool_request_opts *opts,
+                                                  h2pool_data_cb cb);
+
+/**
+ * Automatic decompression, on by default: unless the caller sets
+ * accept-encoding, "accept-encoding: gzip, deflate" is sent, and a response
+ * whose content-encoding is a chain of gzip, x-gzip, deflate (zlib-wrapped
+ * or raw) and identity is decoded as it arrives. Decoded responses lose
+ * their content-encoding and content-length headers;
+ * h2pool_response_content_encoding() returns the original encoding. Bodies
+ * with any other encoding are passed through untouched.
+ */
+H2POOL_EXTERN int h2pool_request_opts_set_auto_decompress(
+    h2pool_request_opts *opts, int enable);
+
 /**
  * Submits a request. Thread-safe, and may be called from a completion
  * callback.
@@ -535,8 +644,25 @@ H2POOL_EXTERN int h2pool_request(h2pool *pool, const char *method,
  */
 H2POOL_EXTERN int h2pool_cancel(h2pool *pool, uint64_t id);
 
+/**
+ * Resumes an upload paused by a body read callback returning
+ * H2POOL_BODY_WAIT. Thread-safe; asynchronous. Returns 0 once queued (also
+ * for requests that have completed), H2POOL_ERR_INVALID_ARGUMENT for a NULL
+ * pool or id 0, H2POOL_ERR_POOL_CLOSED once destruction has begun.
+ */
+H2POOL_EXTERN int h2pool_request_resume_upload(h2pool *pool, uint64_t id);
+
+/**
+ * Pauses reading a streaming response (as H2POOL_DATA_PAUSE does).
+ * Thread-safe; asynchronous; returns as h2pool_request_resume_upload().
+ */
+H2POOL_EXTERN int h2pool_request_pause_download(h2pool *pool, uint64_t id);
+
+/** Resumes reading a paused response. Thread-safe; asynchronous. */
+H2POOL_EXTERN int h2pool_request_resume_download(h2pool *pool, uint64_t id);
+
 /* ------------------------------------------------------------------------ */
-/* Responses (valid only inside the completion callback)                     */
+/* Responses (valid only inside the callbacks)                               */
 /* ------------------------------------------------------------------------ */
 
 /** The HTTP status code (for example 200), or 0 for a NULL response. */
@@ -570,6 +696,25 @@ H2POOL_EXTERN const char *h2pool_response_header(const h2pool_response *resp,
  */
 H2POOL_EXTERN const uint8_t *h2pool_response_body(const h2pool_response *resp,
                                                   size_t *len);
+
+/** Number of trailer fields (the header block after the body). */
+H2POOL_EXTERN size_t h2pool_response_trailer_count(const h2pool_response *resp);
+
+/** Reads trailer field `index` into `out`; as h2pool_response_header_at(). */
+H2POOL_EXTERN int h2pool_response_trailer_at(const h2pool_response *resp,
+                                             size_t index, h2pool_header *out);
+
+/** Looks up a trailer by name; as h2pool_response_header(). */
+H2POOL_EXTERN const char *h2pool_response_trailer(const h2pool_response *resp,
+                                                  const char *name,
+                                                  size_t *value_len);
+
+/**
+ * The content-encoding the server sent, when h2pool decoded the body
+ * (for example "gzip"); NULL when the body is as received.
+ */
+H2POOL_EXTERN const char *h2pool_response_content_encoding(
+    const h2pool_response *resp);
 
 /** The HTTP/2 stream id the response arrived on. */
 H2POOL_EXTERN int32_t h2pool_response_stream_id(const h2pool_response *resp);

@@ -55,6 +55,16 @@ int log_refusal(const h2pool *pool, int code, const char *what,
   return code;
 }
 
+// Queues `op` for request `id` on the loop thread.
+int post_request_op(h2pool *pool, uint64_t id,
+                    void (h2pool_core::Pool::*op)(uint64_t)) {
+  if (pool == nullptr || id == 0)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  return guarded([&]() -> int {
+    return pool->loop.post([pool, id, op] { (pool->pool.get()->*op)(id); });
+  });
+}
+
 } // namespace
 
 extern "C" {
@@ -153,6 +163,8 @@ int h2pool_request(h2pool *pool, const char *method, const char *url,
   if (pool == nullptr || method == nullptr || url == nullptr || cb == nullptr ||
       (headers == nullptr && nheaders > 0) || (body == nullptr && body_len > 0))
     return H2POOL_ERR_INVALID_ARGUMENT;
+  if (opts && opts->body_reader && (body != nullptr || body_len > 0))
+    return H2POOL_ERR_INVALID_ARGUMENT; // one body source only
   if (pool->loop.closed())
     return H2POOL_ERR_POOL_CLOSED;
   return guarded([&]() -> int {
@@ -175,9 +187,29 @@ int h2pool_request(h2pool *pool, const char *method, const char *url,
     req->authority = normalized.authority.empty() ? req->url.authority
                                                   : normalized.authority;
     req->endpoint_key = req->url.endpoint_name();
-    if (body_len)
-      req->body.assign(reinterpret_cast<const char *>(body), body_len);
-    req->add_content_length = body_len > 0 && !normalized.has_content_length;
+    if (opts && opts->body_reader) {
+      req->body_reader = opts->body_reader;
+      req->body_content_length = opts->body_content_length;
+      req->add_content_length =
+          opts->body_content_length >= 0 && !normalized.has_content_length;
+    } else if (body_len) {
+      if (opts && opts->body_release) {
+        req->body_release = opts->body_release; // borrowed until released
+        req->body_data = body;
+      } else {
+        req->body.assign(reinterpret_cast<const char *>(body), body_len);
+        req->body_data = reinterpret_cast<const uint8_t *>(req->body.data());
+      }
+      req->body_size = body_len;
+      req->add_content_length = !normalized.has_content_length;
+    }
+    if (opts) {
+      req->on_headers = opts->on_headers;
+      req->on_data = opts->on_data;
+      req->auto_decompress = opts->auto_decompress;
+    }
+    if (req->auto_decompress && !normalized.has_accept_encoding)
+      req->headers.push_back({"accept-encoding", "gzip, deflate"});
     req->timeout_ms = (opts && opts->has_timeout)
                           ? opts->timeout_ms
                           : pool->config.request_timeout_ms;
@@ -208,6 +240,18 @@ int h2pool_cancel(h2pool *pool, uint64_t id) {
   if (pool == nullptr || id == 0)
     return H2POOL_ERR_INVALID_ARGUMENT;
   return guarded([&]() -> int { return pool->loop.cancel(id); });
+}
+
+int h2pool_request_resume_upload(h2pool *pool, uint64_t id) {
+  return post_request_op(pool, id, &h2pool_core::Pool::resume_upload);
+}
+
+int h2pool_request_pause_download(h2pool *pool, uint64_t id) {
+  return post_request_op(pool, id, &h2pool_core::Pool::pause_download);
+}
+
+int h2pool_request_resume_download(h2pool *pool, uint64_t id) {
+  return post_request_op(pool, id, &h2pool_core::Pool::resume_download);
 }
 
 int h2pool_stats_get(h2pool *pool, h2pool_stats **out) {

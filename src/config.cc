@@ -196,6 +196,16 @@ int h2pool_config_set_tls_handshake_timeout_ms(h2pool_config *cfg,
   return H2POOL_OK;
 }
 
+int h2pool_config_set_decompression_limits(h2pool_config *cfg,
+                                           uint64_t max_bytes,
+                                           uint32_t max_ratio) {
+  if (cfg == nullptr || max_bytes < 1 || max_ratio < 1)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->decode_max_bytes = max_bytes;
+  cfg->decode_max_ratio = max_ratio;
+  return H2POOL_OK;
+}
+
 int h2pool_config_set_log(h2pool_config *cfg, h2pool_log_cb cb, int level,
                           void *user_data) {
   if (cfg == nullptr || level < H2POOL_LOG_NONE || level > H2POOL_LOG_DEBUG)
@@ -214,6 +224,48 @@ int h2pool_request_opts_new(h2pool_request_opts **out) {
 }
 
 void h2pool_request_opts_free(h2pool_request_opts *opts) { delete opts; }
+
+int h2pool_request_opts_set_body_reader(h2pool_request_opts *opts,
+                                        h2pool_body_read_cb cb,
+                                        int64_t content_length) {
+  if (opts == nullptr || content_length < -1)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  opts->body_reader = cb;
+  opts->body_content_length = cb ? content_length : -1;
+  return H2POOL_OK;
+}
+
+int h2pool_request_opts_set_body_release(h2pool_request_opts *opts,
+                                         h2pool_body_release_cb release) {
+  if (opts == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  opts->body_release = release;
+  return H2POOL_OK;
+}
+
+int h2pool_request_opts_set_on_headers(h2pool_request_opts *opts,
+                                       h2pool_headers_cb cb) {
+  if (opts == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  opts->on_headers = cb;
+  return H2POOL_OK;
+}
+
+int h2pool_request_opts_set_on_data(h2pool_request_opts *opts,
+                                    h2pool_data_cb cb) {
+  if (opts == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  opts->on_data = cb;
+  return H2POOL_OK;
+}
+
+int h2pool_request_opts_set_auto_decompress(h2pool_request_opts *opts,
+                                            int enable) {
+  if (opts == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  opts->auto_decompress = enable != 0;
+  return H2POOL_OK;
+}
 
 int h2pool_request_opts_set_timeout_ms(h2pool_request_opts *opts, uint32_t ms) {
   if (opts == nullptr)

@@ -17,6 +17,8 @@ struct h2pool_config {
   uint32_t idle_timeout_ms = 60000;  // 0: never close idle connections
   uint32_t max_lifetime_ms = 300000; // 0: unlimited
   uint64_t max_response_body_bytes = uint64_t{1} << 30;
+  uint64_t decode_max_bytes = uint64_t{100} << 20;
+  uint32_t decode_max_ratio = 100;
   // Attempts beyond the first for requests the server provably never
   // processed (REFUSED_STREAM, or above a GOAWAY's last stream id).
   uint32_t max_retries = 3;
@@ -46,6 +48,12 @@ struct h2pool_config {
 struct h2pool_request_opts {
   bool has_timeout = false;
   uint32_t timeout_ms = 0;
+  h2pool_body_read_cb body_reader = nullptr;
+  int64_t body_content_length = -1;
+  h2pool_body_release_cb body_release = nullptr;
+  h2pool_headers_cb on_headers = nullptr;
+  h2pool_data_cb on_data = nullptr;
+  bool auto_decompress = true;
 };
 
 namespace h2pool_core {

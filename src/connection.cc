@@ -114,6 +114,9 @@ nghttp2_option *shared_options() {
     // Bound what a hostile server can make us buffer or answer.
     nghttp2_option_set_max_settings(opt, 32);
     nghttp2_option_set_max_outbound_ack(opt, 1000);
+    // We return DATA to the flow-control windows ourselves, once the bytes
+    // are delivered, so a paused response holds its server back.
+    nghttp2_option_set_no_auto_window_update(opt, 1);
     return OptionPtr(opt);
   }();
   return options.get();
@@ -503,7 +506,8 @@ int Connection::submit(Request &req) {
   nva.push_back(make_nv(":path", 5, req.url.path));
   std::string content_length;
   if (req.add_content_length) {
-    content_length = std::to_string(req.body.size());
+    content_length = std::to_string(
+        req.body_reader ? uint64_t(req.body_content_length) : req.body_size);
     nva.push_back(make_nv("content-length", 14, content_length));
   }
   for (const auto &h : req.headers)
@@ -511,7 +515,7 @@ int Connection::submit(Request &req) {
 
   nghttp2_data_provider provider{};
   provider.read_callback = read_body_cb;
-  bool has_body = !req.body.empty();
+  bool has_body = req.body_size > 0 || req.body_reader;
   req.reset_for_retry();
   int32_t stream_id =
       nghttp2_submit_request(session_.get(), nullptr, nva.data(), nva.size(),
@@ -542,6 +546,8 @@ void Connection::reset(Request &req, uint32_t code) {
   if (!streams_.contains(&req))
     return;
   streams_.remove(&req);
+  if (session_ && !req.pending_raw.empty())
+    nghttp2_session_consume_connection(session_.get(), req.pending_raw.size());
   if (session_ && req.response.stream_id > 0) {
     nghttp2_session_set_stream_user_data(session_.get(), req.response.stream_id,
                                          nullptr);
@@ -557,6 +563,34 @@ void Connection::drain() {
   state_ = State::draining;
   owner_.on_connection_changed(*this);
   settle();
+}
+
+void Connection::resume_upload(Request &req) {
+  if (!streams_.contains(&req) || !req.upload_deferred || !session_)
+    return;
+  req.upload_deferred = false;
+  nghttp2_session_resume_data(session_.get(), req.response.stream_id);
+  flush();
+}
+
+void Connection::resume_download(Request &req) {
+  if (!streams_.contains(&req) || !session_)
+    return;
+  size_t consumed = 0;
+  int rc = resume_body(req, settings_.body_limits, &consumed);
+  if (consumed)
+    consume(req.response.stream_id, consumed);
+  if (rc != H2POOL_OK)
+    nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE,
+                              req.response.stream_id, NGHTTP2_CANCEL);
+  flush();
+}
+
+void Connection::consume(int32_t stream_id, size_t len) {
+  // A stream nghttp2 already closed has no window left to reopen; the
+  // connection's still needs the bytes back.
+  if (nghttp2_session_consume(session_.get(), stream_id, len) != 0)
+    nghttp2_session_consume_connection(session_.get(), len);
 }
 
 void Connection::close(const Error &why, bool clean) {
@@ -816,8 +850,13 @@ int Connection::on_header(const nghttp2_frame *frame, const uint8_t *name,
             std::to_string(settings_.max_response_header_fields) + " fields");
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   }
-  if (req->in_trailers)
-    return 0; // trailers are not exposed yet
+  if (req->in_trailers) {
+    if (namelen > 0 && name[0] != ':')
+      req->response.trailers.push_back(
+          {std::string(reinterpret_cast<const char *>(name), namelen),
+           std::string(reinterpret_cast<const char *>(value), valuelen)});
+    return 0;
+  }
   if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
     int status = 0;
     for (size_t i = 0; i < valuelen; ++i)
@@ -858,13 +897,19 @@ int Connection::on_frame_recv(const nghttp2_frame *frame) {
     owner_.on_connection_changed(*this);
     break;
   case NGHTTP2_HEADERS:
-  case NGHTTP2_DATA:
-    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
-      if (Request *req = stream_request(session_.get(), frame->hd.stream_id))
-        if (req->got_headers)
-          req->end_stream = true;
-    }
+  case NGHTTP2_DATA: {
+    Request *req = stream_request(session_.get(), frame->hd.stream_id);
+    if (!req)
+      break;
+    if (frame->hd.type == NGHTTP2_HEADERS && req->got_headers &&
+        !req->headers_delivered && req->local_error.code == H2POOL_OK &&
+        begin_body(*req, settings_.body_limits) != H2POOL_OK)
+      nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE,
+                                frame->hd.stream_id, NGHTTP2_CANCEL);
+    if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && req->got_headers)
+      req->end_stream = true;
     break;
+  }
   case NGHTTP2_PING:
     if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && ping_outstanding_) {
       ping_outstanding_ = false;
@@ -896,18 +941,17 @@ int Connection::on_frame_recv(const nghttp2_frame *frame) {
 int Connection::on_data_chunk(int32_t stream_id, const uint8_t *data,
                               size_t len) {
   Request *req = stream_request(session_.get(), stream_id);
-  if (!req)
-    return 0;
-  if (req->response.body.size() + len > settings_.max_response_body_bytes) {
-    req->local_error = make_error(
-        H2POOL_ERR_RESPONSE_TOO_LARGE,
-        "response body exceeds " +
-            std::to_string(settings_.max_response_body_bytes) + " bytes");
-    nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, stream_id,
-                              NGHTTP2_CANCEL);
+  if (!req || req->local_error.code != H2POOL_OK) {
+    consume(stream_id, len);
     return 0;
   }
-  req->response.body.append(reinterpret_cast<const char *>(data), len);
+  size_t consumed = 0;
+  int rc = accept_body(*req, data, len, settings_.body_limits, &consumed);
+  if (consumed)
+    consume(stream_id, consumed);
+  if (rc != H2POOL_OK)
+    nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, stream_id,
+                              NGHTTP2_CANCEL);
   return 0;
 }
 
@@ -917,6 +961,11 @@ int Connection::on_stream_close(int32_t stream_id, uint32_t error_code) {
   Request *req = stream_request(session_.get(), stream_id);
   if (req && streams_.contains(req)) {
     streams_.remove(req);
+    // Bytes held for a paused response stay with the request, but the
+    // connection's window must not stay closed behind them.
+    if (!req->pending_raw.empty())
+      nghttp2_session_consume_connection(session_.get(),
+                                         req->pending_raw.size());
     StreamEnd end;
     end.http2_code = error_code;
     owner_.on_stream_closed(*this, *req, end);
@@ -931,11 +980,33 @@ ssize_t Connection::read_request_body(int32_t stream_id, uint8_t *buf,
   Request *req = stream_request(session_.get(), stream_id);
   if (!req)
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-  size_t n = std::min(length, req->body.size() - req->body_offset);
-  memcpy(buf, req->body.data() + req->body_offset, n);
-  req->body_offset += n;
-  if (req->body_offset == req->body.size())
+  if (!req->body_reader) {
+    size_t n = std::min(length, req->body_size - req->body_offset);
+    if (n)
+      memcpy(buf, req->body_data + req->body_offset, n);
+    req->body_offset += n;
+    if (req->body_offset == req->body_size)
+      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    return ssize_t(n);
+  }
+  int eof = 0;
+  int64_t n = req->body_reader(buf, length, &eof, req->user_data);
+  if (n == H2POOL_BODY_WAIT || (n == 0 && !eof)) {
+    req->upload_deferred = true;
+    return NGHTTP2_ERR_DEFERRED;
+  }
+  if (n < 0 || uint64_t(n) > length) {
+    req->local_error = make_error(
+        H2POOL_ERR_BODY_SOURCE,
+        n < 0 ? "body read callback aborted the upload"
+              : "body read callback returned more bytes than asked for");
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  }
+  req->body_offset += size_t(n);
+  if (eof) {
+    req->body_eof = true;
     *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+  }
   return ssize_t(n);
 }
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "body.h"
 #include "error.h"
 #include "handles.h"
 #include "log.h"
@@ -68,7 +69,7 @@ struct ConnectionSettings {
   uint32_t local_max_streams = 0; // 0: the server's limit
   uint32_t stream_window_bytes = 8u << 20;
   uint32_t connection_window_bytes = 64u << 20;
-  uint64_t max_response_body_bytes = uint64_t{1} << 30;
+  BodyLimits body_limits; // response body size and decoding limits
   uint32_t max_response_header_bytes = 256u << 10;
   uint32_t max_response_header_fields = 1000;
   uint32_t ping_interval_ms = 30000; // 0: no PINGs
@@ -146,6 +147,10 @@ public:
   void reset(Request &req, uint32_t code);
   // Takes no new streams; closes once the last stream ends.
   void drain();
+  // Continues an upload whose body reader said H2POOL_BODY_WAIT.
+  void resume_upload(Request &req);
+  // Delivers what a paused response held back and reopens its window.
+  void resume_download(Request &req);
   // Closes now: GOAWAY(NO_ERROR) if the session is up, remaining streams are
   // reported with `why`, then on_connection_closed. `clean` marks an orderly
   // close (idle, drained, pool shutdown), which over TLS also sends
@@ -192,6 +197,8 @@ private:
   bool settle();
   void arm(EventPtr &timer, uint32_t ms);
   Error connection_error() const;
+  // Returns received DATA bytes to the flow-control windows.
+  void consume(int32_t stream_id, size_t len);
 
   event_base *base_;
   ConnectionOwner &owner_;

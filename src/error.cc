@@ -68,6 +68,14 @@ const char *error_text(int code) {
     return "TLS handshake timed out";
   case H2POOL_ERR_RESPONSE_HEADERS_TIMEOUT:
     return "response headers did not arrive in time";
+  case H2POOL_ERR_DECOMPRESSION_BOMB:
+    return "decompressed response exceeds a limit";
+  case H2POOL_ERR_DECODE:
+    return "response content-encoding is corrupt";
+  case H2POOL_ERR_ABORTED:
+    return "aborted by a streaming callback";
+  case H2POOL_ERR_BODY_SOURCE:
+    return "request body source failed";
   default:
     return "unknown error";
   }

@@ -97,6 +97,8 @@ int normalize_request_headers(const h2pool_header *headers, size_t n,
     }
     if (name == "content-length")
       out->has_content_length = true;
+    if (name == "accept-encoding")
+      out->has_accept_encoding = true;
     out->fields.push_back({std::move(name), std::string(value)});
   }
   return H2POOL_OK;

@@ -24,6 +24,7 @@ struct RequestHeaders {
   std::vector<HeaderField> fields;
   std::string authority; // non-empty if the caller set "host"
   bool has_content_length = false;
+  bool has_accept_encoding = false;
 };
 
 // Lower-cases names and checks every field against RFC 9113: no

@@ -45,7 +45,10 @@ Pool::Pool(event_base *base, const Config &config, const Logger &log,
   connection_settings_.local_max_streams = config.max_concurrent_streams;
   connection_settings_.stream_window_bytes = config.stream_window_bytes;
   connection_settings_.connection_window_bytes = config.connection_window_bytes;
-  connection_settings_.max_response_body_bytes = config.max_response_body_bytes;
+  connection_settings_.body_limits.max_body_bytes =
+      config.max_response_body_bytes;
+  connection_settings_.body_limits.decode.max_bytes = config.decode_max_bytes;
+  connection_settings_.body_limits.decode.max_ratio = config.decode_max_ratio;
   connection_settings_.max_response_header_bytes =
       config.max_response_header_bytes;
   connection_settings_.max_response_header_fields =
@@ -180,15 +183,10 @@ void Pool::abort(Request &req, const Error &err) {
   auto &ep = *static_cast<Endpoint *>(req.endpoint);
   if (req.state == Request::State::queued) {
     ep.pending.remove(&req);
-  } else if (req.state == Request::State::in_flight) {
-    for (auto &conn : ep.connections) {
-      if (conn->id() == req.response.connection_id) {
-        // RST_STREAM(CANCEL) tells the server to stop; the connection and
-        // its other streams carry on.
-        conn->reset(req, NGHTTP2_CANCEL);
-        break;
-      }
-    }
+  } else if (Connection *conn = connection_of(req)) {
+    // RST_STREAM(CANCEL) tells the server to stop; the connection and its
+    // other streams carry on.
+    conn->reset(req, NGHTTP2_CANCEL);
   }
   finish(req, &err);
 }
@@ -215,6 +213,11 @@ void Pool::finish(Request &req, const Error *err) {
 
   req.response.request_id = req.id;
   try {
+    if (req.body_release) {
+      auto release = req.body_release;
+      req.body_release = nullptr;
+      release(req.body_data, req.user_data);
+    }
     if (err) {
       Error e = *err;
       if (e.stream_id == 0)
@@ -377,7 +380,13 @@ void Pool::on_stream_closed(Connection &conn, Request &req,
     return;
   }
   if (req.end_stream) {
-    finish(req, nullptr);
+    if (req.download_paused && req.has_pending_body()) {
+      // The caller paused this response and has not taken all of it: it
+      // completes when resumed (or on cancel or timeout).
+      req.state = Request::State::parked;
+      return;
+    }
+    complete(req);
     return;
   }
   int32_t stream_id = req.response.stream_id;
@@ -389,7 +398,7 @@ void Pool::on_stream_closed(Connection &conn, Request &req,
   bool refused = !end.connection_error &&
                  end.http2_code == NGHTTP2_REFUSED_STREAM && !req.got_headers;
   if ((above_goaway || refused) && !closing_) {
-    if (req.attempts <= config_.max_retries) {
+    if (req.attempts <= config_.max_retries && req.body_replayable()) {
       H2POOL_LOG(log_, H2POOL_LOG_DEBUG,
                  "request %llu: stream %d %s; retrying (attempt %u)",
                  (unsigned long long)req.id, stream_id,
@@ -418,7 +427,8 @@ void Pool::on_stream_closed(Connection &conn, Request &req,
     // a method safe to repeat, with nothing received yet, goes again.
     if (config_.retry_idempotent && !closing_ && !req.got_headers &&
         end.connection_error->code == H2POOL_ERR_CONNECTION_LOST &&
-        is_idempotent(req.method) && req.attempts <= config_.max_retries) {
+        is_idempotent(req.method) && req.attempts <= config_.max_retries &&
+        req.body_replayable() && req.body_bytes == 0) {
       retry(ep, req);
       return;
     }
@@ -434,6 +444,62 @@ void Pool::on_stream_closed(Connection &conn, Request &req,
     e.message = "stream closed before the response was complete";
   }
   finish(req, &e);
+}
+
+void Pool::complete(Request &req) {
+  if (end_body(req) != H2POOL_OK) {
+    Error e = req.local_error;
+    finish(req, &e);
+    return;
+  }
+  finish(req, nullptr);
+}
+
+Request *Pool::find(uint64_t id) {
+  auto it = requests_.find(id);
+  return it == requests_.end() ? nullptr : it->second.get();
+}
+
+Connection *Pool::connection_of(Request &req) {
+  if (req.state != Request::State::in_flight)
+    return nullptr;
+  auto &ep = *static_cast<Endpoint *>(req.endpoint);
+  for (auto &conn : ep.connections)
+    if (conn->id() == req.response.connection_id)
+      return conn.get();
+  return nullptr;
+}
+
+void Pool::resume_upload(uint64_t id) {
+  Request *req = find(id);
+  if (Connection *conn = req ? connection_of(*req) : nullptr)
+    conn->resume_upload(*req);
+}
+
+void Pool::pause_download(uint64_t id) {
+  if (Request *req = find(id))
+    if (req->state == Request::State::in_flight && req->on_data)
+      req->download_paused = true;
+}
+
+void Pool::resume_download(uint64_t id) {
+  Request *req = find(id);
+  if (!req || !req->download_paused)
+    return;
+  if (Connection *conn = connection_of(*req)) {
+    conn->resume_download(*req);
+    return;
+  }
+  if (req->state != Request::State::parked)
+    return;
+  size_t consumed;
+  if (resume_body(*req, connection_settings_.body_limits, &consumed) !=
+      H2POOL_OK) {
+    Error e = req->local_error;
+    finish(*req, &e);
+  } else if (!req->download_paused) {
+    complete(*req);
+  }
 }
 
 void Pool::on_connection_closed(Connection &conn, const Error &why) {

@@ -45,6 +45,11 @@ public:
   // Builds a snapshot of the statistics.
   h2pool_stats *snapshot() const;
 
+  // Loop thread, from h2pool_request_resume_upload() and friends.
+  void resume_upload(uint64_t id);
+  void pause_download(uint64_t id);
+  void resume_download(uint64_t id);
+
   void on_request_timeout(Request &req);
   void on_header_timeout(Request &req);
 
@@ -85,6 +90,12 @@ private:
   void abort(Request &req, const Error &err);
   void retry(Endpoint &ep, Request &req);
   void finish(Request &req, const Error *err);
+  // Completes a request whose response ended: checks the decoder, then
+  // finishes with success or the decoding error.
+  void complete(Request &req);
+  Request *find(uint64_t id);
+  // The connection carrying `req`, or null if it is not in flight.
+  Connection *connection_of(Request &req);
   void mark_dirty(Endpoint &ep);
   void dispatch_dirty();
   void dispatch(Endpoint &ep);

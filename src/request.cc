@@ -15,6 +15,15 @@ void Request::reset_for_retry() {
   in_trailers = false;
   header_bytes = 0;
   header_fields = 0;
+  body_eof = false;
+  upload_deferred = false;
+  headers_delivered = false;
+  download_paused = false;
+  pending_raw.clear();
+  body_bytes = 0;
+  decoder.reset();
+  response.trailers.clear();
+  response.content_encoding.clear();
   local_error = Error{};
   response.status = 0;
   response.headers.clear();
@@ -110,6 +119,43 @@ const char *h2pool_response_header(const h2pool_response *resp,
     }
   }
   return nullptr;
+}
+
+size_t h2pool_response_trailer_count(const h2pool_response *resp) {
+  return resp ? resp->trailers.size() : 0;
+}
+
+int h2pool_response_trailer_at(const h2pool_response *resp, size_t index,
+                               h2pool_header *out) {
+  if (resp == nullptr || out == nullptr || index >= resp->trailers.size())
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  const auto &h = resp->trailers[index];
+  out->name = h.name.data();
+  out->name_len = h.name.size();
+  out->value = h.value.c_str();
+  out->value_len = h.value.size();
+  return H2POOL_OK;
+}
+
+const char *h2pool_response_trailer(const h2pool_response *resp,
+                                    const char *name, size_t *value_len) {
+  if (resp == nullptr || name == nullptr)
+    return nullptr;
+  size_t n = strlen(name);
+  for (const auto &h : resp->trailers) {
+    if (h.name.size() == n && strncasecmp(h.name.data(), name, n) == 0) {
+      if (value_len)
+        *value_len = h.value.size();
+      return h.value.c_str();
+    }
+  }
+  return nullptr;
+}
+
+const char *h2pool_response_content_encoding(const h2pool_response *resp) {
+  if (resp == nullptr || resp->content_encoding.empty())
+    return nullptr;
+  return resp->content_encoding.c_str();
 }
 
 const uint8_t *h2pool_response_body(const h2pool_response *resp, size_t *len) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "decompress.h"
 #include "error.h"
 #include "headers.h"
 #include "url.h"
@@ -19,6 +20,8 @@ struct h2pool_response {
   int status = 0;
   std::vector<h2pool_core::HeaderField> headers;
   std::string body;
+  std::vector<h2pool_core::HeaderField> trailers;
+  std::string content_encoding; // set when the body was decoded
   int32_t stream_id = 0;
   uint64_t connection_id = 0;
   uint64_t request_id = 0;
@@ -27,7 +30,9 @@ struct h2pool_response {
 namespace h2pool_core {
 
 struct Request {
-  enum class State { submitted, queued, in_flight, done };
+  // parked: the stream has ended but a paused streaming response still
+  // holds body bytes the caller has not taken.
+  enum class State { submitted, queued, in_flight, parked, done };
 
   // Set on the caller's thread at submission; read-only afterwards.
   uint64_t id = 0;
@@ -35,8 +40,20 @@ struct Request {
   Url url;
   std::string authority; // :authority actually sent
   std::vector<HeaderField> headers;
+  // The request body: `body_data`/`body_size` point into `body` (copied) or
+  // at the caller's buffer (borrowed, released through `body_release`), or
+  // the body comes from `body_reader`.
   std::string body;
+  const uint8_t *body_data = nullptr;
+  size_t body_size = 0;
+  h2pool_body_release_cb body_release = nullptr;
+  h2pool_body_read_cb body_reader = nullptr;
+  int64_t body_content_length = -1; // for the reader; -1: unknown
   bool add_content_length = false;
+  // Streaming responses and decoding.
+  h2pool_headers_cb on_headers = nullptr;
+  h2pool_data_cb on_data = nullptr;
+  bool auto_decompress = true;
   uint32_t timeout_ms = 0; // 0: none
   h2pool_response_cb cb = nullptr;
   void *user_data = nullptr;
@@ -45,10 +62,17 @@ struct Request {
 
   // Loop-thread state.
   State state = State::submitted;
-  void *owner = nullptr;       // the pool handling it (opaque here)
-  void *endpoint = nullptr;    // the pool's endpoint for it (opaque here)
-  uint32_t attempts = 0;       // streams opened for this request so far
-  size_t body_offset = 0;      // request body bytes handed to nghttp2
+  void *owner = nullptr;          // the pool handling it (opaque here)
+  void *endpoint = nullptr;       // the pool's endpoint for it (opaque here)
+  uint32_t attempts = 0;          // streams opened for this request so far
+  size_t body_offset = 0;         // request body bytes handed to nghttp2
+  bool body_eof = false;          // the body reader reported its end
+  bool upload_deferred = false;   // the body reader said H2POOL_BODY_WAIT
+  bool headers_delivered = false; // final headers processed (on_headers)
+  bool download_paused = false;
+  std::string pending_raw; // body bytes received while paused
+  uint64_t body_bytes = 0; // body bytes kept or delivered, for the limit
+  std::unique_ptr<ContentDecoder> decoder;
   bool got_headers = false;    // a final response HEADERS arrived
   bool end_stream = false;     // the response ended with END_STREAM
   bool in_trailers = false;    // receiving the header block after the final one
@@ -70,6 +94,13 @@ struct Request {
 
   // Resets the per-attempt response state before a retry.
   void reset_for_retry();
+  // A retry must resend the body; a body read from a callback can only be
+  // resent if none of it was read yet.
+  bool body_replayable() const { return !body_reader || body_offset == 0; }
+  // Whether a paused streaming response still holds undelivered bytes.
+  bool has_pending_body() const {
+    return !pending_raw.empty() || (decoder && decoder->has_pending());
+  }
 };
 
 // A doubly-linked list of requests that does not allocate: queueing and

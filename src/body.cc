@@ -1,0 +1,150 @@
+#include "body.h"
+
+#include <strings.h>
+
+#include <algorithm>
+
+#include "h2pool.h"
+
+namespace h2pool_core {
+namespace {
+
+int fail(Request &req, int code, std::string message) {
+  req.local_error = make_error(code, std::move(message));
+  return code;
+}
+
+// Hands decoded bytes to the caller or the buffer. Returns H2POOL_OK and
+// sets `*go_on` false when the caller paused.
+int emit(Request &req, const uint8_t *p, size_t n, const BodyLimits &limits,
+         bool *go_on) {
+  *go_on = true;
+  req.body_bytes += n;
+  if (req.on_data) {
+    int rc = req.on_data(p, n, req.user_data);
+    if (rc == H2POOL_DATA_PAUSE) {
+      req.download_paused = true;
+      *go_on = false;
+    } else if (rc != 0) {
+      return fail(req, H2POOL_ERR_ABORTED,
+                  "on_data callback aborted the request");
+    }
+    return H2POOL_OK;
+  }
+  if (req.body_bytes > limits.max_body_bytes)
+    return fail(req, H2POOL_ERR_RESPONSE_TOO_LARGE,
+                "response body exceeds " +
+                    std::to_string(limits.max_body_bytes) + " bytes");
+  req.response.body.append(reinterpret_cast<const char *>(p), n);
+  return H2POOL_OK;
+}
+
+int pump(Request &req, const BodyLimits &limits) {
+  int err = H2POOL_OK;
+  std::string why;
+  int rc = req.decoder->pump(
+      [&](const uint8_t *p, size_t n) {
+        bool go_on = true;
+        err = emit(req, p, n, limits, &go_on);
+        return err == H2POOL_OK && go_on;
+      },
+      &why);
+  if (err != H2POOL_OK)
+    return err;
+  if (rc != H2POOL_OK)
+    return fail(req, rc, why);
+  return H2POOL_OK;
+}
+
+int process(Request &req, const uint8_t *data, size_t len,
+            const BodyLimits &limits) {
+  if (req.decoder) {
+    req.decoder->append(data, len);
+    return pump(req, limits);
+  }
+  bool go_on;
+  return emit(req, data, len, limits, &go_on);
+}
+
+bool named(const HeaderField &h, const char *name) {
+  return strcasecmp(h.name.c_str(), name) == 0;
+}
+
+} // namespace
+
+int begin_body(Request &req, const BodyLimits &limits) {
+  req.headers_delivered = true;
+  if (req.auto_decompress) {
+    auto &headers = req.response.headers;
+    auto ce = std::find_if(headers.begin(), headers.end(), [](const auto &h) {
+      return named(h, "content-encoding");
+    });
+    if (ce != headers.end()) {
+      std::string why;
+      int rc =
+          ContentDecoder::create(ce->value, limits.decode, &req.decoder, &why);
+      if (rc != H2POOL_OK)
+        return fail(req, rc, why);
+      if (req.decoder) {
+        // What the caller now reads is the decoded body: the headers that
+        // described the encoded one would mislead.
+        req.response.content_encoding = ce->value;
+        headers.erase(std::remove_if(headers.begin(), headers.end(),
+                                     [](const auto &h) {
+                                       return named(h, "content-encoding") ||
+                                              named(h, "content-length");
+                                     }),
+                      headers.end());
+      }
+    }
+  }
+  if (req.on_headers && req.on_headers(&req.response, req.user_data) != 0)
+    return fail(req, H2POOL_ERR_ABORTED,
+                "on_headers callback aborted the request");
+  return H2POOL_OK;
+}
+
+int accept_body(Request &req, const uint8_t *data, size_t len,
+                const BodyLimits &limits, size_t *consumed) {
+  if (req.download_paused) {
+    // Not consumed: the stream's flow-control window closes behind these
+    // bytes, which is what holds the server back.
+    req.pending_raw.append(reinterpret_cast<const char *>(data), len);
+    *consumed = 0;
+    return H2POOL_OK;
+  }
+  *consumed = len;
+  return process(req, data, len, limits);
+}
+
+int resume_body(Request &req, const BodyLimits &limits, size_t *consumed) {
+  *consumed = 0;
+  req.download_paused = false;
+  if (req.decoder && req.decoder->has_pending()) {
+    int rc = pump(req, limits);
+    if (rc != H2POOL_OK || req.download_paused)
+      return rc;
+  }
+  while (!req.pending_raw.empty() && !req.download_paused) {
+    std::string held;
+    held.swap(req.pending_raw);
+    *consumed += held.size();
+    int rc = process(req, reinterpret_cast<const uint8_t *>(held.data()),
+                     held.size(), limits);
+    if (rc != H2POOL_OK)
+      return rc;
+  }
+  return H2POOL_OK;
+}
+
+int end_body(Request &req) {
+  if (!req.decoder)
+    return H2POOL_OK;
+  std::string why;
+  int rc = req.decoder->finish(&why);
+  if (rc != H2POOL_OK)
+    return fail(req, rc, why);
+  return H2POOL_OK;
+}
+
+} // namespace h2pool_core

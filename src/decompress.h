@@ -1,0 +1,63 @@
+// Streaming decoder for HTTP content-encodings (gzip, x-gzip, deflate in
+// both its zlib-wrapped and raw forms, identity), with limits that stop
+// decompression bombs before they exhaust memory.
+#pragma once
+
+#include <zlib.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace h2pool_core {
+
+struct DecodeLimits {
+  uint64_t max_bytes = 100u << 20;
+  uint32_t max_ratio = 100; // checked once max(1 MiB, ...) is decoded
+  uint32_t max_encodings = 5;
+};
+
+class ContentDecoder {
+public:
+  // Receives decoded bytes. Returns false to pause: the decoder keeps its
+  // place and continues from there on the next pump().
+  using Sink = std::function<bool(const uint8_t *data, size_t len)>;
+
+  // Builds a decoder for a content-encoding header value. Returns
+  // H2POOL_OK with `*out` null when the value names an encoding we do not
+  // decode (the body then passes through untouched), or
+  // H2POOL_ERR_DECOMPRESSION_BOMB when it chains too many encodings.
+  static int create(std::string_view content_encoding,
+                    const DecodeLimits &limits,
+                    std::unique_ptr<ContentDecoder> *out, std::string *why);
+  ~ContentDecoder();
+  ContentDecoder(const ContentDecoder &) = delete;
+  ContentDecoder &operator=(const ContentDecoder &) = delete;
+
+  // Takes a copy of encoded bytes; nothing is decoded until pump().
+  void append(const uint8_t *data, size_t len);
+  // Decodes as much as possible into `sink`. Returns H2POOL_OK (all input
+  // used, or the sink paused), or H2POOL_ERR_DECODE /
+  // H2POOL_ERR_DECOMPRESSION_BOMB with the reason in `*why`.
+  int pump(const Sink &sink, std::string *why);
+  // True while the sink's last pause left decoded or encoded bytes behind.
+  bool has_pending() const;
+  // At the end of the body: H2POOL_OK if every stage ended cleanly, else
+  // H2POOL_ERR_DECODE (truncated stream).
+  int finish(std::string *why) const;
+
+private:
+  struct Stage;
+  explicit ContentDecoder(const DecodeLimits &limits);
+  int run_stage(size_t index, const Sink &sink, bool *paused, std::string *why);
+
+  DecodeLimits limits_;
+  std::vector<std::unique_ptr<Stage>> stages_; // first decodes the wire
+  uint64_t total_in_ = 0;
+  uint64_t total_out_ = 0;
+};
+
+} // namespace h2pool_core
