@@ -1,9 +1,18 @@
 // h2pool get: fetch URLs concurrently through one pool, print the bodies in
 // argument order.
+//
+// With one URL the body streams straight to the output as it arrives, so a
+// download of any size runs in bounded memory; with several, each body is
+// buffered so they can be written in argument order.
 #include <h2pool.h>
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -26,7 +35,12 @@ const char kGetUsage[] =
     "  -H, --header 'NAME: VALUE'  add a request header (repeatable)\n"
     "  -d, --data STRING           send STRING as the request body (implies\n"
     "                              POST unless --method is given)\n"
+    "  -d, --data @FILE            stream the body from FILE\n"
     "  -X, --method METHOD         request method (default GET)\n"
+    "  -o, --output FILE           write the bodies to FILE, not stdout\n"
+    "  -i, --include               write the status line and headers before\n"
+    "                              each body, and trailers after it\n"
+    "      --compressed            ask for gzip/deflate and decode it\n"
     "      --timeout-ms N          per-request timeout in ms (0: none)\n"
     "  -v, --verbose               print status line and headers to stderr\n"
     "      --cacert FILE           trust the CA certificates in FILE (PEM)\n"
@@ -39,12 +53,15 @@ const char kGetUsage[] =
 
 namespace {
 
+using Fields = std::vector<std::pair<std::string, std::string>>;
+
 struct Fetch {
   std::string url;
   bool done = false;
   bool ok = false;
   int status = 0;
-  std::vector<std::pair<std::string, std::string>> headers;
+  Fields headers;
+  Fields trailers;
   std::string body;
   std::string error;
 };
@@ -55,10 +72,108 @@ struct Shared {
   size_t remaining = 0;
 };
 
-struct Ctx {
-  Shared *shared;
-  Fetch *fetch;
+// What every request of one invocation shares (read-only once running).
+struct Settings {
+  std::FILE *out = stdout;
+  bool include = false;
+  bool verbose = false;
+  bool stream = false; // write the body as it arrives (one URL)
+  std::string method;
+  std::string data_file; // --data @FILE
 };
+
+struct FileCloser {
+  void operator()(std::FILE *f) const {
+    if (f != nullptr) {
+      std::fclose(f);
+    }
+  }
+};
+using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
+
+struct Ctx {
+  Shared *shared = nullptr;
+  Fetch *fetch = nullptr;
+  const Settings *settings = nullptr;
+  FilePtr upload; // --data @FILE, one handle per request
+  bool write_failed = false;
+};
+
+Fields copy_fields(const h2pool_response *resp, bool trailers) {
+  Fields out;
+  size_t n = trailers ? h2pool_response_trailer_count(resp)
+                      : h2pool_response_header_count(resp);
+  for (size_t i = 0; i < n; ++i) {
+    h2pool_header h{};
+    int rc = trailers ? h2pool_response_trailer_at(resp, i, &h)
+                      : h2pool_response_header_at(resp, i, &h);
+    if (rc == H2POOL_OK) {
+      out.emplace_back(std::string(h.name, h.name_len),
+                       std::string(h.value, h.value_len));
+    }
+  }
+  return out;
+}
+
+void print_head(std::FILE *f, int status, const Fields &headers) {
+  std::fprintf(f, "HTTP/2 %d\r\n", status);
+  for (auto &[n, v] : headers) {
+    std::fprintf(f, "%s: %s\r\n", n.c_str(), v.c_str());
+  }
+  std::fputs("\r\n", f);
+}
+
+void print_trailers(std::FILE *f, const Fields &trailers) {
+  for (auto &[n, v] : trailers) {
+    std::fprintf(f, "%s: %s\r\n", n.c_str(), v.c_str());
+  }
+}
+
+void print_verbose(const Settings &s, const Fetch &f) {
+  std::fprintf(stderr, "* %s %s\n< HTTP/2 %d\n", s.method.c_str(),
+               f.url.c_str(), f.status);
+  for (auto &[n, v] : f.headers) {
+    std::fprintf(stderr, "< %s: %s\n", n.c_str(), v.c_str());
+  }
+  std::fprintf(stderr, "<\n");
+}
+
+// Streaming mode: status and headers go out as soon as they arrive.
+int on_headers(const h2pool_response *resp, void *user_data) {
+  auto ctx = static_cast<Ctx *>(user_data);
+  Fetch &f = *ctx->fetch;
+  f.status = h2pool_response_status(resp);
+  f.headers = copy_fields(resp, false);
+  if (ctx->settings->verbose) {
+    print_verbose(*ctx->settings, f);
+  }
+  if (ctx->settings->include) {
+    print_head(ctx->settings->out, f.status, f.headers);
+  }
+  return 0;
+}
+
+int on_data(const uint8_t *data, size_t len, void *user_data) {
+  auto ctx = static_cast<Ctx *>(user_data);
+  if (std::fwrite(data, 1, len, ctx->settings->out) != len) {
+    ctx->write_failed = true;
+    return -1; // abort: nowhere to put the rest
+  }
+  return 0;
+}
+
+// Streams the upload from the request's own handle on the file.
+int64_t read_upload(uint8_t *buf, size_t len, int *eof, void *user_data) {
+  auto ctx = static_cast<Ctx *>(user_data);
+  size_t n = std::fread(buf, 1, len, ctx->upload.get());
+  if (n < len) {
+    if (std::ferror(ctx->upload.get())) {
+      return H2POOL_BODY_ABORT;
+    }
+    *eof = 1;
+  }
+  return static_cast<int64_t>(n);
+}
 
 void on_response(const h2pool_response *resp, const h2pool_error *err,
                  void *user_data) {
@@ -68,22 +183,20 @@ void on_response(const h2pool_response *resp, const h2pool_error *err,
   // this callback writes to `f` until `remaining` says it is done.
   if (err != nullptr) {
     f.ok = false;
-    f.error = describe_error(err);
+    f.error = ctx->write_failed ? std::string("writing the body failed: ") +
+                                      std::strerror(errno)
+                                : describe_error(err);
   } else {
     f.ok = true;
     f.status = h2pool_response_status(resp);
-    size_t n = h2pool_response_header_count(resp);
-    f.headers.reserve(n);
-    for (size_t i = 0; i < n; ++i) {
-      h2pool_header h{};
-      if (h2pool_response_header_at(resp, i, &h) == H2POOL_OK) {
-        f.headers.emplace_back(std::string(h.name, h.name_len),
-                               std::string(h.value, h.value_len));
-      }
-    }
+    f.headers = copy_fields(resp, false);
+    f.trailers = copy_fields(resp, true);
     size_t len = 0;
     const uint8_t *body = h2pool_response_body(resp, &len);
     f.body.assign(reinterpret_cast<const char *>(body), len);
+    if (ctx->settings->stream && ctx->settings->include) {
+      print_trailers(ctx->settings->out, f.trailers);
+    }
   }
   std::lock_guard<std::mutex> lock(ctx->shared->mu);
   f.done = true;
@@ -112,12 +225,13 @@ std::pair<std::string, std::string> parse_header(const std::string &text) {
 
 int cmd_get(const Args &args) {
   std::vector<std::pair<std::string, std::string>> headers;
-  std::string data, method, value;
-  bool have_data = false, verbose = false;
+  std::string data, value, output;
+  bool have_data = false, compressed = false;
   uint32_t timeout_ms = 0;
   bool have_timeout = false;
   std::vector<Fetch> fetches;
   TlsOptions tls;
+  Settings settings;
 
   ArgCursor cur(args);
   while (!cur.done()) {
@@ -133,13 +247,22 @@ int cmd_get(const Args &args) {
       if (value.empty()) {
         throw UsageError("--method must not be empty");
       }
-      method = value;
+      settings.method = value;
+    } else if (cur.value_option("--output", "-o", value)) {
+      if (value.empty()) {
+        throw UsageError("--output needs a file name");
+      }
+      output = value;
     } else if (cur.value_option("--timeout-ms", "", value)) {
       timeout_ms = static_cast<uint32_t>(
           parse_uint(value, 0, UINT32_MAX, "--timeout-ms"));
       have_timeout = true;
+    } else if (cur.flag("--include", "-i")) {
+      settings.include = true;
+    } else if (cur.flag("--compressed", "")) {
+      compressed = true;
     } else if (cur.flag("--verbose", "-v")) {
-      verbose = true;
+      settings.verbose = true;
     } else if (auto url = cur.positional()) {
       Fetch f;
       f.url = std::move(*url);
@@ -150,8 +273,34 @@ int cmd_get(const Args &args) {
     throw UsageError("no URL given");
   }
   tls.validate();
-  if (method.empty()) {
-    method = have_data ? "POST" : "GET";
+  if (settings.method.empty()) {
+    settings.method = have_data ? "POST" : "GET";
+  }
+  settings.stream = fetches.size() == 1;
+
+  int64_t upload_size = -1;
+  if (have_data && !data.empty() && data[0] == '@') {
+    settings.data_file = data.substr(1);
+    struct stat st;
+    if (settings.data_file.empty() ||
+        stat(settings.data_file.c_str(), &st) != 0) {
+      throw UsageError("--data @FILE: cannot read '" + settings.data_file +
+                       "': " + std::strerror(errno));
+    }
+    if (S_ISREG(st.st_mode)) {
+      upload_size = static_cast<int64_t>(st.st_size);
+    }
+  }
+
+  FilePtr out_file;
+  if (!output.empty()) {
+    out_file.reset(std::fopen(output.c_str(), "wb"));
+    if (!out_file) {
+      std::fprintf(stderr, "h2pool: cannot write '%s': %s\n", output.c_str(),
+                   std::strerror(errno));
+      return kExitFailure;
+    }
+    settings.out = out_file.get();
   }
 
   std::vector<h2pool_header> hdrs;
@@ -159,11 +308,23 @@ int cmd_get(const Args &args) {
     hdrs.push_back(h2pool_header{n.data(), n.size(), v.data(), v.size()});
   }
 
-  OptsPtr opts;
+  OptsPtr opts = new_request_opts();
+  check(h2pool_request_opts_set_auto_decompress(opts.get(), compressed ? 1 : 0),
+        "h2pool_request_opts_set_auto_decompress");
   if (have_timeout) {
-    opts = new_request_opts();
     check(h2pool_request_opts_set_timeout_ms(opts.get(), timeout_ms),
           "h2pool_request_opts_set_timeout_ms");
+  }
+  if (settings.stream) {
+    check(h2pool_request_opts_set_on_headers(opts.get(), on_headers),
+          "h2pool_request_opts_set_on_headers");
+    check(h2pool_request_opts_set_on_data(opts.get(), on_data),
+          "h2pool_request_opts_set_on_data");
+  }
+  if (!settings.data_file.empty()) {
+    check(h2pool_request_opts_set_body_reader(opts.get(), read_upload,
+                                              upload_size),
+          "h2pool_request_opts_set_body_reader");
   }
 
   Shared shared;
@@ -177,11 +338,27 @@ int cmd_get(const Args &args) {
       shared.remaining = fetches.size();
     }
     for (size_t i = 0; i < fetches.size(); ++i) {
-      ctxs[i] = Ctx{&shared, &fetches[i]};
-      int rc = h2pool_request(
-          pool.get(), method.c_str(), fetches[i].url.c_str(), hdrs.data(),
-          hdrs.size(), reinterpret_cast<const uint8_t *>(data.data()),
-          data.size(), opts.get(), on_response, &ctxs[i], nullptr);
+      Ctx &ctx = ctxs[i];
+      ctx.shared = &shared;
+      ctx.fetch = &fetches[i];
+      ctx.settings = &settings;
+      const uint8_t *body = reinterpret_cast<const uint8_t *>(data.data());
+      size_t body_len = data.size();
+      int rc = H2POOL_OK;
+      if (!settings.data_file.empty()) {
+        body = nullptr;
+        body_len = 0;
+        ctx.upload.reset(std::fopen(settings.data_file.c_str(), "rb"));
+        if (!ctx.upload) {
+          rc = H2POOL_ERR_BODY_SOURCE;
+        }
+      }
+      if (rc == H2POOL_OK) {
+        rc = h2pool_request(pool.get(), settings.method.c_str(),
+                            fetches[i].url.c_str(), hdrs.data(), hdrs.size(),
+                            body, body_len, opts.get(), on_response, &ctx,
+                            nullptr);
+      }
       if (rc != H2POOL_OK) {
         // Refused: the callback will never run for this one.
         std::lock_guard<std::mutex> lock(shared.mu);
@@ -204,22 +381,28 @@ int cmd_get(const Args &args) {
       rc = kExitFailure;
       continue;
     }
-    if (verbose) {
-      std::fflush(stdout);
-      std::fprintf(stderr, "* %s %s\n< HTTP/2 %d\n", method.c_str(),
-                   f.url.c_str(), f.status);
-      for (auto &[n, v] : f.headers) {
-        std::fprintf(stderr, "< %s: %s\n", n.c_str(), v.c_str());
-      }
-      std::fprintf(stderr, "<\n");
+    if (settings.stream) {
+      continue; // already written as it arrived
     }
-    if (!f.body.empty() &&
-        std::fwrite(f.body.data(), 1, f.body.size(), stdout) != f.body.size()) {
+    if (settings.verbose) {
+      std::fflush(settings.out);
+      print_verbose(settings, f);
+    }
+    if (settings.include) {
+      print_head(settings.out, f.status, f.headers);
+    }
+    if (!f.body.empty() && std::fwrite(f.body.data(), 1, f.body.size(),
+                                       settings.out) != f.body.size()) {
       break;
     }
+    if (settings.include) {
+      print_trailers(settings.out, f.trailers);
+    }
   }
-  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
-    std::perror("h2pool: writing to stdout");
+  if (std::fflush(settings.out) != 0 || std::ferror(settings.out)) {
+    std::fprintf(stderr, "h2pool: writing %s: %s\n",
+                 output.empty() ? "to stdout" : output.c_str(),
+                 std::strerror(errno));
     return kExitFailure;
   }
   return rc;
