@@ -26,7 +26,6 @@ struct h2pool {
   h2pool_core::Logger log;
   h2pool_core::Loop loop;
   h2pool_core::Resolver resolver{loop};
-  std::unique_ptr<h2pool_core::TlsContext> tls;
   std::unique_ptr<h2pool_core::Pool> pool;
   std::atomic<uint64_t> next_id{0};
   std::atomic<uint64_t> waiting{0};
@@ -105,23 +104,30 @@ int h2pool_create(const h2pool_config *cfg, h2pool **out) {
     static const h2pool_config defaults;
     auto pool = std::make_unique<h2pool>(cfg ? *cfg : defaults);
     h2pool *raw = pool.get();
-    std::string why;
-    int rc = h2pool_core::TlsContext::create(pool->config, &pool->tls, &why);
-    if (rc != H2POOL_OK) {
-      H2POOL_LOG(pool->log, H2POOL_LOG_ERROR, "%s", why.c_str());
-      return rc;
+    // Files the caller named are checked now, so a bad path fails here
+    // rather than on the first https:// request.
+    std::unique_ptr<h2pool_core::TlsContext> tls;
+    const h2pool_config &c = pool->config;
+    if (!c.tls_ca_file.empty() || !c.tls_ca_dir.empty() ||
+        !c.tls_cert_file.empty()) {
+      std::string why;
+      int rc = h2pool_core::TlsContext::create(c, &tls, &why);
+      if (rc != H2POOL_OK) {
+        H2POOL_LOG(pool->log, H2POOL_LOG_ERROR, "%s", why.c_str());
+        return rc;
+      }
     }
     if (pool->config.tls_insecure)
       H2POOL_LOG(pool->log, H2POOL_LOG_WARN,
                  "TLS certificate verification is disabled for this pool: "
                  "any server can impersonate any other");
-    rc = pool->loop.init(
+    int rc = pool->loop.init(
         [raw](h2pool_core::Loop::Batch &batch) { raw->pool->handle(batch); });
     if (rc != H2POOL_OK)
       return rc;
     pool->pool = std::make_unique<h2pool_core::Pool>(
         pool->loop.base(), pool->config, pool->log, pool->resolver,
-        pool->waiting, pool->tls.get());
+        pool->waiting, std::move(tls));
     rc = pool->loop.start();
     if (rc != H2POOL_OK)
       return rc;

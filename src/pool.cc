@@ -33,9 +33,9 @@ uint32_t expected_capacity(const Config &config) {
 
 Pool::Pool(event_base *base, const Config &config, const Logger &log,
            Resolver &resolver, std::atomic<uint64_t> &waiting,
-           const TlsContext *tls)
+           std::unique_ptr<TlsContext> tls)
     : base_(base), config_(config), log_(log), resolver_(resolver),
-      waiting_(waiting), tls_(tls) {
+      waiting_(waiting), tls_(std::move(tls)) {
   connection_settings_.connect_timeout_ms = config.connect_timeout_ms;
   connection_settings_.settings_timeout_ms = config.settings_timeout_ms;
   connection_settings_.tls_handshake_timeout_ms =
@@ -112,7 +112,7 @@ Pool::Endpoint &Pool::endpoint_for(Request &req) {
   ep->host = req.url.host;
   ep->port = req.url.port;
   if (req.url.scheme == Scheme::https) {
-    ep->tls.context = tls_;
+    ep->tls.context = tls_.get();
     ep->tls.host = req.url.host;
     ep->tls.host_is_ip =
         req.url.host_is_ipv6 || parse_ip_literal(req.url.host, 0, nullptr);
@@ -124,6 +124,12 @@ Pool::Endpoint &Pool::endpoint_for(Request &req) {
   return ref;
 }
 
+const TlsContext *Pool::tls_context(std::string *why) {
+  if (!tls_ && TlsContext::create(config_, &tls_, why) != H2POOL_OK)
+    H2POOL_LOG(log_, H2POOL_LOG_ERROR, "%s", why->c_str());
+  return tls_.get();
+}
+
 Pool::Endpoint &Pool::endpoint_of(const Connection &conn) {
   return *connection_endpoint_.at(&conn);
 }
@@ -133,6 +139,13 @@ void Pool::accept(std::unique_ptr<Request> owned) {
   if (closing_) {
     requests_.emplace(req.id, std::move(owned));
     Error e = make_error(H2POOL_ERR_POOL_CLOSED);
+    finish(req, &e);
+    return;
+  }
+  std::string why;
+  if (req.url.scheme == Scheme::https && !tls_context(&why)) {
+    requests_.emplace(req.id, std::move(owned));
+    Error e = make_error(H2POOL_ERR_TLS_CONFIG, why);
     finish(req, &e);
     return;
   }

@@ -28,11 +28,12 @@ class Pool final : public ConnectionOwner {
 public:
   // `waiting` counts accepted requests that have no stream yet; the API
   // checks it against max_pending_requests on the callers' threads.
-  // `tls` may be null if the TLS context could not be built; https requests
-  // then fail. It must outlive the pool.
+  // `tls` may be null: the context is then built on the first https://
+  // request. (Loading the system trust store costs tens of milliseconds,
+  // which pools that only speak h2c should not pay.)
   Pool(event_base *base, const Config &config, const Logger &log,
        Resolver &resolver, std::atomic<uint64_t> &waiting,
-       const TlsContext *tls);
+       std::unique_ptr<TlsContext> tls);
   ~Pool();
   Pool(const Pool &) = delete;
   Pool &operator=(const Pool &) = delete;
@@ -84,6 +85,8 @@ private:
   };
 
   Endpoint &endpoint_for(Request &req);
+  // The TLS context, built on first use; null (with `*why`) if it cannot be.
+  const TlsContext *tls_context(std::string *why);
   Endpoint &endpoint_of(const Connection &conn);
   void accept(std::unique_ptr<Request> req);
   void cancel(uint64_t id);
@@ -108,7 +111,7 @@ private:
   const Logger &log_;
   Resolver &resolver_;
   std::atomic<uint64_t> &waiting_;
-  const TlsContext *tls_;
+  std::unique_ptr<TlsContext> tls_;
   ConnectionSettings connection_settings_;
   const timeval *default_timeout_ = nullptr; // libevent common timeout
   const timeval *header_timeout_ = nullptr;  // likewise; null: no limit
