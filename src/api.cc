@@ -192,7 +192,6 @@ int h2pool_request(h2pool *pool, const char *method, const char *url,
     req->headers = std::move(normalized.fields);
     req->authority = normalized.authority.empty() ? req->url.authority
                                                   : normalized.authority;
-    req->endpoint_key = req->url.endpoint_name();
     if (opts && opts->body_reader) {
       req->body_reader = opts->body_reader;
       req->body_content_length = opts->body_content_length;
@@ -214,8 +213,8 @@ int h2pool_request(h2pool *pool, const char *method, const char *url,
       req->on_data = opts->on_data;
       req->auto_decompress = opts->auto_decompress;
     }
-    if (req->auto_decompress && !normalized.has_accept_encoding)
-      req->headers.push_back({"accept-encoding", "gzip, deflate"});
+    req->add_accept_encoding =
+        req->auto_decompress && !normalized.has_accept_encoding;
     req->timeout_ms = (opts && opts->has_timeout)
                           ? opts->timeout_ms
                           : pool->config.request_timeout_ms;

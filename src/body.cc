@@ -1,7 +1,5 @@
 #include "body.h"
 
-#include <strings.h>
-
 #include <algorithm>
 
 #include "h2pool.h"
@@ -66,35 +64,25 @@ int process(Request &req, const uint8_t *data, size_t len,
   return emit(req, data, len, limits, &go_on);
 }
 
-bool named(const HeaderField &h, const char *name) {
-  return strcasecmp(h.name.c_str(), name) == 0;
-}
-
 } // namespace
 
 int begin_body(Request &req, const BodyLimits &limits) {
   req.headers_delivered = true;
   if (req.auto_decompress) {
     auto &headers = req.response.headers;
-    auto ce = std::find_if(headers.begin(), headers.end(), [](const auto &h) {
-      return named(h, "content-encoding");
-    });
-    if (ce != headers.end()) {
+    long ce = headers.find("content-encoding");
+    if (ce >= 0) {
       std::string why;
-      int rc =
-          ContentDecoder::create(ce->value, limits.decode, &req.decoder, &why);
+      int rc = ContentDecoder::create(headers.value(size_t(ce)), limits.decode,
+                                      &req.decoder, &why);
       if (rc != H2POOL_OK)
         return fail(req, rc, why);
       if (req.decoder) {
         // What the caller now reads is the decoded body: the headers that
-        // described the encoded one would mislead.
-        req.response.content_encoding = ce->value;
-        headers.erase(std::remove_if(headers.begin(), headers.end(),
-                                     [](const auto &h) {
-                                       return named(h, "content-encoding") ||
-                                              named(h, "content-length");
-                                     }),
-                      headers.end());
+        // described the encoded one would mislead. (HTTP/2 field names are
+        // lower case; nghttp2 rejects others.)
+        req.response.content_encoding = headers.value(size_t(ce));
+        headers.remove({"content-encoding", "content-length"});
       }
     }
   }

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -496,30 +497,42 @@ void Connection::fail(const Error &why) { close(why); }
 int Connection::submit(Request &req) {
   if (!has_free_slot())
     return H2POOL_ERR_INTERNAL;
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(5 + req.headers.size());
+  // Pseudo-headers, content-length and accept-encoding come before the
+  // caller's fields. Most requests fit the stack array; only unusually many
+  // headers allocate.
+  constexpr size_t kInline = 24;
+  std::array<nghttp2_nv, kInline> inline_nva;
+  std::vector<nghttp2_nv> heap_nva;
+  size_t max_fields = 6 + req.headers.size();
+  if (max_fields > kInline)
+    heap_nva.resize(max_fields);
+  nghttp2_nv *nva = max_fields > kInline ? heap_nva.data() : inline_nva.data();
+  size_t n = 0;
   static const std::string kHttp = "http", kHttps = "https";
-  nva.push_back(make_nv(":method", 7, req.method));
-  nva.push_back(
-      make_nv(":scheme", 7, req.url.scheme == Scheme::https ? kHttps : kHttp));
-  nva.push_back(make_nv(":authority", 10, req.authority));
-  nva.push_back(make_nv(":path", 5, req.url.path));
+  static const std::string kAcceptEncoding = "accept-encoding",
+                           kGzipDeflate = "gzip, deflate";
+  nva[n++] = make_nv(":method", 7, req.method);
+  nva[n++] =
+      make_nv(":scheme", 7, req.url.scheme == Scheme::https ? kHttps : kHttp);
+  nva[n++] = make_nv(":authority", 10, req.authority);
+  nva[n++] = make_nv(":path", 5, req.url.path);
   std::string content_length;
   if (req.add_content_length) {
     content_length = std::to_string(
         req.body_reader ? uint64_t(req.body_content_length) : req.body_size);
-    nva.push_back(make_nv("content-length", 14, content_length));
+    nva[n++] = make_nv("content-length", 14, content_length);
   }
+  if (req.add_accept_encoding)
+    nva[n++] = make_nv(kAcceptEncoding, kGzipDeflate);
   for (const auto &h : req.headers)
-    nva.push_back(make_nv(h.name, h.value));
+    nva[n++] = make_nv(h.name, h.value);
 
   nghttp2_data_provider provider{};
   provider.read_callback = read_body_cb;
   bool has_body = req.body_size > 0 || req.body_reader;
   req.reset_for_retry();
-  int32_t stream_id =
-      nghttp2_submit_request(session_.get(), nullptr, nva.data(), nva.size(),
-                             has_body ? &provider : nullptr, &req);
+  int32_t stream_id = nghttp2_submit_request(
+      session_.get(), nullptr, nva, n, has_body ? &provider : nullptr, &req);
   if (stream_id < 0) {
     H2POOL_LOG(log_, H2POOL_LOG_WARN, "conn %llu: cannot submit request: %s",
                (unsigned long long)id_, nghttp2_strerror(stream_id));
@@ -528,6 +541,9 @@ int Connection::submit(Request &req) {
     return stream_id == NGHTTP2_ERR_NOMEM ? H2POOL_ERR_NOMEM
                                           : H2POOL_ERR_CONNECTION_LOST;
   }
+  // Typical responses carry a handful of fields; growing from empty would
+  // reallocate three or four times per response.
+  req.response.headers.reserve(256, 8);
   req.response.stream_id = stream_id;
   req.response.connection_id = id_;
   ++req.attempts;
@@ -852,9 +868,9 @@ int Connection::on_header(const nghttp2_frame *frame, const uint8_t *name,
   }
   if (req->in_trailers) {
     if (namelen > 0 && name[0] != ':')
-      req->response.trailers.push_back(
-          {std::string(reinterpret_cast<const char *>(name), namelen),
-           std::string(reinterpret_cast<const char *>(value), valuelen)});
+      req->response.trailers.add(
+          {reinterpret_cast<const char *>(name), namelen},
+          {reinterpret_cast<const char *>(value), valuelen});
     return 0;
   }
   if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
@@ -873,9 +889,8 @@ int Connection::on_header(const nghttp2_frame *frame, const uint8_t *name,
     return 0;
   if (!req->got_headers)
     return 0; // a field of an interim (1xx) response
-  req->response.headers.push_back(
-      {std::string(reinterpret_cast<const char *>(name), namelen),
-       std::string(reinterpret_cast<const char *>(value), valuelen)});
+  req->response.headers.add({reinterpret_cast<const char *>(name), namelen},
+                            {reinterpret_cast<const char *>(value), valuelen});
   return 0;
 }
 

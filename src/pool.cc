@@ -104,23 +104,34 @@ void Pool::handle(Loop::Batch &batch) {
 }
 
 Pool::Endpoint &Pool::endpoint_for(Request &req) {
-  auto it = endpoints_.find(req.endpoint_key);
-  if (it != endpoints_.end())
-    return *it->second;
+  // Most traffic goes to the endpoint the previous request went to: compare
+  // the parts before building and hashing a key.
+  const Url &u = req.url;
+  if (last_endpoint_ && last_endpoint_->port == u.port &&
+      last_endpoint_->https == (u.scheme == Scheme::https) &&
+      last_endpoint_->host == u.host)
+    return *last_endpoint_;
+  std::string key = u.endpoint_name();
+  auto it = endpoints_.find(key);
+  if (it != endpoints_.end()) {
+    last_endpoint_ = it->second.get();
+    return *last_endpoint_;
+  }
   auto ep = std::make_unique<Endpoint>();
-  ep->name = req.endpoint_key;
-  ep->host = req.url.host;
-  ep->port = req.url.port;
-  if (req.url.scheme == Scheme::https) {
+  ep->name = key;
+  ep->host = u.host;
+  ep->port = u.port;
+  ep->https = u.scheme == Scheme::https;
+  if (ep->https) {
     ep->tls.context = tls_.get();
-    ep->tls.host = req.url.host;
-    ep->tls.host_is_ip =
-        req.url.host_is_ipv6 || parse_ip_literal(req.url.host, 0, nullptr);
+    ep->tls.host = u.host;
+    ep->tls.host_is_ip = u.host_is_ipv6 || parse_ip_literal(u.host, 0, nullptr);
     ep->tls.sessions = &ep->tls_sessions;
   }
   Endpoint &ref = *ep;
   endpoint_order_.push_back(&ref);
-  endpoints_.emplace(req.endpoint_key, std::move(ep));
+  endpoints_.emplace(std::move(key), std::move(ep));
+  last_endpoint_ = &ref;
   return ref;
 }
 

@@ -72,6 +72,7 @@ private:
     std::string name;
     std::string host;
     uint16_t port = 0;
+    bool https = false;
     TlsSessionCache tls_sessions;
     TlsTarget tls; // context null for http:// endpoints
     RequestList pending;
@@ -118,6 +119,7 @@ private:
 
   std::unordered_map<std::string, std::unique_ptr<Endpoint>> endpoints_;
   std::vector<Endpoint *> endpoint_order_; // creation order, for stats
+  Endpoint *last_endpoint_ = nullptr;      // where the last request went
   std::unordered_map<uint64_t, std::unique_ptr<Request>> requests_;
   std::unordered_map<const Connection *, Endpoint *> connection_endpoint_;
   std::vector<Endpoint *> dirty_;

@@ -94,31 +94,45 @@ size_t h2pool_response_header_count(const h2pool_response *resp) {
   return resp ? resp->headers.size() : 0;
 }
 
+namespace {
+
+int field_at(const h2pool_core::FieldList &list, size_t index,
+             h2pool_header *out) {
+  if (out == nullptr || index >= list.size())
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  std::string_view n = list.name(index), v = list.value(index);
+  out->name = n.data();
+  out->name_len = n.size();
+  out->value = v.data();
+  out->value_len = v.size();
+  return H2POOL_OK;
+}
+
+const char *field_find(const h2pool_core::FieldList &list, const char *name,
+                       size_t *value_len) {
+  if (name == nullptr)
+    return nullptr;
+  long i = list.find(name);
+  if (i < 0)
+    return nullptr;
+  std::string_view v = list.value(size_t(i));
+  if (value_len)
+    *value_len = v.size();
+  return v.data();
+}
+
+} // namespace
+
 int h2pool_response_header_at(const h2pool_response *resp, size_t index,
                               h2pool_header *out) {
-  if (resp == nullptr || out == nullptr || index >= resp->headers.size())
+  if (resp == nullptr)
     return H2POOL_ERR_INVALID_ARGUMENT;
-  const auto &h = resp->headers[index];
-  out->name = h.name.data();
-  out->name_len = h.name.size();
-  out->value = h.value.c_str();
-  out->value_len = h.value.size();
-  return H2POOL_OK;
+  return field_at(resp->headers, index, out);
 }
 
 const char *h2pool_response_header(const h2pool_response *resp,
                                    const char *name, size_t *value_len) {
-  if (resp == nullptr || name == nullptr)
-    return nullptr;
-  size_t n = strlen(name);
-  for (const auto &h : resp->headers) {
-    if (h.name.size() == n && strncasecmp(h.name.data(), name, n) == 0) {
-      if (value_len)
-        *value_len = h.value.size();
-      return h.value.c_str();
-    }
-  }
-  return nullptr;
+  return resp ? field_find(resp->headers, name, value_len) : nullptr;
 }
 
 size_t h2pool_response_trailer_count(const h2pool_response *resp) {
@@ -127,29 +141,14 @@ size_t h2pool_response_trailer_count(const h2pool_response *resp) {
 
 int h2pool_response_trailer_at(const h2pool_response *resp, size_t index,
                                h2pool_header *out) {
-  if (resp == nullptr || out == nullptr || index >= resp->trailers.size())
+  if (resp == nullptr)
     return H2POOL_ERR_INVALID_ARGUMENT;
-  const auto &h = resp->trailers[index];
-  out->name = h.name.data();
-  out->name_len = h.name.size();
-  out->value = h.value.c_str();
-  out->value_len = h.value.size();
-  return H2POOL_OK;
+  return field_at(resp->trailers, index, out);
 }
 
 const char *h2pool_response_trailer(const h2pool_response *resp,
                                     const char *name, size_t *value_len) {
-  if (resp == nullptr || name == nullptr)
-    return nullptr;
-  size_t n = strlen(name);
-  for (const auto &h : resp->trailers) {
-    if (h.name.size() == n && strncasecmp(h.name.data(), name, n) == 0) {
-      if (value_len)
-        *value_len = h.value.size();
-      return h.value.c_str();
-    }
-  }
-  return nullptr;
+  return resp ? field_find(resp->trailers, name, value_len) : nullptr;
 }
 
 const char *h2pool_response_content_encoding(const h2pool_response *resp) {

@@ -12,15 +12,16 @@
 
 #include "decompress.h"
 #include "error.h"
+#include "fields.h"
 #include "headers.h"
 #include "url.h"
 
 // The public opaque response type (global namespace, as in the C header).
 struct h2pool_response {
   int status = 0;
-  std::vector<h2pool_core::HeaderField> headers;
+  h2pool_core::FieldList headers;
   std::string body;
-  std::vector<h2pool_core::HeaderField> trailers;
+  h2pool_core::FieldList trailers;
   std::string content_encoding; // set when the body was decoded
   int32_t stream_id = 0;
   uint64_t connection_id = 0;
@@ -50,6 +51,7 @@ struct Request {
   h2pool_body_read_cb body_reader = nullptr;
   int64_t body_content_length = -1; // for the reader; -1: unknown
   bool add_content_length = false;
+  bool add_accept_encoding = false; // "gzip, deflate", for auto-decoding
   // Streaming responses and decoding.
   h2pool_headers_cb on_headers = nullptr;
   h2pool_data_cb on_data = nullptr;
@@ -57,8 +59,6 @@ struct Request {
   uint32_t timeout_ms = 0; // 0: none
   h2pool_response_cb cb = nullptr;
   void *user_data = nullptr;
-
-  std::string endpoint_key; // Url::endpoint_name(), computed once
 
   // Loop-thread state.
   State state = State::submitted;

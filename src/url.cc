@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <strings.h>
+
 #include <charconv>
 
 #include "h2pool.h"
@@ -53,20 +55,20 @@ int parse_url(std::string_view text, Url *out, std::string *why) {
   if (sep == std::string_view::npos || sep == 0)
     return fail(why, H2POOL_ERR_INVALID_URL,
                 "URL is not absolute (expected scheme://host/...)");
-  std::string scheme;
-  for (size_t i = 0; i < sep; ++i) {
-    char c = text[i];
+  Url url;
+  std::string_view scheme = text.substr(0, sep);
+  for (size_t i = 0; i < scheme.size(); ++i) {
+    char c = scheme[i];
     bool ok = is_alpha(c) ||
               (i > 0 && (is_digit(c) || c == '+' || c == '-' || c == '.'));
     if (!ok)
       return fail(why, H2POOL_ERR_INVALID_URL, "URL scheme is malformed");
-    scheme += lower(c);
   }
-  Url url;
-  if (scheme == "http") {
+  if (scheme.size() == 4 && strncasecmp(scheme.data(), "http", 4) == 0) {
     url.scheme = Scheme::http;
     url.port = 80;
-  } else if (scheme == "https") {
+  } else if (scheme.size() == 5 &&
+             strncasecmp(scheme.data(), "https", 5) == 0) {
     url.scheme = Scheme::https;
     url.port = 443;
   } else {
@@ -76,7 +78,12 @@ int parse_url(std::string_view text, Url *out, std::string *why) {
   uint16_t default_port = url.port;
 
   std::string_view rest = text.substr(sep + 3);
-  size_t auth_end = rest.find_first_of("/?#");
+  size_t auth_end = 0; // a plain loop: find_first_of is slow for this
+  while (auth_end < rest.size() && rest[auth_end] != '/' &&
+         rest[auth_end] != '?' && rest[auth_end] != '#')
+    ++auth_end;
+  if (auth_end == rest.size())
+    auth_end = std::string_view::npos;
   std::string_view auth = rest.substr(0, auth_end);
   std::string_view tail = auth_end == std::string_view::npos
                               ? std::string_view{}
@@ -121,11 +128,12 @@ int parse_url(std::string_view text, Url *out, std::string *why) {
       return fail(why, H2POOL_ERR_INVALID_URL, "URL has no host");
     if (host.size() > 253 + 1)
       return fail(why, H2POOL_ERR_INVALID_URL, "host name too long");
-    for (char c : host) {
+    url.host.assign(host);
+    for (char &c : url.host) {
       if (!is_host_char(c))
         return fail(why, H2POOL_ERR_INVALID_URL,
                     "host contains an invalid character");
-      url.host += lower(c);
+      c = lower(c);
     }
     if (url.host == "." || url.host.find("..") != std::string::npos)
       return fail(why, H2POOL_ERR_INVALID_URL, "host has an empty label");
@@ -141,9 +149,16 @@ int parse_url(std::string_view text, Url *out, std::string *why) {
     url.port = uint16_t(value);
   }
 
-  url.authority = url.host_is_ipv6 ? '[' + url.host + ']' : url.host;
-  if (url.port != default_port)
-    url.authority += ':' + std::to_string(url.port);
+  url.authority.reserve(url.host.size() + 8);
+  if (url.host_is_ipv6)
+    url.authority.append(1, '[').append(url.host).append(1, ']');
+  else
+    url.authority.append(url.host);
+  if (url.port != default_port) {
+    char digits[8];
+    auto [end, ec] = std::to_chars(digits, digits + sizeof digits, url.port);
+    url.authority.append(1, ':').append(digits, end);
+  }
 
   size_t hash = tail.find('#');
   if (hash != std::string_view::npos)
