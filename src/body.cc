@@ -1,6 +1,7 @@
 #include "body.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "h2pool.h"
 
@@ -84,6 +85,17 @@ int begin_body(Request &req, const BodyLimits &limits) {
         req.response.content_encoding = headers.value(size_t(ce));
         headers.remove({"content-encoding", "content-length"});
       }
+    }
+  }
+  if (!req.on_data && !req.decoder) {
+    // Growing the buffer from empty re-copies a large body about twenty
+    // times; a declared length lets it be allocated once.
+    long cl = req.response.headers.find("content-length");
+    if (cl >= 0) {
+      uint64_t n =
+          strtoull(req.response.headers.value(size_t(cl)).data(), nullptr, 10);
+      if (n > 0 && n <= limits.max_body_bytes)
+        req.response.body.reserve(size_t(n));
     }
   }
   if (req.on_headers && req.on_headers(&req.response, req.user_data) != 0)

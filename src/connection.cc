@@ -20,6 +20,7 @@ namespace {
 // for more; the write callback resumes below the low-water mark.
 constexpr size_t kOutputHighWater = 1u << 20;
 constexpr size_t kOutputLowWater = 256u << 10;
+constexpr size_t kMaxSingleIo = 256u << 10;
 constexpr uint32_t kMaxStreamsWithoutServerLimit = 1000;
 
 // --- nghttp2 trampolines ---------------------------------------------------
@@ -360,6 +361,13 @@ void Connection::on_tcp_connected(evutil_socket_t fd) {
   start_session();
 }
 
+void Connection::size_socket_io() {
+  // libevent reads and writes at most 16 KiB per callback by default; bulk
+  // transfers then spend their time in callbacks, not copying data.
+  bufferevent_set_max_single_read(bev_.get(), kMaxSingleIo);
+  bufferevent_set_max_single_write(bev_.get(), kMaxSingleIo);
+}
+
 void Connection::on_tls_session(SSL_SESSION *session) {
   if (tls_ && tls_->sessions)
     tls_->sessions->store(session);
@@ -465,6 +473,7 @@ void Connection::on_socket_event(short what) {
 }
 
 void Connection::start_session() {
+  size_socket_io();
   nghttp2_session *session = nullptr;
   if (!shared_callbacks() ||
       nghttp2_session_client_new2(&session, shared_callbacks(), this,

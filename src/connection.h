@@ -192,6 +192,7 @@ private:
   // error queue.
   Error tls_failure();
   void start_session();
+  void size_socket_io();
   // After any input or event: close if the session is done or draining is
   // complete. Returns false if the connection is now closed.
   bool settle();
