@@ -10,6 +10,9 @@ packages=(
   # Real HTTP/2 peers for the interop tests, and openssl to make their
   # certificates at test time.
   nghttp2-client nghttp2-server h2o nginx openssl
+  # The Go and Rust bindings are tested with Debian's toolchains (Go 1.19,
+  # Rust 1.63), the oldest ones they promise to build with.
+  golang-go cargo rustc
   # Used by the test scripts (free-port lookup, binary file comparison).
   python3 iproute2 procps
 )

@@ -1,0 +1,3 @@
+module h2pool.dev/h2pool
+
+go 1.19

@@ -1,0 +1,770 @@
+package h2pool
+
+/*
+#cgo pkg-config: h2pool
+#include <stdint.h>
+#include <stdlib.h>
+#include <h2pool.h>
+
+// Declared in callback.go (//export); _cgo_export.h is not included here.
+extern void h2poolGoComplete(h2pool_response *resp, h2pool_error *err,
+                             uintptr_t handle);
+extern void h2poolGoLog(int level, char *msg, uintptr_t handle);
+
+// The C-typed callbacks handed to libh2pool. The user data is a
+// runtime/cgo.Handle (an integer), never a Go pointer.
+static void h2pool_go_complete(const h2pool_response *resp,
+                               const h2pool_error *err, void *user_data) {
+  h2poolGoComplete((h2pool_response *)resp, (h2pool_error *)err,
+                   (uintptr_t)user_data);
+}
+
+static void h2pool_go_log(int level, const char *msg, void *user_data) {
+  h2poolGoLog(level, (char *)msg, (uintptr_t)user_data);
+}
+
+static int h2pool_go_request(h2pool *pool, const char *method, const char *url,
+                             const h2pool_header *headers, size_t nheaders,
+                             const uint8_t *body, size_t body_len,
+                             const h2pool_request_opts *opts, uintptr_t handle,
+                             uint64_t *out_id) {
+  return h2pool_request(pool, method, url, headers, nheaders, body, body_len,
+                        opts, h2pool_go_complete, (void *)handle, out_id);
+}
+
+static int h2pool_go_config_set_log(h2pool_config *cfg, int level,
+                                    uintptr_t handle) {
+  return h2pool_config_set_log(cfg, h2pool_go_log, level, (void *)handle);
+}
+*/
+import "C"
+
+import (
+	"context"
+	"io"
+	"math"
+	"net/http"
+	"runtime"
+	"runtime/cgo"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// LogLevel is the verbosity of a Config.Logger (h2pool_log_level).
+type LogLevel int
+
+// Log levels, most severe first. A level lets through itself and above.
+const (
+	LogNone  LogLevel = C.H2POOL_LOG_NONE
+	LogError LogLevel = C.H2POOL_LOG_ERROR
+	LogWarn  LogLevel = C.H2POOL_LOG_WARN
+	LogInfo  LogLevel = C.H2POOL_LOG_INFO
+	LogDebug LogLevel = C.H2POOL_LOG_DEBUG
+)
+
+// Config configures a Pool. The zero value of every field keeps
+// libh2pool's default.
+type Config struct {
+	// MaxConnsPerEndpoint caps connections per (scheme, host, port).
+	// Default 10.
+	MaxConnsPerEndpoint int
+	// MaxConcurrentStreams caps streams per connection below the server's
+	// SETTINGS_MAX_CONCURRENT_STREAMS. Default: the server's limit.
+	MaxConcurrentStreams int
+	// MaxPendingRequests bounds requests waiting for a stream; beyond it Do
+	// fails with ErrQueueFull. Default 100,000.
+	MaxPendingRequests int
+	// ConnectTimeout is the TCP connect timeout per address. Default 10 s.
+	ConnectTimeout time.Duration
+	// SettingsTimeout bounds the wait for the server's first SETTINGS.
+	// Default 10 s.
+	SettingsTimeout time.Duration
+	// RequestTimeout bounds every request, queueing included, unless its
+	// context has an earlier deadline. Default: no limit.
+	RequestTimeout time.Duration
+	// IdleTimeout closes connections without streams. Default 60 s;
+	// negative: never.
+	IdleTimeout time.Duration
+	// MaxLifetime drains connections older than this. Default 300 s;
+	// negative: no limit.
+	MaxLifetime time.Duration
+	// MaxResponseBodyBytes fails larger responses with
+	// ErrResponseTooLarge. Default 1 GiB.
+	MaxResponseBodyBytes int64
+	// MaxDecodedBytes and MaxDecodeRatio limit automatic decompression
+	// (ErrDecompressionBomb beyond). Defaults 100 MiB and 100.
+	MaxDecodedBytes int64
+	MaxDecodeRatio  int
+	// MaxResponseHeaderBytes and MaxResponseHeaderFields limit a response's
+	// header block (ErrResponseTooLarge beyond). Defaults 262144 and 1000.
+	MaxResponseHeaderBytes  int
+	MaxResponseHeaderFields int
+	// ResponseHeaderTimeout bounds the time from sending a request to its
+	// response headers (ErrResponseHeadersTimeout). Default: no limit.
+	ResponseHeaderTimeout time.Duration
+	// PingInterval sends a health-check PING after that long without
+	// reads; a connection whose ACK takes longer than PingTimeout is
+	// closed. Defaults 30 s and 10 s; a negative PingInterval disables.
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+	// MaxRequestsPerConnection retires a connection after that many
+	// streams. Default: no limit.
+	MaxRequestsPerConnection int
+	// MaxRetries bounds retries of requests the server provably did not
+	// process. Default 3; negative: no retries.
+	MaxRetries int
+	// RetryIdempotent also retries idempotent requests whose connection was
+	// lost before any response header. Default off.
+	RetryIdempotent bool
+
+	// CAFile and CADir replace the system trust store for https:// URLs.
+	CAFile string
+	CADir  string
+	// ClientCertFile and ClientKeyFile (PEM) enable mutual TLS; set both.
+	ClientCertFile string
+	ClientKeyFile  string
+	// TLSMinVersion is tls.VersionTLS12 (the default) or tls.VersionTLS13.
+	TLSMinVersion uint16
+	// Insecure skips server certificate verification. Tests only.
+	Insecure bool
+	// TLSHandshakeTimeout bounds the TLS handshake. Default 10 s.
+	TLSHandshakeTimeout time.Duration
+
+	// Logger receives the pool's log messages, at LogLevel and above
+	// (LogWarn when LogLevel is zero). It runs on the pool's loop thread
+	// (or in New and Close): it must not block or call the Pool.
+	Logger   func(level LogLevel, msg string)
+	LogLevel LogLevel
+}
+
+// Request is one HTTP request for Pool.Do. The pool copies it before Do
+// blocks, so it may be reused once Do returns.
+type Request struct {
+	// Method is an HTTP method; "" means GET.
+	Method string
+	// URL is an absolute http:// or https:// URL.
+	URL string
+	// Header holds extra request headers. Connection-specific headers
+	// (Connection, Transfer-Encoding, ...) are refused by HTTP/2.
+	Header http.Header
+	// Host, if set, replaces the URL's authority.
+	Host string
+	// Body is the request body; content-length is sent for it.
+	Body []byte
+	// DisableDecompression turns off automatic gzip/deflate decoding:
+	// accept-encoding is not added and bodies arrive as sent.
+	DisableDecompression bool
+}
+
+// NewRequest returns a Request whose body is read in full from body (which
+// may be nil), closing it if it is an io.Closer.
+func NewRequest(method, url string, body io.Reader) (*Request, error) {
+	req := &Request{Method: method, URL: url, Header: make(http.Header)}
+	if body != nil {
+		b, err := io.ReadAll(body)
+		if c, ok := body.(io.Closer); ok {
+			c.Close()
+		}
+		if err != nil {
+			return nil, err
+		}
+		req.Body = b
+	}
+	return req, nil
+}
+
+// Response is a complete, buffered response. Any status, 4xx and 5xx
+// included, is a response rather than an error.
+type Response struct {
+	StatusCode int
+	// Header holds the response headers under canonical keys.
+	Header http.Header
+	// Body reads the buffered body; closing it is optional.
+	Body io.ReadCloser
+	// Trailer holds the trailer fields sent after the body, if any.
+	Trailer http.Header
+	// ContentEncoding is the content-encoding the server sent when h2pool
+	// decoded the body (for example "gzip"), or "" when the body is as
+	// received.
+	ContentEncoding string
+	// ContentLength is the number of body bytes.
+	ContentLength int64
+	// StreamID is the HTTP/2 stream the response arrived on.
+	StreamID int32
+	// ConnectionID identifies the pooled connection: equal ids mean the
+	// same connection was reused.
+	ConnectionID uint64
+	// RequestID is libh2pool's id of the request.
+	RequestID uint64
+}
+
+// Pool is an HTTP/2 connection pool with its own event-loop thread. Its
+// methods are safe for concurrent use.
+type Pool struct {
+	// mu guards c: Do, cancel and Stats hold it for reading while they use
+	// the C handle, Close for writing while it takes it away, so no call
+	// races with h2pool_destroy.
+	mu     sync.RWMutex
+	c      *C.h2pool
+	closed bool
+
+	closeOnce      sync.Once
+	logHandle      cgo.Handle
+	requestTimeout time.Duration
+}
+
+// call is the Go side of one request in flight; its handle is the C user
+// data, deleted by the completion trampoline.
+type call struct {
+	done chan result
+}
+
+type result struct {
+	resp *Response
+	err  *Error
+}
+
+// liveHandles counts cgo.Handles not yet deleted, for the leak tests.
+var liveHandles int64
+
+func newHandle(v interface{}) cgo.Handle {
+	atomic.AddInt64(&liveHandles, 1)
+	return cgo.NewHandle(v)
+}
+
+func deleteHandle(h cgo.Handle) {
+	h.Delete()
+	atomic.AddInt64(&liveHandles, -1)
+}
+
+// Version returns the version of the libh2pool loaded at run time, as
+// 0xMMmmpp and as "MAJOR.MINOR.PATCH".
+func Version() (uint32, string) {
+	var s *C.char
+	v := C.h2pool_version(&s)
+	return uint32(v), C.GoString(s)
+}
+
+func millis(d time.Duration, name string) (C.uint32_t, error) {
+	ms := (d + time.Millisecond - 1) / time.Millisecond
+	if d < 0 || ms > math.MaxUint32 {
+		return 0, codeError(CodeInvalidArgument, "Config.%s out of range: %v", name, d)
+	}
+	return C.uint32_t(ms), nil
+}
+
+func count32(n int, name string) (C.uint32_t, error) {
+	if n < 0 || uint64(n) > math.MaxUint32 {
+		return 0, codeError(CodeInvalidArgument, "Config.%s out of range: %d", name, n)
+	}
+	return C.uint32_t(n), nil
+}
+
+// New creates a pool and starts its loop thread. Close it when done.
+func New(cfg Config) (*Pool, error) {
+	var ccfg *C.h2pool_config
+	if rc := C.h2pool_config_new(&ccfg); rc != 0 {
+		return nil, codeError(Code(rc), "h2pool_config_new")
+	}
+	defer C.h2pool_config_free(ccfg)
+
+	p := &Pool{requestTimeout: cfg.RequestTimeout}
+	if err := applyConfig(ccfg, &cfg); err != nil {
+		return nil, err
+	}
+	if cfg.Logger != nil {
+		level := cfg.LogLevel
+		if level == LogNone {
+			level = LogWarn
+		}
+		p.logHandle = newHandle(cfg.Logger)
+		if rc := C.h2pool_go_config_set_log(ccfg, C.int(level), C.uintptr_t(p.logHandle)); rc != 0 {
+			deleteHandle(p.logHandle)
+			return nil, codeError(Code(rc), "Config.Logger")
+		}
+	}
+	if rc := C.h2pool_create(ccfg, &p.c); rc != 0 {
+		if p.logHandle != 0 {
+			deleteHandle(p.logHandle)
+		}
+		return nil, codeError(Code(rc), "creating the pool")
+	}
+	runtime.SetFinalizer(p, func(p *Pool) { p.Close() })
+	return p, nil
+}
+
+func applyConfig(ccfg *C.h2pool_config, cfg *Config) error {
+	set := func(rc C.int, name string) error {
+		if rc != 0 {
+			return codeError(Code(rc), "Config.%s", name)
+		}
+		return nil
+	}
+	type setting struct {
+		skip bool
+		name string
+		fn   func() (C.int, error)
+	}
+	u32 := func(n int, name string, f func(C.uint32_t) C.int) func() (C.int, error) {
+		return func() (C.int, error) {
+			v, err := count32(n, name)
+			if err != nil {
+				return 0, err
+			}
+			return f(v), nil
+		}
+	}
+	dur := func(d time.Duration, name string, f func(C.uint32_t) C.int) func() (C.int, error) {
+		return func() (C.int, error) {
+			if d < 0 {
+				d = 0 // "never" / "no limit"
+			}
+			v, err := millis(d, name)
+			if err != nil {
+				return 0, err
+			}
+			return f(v), nil
+		}
+	}
+	cstr := func(s string, f func(*C.char) C.int) func() (C.int, error) {
+		return func() (C.int, error) {
+			if strings.IndexByte(s, 0) >= 0 {
+				return C.H2POOL_ERR_INVALID_ARGUMENT, nil
+			}
+			cs := C.CString(s)
+			defer C.free(unsafe.Pointer(cs))
+			return f(cs), nil
+		}
+	}
+	settings := []setting{
+		{cfg.MaxConnsPerEndpoint == 0, "MaxConnsPerEndpoint", u32(cfg.MaxConnsPerEndpoint, "MaxConnsPerEndpoint",
+			func(v C.uint32_t) C.int { return C.h2pool_config_set_max_connections_per_endpoint(ccfg, v) })},
+		{cfg.MaxConcurrentStreams == 0, "MaxConcurrentStreams", u32(cfg.MaxConcurrentStreams, "MaxConcurrentStreams",
+			func(v C.uint32_t) C.int { return C.h2pool_config_set_max_concurrent_streams(ccfg, v) })},
+		{cfg.MaxPendingRequests == 0, "MaxPendingRequests", u32(cfg.MaxPendingRequests, "MaxPendingRequests",
+			func(v C.uint32_t) C.int { return C.h2pool_config_set_max_pending_requests(ccfg, v) })},
+		{cfg.ConnectTimeout == 0, "ConnectTimeout", dur(cfg.ConnectTimeout, "ConnectTimeout",
+			func(v C.uint32_t) C.int { return C.h2pool_config_set_connect_timeout_ms(ccfg, v) })},
+		{cfg.SettingsTimeout == 0, "SettingsTimeout", dur(cfg.SettingsTimeout, "SettingsTimeout",
+			func(v C.uint32_t) C.int { return C.h2pool_config_set_settings_timeout_ms(ccfg, v) })},
+		{cfg.RequestTimeout == 0, "RequestTimeout", dur(cfg.RequestTimeout, "RequestTimeout",
+			func(v C.uint32_t) C.int { return C.h2pool_config_set_request_timeout_ms(ccfg, v) })},
+		{cfg.IdleTimeout == 0, "IdleTimeout", dur(cfg.IdleTimeout, "IdleTimeout",
+			func(v C.uint32_t) C.int { return C.h2pool_config_set_idle_timeout_ms(ccfg, v) })},
+		{cfg.MaxLifetime == 0, "MaxLifetime", dur(cfg.MaxLifetime, "MaxLifetime",
+			func(v C.uint32_t) C.int { return C.h2pool_config_set_max_lifetime_ms(ccfg, v) })},
+		{cfg.TLSHandshakeTimeout == 0, "TLSHandshakeTimeout", dur(cfg.TLSHandshakeTimeout, "TLSHandshakeTimeout",
+			func(v C.uint32_t) C.int { return C.h2pool_config_set_tls_handshake_timeout_ms(ccfg, v) })},
+		{cfg.ResponseHeaderTimeout == 0, "ResponseHeaderTimeout", dur(cfg.ResponseHeaderTimeout, "ResponseHeaderTimeout",
+			func(v C.uint32_t) C.int { return C.h2pool_config_set_response_header_timeout_ms(ccfg, v) })},
+		{cfg.PingInterval == 0 && cfg.PingTimeout == 0, "PingInterval", func() (C.int, error) {
+			interval, timeout := cfg.PingInterval, cfg.PingTimeout
+			if interval == 0 {
+				interval = 30 * time.Second
+			} else if interval < 0 {
+				interval = 0
+			}
+			if timeout == 0 {
+				timeout = 10 * time.Second
+			}
+			i, err := millis(interval, "PingInterval")
+			if err != nil {
+				return 0, err
+			}
+			t, err := millis(timeout, "PingTimeout")
+			if err != nil {
+				return 0, err
+			}
+			return C.h2pool_config_set_ping(ccfg, i, t), nil
+		}},
+		{cfg.MaxRequestsPerConnection == 0, "MaxRequestsPerConnection", u32(cfg.MaxRequestsPerConnection, "MaxRequestsPerConnection",
+			func(v C.uint32_t) C.int { return C.h2pool_config_set_max_requests_per_connection(ccfg, v) })},
+		{cfg.MaxRetries == 0, "MaxRetries", func() (C.int, error) {
+			n := cfg.MaxRetries
+			if n < 0 {
+				n = 0
+			}
+			v, err := count32(n, "MaxRetries")
+			if err != nil {
+				return 0, err
+			}
+			return C.h2pool_config_set_max_retries(ccfg, v), nil
+		}},
+		{!cfg.RetryIdempotent, "RetryIdempotent", func() (C.int, error) {
+			return C.h2pool_config_set_retry_idempotent(ccfg, 1), nil
+		}},
+		{cfg.MaxResponseHeaderBytes == 0 && cfg.MaxResponseHeaderFields == 0, "MaxResponseHeaderBytes", func() (C.int, error) {
+			bytes, fields := cfg.MaxResponseHeaderBytes, cfg.MaxResponseHeaderFields
+			if bytes == 0 {
+				bytes = 262144
+			}
+			if fields == 0 {
+				fields = 1000
+			}
+			b, err := count32(bytes, "MaxResponseHeaderBytes")
+			if err != nil {
+				return 0, err
+			}
+			f, err := count32(fields, "MaxResponseHeaderFields")
+			if err != nil {
+				return 0, err
+			}
+			return C.h2pool_config_set_max_response_headers(ccfg, b, f), nil
+		}},
+		{cfg.MaxDecodedBytes == 0 && cfg.MaxDecodeRatio == 0, "MaxDecodedBytes", func() (C.int, error) {
+			max, ratio := cfg.MaxDecodedBytes, cfg.MaxDecodeRatio
+			if max == 0 {
+				max = 100 << 20
+			}
+			if ratio == 0 {
+				ratio = 100
+			}
+			if max < 0 {
+				return C.H2POOL_ERR_INVALID_ARGUMENT, nil
+			}
+			r, err := count32(ratio, "MaxDecodeRatio")
+			if err != nil {
+				return 0, err
+			}
+			return C.h2pool_config_set_decompression_limits(ccfg, C.uint64_t(max), r), nil
+		}},
+		{cfg.MaxResponseBodyBytes == 0, "MaxResponseBodyBytes", func() (C.int, error) {
+			if cfg.MaxResponseBodyBytes < 0 {
+				return C.H2POOL_ERR_INVALID_ARGUMENT, nil
+			}
+			return C.h2pool_config_set_max_response_body_bytes(ccfg, C.uint64_t(cfg.MaxResponseBodyBytes)), nil
+		}},
+		{cfg.CAFile == "", "CAFile", cstr(cfg.CAFile,
+			func(s *C.char) C.int { return C.h2pool_config_set_tls_ca_file(ccfg, s) })},
+		{cfg.CADir == "", "CADir", cstr(cfg.CADir,
+			func(s *C.char) C.int { return C.h2pool_config_set_tls_ca_dir(ccfg, s) })},
+		{cfg.ClientCertFile == "" && cfg.ClientKeyFile == "", "ClientCertFile", func() (C.int, error) {
+			if cfg.ClientCertFile == "" || cfg.ClientKeyFile == "" ||
+				strings.IndexByte(cfg.ClientCertFile+cfg.ClientKeyFile, 0) >= 0 {
+				return C.H2POOL_ERR_INVALID_ARGUMENT, nil
+			}
+			cert, key := C.CString(cfg.ClientCertFile), C.CString(cfg.ClientKeyFile)
+			defer C.free(unsafe.Pointer(cert))
+			defer C.free(unsafe.Pointer(key))
+			return C.h2pool_config_set_tls_client_cert(ccfg, cert, key), nil
+		}},
+		{cfg.TLSMinVersion == 0, "TLSMinVersion", func() (C.int, error) {
+			return C.h2pool_config_set_tls_min_version(ccfg, C.int(cfg.TLSMinVersion)), nil
+		}},
+		{!cfg.Insecure, "Insecure", func() (C.int, error) {
+			return C.h2pool_config_set_tls_insecure_skip_verify(ccfg, 1), nil
+		}},
+	}
+	for _, s := range settings {
+		if s.skip {
+			continue
+		}
+		rc, err := s.fn()
+		if err != nil {
+			return err
+		}
+		if err := set(rc, s.name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cRequest is a request's method, URL and headers in one C allocation, so
+// that no Go pointer is handed to C inside another pointer.
+type cRequest struct {
+	block    unsafe.Pointer
+	method   *C.char
+	url      *C.char
+	headers  *C.h2pool_header
+	nheaders int
+}
+
+func (r *cRequest) free() { C.free(r.block) }
+
+func marshal(req *Request) (*cRequest, error) {
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	if strings.IndexByte(method, 0) >= 0 {
+		return nil, codeError(CodeInvalidMethod, "method contains NUL")
+	}
+	if strings.IndexByte(req.URL, 0) >= 0 {
+		return nil, codeError(CodeInvalidURL, "URL contains NUL")
+	}
+	type kv struct{ k, v string }
+	var fields []kv
+	if req.Host != "" {
+		fields = append(fields, kv{"host", req.Host})
+	}
+	for k, vs := range req.Header {
+		for _, v := range vs {
+			fields = append(fields, kv{k, v})
+		}
+	}
+	hsize := uintptr(len(fields)) * unsafe.Sizeof(C.h2pool_header{})
+	size := hsize + uintptr(len(method)+1+len(req.URL)+1)
+	for _, f := range fields {
+		size += uintptr(len(f.k) + len(f.v))
+	}
+	block := C.malloc(C.size_t(size))
+	if block == nil {
+		return nil, codeError(CodeNoMem, "malloc")
+	}
+	mem := unsafe.Slice((*byte)(block), int(size))
+	off := int(hsize)
+	put := func(s string, nul bool) *C.char {
+		p := (*C.char)(unsafe.Pointer(&mem[off]))
+		off += copy(mem[off:], s)
+		if nul {
+			mem[off] = 0
+			off++
+		}
+		return p
+	}
+	r := &cRequest{block: block, nheaders: len(fields)}
+	r.method = put(method, true)
+	r.url = put(req.URL, true)
+	if len(fields) > 0 {
+		hs := unsafe.Slice((*C.h2pool_header)(block), len(fields))
+		for i, f := range fields {
+			hs[i].name_len = C.size_t(len(f.k))
+			hs[i].value_len = C.size_t(len(f.v))
+			hs[i].name = nil
+			hs[i].value = nil
+			if len(f.k) > 0 {
+				hs[i].name = put(f.k, false)
+			}
+			if len(f.v) > 0 {
+				hs[i].value = put(f.v, false)
+			}
+		}
+		r.headers = &hs[0]
+	}
+	return r, nil
+}
+
+func poolClosedError() *Error {
+	return codeError(CodePoolClosed, "pool is closed")
+}
+
+// Do sends req and waits for its complete response. Cancelling ctx cancels
+// the request (h2pool_cancel); a deadline on ctx also becomes the request's
+// timeout in libh2pool. A failure is an *Error: errors.Is matches it with
+// the Err* sentinels, and also with context.Canceled or
+// context.DeadlineExceeded when ctx caused it.
+func (p *Pool) Do(ctx context.Context, req *Request) (*Response, error) {
+	if req == nil {
+		return nil, codeError(CodeInvalidArgument, "nil request")
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, contextError(err)
+	}
+
+	var opts *C.h2pool_request_opts
+	newOpts := func() error {
+		if opts != nil {
+			return nil
+		}
+		if rc := C.h2pool_request_opts_new(&opts); rc != 0 {
+			return codeError(Code(rc), "h2pool_request_opts_new")
+		}
+		return nil
+	}
+	defer func() { C.h2pool_request_opts_free(opts) }()
+	fromDeadline := false
+	if deadline, ok := ctx.Deadline(); ok {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, contextError(context.DeadlineExceeded)
+		}
+		if p.requestTimeout <= 0 || left < p.requestTimeout {
+			// A deadline beyond ~49 days is left to the pool's timeout.
+			if ms, err := millis(left, "deadline"); err == nil {
+				if err := newOpts(); err != nil {
+					return nil, err
+				}
+				C.h2pool_request_opts_set_timeout_ms(opts, ms)
+				fromDeadline = true
+			}
+		}
+	}
+	if req.DisableDecompression {
+		if err := newOpts(); err != nil {
+			return nil, err
+		}
+		C.h2pool_request_opts_set_auto_decompress(opts, 0)
+	}
+
+	creq, err := marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	defer creq.free()
+	var body *C.uint8_t
+	if len(req.Body) > 0 {
+		// Go memory without Go pointers, copied by h2pool_request.
+		body = (*C.uint8_t)(unsafe.Pointer(&req.Body[0]))
+	}
+
+	c := &call{done: make(chan result, 1)}
+	h := newHandle(c)
+	var id C.uint64_t
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		deleteHandle(h)
+		return nil, poolClosedError()
+	}
+	rc := C.h2pool_go_request(p.c, creq.method, creq.url, creq.headers,
+		C.size_t(creq.nheaders), body, C.size_t(len(req.Body)), opts,
+		C.uintptr_t(h), &id)
+	p.mu.RUnlock()
+	if rc != 0 {
+		deleteHandle(h) // refused: no callback will come
+		return nil, codeError(Code(rc), "%s %s", req.Method, req.URL)
+	}
+
+	var r result
+	select {
+	case r = <-c.done:
+	case <-ctx.Done():
+		p.cancel(uint64(id))
+		// The cancellation is asynchronous but prompt; waiting for the
+		// callback keeps "exactly once" simple (the handle is gone after).
+		r = <-c.done
+	}
+	if r.err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil &&
+			(r.err.Code == CodeCancelled || r.err.Code == CodeTimeout) {
+			r.err.ctxErr = ctxErr
+		} else if fromDeadline && r.err.Code == CodeTimeout {
+			r.err.ctxErr = context.DeadlineExceeded
+		}
+		return nil, r.err
+	}
+	return r.resp, nil
+}
+
+func contextError(err error) *Error {
+	code := CodeCancelled
+	if err == context.DeadlineExceeded {
+		code = CodeTimeout
+	}
+	e := codeError(code, "not sent")
+	e.ctxErr = err
+	return e
+}
+
+func (p *Pool) cancel(id uint64) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if !p.closed {
+		C.h2pool_cancel(p.c, C.uint64_t(id))
+	}
+}
+
+// Close shuts the pool down: requests still in flight fail with
+// ErrPoolClosed before it returns, connections close with GOAWAY, and the
+// loop thread exits. Later calls to Do fail with ErrPoolClosed. Close may
+// be called more than once; every call returns after the shutdown.
+func (p *Pool) Close() error {
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		c := p.c
+		p.c = nil
+		p.closed = true
+		p.mu.Unlock()
+		C.h2pool_destroy(c) // completes every outstanding request
+		if p.logHandle != 0 {
+			deleteHandle(p.logHandle)
+			p.logHandle = 0
+		}
+		runtime.SetFinalizer(p, nil)
+	})
+	return nil
+}
+
+// Counters are a pool's (or one endpoint's) statistics.
+type Counters struct {
+	ConnectionsOpen          uint64 // gauge, connecting ones included
+	ConnectionsIdle          uint64 // gauge: open without streams
+	ConnectionsCreated       uint64
+	ConnectionsReused        uint64 // requests placed on a used connection
+	ConnectionsClosed        uint64
+	StreamsActive            uint64 // gauge
+	RequestsQueued           uint64 // gauge: waiting for a stream slot
+	RequestsCompleted        uint64 // any HTTP status
+	RequestsFailed           uint64
+	RequestsRetried          uint64
+	PeakStreamsPerConnection uint64
+	TLSHandshakes            uint64
+	TLSResumed               uint64
+}
+
+// EndpointStats are the statistics of one endpoint, "scheme://host:port".
+type EndpointStats struct {
+	Name string
+	Counters
+}
+
+// Stats is a consistent snapshot of a pool's statistics.
+type Stats struct {
+	Counters
+	Endpoints []EndpointStats
+}
+
+func readCounters(get func(C.h2pool_stat) C.uint64_t) Counters {
+	return Counters{
+		ConnectionsOpen:          uint64(get(C.H2POOL_STAT_CONNECTIONS_OPEN)),
+		ConnectionsIdle:          uint64(get(C.H2POOL_STAT_CONNECTIONS_IDLE)),
+		ConnectionsCreated:       uint64(get(C.H2POOL_STAT_CONNECTIONS_CREATED)),
+		ConnectionsReused:        uint64(get(C.H2POOL_STAT_CONNECTIONS_REUSED)),
+		ConnectionsClosed:        uint64(get(C.H2POOL_STAT_CONNECTIONS_CLOSED)),
+		StreamsActive:            uint64(get(C.H2POOL_STAT_STREAMS_ACTIVE)),
+		RequestsQueued:           uint64(get(C.H2POOL_STAT_REQUESTS_QUEUED)),
+		RequestsCompleted:        uint64(get(C.H2POOL_STAT_REQUESTS_COMPLETED)),
+		RequestsFailed:           uint64(get(C.H2POOL_STAT_REQUESTS_FAILED)),
+		RequestsRetried:          uint64(get(C.H2POOL_STAT_REQUESTS_RETRIED)),
+		PeakStreamsPerConnection: uint64(get(C.H2POOL_STAT_PEAK_STREAMS_PER_CONNECTION)),
+		TLSHandshakes:            uint64(get(C.H2POOL_STAT_TLS_HANDSHAKES)),
+		TLSResumed:               uint64(get(C.H2POOL_STAT_TLS_RESUMED)),
+	}
+}
+
+// Stats takes a snapshot of the pool's statistics.
+func (p *Pool) Stats() (Stats, error) {
+	var snap *C.h2pool_stats
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		return Stats{}, poolClosedError()
+	}
+	rc := C.h2pool_stats_get(p.c, &snap)
+	p.mu.RUnlock()
+	if rc != 0 {
+		return Stats{}, codeError(Code(rc), "h2pool_stats_get")
+	}
+	defer C.h2pool_stats_free(snap)
+	s := Stats{Counters: readCounters(func(w C.h2pool_stat) C.uint64_t {
+		return C.h2pool_stats_value(snap, w)
+	})}
+	n := int(C.h2pool_stats_endpoint_count(snap))
+	for i := 0; i < n; i++ {
+		idx := C.size_t(i)
+		s.Endpoints = append(s.Endpoints, EndpointStats{
+			Name: C.GoString(C.h2pool_stats_endpoint_name(snap, idx)),
+			Counters: readCounters(func(w C.h2pool_stat) C.uint64_t {
+				return C.h2pool_stats_endpoint_value(snap, idx, w)
+			}),
+		})
+	}
+	return s, nil
+}

@@ -1,0 +1,1660 @@
+//! Safe Rust bindings to libh2pool, an HTTP/2 client connection pool with a
+//! C ABI.
+//!
+//! A [`Pool`] multiplexes requests as streams over a few pooled HTTP/2
+//! connections per origin, on its own event-loop thread. Each request
+//! completes exactly once, in one of three forms:
+//!
+//! - [`Pool::send`] blocks the calling thread until the response arrives;
+//! - [`Pool::send_with`] calls a closure on the pool's loop thread;
+//! - [`Pool::send_async`] returns a [`std::future::Future`] that works with
+//!   any executor; dropping it before it completes cancels the request.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! let pool = h2pool::Pool::new(
+//!     h2pool::Config::new()
+//!         .max_connections_per_endpoint(4)
+//!         .request_timeout(Duration::from_secs(5)),
+//! )?;
+//! let resp = pool.send(h2pool::Request::get("http://127.0.0.1:8080/?size=16"))?;
+//! println!("{} {} bytes", resp.status(), resp.body().len());
+//! # Ok::<(), h2pool::Error>(())
+//! ```
+//!
+//! Responses are copied out of libh2pool's borrowed buffers before any user
+//! code sees them. Every callback into user code runs under
+//! `catch_unwind`: a panic never unwinds into C (see
+//! [`Pool::caught_panics`]).
+
+use std::cell::Cell;
+use std::ffi::{CStr, CString};
+use std::fmt;
+use std::future::Future;
+use std::ops::ControlFlow;
+use std::os::raw::{c_char, c_int, c_void};
+use std::panic::{self, AssertUnwindSafe};
+use std::path::Path;
+use std::pin::Pin;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, RwLock};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+pub use h2pool_sys as sys;
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident = $raw:path,)*) => {
+        /// libh2pool's stable error codes (`H2POOL_ERR_*`).
+        #[non_exhaustive]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)*
+            /// A code this version of the binding does not know.
+            Other(i32),
+        }
+
+        impl ErrorCode {
+            /// The code for a raw (negative) `H2POOL_ERR_*` value.
+            pub fn from_raw(raw: i32) -> ErrorCode {
+                match raw {
+                    $(x if x == $raw => ErrorCode::$variant,)*
+                    other => ErrorCode::Other(other),
+                }
+            }
+
+            /// The raw `H2POOL_ERR_*` value.
+            pub fn raw(self) -> i32 {
+                match self {
+                    $(ErrorCode::$variant => $raw,)*
+                    ErrorCode::Other(raw) => raw,
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// An argument was unusable.
+    InvalidArgument = sys::H2POOL_ERR_INVALID_ARGUMENT,
+    /// Memory allocation failed.
+    NoMem = sys::H2POOL_ERR_NOMEM,
+    /// The URL is not an absolute http:// or https:// URL with a host.
+    InvalidUrl = sys::H2POOL_ERR_INVALID_URL,
+    /// The URL's scheme is neither http nor https.
+    UnsupportedScheme = sys::H2POOL_ERR_UNSUPPORTED_SCHEME,
+    /// A header is invalid or not allowed in HTTP/2.
+    InvalidHeader = sys::H2POOL_ERR_INVALID_HEADER,
+    /// The method is not an HTTP token.
+    InvalidMethod = sys::H2POOL_ERR_INVALID_METHOD,
+    /// Too many requests are waiting for a stream.
+    QueueFull = sys::H2POOL_ERR_QUEUE_FULL,
+    /// The pool is shutting down or was dropped.
+    PoolClosed = sys::H2POOL_ERR_POOL_CLOSED,
+    /// The host name could not be resolved.
+    Resolve = sys::H2POOL_ERR_RESOLVE,
+    /// No address of the host accepted the TCP connection.
+    Connect = sys::H2POOL_ERR_CONNECT,
+    /// The TCP connection timed out.
+    ConnectTimeout = sys::H2POOL_ERR_CONNECT_TIMEOUT,
+    /// The server sent no SETTINGS in time.
+    SettingsTimeout = sys::H2POOL_ERR_SETTINGS_TIMEOUT,
+    /// The request did not complete within its timeout.
+    Timeout = sys::H2POOL_ERR_TIMEOUT,
+    /// The request was cancelled.
+    Cancelled = sys::H2POOL_ERR_CANCELLED,
+    /// The connection closed or failed during the request.
+    ConnectionLost = sys::H2POOL_ERR_CONNECTION_LOST,
+    /// GOAWAY with an error, or refused until the retry limit.
+    Goaway = sys::H2POOL_ERR_GOAWAY,
+    /// The server reset the stream.
+    StreamReset = sys::H2POOL_ERR_STREAM_RESET,
+    /// The server refused the stream beyond the retry limit.
+    RefusedStream = sys::H2POOL_ERR_REFUSED_STREAM,
+    /// The server violated HTTP/2.
+    Protocol = sys::H2POOL_ERR_PROTOCOL,
+    /// Not supported by this build or version.
+    NotSupported = sys::H2POOL_ERR_NOT_SUPPORTED,
+    /// The response exceeded a configured limit.
+    ResponseTooLarge = sys::H2POOL_ERR_RESPONSE_TOO_LARGE,
+    /// Called from a thread where it is not allowed (for example a blocking
+    /// send from a completion callback).
+    WrongThread = sys::H2POOL_ERR_WRONG_THREAD,
+    /// An operating-system call failed.
+    System = sys::H2POOL_ERR_SYSTEM,
+    /// An unexpected internal failure.
+    Internal = sys::H2POOL_ERR_INTERNAL,
+    /// A CA, certificate or key could not be loaded.
+    TlsConfig = sys::H2POOL_ERR_TLS_CONFIG,
+    /// The TLS handshake failed.
+    TlsHandshake = sys::H2POOL_ERR_TLS_HANDSHAKE,
+    /// The server's certificate failed verification.
+    TlsVerify = sys::H2POOL_ERR_TLS_VERIFY,
+    /// The server did not select "h2" in ALPN.
+    TlsAlpn = sys::H2POOL_ERR_TLS_ALPN,
+    /// The TLS handshake timed out.
+    TlsHandshakeTimeout = sys::H2POOL_ERR_TLS_HANDSHAKE_TIMEOUT,
+    /// The response headers did not arrive in time.
+    ResponseHeadersTimeout = sys::H2POOL_ERR_RESPONSE_HEADERS_TIMEOUT,
+    /// Decoding the content-encoding exceeded a limit.
+    DecompressionBomb = sys::H2POOL_ERR_DECOMPRESSION_BOMB,
+    /// The content-encoding could not be decoded.
+    Decode = sys::H2POOL_ERR_DECODE,
+    /// A streaming callback asked to abort.
+    Aborted = sys::H2POOL_ERR_ABORTED,
+    /// The request body source failed.
+    BodySource = sys::H2POOL_ERR_BODY_SOURCE,
+}
+
+impl ErrorCode {
+    /// libh2pool's static description (`h2pool_strerror`).
+    pub fn description(self) -> &'static str {
+        // Static strings, never NULL.
+        let s = unsafe { CStr::from_ptr(sys::h2pool_strerror(self.raw())) };
+        s.to_str().unwrap_or("unknown error")
+    }
+
+    /// Whether the code is one of the timeouts.
+    pub fn is_timeout(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::Timeout
+                | ErrorCode::ConnectTimeout
+                | ErrorCode::SettingsTimeout
+                | ErrorCode::TlsHandshakeTimeout
+                | ErrorCode::ResponseHeadersTimeout
+        )
+    }
+
+    /// Whether the code is one of the TLS errors.
+    pub fn is_tls(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::TlsConfig
+                | ErrorCode::TlsHandshake
+                | ErrorCode::TlsVerify
+                | ErrorCode::TlsAlpn
+                | ErrorCode::TlsHandshakeTimeout
+        )
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.description())
+    }
+}
+
+/// A request libh2pool refused, or one that completed with an error.
+#[derive(Debug, Clone)]
+pub struct Error {
+    code: ErrorCode,
+    http2_code: Option<u32>,
+    stream_id: Option<u32>,
+    goaway_last_stream_id: Option<u32>,
+    message: String,
+    partial: Option<Box<Response>>,
+}
+
+impl Error {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Error {
+        Error {
+            code,
+            http2_code: None,
+            stream_id: None,
+            goaway_last_stream_id: None,
+            message: message.into(),
+            partial: None,
+        }
+    }
+
+    fn from_raw_code(rc: c_int, message: impl Into<String>) -> Error {
+        Error::new(ErrorCode::from_raw(rc), message)
+    }
+
+    /// The error code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The HTTP/2 error code (RFC 9113 section 7) of the RST_STREAM or
+    /// GOAWAY behind the error, if any.
+    pub fn http2_code(&self) -> Option<u32> {
+        self.http2_code
+    }
+
+    /// The HTTP/2 stream the request was on, if it got one.
+    pub fn stream_id(&self) -> Option<u32> {
+        self.stream_id
+    }
+
+    /// The last-stream-id of the GOAWAY that ended the connection, if any.
+    pub fn goaway_last_stream_id(&self) -> Option<u32> {
+        self.goaway_last_stream_id
+    }
+
+    /// The details (may be empty).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// What had arrived (status, headers, partial body) when the request
+    /// failed after its response headers.
+    pub fn partial_response(&self) -> Option<&Response> {
+        self.partial.as_deref()
+    }
+
+    /// Whether the error is a timeout.
+    pub fn is_timeout(&self) -> bool {
+        self.code.is_timeout()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let description = self.code.description();
+        if self.message.is_empty() || self.message == description {
+            write!(f, "{}", description)
+        } else {
+            write!(f, "{}: {}", description, self.message)
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+// ---------------------------------------------------------------------------
+// Requests and responses
+// ---------------------------------------------------------------------------
+
+/// An HTTP request, built with chained methods:
+///
+/// ```
+/// let req = h2pool::Request::post("http://127.0.0.1:8080/echo", "hello")
+///     .header("content-type", "text/plain")
+///     .timeout(std::time::Duration::from_secs(2));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Request {
+    method: String,
+    url: String,
+    headers: Vec<(Vec<u8>, Vec<u8>)>,
+    body: Vec<u8>,
+    timeout: Option<Duration>,
+    auto_decompress: Option<bool>,
+}
+
+impl Request {
+    /// A request with any method (an HTTP token such as "GET").
+    pub fn new(method: &str, url: &str) -> Request {
+        Request {
+            method: method.to_string(),
+            url: url.to_string(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            timeout: None,
+            auto_decompress: None,
+        }
+    }
+
+    /// A GET request.
+    pub fn get(url: &str) -> Request {
+        Request::new("GET", url)
+    }
+
+    /// A POST request with a body.
+    pub fn post(url: &str, body: impl Into<Vec<u8>>) -> Request {
+        Request::new("POST", url).body(body)
+    }
+
+    /// Adds a header field. Names are sent lower-cased; connection-specific
+    /// headers are refused by HTTP/2 ([`ErrorCode::InvalidHeader`]). A
+    /// "host" header replaces the URL's authority.
+    pub fn header(mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Request {
+        self.headers
+            .push((name.as_ref().to_vec(), value.as_ref().to_vec()));
+        self
+    }
+
+    /// Sets the body; content-length is sent for it.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Request {
+        self.body = body.into();
+        self
+    }
+
+    /// The total time allowed for this request, queueing included,
+    /// overriding the pool's request timeout. `Duration::ZERO`: no limit.
+    pub fn timeout(mut self, timeout: Duration) -> Request {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Automatic gzip/deflate decoding, on by default: "accept-encoding:
+    /// gzip, deflate" is sent unless set, and such bodies are decoded.
+    pub fn auto_decompress(mut self, enable: bool) -> Request {
+        self.auto_decompress = Some(enable);
+        self
+    }
+
+    /// The method.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+/// A complete, buffered response. Any status (4xx and 5xx included) is a
+/// response, not an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    status: u16,
+    headers: Vec<(String, Vec<u8>)>,
+    trailers: Vec<(String, Vec<u8>)>,
+    content_encoding: Option<String>,
+    body: Vec<u8>,
+    stream_id: u32,
+    connection_id: u64,
+    request_id: u64,
+}
+
+impl Response {
+    /// The HTTP status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The header fields in the order received (names lower-case).
+    pub fn headers(&self) -> &[(String, Vec<u8>)] {
+        &self.headers
+    }
+
+    /// The first header named `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The first header named `name`, if it is UTF-8.
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        self.header(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The trailer fields sent after the body (names lower-case).
+    pub fn trailers(&self) -> &[(String, Vec<u8>)] {
+        &self.trailers
+    }
+
+    /// The first trailer named `name` (ASCII case-insensitive).
+    pub fn trailer(&self, name: &str) -> Option<&[u8]> {
+        self.trailers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The content-encoding the server sent when h2pool decoded the body
+    /// (for example "gzip"); `None` when the body is as received.
+    pub fn content_encoding(&self) -> Option<&str> {
+        self.content_encoding.as_deref()
+    }
+
+    /// The body (empty for [`Pool::send_streaming`], whose chunks went to
+    /// the data callback).
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Takes the body.
+    pub fn into_body(self) -> Vec<u8> {
+        self.body
+    }
+
+    /// The HTTP/2 stream the response arrived on.
+    pub fn stream_id(&self) -> u32 {
+        self.stream_id
+    }
+
+    /// The pooled connection that carried it: equal ids mean reuse.
+    pub fn connection_id(&self) -> u64 {
+        self.connection_id
+    }
+
+    /// The request's id.
+    pub fn request_id(&self) -> RequestId {
+        RequestId(self.request_id)
+    }
+}
+
+/// A request's id, for [`Pool::cancel`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestId(u64);
+
+impl RequestId {
+    /// The raw id (never 0).
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// Copies `len` borrowed bytes at `p` (which may be NULL when `len` is 0).
+unsafe fn copy_bytes(p: *const c_char, len: usize) -> Vec<u8> {
+    if p.is_null() || len == 0 {
+        Vec::new()
+    } else {
+        std::slice::from_raw_parts(p as *const u8, len).to_vec()
+    }
+}
+
+/// Copies a borrowed response out of libh2pool.
+unsafe fn fields_from_raw(
+    resp: *const sys::h2pool_response,
+    count: usize,
+    at: unsafe extern "C" fn(*const sys::h2pool_response, usize, *mut sys::h2pool_header) -> c_int,
+) -> Vec<(String, Vec<u8>)> {
+    let mut fields = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut h = sys::h2pool_header {
+            name: ptr::null(),
+            name_len: 0,
+            value: ptr::null(),
+            value_len: 0,
+        };
+        if at(resp, i, &mut h) != 0 {
+            continue;
+        }
+        let name = String::from_utf8_lossy(&copy_bytes(h.name, h.name_len)).into_owned();
+        fields.push((name, copy_bytes(h.value, h.value_len)));
+    }
+    fields
+}
+
+unsafe fn response_from_raw(resp: *const sys::h2pool_response) -> Response {
+    let headers = fields_from_raw(
+        resp,
+        sys::h2pool_response_header_count(resp),
+        sys::h2pool_response_header_at,
+    );
+    let trailers = fields_from_raw(
+        resp,
+        sys::h2pool_response_trailer_count(resp),
+        sys::h2pool_response_trailer_at,
+    );
+    let encoding = sys::h2pool_response_content_encoding(resp);
+    let content_encoding = if encoding.is_null() {
+        None
+    } else {
+        Some(CStr::from_ptr(encoding).to_string_lossy().into_owned())
+    };
+    let mut len = 0usize;
+    let body = sys::h2pool_response_body(resp, &mut len);
+    Response {
+        status: sys::h2pool_response_status(resp).max(0) as u16,
+        headers,
+        trailers,
+        content_encoding,
+        body: copy_bytes(body as *const c_char, len),
+        stream_id: sys::h2pool_response_stream_id(resp).max(0) as u32,
+        connection_id: sys::h2pool_response_connection_id(resp),
+        request_id: sys::h2pool_response_request_id(resp),
+    }
+}
+
+/// Copies a borrowed error (and partial response) out of libh2pool.
+unsafe fn error_from_raw(
+    err: *const sys::h2pool_error,
+    resp: *const sys::h2pool_response,
+) -> Error {
+    let message = CStr::from_ptr(sys::h2pool_error_message(err))
+        .to_string_lossy()
+        .into_owned();
+    let http2 = sys::h2pool_error_http2_code(err);
+    let stream = sys::h2pool_error_stream_id(err);
+    let goaway = sys::h2pool_error_goaway_last_stream_id(err);
+    Error {
+        code: ErrorCode::from_raw(sys::h2pool_error_code(err)),
+        http2_code: if (0..=u32::MAX as i64).contains(&http2) {
+            Some(http2 as u32)
+        } else {
+            None
+        },
+        stream_id: if stream > 0 {
+            Some(stream as u32)
+        } else {
+            None
+        },
+        goaway_last_stream_id: if (0..=u32::MAX as i64).contains(&goaway) {
+            Some(goaway as u32)
+        } else {
+            None
+        },
+        message,
+        partial: if resp.is_null() {
+            None
+        } else {
+            Some(Box::new(response_from_raw(resp)))
+        },
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------
+
+/// Log levels, most severe first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    Error = 1,
+    Warn = 2,
+    Info = 3,
+    Debug = 4,
+}
+
+impl LogLevel {
+    fn from_raw(level: c_int) -> LogLevel {
+        match level {
+            sys::H2POOL_LOG_ERROR => LogLevel::Error,
+            sys::H2POOL_LOG_WARN => LogLevel::Warn,
+            sys::H2POOL_LOG_INFO => LogLevel::Info,
+            _ => LogLevel::Debug,
+        }
+    }
+}
+
+/// Lowest TLS version to accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+type LogFn = dyn Fn(LogLevel, &str) + Send + Sync + 'static;
+
+/// Pool configuration. Options not set keep libh2pool's defaults (see
+/// include/h2pool.h).
+#[derive(Clone, Default)]
+pub struct Config {
+    max_connections_per_endpoint: Option<u32>,
+    max_concurrent_streams: Option<u32>,
+    max_pending_requests: Option<u32>,
+    connect_timeout: Option<Duration>,
+    settings_timeout: Option<Duration>,
+    request_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
+    max_lifetime: Option<Duration>,
+    max_response_body_bytes: Option<u64>,
+    response_header_timeout: Option<Duration>,
+    ping: Option<(Duration, Duration)>,
+    max_requests_per_connection: Option<u32>,
+    max_retries: Option<u32>,
+    retry_idempotent: Option<bool>,
+    max_response_headers: Option<(u32, u32)>,
+    decompression_limits: Option<(u64, u32)>,
+    tls_ca_file: Option<CString>,
+    tls_ca_dir: Option<CString>,
+    tls_client_cert: Option<(CString, CString)>,
+    tls_min_version: Option<TlsVersion>,
+    tls_insecure_skip_verify: Option<bool>,
+    tls_handshake_timeout: Option<Duration>,
+    log: Option<(LogLevel, Arc<LogFn>)>,
+    invalid: Option<String>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field(
+                "max_connections_per_endpoint",
+                &self.max_connections_per_endpoint,
+            )
+            .field("max_concurrent_streams", &self.max_concurrent_streams)
+            .field("request_timeout", &self.request_timeout)
+            .field("log", &self.log.as_ref().map(|(level, _)| *level))
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(unix)]
+fn path_cstring(path: &Path) -> Result<CString, String> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| format!("{:?} contains NUL", path))
+}
+
+#[cfg(not(unix))]
+fn path_cstring(path: &Path) -> Result<CString, String> {
+    let s = path
+        .to_str()
+        .ok_or_else(|| format!("{:?} is not UTF-8", path))?;
+    CString::new(s).map_err(|_| format!("{:?} contains NUL", path))
+}
+
+/// Milliseconds for a C setter, rounded up.
+fn millis(d: Duration, what: &str) -> Result<u32, Error> {
+    let mut ms = d.as_millis();
+    if d.subsec_nanos() % 1_000_000 != 0 {
+        ms += 1;
+    }
+    u32::try_from(ms).map_err(|_| {
+        Error::new(
+            ErrorCode::InvalidArgument,
+            format!("{} of {:?} is out of range", what, d),
+        )
+    })
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident: $ty:ty) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> Config {
+            self.$name = Some(value);
+            self
+        }
+    };
+}
+
+impl Config {
+    /// A configuration with every default.
+    pub fn new() -> Config {
+        Config::default()
+    }
+
+    setter!(
+        /// Connections per endpoint (scheme, host, port). Default 10.
+        max_connections_per_endpoint: u32);
+    setter!(
+        /// Local cap on streams per connection. Default: the server's limit.
+        max_concurrent_streams: u32);
+    setter!(
+        /// Requests waiting for a stream before [`ErrorCode::QueueFull`].
+        max_pending_requests: u32);
+    setter!(
+        /// TCP connect timeout per address. Default 10 s.
+        connect_timeout: Duration);
+    setter!(
+        /// Wait for the server's first SETTINGS. Default 10 s.
+        settings_timeout: Duration);
+    setter!(
+        /// Default total time per request, queueing included. Default: none.
+        request_timeout: Duration);
+    setter!(
+        /// Close connections idle this long; `Duration::ZERO` never. Default 60 s.
+        idle_timeout: Duration);
+    setter!(
+        /// Drain connections older than this; `Duration::ZERO` no limit.
+        max_lifetime: Duration);
+    setter!(
+        /// Largest response body kept. Default 1 GiB.
+        max_response_body_bytes: u64);
+    setter!(
+        /// Time from sending a request to its response headers. Default: none.
+        response_header_timeout: Duration);
+    setter!(
+        /// Streams a connection carries before it is replaced. Default: no limit.
+        max_requests_per_connection: u32);
+    setter!(
+        /// Retries of requests the server provably did not process. Default 3.
+        max_retries: u32);
+    setter!(
+        /// Also retry idempotent requests after a lost connection.
+        retry_idempotent: bool);
+    setter!(
+        /// Lowest TLS version accepted. Default TLS 1.2.
+        tls_min_version: TlsVersion);
+    setter!(
+        /// Skip server certificate verification. Tests only.
+        tls_insecure_skip_verify: bool);
+    setter!(
+        /// TLS handshake timeout. Default 10 s.
+        tls_handshake_timeout: Duration);
+
+    /// Health-check PINGs after `interval` without reads, failing the
+    /// connection after `timeout` without ACK. `interval` zero disables.
+    pub fn ping(mut self, interval: Duration, timeout: Duration) -> Config {
+        self.ping = Some((interval, timeout));
+        self
+    }
+
+    /// Limits on a response's header block: bytes and fields.
+    pub fn max_response_headers(mut self, max_bytes: u32, max_fields: u32) -> Config {
+        self.max_response_headers = Some((max_bytes, max_fields));
+        self
+    }
+
+    /// Limits on automatic decompression: decoded bytes, and decoded bytes
+    /// per received byte once past 1 MiB. Defaults 100 MiB and 100.
+    pub fn decompression_limits(mut self, max_bytes: u64, max_ratio: u32) -> Config {
+        self.decompression_limits = Some((max_bytes, max_ratio));
+        self
+    }
+
+    fn path_option(&mut self, path: &Path) -> Option<CString> {
+        match path_cstring(path) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.invalid = Some(e);
+                None
+            }
+        }
+    }
+
+    /// PEM file of CA certificates to trust instead of the system's.
+    pub fn tls_ca_file(mut self, path: impl AsRef<Path>) -> Config {
+        self.tls_ca_file = self.path_option(path.as_ref());
+        self
+    }
+
+    /// Hashed CA directory to trust instead of the system's.
+    pub fn tls_ca_dir(mut self, path: impl AsRef<Path>) -> Config {
+        self.tls_ca_dir = self.path_option(path.as_ref());
+        self
+    }
+
+    /// Client certificate chain and key (PEM) for mutual TLS.
+    pub fn tls_client_cert(mut self, cert: impl AsRef<Path>, key: impl AsRef<Path>) -> Config {
+        let cert = self.path_option(cert.as_ref());
+        let key = self.path_option(key.as_ref());
+        if let (Some(c), Some(k)) = (cert, key) {
+            self.tls_client_cert = Some((c, k));
+        }
+        self
+    }
+
+    /// Receives the pool's log messages at `level` and above. Runs on the
+    /// pool's loop thread (or the thread creating or dropping the pool): it
+    /// must not block. A panic in it is caught and dropped.
+    pub fn log<F>(mut self, level: LogLevel, f: F) -> Config
+    where
+        F: Fn(LogLevel, &str) + Send + Sync + 'static,
+    {
+        self.log = Some((level, Arc::new(f)));
+        self
+    }
+
+    /// Builds the C configuration; `log` receives the log callback's state.
+    fn to_raw(&self, log: *mut LogState) -> Result<RawConfig, Error> {
+        if let Some(why) = &self.invalid {
+            return Err(Error::new(ErrorCode::InvalidArgument, why.clone()));
+        }
+        let mut raw = ptr::null_mut();
+        let rc = unsafe { sys::h2pool_config_new(&mut raw) };
+        if rc != 0 {
+            return Err(Error::from_raw_code(rc, "h2pool_config_new"));
+        }
+        let cfg = RawConfig(raw);
+        let check = |rc: c_int, what: &str| -> Result<(), Error> {
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(Error::from_raw_code(rc, format!("Config::{}", what)))
+            }
+        };
+        unsafe {
+            if let Some(n) = self.max_connections_per_endpoint {
+                check(
+                    sys::h2pool_config_set_max_connections_per_endpoint(raw, n),
+                    "max_connections_per_endpoint",
+                )?;
+            }
+            if let Some(n) = self.max_concurrent_streams {
+                check(
+                    sys::h2pool_config_set_max_concurrent_streams(raw, n),
+                    "max_concurrent_streams",
+                )?;
+            }
+            if let Some(n) = self.max_pending_requests {
+                check(
+                    sys::h2pool_config_set_max_pending_requests(raw, n),
+                    "max_pending_requests",
+                )?;
+            }
+            let durations: [(
+                Option<Duration>,
+                &str,
+                unsafe extern "C" fn(*mut sys::h2pool_config, u32) -> c_int,
+            ); 7] = [
+                (
+                    self.connect_timeout,
+                    "connect_timeout",
+                    sys::h2pool_config_set_connect_timeout_ms,
+                ),
+                (
+                    self.settings_timeout,
+                    "settings_timeout",
+                    sys::h2pool_config_set_settings_timeout_ms,
+                ),
+                (
+                    self.request_timeout,
+                    "request_timeout",
+                    sys::h2pool_config_set_request_timeout_ms,
+                ),
+                (
+                    self.idle_timeout,
+                    "idle_timeout",
+                    sys::h2pool_config_set_idle_timeout_ms,
+                ),
+                (
+                    self.max_lifetime,
+                    "max_lifetime",
+                    sys::h2pool_config_set_max_lifetime_ms,
+                ),
+                (
+                    self.response_header_timeout,
+                    "response_header_timeout",
+                    sys::h2pool_config_set_response_header_timeout_ms,
+                ),
+                (
+                    self.tls_handshake_timeout,
+                    "tls_handshake_timeout",
+                    sys::h2pool_config_set_tls_handshake_timeout_ms,
+                ),
+            ];
+            for (value, what, set) in durations.iter() {
+                if let Some(d) = value {
+                    check(set(raw, millis(*d, what)?), what)?;
+                }
+            }
+            if let Some(n) = self.max_response_body_bytes {
+                check(
+                    sys::h2pool_config_set_max_response_body_bytes(raw, n),
+                    "max_response_body_bytes",
+                )?;
+            }
+            if let Some((interval, timeout)) = self.ping {
+                check(
+                    sys::h2pool_config_set_ping(
+                        raw,
+                        millis(interval, "ping")?,
+                        millis(timeout, "ping")?,
+                    ),
+                    "ping",
+                )?;
+            }
+            if let Some(n) = self.max_requests_per_connection {
+                check(
+                    sys::h2pool_config_set_max_requests_per_connection(raw, n),
+                    "max_requests_per_connection",
+                )?;
+            }
+            if let Some(n) = self.max_retries {
+                check(sys::h2pool_config_set_max_retries(raw, n), "max_retries")?;
+            }
+            if let Some(on) = self.retry_idempotent {
+                check(
+                    sys::h2pool_config_set_retry_idempotent(raw, on as c_int),
+                    "retry_idempotent",
+                )?;
+            }
+            if let Some((bytes, fields)) = self.max_response_headers {
+                check(
+                    sys::h2pool_config_set_max_response_headers(raw, bytes, fields),
+                    "max_response_headers",
+                )?;
+            }
+            if let Some((bytes, ratio)) = self.decompression_limits {
+                check(
+                    sys::h2pool_config_set_decompression_limits(raw, bytes, ratio),
+                    "decompression_limits",
+                )?;
+            }
+            if let Some(path) = &self.tls_ca_file {
+                check(
+                    sys::h2pool_config_set_tls_ca_file(raw, path.as_ptr()),
+                    "tls_ca_file",
+                )?;
+            }
+            if let Some(path) = &self.tls_ca_dir {
+                check(
+                    sys::h2pool_config_set_tls_ca_dir(raw, path.as_ptr()),
+                    "tls_ca_dir",
+                )?;
+            }
+            if let Some((cert, key)) = &self.tls_client_cert {
+                check(
+                    sys::h2pool_config_set_tls_client_cert(raw, cert.as_ptr(), key.as_ptr()),
+                    "tls_client_cert",
+                )?;
+            }
+            if let Some(v) = self.tls_min_version {
+                let v = match v {
+                    TlsVersion::Tls12 => sys::H2POOL_TLS_VERSION_1_2,
+                    TlsVersion::Tls13 => sys::H2POOL_TLS_VERSION_1_3,
+                };
+                check(
+                    sys::h2pool_config_set_tls_min_version(raw, v),
+                    "tls_min_version",
+                )?;
+            }
+            if let Some(on) = self.tls_insecure_skip_verify {
+                check(
+                    sys::h2pool_config_set_tls_insecure_skip_verify(raw, on as c_int),
+                    "tls_insecure_skip_verify",
+                )?;
+            }
+            if let Some((level, _)) = &self.log {
+                check(
+                    sys::h2pool_config_set_log(
+                        raw,
+                        Some(on_log),
+                        *level as c_int,
+                        log as *mut c_void,
+                    ),
+                    "log",
+                )?;
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+/// Frees a C configuration on every path.
+struct RawConfig(*mut sys::h2pool_config);
+
+impl Drop for RawConfig {
+    fn drop(&mut self) {
+        unsafe { sys::h2pool_config_free(self.0) }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Trampolines
+// ---------------------------------------------------------------------------
+
+thread_local! {
+    /// Set while a trampoline runs user code on this thread (the pool's loop
+    /// thread, for completions).
+    static IN_CALLBACK: Cell<bool> = const { Cell::new(false) };
+}
+
+fn in_callback() -> bool {
+    IN_CALLBACK.with(|c| c.get())
+}
+
+/// Marks the current thread as running a callback until dropped.
+struct CallbackScope(bool);
+
+impl CallbackScope {
+    fn enter() -> CallbackScope {
+        CallbackScope(IN_CALLBACK.with(|c| c.replace(true)))
+    }
+}
+
+impl Drop for CallbackScope {
+    fn drop(&mut self) {
+        let previous = self.0;
+        IN_CALLBACK.with(|c| c.set(previous));
+    }
+}
+
+type CompletionFn = Box<dyn FnOnce(Result<Response, Error>) + Send + 'static>;
+type DataFn = Box<dyn FnMut(&[u8]) -> ControlFlow<()> + Send + 'static>;
+
+/// The user data of one request: reclaimed exactly once, by `on_complete`,
+/// or by `submit` when the request is refused. `on_data` (streaming) runs
+/// before `on_complete`, on the same loop thread.
+struct Completion {
+    f: CompletionFn,
+    on_data: Option<DataFn>,
+    panics: Arc<AtomicU64>,
+}
+
+/// Runs `f`, catching a panic (and a panic while dropping its payload) so
+/// that nothing unwinds into C. Returns whether `f` panicked.
+fn run_caught<F: FnOnce()>(f: F) -> bool {
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(()) => false,
+        Err(payload) => {
+            let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(payload)));
+            true
+        }
+    }
+}
+
+unsafe extern "C" fn on_complete(
+    resp: *const sys::h2pool_response,
+    err: *const sys::h2pool_error,
+    user_data: *mut c_void,
+) {
+    let completion = Box::from_raw(user_data as *mut Completion);
+    let Completion { f, panics, .. } = *completion;
+    let _scope = CallbackScope::enter();
+    let panicked = run_caught(move || {
+        // Copy the borrowed response or error before user code runs.
+        let result = if err.is_null() {
+            Ok(response_from_raw(resp))
+        } else {
+            Err(error_from_raw(err, resp))
+        };
+        f(result);
+    });
+    if panicked {
+        panics.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+unsafe extern "C" fn on_data_chunk(data: *const u8, len: usize, user_data: *mut c_void) -> c_int {
+    // The completion still owns the box; this borrow ends before it runs.
+    let completion = &mut *(user_data as *mut Completion);
+    let panics = &completion.panics;
+    let f = match completion.on_data.as_mut() {
+        Some(f) => f,
+        None => return 0,
+    };
+    // Borrowed for the call only: the slice cannot outlive it.
+    let chunk: &[u8] = if data.is_null() || len == 0 {
+        &[]
+    } else {
+        std::slice::from_raw_parts(data, len)
+    };
+    let _scope = CallbackScope::enter();
+    let mut flow = ControlFlow::Break(());
+    if run_caught(|| flow = f(chunk)) {
+        panics.fetch_add(1, Ordering::Relaxed);
+    }
+    match flow {
+        ControlFlow::Continue(()) => 0,
+        ControlFlow::Break(()) => -1, // abort (not 0, not H2POOL_DATA_PAUSE)
+    }
+}
+
+/// The user data of the log callback, freed after `h2pool_destroy`.
+struct LogState {
+    f: Arc<LogFn>,
+    panics: Arc<AtomicU64>,
+}
+
+unsafe extern "C" fn on_log(level: c_int, msg: *const c_char, user_data: *mut c_void) {
+    let state = &*(user_data as *const LogState);
+    let _scope = CallbackScope::enter();
+    let panicked = run_caught(|| {
+        let text = CStr::from_ptr(msg).to_string_lossy();
+        (state.f)(LogLevel::from_raw(level), &text);
+    });
+    if panicked {
+        state.panics.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The pool
+// ---------------------------------------------------------------------------
+
+/// The C handle; null once the pool is closed.
+struct RawPool(*mut sys::h2pool);
+
+// h2pool_request, h2pool_cancel and h2pool_stats_get are thread-safe; the
+// RwLock around the handle keeps them from racing with h2pool_destroy.
+unsafe impl Send for RawPool {}
+unsafe impl Sync for RawPool {}
+
+struct Inner {
+    raw: RwLock<RawPool>,
+    log: AtomicPtr<LogState>,
+    panics: Arc<AtomicU64>,
+}
+
+impl Inner {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, RawPool> {
+        self.raw.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Destroys the C pool (running every outstanding callback), once.
+    fn close(&self) {
+        let raw = {
+            let mut guard = self.raw.write().unwrap_or_else(|e| e.into_inner());
+            std::mem::replace(&mut guard.0, ptr::null_mut())
+        };
+        if raw.is_null() {
+            return;
+        }
+        unsafe { sys::h2pool_destroy(raw) };
+        let log = self.log.swap(ptr::null_mut(), Ordering::AcqRel);
+        if !log.is_null() {
+            drop(unsafe { Box::from_raw(log) });
+        }
+    }
+
+    fn submit(
+        &self,
+        req: &Request,
+        f: CompletionFn,
+        on_data: Option<DataFn>,
+    ) -> Result<RequestId, Error> {
+        let method = CString::new(req.method.as_str())
+            .map_err(|_| Error::new(ErrorCode::InvalidMethod, "method contains NUL"))?;
+        let url = CString::new(req.url.as_str())
+            .map_err(|_| Error::new(ErrorCode::InvalidUrl, "URL contains NUL"))?;
+        let headers: Vec<sys::h2pool_header> = req
+            .headers
+            .iter()
+            .map(|(n, v)| sys::h2pool_header {
+                name: n.as_ptr() as *const c_char,
+                name_len: n.len(),
+                value: v.as_ptr() as *const c_char,
+                value_len: v.len(),
+            })
+            .collect();
+        let opts = if req.timeout.is_some() || req.auto_decompress.is_some() || on_data.is_some() {
+            let opts = RawOpts::new()?;
+            if let Some(t) = req.timeout {
+                opts.check(
+                    unsafe {
+                        sys::h2pool_request_opts_set_timeout_ms(
+                            opts.0,
+                            millis(t, "Request::timeout")?,
+                        )
+                    },
+                    "Request::timeout",
+                )?;
+            }
+            if let Some(on) = req.auto_decompress {
+                opts.check(
+                    unsafe { sys::h2pool_request_opts_set_auto_decompress(opts.0, on as c_int) },
+                    "Request::auto_decompress",
+                )?;
+            }
+            if on_data.is_some() {
+                opts.check(
+                    unsafe { sys::h2pool_request_opts_set_on_data(opts.0, Some(on_data_chunk)) },
+                    "on_data",
+                )?;
+            }
+            Some(opts)
+        } else {
+            None
+        };
+        let user_data = Box::into_raw(Box::new(Completion {
+            f,
+            on_data,
+            panics: self.panics.clone(),
+        }));
+        let mut id = 0u64;
+        let rc = {
+            let guard = self.read();
+            if guard.0.is_null() {
+                sys::H2POOL_ERR_POOL_CLOSED
+            } else {
+                // Everything is copied before h2pool_request returns.
+                unsafe {
+                    sys::h2pool_request(
+                        guard.0,
+                        method.as_ptr(),
+                        url.as_ptr(),
+                        if headers.is_empty() {
+                            ptr::null()
+                        } else {
+                            headers.as_ptr()
+                        },
+                        headers.len(),
+                        if req.body.is_empty() {
+                            ptr::null()
+                        } else {
+                            req.body.as_ptr()
+                        },
+                        req.body.len(),
+                        opts.as_ref().map_or(ptr::null(), |o| o.0 as *const _),
+                        Some(on_complete),
+                        user_data as *mut c_void,
+                        &mut id,
+                    )
+                }
+            }
+        };
+        if rc != 0 {
+            // Refused: no callback will come, so the user data is ours.
+            drop(unsafe { Box::from_raw(user_data) });
+            let what = if rc == sys::H2POOL_ERR_POOL_CLOSED {
+                "the pool is closed".to_string()
+            } else {
+                format!("{} {}", req.method, req.url)
+            };
+            return Err(Error::from_raw_code(rc, what));
+        }
+        Ok(RequestId(id))
+    }
+
+    fn cancel(&self, id: RequestId) -> Result<(), Error> {
+        // On the loop thread (a future dropped in a callback), do not queue
+        // behind a writer: a reader ahead of it may be waiting for this very
+        // thread (h2pool_stats_get). Cancellation is best effort there.
+        let guard = if in_callback() {
+            match self.raw.try_read() {
+                Ok(g) => g,
+                Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    return Err(Error::new(
+                        ErrorCode::WrongThread,
+                        "pool busy; not cancelled",
+                    ))
+                }
+            }
+        } else {
+            self.read()
+        };
+        if guard.0.is_null() {
+            return Err(Error::new(ErrorCode::PoolClosed, "the pool is closed"));
+        }
+        let rc = unsafe { sys::h2pool_cancel(guard.0, id.0) };
+        if rc != 0 {
+            return Err(Error::from_raw_code(rc, "h2pool_cancel"));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Request options for one request.
+struct RawOpts(*mut sys::h2pool_request_opts);
+
+impl RawOpts {
+    fn new() -> Result<RawOpts, Error> {
+        let mut raw = ptr::null_mut();
+        let rc = unsafe { sys::h2pool_request_opts_new(&mut raw) };
+        if rc != 0 {
+            return Err(Error::from_raw_code(rc, "h2pool_request_opts_new"));
+        }
+        Ok(RawOpts(raw))
+    }
+
+    fn check(&self, rc: c_int, what: &str) -> Result<(), Error> {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(Error::from_raw_code(rc, what))
+        }
+    }
+}
+
+impl Drop for RawOpts {
+    fn drop(&mut self) {
+        unsafe { sys::h2pool_request_opts_free(self.0) }
+    }
+}
+
+/// An HTTP/2 connection pool with its own event-loop thread. `Send + Sync`:
+/// share it between threads with `Arc` or scoped borrows.
+///
+/// Dropping the pool shuts it down: every request still outstanding
+/// completes with [`ErrorCode::PoolClosed`] (its callback runs, its future
+/// resolves) before `drop` returns. Dropped from inside a completion
+/// callback, the shutdown finishes on a helper thread instead.
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+/// Counters and gauges of a pool or one endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub connections_open: u64,
+    pub connections_idle: u64,
+    pub connections_created: u64,
+    pub connections_reused: u64,
+    pub connections_closed: u64,
+    pub streams_active: u64,
+    pub requests_queued: u64,
+    pub requests_completed: u64,
+    pub requests_failed: u64,
+    pub requests_retried: u64,
+    pub peak_streams_per_connection: u64,
+    pub tls_handshakes: u64,
+    pub tls_resumed: u64,
+}
+
+impl Counters {
+    fn read(get: impl Fn(sys::h2pool_stat) -> u64) -> Counters {
+        Counters {
+            connections_open: get(sys::H2POOL_STAT_CONNECTIONS_OPEN),
+            connections_idle: get(sys::H2POOL_STAT_CONNECTIONS_IDLE),
+            connections_created: get(sys::H2POOL_STAT_CONNECTIONS_CREATED),
+            connections_reused: get(sys::H2POOL_STAT_CONNECTIONS_REUSED),
+            connections_closed: get(sys::H2POOL_STAT_CONNECTIONS_CLOSED),
+            streams_active: get(sys::H2POOL_STAT_STREAMS_ACTIVE),
+            requests_queued: get(sys::H2POOL_STAT_REQUESTS_QUEUED),
+            requests_completed: get(sys::H2POOL_STAT_REQUESTS_COMPLETED),
+            requests_failed: get(sys::H2POOL_STAT_REQUESTS_FAILED),
+            requests_retried: get(sys::H2POOL_STAT_REQUESTS_RETRIED),
+            peak_streams_per_connection: get(sys::H2POOL_STAT_PEAK_STREAMS_PER_CONNECTION),
+            tls_handshakes: get(sys::H2POOL_STAT_TLS_HANDSHAKES),
+            tls_resumed: get(sys::H2POOL_STAT_TLS_RESUMED),
+        }
+    }
+}
+
+/// One endpoint's statistics; `name` is "scheme://host:port".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointStats {
+    pub name: String,
+    pub counters: Counters,
+}
+
+/// A consistent snapshot of a pool's statistics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    pub pool: Counters,
+    pub endpoints: Vec<EndpointStats>,
+}
+
+impl Pool {
+    /// Creates a pool and starts its loop thread.
+    pub fn new(config: Config) -> Result<Pool, Error> {
+        let panics = Arc::new(AtomicU64::new(0));
+        let log = match &config.log {
+            Some((_, f)) => Box::into_raw(Box::new(LogState {
+                f: f.clone(),
+                panics: panics.clone(),
+            })),
+            None => ptr::null_mut(),
+        };
+        // Until the pool owns `log`, free it on every error path.
+        let free_log = |log: *mut LogState| {
+            if !log.is_null() {
+                drop(unsafe { Box::from_raw(log) });
+            }
+        };
+        let cfg = match config.to_raw(log) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                free_log(log);
+                return Err(e);
+            }
+        };
+        let mut raw = ptr::null_mut();
+        let rc = unsafe { sys::h2pool_create(cfg.0, &mut raw) };
+        drop(cfg);
+        if rc != 0 {
+            free_log(log);
+            return Err(Error::from_raw_code(rc, "cannot create the pool"));
+        }
+        Ok(Pool {
+            inner: Arc::new(Inner {
+                raw: RwLock::new(RawPool(raw)),
+                log: AtomicPtr::new(log),
+                panics,
+            }),
+        })
+    }
+
+    /// Sends `req` and blocks until its response or error. Fails with
+    /// [`ErrorCode::WrongThread`] when called from a callback, where blocking
+    /// would stall the pool's loop thread.
+    pub fn send(&self, req: Request) -> Result<Response, Error> {
+        if in_callback() {
+            return Err(Error::new(
+                ErrorCode::WrongThread,
+                "Pool::send would block the pool's loop thread; use send_with or send_async",
+            ));
+        }
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.inner.submit(
+            &req,
+            Box::new(move |result| {
+                let _ = tx.send(result); // capacity 1, sent once: never blocks
+            }),
+            None,
+        )?;
+        rx.recv()
+            .unwrap_or_else(|_| Err(Error::new(ErrorCode::Internal, "completion lost")))
+    }
+
+    /// Sends `req` and calls `f` exactly once with the result, on the pool's
+    /// loop thread: `f` must not block (it may send more requests with
+    /// `send_with` or `send_async`). A panic in `f` is caught and counted
+    /// ([`Pool::caught_panics`]).
+    ///
+    /// When the request is refused synchronously (bad URL, queue full, pool
+    /// closed) the error is returned here and `f` is dropped without being
+    /// called.
+    pub fn send_with<F>(&self, req: Request, f: F) -> Result<RequestId, Error>
+    where
+        F: FnOnce(Result<Response, Error>) + Send + 'static,
+    {
+        self.inner.submit(&req, Box::new(f), None)
+    }
+
+    /// Sends `req` and streams its response body: `on_data` receives each
+    /// chunk (decoded, when auto-decompression applies) as it arrives, on
+    /// the loop thread, and returns `ControlFlow::Break(())` to abort the
+    /// request ([`ErrorCode::Aborted`]); then `done` runs once, as for
+    /// [`Pool::send_with`], with a response whose body is empty. A panic in
+    /// `on_data` aborts the request and is counted.
+    pub fn send_streaming<D, F>(
+        &self,
+        req: Request,
+        on_data: D,
+        done: F,
+    ) -> Result<RequestId, Error>
+    where
+        D: FnMut(&[u8]) -> ControlFlow<()> + Send + 'static,
+        F: FnOnce(Result<Response, Error>) + Send + 'static,
+    {
+        self.inner
+            .submit(&req, Box::new(done), Some(Box::new(on_data)))
+    }
+
+    /// Sends `req` now and returns a future of its result, for any executor.
+    /// Dropping the future before it completes cancels the request.
+    pub fn send_async(&self, req: Request) -> ResponseFuture {
+        let shared = Arc::new(Mutex::new(FutureState {
+            result: None,
+            waker: None,
+        }));
+        let state = shared.clone();
+        let submitted = self.inner.submit(
+            &req,
+            Box::new(move |result| {
+                let waker = {
+                    let mut st = lock(&state);
+                    st.result = Some(result);
+                    st.waker.take()
+                };
+                if let Some(w) = waker {
+                    w.wake();
+                }
+            }),
+            None,
+        );
+        match submitted {
+            Ok(id) => ResponseFuture {
+                shared,
+                pool: Some(self.inner.clone()),
+                id: Some(id),
+                finished: false,
+            },
+            Err(e) => {
+                lock(&shared).result = Some(Err(e));
+                ResponseFuture {
+                    shared,
+                    pool: None,
+                    id: None,
+                    finished: false,
+                }
+            }
+        }
+    }
+
+    /// Asks the pool to cancel a request: it completes with
+    /// [`ErrorCode::Cancelled`] unless it finishes first.
+    pub fn cancel(&self, id: RequestId) -> Result<(), Error> {
+        self.inner.cancel(id)
+    }
+
+    /// A snapshot of the pool's statistics.
+    pub fn stats(&self) -> Result<Stats, Error> {
+        let mut snap = ptr::null_mut();
+        let rc = {
+            let guard = self.inner.read();
+            if guard.0.is_null() {
+                sys::H2POOL_ERR_POOL_CLOSED
+            } else {
+                unsafe { sys::h2pool_stats_get(guard.0, &mut snap) }
+            }
+        };
+        if rc != 0 {
+            return Err(Error::from_raw_code(rc, "h2pool_stats_get"));
+        }
+        struct Snapshot(*mut sys::h2pool_stats);
+        impl Drop for Snapshot {
+            fn drop(&mut self) {
+                unsafe { sys::h2pool_stats_free(self.0) }
+            }
+        }
+        let snap = Snapshot(snap);
+        let s = snap.0 as *const sys::h2pool_stats;
+        unsafe {
+            let pool = Counters::read(|w| sys::h2pool_stats_value(s, w));
+            let endpoints = (0..sys::h2pool_stats_endpoint_count(s))
+                .map(|i| {
+                    let name = sys::h2pool_stats_endpoint_name(s, i);
+                    EndpointStats {
+                        name: if name.is_null() {
+                            String::new()
+                        } else {
+                            CStr::from_ptr(name).to_string_lossy().into_owned()
+                        },
+                        counters: Counters::read(|w| sys::h2pool_stats_endpoint_value(s, i, w)),
+                    }
+                })
+                .collect();
+            Ok(Stats { pool, endpoints })
+        }
+    }
+
+    /// How many panics in callbacks (completion, log, waker) were caught.
+    pub fn caught_panics(&self) -> u64 {
+        self.inner.panics.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if in_callback() {
+            // On the loop thread, h2pool_destroy could not wait for the
+            // callbacks (this one is running); a helper thread can.
+            let inner = self.inner.clone();
+            let spawned = std::thread::Builder::new()
+                .name("h2pool-close".into())
+                .spawn(move || inner.close());
+            if spawned.is_ok() {
+                return;
+            }
+        }
+        self.inner.close();
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let open = !self.inner.read().0.is_null();
+        f.debug_struct("Pool").field("open", &open).finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct FutureState {
+    result: Option<Result<Response, Error>>,
+    waker: Option<Waker>,
+}
+
+/// The future of [`Pool::send_async`]. The request is already in flight;
+/// the future only waits. Dropping it before completion cancels the request
+/// (`h2pool_cancel`).
+#[must_use = "dropping the future cancels the request"]
+pub struct ResponseFuture {
+    shared: Arc<Mutex<FutureState>>,
+    pool: Option<Arc<Inner>>,
+    id: Option<RequestId>,
+    finished: bool,
+}
+
+impl ResponseFuture {
+    /// The request's id, unless it was refused.
+    pub fn id(&self) -> Option<RequestId> {
+        self.id
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        assert!(!self.finished, "ResponseFuture polled after completion");
+        let mut st = lock(&self.shared);
+        if let Some(result) = st.result.take() {
+            drop(st);
+            self.finished = true;
+            return Poll::Ready(result);
+        }
+        match &st.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => st.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for ResponseFuture {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let pending = {
+            let mut st = lock(&self.shared);
+            st.waker = None;
+            st.result.is_none()
+        };
+        if let (true, Some(pool), Some(id)) = (pending, &self.pool, self.id) {
+            // The callback still runs (with Cancelled) and drops the result.
+            let _ = pool.cancel(id);
+        }
+    }
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("id", &self.id)
+            .field("finished", &self.finished)
+            .finish()
+    }
+}
+
+/// The version of the libh2pool loaded at run time: 0xMMmmpp and
+/// "MAJOR.MINOR.PATCH".
+pub fn version() -> (u32, &'static str) {
+    let mut s = ptr::null();
+    let num = unsafe { sys::h2pool_version(&mut s) };
+    let s = if s.is_null() {
+        ""
+    } else {
+        unsafe { CStr::from_ptr(s) }.to_str().unwrap_or("")
+    };
+    (num, s)
+}
+
+#[allow(dead_code)]
+fn assert_send_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Pool>();
+    check::<Error>();
+    check::<Response>();
+    fn check_send<T: Send>() {}
+    check_send::<ResponseFuture>();
+}

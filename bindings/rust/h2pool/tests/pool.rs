@@ -1,0 +1,657 @@
+//! End-to-end tests against `h2pool serve` (the tool named by H2POOL_CLI);
+//! each test starts its own server on a loopback port and skips when
+//! H2POOL_CLI is not set.
+
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use h2pool::{Config, ErrorCode, LogLevel, Pool, Request};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    /// Starts `h2pool serve --port 0`, or returns None (the test skips)
+    /// when H2POOL_CLI is not set.
+    fn start() -> Option<Server> {
+        let cli = match std::env::var_os("H2POOL_CLI") {
+            Some(cli) => cli,
+            None => {
+                eprintln!("H2POOL_CLI is not set: skipping");
+                return None;
+            }
+        };
+        let mut child = Command::new(cli)
+            .args(["serve", "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start h2pool serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next().and_then(|l| l.ok()).unwrap_or_default());
+            for _ in lines {} // keep the pipe drained
+        });
+        let url = rx.recv_timeout(WAIT).unwrap_or_default();
+        let server = Server { child, url };
+        assert!(
+            server.url.starts_with("http://"),
+            "no URL from h2pool serve: {:?}",
+            server.url
+        );
+        Some(server)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The test server's deterministic body (tests/server/test_server.h).
+fn test_body(seed: u64, n: usize) -> Vec<u8> {
+    const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+    fn splitmix64(mut x: u64) -> u64 {
+        x = x.wrapping_add(GAMMA);
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    }
+    let key = splitmix64(seed);
+    (0..n)
+        .map(|i| {
+            let v = splitmix64(key.wrapping_add((i as u64 / 8).wrapping_mul(GAMMA)));
+            (v >> (8 * (i % 8))) as u8
+        })
+        .collect()
+}
+
+/// Polls a fact about the pool until it holds (bounded).
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {}", what);
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A minimal executor: polls on this thread, parks until woken.
+struct ThreadWaker(thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+fn block_on<F: Future>(fut: F) -> F::Output {
+    let mut fut = Box::pin(fut);
+    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        let now = Instant::now();
+        assert!(now < deadline, "future not woken within {:?}", WAIT);
+        thread::park_timeout(deadline - now);
+    }
+}
+
+fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
+    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+    Pin::new(fut).poll(&mut Context::from_waker(&waker))
+}
+
+#[test]
+fn pool_is_send_and_sync() {
+    fn check<T: Send + Sync + 'static>() {}
+    check::<Pool>();
+    check::<h2pool::Error>();
+}
+
+#[test]
+fn many_threads_get_byte_exact_bodies() {
+    let server = match Server::start() {
+        Some(s) => s,
+        None => return,
+    };
+    let pool = Arc::new(Pool::new(Config::new().max_connections_per_endpoint(4)).unwrap());
+    let threads: Vec<_> = (0..16u64)
+        .map(|t| {
+            let pool = pool.clone();
+            let base = server.url.clone();
+            thread::spawn(move || {
+                for i in 0..64u64 {
+                    let seed = t * 1000 + i + 1;
+                    let size = 1 + ((seed * 7919) % 20000) as usize;
+                    let resp = pool
+                        .send(Request::get(&format!(
+                            "{}/?size={}&seed={}",
+                            base, size, seed
+                        )))
+                        .unwrap_or_else(|e| panic!("request {}: {}", seed, e));
+                    assert_eq!(resp.status(), 200);
+                    assert!(
+                        resp.body() == test_body(seed, size).as_slice(),
+                        "body of {} differs",
+                        seed
+                    );
+                    assert_eq!(resp.stream_id() % 2, 1);
+                    assert_ne!(resp.connection_id(), 0);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let stats = pool.stats().unwrap();
+    assert_eq!(stats.pool.requests_completed, 16 * 64);
+    assert_eq!(stats.pool.requests_failed, 0);
+    assert!(stats.pool.connections_created <= 4, "{:?}", stats.pool);
+}
+
+#[test]
+fn echo_round_trips_method_headers_and_body() {
+    let server = match Server::start() {
+        Some(s) => s,
+        None => return,
+    };
+    let pool = Pool::new(Config::new()).unwrap();
+    let body = b"h2pool\0binary\xffbody".to_vec();
+    let resp = pool
+        .send(
+            Request::new("PUT", &server.url("/echo?status=201&header=x-reply:yes"))
+                .header("x-custom", "abc")
+                .body(body.clone()),
+        )
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert_eq!(resp.body(), body.as_slice());
+    assert_eq!(resp.header_str("X-Reply"), Some("yes"));
+    let len = body.len().to_string();
+    assert_eq!(resp.header_str("x-request-body-length"), Some(len.as_str()));
+}
+
+#[test]
+fn send_with_calls_back_once_on_the_loop_thread() {
+    let server = match Server::start() {
+        Some(s) => s,
+        None => return,
+    };
+    let pool = Pool::new(Config::new()).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = mpsc::channel();
+    let counter = calls.clone();
+    let id = pool
+        .send_with(
+            Request::get(&server.url("/?size=100&seed=3")),
+            move |result| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let _ = tx.send((thread::current().id(), result));
+            },
+        )
+        .unwrap();
+    let (tid, result) = rx.recv_timeout(WAIT).unwrap();
+    assert_ne!(tid, thread::current().id());
+    let resp = result.unwrap();
+    assert_eq!(resp.body(), test_body(3, 100).as_slice());
+    assert_eq!(resp.request_id(), id);
+    drop(pool); // every callback has run when drop returns
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn futures_complete_on_a_minimal_executor() {
+    let server = match Server::start() {
+        Some(s) => s,
+        None => return,
+    };
+    let pool = Pool::new(Config::new()).unwrap();
+    let futures: Vec<_> = (0..100u64)
+        .map(|seed| {
+            pool.send_async(Request::get(&server.url(&format!(
+                "/?size={}&seed={}",
+                1000 + seed,
+                seed
+            ))))
+        })
+        .collect();
+    for (seed, fut) in futures.into_iter().enumerate() {
+        let resp = block_on(fut).unwrap();
+        assert_eq!(resp.body(), test_body(seed as u64, 1000 + seed).as_slice());
+    }
+    let refused = block_on(pool.send_async(Request::get("not a url")));
+    assert_eq!(refused.unwrap_err().code(), ErrorCode::InvalidUrl);
+}
+
+#[test]
+fn dropping_a_future_cancels_its_request() {
+    let server = match Server::start() {
+        Some(s) => s,
+        None => return,
+    };
+    let pool = Pool::new(Config::new()).unwrap();
+    let mut fut = pool.send_async(Request::get(&server.url("/?delay_ms=5000")));
+    assert!(poll_once(&mut fut).is_pending());
+    wait_until("the stream to open", || {
+        pool.stats().unwrap().pool.streams_active == 1
+    });
+    let start = Instant::now();
+    drop(fut);
+    wait_until("the cancellation", || {
+        let s = pool.stats().unwrap().pool;
+        s.requests_failed == 1 && s.streams_active == 0
+    });
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "cancel took {:?}",
+        start.elapsed()
+    );
+    // The connection stays usable.
+    assert_eq!(
+        pool.send(Request::get(&server.url("/"))).unwrap().status(),
+        200
+    );
+}
+
+#[test]
+fn cancel_by_id_completes_with_cancelled() {
+    let server = match Server::start() {
+        Some(s) => s,
+        None => return,
+    };
+    let pool = Pool::new(Config::new()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let id = pool
+        .send_with(Request::get(&server.url("/?delay_ms=5000")), move |r| {
+            let _ = tx.send(r);
+        })
+        .unwrap();
+    pool.cancel(id).unwrap();
+    let err = rx
+        .recv_timeout(Duration::from_secs(3))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Cancelled);
+}
+
+#[test]
+fn dropping_the_pool_completes_requests_in_flight() {
+    let server = match Server::start() {
+        Some(s) => s,
+        None => return,
+    };
+    let pool = Pool::new(Config::new().max_connections_per_endpoint(1)).unwrap();
+    let (tx, rx) = mpsc::channel();
+    for _ in 0..20 {
+        let tx = tx.clone();
+        pool.send_with(Request::get(&server.url("/?delay_ms=5000")), move |r| {
+            let _ = tx.send(r);
+        })
+        .unwrap();
+    }
+    let fut = pool.send_async(Request::get(&server.url("/?delay_ms=5000")));
+    wait_until("all requests in flight", || {
+        let s = pool.stats().unwrap().pool;
+        s.streams_active + s.requests_queued == 21
+    });
+    let start = Instant::now();
+    drop(pool);
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "drop took {:?}",
+        start.elapsed()
+    );
+    for i in 0..20 {
+        // Already delivered: drop returns after every callback ran.
+        let r = rx
+            .try_recv()
+            .unwrap_or_else(|e| panic!("callback {} missing: {}", i, e));
+        assert_eq!(r.unwrap_err().code(), ErrorCode::PoolClosed);
+    }
+    assert_eq!(block_on(fut).unwrap_err().code(), ErrorCode::PoolClosed);
+}
+
+#[test]
+fn panic_in_a_callback_is_caught() {
+    let server = match Server::start() {
+        Some(s) => s,
+        None => return,
+    };
+    let pool = Pool::new(Config::new()).unwrap();
+    pool.send_with(Request::get(&server.url("/")), |_| {
+        panic!("deliberate panic in a callback")
+    })
+    .unwrap();
+    // The pool keeps working after the panic.
+    let mut fut = pool.send_async(Request::get(&server.url("/?size=10")));
+    let first = poll_once(&mut fut);
+    let resp = match first {
+        Poll::Ready(r) => r,
+        Poll::Pending => block_on(fut),
+    };
+    assert_eq!(resp.unwrap().body(), test_body(0, 10).as_slice());
+    wait_until("the panic to be counted", || pool.caught_panics() == 1);
+    assert_eq!(
+        pool.send(Request::get(&server.url("/"))).unwrap().status(),
+        200
+    );
+}
+
+#[test]
+fn blocking_send_inside_a_callback_is_refused() {
+    let server = match Server::start() {
+        Some(s) => s,
+        None => return,
+    };
+    let pool = Arc::new(Pool::new(Config::new()).unwrap());
+    let (tx, rx) = mpsc::channel();
+    let inner_pool = pool.clone();
+    let url = server.url("/");
+    pool.send_with(Request::get(&url), move |_| {
+        let blocking = inner_pool.send(Request::get(&url)).map(|_| ());
+        // Chaining without blocking works.
+        let tx2 = tx.clone();
+        let chained = inner_pool.send_with(Request::get(&url), move |r| {
+            let _ = tx2.send(("chained", r.map(|_| ())));
+        });
+        let _ = tx.send(("blocking", blocking));
+        assert!(chained.is_ok());
+    })
+    .unwrap();
+    let mut got = [
+        rx.recv_timeout(WAIT).unwrap(),
+        rx.recv_timeout(WAIT).unwrap(),
+    ];
+    got.sort_by_key(|(what, _)| *what);
+    assert_eq!(
+        got[0].1.as_ref().unwrap_err().code(),
+        ErrorCode::WrongThread
+    );
+    assert!(got[1].1.is_ok(), "{:?}", got[1]);
+}
+
+#[test]
+fn dropping_the_last_pool_handle_inside_a_callback_does_not_deadlock() {
+    let server = match Server::start() {
+        Some(s) => s,
+        None => return,
+    };
+    let pool = Arc::new(Pool::new(Config::new()).unwrap());
+    let (tx, rx) = mpsc::channel();
+    let held = pool.clone();
+    pool.send_with(Request::get(&server.url("/?delay_ms=100")), move |r| {
+        let _ = tx.send(r.map(|resp| resp.status()));
+        drop(held); // the last handle: the pool shuts down from here
+    })
+    .unwrap();
+    drop(pool);
+    assert_eq!(rx.recv_timeout(WAIT).unwrap().unwrap(), 200);
+}
+
+#[test]
+fn errors_carry_codes_and_messages() {
+    let server = match Server::start() {
+        Some(s) => s,
+        None => return,
+    };
+    let pool = Pool::new(Config::new()).unwrap();
+    let cases = [
+        (Request::get("/relative"), ErrorCode::InvalidUrl),
+        (Request::get(&server.url("/\0x")), ErrorCode::InvalidUrl),
+        (
+            Request::get("ftp://127.0.0.1/"),
+            ErrorCode::UnsupportedScheme,
+        ),
+        (
+            Request::new("BAD METHOD", &server.url("/")),
+            ErrorCode::InvalidMethod,
+        ),
+        (
+            Request::get(&server.url("/")).header("connection", "close"),
+            ErrorCode::InvalidHeader,
+        ),
+    ];
+    for (i, (req, want)) in cases.into_iter().enumerate() {
+        let err = pool.send(req).unwrap_err();
+        assert_eq!(err.code(), want, "case {}: {}", i, err);
+        assert!(err.to_string().starts_with(want.description()), "{}", err);
+    }
+    let err = pool
+        .send(Request::get(&server.url("/?delay_ms=5000")).timeout(Duration::from_millis(100)))
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Timeout);
+    assert!(err.is_timeout());
+    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(err);
+    assert!(!boxed.to_string().is_empty());
+
+    // Nothing listens on a port just released.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let err = pool
+        .send(Request::get(&format!("http://{}/", addr)))
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Connect);
+    assert_eq!(err.stream_id(), None);
+    assert_eq!(err.http2_code(), None);
+}
+
+#[test]
+fn config_errors_are_reported_by_new() {
+    let err = Pool::new(Config::new().max_connections_per_endpoint(0)).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidArgument);
+    let err = Pool::new(Config::new().tls_ca_file("/nonexistent/h2pool-ca.pem")).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::TlsConfig);
+    assert!(err.code().is_tls());
+    let err =
+        Pool::new(Config::new().request_timeout(Duration::from_secs(100 * 86400))).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidArgument);
+}
+
+#[test]
+fn log_callback_receives_the_insecure_warning() {
+    let messages = Arc::new(Mutex::new(Vec::new()));
+    let sink = messages.clone();
+    let pool = Pool::new(
+        Config::new()
+            .tls_insecure_skip_verify(true)
+            .log(LogLevel::Warn, move |level, msg| {
+                sink.lock().unwrap().push((level, msg.to_string()))
+            }),
+    )
+    .unwrap();
+    drop(pool); // no log call after drop returns
+    let messages = messages.lock().unwrap();
+    assert!(
+        messages.iter().any(|(level, _)| *level == LogLevel::Warn),
+        "{:?}",
+        *messages
+    );
+}
+
+#[test]
+fn stats_describe_each_endpoint() {
+    let server = match Server::start() {
+        Some(s) => s,
+        None => return,
+    };
+    let pool = Pool::new(Config::new()).unwrap();
+    pool.send(Request::get(&server.url("/"))).unwrap();
+    let stats = pool.stats().unwrap();
+    assert_eq!(stats.endpoints.len(), 1);
+    assert_eq!(stats.endpoints[0].name, server.url);
+    assert_eq!(stats.endpoints[0].counters.requests_completed, 1);
+    assert_eq!(stats.pool.connections_created, 1);
+}
+
+#[test]
+fn version_is_consistent() {
+    let (num, s) = h2pool::version();
+    assert_eq!(
+        s,
+        format!("{}.{}.{}", num >> 16, (num >> 8) & 0xff, num & 0xff)
+    );
+}
+
+#[test]
+fn response_header_timeout_fails_a_slow_response() {
+    let server = match Server::start() {
+        Some(s) => s,
+        None => return,
+    };
+    let pool = Pool::new(
+        Config::new()
+            .response_header_timeout(Duration::from_millis(100))
+            .max_retries(0),
+    )
+    .unwrap();
+    let err = pool
+        .send(Request::get(&server.url("/?delay_ms=5000")))
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ResponseHeadersTimeout);
+    assert!(err.is_timeout());
+    assert!(err.stream_id().is_some());
+}
+
+#[test]
+fn streaming_delivers_the_body_in_chunks() {
+    let server = match Server::start() {
+        Some(s) => s,
+        None => return,
+    };
+    let pool = Pool::new(Config::new()).unwrap();
+    let received = Arc::new(Mutex::new((Vec::new(), 0usize)));
+    let sink = received.clone();
+    let (tx, rx) = mpsc::channel();
+    pool.send_streaming(
+        Request::get(&server.url("/?size=1000000&seed=5")),
+        move |chunk| {
+            let mut r = sink.lock().unwrap();
+            r.0.extend_from_slice(chunk);
+            r.1 += 1;
+            std::ops::ControlFlow::Continue(())
+        },
+        move |result| {
+            let _ = tx.send(result);
+        },
+    )
+    .unwrap();
+    let resp = rx.recv_timeout(WAIT).unwrap().unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.body().is_empty(), "streamed body was also buffered");
+    assert_eq!(resp.content_encoding(), None);
+    assert!(resp.trailers().is_empty());
+    let r = received.lock().unwrap();
+    assert!(r.1 > 1, "1 MB arrived in {} chunk(s)", r.1);
+    assert!(r.0 == test_body(5, 1_000_000), "streamed body differs");
+}
+
+#[test]
+fn streaming_callback_can_abort_the_request() {
+    let server = match Server::start() {
+        Some(s) => s,
+        None => return,
+    };
+    let pool = Pool::new(Config::new()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    pool.send_streaming(
+        Request::get(&server.url("/?size=1000000")),
+        move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            std::ops::ControlFlow::Break(())
+        },
+        move |result| {
+            let _ = tx.send(result);
+        },
+    )
+    .unwrap();
+    let err = rx.recv_timeout(WAIT).unwrap().unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Aborted);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // A panicking data callback aborts too, and is counted.
+    let (tx, rx) = mpsc::channel();
+    pool.send_streaming(
+        Request::get(&server.url("/?size=1000")),
+        |_| panic!("deliberate panic in a data callback"),
+        move |result| {
+            let _ = tx.send(result);
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        rx.recv_timeout(WAIT).unwrap().unwrap_err().code(),
+        ErrorCode::Aborted
+    );
+    assert_eq!(pool.caught_panics(), 1);
+    assert_eq!(
+        pool.send(Request::get(&server.url("/")).auto_decompress(false))
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[test]
+fn every_callback_box_is_reclaimed() {
+    let server = match Server::start() {
+        Some(s) => s,
+        None => return,
+    };
+    // Each closure holds a clone of `token`; once every box is reclaimed,
+    // only the test's own reference is left.
+    let token = Arc::new(());
+    let pool = Pool::new(Config::new()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let (t, tx1) = (token.clone(), tx.clone());
+    pool.send_with(Request::get(&server.url("/")), move |r| {
+        let _ = tx1.send(r.is_ok());
+        drop(t);
+    })
+    .unwrap(); // completes
+    assert!(rx.recv_timeout(WAIT).unwrap());
+    let t = token.clone();
+    let refused = pool.send_with(Request::get("not a url"), move |_| drop(t));
+    assert_eq!(refused.unwrap_err().code(), ErrorCode::InvalidUrl);
+    let t = token.clone();
+    pool.send_with(Request::get(&server.url("/?delay_ms=5000")), move |_| {
+        drop(t)
+    })
+    .unwrap(); // still in flight when the pool is dropped
+    drop(pool.send_async(Request::get(&server.url("/?delay_ms=5000")))); // cancelled
+    wait_until("the in-flight requests", || {
+        let s = pool.stats().unwrap().pool;
+        s.streams_active + s.requests_queued + s.requests_failed >= 2
+    });
+    drop(pool);
+    assert_eq!(
+        Arc::strong_count(&token),
+        1,
+        "a callback box was not reclaimed"
+    );
+}
