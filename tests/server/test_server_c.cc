@@ -68,4 +68,11 @@ void h2ts_test_body(uint64_t seed, size_t n, uint8_t *out) {
   }
 }
 
+void h2ts_fill_test_body(uint64_t seed, uint64_t offset, size_t n,
+                         uint8_t *out) {
+  if (out) {
+    h2pool_testing::fill_test_body(seed, offset, n, out);
+  }
+}
+
 } // extern "C"

@@ -27,6 +27,10 @@ uint64_t h2ts_requests(const h2ts *ts);
 
 /* Writes test_body(seed, n) into `out` (which must hold n bytes). */
 void h2ts_test_body(uint64_t seed, size_t n, uint8_t *out);
+/* Writes bytes [offset, offset + n) of the test body for `seed`, so a
+ * streamed body can be checked chunk by chunk. */
+void h2ts_fill_test_body(uint64_t seed, uint64_t offset, size_t n,
+                         uint8_t *out);
 
 #ifdef __cplusplus
 }
