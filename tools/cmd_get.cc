@@ -97,6 +97,7 @@ struct Ctx {
   const Settings *settings = nullptr;
   FilePtr upload; // --data @FILE, one handle per request
   bool write_failed = false;
+  int write_errno = 0;
 };
 
 Fields copy_fields(const h2pool_response *resp, bool trailers) {
@@ -157,6 +158,7 @@ int on_data(const uint8_t *data, size_t len, void *user_data) {
   auto ctx = static_cast<Ctx *>(user_data);
   if (std::fwrite(data, 1, len, ctx->settings->out) != len) {
     ctx->write_failed = true;
+    ctx->write_errno = errno;
     return -1; // abort: nowhere to put the rest
   }
   return 0;
@@ -184,7 +186,7 @@ void on_response(const h2pool_response *resp, const h2pool_error *err,
   if (err != nullptr) {
     f.ok = false;
     f.error = ctx->write_failed ? std::string("writing the body failed: ") +
-                                      std::strerror(errno)
+                                      std::strerror(ctx->write_errno)
                                 : describe_error(err);
   } else {
     f.ok = true;
@@ -399,7 +401,12 @@ int cmd_get(const Args &args) {
       print_trailers(settings.out, f.trailers);
     }
   }
-  if (std::fflush(settings.out) != 0 || std::ferror(settings.out)) {
+  bool reported = false; // a streamed write failure was already reported
+  for (const Ctx &ctx : ctxs) {
+    reported = reported || ctx.write_failed;
+  }
+  if ((std::fflush(settings.out) != 0 || std::ferror(settings.out)) &&
+      !reported) {
     std::fprintf(stderr, "h2pool: writing %s: %s\n",
                  output.empty() ? "to stdout" : output.c_str(),
                  std::strerror(errno));

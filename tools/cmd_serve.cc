@@ -32,6 +32,10 @@ const char kServeUsage[] =
 
 int cmd_serve(const Args &args) {
   h2pool_testing::ServerOptions options;
+  // A long-running server only reports counters; keeping every request (and
+  // every uploaded body) would grow without bound.
+  options.record_limit = 0;
+  options.record_bodies = false;
   std::string value;
   ArgCursor cur(args);
   while (!cur.done()) {
