@@ -724,20 +724,24 @@ bool Connection::settle() {
   return true;
 }
 
-Error Connection::connection_error() const {
+Error Connection::goaway_error() const {
   Error e;
-  if (goaway_received_) {
-    e.code = goaway_code_ == NGHTTP2_NO_ERROR ? H2POOL_ERR_CONNECTION_LOST
-                                              : H2POOL_ERR_GOAWAY;
-    e.http2_code = goaway_code_;
-    e.goaway_last_stream_id = goaway_last_stream_id_;
-    e.message =
-        "server sent GOAWAY(" + std::string(http2_code_name(goaway_code_)) +
-        ", last_stream_id=" + std::to_string(goaway_last_stream_id_) + ")";
-    if (!goaway_debug_.empty())
-      e.message += ": " + goaway_debug_;
-    return e;
-  }
+  e.code = goaway_code_ == NGHTTP2_NO_ERROR ? H2POOL_ERR_CONNECTION_LOST
+                                            : H2POOL_ERR_GOAWAY;
+  e.http2_code = goaway_code_;
+  e.goaway_last_stream_id = goaway_last_stream_id_;
+  e.message =
+      "server sent GOAWAY(" + std::string(http2_code_name(goaway_code_)) +
+      ", last_stream_id=" + std::to_string(goaway_last_stream_id_) + ")";
+  if (!goaway_debug_.empty())
+    e.message += ": " + goaway_debug_;
+  return e;
+}
+
+Error Connection::connection_error() const {
+  if (goaway_received_)
+    return goaway_error();
+  Error e;
   if (goaway_sent_ && goaway_sent_code_ != NGHTTP2_NO_ERROR) {
     e.code = H2POOL_ERR_PROTOCOL;
     e.http2_code = goaway_sent_code_;

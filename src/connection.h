@@ -133,6 +133,10 @@ public:
   // Reached the ready state at some point (the handshake completed).
   bool was_ready() const { return was_ready_; }
   bool goaway_received() const { return goaway_received_; }
+  // The server's GOAWAY as an error: H2POOL_ERR_GOAWAY (or
+  // H2POOL_ERR_CONNECTION_LOST for NO_ERROR) with its code, last stream id
+  // and debug data. Only meaningful once goaway_received().
+  Error goaway_error() const;
   int32_t goaway_last_stream_id() const { return goaway_last_stream_id_; }
   const std::string &name() const { return name_; }
   // Expires when the connection is destroyed; lets deferred work (a name

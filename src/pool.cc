@@ -290,47 +290,75 @@ void Pool::dispatch_dirty() {
   }
 }
 
+Connection *Pool::busiest_with_room(Endpoint &ep, uint64_t except_id) {
+  Connection *best = nullptr;
+  for (auto &c : ep.connections)
+    if (c->id() != except_id && c->has_free_slot() &&
+        (!best || c->active_streams() > best->active_streams()))
+      best = c.get();
+  return best;
+}
+
+bool Pool::place(Endpoint &ep, Connection &conn, Request &req) {
+  bool reused = conn.ever_used();
+  if (conn.submit(req) != H2POOL_OK) {
+    conn.drain(); // it cannot take streams; stop offering it any
+    return false;
+  }
+  req.state = Request::State::in_flight;
+  req.refused_by = 0;
+  if (header_timeout_) {
+    if (req.header_timer_armed)
+      event_del(&req.header_timer);
+    event_assign(&req.header_timer, base_, -1, 0, header_timer_cb, &req);
+    event_add(&req.header_timer, header_timeout_);
+    req.header_timer_armed = true;
+  }
+  if (req.counted_waiting) {
+    waiting_.fetch_sub(1, std::memory_order_relaxed);
+    req.counted_waiting = false;
+  }
+  if (reused)
+    ++ep.counters.reused;
+  ep.counters.peak_streams =
+      std::max<uint64_t>(ep.counters.peak_streams, conn.peak_streams());
+  return true;
+}
+
 void Pool::dispatch(Endpoint &ep) {
   if (closing_)
     return;
   std::vector<Connection *> touched;
+  std::vector<Request *> deferred; // refused here; waiting for another
+  size_t live = 0;
+  for (auto &c : ep.connections)
+    live += c->is_healthy();
   while (!ep.pending.empty()) {
-    Connection *best = nullptr;
-    for (auto &c : ep.connections)
-      if (c->has_free_slot() &&
-          (!best || c->active_streams() > best->active_streams()))
-        best = c.get();
-    if (!best)
+    Connection *target = busiest_with_room(ep, 0);
+    if (!target)
       break;
-    if (std::find(touched.begin(), touched.end(), best) == touched.end())
-      touched.push_back(best);
-    while (!ep.pending.empty() && best->has_free_slot()) {
-      Request *req = ep.pending.pop_front();
-      bool reused = best->ever_used();
-      int rc = best->submit(*req);
-      if (rc != H2POOL_OK) {
-        ep.pending.push_front(req);
-        best->drain(); // it cannot take streams; stop offering it any
-        break;
+    Request *req = ep.pending.pop_front();
+    if (req->refused_by == target->id()) {
+      // The server refused this request on that connection: another one,
+      // if there is or may be one; the same one only as a last resort.
+      if (Connection *other = busiest_with_room(ep, target->id())) {
+        target = other;
+      } else if (live < config_.max_connections_per_endpoint ||
+                 std::any_of(ep.connections.begin(), ep.connections.end(),
+                             [&](const auto &c) { return c->is_pending(); })) {
+        deferred.push_back(req);
+        continue;
       }
-      req->state = Request::State::in_flight;
-      if (header_timeout_) {
-        if (req->header_timer_armed)
-          event_del(&req->header_timer);
-        event_assign(&req->header_timer, base_, -1, 0, header_timer_cb, req);
-        event_add(&req->header_timer, header_timeout_);
-        req->header_timer_armed = true;
-      }
-      if (req->counted_waiting) {
-        waiting_.fetch_sub(1, std::memory_order_relaxed);
-        req->counted_waiting = false;
-      }
-      if (reused)
-        ++ep.counters.reused;
     }
-    ep.counters.peak_streams =
-        std::max<uint64_t>(ep.counters.peak_streams, best->peak_streams());
+    if (!place(ep, *target, *req)) {
+      ep.pending.push_front(req);
+      break;
+    }
+    if (std::find(touched.begin(), touched.end(), target) == touched.end())
+      touched.push_back(target);
   }
+  for (auto it = deferred.rbegin(); it != deferred.rend(); ++it)
+    ep.pending.push_front(*it);
   for (Connection *c : touched)
     c->flush();
 
@@ -423,6 +451,7 @@ void Pool::on_stream_closed(Connection &conn, Request &req,
                  end.http2_code == NGHTTP2_REFUSED_STREAM && !req.got_headers;
   if ((above_goaway || refused) && !closing_) {
     if (req.attempts <= config_.max_retries && req.body_replayable()) {
+      req.refused_by = conn.id();
       H2POOL_LOG(log_, H2POOL_LOG_DEBUG,
                  "request %llu: stream %d %s; retrying (attempt %u)",
                  (unsigned long long)req.id, stream_id,
@@ -433,10 +462,10 @@ void Pool::on_stream_closed(Connection &conn, Request &req,
     }
     Error e;
     if (above_goaway) {
-      e = end.connection_error ? *end.connection_error
-                               : make_error(H2POOL_ERR_GOAWAY);
+      // nghttp2 closes the streams above last_stream_id as the GOAWAY
+      // arrives, before the connection ends: describe the GOAWAY itself.
+      e = conn.goaway_error();
       e.code = H2POOL_ERR_GOAWAY;
-      e.goaway_last_stream_id = conn.goaway_last_stream_id();
     } else {
       e = make_error(H2POOL_ERR_REFUSED_STREAM);
       e.http2_code = NGHTTP2_REFUSED_STREAM;

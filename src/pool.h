@@ -103,6 +103,12 @@ private:
   void mark_dirty(Endpoint &ep);
   void dispatch_dirty();
   void dispatch(Endpoint &ep);
+  // The busiest connection of `ep` with a free stream slot, other than the
+  // one with id `except_id`; null if none.
+  Connection *busiest_with_room(Endpoint &ep, uint64_t except_id);
+  // Opens a stream for `req` on `conn`; false (conn is then draining) if
+  // the connection could not take it.
+  bool place(Endpoint &ep, Connection &conn, Request &req);
   void open_connection(Endpoint &ep);
   void fail_pending(Endpoint &ep, const Error &err);
   void reap();

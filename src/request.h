@@ -65,6 +65,7 @@ struct Request {
   void *owner = nullptr;          // the pool handling it (opaque here)
   void *endpoint = nullptr;       // the pool's endpoint for it (opaque here)
   uint32_t attempts = 0;          // streams opened for this request so far
+  uint64_t refused_by = 0;        // connection that refused it; retry elsewhere
   size_t body_offset = 0;         // request body bytes handed to nghttp2
   bool body_eof = false;          // the body reader reported its end
   bool upload_deferred = false;   // the body reader said H2POOL_BODY_WAIT
