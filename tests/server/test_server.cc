@@ -26,6 +26,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <random>
 #include <string_view>
 #include <system_error>
 #include <thread>
@@ -146,6 +147,8 @@ template <typename T> bool parse_number(std::string_view s, T &out) {
   return ec == std::errc() && end == s.data() + s.size() && !s.empty();
 }
 
+enum class Fault { none, rst, refuse, drop_close, drop_reset, stall };
+
 struct Script {
   bool echo = false;
   int status = 200;
@@ -154,6 +157,25 @@ struct Script {
   uint64_t seed = 0;
   uint64_t delay_ms = 0;
   std::vector<std::pair<std::string, std::string>> extra_headers;
+  // Fault injection (see the header comment).
+  int64_t goaway_code = -1; // -1: no GOAWAY
+  int64_t goaway_last = -1;
+  std::string goaway_debug;
+  bool goaway_graceful = false;
+  uint64_t goaway_grace_ms = 100;
+  Fault fault = Fault::none;
+  uint32_t rst_code = 0;
+  double refuse = 0;
+  bool fault_before = false;
+  uint64_t fault_after = 0;
+  uint64_t fault_conn = 0;
+  uint64_t fault_times = 0;
+  uint64_t fault_delay_ms = 0;
+  bool has_cl = false;
+  uint64_t cl = 0;
+  uint64_t hdr_count = 0;
+  uint64_t hdr_size = 16;
+  int64_t settings_mcs = -1;
   // Set when the query could not be understood; the response is then a 400
   // naming the parameter, so a typo in a test fails loudly.
   std::string error;
@@ -196,6 +218,54 @@ Script parse_script(std::string_view path) {
       ok = parse_number(value, script.seed);
     } else if (key == "delay_ms") {
       ok = parse_number(value, script.delay_ms);
+    } else if (key == "goaway") {
+      uint32_t code = 0;
+      ok = parse_number(value, code);
+      script.goaway_code = code;
+    } else if (key == "goaway_last") {
+      ok = parse_number(value, script.goaway_last) &&
+           script.goaway_last >= -1 && script.goaway_last <= 0x7fffffff;
+    } else if (key == "goaway_debug") {
+      script.goaway_debug = value;
+    } else if (key == "goaway_graceful") {
+      script.goaway_graceful = value == "1";
+    } else if (key == "goaway_grace_ms") {
+      ok = parse_number(value, script.goaway_grace_ms);
+    } else if (key == "rst") {
+      ok = parse_number(value, script.rst_code);
+      script.fault = Fault::rst;
+    } else if (key == "refuse") {
+      char *end = nullptr;
+      script.refuse = std::strtod(value.c_str(), &end);
+      ok = !value.empty() && end == value.c_str() + value.size() &&
+           script.refuse >= 0 && script.refuse <= 1;
+    } else if (key == "drop") {
+      ok = value == "close" || value == "reset";
+      script.fault = value == "close" ? Fault::drop_close : Fault::drop_reset;
+    } else if (key == "stall") {
+      ok = value == "1";
+      script.fault = Fault::stall;
+    } else if (key == "fault_at") {
+      script.fault_before = value == "before";
+      ok = script.fault_before || parse_number(value, script.fault_after);
+    } else if (key == "fault_conn") {
+      ok = parse_number(value, script.fault_conn);
+    } else if (key == "fault_delay_ms") {
+      ok = parse_number(value, script.fault_delay_ms);
+    } else if (key == "fault_times") {
+      ok = parse_number(value, script.fault_times);
+    } else if (key == "cl") {
+      ok = parse_number(value, script.cl);
+      script.has_cl = ok;
+    } else if (key == "hdr_count") {
+      ok = parse_number(value, script.hdr_count) && script.hdr_count <= 100000;
+    } else if (key == "hdr_size") {
+      ok = parse_number(value, script.hdr_size) &&
+           script.hdr_size <= (1u << 20);
+    } else if (key == "settings_mcs") {
+      uint32_t n = 0;
+      ok = parse_number(value, n);
+      script.settings_mcs = n;
     } else if (key == "header") {
       auto colon = value.find(':');
       ok = colon != std::string::npos && colon > 0;
@@ -230,8 +300,13 @@ struct ServerStream {
   ServerStream(ServerConnection *conn, int32_t stream_id)
       : conn_(conn), stream_id_(stream_id) {}
 
-  // Fills `buf` with the next response bytes for the data provider.
-  size_t read_body(uint8_t *buf, size_t length, uint32_t *data_flags);
+  // Fills `buf` with the next response bytes for the data provider, or
+  // returns NGHTTP2_ERR_DEFERRED where a scripted fault strikes.
+  ssize_t read_body(uint8_t *buf, size_t length, uint32_t *data_flags);
+  // The fault strikes after the headers and fault_limit_ body bytes.
+  uint64_t fault_limit() const {
+    return std::min(script_.fault_after, body_size_);
+  }
 
   ServerConnection *conn_;
   int32_t stream_id_;
@@ -249,6 +324,13 @@ struct ServerStream {
   std::string body_buffer_;
   uint64_t body_size_ = 0;
   uint64_t body_offset_ = 0;
+  // A fault scripted after the headers; struck once its point is reached
+  // (a stall stays pending forever).
+  bool fault_pending_ = false;
+  bool fault_struck_ = false;
+  // fault_delay_ms: the fault waits on this timer once its point is reached.
+  bool fault_delayed_ = false;
+  EventPtr fault_timer_;
 };
 
 class ServerConnection {
@@ -278,6 +360,20 @@ public:
   int handle_request(ServerStream *stream);
   void respond(ServerStream *stream);
   void on_delay_expired(ServerStream *stream);
+  // Decides which faults apply to this request (fault_conn, fault_times,
+  // refuse=P, chaos) and rewrites its script accordingly.
+  void choose_faults(ServerStream *stream);
+  // Sends GOAWAY now, or its first step when graceful. `last` -1: the
+  // stream `current` (abrupt) or the last processed stream (graceful).
+  void start_goaway(uint32_t code, int64_t last, const std::string &debug,
+                    bool graceful, uint64_t grace_ms, int32_t current);
+  void on_goaway_grace_expired();
+  // A scripted fault strikes `stream` now (after its headers/body bytes).
+  void strike(ServerStream *stream);
+  // Runs after the frame went out; see on_frame_send.
+  void on_frame_sent(const nghttp2_frame *frame);
+  void on_begin_frame(const nghttp2_frame_hd *hd);
+  void on_control_frame(const nghttp2_frame *frame);
 
   Server *server_;
   uint64_t id_;
@@ -287,6 +383,28 @@ public:
   uint32_t open_streams_ = 0;
   // Set after a fatal protocol error: stop reading, flush the GOAWAY, close.
   bool closing_ = false;
+
+  ConnectionScript script_;
+  // send_settings=false: no session; everything read is discarded.
+  bool silent_ = false;
+  uint64_t requests_seen_ = 0;
+  // GOAWAY scripting: the last_stream_id once the final GOAWAY is
+  // submitted; streams above it are never answered.
+  bool goaway_started_ = false;
+  int64_t goaway_last_ = INT64_MAX;
+  uint32_t goaway_code_ = 0;
+  int64_t goaway_final_last_ = -1;
+  std::string goaway_debug_;
+  EventPtr goaway_timer_;
+  // drop=: flush what is queued, then close (FIN) or abort (RST).
+  Fault drop_ = Fault::none;
+  // settings_mcs=: SETTINGS frames sent / ACKs received, and which one
+  // lowered MAX_CONCURRENT_STREAMS.
+  uint64_t settings_sent_ = 0;
+  uint64_t settings_acked_ = 0;
+  uint64_t lowered_seq_ = 0;
+  bool lowered_acked_ = false;
+  int32_t last_client_stream_ = 0;
 };
 
 class Server {
@@ -337,6 +455,28 @@ public:
   }
   uint64_t count_request();
   void record(RecordedRequest request);
+  void record_reset(ClientReset reset) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      // Bounded like the request records; the count is always exact.
+      if (resets_.size() < options_.record_limit) {
+        resets_.push_back(reset);
+      }
+      ++stats_.client_resets;
+    }
+    cv_.notify_all();
+  }
+  std::vector<ClientReset> client_resets() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return resets_;
+  }
+  // Loop thread only: a uniform draw in [0, 1) from the seeded RNG.
+  double draw() { return std::uniform_real_distribution<double>(0, 1)(rng_); }
+  uint64_t draw_below(uint64_t n) {
+    return n ? std::uniform_int_distribution<uint64_t>(0, n - 1)(rng_) : 0;
+  }
+  // Loop thread only: how many requests with this path have arrived.
+  uint64_t count_path(const std::string &path) { return ++path_counts_[path]; }
 
 private:
   void free_loop_objects();
@@ -359,6 +499,9 @@ private:
   mutable std::condition_variable cv_;
   ServerStats stats_;
   std::deque<RecordedRequest> records_;
+  std::vector<ClientReset> resets_;
+  std::mt19937_64 rng_{options_.seed};
+  std::unordered_map<std::string, uint64_t> path_counts_;
 };
 
 // ---------------------------------------------------------------------------
@@ -443,6 +586,7 @@ int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
                   void *user_data) {
   auto conn = static_cast<ServerConnection *>(user_data);
   if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) {
+    conn->on_control_frame(frame);
     return 0;
   }
   auto stream = static_cast<ServerStream *>(
@@ -480,7 +624,33 @@ int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
       (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
     conn->server_->update_stats([](ServerStats &s) { ++s.responses; });
   }
+  conn->on_frame_sent(frame);
   return 0;
+}
+
+int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd,
+                   void *user_data) {
+  (void)session;
+  static_cast<ServerConnection *>(user_data)->on_begin_frame(hd);
+  return 0;
+}
+
+void on_fault_timer(evutil_socket_t fd, short events, void *ptr) {
+  (void)fd;
+  (void)events;
+  auto stream = static_cast<ServerStream *>(ptr);
+  ServerConnection *conn = stream->conn_;
+  conn->strike(stream);
+  // send() may free the stream (and this timer) or the connection.
+  if (conn->send() != 0) {
+    conn->server_->close_connection(conn);
+  }
+}
+
+void on_goaway_timer(evutil_socket_t fd, short events, void *ptr) {
+  (void)fd;
+  (void)events;
+  static_cast<ServerConnection *>(ptr)->on_goaway_grace_expired();
 }
 
 int on_stream_close(nghttp2_session *session, int32_t stream_id,
@@ -499,7 +669,7 @@ ssize_t read_response_body(nghttp2_session *session, int32_t stream_id,
   (void)session;
   (void)stream_id;
   (void)user_data;
-  return static_cast<ssize_t>(stream->read_body(buf, length, data_flags));
+  return stream->read_body(buf, length, data_flags);
 }
 
 CallbacksPtr make_callbacks() {
@@ -516,6 +686,7 @@ CallbacksPtr make_callbacks() {
   nghttp2_session_callbacks_set_on_frame_recv_callback(raw, on_frame_recv);
   nghttp2_session_callbacks_set_on_frame_send_callback(raw, on_frame_send);
   nghttp2_session_callbacks_set_on_stream_close_callback(raw, on_stream_close);
+  nghttp2_session_callbacks_set_on_begin_frame_callback(raw, on_begin_frame);
   return cbs;
 }
 
@@ -580,9 +751,15 @@ void on_wake_event(evutil_socket_t fd, short events, void *ptr) {
 // ---------------------------------------------------------------------------
 // ServerStream
 
-size_t ServerStream::read_body(uint8_t *buf, size_t length,
-                               uint32_t *data_flags) {
-  uint64_t left = body_size_ - body_offset_;
+ssize_t ServerStream::read_body(uint8_t *buf, size_t length,
+                                uint32_t *data_flags) {
+  uint64_t end = fault_pending_ ? fault_limit() : body_size_;
+  if (fault_pending_ && body_offset_ >= end) {
+    // The fault strikes once the bytes before it are out (on_frame_sent);
+    // until then, and for a stall forever, nothing more is sent.
+    return NGHTTP2_ERR_DEFERRED;
+  }
+  uint64_t left = end - body_offset_;
   size_t n = static_cast<size_t>(std::min<uint64_t>(left, length));
   if (generated_) {
     fill_test_body(script_.seed, body_offset_, n, buf);
@@ -590,21 +767,41 @@ size_t ServerStream::read_body(uint8_t *buf, size_t length,
     std::memcpy(buf, body_buffer_.data() + body_offset_, n);
   }
   body_offset_ += n;
-  if (body_offset_ == body_size_) {
+  if (body_offset_ == body_size_ && !fault_pending_) {
     *data_flags |= NGHTTP2_DATA_FLAG_EOF;
   }
-  return n;
+  return static_cast<ssize_t>(n);
 }
 
 // ---------------------------------------------------------------------------
 // ServerConnection
 
 int ServerConnection::start() {
+  const ServerOptions &options = server_->options();
+  script_ = options.connection_script ? options.connection_script(id_)
+                                      : options.connection;
+  if (!script_.send_settings) {
+    silent_ = true;
+    return 0;
+  }
+  nghttp2_option *opt = nullptr;
+  if (nghttp2_option_new(&opt) != 0) {
+    return -1;
+  }
+  if (script_.ignore_ping) {
+    nghttp2_option_set_no_auto_ping_ack(opt, 1);
+  }
+  // hdr_count/hdr_size must be able to exceed a client's limits; nghttp2
+  // refuses to send header blocks over 64 KiB by default.
+  nghttp2_option_set_max_send_header_block_length(opt, 64u << 20);
   nghttp2_session *raw = nullptr;
-  if (nghttp2_session_server_new(&raw, server_->callbacks(), this) != 0) {
+  int rv = nghttp2_session_server_new2(&raw, server_->callbacks(), this, opt);
+  nghttp2_option_del(opt);
+  if (rv != 0) {
     return -1;
   }
   session_.reset(raw);
+  settings_sent_ = 1;
   nghttp2_settings_entry iv[1];
   size_t niv = 0;
   if (server_->options().max_concurrent_streams != 0) {
@@ -619,10 +816,14 @@ int ServerConnection::start() {
 }
 
 int ServerConnection::on_read() {
+  evbuffer *input = bufferevent_get_input(bev_.get());
+  if (silent_) {
+    evbuffer_drain(input, evbuffer_get_length(input));
+    return 0;
+  }
   if (closing_) {
     return 0;
   }
-  evbuffer *input = bufferevent_get_input(bev_.get());
   size_t total = evbuffer_get_length(input);
   // Feed every chunk without copying, then answer once: the responses to a
   // burst of requests go out together.
@@ -653,6 +854,9 @@ int ServerConnection::on_read() {
 }
 
 int ServerConnection::on_write() {
+  if (silent_) {
+    return 0;
+  }
   if (closing_) {
     return evbuffer_get_length(bufferevent_get_output(bev_.get())) == 0 ? -1
                                                                         : 0;
@@ -677,6 +881,20 @@ int ServerConnection::send() {
     if (bufferevent_write(bev_.get(), data, static_cast<size_t>(n)) != 0) {
       return -1;
     }
+  }
+  if (drop_ != Fault::none) {
+    // Push what is queued (the partial response) into the kernel, then
+    // close; SO_LINGER 0 makes the close an abort (TCP RST).
+    evutil_socket_t fd = bufferevent_getfd(bev_.get());
+    while (evbuffer_get_length(output) > 0 && evbuffer_write(output, fd) > 0) {
+    }
+    if (drop_ == Fault::drop_reset) {
+      linger lg{1, 0};
+      setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    } else {
+      shutdown(fd, SHUT_WR);
+    }
+    return -1;
   }
   // After a GOAWAY exchange nghttp2 wants nothing more; close once the last
   // bytes have reached the kernel (the write callback calls us again).
@@ -713,6 +931,7 @@ int ServerConnection::handle_request(ServerStream *stream) {
   stream->handled_ = true;
   stream->request_number_ = server_->count_request();
   stream->script_ = parse_script(stream->request_.path);
+  ++requests_seen_;
 
   RecordedRequest record;
   record.connection_id = id_;
@@ -726,6 +945,38 @@ int ServerConnection::handle_request(ServerStream *stream) {
     record.body = stream->request_.body;
   }
   server_->record(std::move(record));
+
+  if (stream->stream_id_ > goaway_last_) {
+    // Above a GOAWAY's last_stream_id: never processed (nghttp2 closes it
+    // when the GOAWAY goes out).
+    return 0;
+  }
+  choose_faults(stream);
+  if (script_.goaway_after_requests != 0 &&
+      requests_seen_ == script_.goaway_after_requests) {
+    start_goaway(script_.goaway_code, script_.goaway_last_stream_id,
+                 script_.goaway_debug, script_.goaway_graceful,
+                 script_.goaway_grace_ms, stream->stream_id_);
+  }
+  const Script &sc = stream->script_;
+  if (sc.goaway_code >= 0) {
+    start_goaway(static_cast<uint32_t>(sc.goaway_code), sc.goaway_last,
+                 sc.goaway_debug, sc.goaway_graceful, sc.goaway_grace_ms,
+                 stream->stream_id_);
+  }
+  if (sc.settings_mcs >= 0 && sc.error.empty()) {
+    nghttp2_settings_entry iv{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+                              static_cast<uint32_t>(sc.settings_mcs)};
+    if (nghttp2_submit_settings(session_.get(), NGHTTP2_FLAG_NONE, &iv, 1) ==
+        0) {
+      lowered_seq_ = ++settings_sent_;
+      lowered_acked_ = false;
+      server_->update_stats([](ServerStats &s) { ++s.settings_lowered; });
+    }
+  }
+  if (stream->stream_id_ > goaway_last_) {
+    return 0;
+  }
 
   if (stream->script_.delay_ms > 0 && stream->script_.error.empty()) {
     EventPtr timer(evtimer_new(server_->base(), on_delay_timer, stream));
@@ -760,6 +1011,14 @@ void ServerConnection::on_delay_expired(ServerStream *stream) {
 
 void ServerConnection::respond(ServerStream *stream) {
   const Script &script = stream->script_;
+  if (stream->stream_id_ > goaway_last_) {
+    return;
+  }
+  if (script.fault == Fault::refuse ||
+      (script.fault != Fault::none && script.fault_before)) {
+    strike(stream);
+    return;
+  }
   int status = script.error.empty() ? script.status : 400;
   if (!script.error.empty()) {
     stream->body_buffer_ = script.error;
@@ -779,9 +1038,16 @@ void ServerConnection::respond(ServerStream *stream) {
   bool no_content = status == 204 || status == 304;
   bool send_body =
       !no_content && stream->request_.method != "HEAD" && stream->body_size_;
+  if (script.fault != Fault::none) {
+    // Strikes after the headers and fault_after body bytes; the provider
+    // holds the rest back (and END_STREAM) until then.
+    stream->fault_pending_ = true;
+    send_body = true;
+  }
 
   std::string status_str = std::to_string(status);
-  std::string length_str = std::to_string(stream->body_size_);
+  std::string length_str =
+      std::to_string(script.has_cl ? script.cl : stream->body_size_);
   std::string count_str = std::to_string(stream->request_number_);
   std::string body_length_str = std::to_string(stream->body_length_);
   std::vector<nghttp2_nv> nva;
@@ -799,9 +1065,18 @@ void ServerConnection::respond(ServerStream *stream) {
   if (stream->had_body_) {
     add("x-request-body-length", body_length_str);
   }
+  // Stable storage for the big headers: reserved up front, never moved.
+  std::vector<std::string> big_names;
+  std::string big_value;
   if (script.error.empty()) {
     for (const auto &[name, value] : script.extra_headers) {
       add(name, value);
+    }
+    big_names.reserve(script.hdr_count);
+    big_value.assign(script.hdr_size, 'a');
+    for (uint64_t i = 0; i < script.hdr_count; ++i) {
+      big_names.push_back("x-big-" + std::to_string(i));
+      add(big_names.back(), big_value);
     }
   }
   nghttp2_data_provider provider;
@@ -814,6 +1089,196 @@ void ServerConnection::respond(ServerStream *stream) {
   if (rv != 0) {
     nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE,
                               stream->stream_id_, NGHTTP2_INTERNAL_ERROR);
+  }
+}
+
+void ServerConnection::choose_faults(ServerStream *stream) {
+  Script &sc = stream->script_;
+  if (!sc.error.empty()) {
+    return;
+  }
+  bool on = !(sc.fault_conn != 0 && sc.fault_conn != id_);
+  if (on && sc.fault_times != 0) {
+    on = server_->count_path(stream->request_.path) <= sc.fault_times;
+  }
+  if (!on) {
+    sc.goaway_code = -1;
+    sc.fault = Fault::none;
+    sc.refuse = 0;
+    return;
+  }
+  if (sc.refuse > 0 && sc.fault == Fault::none &&
+      (sc.refuse >= 1 || server_->draw() < sc.refuse)) {
+    sc.fault = Fault::refuse;
+    sc.fault_before = true;
+    return;
+  }
+  const ChaosOptions &chaos = server_->options().chaos;
+  if (sc.fault != Fault::none || sc.goaway_code >= 0 ||
+      chaos.goaway + chaos.refuse + chaos.drop <= 0) {
+    return;
+  }
+  double r = server_->draw();
+  if (r < chaos.goaway) {
+    // Abrupt: this stream (and anything after it) was never processed.
+    // Graceful: everything the client sent before the final step counts.
+    bool graceful = server_->draw_below(2) == 0;
+    start_goaway(NGHTTP2_NO_ERROR,
+                 graceful ? -1 : std::max(0, stream->stream_id_ - 2),
+                 "chaos", graceful, 20, stream->stream_id_);
+  } else if (r < chaos.goaway + chaos.refuse) {
+    sc.fault = Fault::refuse;
+    sc.fault_before = true;
+  } else if (r < chaos.goaway + chaos.refuse + chaos.drop) {
+    sc.fault = Fault::drop_reset;
+    sc.fault_before = server_->draw_below(2) == 0;
+    sc.fault_after = server_->draw_below(sc.has_size ? sc.size + 1 : 1);
+  }
+}
+
+void ServerConnection::start_goaway(uint32_t code, int64_t last,
+                                    const std::string &debug, bool graceful,
+                                    uint64_t grace_ms, int32_t current) {
+  if (goaway_started_ || !session_) {
+    return;
+  }
+  goaway_started_ = true;
+  goaway_code_ = code;
+  goaway_debug_ = debug;
+  if (!graceful) {
+    goaway_last_ = last >= 0 ? last : current;
+    nghttp2_submit_goaway(
+        session_.get(), NGHTTP2_FLAG_NONE, static_cast<int32_t>(goaway_last_),
+        code, reinterpret_cast<const uint8_t *>(debug.data()), debug.size());
+    return;
+  }
+  goaway_final_last_ = last;
+  nghttp2_submit_shutdown_notice(session_.get());
+  goaway_timer_.reset(evtimer_new(server_->base(), on_goaway_timer, this));
+  if (goaway_timer_) {
+    timeval tv;
+    tv.tv_sec = static_cast<time_t>(grace_ms / 1000);
+    tv.tv_usec = static_cast<suseconds_t>(grace_ms % 1000) * 1000;
+    evtimer_add(goaway_timer_.get(), &tv);
+  }
+}
+
+void ServerConnection::on_goaway_grace_expired() {
+  goaway_last_ = goaway_final_last_ >= 0
+                     ? goaway_final_last_
+                     : nghttp2_session_get_last_proc_stream_id(session_.get());
+  nghttp2_submit_goaway(session_.get(), NGHTTP2_FLAG_NONE,
+                        static_cast<int32_t>(goaway_last_), goaway_code_,
+                        reinterpret_cast<const uint8_t *>(goaway_debug_.data()),
+                        goaway_debug_.size());
+  if (send() != 0) {
+    server_->close_connection(this);
+  }
+}
+
+void ServerConnection::strike(ServerStream *stream) {
+  const Script &sc = stream->script_;
+  if (sc.fault_delay_ms > 0 && !stream->fault_delayed_) {
+    // Hold everything back for the pause, then strike.
+    stream->fault_delayed_ = true;
+    stream->fault_struck_ = true;
+    stream->fault_pending_ = true;
+    stream->fault_timer_.reset(
+        evtimer_new(server_->base(), on_fault_timer, stream));
+    if (stream->fault_timer_) {
+      timeval tv;
+      tv.tv_sec = static_cast<time_t>(sc.fault_delay_ms / 1000);
+      tv.tv_usec = static_cast<suseconds_t>(sc.fault_delay_ms % 1000) * 1000;
+      evtimer_add(stream->fault_timer_.get(), &tv);
+    }
+    return;
+  }
+  stream->fault_struck_ = true;
+  stream->fault_pending_ = sc.fault == Fault::stall;
+  switch (sc.fault) {
+  case Fault::none:
+    return;
+  case Fault::refuse:
+    nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE,
+                              stream->stream_id_, NGHTTP2_REFUSED_STREAM);
+    server_->update_stats([](ServerStats &s) { ++s.streams_refused; });
+    return;
+  case Fault::rst:
+    nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE,
+                              stream->stream_id_, sc.rst_code);
+    server_->update_stats([](ServerStats &s) { ++s.streams_reset; });
+    return;
+  case Fault::drop_close:
+  case Fault::drop_reset:
+    drop_ = sc.fault;
+    server_->update_stats([](ServerStats &s) { ++s.connections_dropped; });
+    return;
+  case Fault::stall:
+    server_->update_stats([](ServerStats &s) { ++s.streams_stalled; });
+    return;
+  }
+}
+
+void ServerConnection::on_frame_sent(const nghttp2_frame *frame) {
+  if (frame->hd.type == NGHTTP2_GOAWAY) {
+    server_->update_stats([](ServerStats &s) { ++s.goaways_sent; });
+    return;
+  }
+  if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) {
+    return;
+  }
+  auto stream = static_cast<ServerStream *>(
+      nghttp2_session_get_stream_user_data(session_.get(), frame->hd.stream_id));
+  if (stream && stream->fault_pending_ && !stream->fault_struck_ &&
+      stream->body_offset_ >= stream->fault_limit()) {
+    strike(stream);
+  }
+}
+
+void ServerConnection::on_begin_frame(const nghttp2_frame_hd *hd) {
+  if (hd->type != NGHTTP2_HEADERS || hd->stream_id <= last_client_stream_) {
+    return;
+  }
+  // A new stream, counted before nghttp2 checks it against our limit, so a
+  // client that overshoots a lowered limit shows here.
+  last_client_stream_ = hd->stream_id;
+  if (lowered_acked_) {
+    uint32_t open = open_streams_ + 1;
+    server_->update_stats([open](ServerStats &s) {
+      s.peak_streams_after_settings_ack =
+          std::max(s.peak_streams_after_settings_ack, open);
+    });
+  }
+}
+
+void ServerConnection::on_control_frame(const nghttp2_frame *frame) {
+  switch (frame->hd.type) {
+  case NGHTTP2_RST_STREAM: {
+    ClientReset r;
+    r.connection_id = id_;
+    r.stream_id = frame->hd.stream_id;
+    r.error_code = frame->rst_stream.error_code;
+    server_->record_reset(r);
+    break;
+  }
+  case NGHTTP2_PING:
+    if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+      server_->update_stats([](ServerStats &s) { ++s.pings_received; });
+    }
+    break;
+  case NGHTTP2_SETTINGS:
+    if (frame->hd.flags & NGHTTP2_FLAG_ACK) {
+      ++settings_acked_;
+      if (lowered_seq_ != 0 && !lowered_acked_ &&
+          settings_acked_ >= lowered_seq_) {
+        lowered_acked_ = true;
+        server_->update_stats(
+            [](ServerStats &s) { ++s.settings_lowered_acked; });
+      }
+    }
+    break;
+  default:
+    break;
   }
 }
 
@@ -1093,6 +1558,10 @@ ServerStats TestServer::stats() const { return impl_->server.stats(); }
 
 std::vector<RecordedRequest> TestServer::requests() const {
   return impl_->server.requests();
+}
+
+std::vector<ClientReset> TestServer::client_resets() const {
+  return impl_->server.client_resets();
 }
 
 bool TestServer::wait_for_stats(

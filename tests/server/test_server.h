@@ -14,12 +14,60 @@
 //     delay_ms=N      wait N ms (on a timer, not blocking) before responding
 //     header=NAME:VAL an extra response header (repeatable)
 //
+// Fault injection, per request (query parameters, combinable with the above):
+//     goaway=CODE       send GOAWAY with HTTP/2 error CODE when this request
+//                       arrives (before answering it)
+//     goaway_last=N     its last_stream_id; default -1 = this request's own
+//                       stream id. Requests above it are not answered (the
+//                       server never processed them; nghttp2 closes them).
+//     goaway_debug=TEXT its opaque debug data
+//     goaway_graceful=1 two-step: GOAWAY(2^31-1, NO_ERROR) at once, then
+//                       after goaway_grace_ms (default 100) the real GOAWAY
+//                       (CODE, last_stream_id = goaway_last, or when that is
+//                       -1 the last stream the server processed)
+//     rst=CODE          reset the stream with RST_STREAM(CODE) at fault_at
+//     refuse=P          RST_STREAM(REFUSED_STREAM) before any response, with
+//                       probability P (0..1; 1 = always; seeded RNG, see
+//                       ServerOptions::seed)
+//     drop=close|reset  at fault_at, close the TCP connection (FIN), or abort
+//                       it (SO_LINGER 0, so the peer gets a TCP RST)
+//     stall=1           at fault_at stop sending and never finish; with
+//                       fault_at=before the request is never answered
+//     fault_at=before|N where rst/drop/stall strike: "before" = before any
+//                       response headers; N (default 0) = after the response
+//                       headers and N body bytes (N = size: after the whole
+//                       body, but without END_STREAM)
+//     fault_conn=K      faults (goaway, rst, refuse, drop, stall) strike only
+//                       on connection K (1-based, accept order); elsewhere
+//                       the request is answered normally
+//     fault_times=K     faults strike only for the first K requests with this
+//                       exact path (so a retry of the same URL succeeds)
+//     fault_delay_ms=N  once at fault_at, pause N ms (sending nothing more on
+//                       the stream) before the fault strikes, so the client
+//                       has read what came before it (a TCP RST can make the
+//                       peer's kernel discard data it has not read yet)
+//     cl=N              announce content-length N whatever the body size
+//     hdr_count=N       add N response headers "x-big-<i>" ...
+//     hdr_size=M        ... each with a value of M bytes (default 16)
+//     settings_mcs=N    send SETTINGS with MAX_CONCURRENT_STREAMS=N on this
+//                       connection (lowering it mid-flight); once the client
+//                       ACKs it, ServerStats::peak_streams_after_settings_ack
+//                       tracks the streams open at once on that connection
+//
+// Per connection (ServerOptions, or ServerOptions::connection_script for a
+// script chosen per connection id): never send SETTINGS (a silent peer: the
+// server only reads and discards), ignore PINGs
+// (nghttp2_option_set_no_auto_ping_ack), GOAWAY after N requests on the
+// connection, and chaos (random GOAWAY, refused streams and dropped
+// connections, seeded).
+//
 // Every response carries "x-request-count: N" (N = requests this server has
 // seen, 1-based) and, when the request had a body, "x-request-body-length".
 //
 // It records what it saw: connections, peak concurrent streams on any one
-// connection, and every request's method, path, headers and body (up to
-// ServerOptions::record_limit requests).
+// connection, every request's method, path, headers and body (up to
+// ServerOptions::record_limit requests), the RST_STREAMs clients sent
+// (client_resets()), PINGs received, and the faults it injected.
 #pragma once
 
 #include <chrono>
@@ -47,6 +95,39 @@ std::string test_body(uint64_t seed, size_t n);
 // x + 0x9e3779b97f4a7c15; other languages can reproduce it from this.
 void fill_test_body(uint64_t seed, uint64_t offset, size_t n, uint8_t *out);
 
+// What a connection does besides answering requests. The defaults are a
+// well-behaved server.
+struct ConnectionScript {
+  // false: never send SETTINGS (nor anything else); the client's bytes are
+  // read and discarded.
+  bool send_settings = true;
+  // Do not answer PINGs (nghttp2_option_set_no_auto_ping_ack).
+  bool ignore_ping = false;
+  // After this many requests have arrived on the connection (0: never), send
+  // GOAWAY(goaway_code, goaway_last_stream_id; -1 = the stream of the Nth
+  // request) with goaway_debug, two-step when goaway_graceful (the final
+  // GOAWAY goaway_grace_ms after the first).
+  uint32_t goaway_after_requests = 0;
+  uint32_t goaway_code = 0;
+  int32_t goaway_last_stream_id = -1;
+  std::string goaway_debug;
+  bool goaway_graceful = false;
+  uint32_t goaway_grace_ms = 100;
+};
+
+// Random faults for chaos tests, drawn per request from an RNG seeded with
+// ServerOptions::seed (reproducible up to thread timing). Probabilities are
+// per request, 0..1, and exclusive (at most one fault per request).
+struct ChaosOptions {
+  // GOAWAY(NO_ERROR) whose last_stream_id leaves this request (and any
+  // later stream) unprocessed; half of them two-step.
+  double goaway = 0;
+  // RST_STREAM(REFUSED_STREAM) before any response.
+  double refuse = 0;
+  // Abort the connection (TCP RST) before the headers or mid-body.
+  double drop = 0;
+};
+
 struct ServerOptions {
   // Address to listen on; loopback only. "127.0.0.1" or "::1".
   std::string host = "127.0.0.1";
@@ -59,6 +140,22 @@ struct ServerOptions {
   size_t record_limit = 100000;
   // Whether to keep request bodies in the record (echo works regardless).
   bool record_bodies = true;
+  // The script of every connection, unless connection_script is set; then
+  // it is called (on the server's loop thread, must not block) with each
+  // new connection's 1-based id.
+  ConnectionScript connection;
+  std::function<ConnectionScript(uint64_t connection_id)> connection_script;
+  // Random faults (off by default) and the seed of the server's RNG (which
+  // also draws refuse=P).
+  ChaosOptions chaos;
+  uint64_t seed = 1;
+};
+
+// An RST_STREAM the server received from a client.
+struct ClientReset {
+  uint64_t connection_id = 0;
+  int32_t stream_id = 0;
+  uint32_t error_code = 0;
 };
 
 struct RecordedRequest {
@@ -79,6 +176,17 @@ struct ServerStats {
   uint32_t peak_concurrent_streams = 0;  // max over all connections
   uint64_t requests = 0;                 // requests that reached a handler
   uint64_t responses = 0;                // responses fully sent
+  // Fault injection and other observations.
+  uint64_t goaways_sent = 0;        // GOAWAY frames (each step counts)
+  uint64_t streams_refused = 0;     // RST_STREAM(REFUSED_STREAM) injected
+  uint64_t streams_reset = 0;       // other RST_STREAMs injected (rst=)
+  uint64_t connections_dropped = 0; // drop= and chaos drops
+  uint64_t streams_stalled = 0;     // stall= reached its point
+  uint64_t client_resets = 0;       // RST_STREAMs received from clients
+  uint64_t pings_received = 0;      // PINGs (not ACKs) from clients
+  uint64_t settings_lowered = 0;    // settings_mcs= SETTINGS sent
+  uint64_t settings_lowered_acked = 0;  // ... and ACKed by the client
+  uint32_t peak_streams_after_settings_ack = 0;
 };
 
 class TestServer {
@@ -101,6 +209,9 @@ class TestServer {
   // Thread-safe snapshots.
   ServerStats stats() const;
   std::vector<RecordedRequest> requests() const;
+  // The RST_STREAMs received from clients, in arrival order (the first
+  // ServerOptions::record_limit of them).
+  std::vector<ClientReset> client_resets() const;
 
   // Blocks until `pred(stats())` holds or `timeout` passes; returns whether it
   // held. Lets a test wait for the server-side effect of what it did (a
