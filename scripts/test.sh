@@ -1,23 +1,31 @@
 #!/usr/bin/env bash
 # Quick start: install what is missing, build, and run the whole test suite:
-# once as a normal optimised build, once under AddressSanitizer and
-# UndefinedBehaviorSanitizer.
+# as a normal optimised build, under AddressSanitizer and
+# UndefinedBehaviorSanitizer, and under ThreadSanitizer.
 set -euo pipefail
 src="$(cd "$(dirname "$0")/.." && pwd)"
 "$src/scripts/install-deps.sh"
 
+# run_suite NAME BUILD_DIR "CTEST ARGS" [CMAKE ARGS...]
 run_suite() {
-  local name="$1" dir="$2"
-  shift 2
+  local name="$1" dir="$2" ctest_args="$3"
+  shift 3
   echo "=== $name: building in $dir"
   "$src/scripts/build.sh" "$dir" "$@"
   echo "=== $name: testing"
-  ctest --test-dir "$dir" --output-on-failure -j"$(nproc)" --timeout 600
+  # shellcheck disable=SC2086
+  ctest --test-dir "$dir" --output-on-failure -j"$(nproc)" --timeout 600 \
+    $ctest_args
 }
 
-run_suite "release" "$src/build"
+run_suite "release" "$src/build" ""
 ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" \
 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
-  run_suite "asan+ubsan" "$src/build-asan" \
+  run_suite "asan+ubsan" "$src/build-asan" "-LE soak|bindings" \
   -DCMAKE_BUILD_TYPE=Debug -DH2POOL_SANITIZE=address,undefined
+# ThreadSanitizer for everything that runs threads against each other:
+# submission, cancel and destroy racing completions.
+TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1" \
+  run_suite "tsan" "$src/build-tsan" "-LE soak|bindings|install|abi" \
+  -DH2POOL_SANITIZE=thread
 echo "=== all suites passed"
