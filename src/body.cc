@@ -94,8 +94,11 @@ int begin_body(Request &req, const BodyLimits &limits) {
     if (cl >= 0) {
       uint64_t n =
           strtoull(req.response.headers.value(size_t(cl)).data(), nullptr, 10);
+      // Trust the server's figure only so far: a hostile one could
+      // announce the maximum on every stream.
+      constexpr uint64_t kMaxReserve = 16u << 20;
       if (n > 0 && n <= limits.max_body_bytes)
-        req.response.body.reserve(size_t(n));
+        req.response.body.reserve(size_t(std::min(n, kMaxReserve)));
     }
   }
   if (req.on_headers && req.on_headers(&req.response, req.user_data) != 0)

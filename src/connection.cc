@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <new>
 #include <cerrno>
 #include <cstring>
 
@@ -25,41 +26,61 @@ constexpr uint32_t kMaxStreamsWithoutServerLimit = 1000;
 
 // --- nghttp2 trampolines ---------------------------------------------------
 
+// Nothing may unwind through nghttp2's C frames. An exception (memory
+// exhausted while buffering, or one thrown by a caller's streaming callback)
+// becomes a callback failure, which ends the session; the connection then
+// reports why.
+template <typename Fn>
+auto no_throw(Connection *conn, Fn &&fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const std::bad_alloc &) {
+    conn->note_callback_failure(H2POOL_ERR_NOMEM);
+  } catch (...) {
+    conn->note_callback_failure(H2POOL_ERR_INTERNAL);
+  }
+  return NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
 int on_begin_headers_cb(nghttp2_session *, const nghttp2_frame *frame,
                         void *user_data) {
   auto conn = static_cast<Connection *>(user_data);
-  return conn->on_begin_headers(frame);
+  return no_throw(conn, [&] { return conn->on_begin_headers(frame); });
 }
 
 int on_header_cb(nghttp2_session *, const nghttp2_frame *frame,
                  const uint8_t *name, size_t namelen, const uint8_t *value,
                  size_t valuelen, uint8_t, void *user_data) {
   auto conn = static_cast<Connection *>(user_data);
-  return conn->on_header(frame, name, namelen, value, valuelen);
+  return no_throw(conn, [&] {
+    return conn->on_header(frame, name, namelen, value, valuelen);
+  });
 }
 
 int on_frame_recv_cb(nghttp2_session *, const nghttp2_frame *frame,
                      void *user_data) {
   auto conn = static_cast<Connection *>(user_data);
-  return conn->on_frame_recv(frame);
+  return no_throw(conn, [&] { return conn->on_frame_recv(frame); });
 }
 
 int on_data_chunk_recv_cb(nghttp2_session *, uint8_t, int32_t stream_id,
                           const uint8_t *data, size_t len, void *user_data) {
   auto conn = static_cast<Connection *>(user_data);
-  return conn->on_data_chunk(stream_id, data, len);
+  return no_throw(conn,
+                  [&] { return conn->on_data_chunk(stream_id, data, len); });
 }
 
 int on_stream_close_cb(nghttp2_session *, int32_t stream_id,
                        uint32_t error_code, void *user_data) {
   auto conn = static_cast<Connection *>(user_data);
-  return conn->on_stream_close(stream_id, error_code);
+  return no_throw(conn,
+                  [&] { return conn->on_stream_close(stream_id, error_code); });
 }
 
 int on_frame_send_cb(nghttp2_session *, const nghttp2_frame *frame,
                      void *user_data) {
   auto conn = static_cast<Connection *>(user_data);
-  return conn->on_frame_sent(frame);
+  return no_throw(conn, [&] { return conn->on_frame_sent(frame); });
 }
 
 int on_invalid_frame_recv_cb(nghttp2_session *, const nghttp2_frame *frame,
@@ -79,7 +100,9 @@ ssize_t read_body_cb(nghttp2_session *, int32_t stream_id, uint8_t *buf,
                      size_t length, uint32_t *data_flags, nghttp2_data_source *,
                      void *user_data) {
   auto conn = static_cast<Connection *>(user_data);
-  return conn->read_request_body(stream_id, buf, length, data_flags);
+  return no_throw(conn, [&] {
+    return conn->read_request_body(stream_id, buf, length, data_flags);
+  });
 }
 
 // The callbacks are the same for every connection: build them once.
@@ -781,6 +804,11 @@ void Connection::on_readable() {
                                  nghttp2_strerror(int(rv)));
         if (rv == NGHTTP2_ERR_NOMEM)
           e.code = H2POOL_ERR_NOMEM;
+        if (rv == NGHTTP2_ERR_CALLBACK_FAILURE && callback_failure_)
+          e = make_error(callback_failure_,
+                         callback_failure_ == H2POOL_ERR_NOMEM
+                             ? "out of memory while receiving a response"
+                             : "a response callback threw an exception");
         evbuffer_drain(in, evbuffer_get_length(in));
         close(e);
         return;

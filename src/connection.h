@@ -173,6 +173,8 @@ public:
   ssize_t read_request_body(int32_t stream_id, uint8_t *buf, size_t length,
                             uint32_t *data_flags);
   void on_nghttp2_error(const char *msg, size_t len);
+  // An exception was caught in an nghttp2 callback (see no_throw).
+  void note_callback_failure(int code) { callback_failure_ = code; }
   int on_frame_sent(const nghttp2_frame *frame);
 
   // bufferevent and timer entry points.
@@ -248,6 +250,7 @@ private:
   bool goaway_sent_ = false;
   uint32_t goaway_sent_code_ = 0;
   std::string last_nghttp2_error_;
+  int callback_failure_ = H2POOL_OK;
   std::shared_ptr<void> liveness_ = std::make_shared<char>();
 };
 

@@ -89,9 +89,15 @@ int normalize_request_headers(const h2pool_header *headers, size_t n,
       return fail(why, "header 'te' may only be \"trailers\" in HTTP/2");
     if (name == "host") {
       // HTTP/2 carries the host in :authority; sending both invites
-      // disagreement, so the caller's value replaces the URL's authority.
+      // disagreement, so the caller's value replaces the URL's authority,
+      // and must be one: host[:port], no userinfo, nothing else.
       if (value.empty())
         return fail(why, "header 'host' is empty");
+      if (value.find('@') != std::string_view::npos ||
+          !nghttp2_check_authority(
+              reinterpret_cast<const uint8_t *>(value.data()), value.size()))
+        return fail(why, "header 'host' is not a valid authority: '" +
+                             std::string(value) + "'");
       out->authority.assign(value);
       continue;
     }
