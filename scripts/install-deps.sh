@@ -13,6 +13,8 @@ packages=(
   # The Go and Rust bindings are tested with Debian's toolchains (Go 1.19,
   # Rust 1.63), the oldest ones they promise to build with.
   golang-go cargo rustc
+  # libFuzzer (clang's runtime) for the fuzz targets in fuzz/.
+  clang libclang-rt-14-dev
   # Used by the test scripts (free-port lookup, binary file comparison).
   python3 iproute2 procps
 )

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quick start: install what is missing, build, and run the whole test suite:
 # as a normal optimised build, under AddressSanitizer and
-# UndefinedBehaviorSanitizer, and under ThreadSanitizer.
+# UndefinedBehaviorSanitizer, and under ThreadSanitizer; then a short fuzz
+# run.
 set -euo pipefail
 src="$(cd "$(dirname "$0")/.." && pwd)"
 "$src/scripts/install-deps.sh"
@@ -28,4 +29,9 @@ UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
 TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1" \
   run_suite "tsan" "$src/build-tsan" "-LE soak|bindings|install|abi" \
   -DH2POOL_SANITIZE=thread
+# A short fuzz run of each libFuzzer target (clang, ASan+UBSan): the saved
+# reproducers in fuzz/regressions first, then fresh inputs from the seeds.
+echo "=== fuzz: ${H2POOL_FUZZ_SECONDS:-20} s per target"
+H2POOL_FUZZ_BUILD_DIR="$src/build-fuzz" "$src/fuzz/run.sh" \
+  "${H2POOL_FUZZ_SECONDS:-20}"
 echo "=== all suites passed"
