@@ -9,39 +9,26 @@ CLI=${1:?usage: cli.sh PATH_TO_H2POOL}
 CLI_TIMEOUT=60
 DEADLINE_MS=10000
 
-failures=0
-checks=0
 SERVE_PID=""
 
-log() { printf '[cli] %s\n' "$*"; }
-pass() {
-  checks=$((checks + 1))
-  printf '[cli] ok   %s\n' "$*"
-}
-fail() {
-  checks=$((checks + 1))
-  failures=$((failures + 1))
-  printf '[cli] FAIL %s\n' "$*"
-}
-now_ms() { date +%s%3N; }
+HARNESS_PREFIX=cli
+# shellcheck source=SCRIPTDIR/../lib/harness.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh" || exit 1
 
-if [[ ! -x $CLI ]]; then
-  log "h2pool binary not found or not executable: $CLI"
-  exit 1
-fi
+require_cli
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/h2pool-cli.XXXXXX") || exit 1
-cleanup() {
+# `h2pool serve` is stopped by the test itself (a clean SIGTERM exit is one
+# of the checks); on an early exit it is simply killed.
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+kill_serve_and_cleanup() {
   if [[ -n $SERVE_PID ]]; then
     kill -KILL "$SERVE_PID" 2>/dev/null
     wait "$SERVE_PID" 2>/dev/null
   fi
   rm -rf "$WORK"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-h2pool() { timeout "$CLI_TIMEOUT" "$CLI" "$@"; }
+on_exit kill_serve_and_cleanup
 
 # expect_exit WANT DESCRIPTION ARGS...: runs the CLI, checks its exit status;
 # stdout and stderr are left in $WORK/out and $WORK/err.

@@ -22,110 +22,24 @@ CLI_TIMEOUT=60
 START_DEADLINE_MS=10000
 STOP_DEADLINE_MS=5000
 
-failures=0
-checks=0
-SERVER_PID=""
-SERVER_PGID=""
-SERVER_NAME=""
+HARNESS_PREFIX=interop
+# shellcheck source=SCRIPTDIR/../lib/harness.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh" || exit 1
 
-log() { printf '[interop] %s\n' "$*"; }
-pass() {
-  checks=$((checks + 1))
-  printf '[interop] ok   %s\n' "$*"
-}
-fail() {
-  checks=$((checks + 1))
-  failures=$((failures + 1))
-  printf '[interop] FAIL %s\n' "$*"
-}
-now_ms() { date +%s%3N; }
-
-if [[ ! -x $CLI ]]; then
-  log "h2pool binary not found or not executable: $CLI"
-  exit 1
-fi
+require_cli
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/h2pool-interop.XXXXXX") || exit 1
 # h2o started as root drops to 'nobody', which must be able to read the
 # docroot; mktemp -d creates the directory 0700.
 chmod 755 "$WORK"
 
-# Process ids (not zombies) whose process group is $1.
-group_members() {
-  local pgid=$1 stat rest pid
-  local -a fields
-  for stat in /proc/[0-9]*/stat; do
-    pid=${stat#/proc/}
-    pid=${pid%/stat}
-    { read -r rest <"$stat"; } 2>/dev/null || continue
-    # The command name (field 2) may contain spaces: split after its ')'.
-    rest=${rest##*) }
-    read -r -a fields <<<"$rest"
-    # fields: state ppid pgrp ...
-    if [[ ${fields[2]:-} == "$pgid" && ${fields[0]:-} != Z ]]; then
-      printf '%s ' "$pid"
-    fi
-  done
-}
-
-port_accepts() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# A currently free loopback port: bind port 0 and report what the kernel
-# chose. The port is released before the server binds it, so callers retry
-# if the server then fails to start.
-pick_port() {
-  if command -v python3 >/dev/null 2>&1; then
-    python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-    return
-  fi
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 40000))
-    port_accepts "$p" || {
-      echo "$p"
-      return
-    }
-  done
-}
-
-stop_server() {
-  [[ -n $SERVER_PID ]] || return 0
-  local target=$SERVER_PID deadline
-  [[ -n $SERVER_PGID ]] && target=-$SERVER_PGID
-  kill -TERM -- "$target" 2>/dev/null
-  deadline=$(($(now_ms) + STOP_DEADLINE_MS))
-  while kill -0 "$SERVER_PID" 2>/dev/null &&
-    [[ -z $SERVER_PGID || -n $(group_members "$SERVER_PGID") ]]; do
-    if (($(now_ms) > deadline)); then
-      log "$SERVER_NAME did not stop on SIGTERM; sending SIGKILL"
-      kill -KILL -- "$target" 2>/dev/null
-      break
-    fi
-    # Zombies are excluded by group_members, so this loop ends as soon as
-    # the processes have exited; the pause only throttles the polling.
-    sleep 0.05
-  done
-  wait "$SERVER_PID" 2>/dev/null
-  SERVER_PID=""
-}
-
-cleanup() {
-  stop_server
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+on_exit cleanup
 
 # start_server NAME: starts NAME on a fresh port in its own process group,
 # waits until the port accepts connections, and sets PORT. Returns non-zero
 # if it could not be started.
 start_server() {
-  local name=$1 attempt deadline
+  local name=$1 attempt rc
   for attempt in 1 2 3 4 5; do
     PORT=$(pick_port) || return 1
     local logf="$WORK/$name.log"
@@ -151,48 +65,26 @@ EOF
     SERVER_PID=$!
     SERVER_NAME=$name
     SERVER_PGID=""
-    deadline=$(($(now_ms) + START_DEADLINE_MS))
-    while :; do
-      if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        wait "$SERVER_PID" 2>/dev/null
-        log "$name exited during startup (attempt $attempt, port $PORT):"
-        sed 's/^/    /' "$logf"
-        SERVER_PID=""
-        break
-      fi
-      if port_accepts "$PORT"; then
-        # setsid made the server a process-group leader, so its group id is
-        # its pid; read it back rather than assume it.
-        local st
-        local -a f
-        st=$(cat "/proc/$SERVER_PID/stat" 2>/dev/null) || st=""
-        st=${st##*) }
-        read -r -a f <<<"$st"
-        SERVER_PGID=${f[2]:-}
-        [[ $SERVER_PGID == "$SERVER_PID" ]] || SERVER_PGID=""
-        return 0
-      fi
-      if (($(now_ms) > deadline)); then
-        log "$name did not accept connections on port $PORT within ${START_DEADLINE_MS} ms"
-        stop_server
-        return 1
-      fi
-      sleep 0.02
-    done
+    wait_for_port "$PORT" "$logf" "$attempt"
+    rc=$?
+    if ((rc == 0)); then
+      # setsid made the server a process-group leader, so its group id is
+      # its pid; read it back rather than assume it.
+      local st
+      local -a f
+      st=$(cat "/proc/$SERVER_PID/stat" 2>/dev/null) || st=""
+      st=${st##*) }
+      read -r -a f <<<"$st"
+      SERVER_PGID=${f[2]:-}
+      [[ $SERVER_PGID == "$SERVER_PID" ]] || SERVER_PGID=""
+      return 0
+    fi
+    if ((rc == 2)); then
+      stop_server
+      return 1
+    fi
   done
   return 1
-}
-
-h2pool() { timeout "$CLI_TIMEOUT" "$CLI" "$@"; }
-
-# Compares a file with the expected bytes, describing the first difference.
-same_bytes() {
-  local got=$1 want=$2 what=$3
-  if cmp -s "$got" "$want"; then
-    pass "$what ($(stat -c %s "$want") bytes, byte-exact)"
-  else
-    fail "$what: output differs: $(cmp "$got" "$want" 2>&1 | head -n 1)"
-  fi
 }
 
 run_checks() {
@@ -345,9 +237,7 @@ for name in "${SERVERS[@]}"; do
 done
 
 # Nothing started by this script may outlive it.
-if [[ -n $(jobs -pr) ]]; then
-  fail "background jobs still running: $(jobs -pr | tr '\n' ' ')"
-fi
+check_no_jobs
 
 if ((tested == 0 && failures == 0)); then
   log "SKIPPED: none of ${SERVERS[*]} is installed"

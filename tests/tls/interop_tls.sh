@@ -29,28 +29,13 @@ CLI_TIMEOUT=60
 START_DEADLINE_MS=10000
 STOP_DEADLINE_MS=5000
 
-failures=0
-checks=0
 missing=0
-SERVER_PID=""
-SERVER_NAME=""
 
-log() { printf '[tls-interop] %s\n' "$*"; }
-pass() {
-  checks=$((checks + 1))
-  printf '[tls-interop] ok   %s\n' "$*"
-}
-fail() {
-  checks=$((checks + 1))
-  failures=$((failures + 1))
-  printf '[tls-interop] FAIL %s\n' "$*"
-}
-now_ms() { date +%s%3N; }
+HARNESS_PREFIX=tls-interop
+# shellcheck source=SCRIPTDIR/../lib/harness.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh" || exit 1
 
-if [[ ! -x $CLI ]]; then
-  log "h2pool binary not found or not executable: $CLI"
-  exit 1
-fi
+require_cli
 if ! command -v openssl >/dev/null 2>&1; then
   log "openssl not installed"
   exit 1
@@ -73,61 +58,7 @@ for f in ca.pem localhost.pem localhost.key client.pem client.key; do
   }
 done
 
-# Process ids (not zombies) whose process group is $1.
-group_members() {
-  local pgid=$1 stat rest pid
-  local -a fields
-  for stat in /proc/[0-9]*/stat; do
-    pid=${stat#/proc/}
-    pid=${pid%/stat}
-    { read -r rest <"$stat"; } 2>/dev/null || continue
-    rest=${rest##*) }
-    read -r -a fields <<<"$rest"
-    if [[ ${fields[2]:-} == "$pgid" && ${fields[0]:-} != Z ]]; then
-      printf '%s ' "$pid"
-    fi
-  done
-}
-
-port_accepts() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# A currently free loopback port: bind port 0 and report the kernel's choice.
-# Released before the server binds it, so start_server retries on failure.
-pick_port() {
-  python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
-# Stops the current server: SIGTERM (then SIGKILL) to its whole process
-# group (nginx and h2o fork workers), waiting until none is left.
-stop_server() {
-  [[ -n $SERVER_PID ]] || return 0
-  local deadline
-  kill -TERM -- "-$SERVER_PID" 2>/dev/null
-  deadline=$(($(now_ms) + STOP_DEADLINE_MS))
-  while [[ -n $(group_members "$SERVER_PID") ]]; do
-    if (($(now_ms) > deadline)); then
-      log "$SERVER_NAME did not stop on SIGTERM; sending SIGKILL"
-      kill -KILL -- "-$SERVER_PID" 2>/dev/null
-      break
-    fi
-    sleep 0.05 # throttles the poll for the processes' exit
-  done
-  wait "$SERVER_PID" 2>/dev/null
-  SERVER_PID=""
-}
-
-# shellcheck disable=SC2317 # invoked by the EXIT trap
-cleanup() {
-  stop_server
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+on_exit cleanup
 
 write_config() {
   local name=$1 port=$2
@@ -179,7 +110,7 @@ EOF
 # port in its own process group, waits until the port accepts connections,
 # and sets PORT. Returns non-zero if it could not be started.
 start_server() {
-  local name=$1 attempt deadline logf="$WORK/$1.log"
+  local name=$1 attempt rc logf="$WORK/$1.log"
   shift
   for attempt in 1 2 3 4 5; do
     PORT=$(pick_port) || return 1
@@ -200,39 +131,21 @@ start_server() {
     esac
     SERVER_PID=$!
     SERVER_NAME=$name
-    deadline=$(($(now_ms) + START_DEADLINE_MS))
-    while :; do
-      if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        wait "$SERVER_PID" 2>/dev/null
-        log "$name exited during startup (attempt $attempt, port $PORT):"
-        sed 's/^/    /' "$logf"
-        SERVER_PID=""
-        break
-      fi
-      if port_accepts "$PORT"; then
-        return 0
-      fi
-      if (($(now_ms) > deadline)); then
-        log "$name did not accept connections on port $PORT within ${START_DEADLINE_MS} ms"
-        sed 's/^/    /' "$logf"
-        stop_server
-        return 1
-      fi
-      sleep 0.02 # throttles the poll for the listening socket
-    done
+    # setsid made the server a process-group leader: stop_server signals
+    # the whole group (nginx and h2o fork workers).
+    SERVER_PGID=$SERVER_PID
+    wait_for_port "$PORT" "$logf" "$attempt"
+    rc=$?
+    if ((rc == 0)); then
+      return 0
+    fi
+    if ((rc == 2)); then
+      sed 's/^/    /' "$logf"
+      stop_server
+      return 1
+    fi
   done
   return 1
-}
-
-h2pool() { timeout "$CLI_TIMEOUT" "$CLI" "$@"; }
-
-same_bytes() {
-  local got=$1 want=$2 what=$3
-  if cmp -s "$got" "$want"; then
-    pass "$what ($(stat -c %s "$want") bytes, byte-exact)"
-  else
-    fail "$what: output differs: $(cmp "$got" "$want" 2>&1 | head -n 1)"
-  fi
 }
 
 # The server negotiates h2 with a certificate that verifies against the
@@ -424,9 +337,7 @@ for name in "${SERVERS[@]}"; do
   fi
 done
 
-if [[ -n $(jobs -pr) ]]; then
-  fail "background jobs still running: $(jobs -pr | tr '\n' ' ')"
-fi
+check_no_jobs
 
 log "$checks checks, $failures failed, $missing server(s) missing"
 if ((failures > 0)); then
