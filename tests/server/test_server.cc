@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -23,6 +24,7 @@
 #include <cerrno>
 #include <charconv>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -41,6 +43,11 @@ constexpr std::string_view kDefaultBody = "hello from h2pool test server\n";
 // drops below this bounds memory for 64 MiB bodies to a peer with a huge
 // flow-control window.
 constexpr size_t kOutputHighWater = 1 << 20;
+// ce=: the most encoded bytes buffered for one response, and the chunk size
+// sources are fed to zlib in.
+constexpr size_t kMaxEncodedBody = size_t{64} << 20;
+constexpr size_t kDeflateChunk = size_t{64} << 10;
+constexpr size_t kMaxCodings = 16;
 
 // Owning handles for every C resource, so each error path frees what it made.
 struct EventBaseDeleter {
@@ -149,6 +156,122 @@ template <typename T> bool parse_number(std::string_view s, T &out) {
 
 enum class Fault { none, rst, refuse, drop_close, drop_reset, stall };
 
+// ce=: one step of the encoding chain.
+enum class Coding { identity, gzip, zlib, raw };
+enum class Corrupt { none, header, crc, truncate, trailing };
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](char c) {
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+  });
+  return s;
+}
+
+// Parses a ce= list into codings and the content-encoding to announce (the
+// list as given, each deflate-raw written deflate). Returns false if a
+// coding is unknown or the list is empty or too long.
+bool parse_codings(std::string_view value, std::vector<Coding> &out,
+                   std::string &announce) {
+  out.clear();
+  announce.clear();
+  while (true) {
+    auto comma = value.find(',');
+    std::string_view item = value.substr(0, comma);
+    std::string_view token = trim(item);
+    size_t lead = static_cast<size_t>(token.data() - item.data());
+    std::string written(token);
+    if (token == "gzip" || token == "x-gzip") {
+      out.push_back(Coding::gzip);
+    } else if (token == "deflate") {
+      out.push_back(Coding::zlib);
+    } else if (token == "deflate-raw") {
+      out.push_back(Coding::raw);
+      written = "deflate";
+    } else if (token == "identity") {
+      out.push_back(Coding::identity);
+    } else {
+      return false;
+    }
+    announce.append(item.substr(0, lead));
+    announce.append(written);
+    announce.append(item.substr(lead + token.size()));
+    if (comma == std::string_view::npos) {
+      break;
+    }
+    announce.push_back(',');
+    value = value.substr(comma + 1);
+  }
+  return !out.empty() && out.size() <= kMaxCodings;
+}
+
+// Compresses what `next` produces (it fills up to the given room and returns
+// how much it wrote; 0 = end) with one coding, appending to `out`. Returns
+// false when zlib fails or `out` would exceed kMaxEncodedBody.
+bool deflate_into(Coding coding,
+                  const std::function<size_t(uint8_t *, size_t)> &next,
+                  std::string &out) {
+  if (coding == Coding::identity) {
+    std::vector<uint8_t> chunk(kDeflateChunk);
+    while (size_t n = next(chunk.data(), chunk.size())) {
+      if (out.size() + n > kMaxEncodedBody) {
+        return false;
+      }
+      out.append(reinterpret_cast<const char *>(chunk.data()), n);
+    }
+    return true;
+  }
+  z_stream z{};
+  int window_bits = coding == Coding::gzip   ? 15 + 16
+                    : coding == Coding::zlib ? 15
+                                             : -15;
+  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, window_bits, 8,
+                   Z_DEFAULT_STRATEGY) != Z_OK) {
+    return false;
+  }
+  std::vector<uint8_t> in(kDeflateChunk);
+  std::vector<uint8_t> buf(kDeflateChunk);
+  bool ok = true;
+  int flush = Z_NO_FLUSH;
+  while (ok) {
+    if (z.avail_in == 0 && flush == Z_NO_FLUSH) {
+      size_t n = next(in.data(), in.size());
+      z.next_in = in.data();
+      z.avail_in = static_cast<uInt>(n);
+      if (n == 0) {
+        flush = Z_FINISH;
+      }
+    }
+    z.next_out = buf.data();
+    z.avail_out = static_cast<uInt>(buf.size());
+    int rc = deflate(&z, flush);
+    if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
+      ok = false;
+      break;
+    }
+    size_t produced = buf.size() - z.avail_out;
+    if (out.size() + produced > kMaxEncodedBody) {
+      ok = false;
+      break;
+    }
+    out.append(reinterpret_cast<const char *>(buf.data()), produced);
+    if (rc == Z_STREAM_END) {
+      break;
+    }
+  }
+  deflateEnd(&z);
+  return ok;
+}
+
 struct Script {
   bool echo = false;
   int status = 200;
@@ -176,6 +299,17 @@ struct Script {
   uint64_t hdr_count = 0;
   uint64_t hdr_size = 16;
   int64_t settings_mcs = -1;
+  // Bodies, encodings, trailers and interim responses.
+  bool has_zeros = false;
+  uint64_t zeros = 0;
+  std::vector<std::string> echo_headers;
+  std::vector<Coding> codings;
+  std::string ce_announce; // content-encoding to send ("" = none)
+  bool has_ce = false;
+  Corrupt corrupt = Corrupt::none;
+  std::string ce_unknown;
+  std::vector<std::pair<std::string, std::string>> trailers;
+  std::vector<int> early;
   // Set when the query could not be understood; the response is then a 400
   // naming the parameter, so a typo in a test fails loudly.
   std::string error;
@@ -260,12 +394,49 @@ Script parse_script(std::string_view path) {
     } else if (key == "hdr_count") {
       ok = parse_number(value, script.hdr_count) && script.hdr_count <= 100000;
     } else if (key == "hdr_size") {
-      ok = parse_number(value, script.hdr_size) &&
-           script.hdr_size <= (1u << 20);
+      ok =
+          parse_number(value, script.hdr_size) && script.hdr_size <= (1u << 20);
     } else if (key == "settings_mcs") {
       uint32_t n = 0;
       ok = parse_number(value, n);
       script.settings_mcs = n;
+    } else if (key == "zeros") {
+      ok = parse_number(value, script.zeros);
+      script.has_zeros = ok;
+    } else if (key == "echo_header") {
+      ok = !value.empty();
+      script.echo_headers.push_back(lower(value));
+    } else if (key == "ce") {
+      ok = parse_codings(value, script.codings, script.ce_announce);
+      script.has_ce = ok;
+    } else if (key == "ce_corrupt") {
+      ok = true;
+      if (value == "header") {
+        script.corrupt = Corrupt::header;
+      } else if (value == "crc") {
+        script.corrupt = Corrupt::crc;
+      } else if (value == "truncate") {
+        script.corrupt = Corrupt::truncate;
+      } else if (value == "trailing") {
+        script.corrupt = Corrupt::trailing;
+      } else {
+        ok = false;
+      }
+    } else if (key == "ce_unknown") {
+      ok = !trim(value).empty() && value.find(',') == std::string::npos;
+      script.ce_unknown = std::string(trim(value));
+    } else if (key == "trailer") {
+      auto colon = value.find(':');
+      ok = colon != std::string::npos && colon > 0;
+      if (ok) {
+        script.trailers.emplace_back(lower(value.substr(0, colon)),
+                                     value.substr(colon + 1));
+      }
+    } else if (key == "early") {
+      int code = 0;
+      ok = parse_number(value, code) && code >= 100 && code <= 199 &&
+           code != 101 && script.early.size() < 100;
+      script.early.push_back(code);
     } else if (key == "header") {
       auto colon = value.find(':');
       ok = colon != std::string::npos && colon > 0;
@@ -284,6 +455,9 @@ Script parse_script(std::string_view path) {
       script.error = "bad query parameter: " + key + "\n";
       return script;
     }
+  }
+  if (script.corrupt != Corrupt::none && !script.has_ce) {
+    script.error = "bad query parameter: ce_corrupt (needs ce)\n";
   }
   return script;
 }
@@ -319,8 +493,14 @@ struct ServerStream {
   Script script_;
   EventPtr delay_timer_;
 
-  // Response body: either generated (test_body) or a buffer.
+  // Response body: either generated (test_body, or zeros) or a buffer.
   bool generated_ = false;
+  bool zeros_ = false;
+  // trailer=: trailers go out once the body has (and end the stream).
+  bool send_trailers_ = false;
+  // early=: interim HEADERS frames submitted but not yet sent; they do not
+  // count as "the response headers" for fault_at.
+  size_t interim_unsent_ = 0;
   std::string body_buffer_;
   uint64_t body_size_ = 0;
   uint64_t body_offset_ = 0;
@@ -359,6 +539,9 @@ public:
   // after its delay.
   int handle_request(ServerStream *stream);
   void respond(ServerStream *stream);
+  // ce=: replaces the stream's body by its encoding (and ce_corrupt=
+  // damage), buffered. Returns false if it failed or grew over 64 MiB.
+  bool encode_body(ServerStream *stream);
   void on_delay_expired(ServerStream *stream);
   // Decides which faults apply to this request (fault_conn, fault_times,
   // refuse=P, chaos) and rewrites its script accordingly.
@@ -761,7 +944,9 @@ ssize_t ServerStream::read_body(uint8_t *buf, size_t length,
   }
   uint64_t left = end - body_offset_;
   size_t n = static_cast<size_t>(std::min<uint64_t>(left, length));
-  if (generated_) {
+  if (generated_ && zeros_) {
+    std::memset(buf, 0, n);
+  } else if (generated_) {
     fill_test_body(script_.seed, body_offset_, n, buf);
   } else if (n > 0) {
     std::memcpy(buf, body_buffer_.data() + body_offset_, n);
@@ -769,6 +954,21 @@ ssize_t ServerStream::read_body(uint8_t *buf, size_t length,
   body_offset_ += n;
   if (body_offset_ == body_size_ && !fault_pending_) {
     *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (send_trailers_) {
+      // The trailers' HEADERS frame ends the stream instead.
+      std::vector<nghttp2_nv> nva;
+      for (const auto &[name, value] : script_.trailers) {
+        nva.push_back(
+            {reinterpret_cast<uint8_t *>(const_cast<char *>(name.data())),
+             reinterpret_cast<uint8_t *>(const_cast<char *>(value.data())),
+             name.size(), value.size(), NGHTTP2_NV_FLAG_NONE});
+      }
+      if (nghttp2_submit_trailer(conn_->session_.get(), stream_id_, nva.data(),
+                                 nva.size()) == 0) {
+        *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      }
+      send_trailers_ = false;
+    }
   }
   return static_cast<ssize_t>(n);
 }
@@ -1025,6 +1225,10 @@ void ServerConnection::respond(ServerStream *stream) {
   } else if (script.has_size) {
     stream->generated_ = true;
     stream->body_size_ = script.size;
+  } else if (script.has_zeros) {
+    stream->generated_ = true;
+    stream->zeros_ = true;
+    stream->body_size_ = script.zeros;
   } else if (script.echo) {
     stream->body_buffer_ = std::move(stream->request_.body);
   } else {
@@ -1033,11 +1237,51 @@ void ServerConnection::respond(ServerStream *stream) {
   if (!stream->generated_) {
     stream->body_size_ = stream->body_buffer_.size();
   }
+  // ce= / ce_unknown=: encode (or just checksum) the body.
+  bool encoded =
+      script.error.empty() && (script.has_ce || !script.ce_unknown.empty());
+  std::string identity_length_str = std::to_string(stream->body_size_);
+  std::string crc_str;
+  std::string ce_str;
+  if (encoded) {
+    if (encode_body(stream)) {
+      uLong crc = crc32(0L, Z_NULL, 0);
+      const auto *p =
+          reinterpret_cast<const Bytef *>(stream->body_buffer_.data());
+      for (size_t off = 0; off < stream->body_buffer_.size();) {
+        size_t n = std::min<size_t>(stream->body_buffer_.size() - off,
+                                    size_t{1} << 30);
+        crc = crc32(crc, p + off, static_cast<uInt>(n));
+        off += n;
+      }
+      char hex[16];
+      std::snprintf(hex, sizeof hex, "%08lx", crc & 0xffffffffUL);
+      crc_str = hex;
+      ce_str = script.ce_announce;
+      if (!script.ce_unknown.empty()) {
+        ce_str += (ce_str.empty() ? "" : ", ") + script.ce_unknown;
+      }
+    } else {
+      encoded = false;
+      status = 500;
+      stream->generated_ = false;
+      stream->zeros_ = false;
+      stream->body_buffer_ = "ce: encoding failed or over 64 MiB\n";
+      stream->body_size_ = stream->body_buffer_.size();
+    }
+  }
   // 204 and 304 never carry content (RFC 9110 6.4.1); a HEAD response
   // announces the length it would have had.
   bool no_content = status == 204 || status == 304;
   bool send_body =
       !no_content && stream->request_.method != "HEAD" && stream->body_size_;
+  if (script.error.empty() && status != 500 && !script.trailers.empty() &&
+      !no_content && stream->request_.method != "HEAD") {
+    // The data provider submits the trailers at the end of the body, so a
+    // bodiless response with trailers still needs one (an empty DATA).
+    stream->send_trailers_ = true;
+    send_body = true;
+  }
   if (script.fault != Fault::none) {
     // Strikes after the headers and fault_after body bytes; the provider
     // holds the rest back (and END_STREAM) until then.
@@ -1065,6 +1309,32 @@ void ServerConnection::respond(ServerStream *stream) {
   if (stream->had_body_) {
     add("x-request-body-length", body_length_str);
   }
+  if (encoded) {
+    add("content-encoding", ce_str);
+    add("x-body-crc32", crc_str);
+    add("x-identity-length", identity_length_str);
+  }
+  std::vector<std::string> echo_names;
+  std::vector<std::string> echo_values;
+  echo_names.reserve(script.echo_headers.size());
+  if (script.error.empty()) {
+    echo_values.reserve(script.echo_headers.size());
+    for (const auto &want : script.echo_headers) {
+      bool found = false;
+      std::string joined;
+      for (const auto &[name, value] : stream->request_.headers) {
+        if (name == want) {
+          joined += (found ? ", " : "") + value;
+          found = true;
+        }
+      }
+      if (found) {
+        echo_names.push_back("x-echo-" + want);
+        echo_values.push_back(std::move(joined));
+        add(echo_names.back(), echo_values.back());
+      }
+    }
+  }
   // Stable storage for the big headers: reserved up front, never moved.
   std::vector<std::string> big_names;
   std::string big_value;
@@ -1079,6 +1349,32 @@ void ServerConnection::respond(ServerStream *stream) {
       add(big_names.back(), big_value);
     }
   }
+  if (script.error.empty()) {
+    // early=: interim responses, in order, before the final one.
+    static const std::string kLink = "</style.css>; rel=preload";
+    for (size_t i = 0; i < script.early.size(); ++i) {
+      std::string code = std::to_string(script.early[i]);
+      std::string pos = std::to_string(i + 1);
+      std::vector<nghttp2_nv> interim;
+      auto add_interim = [&interim](std::string_view name,
+                                    std::string_view value) {
+        interim.push_back(
+            {reinterpret_cast<uint8_t *>(const_cast<char *>(name.data())),
+             reinterpret_cast<uint8_t *>(const_cast<char *>(value.data())),
+             name.size(), value.size(), NGHTTP2_NV_FLAG_NONE});
+      };
+      add_interim(":status", code);
+      if (script.early[i] == 103) {
+        add_interim("link", kLink);
+      }
+      add_interim("x-interim", pos);
+      if (nghttp2_submit_headers(session_.get(), NGHTTP2_FLAG_NONE,
+                                 stream->stream_id_, nullptr, interim.data(),
+                                 interim.size(), nullptr) >= 0) {
+        ++stream->interim_unsent_;
+      }
+    }
+  }
   nghttp2_data_provider provider;
   provider.source.ptr = stream;
   provider.read_callback = read_response_body;
@@ -1090,6 +1386,83 @@ void ServerConnection::respond(ServerStream *stream) {
     nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE,
                               stream->stream_id_, NGHTTP2_INTERNAL_ERROR);
   }
+}
+
+bool ServerConnection::encode_body(ServerStream *stream) {
+  const Script &sc = stream->script_;
+  if (!stream->generated_ && stream->body_buffer_.size() > kMaxEncodedBody) {
+    return false;
+  }
+  std::vector<Coding> codings = sc.codings;
+  if (codings.empty()) {
+    codings.push_back(Coding::identity); // ce_unknown= alone
+  }
+  std::string current;
+  std::string source_buffer;
+  if (!stream->generated_) {
+    source_buffer = std::move(stream->body_buffer_);
+  }
+  for (size_t i = 0; i < codings.size(); ++i) {
+    uint64_t offset = 0;
+    std::function<size_t(uint8_t *, size_t)> next;
+    if (i == 0 && stream->generated_) {
+      // Generated sources are compressed chunk by chunk, never whole.
+      next = [&offset, stream](uint8_t *buf, size_t room) {
+        size_t n = static_cast<size_t>(
+            std::min<uint64_t>(room, stream->body_size_ - offset));
+        if (stream->zeros_) {
+          std::memset(buf, 0, n);
+        } else {
+          fill_test_body(stream->script_.seed, offset, n, buf);
+        }
+        offset += n;
+        return n;
+      };
+    } else {
+      const std::string &in = i == 0 ? source_buffer : current;
+      next = [&offset, &in](uint8_t *buf, size_t room) {
+        size_t n =
+            static_cast<size_t>(std::min<uint64_t>(room, in.size() - offset));
+        std::memcpy(buf, in.data() + offset, n);
+        offset += n;
+        return n;
+      };
+    }
+    std::string out;
+    if (!deflate_into(codings[i], next, out)) {
+      return false;
+    }
+    current = std::move(out);
+  }
+  switch (sc.corrupt) {
+  case Corrupt::none:
+    break;
+  case Corrupt::header:
+    if (!current.empty()) {
+      current[0] = static_cast<char>(~static_cast<unsigned char>(current[0]));
+    }
+    break;
+  case Corrupt::crc: {
+    Coding last = codings.back();
+    size_t at = last == Coding::gzip ? 8 : 1;
+    if (current.size() >= at) {
+      size_t i = current.size() - at;
+      current[i] = static_cast<char>(current[i] ^ 0x5a);
+    }
+    break;
+  }
+  case Corrupt::truncate:
+    current.resize(current.size() / 2);
+    break;
+  case Corrupt::trailing:
+    current.append("trailing garbage");
+    break;
+  }
+  stream->generated_ = false;
+  stream->zeros_ = false;
+  stream->body_buffer_ = std::move(current);
+  stream->body_size_ = stream->body_buffer_.size();
+  return true;
 }
 
 void ServerConnection::choose_faults(ServerStream *stream) {
@@ -1124,8 +1497,8 @@ void ServerConnection::choose_faults(ServerStream *stream) {
     // Graceful: everything the client sent before the final step counts.
     bool graceful = server_->draw_below(2) == 0;
     start_goaway(NGHTTP2_NO_ERROR,
-                 graceful ? -1 : std::max(0, stream->stream_id_ - 2),
-                 "chaos", graceful, 20, stream->stream_id_);
+                 graceful ? -1 : std::max(0, stream->stream_id_ - 2), "chaos",
+                 graceful, 20, stream->stream_id_);
   } else if (r < chaos.goaway + chaos.refuse) {
     sc.fault = Fault::refuse;
     sc.fault_before = true;
@@ -1227,8 +1600,15 @@ void ServerConnection::on_frame_sent(const nghttp2_frame *frame) {
   if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) {
     return;
   }
-  auto stream = static_cast<ServerStream *>(
-      nghttp2_session_get_stream_user_data(session_.get(), frame->hd.stream_id));
+  auto stream =
+      static_cast<ServerStream *>(nghttp2_session_get_stream_user_data(
+          session_.get(), frame->hd.stream_id));
+  if (stream && frame->hd.type == NGHTTP2_HEADERS &&
+      stream->interim_unsent_ > 0) {
+    // An early= interim response: the final headers are still to come.
+    --stream->interim_unsent_;
+    return;
+  }
   if (stream && stream->fault_pending_ && !stream->fault_struck_ &&
       stream->body_offset_ >= stream->fault_limit()) {
     strike(stream);

@@ -13,6 +13,54 @@
 //     seed=K          seed for test_body (default 0)
 //     delay_ms=N      wait N ms (on a timer, not blocking) before responding
 //     header=NAME:VAL an extra response header (repeatable)
+//     zeros=N         body of N zero bytes (generated, never held in memory
+//                     unless compressed; see ce=)
+//     echo_header=NAME  copy the request header NAME (matched lower-case;
+//                     several fields of that name joined with ", " in
+//                     order) into the response header "x-echo-NAME";
+//                     absent when the request had none (repeatable)
+//
+// Body encodings, trailers and interim responses (combinable with the above;
+// never applied to a 400 for a bad query):
+//     ce=LIST         compress the body (whatever size/seed/zeros/echo/the
+//                     default gives) with zlib: LIST is comma-separated
+//                     codings applied in the order listed (so
+//                     "deflate,gzip" is DEFLATE first, then gzip), each one
+//                     of gzip and x-gzip (gzip wrapper), deflate (zlib
+//                     wrapper), deflate-raw (raw DEFLATE, announced as
+//                     "deflate") or identity (unchanged). At most 16.
+//                     "content-encoding" announces LIST as given (spaces
+//                     around commas kept), with each deflate-raw written
+//                     "deflate"; content-length is the encoded size (unless
+//                     cl=). Sources are compressed in 64 KiB chunks, so
+//                     zeros=104857600&ce=gzip (a ~100 KB "bomb") never holds
+//                     the 100 MiB; the encoded body is buffered, at most
+//                     64 MiB (beyond that the response is a 500).
+//     ce_corrupt=KIND damage the encoded body (needs ce=): "header" flips
+//                     every bit of byte 0 (breaks the gzip magic / zlib
+//                     header), "crc" flips a byte of the checksum trailer
+//                     (gzip CRC32 at size-8, zlib Adler-32 at size-1; raw
+//                     DEFLATE has none, so its last byte), "truncate" cuts
+//                     off the second half (keeps size/2 bytes), "trailing"
+//                     appends the 16 bytes "trailing garbage".
+//     ce_unknown=TOKEN  append TOKEN (one token, e.g. br) to the announced
+//                     content-encoding without transforming the body; alone,
+//                     the body is sent plain with "content-encoding: TOKEN".
+//     Whenever ce= or ce_unknown= is given the response also carries
+//     "x-body-crc32: XXXXXXXX" (8 lower-case hex digits, zlib's CRC32 of the
+//     body bytes exactly as sent) and "x-identity-length: N" (the size of
+//     the body before encoding).
+//     trailer=NAME:VAL  send a trailer field after the body (repeatable;
+//                     the name is lower-cased): the body's last DATA frame
+//                     goes without END_STREAM, then a HEADERS frame with
+//                     the trailers ends the stream (also for an empty body).
+//                     Not sent on HEAD, 204 or 304 responses.
+//     early=N         send an interim response HEADERS with :status N
+//                     (100..199 except 101) before the final response
+//                     (repeatable, sent in order: early=103&early=103).
+//                     A 103 carries "link: </style.css>; rel=preload"; any
+//                     interim response also carries "x-interim: <i>" (its
+//                     1-based position).
 //
 // Fault injection, per request (query parameters, combinable with the above):
 //     goaway=CODE       send GOAWAY with HTTP/2 error CODE when this request
@@ -159,40 +207,40 @@ struct ClientReset {
 };
 
 struct RecordedRequest {
-  uint64_t connection_id = 0;  // 1-based, in accept order
+  uint64_t connection_id = 0; // 1-based, in accept order
   int32_t stream_id = 0;
   std::string method;
   std::string scheme;
   std::string authority;
   std::string path;
-  std::vector<std::pair<std::string, std::string>> headers;  // regular only
+  std::vector<std::pair<std::string, std::string>> headers; // regular only
   std::string body;
 };
 
 struct ServerStats {
   uint64_t connections_accepted = 0;
-  uint64_t connections_open = 0;     // open now
+  uint64_t connections_open = 0; // open now
   uint64_t peak_connections_open = 0;
-  uint32_t peak_concurrent_streams = 0;  // max over all connections
-  uint64_t requests = 0;                 // requests that reached a handler
-  uint64_t responses = 0;                // responses fully sent
+  uint32_t peak_concurrent_streams = 0; // max over all connections
+  uint64_t requests = 0;                // requests that reached a handler
+  uint64_t responses = 0;               // responses fully sent
   // Fault injection and other observations.
-  uint64_t goaways_sent = 0;        // GOAWAY frames (each step counts)
-  uint64_t streams_refused = 0;     // RST_STREAM(REFUSED_STREAM) injected
-  uint64_t streams_reset = 0;       // other RST_STREAMs injected (rst=)
-  uint64_t connections_dropped = 0; // drop= and chaos drops
-  uint64_t streams_stalled = 0;     // stall= reached its point
-  uint64_t client_resets = 0;       // RST_STREAMs received from clients
-  uint64_t pings_received = 0;      // PINGs (not ACKs) from clients
-  uint64_t settings_lowered = 0;    // settings_mcs= SETTINGS sent
-  uint64_t settings_lowered_acked = 0;  // ... and ACKed by the client
+  uint64_t goaways_sent = 0;           // GOAWAY frames (each step counts)
+  uint64_t streams_refused = 0;        // RST_STREAM(REFUSED_STREAM) injected
+  uint64_t streams_reset = 0;          // other RST_STREAMs injected (rst=)
+  uint64_t connections_dropped = 0;    // drop= and chaos drops
+  uint64_t streams_stalled = 0;        // stall= reached its point
+  uint64_t client_resets = 0;          // RST_STREAMs received from clients
+  uint64_t pings_received = 0;         // PINGs (not ACKs) from clients
+  uint64_t settings_lowered = 0;       // settings_mcs= SETTINGS sent
+  uint64_t settings_lowered_acked = 0; // ... and ACKed by the client
   uint32_t peak_streams_after_settings_ack = 0;
 };
 
 class TestServer {
- public:
+public:
   explicit TestServer(ServerOptions options = {});
-  ~TestServer();  // stops the server
+  ~TestServer(); // stops the server
   TestServer(const TestServer &) = delete;
   TestServer &operator=(const TestServer &) = delete;
 
@@ -219,9 +267,9 @@ class TestServer {
   bool wait_for_stats(const std::function<bool(const ServerStats &)> &pred,
                       std::chrono::milliseconds timeout) const;
 
- private:
+private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace h2pool_testing
+} // namespace h2pool_testing
