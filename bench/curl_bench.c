@@ -103,7 +103,7 @@ static unsigned long parse_num(const char *s, const char *what) {
   do {                                                                         \
     CURLMcode rc_ = (call);                                                    \
     if (rc_ != CURLM_OK) {                                                     \
-      fprintf(stderr, "curl_bench: %s: %s\n", #call,                          \
+      fprintf(stderr, "curl_bench: %s: %s\n", #call,                           \
               curl_multi_strerror(rc_));                                       \
       exit(1);                                                                 \
     }                                                                          \
@@ -159,7 +159,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   CURLM *multi = curl_multi_init();
-  CHECK_MULTI(curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX));
+  CHECK_MULTI(
+      curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX));
   CHECK_MULTI(curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)c));
   CHECK_MULTI(
       curl_multi_setopt(multi, CURLMOPT_MAX_CONCURRENT_STREAMS, (long)m));
@@ -236,7 +237,8 @@ int main(int argc, char **argv) {
     for (uint64_t i = 0; i < window; ++i) {
       slots[i].bytes = 0;
       if (bufsize) /* after the upgrade: see --buffer-size */
-        CHECK_EASY(curl_easy_setopt(slots[i].easy, CURLOPT_BUFFERSIZE, bufsize));
+        CHECK_EASY(
+            curl_easy_setopt(slots[i].easy, CURLOPT_BUFFERSIZE, bufsize));
     }
   }
 
@@ -313,7 +315,9 @@ int main(int argc, char **argv) {
   printf("curl_bench %s\n", url);
   printf("  %lu requests, %lu connections x %lu streams, libcurl %s%s\n", n, c,
          m, curl_version_info(CURLVERSION_NOW)->version,
-         tls ? "" : h2c_mode ? ", h2c prior knowledge" : ", h2c via Upgrade");
+         tls        ? ""
+         : h2c_mode ? ", h2c prior knowledge"
+                    : ", h2c via Upgrade");
   printf("requests:     %lu total, %llu succeeded, %llu failed\n", n,
          (unsigned long long)succeeded, (unsigned long long)failed);
   printf("status codes: 2xx: %llu, other: %llu\n",
@@ -337,7 +341,9 @@ int main(int argc, char **argv) {
          n, (unsigned long long)succeeded, (unsigned long long)failed, wall,
          user, sys, rps, (user + sys) * 1e6 / (double)n,
          (unsigned long long)bytes, (unsigned long long)conns,
-         tls ? "tls" : h2c_mode ? "prior-knowledge" : "upgrade",
+         tls        ? "tls"
+         : h2c_mode ? "prior-knowledge"
+                    : "upgrade",
          (unsigned long long)status_2xx, (unsigned long long)status_other,
          stall_s);
   return failed == 0 ? 0 : 1;

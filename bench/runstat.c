@@ -51,8 +51,9 @@ int main(int argc, char **argv) {
   struct sigaction sa = {0};
   sa.sa_handler = on_alarm;
   sigaction(SIGALRM, &sa, NULL);
-  struct itimerval it = {{0, 0}, {(time_t)timeout,
-                                  (suseconds_t)((timeout - (time_t)timeout) * 1e6)}};
+  struct itimerval it = {
+      {0, 0},
+      {(time_t)timeout, (suseconds_t)((timeout - (time_t)timeout) * 1e6)}};
   setitimer(ITIMER_REAL, &it, NULL);
   int status;
   struct rusage ru;
@@ -62,7 +63,7 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
-  int code = timed_out              ? 124
+  int code = timed_out             ? 124
              : WIFEXITED(status)   ? WEXITSTATUS(status)
              : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
                                    : 1;

@@ -533,8 +533,9 @@ typedef int64_t (*h2pool_body_read_cb)(uint8_t *buf, size_t len, int *eof,
  * h2pool_request() (which must then be NULL and 0). `content_length` is sent
  * as content-length when >= 0; -1 means unknown. `cb` NULL turns it off.
  */
-H2POOL_EXTERN int h2pool_request_opts_set_body_reader(
-    h2pool_request_opts *opts, h2pool_body_read_cb cb, int64_t content_length);
+H2POOL_EXTERN int h2pool_request_opts_set_body_reader(h2pool_request_opts *opts,
+                                                      h2pool_body_read_cb cb,
+                                                      int64_t content_length);
 
 /**
  * Releases a borrowed request body; see h2pool_request_opts_set_body_release.
@@ -548,8 +549,9 @@ typedef void (*h2pool_body_release_cb)(const uint8_t *body, void *user_data);
  * completion callback. A refused request does not borrow it and gets no
  * release call. `release` NULL restores copying.
  */
-H2POOL_EXTERN int h2pool_request_opts_set_body_release(
-    h2pool_request_opts *opts, h2pool_body_release_cb release);
+H2POOL_EXTERN int
+h2pool_request_opts_set_body_release(h2pool_request_opts *opts,
+                                     h2pool_body_release_cb release);
 
 /**
  * Streaming responses: called once, on the loop thread, when the final
@@ -558,8 +560,7 @@ H2POOL_EXTERN int h2pool_request_opts_set_body_release(
  * go on, anything else to abort the request (it fails with
  * H2POOL_ERR_ABORTED). `user_data` is the request's.
  */
-typedef int (*h2pool_headers_cb)(const h2pool_response *resp,
-                                 void *user_data);
+typedef int (*h2pool_headers_cb)(const h2pool_response *resp, void *user_data);
 
 /** Returned by an h2pool_data_cb to pause reading this response. */
 #define H2POOL_DATA_PAUSE 1
@@ -573,8 +574,7 @@ typedef int (*h2pool_headers_cb)(const h2pool_response *resp,
  * (H2POOL_ERR_ABORTED). With an on_data callback the body is not buffered:
  * the completion's response has an empty body.
  */
-typedef int (*h2pool_data_cb)(const uint8_t *data, size_t len,
-                              void *user_data);
+typedef int (*h2pool_data_cb)(const uint8_t *data, size_t len, void *user_data);
 
 /** Sets the on_headers callback (NULL: none). */
 H2POOL_EXTERN int h2pool_request_opts_set_on_headers(h2pool_request_opts *opts,
@@ -593,8 +593,8 @@ H2POOL_EXTERN int h2pool_request_opts_set_on_data(h2pool_request_opts *opts,
  * h2pool_response_content_encoding() returns the original encoding. Bodies
  * with any other encoding are passed through untouched.
  */
-H2POOL_EXTERN int h2pool_request_opts_set_auto_decompress(
-    h2pool_request_opts *opts, int enable);
+H2POOL_EXTERN int
+h2pool_request_opts_set_auto_decompress(h2pool_request_opts *opts, int enable);
 
 /**
  * Submits a request. Thread-safe, and may be called from a completion
@@ -713,8 +713,8 @@ H2POOL_EXTERN const char *h2pool_response_trailer(const h2pool_response *resp,
  * The content-encoding the server sent, when h2pool decoded the body
  * (for example "gzip"); NULL when the body is as received.
  */
-H2POOL_EXTERN const char *h2pool_response_content_encoding(
-    const h2pool_response *resp);
+H2POOL_EXTERN const char *
+h2pool_response_content_encoding(const h2pool_response *resp);
 
 /** The HTTP/2 stream id the response arrived on. */
 H2POOL_EXTERN int32_t h2pool_response_stream_id(const h2pool_response *resp);

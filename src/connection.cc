@@ -10,9 +10,9 @@
 
 #include <algorithm>
 #include <array>
-#include <new>
 #include <cerrno>
 #include <cstring>
+#include <new>
 
 namespace h2pool_core {
 namespace {

@@ -58,12 +58,8 @@ static void test_strerror_every_code_distinct_and_non_empty(void **state) {
 
 static void test_strerror_unknown_codes_not_null(void **state) {
   (void)state;
-  const int unknown[] = {1,
-                         42,
-                         H2POOL_ERR_BODY_SOURCE - 1,
-                         -1000,
-                         -2147483647 - 1,
-                         2147483647};
+  const int unknown[] = {
+      1, 42, H2POOL_ERR_BODY_SOURCE - 1, -1000, -2147483647 - 1, 2147483647};
   for (size_t i = 0; i < ARRAY_LEN(unknown); i++) {
     const char *m = h2pool_strerror(unknown[i]);
     assert_non_null(m);

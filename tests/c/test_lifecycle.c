@@ -230,7 +230,8 @@ static void test_request_option_overrides_pool_timeout(void **state) {
   fixture *f = *state;
   make_pool(f, 0, 0, 200);
   char slowish[128];
-  fixture_url(f, slowish, sizeof slowish, "/slowish?delay_ms=600&size=9&seed=9");
+  fixture_url(f, slowish, sizeof slowish,
+              "/slowish?delay_ms=600&size=9&seed=9");
   h2pool_request_opts *o = NULL;
   assert_int_equal(h2pool_request_opts_new(&o), H2POOL_OK);
   assert_int_equal(h2pool_request_opts_set_timeout_ms(o, 5000), H2POOL_OK);
@@ -358,8 +359,8 @@ static void assert_tally(const tally_slot *s, size_t n, int code) {
     int calls = atomic_load(&s[i].calls);
     int got = atomic_load(&s[i].code);
     if (calls != 1 || got != code)
-      fail_msg("request %zu: %d callbacks with code %d (%s), want 1 with %d",
-               i, calls, got, calls ? h2pool_strerror(got) : "-", code);
+      fail_msg("request %zu: %d callbacks with code %d (%s), want 1 with %d", i,
+               calls, got, calls ? h2pool_strerror(got) : "-", code);
   }
 }
 
@@ -420,9 +421,8 @@ static void test_destroy_completes_requests_just_submitted(void **state) {
 static void nested_cb(const h2pool_response *resp, const h2pool_error *err,
                       void *user_data) {
   tally_slot *s = user_data;
-  s->nested_request_rc =
-      h2pool_request(s->pool, "GET", s->url, NULL, 0, NULL, 0, NULL, count_cb,
-                     s->never, NULL);
+  s->nested_request_rc = h2pool_request(s->pool, "GET", s->url, NULL, 0, NULL,
+                                        0, NULL, count_cb, s->never, NULL);
   s->nested_cancel_rc = h2pool_cancel(s->pool, s->id);
   tally_cb(resp, err, user_data);
 }
@@ -454,7 +454,8 @@ static void test_request_during_destroy_is_pool_closed(void **state) {
   waiter_destroy(&ws[0]);
   waiter_destroy(&ws[1]);
 
-  for (size_t i = 0; i < N; i++) assert_int_equal(rcs[i], H2POOL_OK);
+  for (size_t i = 0; i < N; i++)
+    assert_int_equal(rcs[i], H2POOL_OK);
   assert_true(sent);
   assert_int_equal(outer, N);
   assert_int_equal(nested, 0);
@@ -479,7 +480,8 @@ static void destroy_from_cb_cb(const h2pool_response *resp,
   (void)resp;
   (void)err;
   destroy_from_cb *d = user_data;
-  if (atomic_fetch_add(&d->calls, 1) == 0) h2pool_destroy(d->pool);
+  if (atomic_fetch_add(&d->calls, 1) == 0)
+    h2pool_destroy(d->pool);
   waiter_signal(d->w);
 }
 
@@ -509,7 +511,8 @@ static void test_destroy_from_callback_completes_outstanding(void **state) {
   h2pool *pool = f->pool;
   f->pool = NULL;
   bool all = rc == 0 && waiter_wait(&ws, N + 1, 10000);
-  if (!all && rc != 0) h2pool_destroy(pool);
+  if (!all && rc != 0)
+    h2pool_destroy(pool);
 
   assert_int_equal(accepted, N);
   assert_true(sent);
@@ -525,10 +528,11 @@ static void test_destroy_from_callback_completes_outstanding(void **state) {
 }
 
 int main(void) {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
-#define T1(fn) \
+#define T(fn)                                                                  \
+  cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
+#define T1(fn)                                                                 \
   cmocka_unit_test_setup_teardown(fn, setup_one_stream_server, fixture_teardown)
-#define TN(fn) \
+#define TN(fn)                                                                 \
   cmocka_unit_test_setup_teardown(fn, fixture_setup_no_pool, fixture_teardown)
   const struct CMUnitTest tests[] = {
       T(test_cancel_in_flight_request),

@@ -115,11 +115,13 @@ static void test_every_request_completes_exactly_once_under_load(void **state) {
     subs[t] = (submitter){f->pool, f->base, slots + t * PER_THREAD, &start};
     assert_int_equal(pthread_create(&th[t], NULL, submit_thread, &subs[t]), 0);
   }
-  for (size_t t = 0; t < THREADS; t++) pthread_join(th[t], NULL);
+  for (size_t t = 0; t < THREADS; t++)
+    pthread_join(th[t], NULL);
   pthread_barrier_destroy(&start);
 
   size_t accepted = 0;
-  for (size_t i = 0; i < TOTAL; i++) accepted += slots[i].submit_rc == 0;
+  for (size_t i = 0; i < TOTAL; i++)
+    accepted += slots[i].submit_rc == 0;
   bool all_done = waiter_wait(&f->w, accepted, 60000);
   size_t done = waiter_count(&f->w);
 
@@ -128,7 +130,8 @@ static void test_every_request_completes_exactly_once_under_load(void **state) {
   uint64_t completed = h2pool_stats_value(st, H2POOL_STAT_REQUESTS_COMPLETED);
   uint64_t failed = h2pool_stats_value(st, H2POOL_STAT_REQUESTS_FAILED);
   uint64_t created = h2pool_stats_value(st, H2POOL_STAT_CONNECTIONS_CREATED);
-  uint64_t peak = h2pool_stats_value(st, H2POOL_STAT_PEAK_STREAMS_PER_CONNECTION);
+  uint64_t peak =
+      h2pool_stats_value(st, H2POOL_STAT_PEAK_STREAMS_PER_CONNECTION);
   h2pool_stats_free(st);
 
   /* Destroy before judging: the slots must outlive every callback. Nothing
@@ -155,8 +158,9 @@ static void test_every_request_completes_exactly_once_under_load(void **state) {
     if (r != 0)
       fail_msg("request %zu (seed %llu size %zu): result %d (%s)", i,
                (unsigned long long)slots[i].seed, slots[i].size, r,
-               r < 0 ? h2pool_strerror(r)
-                     : r == BAD_BODY ? "body differs" : "bad status/response");
+               r < 0           ? h2pool_strerror(r)
+               : r == BAD_BODY ? "body differs"
+                               : "bad status/response");
   }
   /* Ids: never 0, distinct, and the callback saw its own. */
   uint64_t *ids = malloc(TOTAL * sizeof *ids);
@@ -167,7 +171,8 @@ static void test_every_request_completes_exactly_once_under_load(void **state) {
     ids[i] = slots[i].out_id;
   }
   qsort(ids, TOTAL, sizeof *ids, cmp_u64);
-  for (size_t i = 1; i < TOTAL; i++) assert_int_not_equal(ids[i], ids[i - 1]);
+  for (size_t i = 1; i < TOTAL; i++)
+    assert_int_not_equal(ids[i], ids[i - 1]);
   free(ids);
 
   print_message("%d requests: server saw %llu connections, peak %u streams; "

@@ -21,7 +21,7 @@
 
 #define DEFAULT_BODY "hello from h2pool test server\n"
 
-#define HDR(n, v) \
+#define HDR(n, v)                                                              \
   { (n), sizeof(n) - 1, (v), sizeof(v) - 1 }
 
 static void assert_success(const capture *c, int status) {
@@ -47,18 +47,18 @@ static void assert_failed_with(const capture *c, int code) {
 /* Lookups that must happen while the response is borrowed. */
 typedef struct get_checks {
   capture cap;
-  const char *lookup_upper;     /* h2pool_response_header("X-Test-Header") */
+  const char *lookup_upper; /* h2pool_response_header("X-Test-Header") */
   size_t lookup_upper_len;
   bool lookup_nul_terminated;
   char lookup_value[64];
-  const char *lookup_mixed;     /* "x-REQUEST-Count" */
-  char content_length[32];      /* "Content-Length" */
+  const char *lookup_mixed; /* "x-REQUEST-Count" */
+  char content_length[32];  /* "Content-Length" */
   size_t content_length_len;
   char count_value[32];
-  bool missing_is_null;         /* absent header */
-  bool len_optional_ok;         /* NULL value_len accepted */
-  int at_out_of_range;          /* header_at(resp, count, &h) */
-  int at_null_out;              /* header_at(resp, 0, NULL) */
+  bool missing_is_null; /* absent header */
+  bool len_optional_ok; /* NULL value_len accepted */
+  int at_out_of_range;  /* header_at(resp, count, &h) */
+  int at_null_out;      /* header_at(resp, 0, NULL) */
   bool names_lower_case;
   bool header_at_matches_lookup;
 } get_checks;
@@ -99,7 +99,8 @@ static void get_checks_cb(const h2pool_response *resp, const h2pool_error *err,
         break;
       }
       for (size_t k = 0; k < h.name_len; k++)
-        if (h.name[k] >= 'A' && h.name[k] <= 'Z') g->names_lower_case = false;
+        if (h.name[k] >= 'A' && h.name[k] <= 'Z')
+          g->names_lower_case = false;
       if (h.name_len == 13 && memcmp(h.name, "x-test-header", 13) == 0 &&
           g->lookup_upper && h.value_len == g->lookup_upper_len &&
           memcmp(h.value, g->lookup_upper, h.value_len) == 0)
@@ -206,8 +207,8 @@ static void test_error_statuses_are_successes(void **state) {
   assert_true(waiter_wait(&f->w, 4, WAIT_MS));
   for (size_t i = 0; i < 4; i++) {
     assert_success(&f->cap[i], statuses[i]);
-    assert_true(capture_body_is_test_body(&f->cap[i], i,
-                                          statuses[i] == 204 ? 0 : 100));
+    assert_true(
+        capture_body_is_test_body(&f->cap[i], i, statuses[i] == 204 ? 0 : 100));
   }
 }
 
@@ -279,7 +280,8 @@ static void test_post_small_body_with_every_byte_value(void **state) {
   char url[128];
   fixture_url(f, url, sizeof url, "/echo");
   uint8_t body[512];
-  for (size_t i = 0; i < sizeof body; i++) body[i] = (uint8_t)(255 - i % 256);
+  for (size_t i = 0; i < sizeof body; i++)
+    body[i] = (uint8_t)(255 - i % 256);
   capture *c = &f->cap[0];
   assert_int_equal(h2pool_request(f->pool, "PUT", url, NULL, 0, body,
                                   sizeof body, NULL, capture_cb, c, NULL),
@@ -441,7 +443,8 @@ static void test_stats_after_sequential_requests(void **state) {
   assert_non_null(s);
   assert_int_equal(h2pool_stats_endpoint_count(s), 1);
   char want[64];
-  snprintf(want, sizeof want, "http://127.0.0.1:%u", (unsigned)h2ts_port(f->ts));
+  snprintf(want, sizeof want, "http://127.0.0.1:%u",
+           (unsigned)h2ts_port(f->ts));
   assert_non_null(h2pool_stats_endpoint_name(s, 0));
   assert_string_equal(h2pool_stats_endpoint_name(s, 0), want);
   assert_null(h2pool_stats_endpoint_name(s, 1));
@@ -547,7 +550,8 @@ struct open_conns_arg {
 static bool open_connections_are(void *arg) {
   struct open_conns_arg *a = arg;
   h2pool_stats *s = NULL;
-  if (h2pool_stats_get(a->pool, &s) != 0) return false;
+  if (h2pool_stats_get(a->pool, &s) != 0)
+    return false;
   bool ok = h2pool_stats_value(s, H2POOL_STAT_CONNECTIONS_OPEN) == a->want_open;
   h2pool_stats_free(s);
   return ok;
@@ -592,10 +596,13 @@ static void log_cb(int level, const char *msg, void *user_data) {
   log_record *r = user_data;
   pthread_mutex_lock(&r->mu);
   r->messages++;
-  if (level < r->min_level) r->min_level = level;
-  if (level > r->max_level) r->max_level = level;
+  if (level < r->min_level)
+    r->min_level = level;
+  if (level > r->max_level)
+    r->max_level = level;
   size_t n = msg ? strlen(msg) : 0;
-  if (!msg || (n && msg[n - 1] == '\n')) r->bad_text = true;
+  if (!msg || (n && msg[n - 1] == '\n'))
+    r->bad_text = true;
   pthread_mutex_unlock(&r->mu);
 }
 
@@ -645,7 +652,8 @@ static void test_log_level_filters_messages(void **state) {
   log_record warn = {0};
   run_logged(f, &warn, H2POOL_LOG_WARN, 2);
   assert_true(warn.messages < all.messages);
-  if (warn.messages) assert_true(warn.max_level <= H2POOL_LOG_WARN);
+  if (warn.messages)
+    assert_true(warn.max_level <= H2POOL_LOG_WARN);
   /* ...and nothing at all at NONE. */
   log_record none = {0};
   run_logged(f, &none, H2POOL_LOG_NONE, 4);
@@ -685,7 +693,8 @@ static void chain_link_cb(const h2pool_response *resp, const h2pool_error *err,
     ch->submit_rc[next] = chain_submit(ch, next);
     if (ch->submit_rc[next] != 0) {
       /* Refused: no callback will come, so unblock the waiter for them. */
-      for (int k = next; k < CHAIN_LEN; k++) waiter_signal(&ch->w);
+      for (int k = next; k < CHAIN_LEN; k++)
+        waiter_signal(&ch->w);
     }
   }
   capture_cb(resp, err, &ch->caps[l->index]);
@@ -708,7 +717,8 @@ static void test_callback_may_submit_requests(void **state) {
   ch->pool = f->pool;
   snprintf(ch->base, sizeof ch->base, "%s", f->base);
   waiter_init(&ch->w);
-  for (int i = 0; i < CHAIN_LEN; i++) capture_init(&ch->caps[i], &ch->w);
+  for (int i = 0; i < CHAIN_LEN; i++)
+    capture_init(&ch->caps[i], &ch->w);
   ch->submit_rc[0] = chain_submit(ch, 0);
   bool done = ch->submit_rc[0] == 0 && waiter_wait(&ch->w, CHAIN_LEN, 30000);
   /* The chain lives on the heap; stop the pool before judging. */
@@ -721,14 +731,16 @@ static void test_callback_may_submit_requests(void **state) {
     assert_true(capture_body_is_test_body(&ch->caps[i], 1000 + i, 50 + i));
   }
   assert_int_equal(h2ts_requests(f->ts), CHAIN_LEN);
-  for (int i = 0; i < CHAIN_LEN; i++) capture_free(&ch->caps[i]);
+  for (int i = 0; i < CHAIN_LEN; i++)
+    capture_free(&ch->caps[i]);
   waiter_destroy(&ch->w);
   free(ch);
 }
 
 int main(void) {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
-#define TN(fn) \
+#define T(fn)                                                                  \
+  cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
+#define TN(fn)                                                                 \
   cmocka_unit_test_setup_teardown(fn, fixture_setup_no_pool, fixture_teardown)
   const struct CMUnitTest tests[] = {
       T(test_get_returns_status_body_and_headers),

@@ -59,7 +59,8 @@ bool waiter_wait(waiter *w, size_t n, uint32_t timeout_ms) {
   pthread_mutex_lock(&w->mu);
   while (w->count < n) {
     int rc = pthread_cond_timedwait(&w->cv, &w->mu, &deadline);
-    if (rc == ETIMEDOUT) break;
+    if (rc == ETIMEDOUT)
+      break;
   }
   bool reached = w->count >= n;
   pthread_mutex_unlock(&w->mu);
@@ -69,8 +70,10 @@ bool waiter_wait(waiter *w, size_t n, uint32_t timeout_ms) {
 bool poll_until(bool (*pred)(void *arg), void *arg, uint32_t timeout_ms) {
   int64_t deadline = now_ms() + timeout_ms;
   for (;;) {
-    if (pred(arg)) return true;
-    if (now_ms() >= deadline) return false;
+    if (pred(arg))
+      return true;
+    if (now_ms() >= deadline)
+      return false;
     struct timespec one_ms = {0, 1000000L};
     nanosleep(&one_ms, NULL);
   }
@@ -113,8 +116,10 @@ void capture_free(capture *c) {
 
 static char *copy_bytes(const char *p, size_t n) {
   char *out = malloc(n + 1);
-  if (!out) abort();
-  if (n) memcpy(out, p, n);
+  if (!out)
+    abort();
+  if (n)
+    memcpy(out, p, n);
   out[n] = '\0';
   return out;
 }
@@ -140,17 +145,21 @@ void capture_cb(const h2pool_response *resp, const h2pool_error *err,
       c->body_ptr_null = b == NULL;
       c->body_len = len;
       c->body = malloc(len ? len : 1);
-      if (!c->body) abort();
-      if (b && len) memcpy(c->body, b, len);
+      if (!c->body)
+        abort();
+      if (b && len)
+        memcpy(c->body, b, len);
       c->stream_id = h2pool_response_stream_id(resp);
       c->conn_id = h2pool_response_connection_id(resp);
       c->req_id = h2pool_response_request_id(resp);
       size_t n = h2pool_response_header_count(resp);
       c->headers = calloc(n ? n : 1, sizeof *c->headers);
-      if (!c->headers) abort();
+      if (!c->headers)
+        abort();
       for (size_t i = 0; i < n; i++) {
         h2pool_header h;
-        if (h2pool_response_header_at(resp, i, &h) != 0) break;
+        if (h2pool_response_header_at(resp, i, &h) != 0)
+          break;
         c->headers[i].name = copy_bytes(h.name, h.name_len);
         c->headers[i].name_len = h.name_len;
         c->headers[i].value = copy_bytes(h.value, h.value_len);
@@ -164,14 +173,17 @@ void capture_cb(const h2pool_response *resp, const h2pool_error *err,
 
 const char *capture_header(const capture *c, const char *name) {
   for (size_t i = 0; i < c->nheaders; i++)
-    if (strcmp(c->headers[i].name, name) == 0) return c->headers[i].value;
+    if (strcmp(c->headers[i].name, name) == 0)
+      return c->headers[i].value;
   return NULL;
 }
 
 bool capture_body_is_test_body(const capture *c, uint64_t seed, size_t n) {
-  if (c->body_len != n) return false;
+  if (c->body_len != n)
+    return false;
   uint8_t *want = malloc(n ? n : 1);
-  if (!want) abort();
+  if (!want)
+    abort();
   h2ts_test_body(seed, n, want);
   bool same = n == 0 || memcmp(want, c->body, n) == 0;
   free(want);
@@ -188,9 +200,11 @@ void count_cb(const h2pool_response *resp, const h2pool_error *err,
 int fixture_start(void **state, uint32_t mcs, bool make_pool,
                   const h2pool_config *cfg) {
   fixture *f = calloc(1, sizeof *f);
-  if (!f) return -1;
+  if (!f)
+    return -1;
   waiter_init(&f->w);
-  for (size_t i = 0; i < FIXTURE_CAPTURES; i++) capture_init(&f->cap[i], &f->w);
+  for (size_t i = 0; i < FIXTURE_CAPTURES; i++)
+    capture_init(&f->cap[i], &f->w);
   *state = f;
   int rc = h2ts_start(mcs, &f->ts);
   if (rc != 0) {
@@ -211,18 +225,22 @@ int fixture_start(void **state, uint32_t mcs, bool make_pool,
 
 int fixture_teardown(void **state) {
   fixture *f = *state;
-  if (!f) return 0;
+  if (!f)
+    return 0;
   h2pool_destroy(f->pool); /* runs every outstanding callback first */
   f->pool = NULL;
   h2ts_stop(f->ts);
-  for (size_t i = 0; i < FIXTURE_CAPTURES; i++) capture_free(&f->cap[i]);
+  for (size_t i = 0; i < FIXTURE_CAPTURES; i++)
+    capture_free(&f->cap[i]);
   waiter_destroy(&f->w);
   free(f);
   *state = NULL;
   return 0;
 }
 
-int fixture_setup(void **state) { return fixture_start(state, 100, true, NULL); }
+int fixture_setup(void **state) {
+  return fixture_start(state, 100, true, NULL);
+}
 
 int fixture_setup_no_pool(void **state) {
   return fixture_start(state, 100, false, NULL);
@@ -235,8 +253,8 @@ void fixture_url(const fixture *f, char *buf, size_t n,
 
 int get_capture(h2pool *pool, const char *url, const h2pool_request_opts *opts,
                 capture *c, uint64_t *out_id) {
-  return h2pool_request(pool, "GET", url, NULL, 0, NULL, 0, opts, capture_cb,
-                        c, out_id);
+  return h2pool_request(pool, "GET", url, NULL, 0, NULL, 0, opts, capture_cb, c,
+                        out_id);
 }
 
 h2pool_config *make_config(uint32_t max_conns, uint32_t max_pending) {

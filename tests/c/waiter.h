@@ -60,7 +60,7 @@ typedef struct capture {
   atomic_int calls; /* callbacks received: must end up exactly 1 */
   /* The fields below describe the first callback only. */
   bool had_err;
-  int err;           /* h2pool_error_code(), or H2POOL_OK */
+  int err; /* h2pool_error_code(), or H2POOL_OK */
   int64_t http2_code;
   int32_t err_stream_id;
   char message[256];

@@ -136,9 +136,9 @@ TEST_P(Chaos, EveryRequestGetsOneCallbackAndAnExactBodyOrAMeaningfulError) {
         tickets[i] = {&slots[i], &shared, t};
         std::string url = base + "/?size=" + std::to_string(slots[i].size) +
                           "&seed=" + std::to_string(slots[i].seed);
-        int rc = h2pool_request(client->pool(), "GET", url.c_str(), nullptr, 0,
-                                nullptr, 0, nullptr, on_done, &tickets[i],
-                                nullptr);
+        int rc =
+            h2pool_request(client->pool(), "GET", url.c_str(), nullptr, 0,
+                           nullptr, 0, nullptr, on_done, &tickets[i], nullptr);
         if (rc != H2POOL_OK) {
           refused_sync.fetch_add(1);
           slots[i].code.store(rc);
@@ -154,9 +154,9 @@ TEST_P(Chaos, EveryRequestGetsOneCallbackAndAnExactBodyOrAMeaningfulError) {
     th.join();
   {
     std::unique_lock<std::mutex> lock(shared.mu);
-    EXPECT_TRUE(shared.cv.wait_for(lock, 90s, [&] {
-      return shared.done == submitted.load();
-    })) << "callbacks: " << shared.done << " of " << submitted.load();
+    EXPECT_TRUE(shared.cv.wait_for(
+        lock, 90s, [&] { return shared.done == submitted.load(); }))
+        << "callbacks: " << shared.done << " of " << submitted.load();
   }
   auto elapsed = std::chrono::duration_cast<Ms>(Clock::now() - start);
   uint64_t retried = client->stat(H2POOL_STAT_REQUESTS_RETRIED);
@@ -233,11 +233,9 @@ TEST_P(Chaos, EveryRequestGetsOneCallbackAndAnExactBodyOrAMeaningfulError) {
   EXPECT_GT(succeeded, kRequests / 2);
 }
 
-INSTANTIATE_TEST_SUITE_P(Retry, Chaos, ::testing::Bool(),
-                         [](const auto &info) {
-                           return std::string(info.param ? "IdempotentRetry"
-                                                          : "Default");
-                         });
+INSTANTIATE_TEST_SUITE_P(Retry, Chaos, ::testing::Bool(), [](const auto &info) {
+  return std::string(info.param ? "IdempotentRetry" : "Default");
+});
 
 } // namespace
 } // namespace faults

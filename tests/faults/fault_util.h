@@ -62,10 +62,11 @@ struct Call {
     std::lock_guard<std::mutex> lock(mu);
     return "calls=" + std::to_string(calls) + " ok=" + std::to_string(ok) +
            " code=" + std::to_string(code) + " (" + h2pool_strerror(code) +
-           ") http2=" + std::to_string(http2_code) + " status=" +
-           std::to_string(status) + " body=" + std::to_string(body.size()) +
-           "B conn=" + std::to_string(conn_id) + " stream=" +
-           std::to_string(stream_id) + " msg='" + message + "'";
+           ") http2=" + std::to_string(http2_code) +
+           " status=" + std::to_string(status) +
+           " body=" + std::to_string(body.size()) +
+           "B conn=" + std::to_string(conn_id) +
+           " stream=" + std::to_string(stream_id) + " msg='" + message + "'";
   }
 
   static void callback(const h2pool_response *resp, const h2pool_error *err,
@@ -141,10 +142,9 @@ public:
       calls_.push_back(std::move(owned));
     }
     c.submitted = Clock::now();
-    int rc = h2pool_request(
-        pool_, method, url.c_str(), nullptr, 0,
-        reinterpret_cast<const uint8_t *>(body.data()), body.size(), opts,
-        &Call::callback, &c, &c.id);
+    int rc = h2pool_request(pool_, method, url.c_str(), nullptr, 0,
+                            reinterpret_cast<const uint8_t *>(body.data()),
+                            body.size(), opts, &Call::callback, &c, &c.id);
     if (rc != H2POOL_OK) {
       std::lock_guard<std::mutex> lock(c.mu);
       c.calls = -1;

@@ -43,8 +43,7 @@ protected:
                    Ms timeout = kWait) {
     return server_->wait_for_stats(pred, timeout);
   }
-  bool wait_client_reset(int32_t stream_id, uint32_t code,
-                         Ms timeout = kWait) {
+  bool wait_client_reset(int32_t stream_id, uint32_t code, Ms timeout = kWait) {
     return wait_until(
         [&] {
           for (const ClientReset &r : server_->client_resets())
@@ -77,8 +76,8 @@ TEST_F(Faults, GoawayNoErrorRetriesStreamsAboveLastStreamIdOnNewConnection) {
   // Streams 1..9 wait on the server; the sixth request (stream 11) makes it
   // send GOAWAY(NO_ERROR, last_stream_id=5) on connection 1 only.
   for (int i = 0; i < 5; ++i)
-    calls.push_back(&c.get(url("/?delay_ms=300&size=1000&seed=" +
-                               std::to_string(i))));
+    calls.push_back(
+        &c.get(url("/?delay_ms=300&size=1000&seed=" + std::to_string(i))));
   calls.push_back(&c.get(url("/?delay_ms=300&size=1000&seed=5&goaway=0&"
                              "goaway_last=5&fault_conn=1")));
   for (Call *call : calls)
@@ -144,9 +143,10 @@ TEST_F(Faults, GracefulTwoStepGoawayLosesNothing) {
   Client &c = client(cfg);
   std::vector<Call *> calls;
   for (int i = 0; i < 6; ++i)
-    calls.push_back(&c.get(url("/?delay_ms=400&size=2000&seed=" +
-                               std::to_string(i))));
-  ASSERT_TRUE(wait_server([](const ServerStats &s) { return s.requests >= 6; }));
+    calls.push_back(
+        &c.get(url("/?delay_ms=400&size=2000&seed=" + std::to_string(i))));
+  ASSERT_TRUE(
+      wait_server([](const ServerStats &s) { return s.requests >= 6; }));
   // GOAWAY(2^31-1) now, the real one (last processed stream) 150 ms later.
   calls.push_back(&c.get(url("/?size=2000&seed=6&goaway=0&goaway_graceful=1&"
                              "goaway_grace_ms=150&fault_conn=1")));
@@ -183,8 +183,8 @@ TEST_F(Faults, GoawayWithErrorCodeFailsWithGoawayAfterBoundedAttempts) {
   // Every connection answers its first stream with GOAWAY(INTERNAL_ERROR,
   // last_stream_id=0): the stream was never processed, so it is retried,
   // but only max_retries times.
-  Call &call = c.get(
-      url("/?goaway=2&goaway_last=0&goaway_debug=overloaded-try-later"));
+  Call &call =
+      c.get(url("/?goaway=2&goaway_last=0&goaway_debug=overloaded-try-later"));
   WAIT_DONE(call);
   EXPECT_FALSE(call.ok);
   EXPECT_EQ(call.code, H2POOL_ERR_GOAWAY) << call.describe();
@@ -207,8 +207,8 @@ TEST_F(Faults, GoawayNoErrorAlwaysAboveLastStreamIdFailsWithGoaway) {
   Call &call = c.get(url("/?goaway=0&goaway_last=0"));
   WAIT_DONE(call);
   EXPECT_EQ(call.code, H2POOL_ERR_GOAWAY) << call.describe();
-  EXPECT_EQ(call.http2_code, 0) << "the GOAWAY's code (NO_ERROR): "
-                                << call.describe();
+  EXPECT_EQ(call.http2_code, 0)
+      << "the GOAWAY's code (NO_ERROR): " << call.describe();
   EXPECT_EQ(call.goaway_last, 0) << call.describe();
   EXPECT_EQ(server_->stats().requests, 2u);
 }
@@ -218,8 +218,8 @@ TEST_F(Faults, GoawayRetryResendsTheWholeRequestBody) {
   Config cfg;
   Client &c = client(cfg);
   std::string body = test_body(77, 200000);
-  Call &call = c.request(url("/echo?goaway=0&goaway_last=0&fault_conn=1"),
-                         "POST", body);
+  Call &call =
+      c.request(url("/echo?goaway=0&goaway_last=0&fault_conn=1"), "POST", body);
   WAIT_DONE(call);
   ASSERT_TRUE(call.ok) << call.describe();
   EXPECT_TRUE(call.body == body) << "echoed " << call.body.size() << " bytes";
@@ -315,9 +315,10 @@ TEST_P(RstInternalError, FailsWithStreamResetAndSparesOtherStreams) {
   h2pool_config_set_max_connections_per_endpoint(cfg, 1);
   Client &c = client(cfg);
   Call &other = c.get(url("/?delay_ms=300&size=1000&seed=2"));
-  ASSERT_TRUE(wait_server([](const ServerStats &s) { return s.requests >= 1; }));
-  Call &victim = c.get(url(std::string("/?size=100000&seed=1&rst=2&fault_at=") +
-                           GetParam()));
+  ASSERT_TRUE(
+      wait_server([](const ServerStats &s) { return s.requests >= 1; }));
+  Call &victim = c.get(
+      url(std::string("/?size=100000&seed=1&rst=2&fault_at=") + GetParam()));
   WAIT_DONE(victim);
   WAIT_DONE(other);
   EXPECT_FALSE(victim.ok);
@@ -362,13 +363,14 @@ TEST_P(DropMidBody, FailsEveryInFlightRequestWithConnectionLost) {
   ASSERT_TRUE(warm.ok) << warm.describe();
   Call &b = c.get(url("/?delay_ms=5000&size=100"));
   Call &d = c.get(url("/?delay_ms=5000&size=100"));
-  ASSERT_TRUE(wait_server([](const ServerStats &s) { return s.requests >= 3; }));
+  ASSERT_TRUE(
+      wait_server([](const ServerStats &s) { return s.requests >= 3; }));
   // The pause lets the client read the headers and the first 100000 bytes
   // before the connection goes.
-  Call &a = c.get(url(
-      std::string("/?size=200000&seed=1&fault_at=100000&fault_delay_ms=100&"
-                  "drop=") +
-      GetParam()));
+  Call &a = c.get(
+      url(std::string("/?size=200000&seed=1&fault_at=100000&fault_delay_ms=100&"
+                      "drop=") +
+          GetParam()));
   for (Call *call : {&a, &b, &d}) {
     WAIT_DONE(*call);
     EXPECT_FALSE(call->ok) << "a truncated response must not be a success: "
@@ -398,8 +400,8 @@ TEST_F(Faults, RetryIdempotentRetriesGetLostBeforeHeaders) {
   Config cfg;
   h2pool_config_set_retry_idempotent(cfg, 1);
   Client &c = client(cfg);
-  Call &call = c.get(
-      url("/?drop=reset&fault_at=before&fault_conn=1&size=300&seed=3"));
+  Call &call =
+      c.get(url("/?drop=reset&fault_at=before&fault_conn=1&size=300&seed=3"));
   WAIT_DONE(call);
   ASSERT_TRUE(call.ok) << call.describe();
   EXPECT_EQ(call.body, test_body(3, 300));
@@ -446,7 +448,8 @@ TEST_F(Faults, QueuedRequestsSurviveLossOfTheConnectionTheyWaitFor) {
   Client &c = client(cfg);
   Call &victim = c.get(url("/?delay_ms=200&drop=reset&fault_at=before&"
                            "fault_conn=1"));
-  ASSERT_TRUE(wait_server([](const ServerStats &s) { return s.requests >= 1; }));
+  ASSERT_TRUE(
+      wait_server([](const ServerStats &s) { return s.requests >= 1; }));
   // Never sent: they wait for the one stream slot.
   Call &q1 = c.get(url("/?size=100&seed=1"));
   Call &q2 = c.get(url("/?size=200&seed=2"));
@@ -542,7 +545,8 @@ TEST_F(Faults, RequestTimeoutIncludesQueueWait) {
   h2pool_config_set_max_connections_per_endpoint(cfg, 1);
   Client &c = client(cfg);
   Call &blocker = c.get(url("/?stall=1&fault_at=before"));
-  ASSERT_TRUE(wait_server([](const ServerStats &s) { return s.requests >= 1; }));
+  ASSERT_TRUE(
+      wait_server([](const ServerStats &s) { return s.requests >= 1; }));
   h2pool_request_opts *opts = nullptr;
   ASSERT_EQ(h2pool_request_opts_new(&opts), H2POOL_OK);
   h2pool_request_opts_set_timeout_ms(opts, 300);
@@ -565,8 +569,8 @@ TEST_F(Faults, RequestTimeoutInFlightResetsStreamWithCancel) {
   h2pool_request_opts *opts = nullptr;
   ASSERT_EQ(h2pool_request_opts_new(&opts), H2POOL_OK);
   h2pool_request_opts_set_timeout_ms(opts, 300);
-  Call &call = c.request(url("/?stall=1&fault_at=100&size=1000"), "GET", "",
-                         opts);
+  Call &call =
+      c.request(url("/?stall=1&fault_at=100&size=1000"), "GET", "", opts);
   h2pool_request_opts_free(opts);
   WAIT_DONE(call);
   EXPECT_EQ(call.code, H2POOL_ERR_TIMEOUT) << call.describe();
@@ -587,7 +591,8 @@ TEST_F(Faults, CancelQueuedRequestNeverReachesServer) {
   h2pool_config_set_max_connections_per_endpoint(cfg, 1);
   Client &c = client(cfg);
   Call &blocker = c.get(url("/?delay_ms=300"));
-  ASSERT_TRUE(wait_server([](const ServerStats &s) { return s.requests >= 1; }));
+  ASSERT_TRUE(
+      wait_server([](const ServerStats &s) { return s.requests >= 1; }));
   Call &queued = c.get(url("/?size=10"));
   ASSERT_EQ(h2pool_cancel(c.pool(), queued.id), H2POOL_OK);
   WAIT_DONE(queued);
@@ -630,8 +635,8 @@ TEST_F(Faults, ResponseHeadersTimeoutDoesNotApplyOnceHeadersArrived) {
   ASSERT_EQ(h2pool_request_opts_new(&opts), H2POOL_OK);
   h2pool_request_opts_set_timeout_ms(opts, 600);
   // Headers at once, then the body stalls past the header timeout.
-  Call &call = c.request(url("/?stall=1&fault_at=100&size=1000"), "GET", "",
-                         opts);
+  Call &call =
+      c.request(url("/?stall=1&fault_at=100&size=1000"), "GET", "", opts);
   h2pool_request_opts_free(opts);
   WAIT_DONE(call);
   EXPECT_EQ(call.code, H2POOL_ERR_TIMEOUT) << call.describe();
@@ -685,8 +690,8 @@ TEST_F(Faults, IdleTimeoutClosesIdleConnection) {
   EXPECT_TRUE(c.wait_stat(H2POOL_STAT_CONNECTIONS_CLOSED,
                           [](uint64_t v) { return v == 1; }));
   EXPECT_EQ(c.stat(H2POOL_STAT_CONNECTIONS_OPEN), 0u);
-  EXPECT_TRUE(
-      wait_server([](const ServerStats &s) { return s.connections_open == 0; }));
+  EXPECT_TRUE(wait_server(
+      [](const ServerStats &s) { return s.connections_open == 0; }));
   EXPECT_GE(Clock::now() - call.done_at, 150ms);
 }
 
@@ -697,8 +702,8 @@ TEST_F(Faults, MaxRequestsPerConnectionDrainsAndOpensNewOneLosingNothing) {
   Client &c = client(cfg);
   std::vector<Call *> calls;
   for (int i = 0; i < 10; ++i)
-    calls.push_back(&c.get(url("/?delay_ms=100&size=700&seed=" +
-                               std::to_string(i))));
+    calls.push_back(
+        &c.get(url("/?delay_ms=100&size=700&seed=" + std::to_string(i))));
   std::map<uint64_t, int> per_conn;
   for (int i = 0; i < 10; ++i) {
     WAIT_DONE(*calls[i]);
@@ -722,7 +727,8 @@ TEST_F(Faults, MaxLifetimeDrainsConnectionAfterItsStreamsFinish) {
   h2pool_config_set_max_lifetime_ms(cfg, 300);
   Client &c = client(cfg);
   Call &slow = c.get(url("/?delay_ms=800&size=5000&seed=9"));
-  ASSERT_TRUE(wait_server([](const ServerStats &s) { return s.requests >= 1; }));
+  ASSERT_TRUE(
+      wait_server([](const ServerStats &s) { return s.requests >= 1; }));
   // Short requests until one lands on a new connection: the old one is too
   // old to take streams.
   uint64_t first = 0, other = 0;
@@ -772,17 +778,18 @@ TEST_F(Faults, LoweredMaxConcurrentStreamsIsRespectedAfterTheAck) {
   Client &c = client(cfg);
   std::vector<Call *> calls;
   for (int i = 0; i < 8; ++i)
-    calls.push_back(&c.get(url("/?delay_ms=400&size=100&seed=" +
-                               std::to_string(i))));
-  ASSERT_TRUE(wait_server([](const ServerStats &s) { return s.requests >= 8; }));
+    calls.push_back(
+        &c.get(url("/?delay_ms=400&size=100&seed=" + std::to_string(i))));
+  ASSERT_TRUE(
+      wait_server([](const ServerStats &s) { return s.requests >= 8; }));
   Call &lower = c.get(url("/?settings_mcs=2"));
   WAIT_DONE(lower);
   ASSERT_TRUE(lower.ok) << lower.describe();
   ASSERT_TRUE(wait_server(
       [](const ServerStats &s) { return s.settings_lowered_acked == 1; }));
   for (int i = 8; i < 20; ++i)
-    calls.push_back(&c.get(url("/?delay_ms=30&size=100&seed=" +
-                               std::to_string(i))));
+    calls.push_back(
+        &c.get(url("/?delay_ms=30&size=100&seed=" + std::to_string(i))));
   for (size_t i = 0; i < calls.size(); ++i) {
     WAIT_DONE(*calls[i]);
     ASSERT_TRUE(calls[i]->ok) << i << ": " << calls[i]->describe();

@@ -26,7 +26,8 @@ constexpr uint64_t kRssBudget = 64ull << 20;
 
 // The server side of one scripted exchange: our SETTINGS (and an ACK of the
 // client's), then, once the client's first request arrives, `respond`.
-RawServer::Script on_request(std::function<void(RawConnection &, uint32_t)> respond) {
+RawServer::Script
+on_request(std::function<void(RawConnection &, uint32_t)> respond) {
   return [respond](RawConnection &c) {
     if (!c.send(settings({{0x3 /* MAX_CONCURRENT_STREAMS */, 100}}) +
                 settings_ack()))
@@ -175,12 +176,12 @@ TEST_F(RawFrames, GoawayWithErrorAfterTheStreamFailsWithGoawayAndDebugData) {
 }
 
 TEST_F(RawFrames, OversizeTrailersAreResponseTooLarge) {
-  server_ = std::make_unique<RawServer>(on_request([](RawConnection &c,
-                                                      uint32_t sid) {
-    c.send(headers(sid, status_block(), kEndHeaders) + data(sid, "body") +
-           headers(sid, hpack_literal("x-trailer", std::string(3000, 't')),
-                   kEndHeaders | kEndStream));
-  }));
+  server_ = std::make_unique<RawServer>(
+      on_request([](RawConnection &c, uint32_t sid) {
+        c.send(headers(sid, status_block(), kEndHeaders) + data(sid, "body") +
+               headers(sid, hpack_literal("x-trailer", std::string(3000, 't')),
+                       kEndHeaders | kEndStream));
+      }));
   ASSERT_EQ(server_->start(), 0);
   Config cfg;
   h2pool_config_set_max_response_headers(cfg, 2048, 1000);
@@ -214,9 +215,8 @@ TEST_F(RawFrames, ContinuationFloodWithFieldsIsBounded) {
     std::string value(1000, 'f');
     c.flood_with(
         [&](uint64_t i) {
-          return continuation(sid,
-                              hpack_literal("x-flood-" + std::to_string(i),
-                                            value));
+          return continuation(
+              sid, hpack_literal("x-flood-" + std::to_string(i), value));
         },
         256ull << 20, 30s);
   }));

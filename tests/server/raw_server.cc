@@ -58,8 +58,7 @@ std::string settings(const std::vector<std::pair<uint16_t, uint32_t>> &iv) {
 
 std::string settings_ack() { return frame(kSettings, kAck, 0, {}); }
 
-std::string headers(uint32_t stream_id, std::string_view block,
-                    uint8_t flags) {
+std::string headers(uint32_t stream_id, std::string_view block, uint8_t flags) {
   return frame(kHeaders, flags, stream_id, block);
 }
 
@@ -68,8 +67,7 @@ std::string continuation(uint32_t stream_id, std::string_view block,
   return frame(kContinuation, flags, stream_id, block);
 }
 
-std::string data(uint32_t stream_id, std::string_view payload,
-                 uint8_t flags) {
+std::string data(uint32_t stream_id, std::string_view payload, uint8_t flags) {
   return frame(kData, flags, stream_id, payload);
 }
 
@@ -122,9 +120,7 @@ std::string hpack_string(std::string_view s) {
   return hpack_int(s.size(), 7, 0x00) + std::string(s);
 }
 
-std::string hpack_indexed(uint64_t index) {
-  return hpack_int(index, 7, 0x80);
-}
+std::string hpack_indexed(uint64_t index) { return hpack_int(index, 7, 0x80); }
 
 std::string hpack_literal(std::string_view name, std::string_view value) {
   return std::string(1, '\0') + hpack_string(name) + hpack_string(value);
@@ -265,8 +261,8 @@ bool RawConnection::send(std::string_view bytes, Ms timeout) {
       closed_ = true;
       return false;
     }
-    ssize_t n = ::send(fd_, bytes.data(), bytes.size(),
-                       MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n =
+        ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR || errno == EAGAIN) {
         continue;
@@ -285,9 +281,9 @@ uint64_t RawConnection::flood(std::string_view chunk, uint64_t max_bytes,
   return flood_with([&c](uint64_t) { return c; }, max_bytes, timeout);
 }
 
-uint64_t RawConnection::flood_with(
-    const std::function<std::string(uint64_t i)> &gen, uint64_t max_bytes,
-    Ms timeout) {
+uint64_t
+RawConnection::flood_with(const std::function<std::string(uint64_t i)> &gen,
+                          uint64_t max_bytes, Ms timeout) {
   auto deadline = Clock::now() + timeout;
   uint64_t sent = 0;
   for (uint64_t i = 0; sent < max_bytes && Clock::now() < deadline; ++i) {
