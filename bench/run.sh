@@ -243,7 +243,9 @@ run_client() {
   local -a cmd
   case $client in
   h2load) cmd=(h2load -t 1 -n "$n" -c "$c" -m "$m" "$url") ;;
-  h2pool) cmd=("$H2POOL" bench -k -n "$n" -c "$c" -m "$m" "$url") ;;
+  # --discard-body: like h2load (and curl_bench's sink), h2pool drops the
+  # bodies as they stream instead of buffering each one whole.
+  h2pool) cmd=("$H2POOL" bench -k --discard-body -n "$n" -c "$c" -m "$m" "$url") ;;
   libcurl) cmd=("$CURL_BENCH" -k "${CURL_EXTRA[@]}" -n "$n" -c "$c" -m "$m" "$url") ;;
   esac
   local rc=0

@@ -33,6 +33,8 @@ const char kBenchUsage[] =
     "  -t, --threads T         split the load over T pools, each with its own\n"
     "                          loop thread (default 1; at most C)\n"
     "      --timeout-ms N      per-request timeout in ms (default 0: none)\n"
+    "      --discard-body      stream bodies through on_data and drop them\n"
+    "                          (as h2load does) instead of buffering them\n"
     "      --cacert FILE       trust the CA certificates in FILE (PEM)\n"
     "      --cert FILE --key FILE  client certificate and key (mutual TLS)\n"
     "  -k, --insecure          do not verify server certificates\n"
@@ -77,6 +79,10 @@ struct Tally {
   }
 };
 
+// --discard-body: bodies stream through on_data and are dropped, as h2load
+// drops them, instead of being buffered for the completion callback.
+int discard_body(const uint8_t *, size_t, void *) { return 0; }
+
 struct Worker {
   uint64_t requests = 0;
   uint32_t connections = 0;
@@ -90,6 +96,7 @@ struct Worker {
 int cmd_bench(const Args &args) {
   uint64_t n = 1000, c = 1, m = 1, threads = 1;
   uint32_t timeout_ms = 0;
+  bool discard = false;
   std::string url, value;
 
   TlsOptions tls;
@@ -110,6 +117,8 @@ int cmd_bench(const Args &args) {
     } else if (cur.value_option("--timeout-ms", "", value)) {
       timeout_ms = static_cast<uint32_t>(
           parse_uint(value, 0, UINT32_MAX, "--timeout-ms"));
+    } else if (cur.flag("--discard-body", "")) {
+      discard = true;
     } else if (auto pos = cur.positional()) {
       if (!url.empty()) {
         throw UsageError("bench takes exactly one URL");
@@ -129,6 +138,10 @@ int cmd_bench(const Args &args) {
   OptsPtr opts = new_request_opts();
   check(h2pool_request_opts_set_timeout_ms(opts.get(), timeout_ms),
         "h2pool_request_opts_set_timeout_ms");
+  if (discard) {
+    check(h2pool_request_opts_set_on_data(opts.get(), discard_body),
+          "h2pool_request_opts_set_on_data");
+  }
 
   // Split requests and connections over the pools as evenly as possible.
   std::vector<Worker> workers(threads);
