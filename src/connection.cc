@@ -1,7 +1,6 @@
 #include "connection.h"
 
 #include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
@@ -20,8 +19,14 @@ namespace {
 // Output we let pile up in the socket buffer before we stop asking nghttp2
 // for more; the write callback resumes below the low-water mark.
 constexpr size_t kOutputHighWater = 1u << 20;
-constexpr size_t kOutputLowWater = 256u << 10;
-constexpr size_t kMaxSingleIo = 256u << 10;
+// Output buffer capacity kept once everything is written; more is freed.
+constexpr size_t kKeptOutputCapacity = 64u << 10;
+// Full read buffers handled per readiness event before other connections
+// get their turn.
+constexpr int kMaxReadRounds = 4;
+// Likewise for writes of large uploads (each round up to the high-water
+// mark of output).
+constexpr int kMaxWriteRounds = 4;
 constexpr uint32_t kMaxStreamsWithoutServerLimit = 1000;
 
 // --- nghttp2 trampolines ---------------------------------------------------
@@ -147,16 +152,13 @@ nghttp2_option *shared_options() {
   return options.get();
 }
 
-// --- bufferevent and timer trampolines -------------------------------------
+// --- socket and timer trampolines -----------------------------------------
 
-void read_cb(bufferevent *, void *arg) {
-  static_cast<Connection *>(arg)->on_readable();
+void read_event_cb(evutil_socket_t, short, void *arg) {
+  static_cast<Connection *>(arg)->on_read_event();
 }
-void write_cb(bufferevent *, void *arg) {
-  static_cast<Connection *>(arg)->on_writable();
-}
-void event_cb(bufferevent *, short what, void *arg) {
-  static_cast<Connection *>(arg)->on_socket_event(what);
+void write_event_cb(evutil_socket_t, short, void *arg) {
+  static_cast<Connection *>(arg)->on_write_event();
 }
 void tcp_connect_cb(evutil_socket_t, short what, void *arg) {
   static_cast<Connection *>(arg)->on_tcp_connect_event(what);
@@ -222,10 +224,12 @@ Connection::Connection(event_base *base, ConnectionOwner &owner,
 }
 
 Connection::~Connection() {
-  // Member order frees the session before the socket; timers last. Nothing
-  // here calls back into the owner.
+  // The session goes before the socket; timers last. Nothing here calls
+  // back into the owner.
   session_.reset();
-  bev_.reset();
+  read_event_.reset();
+  write_event_.reset();
+  transport_.reset();
 }
 
 uint32_t Connection::capacity() const {
@@ -280,7 +284,7 @@ void Connection::try_next_address() {
       ::close(fd);
       continue;
     }
-    // Connecting ourselves (rather than through the bufferevent) tells the
+    // Connecting ourselves (rather than through libevent's helpers) tells the
     // TCP phase apart from the TLS handshake, so each gets its own timeout
     // and its own error.
     connect_fd_ = fd;
@@ -346,6 +350,7 @@ void Connection::on_tcp_connected(evutil_socket_t fd) {
   int one = 1;
   // Requests are small and latency-bound; Nagle would hold them back.
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  evutil_make_socket_nonblocking(fd);
   if (tls_) {
     SSL *ssl = tls_->context->new_ssl(tls_->host, tls_->host_is_ip,
                                       tls_->sessions, this);
@@ -356,39 +361,28 @@ void Connection::on_tcp_connected(evutil_socket_t fd) {
                                                  openssl_error_string()));
       return;
     }
-    // From here the bufferevent owns the SSL object and the socket.
-    bev_.reset(bufferevent_openssl_socket_new(
-        base_, fd, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE));
-    if (!bev_) {
-      SSL_free(ssl);
-      ::close(fd);
-      fail(make_error(H2POOL_ERR_NOMEM, "cannot create TLS socket buffer"));
-      return;
-    }
-    // Many servers close without close_notify; that is an ordinary EOF for
-    // HTTP/2, whose framing shows whether a response was complete.
-    bufferevent_openssl_set_allow_dirty_shutdown(bev_.get(), 1);
-    bufferevent_setcb(bev_.get(), read_cb, write_cb, event_cb, this);
-    bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
+    // From here the transport owns the SSL object and the socket.
+    auto tls = std::make_unique<TlsTransport>(fd, ssl);
+    tls_transport_ = tls.get();
+    transport_ = std::move(tls);
+  } else {
+    transport_ = std::make_unique<PlainTransport>(fd);
+  }
+  read_event_.reset(
+      event_new(base_, fd, EV_READ | EV_PERSIST, read_event_cb, this));
+  write_event_.reset(event_new(base_, fd, EV_WRITE, write_event_cb, this));
+  if (!read_event_ || !write_event_ ||
+      event_add(read_event_.get(), nullptr) != 0) {
+    fail(make_error(H2POOL_ERR_NOMEM, "cannot watch the socket"));
+    return;
+  }
+  if (tls_) {
     state_ = State::tls_handshaking;
     arm(connect_timer_, settings_.tls_handshake_timeout_ms);
+    continue_handshake();
     return;
   }
-  bev_.reset(bufferevent_socket_new(base_, fd, BEV_OPT_CLOSE_ON_FREE));
-  if (!bev_) {
-    ::close(fd);
-    fail(make_error(H2POOL_ERR_NOMEM, "cannot create socket buffer"));
-    return;
-  }
-  bufferevent_setcb(bev_.get(), read_cb, write_cb, event_cb, this);
   start_session();
-}
-
-void Connection::size_socket_io() {
-  // libevent reads and writes at most 16 KiB per callback by default; bulk
-  // transfers then spend their time in callbacks, not copying data.
-  bufferevent_set_max_single_read(bev_.get(), kMaxSingleIo);
-  bufferevent_set_max_single_write(bev_.get(), kMaxSingleIo);
 }
 
 void Connection::on_tls_session(SSL_SESSION *session) {
@@ -399,18 +393,14 @@ void Connection::on_tls_session(SSL_SESSION *session) {
 }
 
 Error Connection::tls_failure() {
-  SSL *ssl = bufferevent_openssl_get_ssl(bev_.get());
+  SSL *ssl = tls_transport_ ? tls_transport_->ssl() : nullptr;
   long verify = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
   if (verify != X509_V_OK)
     return make_error(H2POOL_ERR_TLS_VERIFY,
                       "certificate of " + name_ + " failed verification: " +
                           X509_verify_cert_error_string(verify));
-  // libevent queues OpenSSL's error codes, and SSL_get_error() values
-  // (library 0) when the queue was empty; the first real one says most.
-  unsigned long ssl_error = 0;
-  while (unsigned long e = bufferevent_get_openssl_error(bev_.get()))
-    if (ssl_error == 0 && ERR_GET_LIB(e) != 0)
-      ssl_error = e;
+  // The first error OpenSSL queued (with a library set) says most.
+  unsigned long ssl_error = tls_transport_ ? tls_transport_->last_error() : 0;
   if (ssl_error != 0 && ERR_GET_LIB(ssl_error) == ERR_LIB_SSL &&
       ERR_GET_REASON(ssl_error) == SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL)
     return make_error(H2POOL_ERR_TLS_ALPN,
@@ -435,68 +425,76 @@ void Connection::on_connect_timeout() {
                       " ms"));
 }
 
-void Connection::on_socket_event(short what) {
+void Connection::continue_handshake() {
+  if (state_ != State::tls_handshaking)
+    return;
+  Transport::Status st = tls_transport_->handshake();
+  if (st == Transport::Status::want_read)
+    return; // the read event is always armed
+  if (st == Transport::Status::want_write) {
+    event_add(write_event_.get(), nullptr);
+    return;
+  }
+  evtimer_del(connect_timer_.get());
+  if (st != Transport::Status::ok) {
+    fail(tls_failure());
+    return;
+  }
+  SSL *ssl = tls_transport_->ssl();
+  const unsigned char *proto = nullptr;
+  unsigned int len = 0;
+  SSL_get0_alpn_selected(ssl, &proto, &len);
+  if (len != 2 || memcmp(proto, "h2", 2) != 0) {
+    // Never send HTTP/2 frames to a server that did not agree to them.
+    std::string chosen =
+        len ? "selected '" +
+                  std::string(reinterpret_cast<const char *>(proto), len) + "'"
+            : std::string("selected no protocol");
+    fail(make_error(H2POOL_ERR_TLS_ALPN,
+                    name_ + " did not select HTTP/2 in ALPN (" + chosen + ")"));
+    return;
+  }
+  tls_resumed_ = SSL_session_reused(ssl) == 1;
+  owner_.on_tls_established(*this);
+  start_session();
+  // Reading ahead, the handshake may have taken the server's first HTTP/2
+  // frames off the socket too: look at them now, not on the next readiness.
+  if (state_ != State::closed)
+    event_active(read_event_.get(), EV_READ, 0);
+}
+
+void Connection::on_transport_closed(Transport::Status st) {
   if (state_ == State::closed)
     return;
-  if (state_ == State::tls_handshaking) {
-    evtimer_del(connect_timer_.get());
-    if (!(what & BEV_EVENT_CONNECTED)) {
-      fail(tls_failure());
+  Error err = connection_error();
+  if (err.code == H2POOL_ERR_CONNECTION_LOST) {
+    if (tls_ && state_ == State::handshaking) {
+      // TLS 1.3 servers send some handshake alerts (a client certificate
+      // they required, for one) only after the client has finished its
+      // part, so they surface here, before the server's SETTINGS. The
+      // alert itself may be lost to a TCP reset, but a server that
+      // accepted TLS sends SETTINGS at once: a close before them is the
+      // handshake failing.
+      Error tls = tls_failure();
+      if (tls.message.find("closed during") != std::string::npos)
+        tls.message = "connection to " + name_ +
+                      " closed by the server after the TLS handshake, "
+                      "before HTTP/2 began (as a server does that rejects "
+                      "the client certificate under TLS 1.3)";
+      close(tls);
       return;
     }
-    SSL *ssl = bufferevent_openssl_get_ssl(bev_.get());
-    const unsigned char *proto = nullptr;
-    unsigned int len = 0;
-    SSL_get0_alpn_selected(ssl, &proto, &len);
-    if (len != 2 || memcmp(proto, "h2", 2) != 0) {
-      // Never send HTTP/2 frames to a server that did not agree to them.
-      std::string chosen =
-          len ? "selected '" +
-                    std::string(reinterpret_cast<const char *>(proto), len) +
-                    "'"
-              : std::string("selected no protocol");
-      fail(make_error(H2POOL_ERR_TLS_ALPN,
-                      name_ + " did not select HTTP/2 in ALPN (" + chosen +
-                          ")"));
-      return;
-    }
-    tls_resumed_ = SSL_session_reused(ssl) == 1;
-    owner_.on_tls_established(*this);
-    start_session();
-    return;
+    int sys = transport_ ? transport_->sys_error() : 0;
+    err.message =
+        "connection to " + name_ +
+        (st == Transport::Status::eof || sys == 0
+             ? " closed by the server"
+             : std::string(" failed: ") + evutil_socket_error_to_string(sys));
   }
-  if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-    Error err = connection_error();
-    if (err.code == H2POOL_ERR_CONNECTION_LOST) {
-      if (tls_ && state_ == State::handshaking) {
-        // TLS 1.3 servers send some handshake alerts (a client certificate
-        // they required, for one) only after the client has finished its
-        // part, so they surface here, before the server's SETTINGS. The
-        // alert itself may be lost to a TCP reset, but a server that
-        // accepted TLS sends SETTINGS at once: a close before them is the
-        // handshake failing.
-        Error tls = tls_failure();
-        if (tls.message.find("closed during") != std::string::npos)
-          tls.message = "connection to " + name_ +
-                        " closed by the server after the TLS handshake, "
-                        "before HTTP/2 began (as a server does that rejects "
-                        "the client certificate under TLS 1.3)";
-        close(tls);
-        return;
-      }
-      int sys = EVUTIL_SOCKET_ERROR();
-      err.message =
-          "connection to " + name_ +
-          ((what & BEV_EVENT_EOF) || sys == 0
-               ? " closed by the server"
-               : std::string(" failed: ") + evutil_socket_error_to_string(sys));
-    }
-    close(err);
-  }
+  close(err);
 }
 
 void Connection::start_session() {
-  size_socket_io();
   nghttp2_session *session = nullptr;
   if (!shared_callbacks() ||
       nghttp2_session_client_new2(&session, shared_callbacks(), this,
@@ -516,8 +514,6 @@ void Connection::start_session() {
         session_.get(), NGHTTP2_FLAG_NONE, 0,
         int32_t(settings_.connection_window_bytes));
   state_ = State::handshaking;
-  bufferevent_setwatermark(bev_.get(), EV_WRITE, kOutputLowWater, 0);
-  bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
   arm(settings_timer_, settings_.settings_timeout_ms);
   last_read_ms_ = now_ms(base_);
   arm(ping_timer_, settings_.ping_interval_ms);
@@ -656,35 +652,36 @@ void Connection::close(const Error &why, bool clean) {
   evtimer_del(lifetime_timer_.get());
   evtimer_del(ping_timer_.get());
   evtimer_del(ping_timeout_timer_.get());
-  if (session_ && bev_) {
+  if (session_ && transport_) {
     if (!goaway_sent_)
       nghttp2_session_terminate_session(session_.get(), NGHTTP2_NO_ERROR);
     const uint8_t *data;
     ssize_t n;
-    evbuffer *out = bufferevent_get_output(bev_.get());
-    SSL *ssl = tls_ ? bufferevent_openssl_get_ssl(bev_.get()) : nullptr;
-    bool direct = !ssl || evbuffer_get_length(out) == 0;
-    while ((n = nghttp2_session_mem_send(session_.get(), &data)) > 0) {
-      // Best effort, never blocking: whatever the socket takes now. Over
-      // TLS the record can only go straight out when nothing is queued
-      // ahead of it in the bufferevent.
-      if (ssl && direct)
-        direct = SSL_write(ssl, data, int(n)) == int(n);
-      else
-        evbuffer_add(out, data, size_t(n));
+    while ((n = nghttp2_session_mem_send(session_.get(), &data)) > 0)
+      out_.append(reinterpret_cast<const char *>(data), size_t(n));
+    // Best effort, never blocking: whatever the socket takes now.
+    bool all_sent = true;
+    while (out_off_ < out_.size()) {
+      Transport::Result r = transport_->write(
+          reinterpret_cast<const uint8_t *>(out_.data()) + out_off_,
+          out_.size() - out_off_);
+      out_off_ += r.bytes;
+      if (r.status != Transport::Status::ok || r.bytes == 0) {
+        all_sent = false;
+        break;
+      }
     }
-    if (!ssl)
-      evbuffer_write(out, bufferevent_getfd(bev_.get()));
     // close_notify on an orderly close keeps the session resumable: OpenSSL
     // marks sessions of connections freed without it as bad.
-    if (ssl && direct && clean)
-      SSL_shutdown(ssl);
-    ERR_clear_error();
+    if (tls_transport_ && all_sent && clean)
+      tls_transport_->shutdown();
   }
-  if (bev_) {
-    bufferevent_disable(bev_.get(), EV_READ | EV_WRITE);
-    bufferevent_setcb(bev_.get(), nullptr, nullptr, nullptr, nullptr);
-  }
+  out_.clear();
+  out_off_ = 0;
+  if (read_event_)
+    event_del(read_event_.get());
+  if (write_event_)
+    event_del(write_event_.get());
   H2POOL_LOG(log_, H2POOL_LOG_DEBUG, "conn %llu: closed: %s",
              (unsigned long long)id_, why.message.c_str());
   while (Request *req = streams_.pop_front()) {
@@ -700,28 +697,71 @@ void Connection::close(const Error &why, bool clean) {
 }
 
 void Connection::flush() {
-  if (!session_ || !bev_ || state_ == State::closed)
+  if (!fill_output())
     return;
-  evbuffer *out = bufferevent_get_output(bev_.get());
-  output_blocked_ = false;
-  for (;;) {
-    if (evbuffer_get_length(out) >= kOutputHighWater) {
-      output_blocked_ = true;
-      break;
-    }
+  // The write itself waits for the end of this loop turn, so that what
+  // every callback of the turn queued (responses read, new requests
+  // placed, window updates) leaves in one system call.
+  if (out_off_ < out_.size() && !write_scheduled_) {
+    write_scheduled_ = true;
+    event_active(write_event_.get(), EV_WRITE, 0);
+  }
+  settle();
+}
+
+bool Connection::fill_output() {
+  if (!session_ || !transport_ || state_ == State::closed)
+    return false;
+  if (out_off_ > 0) {
+    // Drop what was sent, so the buffer only holds what still has to go.
+    out_.erase(0, out_off_);
+    out_off_ = 0;
+  }
+  // Stop collecting at the high-water mark so that a large upload waits in
+  // nghttp2 (its data source pulls on demand), not in memory here.
+  while (out_.size() < kOutputHighWater) {
     const uint8_t *data;
     ssize_t n = nghttp2_session_mem_send(session_.get(), &data);
     if (n < 0) {
       close(
           make_error(H2POOL_ERR_INTERNAL, std::string("HTTP/2 send failed: ") +
                                               nghttp2_strerror(int(n))));
-      return;
+      return false;
     }
     if (n == 0)
       break;
-    evbuffer_add(out, data, size_t(n));
+    out_.append(reinterpret_cast<const char *>(data), size_t(n));
   }
-  settle();
+  return true;
+}
+
+Connection::WriteResult Connection::write_out() {
+  while (out_off_ < out_.size()) {
+    Transport::Result r = transport_->write(
+        reinterpret_cast<const uint8_t *>(out_.data()) + out_off_,
+        out_.size() - out_off_);
+    out_off_ += r.bytes;
+    switch (r.status) {
+    case Transport::Status::ok:
+      continue;
+    case Transport::Status::want_write:
+      event_add(write_event_.get(), nullptr);
+      return WriteResult::blocked;
+    case Transport::Status::want_read:
+      write_wants_read_ = true; // the read event is always armed
+      return WriteResult::blocked;
+    default:
+      on_transport_closed(r.status);
+      return WriteResult::closed;
+    }
+  }
+  out_.clear();
+  out_off_ = 0;
+  // A bulk upload grows the buffer to the high-water mark; an idle
+  // connection should not keep that.
+  if (out_.capacity() > kKeptOutputCapacity)
+    std::string().swap(out_);
+  return WriteResult::done;
 }
 
 bool Connection::settle() {
@@ -779,50 +819,120 @@ Error Connection::connection_error() const {
   return e;
 }
 
+void Connection::on_read_event() {
+  if (state_ == State::closed)
+    return;
+  if (state_ == State::tls_handshaking) {
+    continue_handshake();
+    return;
+  }
+  if (write_wants_read_) {
+    write_wants_read_ = false;
+    if (write_out() == WriteResult::closed)
+      return;
+  }
+  on_readable();
+}
+
+void Connection::on_write_event() {
+  write_scheduled_ = false;
+  if (state_ == State::closed)
+    return;
+  if (state_ == State::tls_handshaking) {
+    continue_handshake();
+    return;
+  }
+  if (read_wants_write_) {
+    read_wants_write_ = false;
+    on_readable(); // flushes, which brings us back here
+    return;
+  }
+  // Bounded rounds: a long upload yields to the other connections.
+  for (int round = 0; round < kMaxWriteRounds; ++round) {
+    WriteResult w = write_out();
+    if (w == WriteResult::closed)
+      return;
+    if (w == WriteResult::blocked) {
+      settle();
+      return; // write_out() arranged to be woken
+    }
+    if (!fill_output())
+      return;
+    if (out_.empty())
+      break;
+  }
+  if (!out_.empty() && !write_scheduled_) {
+    write_scheduled_ = true;
+    event_active(write_event_.get(), EV_WRITE, 0);
+  }
+  settle();
+}
+
 void Connection::on_readable() {
-  if (state_ == State::closed || !session_)
+  if (state_ == State::closed || !session_ || !transport_)
     return;
   last_read_ms_ = now_ms(base_);
-  evbuffer *in = bufferevent_get_input(bev_.get());
-  // Feed nghttp2 straight from libevent's chains: no pull-up copy.
-  for (;;) {
-    size_t len = evbuffer_get_length(in);
-    if (len == 0)
-      break;
-    evbuffer_iovec vec[16];
-    int n = evbuffer_peek(in, -1, nullptr, vec, 16);
-    size_t consumed = 0;
-    for (int i = 0; i < n && i < 16; ++i) {
-      ssize_t rv = nghttp2_session_mem_recv(
-          session_.get(), static_cast<const uint8_t *>(vec[i].iov_base),
-          vec[i].iov_len);
-      if (state_ == State::closed)
-        return;
-      if (rv < 0) {
-        Error e = make_error(H2POOL_ERR_PROTOCOL,
-                             std::string("HTTP/2 receive failed: ") +
-                                 nghttp2_strerror(int(rv)));
-        if (rv == NGHTTP2_ERR_NOMEM)
-          e.code = H2POOL_ERR_NOMEM;
-        if (rv == NGHTTP2_ERR_CALLBACK_FAILURE && callback_failure_)
-          e = make_error(callback_failure_,
-                         callback_failure_ == H2POOL_ERR_NOMEM
-                             ? "out of memory while receiving a response"
-                             : "a response callback threw an exception");
-        evbuffer_drain(in, evbuffer_get_length(in));
-        close(e);
-        return;
+  ReadBuffer buf = thread_read_buffer();
+  uint8_t fallback[16384];
+  if (buf.size == 0)
+    buf = {fallback, sizeof fallback};
+  // Bounded rounds, so that one connection streaming a large body does not
+  // starve the others of the loop thread.
+  bool drained = false;
+  for (int round = 0; round < kMaxReadRounds && !drained; ++round) {
+    size_t filled = 0;
+    Transport::Status st = Transport::Status::ok;
+    while (filled < buf.size) {
+      Transport::Result r =
+          transport_->read(buf.data + filled, buf.size - filled);
+      filled += r.bytes;
+      st = r.status;
+      if (st != Transport::Status::ok)
+        break;
+      if (transport_->short_read_drains() && filled < buf.size) {
+        st = Transport::Status::want_read; // the socket is empty
+        break;
       }
-      consumed += size_t(rv);
     }
-    evbuffer_drain(in, consumed);
+    if (filled > 0 && !feed(buf.data, filled))
+      return;
+    if (st == Transport::Status::eof || st == Transport::Status::error) {
+      on_transport_closed(st);
+      return;
+    }
+    if (st == Transport::Status::want_write) {
+      read_wants_write_ = true;
+      event_add(write_event_.get(), nullptr);
+      drained = true;
+    }
+    drained = drained || st == Transport::Status::want_read;
   }
+  // Out of rounds with input left: come back on the next loop turn. The
+  // socket may look empty while OpenSSL holds records it read ahead, so
+  // readiness alone would not bring us back.
+  if (!drained)
+    event_active(read_event_.get(), EV_READ, 0);
   flush();
 }
 
-void Connection::on_writable() {
-  if (output_blocked_)
-    flush();
+bool Connection::feed(const uint8_t *data, size_t len) {
+  ssize_t rv = nghttp2_session_mem_recv(session_.get(), data, len);
+  if (state_ == State::closed)
+    return false;
+  if (rv >= 0)
+    return true;
+  Error e =
+      make_error(H2POOL_ERR_PROTOCOL, std::string("HTTP/2 receive failed: ") +
+                                          nghttp2_strerror(int(rv)));
+  if (rv == NGHTTP2_ERR_NOMEM)
+    e.code = H2POOL_ERR_NOMEM;
+  if (rv == NGHTTP2_ERR_CALLBACK_FAILURE && callback_failure_)
+    e = make_error(callback_failure_,
+                   callback_failure_ == H2POOL_ERR_NOMEM
+                       ? "out of memory while receiving a response"
+                       : "a response callback threw an exception");
+  close(e);
+  return false;
 }
 
 void Connection::on_settings_timeout() {

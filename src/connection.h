@@ -1,4 +1,5 @@
-// One HTTP/2 connection: a bufferevent carrying a client nghttp2 session.
+// One HTTP/2 connection: a client nghttp2 session over a Transport (a plain
+// or TLS socket) driven by libevent read and write events.
 //
 // It connects (trying each address in turn), sends the preface and SETTINGS,
 // waits for the server's SETTINGS, then carries streams up to its capacity.
@@ -19,6 +20,7 @@
 #include "request.h"
 #include "resolver.h"
 #include "tls.h"
+#include "transport.h"
 
 namespace h2pool_core {
 
@@ -177,10 +179,9 @@ public:
   void note_callback_failure(int code) { callback_failure_ = code; }
   int on_frame_sent(const nghttp2_frame *frame);
 
-  // bufferevent and timer entry points.
-  void on_readable();
-  void on_writable();
-  void on_socket_event(short what);
+  // Socket and timer entry points.
+  void on_read_event();
+  void on_write_event();
   void on_tcp_connect_event(short what);
   void on_connect_timeout();
   void on_settings_timeout();
@@ -198,7 +199,22 @@ private:
   // error queue.
   Error tls_failure();
   void start_session();
-  void size_socket_io();
+  // Advances the TLS handshake; starts HTTP/2 once it is done.
+  void continue_handshake();
+  // Reads what the socket holds (bounded) and feeds it to nghttp2.
+  void on_readable();
+  // Hands bytes to nghttp2; false if the connection closed meanwhile.
+  bool feed(const uint8_t *data, size_t len);
+  // Moves nghttp2's pending frames into the output buffer, up to the
+  // high-water mark; false if the connection is (now) closed.
+  bool fill_output();
+  enum class WriteResult { done, blocked, closed };
+  // Writes the output buffer until it is empty (done) or the socket takes
+  // no more (blocked: a readiness event will resume), or a write error
+  // closed the connection.
+  WriteResult write_out();
+  // The socket reached EOF or failed.
+  void on_transport_closed(Transport::Status st);
   // After any input or event: close if the session is done or draining is
   // complete. Returns false if the connection is now closed.
   bool settle();
@@ -225,7 +241,15 @@ private:
   EventPtr connect_event_;
   bool last_connect_timed_out_ = false;
 
-  BuffereventPtr bev_;
+  std::unique_ptr<Transport> transport_;
+  TlsTransport *tls_transport_ = nullptr; // transport_, if TLS
+  EventPtr read_event_;                   // persistent while open
+  EventPtr write_event_;                  // added while output waits
+  std::string out_;                       // output not yet written
+  size_t out_off_ = 0;                    // how much of out_ is written
+  bool read_wants_write_ = false;         // TLS read needs writability
+  bool write_wants_read_ = false;         // TLS write needs readability
+  bool write_scheduled_ = false;          // write_event_ made active
   SessionPtr session_;
   EventPtr connect_timer_;
   EventPtr settings_timer_;
@@ -240,7 +264,6 @@ private:
   size_t active_ = 0;   // open streams, including detached ones
   size_t peak_ = 0;
   uint64_t streams_opened_ = 0;
-  bool output_blocked_ = false;
   bool was_ready_ = false; // stopped feeding nghttp2 output (backlog)
 
   bool goaway_received_ = false;

@@ -1,0 +1,160 @@
+#include "transport.h"
+
+#include <openssl/err.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <new>
+
+namespace h2pool_core {
+
+Transport::~Transport() {
+  if (fd_ >= 0)
+    ::close(fd_);
+}
+
+Transport::Result Transport::fail_errno(int err) {
+  sys_error_ = err;
+  return {0, Status::error};
+}
+
+// --- Plain TCP --------------------------------------------------------------
+
+Transport::Result PlainTransport::read(uint8_t *buf, size_t len) {
+  for (;;) {
+    ssize_t n = ::recv(fd_, buf, len, 0);
+    if (n > 0)
+      return {size_t(n), Status::ok};
+    if (n == 0)
+      return {0, Status::eof};
+    if (errno == EINTR)
+      continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+      return {0, Status::want_read};
+    return fail_errno(errno);
+  }
+}
+
+Transport::Result PlainTransport::write(const uint8_t *buf, size_t len) {
+  for (;;) {
+    // MSG_NOSIGNAL: a peer that has gone away yields EPIPE, never SIGPIPE,
+    // whichever thread drives the connection.
+    ssize_t n = ::send(fd_, buf, len, MSG_NOSIGNAL);
+    if (n >= 0)
+      return {size_t(n), Status::ok};
+    if (errno == EINTR)
+      continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+      return {0, Status::want_write};
+    return fail_errno(errno);
+  }
+}
+
+// --- TLS --------------------------------------------------------------------
+
+TlsTransport::TlsTransport(int fd, SSL *ssl) : Transport(fd), ssl_(ssl) {
+  SSL_set_fd(ssl_, fd);
+  SSL_set_connect_state(ssl_);
+  // Partial writes let one call send what the socket takes and report it,
+  // like send(); the moving buffer lets the retry start from a different
+  // address once earlier bytes have been dropped from the output buffer.
+  SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                         SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // Read ahead: one recv() takes several records when they are queued,
+  // instead of a 5-byte header read and a body read per record.
+  SSL_set_read_ahead(ssl_, 1);
+  SSL_set_default_read_buffer_len(ssl_, 64u << 10);
+}
+
+TlsTransport::~TlsTransport() { SSL_free(ssl_); }
+
+Transport::Status TlsTransport::status_of(int rc) {
+  int err = SSL_get_error(ssl_, rc);
+  Status st = Status::error;
+  switch (err) {
+  case SSL_ERROR_WANT_READ:
+    st = Status::want_read;
+    break;
+  case SSL_ERROR_WANT_WRITE:
+    st = Status::want_write;
+    break;
+  case SSL_ERROR_ZERO_RETURN:
+    st = Status::eof;
+    break;
+  case SSL_ERROR_SYSCALL:
+    // No OpenSSL error and no errno: the peer closed the TCP connection
+    // without close_notify. Many servers do; for HTTP/2 it is an ordinary
+    // EOF, since the framing shows whether a response was complete.
+    if (errno == 0) {
+      st = Status::eof;
+    } else {
+      sys_error_ = errno;
+    }
+    break;
+  case SSL_ERROR_SSL: {
+    unsigned long first = ERR_peek_error();
+    if (ERR_GET_LIB(first) == ERR_LIB_SSL &&
+        ERR_GET_REASON(first) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+      st = Status::eof; // OpenSSL 3's name for the same unclean close
+      break;
+    }
+    while (unsigned long e = ERR_get_error())
+      if (last_error_ == 0 && ERR_GET_LIB(e) != 0)
+        last_error_ = e;
+    break;
+  }
+  default:
+    break;
+  }
+  // Leave nothing in this thread's queue for the next caller to misread.
+  ERR_clear_error();
+  return st;
+}
+
+Transport::Status TlsTransport::handshake() {
+  ERR_clear_error();
+  errno = 0;
+  int rc = SSL_do_handshake(ssl_);
+  if (rc == 1)
+    return Status::ok;
+  return status_of(rc);
+}
+
+Transport::Result TlsTransport::read(uint8_t *buf, size_t len) {
+  ERR_clear_error();
+  errno = 0;
+  size_t n = 0;
+  int rc = SSL_read_ex(ssl_, buf, len, &n);
+  if (rc == 1)
+    return {n, Status::ok};
+  return {0, status_of(rc)};
+}
+
+Transport::Result TlsTransport::write(const uint8_t *buf, size_t len) {
+  ERR_clear_error();
+  errno = 0;
+  size_t n = 0;
+  int rc = SSL_write_ex(ssl_, buf, len, &n);
+  if (rc == 1)
+    return {n, Status::ok};
+  return {0, status_of(rc)};
+}
+
+void TlsTransport::shutdown() {
+  ERR_clear_error();
+  SSL_shutdown(ssl_);
+  ERR_clear_error();
+}
+
+ReadBuffer thread_read_buffer() {
+  // 256 KiB: bulk responses arrive faster than the loop turns around, and
+  // each read costs a system call whatever its size.
+  constexpr size_t kSize = 256u << 10;
+  static thread_local std::unique_ptr<uint8_t[]> buffer;
+  if (!buffer)
+    buffer.reset(new (std::nothrow) uint8_t[kSize]);
+  return {buffer.get(), buffer ? kSize : 0};
+}
+
+} // namespace h2pool_core
