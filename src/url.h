@@ -23,7 +23,12 @@ struct Url {
 
 // Parses an absolute http:// or https:// URL. Returns H2POOL_OK, or
 // H2POOL_ERR_INVALID_URL / H2POOL_ERR_UNSUPPORTED_SCHEME with the reason in
-// `*why`. The fragment, if any, is dropped: it is never sent.
+// `*why` (if `why` is not null) and `*out` untouched. The fragment, if any, is
+// dropped: it is never sent. `text` must not point into `*out`.
+//
+// Thread-safe. Each thread remembers the last origin ("scheme://authority")
+// it parsed, so URLs that share it with the previous call cost only a
+// compare and a scan of the path; the result is the same either way.
 int parse_url(std::string_view text, Url *out, std::string *why);
 
 } // namespace h2pool_core

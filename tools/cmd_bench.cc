@@ -161,7 +161,7 @@ int cmd_bench(const Args &args) {
     uint64_t window = static_cast<uint64_t>(w.connections) * m;
     Tally *tally = w.tally.get();
     w.runner = std::make_unique<LoadRunner>(
-        w.requests, window, [&url](uint64_t) { return url; },
+        w.requests, window, url,
         [tally](uint64_t index, const h2pool_response *resp,
                 const h2pool_error *err, int refused, uint64_t latency) {
           tally->record(index, resp, err, refused, latency);
