@@ -497,8 +497,9 @@ void Connection::on_transport_closed(Transport::Status st) {
 void Connection::start_session() {
   nghttp2_session *session = nullptr;
   if (!shared_callbacks() ||
-      nghttp2_session_client_new2(&session, shared_callbacks(), this,
-                                  shared_options()) != 0) {
+      nghttp2_session_client_new3(
+          &session, shared_callbacks(), this, shared_options(),
+          settings_.allocator ? settings_.allocator->mem() : nullptr) != 0) {
     fail(make_error(H2POOL_ERR_NOMEM, "cannot create HTTP/2 session"));
     return;
   }

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "request.h"
 #include "resolver.h"
+#include "session_alloc.h"
 #include "tls.h"
 #include "transport.h"
 
@@ -77,6 +78,9 @@ struct ConnectionSettings {
   uint32_t ping_interval_ms = 30000; // 0: no PINGs
   uint32_t ping_timeout_ms = 10000;
   uint32_t max_streams_per_connection = 0; // 0: unlimited
+  // Where the nghttp2 session allocates; null: malloc. It must outlive the
+  // connection and be used on one thread only (see session_alloc.h).
+  SessionAllocator *allocator = nullptr;
 };
 
 class Connection final : private TlsSessionSink {
