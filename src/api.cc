@@ -17,13 +17,15 @@
 #include "url.h"
 
 // The public pool handle. Member order is destruction order in reverse: the
-// resolver (whose thread posts to the loop) goes before the loop.
+// resolver (whose thread posts to the loop) goes before the loop, and the
+// request cache, which the pool fills up to its last moment, after both.
 struct h2pool {
   explicit h2pool(const h2pool_config &cfg)
       : config(cfg), log(cfg.log_cb, cfg.log_level, cfg.log_user_data) {}
 
   h2pool_config config;
   h2pool_core::Logger log;
+  h2pool_core::RequestCache requests;
   h2pool_core::Loop loop;
   h2pool_core::Resolver resolver{loop};
   std::unique_ptr<h2pool_core::Pool> pool;
@@ -53,6 +55,22 @@ int log_refusal(const h2pool *pool, int code, const char *what,
              h2pool_core::error_text(code), what, why.c_str());
   return code;
 }
+
+// Hands a request that h2pool_request() did not submit back to the cache,
+// whichever way the function leaves.
+class Unsubmitted {
+public:
+  Unsubmitted(h2pool_core::RequestCache &cache,
+              std::unique_ptr<h2pool_core::Request> &req)
+      : cache_(cache), req_(req) {}
+  ~Unsubmitted() { cache_.put(std::move(req_)); }
+  Unsubmitted(const Unsubmitted &) = delete;
+  Unsubmitted &operator=(const Unsubmitted &) = delete;
+
+private:
+  h2pool_core::RequestCache &cache_;
+  std::unique_ptr<h2pool_core::Request> &req_;
+};
 
 // Queues `op` for request `id` on the loop thread.
 int post_request_op(h2pool *pool, uint64_t id,
@@ -127,7 +145,7 @@ int h2pool_create(const h2pool_config *cfg, h2pool **out) {
       return rc;
     pool->pool = std::make_unique<h2pool_core::Pool>(
         pool->loop.base(), pool->config, pool->log, pool->resolver,
-        pool->waiting, std::move(tls));
+        pool->waiting, std::move(tls), pool->requests);
     rc = pool->loop.start();
     if (rc != H2POOL_OK)
       return rc;
@@ -174,7 +192,8 @@ int h2pool_request(h2pool *pool, const char *method, const char *url,
   if (pool->loop.closed())
     return H2POOL_ERR_POOL_CLOSED;
   return guarded([&]() -> int {
-    auto req = std::make_unique<h2pool_core::Request>();
+    std::unique_ptr<h2pool_core::Request> req = pool->requests.take();
+    Unsubmitted unsubmitted(pool->requests, req);
     std::string why;
     int rc = h2pool_core::parse_url(url, &req->url, &why);
     if (rc != H2POOL_OK)
@@ -183,6 +202,7 @@ int h2pool_request(h2pool *pool, const char *method, const char *url,
       return log_refusal(pool, H2POOL_ERR_INVALID_METHOD, method,
                          "not an HTTP token");
     h2pool_core::RequestHeaders normalized;
+    normalized.fields.swap(req->headers); // a recycled request's capacity
     rc = h2pool_core::normalize_request_headers(headers, nheaders, &normalized,
                                                 &why);
     if (rc != H2POOL_OK)

@@ -1,6 +1,7 @@
 #include "pool.h"
 
 #include <algorithm>
+#include <cassert>
 
 namespace h2pool_core {
 namespace {
@@ -33,9 +34,10 @@ uint32_t expected_capacity(const Config &config) {
 
 Pool::Pool(event_base *base, const Config &config, const Logger &log,
            Resolver &resolver, std::atomic<uint64_t> &waiting,
-           std::unique_ptr<TlsContext> tls)
+           std::unique_ptr<TlsContext> tls, RequestCache &cache)
     : base_(base), config_(config), log_(log), resolver_(resolver),
-      waiting_(waiting), tls_(std::move(tls)) {
+      waiting_(waiting), tls_(std::move(tls)), cache_(cache) {
+  connection_settings_.allocator = &session_alloc_;
   connection_settings_.connect_timeout_ms = config.connect_timeout_ms;
   connection_settings_.settings_timeout_ms = config.settings_timeout_ms;
   connection_settings_.tls_handshake_timeout_ms =
@@ -83,14 +85,17 @@ Pool::Pool(event_base *base, const Config &config, const Logger &log,
 
 Pool::~Pool() {
   // shutdown() has normally run; this only frees what is left.
-  for (auto &[id, req] : requests_) {
+  requests_.for_each([](uint64_t, Request *req) {
     if (req->timer_armed)
       event_del(&req->timer);
     if (req->header_timer_armed)
       event_del(&req->header_timer);
-  }
+  });
   graveyard_.clear();
   endpoints_.clear();
+  // Last: the connections just destroyed may still have listed them.
+  requests_.for_each([](uint64_t, Request *req) { delete req; });
+  requests_.clear();
 }
 
 void Pool::handle(Loop::Batch &batch) {
@@ -147,15 +152,21 @@ Pool::Endpoint &Pool::endpoint_of(const Connection &conn) {
 
 void Pool::accept(std::unique_ptr<Request> owned) {
   Request &req = *owned;
+  // The map owns the request once the insertion (which may grow it, and so
+  // throw) has succeeded.
+  auto adopt = [&] {
+    requests_.insert(req.id, &req);
+    owned.release();
+  };
   if (closing_) {
-    requests_.emplace(req.id, std::move(owned));
+    adopt();
     Error e = make_error(H2POOL_ERR_POOL_CLOSED);
     finish(req, &e);
     return;
   }
   std::string why;
   if (req.url.scheme == Scheme::https && !tls_context(&why)) {
-    requests_.emplace(req.id, std::move(owned));
+    adopt();
     Error e = make_error(H2POOL_ERR_TLS_CONFIG, why);
     finish(req, &e);
     return;
@@ -163,7 +174,7 @@ void Pool::accept(std::unique_ptr<Request> owned) {
   Endpoint &ep = endpoint_for(req);
   req.owner = this;
   req.endpoint = &ep;
-  requests_.emplace(req.id, std::move(owned));
+  adopt();
   if (req.timeout_ms) {
     event_assign(&req.timer, base_, -1, 0, request_timer_cb, &req);
     timeval tv = ms_to_timeval(req.timeout_ms);
@@ -180,10 +191,9 @@ void Pool::accept(std::unique_ptr<Request> owned) {
 }
 
 void Pool::cancel(uint64_t id) {
-  auto it = requests_.find(id);
-  if (it == requests_.end())
-    return; // already completed: its result stands
-  abort(*it->second, make_error(H2POOL_ERR_CANCELLED));
+  // Not found: already completed, and its result stands.
+  if (Request *req = requests_.find(id))
+    abort(*req, make_error(H2POOL_ERR_CANCELLED));
 }
 
 void Pool::on_request_timeout(Request &req) {
@@ -228,9 +238,11 @@ void Pool::finish(Request &req, const Error *err) {
     waiting_.fetch_sub(1, std::memory_order_relaxed);
     req.counted_waiting = false;
   }
-  auto it = requests_.find(req.id);
-  std::unique_ptr<Request> owned = std::move(it->second);
-  requests_.erase(it);
+  [[maybe_unused]] Request *found = requests_.erase(req.id);
+  assert(found == &req);
+  // Ownership passes from the map to here, and to the cache at the end,
+  // once the callback can no longer look at the request.
+  std::unique_ptr<Request> owned(&req);
   req.state = Request::State::done;
   if (auto ep = static_cast<Endpoint *>(req.endpoint))
     ++(err ? ep->counters.failed : ep->counters.completed);
@@ -257,6 +269,7 @@ void Pool::finish(Request &req, const Error *err) {
                "completion callback of request %llu threw; ignored",
                (unsigned long long)req.id);
   }
+  cache_.put(std::move(owned));
 }
 
 void Pool::retry(Endpoint &ep, Request &req) {
@@ -282,12 +295,17 @@ void Pool::mark_dirty(Endpoint &ep) {
 }
 
 void Pool::dispatch_dirty() {
-  std::vector<Endpoint *> work;
+  // dispatch() may mark endpoints dirty again, so the pass works on its own
+  // list while dirty_ collects into the spare one's capacity. (Were this
+  // re-entered, the inner pass would find no spare and merely allocate.)
+  std::vector<Endpoint *> work = std::move(spare_dirty_);
   work.swap(dirty_);
   for (Endpoint *ep : work) {
     ep->dirty = false;
     dispatch(*ep);
   }
+  work.clear();
+  spare_dirty_ = std::move(work);
 }
 
 Connection *Pool::busiest_with_room(Endpoint &ep, uint64_t except_id) {
@@ -328,8 +346,11 @@ bool Pool::place(Endpoint &ep, Connection &conn, Request &req) {
 void Pool::dispatch(Endpoint &ep) {
   if (closing_)
     return;
-  std::vector<Connection *> touched;
-  std::vector<Request *> deferred; // refused here; waiting for another
+  std::vector<Connection *> touched = std::move(spare_touched_);
+  // Refused by the only connection with room; waiting for another.
+  std::vector<Request *> deferred = std::move(spare_deferred_);
+  touched.clear();
+  deferred.clear();
   size_t live = 0;
   for (auto &c : ep.connections)
     live += c->is_healthy();
@@ -361,6 +382,8 @@ void Pool::dispatch(Endpoint &ep) {
     ep.pending.push_front(*it);
   for (Connection *c : touched)
     c->flush();
+  spare_touched_ = std::move(touched);
+  spare_deferred_ = std::move(deferred);
 
   if (ep.pending.empty() || ep.setup_failing)
     return;
@@ -425,7 +448,9 @@ void Pool::on_connection_changed(Connection &conn) {
 
 void Pool::on_stream_closed(Connection &conn, Request &req,
                             const StreamEnd &end) {
-  Endpoint &ep = endpoint_of(conn);
+  // A request only ever goes to connections of its own endpoint.
+  Endpoint &ep = *static_cast<Endpoint *>(req.endpoint);
+  assert(&ep == &endpoint_of(conn));
   if (req.local_error.code != H2POOL_OK) {
     Error e = req.local_error;
     finish(req, &e);
@@ -508,10 +533,7 @@ void Pool::complete(Request &req) {
   finish(req, nullptr);
 }
 
-Request *Pool::find(uint64_t id) {
-  auto it = requests_.find(id);
-  return it == requests_.end() ? nullptr : it->second.get();
-}
+Request *Pool::find(uint64_t id) { return requests_.find(id); }
 
 Connection *Pool::connection_of(Request &req) {
   if (req.state != Request::State::in_flight)
@@ -601,15 +623,16 @@ void Pool::shutdown() {
                             "pool closed before the request completed");
   for (Endpoint *ep : endpoint_order_)
     fail_pending(*ep, closed);
+  // abort() erases from the map (moving other entries), and may finish more
+  // requests than its own (a connection that fails as the reset goes out):
+  // work from a copy of the ids, in submission order.
   std::vector<uint64_t> ids;
   ids.reserve(requests_.size());
-  for (auto &[id, req] : requests_)
-    ids.push_back(id);
-  for (uint64_t id : ids) {
-    auto it = requests_.find(id);
-    if (it != requests_.end())
-      abort(*it->second, closed);
-  }
+  requests_.for_each([&](uint64_t id, Request *) { ids.push_back(id); });
+  std::sort(ids.begin(), ids.end());
+  for (uint64_t id : ids)
+    if (Request *req = requests_.find(id))
+      abort(*req, closed);
   for (Endpoint *ep : endpoint_order_) {
     std::vector<Connection *> conns;
     for (auto &c : ep->connections)

@@ -17,9 +17,11 @@
 
 #include "config.h"
 #include "connection.h"
+#include "id_map.h"
 #include "log.h"
 #include "loop.h"
 #include "resolver.h"
+#include "session_alloc.h"
 #include "stats.h"
 
 namespace h2pool_core {
@@ -31,9 +33,10 @@ public:
   // `tls` may be null: the context is then built on the first https://
   // request. (Loading the system trust store costs tens of milliseconds,
   // which pools that only speak h2c should not pay.)
+  // Completed requests go back to `cache`, which must outlive the pool.
   Pool(event_base *base, const Config &config, const Logger &log,
        Resolver &resolver, std::atomic<uint64_t> &waiting,
-       std::unique_ptr<TlsContext> tls);
+       std::unique_ptr<TlsContext> tls, RequestCache &cache);
   ~Pool();
   Pool(const Pool &) = delete;
   Pool &operator=(const Pool &) = delete;
@@ -119,6 +122,10 @@ private:
   Resolver &resolver_;
   std::atomic<uint64_t> &waiting_;
   std::unique_ptr<TlsContext> tls_;
+  RequestCache &cache_;
+  // Every nghttp2 session of this pool allocates here. Declared before
+  // anything that holds connections, so it outlives their sessions.
+  SessionAllocator session_alloc_;
   ConnectionSettings connection_settings_;
   const timeval *default_timeout_ = nullptr; // libevent common timeout
   const timeval *header_timeout_ = nullptr;  // likewise; null: no limit
@@ -126,9 +133,17 @@ private:
   std::unordered_map<std::string, std::unique_ptr<Endpoint>> endpoints_;
   std::vector<Endpoint *> endpoint_order_; // creation order, for stats
   Endpoint *last_endpoint_ = nullptr;      // where the last request went
-  std::unordered_map<uint64_t, std::unique_ptr<Request>> requests_;
+  // Every accepted request that has not finished, by id. The pool owns
+  // them: accept() takes them in, finish() hands each to cache_ exactly
+  // once, and the destructor frees any left.
+  IdMap<Request> requests_;
   std::unordered_map<const Connection *, Endpoint *> connection_endpoint_;
   std::vector<Endpoint *> dirty_;
+  // Buffers handed back and forth with dirty_ and dispatch()'s work lists,
+  // so that dispatch passes reuse their capacity instead of allocating.
+  std::vector<Endpoint *> spare_dirty_;
+  std::vector<Connection *> spare_touched_;
+  std::vector<Request *> spare_deferred_;
   std::vector<std::unique_ptr<Connection>> graveyard_;
   EventPtr dispatch_event_;
   EventPtr reap_event_;

@@ -1,12 +1,44 @@
 #include "request.h"
 
+#include <event2/event.h>
+
 #include <cassert>
 #include <cstring>
+#include <memory>
 #include <strings.h>
+#include <type_traits>
 
 #include "h2pool.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define H2POOL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define H2POOL_ASAN 1
+#endif
+#endif
+#ifdef H2POOL_ASAN
+#include <sanitizer/asan_interface.h>
+#define H2POOL_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define H2POOL_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define H2POOL_POISON(p, n) ((void)(p), (void)(n))
+#define H2POOL_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 namespace h2pool_core {
+namespace {
+
+// The heap bytes a field list uses, as far as its interface shows: the
+// fields' bytes (NUL included) and their index entries.
+size_t field_bytes(const FieldList &list) {
+  size_t n = 0;
+  for (size_t i = 0; i < list.size(); ++i)
+    n += list.name(i).size() + list.value(i).size() + 1 + 4 * sizeof(uint32_t);
+  return n;
+}
+
+} // namespace
 
 void Request::reset_for_retry() {
   body_offset = 0;
@@ -30,6 +62,100 @@ void Request::reset_for_retry() {
   response.body.clear();
   response.stream_id = 0;
   response.connection_id = 0;
+}
+
+void Request::reset_for_reuse() noexcept {
+  assert(owner_list == nullptr);
+  // The pool deletes its timers before it lets go of a request; should one
+  // still be pending, libevent would fire it into the next request.
+  if (timer_armed)
+    event_del(&timer);
+  if (header_timer_armed)
+    event_del(&header_timer);
+
+  // Buffers are kept in the order they are most often needed, while they
+  // fit a budget, so one large response cannot pin its memory in the cache.
+  // A field list's capacity may be up to twice what it holds (geometric
+  // growth): it is charged double.
+  size_t budget = RequestCache::kMaxRetainedBytes;
+  auto fits = [&budget](size_t bytes) {
+    if (bytes > budget)
+      return false;
+    budget -= bytes;
+    return true;
+  };
+  FieldList kept_headers, kept_trailers;
+  std::vector<HeaderField> kept_request_headers;
+  std::string kept_body;
+  if (fits(2 * field_bytes(response.headers)))
+    kept_headers = std::move(response.headers);
+  if (fits(headers.capacity() * sizeof(HeaderField)))
+    kept_request_headers = std::move(headers);
+  if (fits(response.body.capacity()))
+    kept_body = std::move(response.body);
+  if (fits(2 * field_bytes(response.trailers)))
+    kept_trailers = std::move(response.trailers);
+
+  // Everything else as a new request has it: re-created rather than
+  // assigned from a fresh one, because assigning a short string keeps the
+  // target's heap buffer (the request body, say). Value-initialisation
+  // zeroes the `struct event`s.
+  static_assert(std::is_nothrow_default_constructible_v<Request>);
+  std::destroy_at(this);
+  std::construct_at(this);
+
+  kept_headers.clear();
+  response.headers = std::move(kept_headers);
+  kept_request_headers.clear();
+  headers = std::move(kept_request_headers);
+  kept_body.clear();
+  response.body = std::move(kept_body);
+  kept_trailers.clear();
+  response.trailers = std::move(kept_trailers);
+}
+
+RequestCache::~RequestCache() {
+  while (Request *r = head_) {
+    H2POOL_UNPOISON(r, sizeof *r);
+    head_ = r->next;
+    delete r;
+  }
+}
+
+std::unique_ptr<Request> RequestCache::take() {
+  {
+    std::lock_guard lock(mutex_);
+    if (Request *r = head_) {
+      H2POOL_UNPOISON(r, sizeof *r);
+      head_ = r->next;
+      --count_;
+      r->next = nullptr;
+      return std::unique_ptr<Request>(r);
+    }
+  }
+  return std::make_unique<Request>();
+}
+
+void RequestCache::put(std::unique_ptr<Request> req) noexcept {
+  if (!req)
+    return;
+  // Outside the lock: resetting frees the buffers that are not kept.
+  req->reset_for_reuse();
+  {
+    std::lock_guard lock(mutex_);
+    if (count_ < kMaxCached) {
+      Request *r = req.release();
+      r->next = head_;
+      head_ = r;
+      ++count_;
+      // Under AddressSanitizer a cached request is off limits, so a stale
+      // pointer to a completed request is still reported as it would be
+      // after a free.
+      H2POOL_POISON(r, sizeof *r);
+      return;
+    }
+  }
+  // Full: `req` is freed here, outside the lock.
 }
 
 void RequestList::push_back(Request *r) {

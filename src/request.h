@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,11 @@ struct Request {
 
   // Resets the per-attempt response state before a retry.
   void reset_for_retry();
+  // Makes this request indistinguishable from a default-constructed one,
+  // except that small header and body buffers keep their heap capacity for
+  // the next request to fill. No timer may be pending and the request may
+  // not be in any list.
+  void reset_for_reuse() noexcept;
   // A retry must resend the body; a body read from a callback can only be
   // resent if none of it was read yet.
   bool body_replayable() const { return !body_reader || body_offset == 0; }
@@ -122,6 +128,37 @@ private:
   Request *head_ = nullptr;
   Request *tail_ = nullptr;
   size_t size_ = 0;
+};
+
+// Request objects recycled from completed requests to new ones, so that a
+// steady stream of requests does not go through malloc and free for each
+// (with hundreds in flight, glibc's per-thread caches hold too few to absorb
+// that). Shared by the callers' threads, which take, and the loop thread,
+// which puts back once a completion callback has returned.
+//
+// Bounded: at most kMaxCached objects, each keeping at most
+// kMaxRetainedBytes of buffers; what exceeds that is freed.
+class RequestCache {
+public:
+  static constexpr size_t kMaxCached = 1024;
+  static constexpr size_t kMaxRetainedBytes = 4 * 1024;
+
+  RequestCache() = default;
+  ~RequestCache();
+  RequestCache(const RequestCache &) = delete;
+  RequestCache &operator=(const RequestCache &) = delete;
+
+  // Any thread: a request as a default-constructed one. Throws
+  // std::bad_alloc only if the cache is empty and allocation fails.
+  std::unique_ptr<Request> take();
+  // Any thread: resets `req` (see Request::reset_for_reuse) and keeps it for
+  // a later take(), or frees it if the cache is full. Accepts null.
+  void put(std::unique_ptr<Request> req) noexcept;
+
+private:
+  std::mutex mutex_;
+  Request *head_ = nullptr; // linked through Request::next; guarded by mutex_
+  size_t count_ = 0;        // guarded by mutex_
 };
 
 } // namespace h2pool_core
