@@ -3,7 +3,8 @@
 // Callers on any thread push requests, cancellations and tasks; the first
 // push into an empty queue wakes the loop through an eventfd, and the loop
 // takes the whole batch at once. So a burst of N submissions costs one
-// wake-up, not N.
+// wake-up, not N. Submissions made on the loop thread itself (from a
+// completion callback) wake it without a system call.
 #pragma once
 
 #include <atomic>
@@ -66,7 +67,7 @@ public:
 
 private:
   void wake_locked();
-  void on_wake();
+  void on_wake(short what);
 
   EventBasePtr base_;
   EventPtr wake_event_;
@@ -76,6 +77,7 @@ private:
   std::thread thread_;
   std::atomic<std::thread::id> thread_id_{};
 
+  Batch draining_; // loop thread: the batch being handled
   std::mutex mutex_;
   Batch incoming_;            // guarded by mutex_
   bool wake_pending_ = false; // guarded by mutex_
