@@ -570,9 +570,6 @@ int Connection::submit(Request &req) {
     return stream_id == NGHTTP2_ERR_NOMEM ? H2POOL_ERR_NOMEM
                                           : H2POOL_ERR_CONNECTION_LOST;
   }
-  // Typical responses carry a handful of fields; growing from empty would
-  // reallocate three or four times per response.
-  req.response.headers.reserve(256, 8);
   req.response.stream_id = stream_id;
   req.response.connection_id = id_;
   ++req.attempts;
@@ -1041,6 +1038,11 @@ int Connection::on_header(const nghttp2_frame *frame, const uint8_t *name,
     return 0;
   if (!req->got_headers)
     return 0; // a field of an interim (1xx) response
+  // Typical responses carry a handful of fields; growing from empty would
+  // reallocate three or four times per response. Reserved only now, so a
+  // stream waiting for its response holds no header storage.
+  if (req->response.headers.empty())
+    req->response.headers.reserve(256, 8);
   req->response.headers.add({reinterpret_cast<const char *>(name), namelen},
                             {reinterpret_cast<const char *>(value), valuelen});
   return 0;

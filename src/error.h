@@ -11,8 +11,8 @@
 // header declares it there.
 struct h2pool_error {
   int code = H2POOL_OK;
-  int64_t http2_code = -1;            // -1: the error carries none
   int32_t stream_id = 0;              // 0: the request never had a stream
+  int64_t http2_code = -1;            // -1: the error carries none
   int64_t goaway_last_stream_id = -1; // -1: no GOAWAY involved
   std::string message;
 };

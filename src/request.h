@@ -18,23 +18,27 @@
 #include "url.h"
 
 // The public opaque response type (global namespace, as in the C header).
+// (Members ordered to leave no padding: there is one per stream in flight.)
 struct h2pool_response {
   int status = 0;
+  int32_t stream_id = 0;
   h2pool_core::FieldList headers;
   std::string body;
   h2pool_core::FieldList trailers;
   std::string content_encoding; // set when the body was decoded
-  int32_t stream_id = 0;
   uint64_t connection_id = 0;
   uint64_t request_id = 0;
 };
 
 namespace h2pool_core {
 
+// Members are grouped by who sets them, and within a group the small ones
+// sit together so that the struct has no padding holes: there is one per
+// request in flight.
 struct Request {
   // parked: the stream has ended but a paused streaming response still
   // holds body bytes the caller has not taken.
-  enum class State { submitted, queued, in_flight, parked, done };
+  enum class State : uint8_t { submitted, queued, in_flight, parked, done };
 
   // Set on the caller's thread at submission; read-only afterwards.
   uint64_t id = 0;
@@ -51,42 +55,42 @@ struct Request {
   h2pool_body_release_cb body_release = nullptr;
   h2pool_body_read_cb body_reader = nullptr;
   int64_t body_content_length = -1; // for the reader; -1: unknown
-  bool add_content_length = false;
-  bool add_accept_encoding = false; // "gzip, deflate", for auto-decoding
   // Streaming responses and decoding.
   h2pool_headers_cb on_headers = nullptr;
   h2pool_data_cb on_data = nullptr;
-  bool auto_decompress = true;
-  uint32_t timeout_ms = 0; // 0: none
   h2pool_response_cb cb = nullptr;
   void *user_data = nullptr;
+  uint32_t timeout_ms = 0; // 0: none
+  bool add_content_length = false;
+  bool add_accept_encoding = false; // "gzip, deflate", for auto-decoding
+  bool auto_decompress = true;
 
   // Loop-thread state.
+  void *owner = nullptr;    // the pool handling it (opaque here)
+  void *endpoint = nullptr; // the pool's endpoint for it (opaque here)
+  uint64_t refused_by = 0;  // connection that refused it; retry elsewhere
+  size_t body_offset = 0;   // request body bytes handed to nghttp2
+  std::string pending_raw;  // body bytes received while paused
+  uint64_t body_bytes = 0;  // body bytes kept or delivered, for the limit
+  std::unique_ptr<ContentDecoder> decoder;
+  size_t header_bytes = 0;  // response header bytes, for the limit
+  size_t header_fields = 0; // response header fields, for the limit
+  Error local_error;        // set when we reset the stream ourselves
+  h2pool_response response;
+  struct event timer;        // request timeout (event_assign'ed)
+  struct event header_timer; // response-header timeout, while in flight
+  uint32_t attempts = 0;     // streams opened for this request so far
   State state = State::submitted;
-  void *owner = nullptr;          // the pool handling it (opaque here)
-  void *endpoint = nullptr;       // the pool's endpoint for it (opaque here)
-  uint32_t attempts = 0;          // streams opened for this request so far
-  uint64_t refused_by = 0;        // connection that refused it; retry elsewhere
-  size_t body_offset = 0;         // request body bytes handed to nghttp2
+  bool timer_armed = false;
+  bool header_timer_armed = false;
   bool body_eof = false;          // the body reader reported its end
   bool upload_deferred = false;   // the body reader said H2POOL_BODY_WAIT
   bool headers_delivered = false; // final headers processed (on_headers)
   bool download_paused = false;
-  std::string pending_raw; // body bytes received while paused
-  uint64_t body_bytes = 0; // body bytes kept or delivered, for the limit
-  std::unique_ptr<ContentDecoder> decoder;
   bool got_headers = false;    // a final response HEADERS arrived
   bool end_stream = false;     // the response ended with END_STREAM
   bool in_trailers = false;    // receiving the header block after the final one
   bool counted_waiting = true; // still counted against max_pending_requests
-  size_t header_bytes = 0;     // response header bytes, for the limit
-  size_t header_fields = 0;    // response header fields, for the limit
-  Error local_error;           // set when we reset the stream ourselves
-  h2pool_response response;
-  struct event timer; // request timeout (event_assign'ed)
-  bool timer_armed = false;
-  struct event header_timer; // response-header timeout, while in flight
-  bool header_timer_armed = false;
 
   // Intrusive list links: a request sits in exactly one list at a time, the
   // endpoint's pending queue or its connection's stream list.

@@ -7,13 +7,13 @@
 
 namespace h2pool_core {
 
-enum class Scheme { http, https };
+enum class Scheme : uint8_t { http, https };
 
 struct Url {
   Scheme scheme = Scheme::http;
-  std::string host; // lower-cased; IPv6 literals without brackets
   bool host_is_ipv6 = false;
   uint16_t port = 0;
+  std::string host;      // lower-cased; IPv6 literals without brackets
   std::string authority; // as sent in :authority (default port omitted)
   std::string path;      // path and query, never empty, starts with '/'
 
