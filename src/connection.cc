@@ -221,6 +221,7 @@ Connection::Connection(event_base *base, ConnectionOwner &owner,
   lifetime_timer_.reset(evtimer_new(base_, lifetime_timeout_cb, this));
   ping_timer_.reset(evtimer_new(base_, ping_timer_cb, this));
   ping_timeout_timer_.reset(evtimer_new(base_, ping_timeout_cb, this));
+  update_capacity();
 }
 
 Connection::~Connection() {
@@ -232,7 +233,8 @@ Connection::~Connection() {
   transport_.reset();
 }
 
-uint32_t Connection::capacity() const {
+void Connection::update_capacity() {
+  // 100 until the server's SETTINGS arrive, as RFC 9113 suggests assuming.
   uint32_t peer = 100;
   if (session_ && state_ != State::handshaking)
     peer = nghttp2_session_get_remote_settings(
@@ -243,7 +245,7 @@ uint32_t Connection::capacity() const {
   peer = std::min(peer, kMaxStreamsWithoutServerLimit);
   if (settings_.local_max_streams)
     peer = std::min(peer, settings_.local_max_streams);
-  return peer;
+  capacity_ = peer;
 }
 
 void Connection::arm(EventPtr &timer, uint32_t ms) {
@@ -1063,6 +1065,7 @@ int Connection::on_frame_recv(const nghttp2_frame *frame) {
                  nghttp2_session_get_remote_settings(
                      session_.get(), NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS));
     }
+    update_capacity();
     owner_.on_connection_changed(*this);
     break;
   case NGHTTP2_HEADERS:

@@ -128,7 +128,7 @@ public:
   State state() const { return state_; }
   // min(server's SETTINGS_MAX_CONCURRENT_STREAMS, local cap); 100 until the
   // server's SETTINGS arrive, as RFC 9113 suggests assuming.
-  uint32_t capacity() const;
+  uint32_t capacity() const { return capacity_; }
   size_t active_streams() const { return active_; }
   size_t peak_streams() const { return peak_; }
   uint64_t id() const { return id_; }
@@ -203,6 +203,9 @@ private:
   // error queue.
   Error tls_failure();
   void start_session();
+  // Recomputes capacity() from the server's SETTINGS and the local cap:
+  // placement asks for it for every request, SETTINGS change it rarely.
+  void update_capacity();
   // Advances the TLS handshake; starts HTTP/2 once it is done.
   void continue_handshake();
   // Reads what the socket holds (bounded) and feeds it to nghttp2.
@@ -264,8 +267,9 @@ private:
   uint64_t last_read_ms_ = 0;
   bool ping_outstanding_ = false;
 
-  RequestList streams_; // requests with an open stream here
-  size_t active_ = 0;   // open streams, including detached ones
+  RequestList streams_;   // requests with an open stream here
+  size_t active_ = 0;     // open streams, including detached ones
+  uint32_t capacity_ = 0; // see capacity(); set by update_capacity()
   size_t peak_ = 0;
   uint64_t streams_opened_ = 0;
   bool was_ready_ = false; // stopped feeding nghttp2 output (backlog)
