@@ -61,15 +61,16 @@ int log_refusal(const h2pool *pool, int code, const char *what,
 class Unsubmitted {
 public:
   Unsubmitted(h2pool_core::RequestCache &cache,
-              std::unique_ptr<h2pool_core::Request> &req)
-      : cache_(cache), req_(req) {}
-  ~Unsubmitted() { cache_.put(std::move(req_)); }
+              std::unique_ptr<h2pool_core::Request> &req, bool loop_thread)
+      : cache_(cache), req_(req), loop_thread_(loop_thread) {}
+  ~Unsubmitted() { cache_.put(std::move(req_), loop_thread_); }
   Unsubmitted(const Unsubmitted &) = delete;
   Unsubmitted &operator=(const Unsubmitted &) = delete;
 
 private:
   h2pool_core::RequestCache &cache_;
   std::unique_ptr<h2pool_core::Request> &req_;
+  bool loop_thread_;
 };
 
 // Queues `op` for request `id` on the loop thread.
@@ -192,8 +193,10 @@ int h2pool_request(h2pool *pool, const char *method, const char *url,
   if (pool->loop.closed())
     return H2POOL_ERR_POOL_CLOSED;
   return guarded([&]() -> int {
-    std::unique_ptr<h2pool_core::Request> req = pool->requests.take();
-    Unsubmitted unsubmitted(pool->requests, req);
+    bool loop_thread = pool->loop.on_loop_thread();
+    std::unique_ptr<h2pool_core::Request> req =
+        pool->requests.take(loop_thread);
+    Unsubmitted unsubmitted(pool->requests, req, loop_thread);
     std::string why;
     int rc = h2pool_core::parse_url(url, &req->url, &why);
     if (rc != H2POOL_OK)

@@ -28,6 +28,10 @@ public:
   void remove(std::initializer_list<std::string_view> names);
   void clear();
   void reserve(size_t bytes, size_t fields);
+  // The heap memory held, used or not.
+  size_t heap_bytes() const {
+    return buf_.capacity() + entries_.capacity() * sizeof(Entry);
+  }
 
 private:
   struct Entry {

@@ -269,7 +269,7 @@ void Pool::finish(Request &req, const Error *err) {
                "completion callback of request %llu threw; ignored",
                (unsigned long long)req.id);
   }
-  cache_.put(std::move(owned));
+  cache_.put(std::move(owned), /*loop_thread=*/true);
 }
 
 void Pool::retry(Endpoint &ep, Request &req) {

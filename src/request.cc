@@ -27,19 +27,6 @@
 #endif
 
 namespace h2pool_core {
-namespace {
-
-// The heap bytes a field list uses, as far as its interface shows: the
-// fields' bytes (NUL included) and their index entries.
-size_t field_bytes(const FieldList &list) {
-  size_t n = 0;
-  for (size_t i = 0; i < list.size(); ++i)
-    n += list.name(i).size() + list.value(i).size() + 1 + 4 * sizeof(uint32_t);
-  return n;
-}
-
-} // namespace
-
 void Request::reset_for_retry() {
   body_offset = 0;
   got_headers = false;
@@ -75,8 +62,6 @@ void Request::reset_for_reuse() noexcept {
 
   // Buffers are kept in the order they are most often needed, while they
   // fit a budget, so one large response cannot pin its memory in the cache.
-  // A field list's capacity may be up to twice what it holds (geometric
-  // growth): it is charged double.
   size_t budget = RequestCache::kMaxRetainedBytes;
   auto fits = [&budget](size_t bytes) {
     if (bytes > budget)
@@ -87,13 +72,13 @@ void Request::reset_for_reuse() noexcept {
   FieldList kept_headers, kept_trailers;
   std::vector<HeaderField> kept_request_headers;
   std::string kept_body;
-  if (fits(2 * field_bytes(response.headers)))
+  if (fits(response.headers.heap_bytes()))
     kept_headers = std::move(response.headers);
   if (fits(headers.capacity() * sizeof(HeaderField)))
     kept_request_headers = std::move(headers);
   if (fits(response.body.capacity()))
     kept_body = std::move(response.body);
-  if (fits(2 * field_bytes(response.trailers)))
+  if (fits(response.trailers.heap_bytes()))
     kept_trailers = std::move(response.trailers);
 
   // Everything else as a new request has it: re-created rather than
@@ -115,47 +100,74 @@ void Request::reset_for_reuse() noexcept {
 }
 
 RequestCache::~RequestCache() {
-  while (Request *r = head_) {
+  free_list(head_);
+  free_list(local_head_);
+}
+
+void RequestCache::free_list(Request *r) {
+  while (r) {
     H2POOL_UNPOISON(r, sizeof *r);
-    head_ = r->next;
+    Request *next = r->next;
     delete r;
+    r = next;
   }
 }
 
-std::unique_ptr<Request> RequestCache::take() {
+std::unique_ptr<Request> RequestCache::take(bool loop_thread) {
+  if (loop_thread && local_head_)
+    return std::unique_ptr<Request>(pop(&local_head_, &local_count_));
   {
     std::lock_guard lock(mutex_);
-    if (Request *r = head_) {
-      H2POOL_UNPOISON(r, sizeof *r);
-      head_ = r->next;
-      --count_;
-      r->next = nullptr;
-      return std::unique_ptr<Request>(r);
+    if (head_) {
+      shared_count_.store(count_ - 1, std::memory_order_relaxed);
+      return std::unique_ptr<Request>(pop(&head_, &count_));
     }
   }
   return std::make_unique<Request>();
 }
 
-void RequestCache::put(std::unique_ptr<Request> req) noexcept {
+void RequestCache::put(std::unique_ptr<Request> req,
+                       bool loop_thread) noexcept {
   if (!req)
     return;
   // Outside the lock: resetting frees the buffers that are not kept.
   req->reset_for_reuse();
+  // The shared list comes first, up to kShared, so that callers on other
+  // threads find requests to take; beyond that the loop thread keeps them
+  // for the submissions its own callbacks make, without locking.
+  if (loop_thread && shared_count_.load(std::memory_order_relaxed) >= kShared) {
+    if (local_count_ < kMaxCached - kShared)
+      push(&local_head_, &local_count_, req.release());
+    return; // else `req` frees it
+  }
   {
     std::lock_guard lock(mutex_);
-    if (count_ < kMaxCached) {
-      Request *r = req.release();
-      r->next = head_;
-      head_ = r;
-      ++count_;
-      // Under AddressSanitizer a cached request is off limits, so a stale
-      // pointer to a completed request is still reported as it would be
-      // after a free.
-      H2POOL_POISON(r, sizeof *r);
+    if (count_ < kShared || (!loop_thread && count_ < kMaxCached)) {
+      push(&head_, &count_, req.release());
+      shared_count_.store(count_, std::memory_order_relaxed);
       return;
     }
   }
-  // Full: `req` is freed here, outside the lock.
+  req.reset(); // full: freed outside the lock
+}
+
+Request *RequestCache::pop(Request **head, size_t *count) {
+  Request *r = *head;
+  H2POOL_UNPOISON(r, sizeof *r);
+  *head = r->next;
+  --*count;
+  r->next = nullptr;
+  return r;
+}
+
+void RequestCache::push(Request **head, size_t *count, Request *r) {
+  r->next = *head;
+  *head = r;
+  ++*count;
+  // Under AddressSanitizer a cached request is off limits, so a stale
+  // pointer to a completed request is still reported as it would be after
+  // a free.
+  H2POOL_POISON(r, sizeof *r);
 }
 
 void RequestList::push_back(Request *r) {

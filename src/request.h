@@ -5,6 +5,7 @@
 
 #include <event2/event_struct.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -137,14 +138,18 @@ private:
 // Request objects recycled from completed requests to new ones, so that a
 // steady stream of requests does not go through malloc and free for each
 // (with hundreds in flight, glibc's per-thread caches hold too few to absorb
-// that). Shared by the callers' threads, which take, and the loop thread,
-// which puts back once a completion callback has returned.
+// that). Callers' threads take; the loop thread puts back once a completion
+// callback has returned, and takes too when a callback submits the next
+// request. A shared list (locked) serves other threads; past kShared
+// entries the loop thread keeps requests in a list of its own, which it
+// takes from and puts to without locking.
 //
-// Bounded: at most kMaxCached objects, each keeping at most
+// Bounded: at most kMaxCached objects in all, each keeping at most
 // kMaxRetainedBytes of buffers; what exceeds that is freed.
 class RequestCache {
 public:
   static constexpr size_t kMaxCached = 1024;
+  static constexpr size_t kShared = 256;
   static constexpr size_t kMaxRetainedBytes = 4 * 1024;
 
   RequestCache() = default;
@@ -152,17 +157,25 @@ public:
   RequestCache(const RequestCache &) = delete;
   RequestCache &operator=(const RequestCache &) = delete;
 
-  // Any thread: a request as a default-constructed one. Throws
-  // std::bad_alloc only if the cache is empty and allocation fails.
-  std::unique_ptr<Request> take();
-  // Any thread: resets `req` (see Request::reset_for_reuse) and keeps it for
-  // a later take(), or frees it if the cache is full. Accepts null.
-  void put(std::unique_ptr<Request> req) noexcept;
+  // A request as a default-constructed one. `loop_thread`: the caller is
+  // the pool's loop thread. Throws std::bad_alloc only if nothing is cached
+  // and allocation fails.
+  std::unique_ptr<Request> take(bool loop_thread);
+  // Resets `req` (see Request::reset_for_reuse) and keeps it for a later
+  // take(), or frees it if the cache is full. Accepts null.
+  void put(std::unique_ptr<Request> req, bool loop_thread) noexcept;
 
 private:
+  static void free_list(Request *head);
+  static Request *pop(Request **head, size_t *count);
+  static void push(Request **head, size_t *count, Request *r);
+
   std::mutex mutex_;
   Request *head_ = nullptr; // linked through Request::next; guarded by mutex_
   size_t count_ = 0;        // guarded by mutex_
+  std::atomic<size_t> shared_count_{0}; // count_, readable without the lock
+  Request *local_head_ = nullptr;       // loop thread only
+  size_t local_count_ = 0;              // loop thread only
 };
 
 } // namespace h2pool_core
