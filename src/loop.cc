@@ -87,6 +87,20 @@ void Loop::wake_locked() {
 }
 
 int Loop::submit(std::unique_ptr<Request> request) {
+  if (on_loop_thread()) {
+    // From a callback on the loop thread: a queue of its own, no lock. A
+    // close() from another thread is seen here (closed_ is set before the
+    // loop can take the batch that ends it), so nothing queued here is
+    // left behind.
+    if (closed_.load(std::memory_order_acquire))
+      return H2POOL_ERR_POOL_CLOSED;
+    local_requests_.push_back(std::move(request));
+    if (!local_pending_) {
+      local_pending_ = true;
+      event_active(wake_event_.get(), EV_TIMEOUT, 0);
+    }
+    return H2POOL_OK;
+  }
   std::lock_guard lock(mutex_);
   if (closed_.load(std::memory_order_relaxed))
     return H2POOL_ERR_POOL_CLOSED;
@@ -138,6 +152,10 @@ void Loop::on_wake(short what) {
     std::swap(draining_, incoming_);
     wake_pending_ = false;
   }
+  local_pending_ = false;
+  for (auto &request : local_requests_)
+    draining_.requests.push_back(std::move(request));
+  local_requests_.clear();
   handler_(draining_);
   draining_.requests.clear();
   draining_.cancels.clear();

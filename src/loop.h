@@ -78,6 +78,10 @@ private:
   std::atomic<std::thread::id> thread_id_{};
 
   Batch draining_; // loop thread: the batch being handled
+  // Loop thread: requests submitted by its own callbacks, and whether the
+  // wake-up event is already activated for them.
+  std::vector<std::unique_ptr<Request>> local_requests_;
+  bool local_pending_ = false;
   std::mutex mutex_;
   Batch incoming_;            // guarded by mutex_
   bool wake_pending_ = false; // guarded by mutex_
