@@ -350,6 +350,19 @@ H2POOL_EXTERN int h2pool_config_set_max_response_headers(h2pool_config *cfg,
                                                          uint32_t max_fields);
 
 /**
+ * HTTP/2 flow-control windows h2pool advertises for response data: per
+ * stream (SETTINGS_INITIAL_WINDOW_SIZE) and per connection (a WINDOW_UPDATE
+ * on stream 0 right after the preface). The server may have this much
+ * response data in flight before h2pool has handed it on; large windows
+ * keep bulk downloads from stalling on round trips, small ones bound the
+ * memory a paused or slow consumer can be sent. Defaults 8 MiB per stream
+ * and 64 MiB per connection; stream_bytes from 1, connection_bytes from
+ * 65535 (the protocol's initial value), both at most 2^31 - 1.
+ */
+H2POOL_EXTERN int h2pool_config_set_flow_control_windows(
+    h2pool_config *cfg, uint32_t stream_bytes, uint32_t connection_bytes);
+
+/**
  * Maximum bytes of a response body kept in memory; a larger body fails the
  * request with H2POOL_ERR_RESPONSE_TOO_LARGE. Default 1 GiB; at least 1.
  */

@@ -137,6 +137,18 @@ int h2pool_config_set_max_response_headers(h2pool_config *cfg,
   return H2POOL_OK;
 }
 
+int h2pool_config_set_flow_control_windows(h2pool_config *cfg,
+                                           uint32_t stream_bytes,
+                                           uint32_t connection_bytes) {
+  constexpr uint32_t kMaxWindow = 0x7fffffff; // RFC 9113 section 6.9.1
+  if (cfg == nullptr || stream_bytes < 1 || stream_bytes > kMaxWindow ||
+      connection_bytes < 65535 || connection_bytes > kMaxWindow)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->stream_window_bytes = stream_bytes;
+  cfg->connection_window_bytes = connection_bytes;
+  return H2POOL_OK;
+}
+
 int h2pool_config_set_max_response_body_bytes(h2pool_config *cfg, uint64_t n) {
   if (cfg == nullptr || n < 1)
     return H2POOL_ERR_INVALID_ARGUMENT;

@@ -86,6 +86,7 @@ static void test_config_setters_reject_null_config(void **state) {
   assert_int_equal(h2pool_config_set_idle_timeout_ms(NULL, 1), E);
   assert_int_equal(h2pool_config_set_max_lifetime_ms(NULL, 1), E);
   assert_int_equal(h2pool_config_set_max_response_body_bytes(NULL, 1), E);
+  assert_int_equal(h2pool_config_set_flow_control_windows(NULL, 1, 65535), E);
   assert_int_equal(h2pool_config_set_log(NULL, NULL, H2POOL_LOG_NONE, NULL), E);
 }
 
@@ -106,6 +107,13 @@ static void test_config_setters_reject_out_of_range(void **state) {
   assert_int_equal(h2pool_config_set_connect_timeout_ms(cfg, 0), E);
   assert_int_equal(h2pool_config_set_settings_timeout_ms(cfg, 0), E);
   assert_int_equal(h2pool_config_set_max_response_body_bytes(cfg, 0), E);
+  /* Windows: stream 1 to 2^31-1, connection 65535 to 2^31-1. */
+  assert_int_equal(h2pool_config_set_flow_control_windows(cfg, 0, 65535), E);
+  assert_int_equal(
+      h2pool_config_set_flow_control_windows(cfg, 0x80000000u, 65535), E);
+  assert_int_equal(h2pool_config_set_flow_control_windows(cfg, 1, 65534), E);
+  assert_int_equal(h2pool_config_set_flow_control_windows(cfg, 1, 0x80000000u),
+                   E);
   /* Not an h2pool_log_level. */
   assert_int_equal(h2pool_config_set_log(cfg, NULL, -1, NULL), E);
   assert_int_equal(h2pool_config_set_log(cfg, NULL, H2POOL_LOG_DEBUG + 1, NULL),
@@ -131,6 +139,9 @@ static void test_config_setters_accept_boundaries(void **state) {
   assert_int_equal(h2pool_config_set_max_response_body_bytes(cfg, 1), 0);
   assert_int_equal(
       h2pool_config_set_max_response_body_bytes(cfg, UINT64_MAX / 2), 0);
+  assert_int_equal(h2pool_config_set_flow_control_windows(cfg, 1, 65535), 0);
+  assert_int_equal(
+      h2pool_config_set_flow_control_windows(cfg, 0x7fffffff, 0x7fffffff), 0);
   assert_int_equal(h2pool_config_set_log(cfg, NULL, H2POOL_LOG_DEBUG, NULL), 0);
   assert_int_equal(h2pool_config_set_log(cfg, NULL, H2POOL_LOG_NONE, NULL), 0);
   /* One config, many pools; free it while they live. */

@@ -97,6 +97,53 @@ TEST_F(RawFrames, WellFormedRawResponseSucceeds) {
   EXPECT_EQ(o.call->body, "hello");
 }
 
+// The windows set with h2pool_config_set_flow_control_windows() are what
+// the client announces: SETTINGS_INITIAL_WINDOW_SIZE for streams and a
+// WINDOW_UPDATE on stream 0 raising the connection's from 65535.
+TEST_F(RawFrames, ConfiguredFlowControlWindowsAreAnnounced) {
+  constexpr uint32_t kStreamWindow = 3u << 20, kConnectionWindow = 96u << 20;
+  std::mutex mu;
+  int64_t initial_window = -1, connection_increment = -1;
+  auto be = [](const std::string &p, size_t at, int n) {
+    uint32_t v = 0;
+    for (int i = 0; i < n; ++i)
+      v = v << 8 | uint8_t(p[at + size_t(i)]);
+    return v;
+  };
+  server_ = std::make_unique<RawServer>(on_request([&](RawConnection &c,
+                                                       uint32_t sid) {
+    {
+      // Everything the client sent before this request's HEADERS.
+      std::lock_guard<std::mutex> lock(mu);
+      for (const ClientFrame &f : c.frames()) {
+        if (f.type == kSettings && !(f.flags & kAck))
+          for (size_t i = 0; i + 6 <= f.payload.size(); i += 6)
+            if (be(f.payload, i, 2) == 0x4 /* INITIAL_WINDOW_SIZE */)
+              initial_window = be(f.payload, i + 2, 4);
+        if (f.type == kWindowUpdate && f.stream_id == 0 &&
+            f.payload.size() == 4)
+          connection_increment = be(f.payload, 0, 4) & 0x7fffffff;
+      }
+    }
+    c.send(headers(sid, status_block() + hpack_literal("content-length", "2"),
+                   kEndHeaders) +
+           data(sid, "ok", kEndStream));
+  }));
+  ASSERT_EQ(server_->start(), 0);
+  Config cfg;
+  ASSERT_EQ(h2pool_config_set_flow_control_windows(cfg, kStreamWindow,
+                                                   kConnectionWindow),
+            H2POOL_OK);
+  h2pool_config_set_request_timeout_ms(cfg, 20000);
+  client_ = std::make_unique<Client>(cfg.get());
+  Call &call = client_->get(server_->base_url() + "/");
+  ASSERT_TRUE(call.wait(Ms(20000) + kWait));
+  ASSERT_TRUE(call.ok) << call.describe();
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(initial_window, int64_t(kStreamWindow));
+  EXPECT_EQ(connection_increment, int64_t(kConnectionWindow) - 65535);
+}
+
 TEST_F(RawFrames, DataBeforeHeadersIsProtocolError) {
   Outcome o = run(on_request([](RawConnection &c, uint32_t sid) {
     c.send(data(sid, "surprise", kEndStream));

@@ -181,6 +181,11 @@ extern "C" {
     pub fn h2pool_config_set_idle_timeout_ms(cfg: *mut h2pool_config, ms: u32) -> c_int;
     pub fn h2pool_config_set_max_lifetime_ms(cfg: *mut h2pool_config, ms: u32) -> c_int;
     pub fn h2pool_config_set_max_response_body_bytes(cfg: *mut h2pool_config, n: u64) -> c_int;
+    pub fn h2pool_config_set_flow_control_windows(
+        cfg: *mut h2pool_config,
+        stream_bytes: u32,
+        connection_bytes: u32,
+    ) -> c_int;
     pub fn h2pool_config_set_response_header_timeout_ms(cfg: *mut h2pool_config, ms: u32) -> c_int;
     pub fn h2pool_config_set_ping(
         cfg: *mut h2pool_config,
