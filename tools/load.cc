@@ -33,7 +33,7 @@ void LoadRunner::start(h2pool *pool) {
   }
 }
 
-void LoadRunner::submit_next(Slot *slot) {
+void LoadRunner::submit_next(Slot *slot, const Clock::time_point *now) {
   for (;;) {
     uint64_t index = next_index_.fetch_add(1, std::memory_order_relaxed);
     if (index >= count_) {
@@ -46,7 +46,10 @@ void LoadRunner::submit_next(Slot *slot) {
       generated = url_(index);
       url = generated.c_str();
     }
-    slot->sent = Clock::now();
+    // The completion that freed this slot just read the clock: its reading
+    // serves as this request's start, one clock read per request as h2load.
+    slot->sent = now ? *now : Clock::now();
+    now = nullptr; // a refused request's successor reads it afresh
     int rc = h2pool_request(pool_, "GET", url, nullptr, 0, nullptr, 0, opts_,
                             &LoadRunner::on_response, slot, nullptr);
     if (rc == H2POOL_OK) {
@@ -72,7 +75,7 @@ void LoadRunner::on_response(const h2pool_response *resp,
   // Count this one before reusing the slot: the next request's callback
   // may run (on the loop thread) before submit_next() returns here.
   self->mark_completed();
-  self->submit_next(slot);
+  self->submit_next(slot, &now);
 }
 
 void LoadRunner::mark_completed() {

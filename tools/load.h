@@ -74,7 +74,9 @@ private:
   static void on_response(const h2pool_response *resp, const h2pool_error *err,
                           void *user_data);
   // Claims indexes for `slot` until a submission is accepted or none remain.
-  void submit_next(Slot *slot);
+  // `now`, if given, is a clock reading just taken (by the completion that
+  // freed the slot).
+  void submit_next(Slot *slot, const Clock::time_point *now = nullptr);
   void mark_completed();
 
   const uint64_t count_;
