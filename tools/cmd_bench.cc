@@ -35,6 +35,9 @@ const char kBenchUsage[] =
     "      --timeout-ms N      per-request timeout in ms (default 0: none)\n"
     "      --discard-body      stream bodies through on_data and drop them\n"
     "                          (as h2load does) instead of buffering them\n"
+    "      --submit-thread     submit from a thread of its own (per pool),\n"
+    "                          which completions hand their slots to, instead\n"
+    "                          of from the completion callback\n"
     "      --cacert FILE       trust the CA certificates in FILE (PEM)\n"
     "      --cert FILE --key FILE  client certificate and key (mutual TLS)\n"
     "  -k, --insecure          do not verify server certificates\n"
@@ -96,7 +99,7 @@ struct Worker {
 int cmd_bench(const Args &args) {
   uint64_t n = 1000, c = 1, m = 1, threads = 1;
   uint32_t timeout_ms = 0;
-  bool discard = false;
+  bool discard = false, submit_thread = false;
   std::string url, value;
 
   TlsOptions tls;
@@ -119,6 +122,8 @@ int cmd_bench(const Args &args) {
           parse_uint(value, 0, UINT32_MAX, "--timeout-ms"));
     } else if (cur.flag("--discard-body", "")) {
       discard = true;
+    } else if (cur.flag("--submit-thread", "")) {
+      submit_thread = true;
     } else if (auto pos = cur.positional()) {
       if (!url.empty()) {
         throw UsageError("bench takes exactly one URL");
@@ -167,6 +172,9 @@ int cmd_bench(const Args &args) {
           tally->record(index, resp, err, refused, latency);
         },
         opts.get());
+    if (submit_thread) {
+      w.runner->submit_from_thread();
+    }
     w.pool = new_pool(cfg.get());
   }
 

@@ -24,12 +24,43 @@ LoadRunner::LoadRunner(uint64_t count, uint64_t window, std::string url,
   fixed_url_ = std::move(url);
 }
 
+LoadRunner::~LoadRunner() {
+  if (feeder_.joinable()) {
+    feeder_.join();
+  }
+}
+
 void LoadRunner::start(h2pool *pool) {
   pool_ = pool;
   started_at_ = Clock::now();
   finished_at_ = started_at_;
+  if (use_feeder_) {
+    std::lock_guard<std::mutex> lock(feed_mu_);
+    for (Slot &s : slots_) {
+      freed_.push_back(&s);
+    }
+    feeder_ = std::thread([this] { feed(); });
+    return;
+  }
   for (Slot &s : slots_) {
     submit_next(&s);
+  }
+}
+
+void LoadRunner::feed() {
+  std::vector<Slot *> batch;
+  // Once every index is claimed there is nothing left to submit; the
+  // remaining completions only queue slots nobody needs.
+  while (next_index_.load(std::memory_order_relaxed) < count_) {
+    {
+      std::unique_lock<std::mutex> lock(feed_mu_);
+      feed_cv_.wait(lock, [this] { return !freed_.empty(); });
+      batch.swap(freed_);
+    }
+    for (Slot *slot : batch) {
+      submit_next(slot);
+    }
+    batch.clear();
   }
 }
 
@@ -75,6 +106,18 @@ void LoadRunner::on_response(const h2pool_response *resp,
   // Count this one before reusing the slot: the next request's callback
   // may run (on the loop thread) before submit_next() returns here.
   self->mark_completed();
+  if (self->use_feeder_) {
+    bool wake;
+    {
+      std::lock_guard<std::mutex> lock(self->feed_mu_);
+      wake = self->freed_.empty(); // the feeder sleeps only when it is
+      self->freed_.push_back(slot);
+    }
+    if (wake) {
+      self->feed_cv_.notify_one();
+    }
+    return;
+  }
   self->submit_next(slot, &now);
 }
 

@@ -1,7 +1,8 @@
 // A closed-loop load driver on the public API: it keeps up to `window`
 // requests outstanding in one pool, submitting the next request from the
-// completion callback of the previous one, until `count` have completed.
-// Used by `h2pool bench` and `h2pool demo`.
+// completion callback of the previous one (or, with submit_from_thread(),
+// from a caller thread the callbacks hand their slots to), until `count`
+// have completed. Used by `h2pool bench` and `h2pool demo`.
 #pragma once
 
 #include <h2pool.h>
@@ -14,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common.h"
@@ -41,8 +43,15 @@ public:
   // allocates nothing here, so a benchmark measures the pool, not this.
   LoadRunner(uint64_t count, uint64_t window, std::string url,
              CompleteFn on_complete, const h2pool_request_opts *opts);
+  ~LoadRunner();
   LoadRunner(const LoadRunner &) = delete;
   LoadRunner &operator=(const LoadRunner &) = delete;
+
+  // Before start(): submit from a thread of the runner's own rather than
+  // from the completion callbacks, which then only queue the freed slot and
+  // wake that thread. This is how an application that produces requests
+  // elsewhere drives the pool; each wake-up takes every slot queued so far.
+  void submit_from_thread() { use_feeder_ = true; }
 
   // Submits the first `window` requests from the calling thread. The runner
   // must outlive every callback: destroy the pool before the runner.
@@ -78,6 +87,8 @@ private:
   // freed the slot).
   void submit_next(Slot *slot, const Clock::time_point *now = nullptr);
   void mark_completed();
+  // The submitting thread of submit_from_thread().
+  void feed();
 
   const uint64_t count_;
   UrlFn url_; // empty when every request goes to fixed_url_
@@ -93,6 +104,12 @@ private:
   std::mutex mu_;
   std::condition_variable cv_;
   bool done_ = false;
+
+  bool use_feeder_ = false;
+  std::thread feeder_;
+  std::mutex feed_mu_;
+  std::condition_variable feed_cv_;
+  std::vector<Slot *> freed_; // guarded by feed_mu_
 };
 
 // Latency summary over the given samples (nanoseconds), which it reorders.

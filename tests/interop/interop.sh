@@ -178,6 +178,19 @@ run_checks() {
   else
     fail "$name: bench: exit $rc, last line: $json, stderr: $(cat "$err")"
   fi
+
+  # Submissions from a caller thread instead of the completion callback.
+  h2pool bench --submit-thread --discard-body -n 2000 -c 2 -m 10 \
+    "$base/small.txt" >"$out" 2>"$err"
+  rc=$?
+  json=$(tail -n 1 "$out")
+  if ((rc == 0)) && grep -q '"requests":2000,' <<<"$json" &&
+    grep -q '"succeeded":2000,' <<<"$json" &&
+    grep -q '"failed":0,' <<<"$json"; then
+    pass "$name: bench --submit-thread -n 2000: 2000 succeeded"
+  else
+    fail "$name: bench --submit-thread: exit $rc, last line: $json, stderr: $(cat "$err")"
+  fi
 }
 
 # Test data: a 6-byte file, a 1 MiB random file, and small distinct files.
