@@ -94,6 +94,15 @@ type Config struct {
 	// MaxResponseBodyBytes fails larger responses with
 	// ErrResponseTooLarge. Default 1 GiB.
 	MaxResponseBodyBytes int64
+	// StreamWindow and ConnectionWindow are the HTTP/2 flow-control
+	// windows the pool advertises for response data, per stream and per
+	// connection: how much the server may send before the pool has taken
+	// it. Larger windows keep bulk downloads from stalling on round trips;
+	// smaller ones bound what a slow consumer can be sent. Defaults 8 MiB
+	// and 64 MiB; StreamWindow from 1, ConnectionWindow from 65535, both at
+	// most 2^31-1 (ErrInvalidArgument otherwise).
+	StreamWindow     int
+	ConnectionWindow int
 	// MaxDecodedBytes and MaxDecodeRatio limit automatic decompression
 	// (ErrDecompressionBomb beyond). Defaults 100 MiB and 100.
 	MaxDecodedBytes int64
@@ -430,6 +439,24 @@ func applyConfig(ccfg *C.h2pool_config, cfg *Config) error {
 				return 0, err
 			}
 			return C.h2pool_config_set_decompression_limits(ccfg, C.uint64_t(max), r), nil
+		}},
+		{cfg.StreamWindow == 0 && cfg.ConnectionWindow == 0, "StreamWindow", func() (C.int, error) {
+			stream, conn := cfg.StreamWindow, cfg.ConnectionWindow
+			if stream == 0 {
+				stream = 8 << 20
+			}
+			if conn == 0 {
+				conn = 64 << 20
+			}
+			s, err := count32(stream, "StreamWindow")
+			if err != nil {
+				return 0, err
+			}
+			c, err := count32(conn, "ConnectionWindow")
+			if err != nil {
+				return 0, err
+			}
+			return C.h2pool_config_set_flow_control_windows(ccfg, s, c), nil
 		}},
 		{cfg.MaxResponseBodyBytes == 0, "MaxResponseBodyBytes", func() (C.int, error) {
 			if cfg.MaxResponseBodyBytes < 0 {

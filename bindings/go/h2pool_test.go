@@ -535,6 +535,55 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 }
 
+func TestNewRejectsOutOfRangeFlowControlWindows(t *testing.T) {
+	// Computed, not constant, so that the file builds where int is 32 bits
+	// (there the +1 wraps negative, which is out of range too).
+	maxWindow := int(^uint32(0) >> 1)
+	for _, cfg := range []Config{
+		{StreamWindow: -1},
+		{ConnectionWindow: -1},
+		{StreamWindow: maxWindow + 1},
+		{ConnectionWindow: maxWindow + 1},
+		{ConnectionWindow: 65534},
+		{StreamWindow: 1 << 20, ConnectionWindow: 1},
+	} {
+		p, err := New(cfg)
+		if !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("StreamWindow %d ConnectionWindow %d: %v, want ErrInvalidArgument",
+				cfg.StreamWindow, cfg.ConnectionWindow, err)
+		}
+		if p != nil {
+			p.Close()
+		}
+	}
+}
+
+func TestFlowControlWindowsGetByteExactBodies(t *testing.T) {
+	needServer(t)
+	// Bodies several times the windows, so the download only completes if
+	// the pool keeps replenishing the windows it advertised.
+	const size = 1<<20 + 7
+	for i, cfg := range []Config{
+		{StreamWindow: 16384, ConnectionWindow: 65535},
+		{StreamWindow: 1000},                     // connection window at its default
+		{ConnectionWindow: int(^uint32(0) >> 1)}, // stream window at its default
+	} {
+		p := newPool(t, cfg)
+		seed := uint64(100 + i)
+		resp, err := p.Do(context.Background(), &Request{
+			URL: fmt.Sprintf("%s/?size=%d&seed=%d", serverURL, size, seed),
+		})
+		if err != nil {
+			t.Fatalf("StreamWindow %d ConnectionWindow %d: %v", cfg.StreamWindow, cfg.ConnectionWindow, err)
+		}
+		body := readAll(t, resp.Body)
+		if resp.StatusCode != 200 || !bytes.Equal(body, testBody(seed, size)) {
+			t.Errorf("StreamWindow %d ConnectionWindow %d: status %d, %d bytes, body differs",
+				cfg.StreamWindow, cfg.ConnectionWindow, resp.StatusCode, len(body))
+		}
+	}
+}
+
 func TestLoggerReceivesInsecureWarning(t *testing.T) {
 	var mu sync.Mutex
 	var msgs []string

@@ -594,6 +594,7 @@ pub struct Config {
     idle_timeout: Option<Duration>,
     max_lifetime: Option<Duration>,
     max_response_body_bytes: Option<u64>,
+    flow_control_windows: Option<(u32, u32)>,
     response_header_timeout: Option<Duration>,
     ping: Option<(Duration, Duration)>,
     max_requests_per_connection: Option<u32>,
@@ -722,6 +723,18 @@ impl Config {
     /// connection after `timeout` without ACK. `interval` zero disables.
     pub fn ping(mut self, interval: Duration, timeout: Duration) -> Config {
         self.ping = Some((interval, timeout));
+        self
+    }
+
+    /// HTTP/2 flow-control windows advertised for response data, per
+    /// stream and per connection: how much the server may send before the
+    /// pool has taken it. Larger windows keep bulk downloads from stalling
+    /// on round trips; smaller ones bound what a slow consumer can be sent.
+    /// Defaults 8 MiB and 64 MiB. `stream_bytes` from 1, `connection_bytes`
+    /// from 65535, both at most 2^31 - 1; [`Pool::new`] fails with
+    /// [`ErrorCode::InvalidArgument`] otherwise.
+    pub fn flow_control_windows(mut self, stream_bytes: u32, connection_bytes: u32) -> Config {
+        self.flow_control_windows = Some((stream_bytes, connection_bytes));
         self
     }
 
@@ -868,6 +881,12 @@ impl Config {
                 check(
                     sys::h2pool_config_set_max_response_body_bytes(raw, n),
                     "max_response_body_bytes",
+                )?;
+            }
+            if let Some((stream, connection)) = self.flow_control_windows {
+                check(
+                    sys::h2pool_config_set_flow_control_windows(raw, stream, connection),
+                    "flow_control_windows",
                 )?;
             }
             if let Some((interval, timeout)) = self.ping {

@@ -473,6 +473,59 @@ fn config_errors_are_reported_by_new() {
 }
 
 #[test]
+fn out_of_range_flow_control_windows_are_refused() {
+    const MAX: u32 = (1 << 31) - 1;
+    for (stream, connection) in [
+        (0, 64 << 20),
+        (MAX + 1, 64 << 20),
+        (8 << 20, 65534),
+        (8 << 20, MAX + 1),
+        (u32::MAX, u32::MAX),
+    ] {
+        let err = Pool::new(Config::new().flow_control_windows(stream, connection)).unwrap_err();
+        assert_eq!(
+            err.code(),
+            ErrorCode::InvalidArgument,
+            "windows {} and {}: {}",
+            stream,
+            connection,
+            err
+        );
+    }
+}
+
+#[test]
+fn flow_control_windows_get_byte_exact_bodies() {
+    let server = match Server::start() {
+        Some(s) => s,
+        None => return,
+    };
+    // Bodies several times the windows, so the download only completes if
+    // the pool keeps replenishing the windows it advertised.
+    let size = (1 << 20) + 7;
+    for (i, &(stream, connection)) in [(16384, 65535), (1000, 64 << 20), (8 << 20, (1 << 31) - 1)]
+        .iter()
+        .enumerate()
+    {
+        let pool = Pool::new(Config::new().flow_control_windows(stream, connection)).unwrap();
+        let seed = 100 + i as u64;
+        let resp = pool
+            .send(Request::get(
+                &server.url(&format!("/?size={}&seed={}", size, seed)),
+            ))
+            .unwrap_or_else(|e| panic!("windows {} and {}: {}", stream, connection, e));
+        assert_eq!(resp.status(), 200);
+        assert!(
+            resp.body() == test_body(seed, size).as_slice(),
+            "windows {} and {}: {} bytes, body differs",
+            stream,
+            connection,
+            resp.body().len()
+        );
+    }
+}
+
+#[test]
 fn log_callback_receives_the_insecure_warning() {
     let messages = Arc::new(Mutex::new(Vec::new()));
     let sink = messages.clone();
