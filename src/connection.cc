@@ -659,18 +659,10 @@ void Connection::close(const Error &why, bool clean) {
     ssize_t n;
     while ((n = nghttp2_session_mem_send(session_.get(), &data)) > 0)
       out_.append(reinterpret_cast<const char *>(data), size_t(n));
-    // Best effort, never blocking: whatever the socket takes now.
-    bool all_sent = true;
-    while (out_off_ < out_.size()) {
-      Transport::Result r = transport_->write(
-          reinterpret_cast<const uint8_t *>(out_.data()) + out_off_,
-          out_.size() - out_off_);
-      out_off_ += r.bytes;
-      if (r.status != Transport::Status::ok || r.bytes == 0) {
-        all_sent = false;
-        break;
-      }
-    }
+    // Best effort, never blocking: whatever the socket takes now. (The
+    // state is already closed, so a write error does not close again, and
+    // the write event write_out() may arm is deleted below.)
+    bool all_sent = write_out() == WriteResult::done;
     // close_notify on an orderly close keeps the session resumable: OpenSSL
     // marks sessions of connections freed without it as bad.
     if (tls_transport_ && all_sent && clean)
