@@ -91,8 +91,15 @@ struct FakeOwner final : ConnectionOwner {
     return -1;
   }
 
+  void on_connection_state(Connection &, Connection::State from,
+                           Connection::State to) override {
+    // Transitions only go forward, and closed is final.
+    FUZZ_CHECK(from != Connection::State::closed);
+    FUZZ_CHECK(int(to) > int(from));
+  }
   void on_tls_established(Connection &) override { __builtin_trap(); }
   void on_connection_changed(Connection &) override {}
+  void on_connection_useful(Connection &) override {}
   void on_stream_closed(Connection &, Request &req,
                         const StreamEnd &end) override {
     int i = index_of(req);
@@ -144,6 +151,14 @@ struct FakeOwner final : ConnectionOwner {
     ++closed_calls;
     FUZZ_CHECK(closed_calls == 1);
   }
+};
+
+// The connection is attached to a socket: it never looks a name up.
+struct NoResolver final : Resolver {
+  void resolve(const std::string &, uint16_t, Callback) override {
+    __builtin_trap();
+  }
+  void shutdown() override {}
 };
 
 // What the request callbacks see; the requests' user_data.
@@ -279,12 +294,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   Logger log(nullptr, H2POOL_LOG_NONE, nullptr);
   ConnectionSettings settings;
   if (flags & 4) {
-    settings.body_limits.max_body_bytes = 64;
-    settings.body_limits.decode.max_bytes = 4096;
-    settings.max_response_header_bytes = 256;
-    settings.max_response_header_fields = 8;
-    settings.local_max_streams = 1;
+    settings.h2.body_limits.max_body_bytes = 64;
+    settings.h2.body_limits.decode.max_bytes = 4096;
+    settings.h2.max_response_header_bytes = 256;
+    settings.h2.max_response_header_fields = 8;
+    settings.h2.local_max_streams = 1;
   }
+  NoResolver resolver;
+  ConnectTarget target;
+  target.host = "fuzz.example";
+  target.port = 80;
+  target.name = "http://fuzz.example:80";
   FakeOwner owner;
   Request requests[kRequests];
   Probe probes[kRequests];
@@ -304,7 +324,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   bool submitted[kRequests] = {};
 
   {
-    Connection conn(base, owner, log, settings, 1, "fuzz", nullptr);
+    Connection conn(base, owner, log, settings, 1, target, resolver, nullptr);
     conn.attach_socket(fds[0]); // the connection owns fds[0] now
     run_loop(base, fds[1]);
 
@@ -400,7 +420,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(owner.reported[i] == 1);
   }
   for (Request &req : requests)
-    owner.finish_parked(req, settings.body_limits);
+    owner.finish_parked(req, settings.h2.body_limits);
   ::close(fds[1]);
   event_base_free(base);
   return 0;

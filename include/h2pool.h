@@ -161,7 +161,10 @@ typedef enum h2pool_code {
   /** A streaming callback (on_headers or on_data) asked to abort. */
   H2POOL_ERR_ABORTED = -33,
   /** The request body read callback reported an error. */
-  H2POOL_ERR_BODY_SOURCE = -34
+  H2POOL_ERR_BODY_SOURCE = -34,
+  /** The host name lookup did not finish within the resolve timeout (see
+   *  h2pool_config_set_resolve_timeout_ms()). */
+  H2POOL_ERR_RESOLVE_TIMEOUT = -35
 } h2pool_code;
 
 /**
@@ -322,12 +325,77 @@ H2POOL_EXTERN int
 h2pool_config_set_max_requests_per_connection(h2pool_config *cfg, uint32_t n);
 
 /**
- * How many times a request may be retried on another connection when the
- * server provably did not process it (REFUSED_STREAM, or a stream above a
- * GOAWAY's last stream id), and, with h2pool_config_set_retry_idempotent(),
- * after a lost connection. Default 3; at most 100.
+ * How many failed connections a request may live through before it fails.
+ *
+ * A connection that fails during setup (resolve, TCP, TLS, SETTINGS) while
+ * no other connection of its endpoint is being set up or ready fails the
+ * requests waiting for it at once, with its error.
+ *
+ * A connection that became ready and then closed before it served any
+ * response (the server sent GOAWAY, broke the protocol or hung up) counts
+ * once for every request that was on it and, when no other connection was
+ * ready, for every request queued for its endpoint; so does, with
+ * h2pool_config_set_retry_idempotent(), a lost connection for the requests
+ * it carried. Past `n` such connections a request fails with the error of
+ * the last one (H2POOL_ERR_GOAWAY with the code, for a server that sent
+ * GOAWAY). Default 3; at most 100.
+ *
+ * Requests the server provably did not process (REFUSED_STREAM, or a
+ * stream above a GOAWAY's last stream id) are sent again whatever their
+ * method; they are not limited by this count but by their deadline and by
+ * the endpoint's retry budget (h2pool_config_set_retry_budget()).
  */
 H2POOL_EXTERN int h2pool_config_set_max_retries(h2pool_config *cfg, uint32_t n);
+
+/**
+ * Reconnect pacing: after a connection to an endpoint failed (see
+ * h2pool_config_set_max_retries()), the endpoint opens no new connection
+ * for a random time between half and all of min(`max_ms`, `initial_ms` *
+ * 2^(n-1)), n being the number of failed connections in a row; until a
+ * connection serves again, only one is set up at a time. Requests submitted
+ * meanwhile wait for the next attempt (within their own timeout). Defaults
+ * 100 and 10000; `initial_ms` at least 1, `max_ms` at least `initial_ms`.
+ */
+H2POOL_EXTERN int h2pool_config_set_reconnect_backoff(h2pool_config *cfg,
+                                                      uint32_t initial_ms,
+                                                      uint32_t max_ms);
+
+/**
+ * Pacing of refused requests: a request the server refused
+ * (REFUSED_STREAM) is sent again after a random time between half and all
+ * of min(`max_ms`, `initial_ms` * 2^(n-1)), n being how often it was sent
+ * back; a retry that would end after the request's deadline is not made
+ * (the request fails with H2POOL_ERR_REFUSED_STREAM). Defaults 10 and
+ * 1000; `initial_ms` at least 1, `max_ms` at least `initial_ms`.
+ */
+H2POOL_EXTERN int h2pool_config_set_retry_backoff(h2pool_config *cfg,
+                                                  uint32_t initial_ms,
+                                                  uint32_t max_ms);
+
+/**
+ * The per-endpoint retry budget for refused requests, a token bucket as in
+ * gRPC's retry throttling: it holds at most `burst` retries and starts
+ * full; every retry of a refused request takes one, every completed
+ * response gives back `percent`/100 of one. A refused request that finds
+ * the bucket empty waits for it while the endpoint has anything in flight
+ * that could refill it, and otherwise fails with
+ * H2POOL_ERR_REFUSED_STREAM. So a server that sheds load by refusing
+ * streams gets at most `burst` more retries than its completed responses
+ * pay for. Defaults 10 and 200; `burst` 0 (no retries of refused requests)
+ * to 100000, `percent` at most 10000.
+ */
+H2POOL_EXTERN int h2pool_config_set_retry_budget(h2pool_config *cfg,
+                                                 uint32_t burst,
+                                                 uint32_t percent);
+
+/**
+ * Time allowed for looking up a host name, in milliseconds; beyond it the
+ * connection fails with H2POOL_ERR_RESOLVE_TIMEOUT. Lookups run on helper
+ * threads, several at once, so a slow name delays only its own endpoint.
+ * Default 10000; at least 1.
+ */
+H2POOL_EXTERN int h2pool_config_set_resolve_timeout_ms(h2pool_config *cfg,
+                                                       uint32_t ms);
 
 /**
  * With a non-zero `enable`, requests with an idempotent method (GET, HEAD,
@@ -774,7 +842,14 @@ typedef enum h2pool_stat {
   /** Counter: TLS handshakes completed. */
   H2POOL_STAT_TLS_HANDSHAKES = 11,
   /** Counter: TLS handshakes that resumed an earlier session. */
-  H2POOL_STAT_TLS_RESUMED = 12
+  H2POOL_STAT_TLS_RESUMED = 12,
+  /** Counter: connections that closed before they served any response,
+   *  other than ones h2pool closed itself (each one delays the endpoint's
+   *  next connection; see h2pool_config_set_reconnect_backoff()). */
+  H2POOL_STAT_CONNECTIONS_FAILED = 13,
+  /** Gauge: requests the server did not process that wait to be sent again
+   *  (out a retry delay, or for the retry budget). */
+  H2POOL_STAT_REQUESTS_AWAITING_RETRY = 14
 } h2pool_stat;
 
 /**
@@ -811,6 +886,33 @@ H2POOL_EXTERN const char *h2pool_stats_endpoint_name(const h2pool_stats *stats,
 H2POOL_EXTERN uint64_t h2pool_stats_endpoint_value(const h2pool_stats *stats,
                                                    size_t index,
                                                    h2pool_stat which);
+
+/** What an endpoint is doing, derived from its connections. */
+typedef enum h2pool_endpoint_state {
+  /** No connection and nothing to do. */
+  H2POOL_ENDPOINT_IDLE = 0,
+  /** A connection is being set up; none is ready. */
+  H2POOL_ENDPOINT_CONNECTING = 1,
+  /** At least one connection takes streams. */
+  H2POOL_ENDPOINT_READY = 2,
+  /** The last connection failed and no other is up: the next one waits for
+   *  the reconnect backoff. */
+  H2POOL_ENDPOINT_BACKING_OFF = 3,
+  /** Only draining connections are left. */
+  H2POOL_ENDPOINT_DRAINING = 4
+} h2pool_endpoint_state;
+
+/**
+ * The state of endpoint `index` when the snapshot was taken (an
+ * h2pool_endpoint_state), or H2POOL_ERR_INVALID_ARGUMENT if `stats` is NULL
+ * or `index` out of range.
+ *
+ * Endpoints with no connection and no request for the idle timeout (60
+ * seconds when that is 0) and not backing off are forgotten: they leave the
+ * per-endpoint figures, while the pool-wide counters keep what they did.
+ */
+H2POOL_EXTERN int h2pool_stats_endpoint_state(const h2pool_stats *stats,
+                                              size_t index);
 
 #ifdef __cplusplus
 }

@@ -27,7 +27,8 @@ struct h2pool {
   h2pool_core::Logger log;
   h2pool_core::RequestCache requests;
   h2pool_core::Loop loop;
-  h2pool_core::Resolver resolver{loop};
+  std::unique_ptr<h2pool_core::Resolver> resolver =
+      std::make_unique<h2pool_core::SystemResolver>(loop);
   std::unique_ptr<h2pool_core::Pool> pool;
   std::atomic<uint64_t> next_id{0};
   std::atomic<uint64_t> waiting{0};
@@ -145,7 +146,7 @@ int h2pool_create(const h2pool_config *cfg, h2pool **out) {
     if (rc != H2POOL_OK)
       return rc;
     pool->pool = std::make_unique<h2pool_core::Pool>(
-        pool->loop.base(), pool->config, pool->log, pool->resolver,
+        pool->loop.base(), pool->config, pool->log, *pool->resolver,
         pool->waiting, std::move(tls), pool->requests);
     rc = pool->loop.start();
     if (rc != H2POOL_OK)
@@ -163,7 +164,7 @@ void h2pool_destroy(h2pool *pool) {
     // shutdown after this callback returns and then frees the pool.
     pool->loop.set_exit_hook([pool] {
       pool->loop.detach();
-      pool->resolver.shutdown();
+      pool->resolver->shutdown();
       delete pool;
     });
   }
@@ -174,7 +175,7 @@ void h2pool_destroy(h2pool *pool) {
   if (rc != H2POOL_OK || pool->loop.on_loop_thread())
     return;
   pool->loop.join();
-  pool->resolver.shutdown();
+  pool->resolver->shutdown();
   delete pool;
 }
 

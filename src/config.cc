@@ -120,6 +120,40 @@ int h2pool_config_set_max_retries(h2pool_config *cfg, uint32_t n) {
   return H2POOL_OK;
 }
 
+int h2pool_config_set_reconnect_backoff(h2pool_config *cfg, uint32_t initial_ms,
+                                        uint32_t max_ms) {
+  if (cfg == nullptr || initial_ms < 1 || max_ms < initial_ms)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->reconnect_backoff_initial_ms = initial_ms;
+  cfg->reconnect_backoff_max_ms = max_ms;
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_retry_backoff(h2pool_config *cfg, uint32_t initial_ms,
+                                    uint32_t max_ms) {
+  if (cfg == nullptr || initial_ms < 1 || max_ms < initial_ms)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->retry_backoff_initial_ms = initial_ms;
+  cfg->retry_backoff_max_ms = max_ms;
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_retry_budget(h2pool_config *cfg, uint32_t burst,
+                                   uint32_t percent) {
+  if (cfg == nullptr || burst > 100000 || percent > 10000)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->retry_budget_burst = burst;
+  cfg->retry_budget_percent = percent;
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_resolve_timeout_ms(h2pool_config *cfg, uint32_t ms) {
+  if (cfg == nullptr || ms < 1)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->resolve_timeout_ms = ms;
+  return H2POOL_OK;
+}
+
 int h2pool_config_set_retry_idempotent(h2pool_config *cfg, int enable) {
   if (cfg == nullptr)
     return H2POOL_ERR_INVALID_ARGUMENT;

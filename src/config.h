@@ -19,10 +19,16 @@ struct h2pool_config {
   uint64_t max_response_body_bytes = uint64_t{1} << 30;
   uint64_t decode_max_bytes = uint64_t{100} << 20;
   uint32_t decode_max_ratio = 100;
-  // Attempts beyond the first for requests the server provably never
-  // processed (REFUSED_STREAM, or above a GOAWAY's last stream id).
+  // Failed connections a request may live through (see h2pool.h).
   uint32_t max_retries = 3;
   bool retry_idempotent = false;
+  uint32_t reconnect_backoff_initial_ms = 100;
+  uint32_t reconnect_backoff_max_ms = 10000;
+  uint32_t retry_backoff_initial_ms = 10;
+  uint32_t retry_backoff_max_ms = 1000;
+  uint32_t retry_budget_burst = 10;
+  uint32_t retry_budget_percent = 200;
+  uint32_t resolve_timeout_ms = 10000;
   uint32_t response_header_timeout_ms = 0; // 0: none
   uint32_t ping_interval_ms = 30000;       // 0: no PINGs
   uint32_t ping_timeout_ms = 10000;

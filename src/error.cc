@@ -76,6 +76,8 @@ const char *error_text(int code) {
     return "aborted by a streaming callback";
   case H2POOL_ERR_BODY_SOURCE:
     return "request body source failed";
+  case H2POOL_ERR_RESOLVE_TIMEOUT:
+    return "host name lookup timed out";
   default:
     return "unknown error";
   }

@@ -2,18 +2,19 @@
 
 #include <algorithm>
 #include <cassert>
+#include <random>
 
 namespace h2pool_core {
 namespace {
 
 void request_timer_cb(evutil_socket_t, short, void *arg) {
   auto req = static_cast<Request *>(arg);
-  static_cast<Pool *>(req->owner)->on_request_timeout(*req);
+  req->owner->on_request_timeout(*req);
 }
 
-void header_timer_cb(evutil_socket_t, short, void *arg) {
+void phase_timer_cb(evutil_socket_t, short, void *arg) {
   auto req = static_cast<Request *>(arg);
-  static_cast<Pool *>(req->owner)->on_header_timeout(*req);
+  req->owner->on_phase_timeout(*req);
 }
 
 // RFC 9110 section 9.2.2: repeating these has the effect of sending them once.
@@ -30,35 +31,42 @@ uint32_t expected_capacity(const Config &config) {
              : 100u;
 }
 
+uint64_t seed() {
+  std::random_device rd;
+  return (uint64_t(rd()) << 32) ^ rd();
+}
+
 } // namespace
 
 Pool::Pool(event_base *base, const Config &config, const Logger &log,
            Resolver &resolver, std::atomic<uint64_t> &waiting,
            std::unique_ptr<TlsContext> tls, RequestCache &cache)
     : base_(base), config_(config), log_(log), resolver_(resolver),
-      waiting_(waiting), tls_(std::move(tls)), cache_(cache) {
-  connection_settings_.allocator = &session_alloc_;
-  connection_settings_.connect_timeout_ms = config.connect_timeout_ms;
-  connection_settings_.settings_timeout_ms = config.settings_timeout_ms;
-  connection_settings_.tls_handshake_timeout_ms =
-      config.tls_handshake_timeout_ms;
-  connection_settings_.idle_timeout_ms = config.idle_timeout_ms;
-  connection_settings_.max_lifetime_ms = config.max_lifetime_ms;
-  connection_settings_.local_max_streams = config.max_concurrent_streams;
-  connection_settings_.stream_window_bytes = config.stream_window_bytes;
-  connection_settings_.connection_window_bytes = config.connection_window_bytes;
-  connection_settings_.body_limits.max_body_bytes =
-      config.max_response_body_bytes;
-  connection_settings_.body_limits.decode.max_bytes = config.decode_max_bytes;
-  connection_settings_.body_limits.decode.max_ratio = config.decode_max_ratio;
-  connection_settings_.max_response_header_bytes =
-      config.max_response_header_bytes;
-  connection_settings_.max_response_header_fields =
-      config.max_response_header_fields;
-  connection_settings_.ping_interval_ms = config.ping_interval_ms;
-  connection_settings_.ping_timeout_ms = config.ping_timeout_ms;
-  connection_settings_.max_streams_per_connection =
-      config.max_requests_per_connection;
+      waiting_(waiting), tls_(std::move(tls)), cache_(cache), rng_(seed()) {
+  ConnectionSettings &cs = connection_settings_;
+  cs.connect.resolve_timeout_ms = config.resolve_timeout_ms;
+  cs.connect.connect_timeout_ms = config.connect_timeout_ms;
+  cs.connect.tls_handshake_timeout_ms = config.tls_handshake_timeout_ms;
+  cs.settings_timeout_ms = config.settings_timeout_ms;
+  cs.idle_timeout_ms = config.idle_timeout_ms;
+  cs.max_lifetime_ms = config.max_lifetime_ms;
+  cs.max_streams_per_connection = config.max_requests_per_connection;
+  H2Settings &h2 = cs.h2;
+  h2.allocator = &session_alloc_;
+  h2.local_max_streams = config.max_concurrent_streams;
+  h2.stream_window_bytes = config.stream_window_bytes;
+  h2.connection_window_bytes = config.connection_window_bytes;
+  h2.body_limits.max_body_bytes = config.max_response_body_bytes;
+  h2.body_limits.decode.max_bytes = config.decode_max_bytes;
+  h2.body_limits.decode.max_ratio = config.decode_max_ratio;
+  h2.max_response_header_bytes = config.max_response_header_bytes;
+  h2.max_response_header_fields = config.max_response_header_fields;
+  h2.ping_interval_ms = config.ping_interval_ms;
+  h2.ping_timeout_ms = config.ping_timeout_ms;
+  reconnect_backoff_ = {config.reconnect_backoff_initial_ms,
+                        config.reconnect_backoff_max_ms};
+  retry_backoff_ = {config.retry_backoff_initial_ms,
+                    config.retry_backoff_max_ms};
   if (config.response_header_timeout_ms) {
     timeval tv = ms_to_timeval(config.response_header_timeout_ms);
     header_timeout_ = event_base_init_common_timeout(base_, &tv);
@@ -88,14 +96,24 @@ Pool::~Pool() {
   requests_.for_each([](uint64_t, Request *req) {
     if (req->timer_armed)
       event_del(&req->timer);
-    if (req->header_timer_armed)
-      event_del(&req->header_timer);
+    if (req->phase_timer_armed)
+      event_del(&req->phase_timer);
   });
   graveyard_.clear();
   endpoints_.clear();
   // Last: the connections just destroyed may still have listed them.
   requests_.for_each([](uint64_t, Request *req) { delete req; });
   requests_.clear();
+}
+
+uint64_t Pool::now_ms() const {
+  timeval tv;
+  event_base_gettimeofday_cached(base_, &tv);
+  return uint64_t(tv.tv_sec) * 1000 + uint64_t(tv.tv_usec) / 1000;
+}
+
+uint32_t Pool::linger_ms() const {
+  return config_.idle_timeout_ms ? config_.idle_timeout_ms : 60000;
 }
 
 void Pool::handle(Loop::Batch &batch) {
@@ -108,13 +126,13 @@ void Pool::handle(Loop::Batch &batch) {
   dispatch_dirty();
 }
 
-Pool::Endpoint &Pool::endpoint_for(Request &req) {
+Endpoint &Pool::endpoint_for(Request &req) {
   // Most traffic goes to the endpoint the previous request went to: compare
   // the parts before building and hashing a key.
   const Url &u = req.url;
-  if (last_endpoint_ && last_endpoint_->port == u.port &&
-      last_endpoint_->https == (u.scheme == Scheme::https) &&
-      last_endpoint_->host == u.host)
+  bool https = u.scheme == Scheme::https;
+  if (last_endpoint_ && last_endpoint_->port() == u.port &&
+      last_endpoint_->https() == https && last_endpoint_->host() == u.host)
     return *last_endpoint_;
   std::string key = u.endpoint_name();
   auto it = endpoints_.find(key);
@@ -122,17 +140,10 @@ Pool::Endpoint &Pool::endpoint_for(Request &req) {
     last_endpoint_ = it->second.get();
     return *last_endpoint_;
   }
-  auto ep = std::make_unique<Endpoint>();
-  ep->name = key;
-  ep->host = u.host;
-  ep->port = u.port;
-  ep->https = u.scheme == Scheme::https;
-  if (ep->https) {
-    ep->tls.context = tls_.get();
-    ep->tls.host = u.host;
-    ep->tls.host_is_ip = u.host_is_ipv6 || parse_ip_literal(u.host, 0, nullptr);
-    ep->tls.sessions = &ep->tls_sessions;
-  }
+  auto ep = std::make_unique<Endpoint>(
+      base_, *this, key, u.host, u.port, https ? tls_.get() : nullptr,
+      reconnect_backoff_,
+      RetryBudget(config_.retry_budget_burst, config_.retry_budget_percent));
   Endpoint &ref = *ep;
   endpoint_order_.push_back(&ref);
   endpoints_.emplace(std::move(key), std::move(ep));
@@ -144,10 +155,6 @@ const TlsContext *Pool::tls_context(std::string *why) {
   if (!tls_ && TlsContext::create(config_, &tls_, why) != H2POOL_OK)
     H2POOL_LOG(log_, H2POOL_LOG_ERROR, "%s", why->c_str());
   return tls_.get();
-}
-
-Pool::Endpoint &Pool::endpoint_of(const Connection &conn) {
-  return *connection_endpoint_.at(&conn);
 }
 
 void Pool::accept(std::unique_ptr<Request> owned) {
@@ -173,8 +180,9 @@ void Pool::accept(std::unique_ptr<Request> owned) {
   }
   Endpoint &ep = endpoint_for(req);
   req.owner = this;
-  req.endpoint = &ep;
   adopt();
+  req.endpoint = &ep;
+  ep.request_added();
   if (req.timeout_ms) {
     event_assign(&req.timer, base_, -1, 0, request_timer_cb, &req);
     timeval tv = ms_to_timeval(req.timeout_ms);
@@ -184,6 +192,7 @@ void Pool::accept(std::unique_ptr<Request> owned) {
             : &tv;
     event_add(&req.timer, when);
     req.timer_armed = true;
+    req.deadline_ms = now_ms() + req.timeout_ms;
   }
   req.state = Request::State::queued;
   ep.pending.push_back(&req);
@@ -203,8 +212,16 @@ void Pool::on_request_timeout(Request &req) {
                                                 " ms"));
 }
 
-void Pool::on_header_timeout(Request &req) {
-  req.header_timer_armed = false;
+void Pool::on_phase_timeout(Request &req) {
+  req.phase_timer_armed = false;
+  Endpoint &ep = *req.endpoint;
+  if (req.state == Request::State::retrying) {
+    ep.retrying.remove(&req);
+    req.state = Request::State::queued;
+    ep.pending.push_front(&req);
+    mark_dirty(ep);
+    return;
+  }
   if (req.got_headers || req.state != Request::State::in_flight)
     return; // headers arrived in time; the timer just was not cancelled
   abort(req, make_error(H2POOL_ERR_RESPONSE_HEADERS_TIMEOUT,
@@ -214,13 +231,27 @@ void Pool::on_header_timeout(Request &req) {
 }
 
 void Pool::abort(Request &req, const Error &err) {
-  auto &ep = *static_cast<Endpoint *>(req.endpoint);
-  if (req.state == Request::State::queued) {
-    ep.pending.remove(&req);
-  } else if (Connection *conn = connection_of(req)) {
-    // RST_STREAM(CANCEL) tells the server to stop; the connection and its
-    // other streams carry on.
-    conn->reset(req, NGHTTP2_CANCEL);
+  if (Endpoint *ep = req.endpoint) {
+    switch (req.state) {
+    case Request::State::queued:
+      ep->pending.remove(&req);
+      break;
+    case Request::State::retrying:
+      ep->retrying.remove(&req);
+      break;
+    case Request::State::throttled:
+      ep->throttled.remove(&req);
+      break;
+    case Request::State::in_flight:
+      if (Connection *conn = connection_of(req))
+        // RST_STREAM(CANCEL) tells the server to stop; the connection and
+        // its other streams carry on.
+        conn->reset(req, NGHTTP2_CANCEL);
+      break;
+    default:
+      break;
+    }
+    mark_dirty(*ep);
   }
   finish(req, &err);
 }
@@ -230,9 +261,9 @@ void Pool::finish(Request &req, const Error *err) {
     event_del(&req.timer);
     req.timer_armed = false;
   }
-  if (req.header_timer_armed) {
-    event_del(&req.header_timer);
-    req.header_timer_armed = false;
+  if (req.phase_timer_armed) {
+    event_del(&req.phase_timer);
+    req.phase_timer_armed = false;
   }
   if (req.counted_waiting) {
     waiting_.fetch_sub(1, std::memory_order_relaxed);
@@ -244,8 +275,10 @@ void Pool::finish(Request &req, const Error *err) {
   // once the callback can no longer look at the request.
   std::unique_ptr<Request> owned(&req);
   req.state = Request::State::done;
-  if (auto ep = static_cast<Endpoint *>(req.endpoint))
+  if (Endpoint *ep = req.endpoint) {
     ++(err ? ep->counters.failed : ep->counters.completed);
+    ep->request_done();
+  }
 
   req.response.request_id = req.id;
   try {
@@ -272,17 +305,112 @@ void Pool::finish(Request &req, const Error *err) {
   cache_.put(std::move(owned), /*loop_thread=*/true);
 }
 
-void Pool::retry(Endpoint &ep, Request &req) {
+// --- retries -----------------------------------------------------------------
+
+bool Pool::charge(Request &req, uint64_t conn_id) {
+  if (req.charged_connection == conn_id)
+    return true;
+  req.charged_connection = conn_id;
+  return ++req.failed_connections <= config_.max_retries;
+}
+
+Error Pool::gave_up(const Request &req, const Error &why) {
+  Error e = why;
+  e.message += " (gave up after " + std::to_string(req.failed_connections) +
+               " failed connections)";
+  return e;
+}
+
+void Pool::requeue(Endpoint &ep, Request &req) {
   ++ep.counters.retried;
-  if (req.header_timer_armed) {
-    event_del(&req.header_timer);
-    req.header_timer_armed = false;
-  }
+  ++req.retries;
   req.state = Request::State::queued;
   // Front of the queue: it was accepted before everything still waiting.
   ep.pending.push_front(&req);
   mark_dirty(ep);
 }
+
+void Pool::retry_after(Endpoint &ep, Request &req, uint32_t delay_ms) {
+  ++ep.counters.retried;
+  ++req.retries;
+  req.state = Request::State::retrying;
+  ep.retrying.push_back(&req);
+  event_assign(&req.phase_timer, base_, -1, 0, phase_timer_cb, &req);
+  timeval tv = ms_to_timeval(delay_ms);
+  event_add(&req.phase_timer, &tv);
+  req.phase_timer_armed = true;
+  mark_dirty(ep);
+}
+
+void Pool::throttle(Endpoint &ep, Request &req) {
+  req.state = Request::State::throttled;
+  ep.throttled.push_back(&req);
+  mark_dirty(ep);
+}
+
+void Pool::retry_unprocessed(Endpoint &ep, Connection &conn, Request &req,
+                             const StreamEnd &end) {
+  req.retry_error = *end.unprocessed_why;
+  if (req.phase_timer_armed) { // the response-header timeout
+    event_del(&req.phase_timer);
+    req.phase_timer_armed = false;
+  }
+  if (!req.body_replayable()) {
+    Error e = req.retry_error;
+    e.message += " (not retried: its body came from a reader and cannot be "
+                 "sent again)";
+    finish(req, &e);
+    return;
+  }
+  // Above a GOAWAY on a connection that has not served: the connection is
+  // failing, and this request waited on it.
+  if (!end.refused && !conn.useful() && !charge(req, conn.id())) {
+    Error e = gave_up(req, req.retry_error);
+    finish(req, &e);
+    return;
+  }
+  H2POOL_LOG(
+      log_, H2POOL_LOG_DEBUG, "request %llu: stream %d %s; retrying (retry %u)",
+      (unsigned long long)req.id, req.response.stream_id,
+      end.refused ? "refused" : "above GOAWAY last_stream_id", req.retries + 1);
+  if (!end.refused) {
+    // The connection is going away; another one takes it at once.
+    requeue(ep, req);
+    return;
+  }
+  // Refused: the server is busy now. Come back later, on another
+  // connection if there is one, and only as fast as the budget allows.
+  req.refused_by = conn.id();
+  uint32_t delay = retry_backoff_.delay_ms(req.retries + 1, rng_);
+  if (req.deadline_ms && now_ms() + delay >= req.deadline_ms) {
+    Error e = req.retry_error;
+    e.message += " (no time left to retry before the request's deadline)";
+    finish(req, &e);
+    return;
+  }
+  if (!ep.budget.take()) {
+    throttle(ep, req);
+    return;
+  }
+  retry_after(ep, req, delay);
+}
+
+std::vector<Request *> Pool::waiting_requests(Endpoint &ep) const {
+  std::vector<Request *> out;
+  out.reserve(ep.pending.size() + ep.retrying.size() + ep.throttled.size());
+  for (RequestList *list : {&ep.pending, &ep.retrying, &ep.throttled})
+    for (Request *r = list->front(); r; r = r->next)
+      out.push_back(r);
+  return out;
+}
+
+void Pool::fail_waiting(Endpoint &ep, const Error &err) {
+  for (Request *r : waiting_requests(ep))
+    abort(*r, err);
+}
+
+// --- placement
+// -----------------------------------------------------------------
 
 void Pool::mark_dirty(Endpoint &ep) {
   if (ep.dirty)
@@ -326,11 +454,11 @@ bool Pool::place(Endpoint &ep, Connection &conn, Request &req) {
   req.state = Request::State::in_flight;
   req.refused_by = 0;
   if (header_timeout_) {
-    if (req.header_timer_armed)
-      event_del(&req.header_timer);
-    event_assign(&req.header_timer, base_, -1, 0, header_timer_cb, &req);
-    event_add(&req.header_timer, header_timeout_);
-    req.header_timer_armed = true;
+    if (req.phase_timer_armed)
+      event_del(&req.phase_timer);
+    event_assign(&req.phase_timer, base_, -1, 0, phase_timer_cb, &req);
+    event_add(&req.phase_timer, header_timeout_);
+    req.phase_timer_armed = true;
   }
   if (req.counted_waiting) {
     waiting_.fetch_sub(1, std::memory_order_relaxed);
@@ -343,17 +471,12 @@ bool Pool::place(Endpoint &ep, Connection &conn, Request &req) {
   return true;
 }
 
-void Pool::dispatch(Endpoint &ep) {
-  if (closing_)
-    return;
+void Pool::place_queued(Endpoint &ep) {
   std::vector<Connection *> touched = std::move(spare_touched_);
   // Refused by the only connection with room; waiting for another.
   std::vector<Request *> deferred = std::move(spare_deferred_);
   touched.clear();
   deferred.clear();
-  size_t live = 0;
-  for (auto &c : ep.connections)
-    live += c->is_healthy();
   while (!ep.pending.empty()) {
     Connection *target = busiest_with_room(ep, 0);
     if (!target)
@@ -364,9 +487,8 @@ void Pool::dispatch(Endpoint &ep) {
       // if there is or may be one; the same one only as a last resort.
       if (Connection *other = busiest_with_room(ep, target->id())) {
         target = other;
-      } else if (live < config_.max_connections_per_endpoint ||
-                 std::any_of(ep.connections.begin(), ep.connections.end(),
-                             [&](const auto &c) { return c->is_pending(); })) {
+      } else if (ep.may_open(config_.max_connections_per_endpoint) ||
+                 ep.setting_up() > 0) {
         deferred.push_back(req);
         continue;
       }
@@ -384,79 +506,90 @@ void Pool::dispatch(Endpoint &ep) {
     c->flush();
   spare_touched_ = std::move(touched);
   spare_deferred_ = std::move(deferred);
+}
 
-  if (ep.pending.empty() || ep.setup_failing)
+void Pool::dispatch(Endpoint &ep) {
+  if (closing_)
     return;
-  size_t healthy = 0, expected = 0;
-  for (auto &c : ep.connections) {
-    if (!c->is_healthy())
-      continue;
-    ++healthy;
-    if (c->is_pending())
-      expected += expected_capacity(config_);
+  // Refused requests that waited for the budget go as it refills.
+  while (!ep.throttled.empty() && ep.budget.take()) {
+    Request *req = ep.throttled.pop_front();
+    retry_after(ep, *req, retry_backoff_.delay_ms(req->retries + 1, rng_));
   }
+  place_queued(ep);
+  // Throttled requests with nothing under way that could refill the
+  // budget would wait forever: the server refuses more than it serves.
+  if (!ep.throttled.empty() && ep.pending.empty() && ep.retrying.empty() &&
+      ep.active_streams() == 0) {
+    while (Request *req = ep.throttled.front()) {
+      Error e = req->retry_error;
+      e.message += " (retry budget of " + ep.name() +
+                   " exhausted: the server refuses more requests than it "
+                   "serves)";
+      abort(*req, e);
+    }
+  }
+  size_t expected = ep.setting_up() * expected_capacity(config_);
   while (ep.pending.size() > expected &&
-         healthy < config_.max_connections_per_endpoint) {
+         ep.may_open(config_.max_connections_per_endpoint)) {
     open_connection(ep);
-    ++healthy;
     expected += expected_capacity(config_);
   }
+  ep.update_linger(linger_ms());
 }
 
 void Pool::open_connection(Endpoint &ep) {
   auto owned = std::make_unique<Connection>(
-      base_, *this, log_, connection_settings_, ++next_connection_id_, ep.name,
-      ep.tls.context ? &ep.tls : nullptr);
+      base_, *this, log_, connection_settings_, ++next_connection_id_,
+      ep.target(), resolver_, &ep);
   Connection *conn = owned.get();
   ep.connections.push_back(std::move(owned));
-  connection_endpoint_[conn] = &ep;
+  ep.on_connection_state(conn->state(), conn->state());
   ++ep.counters.created;
   H2POOL_LOG(log_, H2POOL_LOG_DEBUG, "conn %llu: opening to %s",
-             (unsigned long long)conn->id(), ep.name.c_str());
-  Address literal;
-  if (parse_ip_literal(ep.host, ep.port, &literal)) {
-    conn->connect({literal});
-    return;
-  }
-  resolver_.resolve(ep.host, ep.port,
-                    [conn, alive = conn->liveness()](
-                        std::string error, std::vector<Address> addresses) {
-                      if (alive.expired())
-                        return; // the connection went away meanwhile
-                      if (!error.empty())
-                        conn->fail(make_error(H2POOL_ERR_RESOLVE, error));
-                      else
-                        conn->connect(std::move(addresses));
-                    });
+             (unsigned long long)conn->id(), ep.name().c_str());
+  conn->start();
+}
+
+// --- connection events
+// -----------------------------------------------------------
+
+void Pool::on_connection_state(Connection &conn, Connection::State from,
+                               Connection::State to) {
+  conn.endpoint()->on_connection_state(from, to);
 }
 
 void Pool::on_tls_established(Connection &conn) {
-  Endpoint &ep = endpoint_of(conn);
-  if (conn.is_tls()) {
-    ++ep.counters.tls_handshakes;
-    if (conn.tls_resumed())
-      ++ep.counters.tls_resumed;
-  }
+  Endpoint &ep = *conn.endpoint();
+  ++ep.counters.tls_handshakes;
+  if (conn.tls_resumed())
+    ++ep.counters.tls_resumed;
 }
 
 void Pool::on_connection_changed(Connection &conn) {
-  Endpoint &ep = endpoint_of(conn);
-  if (conn.was_ready())
-    ep.setup_failing = false;
+  mark_dirty(*conn.endpoint());
+}
+
+void Pool::on_connection_useful(Connection &conn) {
+  Endpoint &ep = *conn.endpoint();
+  ep.connection_useful();
   mark_dirty(ep);
 }
 
 void Pool::on_stream_closed(Connection &conn, Request &req,
                             const StreamEnd &end) {
   // A request only ever goes to connections of its own endpoint.
-  Endpoint &ep = *static_cast<Endpoint *>(req.endpoint);
-  assert(&ep == &endpoint_of(conn));
+  Endpoint &ep = *req.endpoint;
+  assert(&ep == conn.endpoint());
   if (req.local_error.code != H2POOL_OK) {
     Error e = req.local_error;
     finish(req, &e);
     return;
   }
   if (req.end_stream) {
+    ep.budget.earn();
+    if (!ep.throttled.empty())
+      mark_dirty(ep);
     if (req.download_paused && req.has_pending_body()) {
       // The caller paused this response and has not taken all of it: it
       // completes when resumed (or on cancel or timeout).
@@ -466,48 +599,23 @@ void Pool::on_stream_closed(Connection &conn, Request &req,
     complete(req);
     return;
   }
-  int32_t stream_id = req.response.stream_id;
-  // The server promises it never processed streams above a GOAWAY's last
-  // stream id, nor refused streams; either may go to another connection
-  // whatever the method.
-  bool above_goaway =
-      conn.goaway_received() && stream_id > conn.goaway_last_stream_id();
-  bool refused = !end.connection_error &&
-                 end.http2_code == NGHTTP2_REFUSED_STREAM && !req.got_headers;
-  if ((above_goaway || refused) && !closing_) {
-    if (req.attempts <= config_.max_retries && req.body_replayable()) {
-      req.refused_by = conn.id();
-      H2POOL_LOG(log_, H2POOL_LOG_DEBUG,
-                 "request %llu: stream %d %s; retrying (attempt %u)",
-                 (unsigned long long)req.id, stream_id,
-                 above_goaway ? "above GOAWAY last_stream_id" : "refused",
-                 req.attempts + 1);
-      retry(ep, req);
-      return;
-    }
-    Error e;
-    if (above_goaway) {
-      // nghttp2 closes the streams above last_stream_id as the GOAWAY
-      // arrives, before the connection ends: describe the GOAWAY itself.
-      e = conn.goaway_error();
-      e.code = H2POOL_ERR_GOAWAY;
-    } else {
-      e = make_error(H2POOL_ERR_REFUSED_STREAM);
-      e.http2_code = NGHTTP2_REFUSED_STREAM;
-    }
-    e.message +=
-        " (gave up after " + std::to_string(req.attempts) + " attempts)";
-    finish(req, &e);
+  if (end.unprocessed && !closing_) {
+    retry_unprocessed(ep, conn, req, end);
     return;
   }
   if (end.connection_error) {
     // Opt-in: a lost connection may have delivered the request or not; only
     // a method safe to repeat, with nothing received yet, goes again.
-    if (config_.retry_idempotent && !closing_ && !req.got_headers &&
+    if (config_.retry_idempotent && !closing_ && !req.response_begun &&
         end.connection_error->code == H2POOL_ERR_CONNECTION_LOST &&
-        is_idempotent(req.method) && req.attempts <= config_.max_retries &&
-        req.body_replayable() && req.body_bytes == 0) {
-      retry(ep, req);
+        is_idempotent(req.method) && req.body_replayable() &&
+        req.body_bytes == 0) {
+      if (charge(req, conn.id())) {
+        requeue(ep, req);
+        return;
+      }
+      Error e = gave_up(req, *end.connection_error);
+      finish(req, &e);
       return;
     }
     finish(req, end.connection_error);
@@ -538,8 +646,7 @@ Request *Pool::find(uint64_t id) { return requests_.find(id); }
 Connection *Pool::connection_of(Request &req) {
   if (req.state != Request::State::in_flight)
     return nullptr;
-  auto &ep = *static_cast<Endpoint *>(req.endpoint);
-  for (auto &conn : ep.connections)
+  for (auto &conn : req.endpoint->connections)
     if (conn->id() == req.response.connection_id)
       return conn.get();
   return nullptr;
@@ -568,7 +675,7 @@ void Pool::resume_download(uint64_t id) {
   if (req->state != Request::State::parked)
     return;
   size_t consumed;
-  if (resume_body(*req, connection_settings_.body_limits, &consumed) !=
+  if (resume_body(*req, connection_settings_.h2.body_limits, &consumed) !=
       H2POOL_OK) {
     Error e = req->local_error;
     finish(*req, &e);
@@ -578,7 +685,7 @@ void Pool::resume_download(uint64_t id) {
 }
 
 void Pool::on_connection_closed(Connection &conn, const Error &why) {
-  Endpoint &ep = endpoint_of(conn);
+  Endpoint &ep = *conn.endpoint();
   ++ep.counters.closed;
   ep.counters.peak_streams =
       std::max<uint64_t>(ep.counters.peak_streams, conn.peak_streams());
@@ -589,40 +696,58 @@ void Pool::on_connection_closed(Connection &conn, const Error &why) {
     ep.connections.erase(it);
     event_active(reap_event_.get(), EV_TIMEOUT, 0);
   }
-  if (closing_)
+  mark_dirty(ep);
+  if (closing_ || conn.useful() || conn.closed_by_us())
     return;
-  // A connection that failed during setup is the answer for the requests
-  // waiting on it, unless another connection may still serve them.
+  // It closed before it served anything: a failed connection.
+  ++ep.counters.failed_connections;
+  ep.connection_failed(rng_);
+  Error err = why;
+  if (err.goaway_last_stream_id >= 0)
+    err.code = H2POOL_ERR_GOAWAY; // name what the server did
   if (!conn.was_ready()) {
-    ep.setup_failing = true;
-    bool others = std::any_of(ep.connections.begin(), ep.connections.end(),
-                              [](const auto &c) { return c->is_healthy(); });
-    if (!others) {
-      ep.setup_failing = false;
-      fail_pending(ep, why);
-    }
+    // It never got going (name, TCP, TLS, SETTINGS): that is the answer for
+    // the requests waiting, unless another connection may still serve them.
+    if (ep.live() == 0)
+      fail_waiting(ep, err);
+    return;
   }
-  if (!ep.pending.empty())
-    mark_dirty(ep);
+  // It became ready and then went away before serving: each request that
+  // waited on it counts it, so a server that always does this is tried a
+  // bounded number of times.
+  bool alone = ep.count(Connection::State::ready) == 0;
+  for (Request *r : waiting_requests(ep))
+    if ((alone || r->response.connection_id == conn.id()) &&
+        !charge(*r, conn.id()))
+      abort(*r, gave_up(*r, err));
 }
 
-void Pool::fail_pending(Endpoint &ep, const Error &err) {
-  while (Request *req = ep.pending.pop_front())
-    finish(*req, &err);
+void Pool::on_backoff_done(Endpoint &ep) { mark_dirty(ep); }
+
+void Pool::on_endpoint_unused(Endpoint &ep) {
+  if (ep.requests() > 0 || !ep.connections.empty() || ep.backing_off())
+    return; // in use again; dispatch re-arms the timer when it is not
+  H2POOL_LOG(log_, H2POOL_LOG_DEBUG, "endpoint %s: unused, forgotten",
+             ep.name().c_str());
+  retired_.add(ep.counters);
+  if (last_endpoint_ == &ep)
+    last_endpoint_ = nullptr;
+  if (ep.dirty)
+    dirty_.erase(std::remove(dirty_.begin(), dirty_.end(), &ep), dirty_.end());
+  endpoint_order_.erase(
+      std::remove(endpoint_order_.begin(), endpoint_order_.end(), &ep),
+      endpoint_order_.end());
+  endpoints_.erase(ep.name()); // destroys `ep`
 }
 
-void Pool::reap() {
-  for (auto &conn : graveyard_)
-    connection_endpoint_.erase(conn.get());
-  graveyard_.clear();
-}
+void Pool::reap() { graveyard_.clear(); }
 
 void Pool::shutdown() {
   closing_ = true;
   Error closed = make_error(H2POOL_ERR_POOL_CLOSED,
                             "pool closed before the request completed");
   for (Endpoint *ep : endpoint_order_)
-    fail_pending(*ep, closed);
+    fail_waiting(*ep, closed);
   // abort() erases from the map (moving other entries), and may finish more
   // requests than its own (a connection that fails as the reset goes out):
   // work from a copy of the ids, in submission order.
@@ -638,26 +763,33 @@ void Pool::shutdown() {
     for (auto &c : ep->connections)
       conns.push_back(c.get());
     for (Connection *c : conns)
-      c->close(closed, /*clean=*/true);
+      c->close(closed, /*by_us=*/true);
   }
   reap();
 }
 
 h2pool_stats *Pool::snapshot() const {
   auto stats = new h2pool_stats();
-  for (const Endpoint *ep : endpoint_order_) {
-    StatValues v{};
-    const Counters &c = ep->counters;
+  auto fill = [](const Endpoint::Counters &c, StatValues &v) {
     v[H2POOL_STAT_CONNECTIONS_CREATED] = c.created;
     v[H2POOL_STAT_CONNECTIONS_REUSED] = c.reused;
     v[H2POOL_STAT_CONNECTIONS_CLOSED] = c.closed;
+    v[H2POOL_STAT_CONNECTIONS_FAILED] = c.failed_connections;
     v[H2POOL_STAT_REQUESTS_COMPLETED] = c.completed;
     v[H2POOL_STAT_REQUESTS_FAILED] = c.failed;
     v[H2POOL_STAT_REQUESTS_RETRIED] = c.retried;
-    v[H2POOL_STAT_REQUESTS_QUEUED] = ep->pending.size();
     v[H2POOL_STAT_TLS_HANDSHAKES] = c.tls_handshakes;
     v[H2POOL_STAT_TLS_RESUMED] = c.tls_resumed;
-    uint64_t peak = c.peak_streams;
+    v[H2POOL_STAT_PEAK_STREAMS_PER_CONNECTION] = c.peak_streams;
+  };
+  fill(retired_, stats->total);
+  for (const Endpoint *ep : endpoint_order_) {
+    StatValues v{};
+    fill(ep->counters, v);
+    v[H2POOL_STAT_REQUESTS_QUEUED] = ep->pending.size();
+    v[H2POOL_STAT_REQUESTS_AWAITING_RETRY] =
+        ep->retrying.size() + ep->throttled.size();
+    uint64_t &peak = v[H2POOL_STAT_PEAK_STREAMS_PER_CONNECTION];
     for (const auto &conn : ep->connections) {
       if (conn->state() == Connection::State::closed)
         continue;
@@ -667,14 +799,14 @@ h2pool_stats *Pool::snapshot() const {
       v[H2POOL_STAT_STREAMS_ACTIVE] += conn->active_streams();
       peak = std::max<uint64_t>(peak, conn->peak_streams());
     }
-    v[H2POOL_STAT_PEAK_STREAMS_PER_CONNECTION] = peak;
     for (size_t i = 0; i < kStatCount; ++i) {
       if (i == H2POOL_STAT_PEAK_STREAMS_PER_CONNECTION)
         stats->total[i] = std::max(stats->total[i], v[i]);
       else
         stats->total[i] += v[i];
     }
-    stats->endpoint_names.push_back(ep->name);
+    stats->endpoint_names.push_back(ep->name());
+    stats->endpoint_states.push_back(int(ep->state()));
     stats->endpoints.push_back(v);
   }
   return stats;

@@ -1,12 +1,24 @@
-// The pool proper: endpoints, their pending queues and connections, stream
-// placement, retries and statistics. Runs entirely on the loop thread.
+// The pool proper: endpoints and their connections, stream placement,
+// retries and their pacing, statistics. Runs entirely on the loop thread.
 //
-// Placement policy: a request goes to the busiest connection of its endpoint
-// that still has a free stream slot (so lightly used connections can go idle
-// and age out); with no free slot anywhere it waits in the endpoint's queue,
-// and a new connection is opened while the queue holds more requests than
-// the connections being set up are expected to take, up to the per-endpoint
-// limit.
+// Placement: a request goes to the busiest connection of its endpoint that
+// still has a free stream slot (so lightly used connections can go idle
+// and age out); with no free slot anywhere it waits in the endpoint's
+// queue, and a new connection is opened while the queue holds more
+// requests than the connections being set up are expected to take, as far
+// as the endpoint allows (Endpoint::may_open).
+//
+// Failure is paced:
+//  - A connection that closes before it served anything is a failed
+//    connection: the endpoint backs off before the next one, and every
+//    request that waited on it counts it; past max_retries such failures a
+//    request fails with what the server did. A connection that fails during
+//    setup with nothing else under way fails the requests waiting at once.
+//  - A request the server provably did not process (REFUSED_STREAM, or a
+//    stream above a GOAWAY's last stream id) goes again whatever its
+//    method; a refused one after a jittered delay and only within the
+//    endpoint's retry budget, both bounded by its deadline.
+//  - A request whose response has begun is never sent again.
 #pragma once
 
 #include <atomic>
@@ -15,8 +27,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backoff.h"
 #include "config.h"
 #include "connection.h"
+#include "endpoint.h"
 #include "id_map.h"
 #include "log.h"
 #include "loop.h"
@@ -26,7 +40,7 @@
 
 namespace h2pool_core {
 
-class Pool final : public ConnectionOwner {
+class Pool final : public ConnectionOwner, public EndpointListener {
 public:
   // `waiting` counts accepted requests that have no stream yet; the API
   // checks it against max_pending_requests on the callers' threads.
@@ -54,48 +68,32 @@ public:
   void pause_download(uint64_t id);
   void resume_download(uint64_t id);
 
+  // Request timers.
   void on_request_timeout(Request &req);
-  void on_header_timeout(Request &req);
+  void on_phase_timeout(Request &req);
 
   // ConnectionOwner.
+  void on_connection_state(Connection &conn, Connection::State from,
+                           Connection::State to) override;
   void on_tls_established(Connection &conn) override;
   void on_connection_changed(Connection &conn) override;
+  void on_connection_useful(Connection &conn) override;
   void on_stream_closed(Connection &conn, Request &req,
                         const StreamEnd &end) override;
   void on_connection_closed(Connection &conn, const Error &why) override;
 
-private:
-  struct Counters {
-    uint64_t created = 0, reused = 0, closed = 0;
-    uint64_t completed = 0, failed = 0, retried = 0;
-    uint64_t peak_streams = 0;
-    uint64_t tls_handshakes = 0, tls_resumed = 0;
-  };
-  struct Endpoint {
-    std::string name;
-    std::string host;
-    uint16_t port = 0;
-    bool https = false;
-    TlsSessionCache tls_sessions;
-    TlsTarget tls; // context null for http:// endpoints
-    RequestList pending;
-    std::vector<std::unique_ptr<Connection>> connections;
-    Counters counters;
-    bool dirty = false; // needs a dispatch pass
-    // A connection failed during setup and none has succeeded since: open
-    // no more until the ones under way resolve it, so an unreachable server
-    // costs one failed connection per wave of requests, not one per request.
-    bool setup_failing = false;
-  };
+  // EndpointListener.
+  void on_backoff_done(Endpoint &ep) override;
+  void on_endpoint_unused(Endpoint &ep) override;
 
+private:
   Endpoint &endpoint_for(Request &req);
   // The TLS context, built on first use; null (with `*why`) if it cannot be.
   const TlsContext *tls_context(std::string *why);
-  Endpoint &endpoint_of(const Connection &conn);
   void accept(std::unique_ptr<Request> req);
   void cancel(uint64_t id);
+  // Takes `req` out of wherever it waits or runs, then finishes it.
   void abort(Request &req, const Error &err);
-  void retry(Endpoint &ep, Request &req);
   void finish(Request &req, const Error *err);
   // Completes a request whose response ended: checks the decoder, then
   // finishes with success or the decoding error.
@@ -103,9 +101,34 @@ private:
   Request *find(uint64_t id);
   // The connection carrying `req`, or null if it is not in flight.
   Connection *connection_of(Request &req);
+
+  // The server did not process `req` on `conn`: sends it again, paced, or
+  // finishes it.
+  void retry_unprocessed(Endpoint &ep, Connection &conn, Request &req,
+                         const StreamEnd &end);
+  // Counts the failure of connection `conn_id` against `req`, once per
+  // connection. False once more than max_retries connections failed it.
+  bool charge(Request &req, uint64_t conn_id);
+  // `why`, saying that the request gave up after failed connections.
+  static Error gave_up(const Request &req, const Error &why);
+  // Back to the front of the queue, at once.
+  void requeue(Endpoint &ep, Request &req);
+  // Back to the queue after `delay_ms`.
+  void retry_after(Endpoint &ep, Request &req, uint32_t delay_ms);
+  // Waits for the endpoint's retry budget.
+  void throttle(Endpoint &ep, Request &req);
+  // Every request waiting on `ep` (queued, retrying or throttled), in
+  // submission order as far as the lists keep it.
+  std::vector<Request *> waiting_requests(Endpoint &ep) const;
+  void fail_waiting(Endpoint &ep, const Error &err);
+
   void mark_dirty(Endpoint &ep);
   void dispatch_dirty();
+  // Re-evaluates an endpoint after any change: places queued requests,
+  // releases or fails throttled ones, opens connections, starts or stops
+  // the endpoint's linger timer.
   void dispatch(Endpoint &ep);
+  void place_queued(Endpoint &ep);
   // The busiest connection of `ep` with a free stream slot, other than the
   // one with id `except_id`; null if none.
   Connection *busiest_with_room(Endpoint &ep, uint64_t except_id);
@@ -113,8 +136,10 @@ private:
   // the connection could not take it.
   bool place(Endpoint &ep, Connection &conn, Request &req);
   void open_connection(Endpoint &ep);
-  void fail_pending(Endpoint &ep, const Error &err);
   void reap();
+  uint64_t now_ms() const;
+  // How long an unused endpoint is remembered.
+  uint32_t linger_ms() const;
 
   event_base *base_;
   Config config_;
@@ -127,17 +152,22 @@ private:
   // anything that holds connections, so it outlives their sessions.
   SessionAllocator session_alloc_;
   ConnectionSettings connection_settings_;
+  BackoffPolicy reconnect_backoff_;
+  BackoffPolicy retry_backoff_;
+  mutable Rng rng_;
   const timeval *default_timeout_ = nullptr; // libevent common timeout
   const timeval *header_timeout_ = nullptr;  // likewise; null: no limit
 
   std::unordered_map<std::string, std::unique_ptr<Endpoint>> endpoints_;
   std::vector<Endpoint *> endpoint_order_; // creation order, for stats
   Endpoint *last_endpoint_ = nullptr;      // where the last request went
+  // Counters of endpoints that have been evicted, so pool-wide totals
+  // never go backwards.
+  Endpoint::Counters retired_;
   // Every accepted request that has not finished, by id. The pool owns
   // them: accept() takes them in, finish() hands each to cache_ exactly
   // once, and the destructor frees any left.
   IdMap<Request> requests_;
-  std::unordered_map<const Connection *, Endpoint *> connection_endpoint_;
   std::vector<Endpoint *> dirty_;
   // Buffers handed back and forth with dirty_ and dispatch()'s work lists,
   // so that dispatch passes reuse their capacity instead of allocating.

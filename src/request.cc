@@ -30,6 +30,7 @@ namespace h2pool_core {
 void Request::reset_for_retry() {
   body_offset = 0;
   got_headers = false;
+  response_begun = false;
   end_stream = false;
   in_trailers = false;
   header_bytes = 0;
@@ -57,8 +58,8 @@ void Request::reset_for_reuse() noexcept {
   // still be pending, libevent would fire it into the next request.
   if (timer_armed)
     event_del(&timer);
-  if (header_timer_armed)
-    event_del(&header_timer);
+  if (phase_timer_armed)
+    event_del(&phase_timer);
 
   // Buffers are kept in the order they are most often needed, while they
   // fit a budget, so one large response cannot pin its memory in the cache.

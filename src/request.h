@@ -33,13 +33,27 @@ struct h2pool_response {
 
 namespace h2pool_core {
 
+class Endpoint;
+class Pool;
+
 // Members are grouped by who sets them, and within a group the small ones
 // sit together so that the struct has no padding holes: there is one per
 // request in flight.
 struct Request {
+  // queued: waiting in its endpoint's queue for a stream slot.
+  // retrying: the server did not process it; waiting out a retry delay.
+  // throttled: likewise, waiting for the endpoint's retry budget.
   // parked: the stream has ended but a paused streaming response still
   // holds body bytes the caller has not taken.
-  enum class State : uint8_t { submitted, queued, in_flight, parked, done };
+  enum class State : uint8_t {
+    submitted,
+    queued,
+    retrying,
+    throttled,
+    in_flight,
+    parked,
+    done
+  };
 
   // Set on the caller's thread at submission; read-only afterwards.
   uint64_t id = 0;
@@ -67,34 +81,46 @@ struct Request {
   bool auto_decompress = true;
 
   // Loop-thread state.
-  void *owner = nullptr;    // the pool handling it (opaque here)
-  void *endpoint = nullptr; // the pool's endpoint for it (opaque here)
-  uint64_t refused_by = 0;  // connection that refused it; retry elsewhere
-  size_t body_offset = 0;   // request body bytes handed to nghttp2
-  std::string pending_raw;  // body bytes received while paused
-  uint64_t body_bytes = 0;  // body bytes kept or delivered, for the limit
+  Pool *owner = nullptr;        // the pool handling it
+  Endpoint *endpoint = nullptr; // the pool's endpoint for it
+  uint64_t refused_by = 0;      // connection that refused it; retry elsewhere
+  uint64_t deadline_ms = 0;     // loop clock; 0: none
+  // The last connection whose failure counted against this request (each
+  // failed connection counts once), and how many have.
+  uint64_t charged_connection = 0;
+  uint32_t failed_connections = 0;
+  uint32_t retries = 0; // times sent back to the queue
+  // Why it is waiting to be retried: what it fails with if it is not.
+  Error retry_error;
+  size_t body_offset = 0;  // request body bytes handed to nghttp2
+  std::string pending_raw; // body bytes received while paused
+  uint64_t body_bytes = 0; // body bytes kept or delivered, for the limit
   std::unique_ptr<ContentDecoder> decoder;
   size_t header_bytes = 0;  // response header bytes, for the limit
   size_t header_fields = 0; // response header fields, for the limit
   Error local_error;        // set when we reset the stream ourselves
   h2pool_response response;
-  struct event timer;        // request timeout (event_assign'ed)
-  struct event header_timer; // response-header timeout, while in flight
-  uint32_t attempts = 0;     // streams opened for this request so far
+  struct event timer; // request timeout (event_assign'ed)
+  // In flight: the response-header timeout; retrying: the retry delay.
+  struct event phase_timer;
+  uint32_t attempts = 0; // streams opened for this request so far
   State state = State::submitted;
   bool timer_armed = false;
-  bool header_timer_armed = false;
+  bool phase_timer_armed = false;
   bool body_eof = false;          // the body reader reported its end
   bool upload_deferred = false;   // the body reader said H2POOL_BODY_WAIT
   bool headers_delivered = false; // final headers processed (on_headers)
   bool download_paused = false;
-  bool got_headers = false;    // a final response HEADERS arrived
+  bool got_headers = false; // a final response HEADERS arrived
+  // Any response HEADERS (interim ones too) arrived: the server acted on
+  // this attempt, so the request is never sent again.
+  bool response_begun = false;
   bool end_stream = false;     // the response ended with END_STREAM
   bool in_trailers = false;    // receiving the header block after the final one
   bool counted_waiting = true; // still counted against max_pending_requests
 
-  // Intrusive list links: a request sits in exactly one list at a time, the
-  // endpoint's pending queue or its connection's stream list.
+  // Intrusive list links: a request sits in exactly one list at a time: one
+  // of its endpoint's waiting lists or its session's stream list.
   Request *prev = nullptr;
   Request *next = nullptr;
   void *owner_list = nullptr; // the list it is in, for assertions and removal

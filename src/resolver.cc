@@ -50,75 +50,113 @@ bool parse_ip_literal(const std::string &host, uint16_t port, Address *out) {
   return false;
 }
 
-Resolver::~Resolver() { shutdown(); }
+SystemResolver::~SystemResolver() { shutdown(); }
 
-void Resolver::resolve(std::string host, uint16_t port, Callback callback) {
+void SystemResolver::resolve(const std::string &host, uint16_t port,
+                             Callback callback) {
   std::lock_guard lock(mutex_);
   if (stopping_)
     return;
-  if (!thread_.joinable())
-    thread_ = std::thread([this] { run(); });
-  jobs_.push_back({std::move(host), port, std::move(callback)});
-  cv_.notify_one();
+  Key key(host, port);
+  auto &callbacks = waiting_[key];
+  callbacks.push_back(std::move(callback));
+  if (callbacks.size() > 1)
+    return; // the same lookup is queued or running: its answer serves both
+  queue_.push_back(std::move(key));
+  if (idle_threads_ > 0) {
+    cv_.notify_one();
+    return;
+  }
+  // Every thread is busy (perhaps on a name whose servers do not answer):
+  // another thread keeps this lookup from waiting behind them.
+  if (threads_.size() < kMaxThreads)
+    threads_.emplace_back([this] { run(); });
 }
 
-void Resolver::shutdown() {
+void SystemResolver::shutdown() {
+  std::vector<std::thread> threads;
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
-    jobs_.clear();
+    queue_.clear();
+    waiting_.clear();
+    threads.swap(threads_);
   }
-  cv_.notify_one();
-  if (thread_.joinable())
-    thread_.join();
+  cv_.notify_all();
+  for (auto &t : threads)
+    t.join();
 }
 
-void Resolver::run() {
+namespace {
+
+// getaddrinfo() for a stream socket; empty result with `*error` set on
+// failure.
+std::vector<Address> lookup(const std::string &host, uint16_t port,
+                            std::string *error) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_ADDRCONFIG;
+  addrinfo *res = nullptr;
+  std::string service = std::to_string(port);
+  int rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
+  if (rc == EAI_BADFLAGS || (rc != 0 && rc != EAI_NONAME)) {
+    // AI_ADDRCONFIG hides loopback-only hosts on machines without a
+    // configured address; ask again without it before giving up.
+    hints.ai_flags = 0;
+    rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
+  }
+  std::vector<Address> addresses;
+  if (rc != 0) {
+    *error = "cannot resolve '" + host + "': " + gai_strerror(rc);
+    return addresses;
+  }
+  for (addrinfo *ai = res; ai; ai = ai->ai_next) {
+    if (ai->ai_addrlen > sizeof(sockaddr_storage))
+      continue;
+    Address a;
+    memcpy(&a.storage, ai->ai_addr, ai->ai_addrlen);
+    a.length = ai->ai_addrlen;
+    addresses.push_back(a);
+  }
+  freeaddrinfo(res);
+  if (addresses.empty())
+    *error = "'" + host + "' has no usable address";
+  return addresses;
+}
+
+} // namespace
+
+void SystemResolver::run() {
+  std::unique_lock lock(mutex_);
   for (;;) {
-    Job job;
-    {
-      std::unique_lock lock(mutex_);
-      cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
-      if (stopping_)
-        return;
-      job = std::move(jobs_.front());
-      jobs_.pop_front();
-    }
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_ADDRCONFIG;
-    addrinfo *res = nullptr;
-    std::string port = std::to_string(job.port);
-    int rc = getaddrinfo(job.host.c_str(), port.c_str(), &hints, &res);
-    if (rc == EAI_BADFLAGS || (rc != 0 && rc != EAI_NONAME)) {
-      // AI_ADDRCONFIG hides loopback-only hosts on machines without a
-      // configured address; ask again without it before giving up.
-      hints.ai_flags = 0;
-      rc = getaddrinfo(job.host.c_str(), port.c_str(), &hints, &res);
-    }
+    ++idle_threads_;
+    cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    --idle_threads_;
+    if (stopping_)
+      return;
+    Key key = std::move(queue_.front());
+    queue_.pop_front();
+    lock.unlock();
     std::string error;
-    std::vector<Address> addresses;
-    if (rc != 0) {
-      error = "cannot resolve '" + job.host + "': " + gai_strerror(rc);
-    } else {
-      for (addrinfo *ai = res; ai; ai = ai->ai_next) {
-        if (ai->ai_addrlen > sizeof(sockaddr_storage))
-          continue;
-        Address a;
-        memcpy(&a.storage, ai->ai_addr, ai->ai_addrlen);
-        a.length = ai->ai_addrlen;
-        addresses.push_back(a);
-      }
-      freeaddrinfo(res);
-      if (addresses.empty())
-        error = "'" + job.host + "' has no usable address";
-    }
-    // Dropped if the loop has closed: the pool is going away.
-    loop_.post([cb = std::move(job.callback), error = std::move(error),
+    std::vector<Address> addresses = lookup(key.first, key.second, &error);
+    lock.lock();
+    if (stopping_)
+      return;
+    auto it = waiting_.find(key);
+    if (it == waiting_.end())
+      continue;
+    std::vector<Callback> callbacks = std::move(it->second);
+    waiting_.erase(it);
+    // Posting takes the loop's lock, never ours; dropped if the loop has
+    // closed (the pool is going away).
+    lock.unlock();
+    loop_.post([callbacks = std::move(callbacks), error = std::move(error),
                 addresses = std::move(addresses)]() mutable {
-      cb(std::move(error), std::move(addresses));
+      for (auto &cb : callbacks)
+        cb(error, addresses);
     });
+    lock.lock();
   }
 }
 

@@ -32,4 +32,10 @@ uint64_t h2pool_stats_endpoint_value(const h2pool_stats *stats, size_t index,
   return stats->endpoints[index][i];
 }
 
+int h2pool_stats_endpoint_state(const h2pool_stats *stats, size_t index) {
+  if (stats == nullptr || index >= stats->endpoint_states.size())
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  return stats->endpoint_states[index];
+}
+
 } // extern "C"

@@ -126,4 +126,25 @@ SSL *TlsContext::new_ssl(const std::string &host, bool host_is_ip,
   return ssl;
 }
 
+Error tls_failure_error(SSL *ssl, unsigned long last_error,
+                        const std::string &name) {
+  long verify = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+  if (verify != X509_V_OK)
+    return make_error(H2POOL_ERR_TLS_VERIFY,
+                      "certificate of " + name + " failed verification: " +
+                          X509_verify_cert_error_string(verify));
+  if (last_error != 0 && ERR_GET_LIB(last_error) == ERR_LIB_SSL &&
+      ERR_GET_REASON(last_error) == SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL)
+    return make_error(H2POOL_ERR_TLS_ALPN,
+                      name + " refused HTTP/2 in ALPN (no_application_protocol "
+                             "alert)");
+  if (last_error != 0)
+    return make_error(H2POOL_ERR_TLS_HANDSHAKE,
+                      "TLS handshake with " + name +
+                          " failed: " + openssl_error_string(last_error));
+  return make_error(H2POOL_ERR_TLS_HANDSHAKE,
+                    "connection to " + name +
+                        " closed during the TLS handshake");
+}
+
 } // namespace h2pool_core

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "config.h"
+#include "error.h"
 #include "log.h"
 
 namespace h2pool_core {
@@ -21,17 +22,6 @@ struct SslSessionDeleter {
   void operator()(SSL_SESSION *s) const { SSL_SESSION_free(s); }
 };
 
-// Holds the most recent session an endpoint's server issued.
-class TlsSessionCache {
-public:
-  // Takes ownership of `session`.
-  void store(SSL_SESSION *session) { session_.reset(session); }
-  SSL_SESSION *get() const { return session_.get(); }
-
-private:
-  std::unique_ptr<SSL_SESSION, SslSessionDeleter> session_;
-};
-
 // Receives sessions issued on a connection's SSL object; set as its app data.
 class TlsSessionSink {
 public:
@@ -39,6 +29,21 @@ public:
 
 protected:
   ~TlsSessionSink() = default;
+};
+
+// Holds the most recent session an endpoint's server issued. It is also the
+// sink of the endpoint's SSL objects: TLS 1.3 servers send tickets after
+// the handshake, at any time while the connection lives, and the endpoint
+// outlives its connections.
+class TlsSessionCache final : public TlsSessionSink {
+public:
+  // Takes ownership of `session`.
+  void store(SSL_SESSION *session) { session_.reset(session); }
+  SSL_SESSION *get() const { return session_.get(); }
+  void on_tls_session(SSL_SESSION *session) override { store(session); }
+
+private:
+  std::unique_ptr<SSL_SESSION, SslSessionDeleter> session_;
 };
 
 class TlsContext {
@@ -62,5 +67,12 @@ private:
 
 // OpenSSL's most recent error queue entry as text (and clears the queue).
 std::string openssl_error_string(unsigned long code = 0);
+
+// The error for a failed TLS handshake with `name`, from the certificate
+// verification result and the first OpenSSL error the failing call saw
+// (`last_error`, 0 if none): TLS_VERIFY, TLS_ALPN (no_application_protocol
+// alert) or TLS_HANDSHAKE.
+Error tls_failure_error(SSL *ssl, unsigned long last_error,
+                        const std::string &name);
 
 } // namespace h2pool_core

@@ -71,6 +71,9 @@ TlsTransport::~TlsTransport() { SSL_free(ssl_); }
 
 Transport::Status TlsTransport::status_of(int rc) {
   int err = SSL_get_error(ssl_, rc);
+  // OpenSSL forbids SSL_shutdown() after either of these.
+  if (err == SSL_ERROR_SYSCALL || err == SSL_ERROR_SSL)
+    fatal_ = true;
   Status st = Status::error;
   switch (err) {
   case SSL_ERROR_WANT_READ:
@@ -142,6 +145,8 @@ Transport::Result TlsTransport::write(const uint8_t *buf, size_t len) {
 }
 
 void TlsTransport::shutdown() {
+  if (fatal_)
+    return;
   ERR_clear_error();
   SSL_shutdown(ssl_);
   ERR_clear_error();

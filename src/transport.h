@@ -1,7 +1,7 @@
-// The byte stream under one HTTP/2 connection: a connected non-blocking
+// The byte stream under one connection: a connected non-blocking
 // socket, in the clear or through TLS.
 //
-// Connection reads and writes through it directly rather than through a
+// The session reads and writes through it directly rather than through a
 // libevent bufferevent: reads go straight into one large buffer shared by
 // every connection of the loop thread and from there into nghttp2, and
 // writes send nghttp2's coalesced output in one call. The bufferevent path
@@ -73,7 +73,9 @@ public:
   Result read(uint8_t *buf, size_t len) override;
   Result write(const uint8_t *buf, size_t len) override;
   bool short_read_drains() const override { return false; }
-  // Best effort close_notify; never blocks.
+  // Best effort close_notify; never blocks. Without it OpenSSL marks the
+  // session as not resumable when the SSL object is freed. Skipped once the
+  // connection has failed (OpenSSL forbids it then).
   void shutdown();
 
   SSL *ssl() const { return ssl_; }
@@ -86,6 +88,7 @@ private:
 
   SSL *ssl_;
   unsigned long last_error_ = 0;
+  bool fatal_ = false;
 };
 
 // The loop thread's read buffer, shared by every connection it serves:

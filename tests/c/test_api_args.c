@@ -39,7 +39,7 @@ static void test_version_runtime_matches_header(void **state) {
 
 static void test_strerror_every_code_distinct_and_non_empty(void **state) {
   (void)state;
-  const int n = -H2POOL_ERR_BODY_SOURCE + 1; /* the newest code */
+  const int n = -H2POOL_ERR_RESOLVE_TIMEOUT + 1; /* the newest code */
   const char *msgs[64];
   assert_true(n <= (int)ARRAY_LEN(msgs));
   for (int i = 0; i < n; i++) {
@@ -59,7 +59,8 @@ static void test_strerror_every_code_distinct_and_non_empty(void **state) {
 static void test_strerror_unknown_codes_not_null(void **state) {
   (void)state;
   const int unknown[] = {
-      1, 42, H2POOL_ERR_BODY_SOURCE - 1, -1000, -2147483647 - 1, 2147483647};
+      1,         42, H2POOL_ERR_RESOLVE_TIMEOUT - 1, -1000, -2147483647 - 1,
+      2147483647};
   for (size_t i = 0; i < ARRAY_LEN(unknown); i++) {
     const char *m = h2pool_strerror(unknown[i]);
     assert_non_null(m);
@@ -88,6 +89,10 @@ static void test_config_setters_reject_null_config(void **state) {
   assert_int_equal(h2pool_config_set_max_response_body_bytes(NULL, 1), E);
   assert_int_equal(h2pool_config_set_flow_control_windows(NULL, 1, 65535), E);
   assert_int_equal(h2pool_config_set_log(NULL, NULL, H2POOL_LOG_NONE, NULL), E);
+  assert_int_equal(h2pool_config_set_reconnect_backoff(NULL, 1, 1), E);
+  assert_int_equal(h2pool_config_set_retry_backoff(NULL, 1, 1), E);
+  assert_int_equal(h2pool_config_set_retry_budget(NULL, 1, 1), E);
+  assert_int_equal(h2pool_config_set_resolve_timeout_ms(NULL, 1), E);
 }
 
 static void test_config_setters_reject_out_of_range(void **state) {
@@ -114,6 +119,15 @@ static void test_config_setters_reject_out_of_range(void **state) {
   assert_int_equal(h2pool_config_set_flow_control_windows(cfg, 1, 65534), E);
   assert_int_equal(h2pool_config_set_flow_control_windows(cfg, 1, 0x80000000u),
                    E);
+  /* Backoffs: initial at least 1, max at least initial. */
+  assert_int_equal(h2pool_config_set_reconnect_backoff(cfg, 0, 10), E);
+  assert_int_equal(h2pool_config_set_reconnect_backoff(cfg, 10, 9), E);
+  assert_int_equal(h2pool_config_set_retry_backoff(cfg, 0, 10), E);
+  assert_int_equal(h2pool_config_set_retry_backoff(cfg, 10, 9), E);
+  /* Budget: burst at most 100000, percent at most 10000. */
+  assert_int_equal(h2pool_config_set_retry_budget(cfg, 100001, 100), E);
+  assert_int_equal(h2pool_config_set_retry_budget(cfg, 10, 10001), E);
+  assert_int_equal(h2pool_config_set_resolve_timeout_ms(cfg, 0), E);
   /* Not an h2pool_log_level. */
   assert_int_equal(h2pool_config_set_log(cfg, NULL, -1, NULL), E);
   assert_int_equal(h2pool_config_set_log(cfg, NULL, H2POOL_LOG_DEBUG + 1, NULL),
@@ -144,6 +158,12 @@ static void test_config_setters_accept_boundaries(void **state) {
       h2pool_config_set_flow_control_windows(cfg, 0x7fffffff, 0x7fffffff), 0);
   assert_int_equal(h2pool_config_set_log(cfg, NULL, H2POOL_LOG_DEBUG, NULL), 0);
   assert_int_equal(h2pool_config_set_log(cfg, NULL, H2POOL_LOG_NONE, NULL), 0);
+  assert_int_equal(h2pool_config_set_reconnect_backoff(cfg, 1, 1), 0);
+  assert_int_equal(h2pool_config_set_reconnect_backoff(cfg, 100, 10000), 0);
+  assert_int_equal(h2pool_config_set_retry_backoff(cfg, 1, 1), 0);
+  assert_int_equal(h2pool_config_set_retry_budget(cfg, 0, 0), 0);
+  assert_int_equal(h2pool_config_set_retry_budget(cfg, 100000, 10000), 0);
+  assert_int_equal(h2pool_config_set_resolve_timeout_ms(cfg, 1), 0);
   /* One config, many pools; free it while they live. */
   h2pool *a = NULL, *b = NULL;
   assert_int_equal(h2pool_create(cfg, &a), H2POOL_OK);
@@ -212,12 +232,16 @@ static void test_stats_reject_null_arguments(void **state) {
   assert_null(h2pool_stats_endpoint_name(NULL, 0));
   assert_int_equal(
       h2pool_stats_endpoint_value(NULL, 0, H2POOL_STAT_REQUESTS_COMPLETED), 0);
+  assert_int_equal(h2pool_stats_endpoint_state(NULL, 0),
+                   H2POOL_ERR_INVALID_ARGUMENT);
 
   /* A fresh pool: no endpoints, out-of-range reads are 0/NULL. */
   assert_int_equal(h2pool_stats_get(f->pool, &s), H2POOL_OK);
   assert_non_null(s);
   assert_int_equal(h2pool_stats_endpoint_count(s), 0);
   assert_null(h2pool_stats_endpoint_name(s, 0));
+  assert_int_equal(h2pool_stats_endpoint_state(s, 0),
+                   H2POOL_ERR_INVALID_ARGUMENT);
   assert_int_equal(
       h2pool_stats_endpoint_value(s, 0, H2POOL_STAT_CONNECTIONS_CREATED), 0);
   assert_int_equal(h2pool_stats_value(s, (h2pool_stat)999), 0);

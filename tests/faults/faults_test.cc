@@ -276,22 +276,27 @@ TEST_F(Faults, RefusedStreamIsRetriedOnAnotherConnection) {
   EXPECT_EQ(call.body, test_body(3, 100));
 }
 
-TEST_F(Faults, MaxRetriesZeroFailsRefusedStreamAtOnce) {
+TEST_F(Faults, EmptyRetryBudgetFailsRefusedStreamAtOnce) {
   start();
   Config cfg;
-  h2pool_config_set_max_retries(cfg, 0);
+  h2pool_config_set_retry_budget(cfg, 0, 0);
   Client &c = client(cfg);
   Call &call = c.get(url("/?refuse=1&fault_times=1"));
   WAIT_DONE(call);
   EXPECT_EQ(call.code, H2POOL_ERR_REFUSED_STREAM) << call.describe();
+  EXPECT_NE(call.message.find("retry budget"), std::string::npos)
+      << call.describe();
   EXPECT_EQ(server_->stats().requests, 1u);
   EXPECT_EQ(c.stat(H2POOL_STAT_REQUESTS_RETRIED), 0u);
 }
 
-TEST_F(Faults, AlwaysRefusedFailsWithRefusedStreamAfterMaxRetriesPlusOne) {
+// A server that refuses everything and serves nothing gets the budget's
+// burst of retries, each after a delay, and no more.
+TEST_F(Faults, AlwaysRefusedFailsWithRefusedStreamOnceTheBudgetIsSpent) {
   start();
   Config cfg;
-  h2pool_config_set_max_retries(cfg, 2);
+  h2pool_config_set_retry_budget(cfg, 2, 100);
+  h2pool_config_set_retry_backoff(cfg, 20, 40);
   Client &c = client(cfg);
   Call &call = c.get(url("/?refuse=1"));
   WAIT_DONE(call);
@@ -301,6 +306,8 @@ TEST_F(Faults, AlwaysRefusedFailsWithRefusedStreamAfterMaxRetriesPlusOne) {
   EXPECT_EQ(server_->stats().requests, 3u);
   EXPECT_EQ(server_->stats().streams_refused, 3u);
   EXPECT_EQ(c.stat(H2POOL_STAT_REQUESTS_RETRIED), 2u);
+  // Two retries, the first after at least 10 ms, the second after 20.
+  EXPECT_GE(call.elapsed(), 30ms);
 }
 
 // ---------------------------------------------------------------------------

@@ -74,6 +74,7 @@ pub const H2POOL_ERR_DECOMPRESSION_BOMB: h2pool_code = -31;
 pub const H2POOL_ERR_DECODE: h2pool_code = -32;
 pub const H2POOL_ERR_ABORTED: h2pool_code = -33;
 pub const H2POOL_ERR_BODY_SOURCE: h2pool_code = -34;
+pub const H2POOL_ERR_RESOLVE_TIMEOUT: h2pool_code = -35;
 
 /// `h2pool_log_level`.
 pub type h2pool_log_level = c_int;
@@ -103,6 +104,16 @@ pub const H2POOL_STAT_REQUESTS_RETRIED: h2pool_stat = 9;
 pub const H2POOL_STAT_PEAK_STREAMS_PER_CONNECTION: h2pool_stat = 10;
 pub const H2POOL_STAT_TLS_HANDSHAKES: h2pool_stat = 11;
 pub const H2POOL_STAT_TLS_RESUMED: h2pool_stat = 12;
+pub const H2POOL_STAT_CONNECTIONS_FAILED: h2pool_stat = 13;
+pub const H2POOL_STAT_REQUESTS_AWAITING_RETRY: h2pool_stat = 14;
+
+/// `h2pool_endpoint_state`.
+pub type h2pool_endpoint_state = c_int;
+pub const H2POOL_ENDPOINT_IDLE: h2pool_endpoint_state = 0;
+pub const H2POOL_ENDPOINT_CONNECTING: h2pool_endpoint_state = 1;
+pub const H2POOL_ENDPOINT_READY: h2pool_endpoint_state = 2;
+pub const H2POOL_ENDPOINT_BACKING_OFF: h2pool_endpoint_state = 3;
+pub const H2POOL_ENDPOINT_DRAINING: h2pool_endpoint_state = 4;
 
 /// Return values of an `h2pool_body_read_cb`: no data yet / abort.
 pub const H2POOL_BODY_WAIT: i64 = -1;
@@ -195,6 +206,19 @@ extern "C" {
     pub fn h2pool_config_set_max_requests_per_connection(cfg: *mut h2pool_config, n: u32) -> c_int;
     pub fn h2pool_config_set_max_retries(cfg: *mut h2pool_config, n: u32) -> c_int;
     pub fn h2pool_config_set_retry_idempotent(cfg: *mut h2pool_config, enable: c_int) -> c_int;
+    pub fn h2pool_config_set_reconnect_backoff(
+        cfg: *mut h2pool_config,
+        initial_ms: u32,
+        max_ms: u32,
+    ) -> c_int;
+    pub fn h2pool_config_set_retry_backoff(
+        cfg: *mut h2pool_config,
+        initial_ms: u32,
+        max_ms: u32,
+    ) -> c_int;
+    pub fn h2pool_config_set_retry_budget(cfg: *mut h2pool_config, burst: u32, percent: u32)
+        -> c_int;
+    pub fn h2pool_config_set_resolve_timeout_ms(cfg: *mut h2pool_config, ms: u32) -> c_int;
     pub fn h2pool_config_set_max_response_headers(
         cfg: *mut h2pool_config,
         max_bytes: u32,
@@ -311,4 +335,5 @@ extern "C" {
         index: usize,
         which: h2pool_stat,
     ) -> u64;
+    pub fn h2pool_stats_endpoint_state(stats: *const h2pool_stats, index: usize) -> c_int;
 }

@@ -1,0 +1,129 @@
+// Getting a byte stream for a connection: resolve the host name (with a
+// deadline), try its addresses in turn (each with a connect timeout), and
+// for https:// run the TLS handshake (with its own timeout) and read the
+// protocol ALPN chose. It knows nothing of HTTP/2 or of the pool; what it
+// produces is a connected Transport, or an error saying which step failed.
+//
+// Each step is a phase the owner is told about, so that the connection's
+// state follows resolving -> connecting -> tls_handshaking without keeping
+// flags of its own. (Happy Eyeballs racing and proxy tunnels belong here.)
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "error.h"
+#include "handles.h"
+#include "log.h"
+#include "resolver.h"
+#include "tls.h"
+#include "transport.h"
+
+namespace h2pool_core {
+
+// Where a TLS connection goes: the context, the name to send in SNI and to
+// match the certificate against, and the endpoint's session cache (which
+// also receives the sessions the server issues, for as long as the
+// connection lives).
+struct TlsTarget {
+  const TlsContext *context = nullptr;
+  std::string host;
+  bool host_is_ip = false;
+  TlsSessionCache *sessions = nullptr;
+};
+
+// What to connect to. `name` ("http://host:port") is used in messages.
+struct ConnectTarget {
+  std::string host;
+  uint16_t port = 0;
+  std::string name;
+  const TlsTarget *tls = nullptr; // null: cleartext
+};
+
+struct ConnectSettings {
+  uint32_t resolve_timeout_ms = 10000;
+  uint32_t connect_timeout_ms = 10000; // per address
+  uint32_t tls_handshake_timeout_ms = 10000;
+};
+
+class ConnectorOwner {
+public:
+  enum class Phase { resolving, connecting, tls_handshaking };
+
+  // The connector moved on to `phase`.
+  virtual void on_connect_phase(Phase phase) = 0;
+  // The byte stream is up (over TLS: handshake done, `alpn` is the protocol
+  // the server selected, empty if none). The connector is done; the owner
+  // may destroy it inside this call.
+  virtual void on_connected(std::unique_ptr<Transport> transport,
+                            const std::string &alpn, bool tls_resumed) = 0;
+  // No byte stream could be had; `why` names the step and the cause. The
+  // owner may destroy the connector inside this call.
+  virtual void on_connect_failed(const Error &why) = 0;
+
+protected:
+  ~ConnectorOwner() = default;
+};
+
+class Connector {
+public:
+  // `target` (and what it points to) and `resolver` must outlive the
+  // connector.
+  Connector(event_base *base, ConnectorOwner &owner, const Logger &log,
+            const ConnectSettings &settings, uint64_t connection_id,
+            const ConnectTarget &target, Resolver &resolver);
+  ~Connector();
+  Connector(const Connector &) = delete;
+  Connector &operator=(const Connector &) = delete;
+
+  // Resolves the host (IP literals need no lookup) and connects.
+  void start();
+  // Starts on an already connected stream socket, which it then owns: the
+  // TLS handshake if the target is https://, else done at once. For tests
+  // and fuzzers that drive a connection over a socketpair.
+  void start_on_socket(evutil_socket_t fd);
+
+  // Timer and socket entry points (called by the trampolines).
+  void on_resolve_timeout();
+  void on_tcp_connect_event(short what);
+  void on_tls_event();
+  void on_tls_timeout();
+
+private:
+  void on_resolved(const std::string &error, std::vector<Address> addresses);
+  void try_next_address();
+  void on_tcp_connected(evutil_socket_t fd);
+  void continue_handshake();
+  // Tells the owner; nothing may touch `this` afterwards.
+  void fail(const Error &why);
+  void done(const std::string &alpn, bool resumed);
+
+  event_base *base_;
+  ConnectorOwner &owner_;
+  const Logger &log_;
+  ConnectSettings settings_;
+  uint64_t id_;
+  const ConnectTarget &target_;
+  Resolver &resolver_;
+
+  EventPtr resolve_timer_;
+  std::vector<Address> addresses_;
+  size_t next_address_ = 0;
+  std::string current_address_; // the address being tried, for messages
+  std::string last_error_;      // why the previous address failed
+  bool last_timed_out_ = false;
+  evutil_socket_t connect_fd_ = -1; // socket of a TCP connect under way
+  EventPtr connect_event_;
+
+  std::unique_ptr<TlsTransport> tls_; // during the handshake
+  EventPtr tls_read_event_;
+  EventPtr tls_write_event_;
+  EventPtr tls_timer_;
+  // Expires with the connector, so a lookup answering after it has gone
+  // (or after its deadline) finds out and drops the answer.
+  std::shared_ptr<char> liveness_ = std::make_shared<char>();
+};
+
+} // namespace h2pool_core

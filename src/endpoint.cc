@@ -1,0 +1,153 @@
+#include "endpoint.h"
+
+#include "resolver.h"
+
+namespace h2pool_core {
+namespace {
+
+void backoff_timer_cb(evutil_socket_t, short, void *arg) {
+  static_cast<Endpoint *>(arg)->on_backoff_timer();
+}
+void linger_timer_cb(evutil_socket_t, short, void *arg) {
+  static_cast<Endpoint *>(arg)->on_linger_timer();
+}
+
+} // namespace
+
+void Endpoint::Counters::add(const Counters &o) {
+  created += o.created;
+  reused += o.reused;
+  closed += o.closed;
+  failed_connections += o.failed_connections;
+  completed += o.completed;
+  failed += o.failed;
+  retried += o.retried;
+  peak_streams = std::max(peak_streams, o.peak_streams);
+  tls_handshakes += o.tls_handshakes;
+  tls_resumed += o.tls_resumed;
+}
+
+Endpoint::Endpoint(event_base *base, EndpointListener &listener,
+                   std::string name, std::string host, uint16_t port,
+                   const TlsContext *tls, const BackoffPolicy &reconnect,
+                   const RetryBudget &retry_budget)
+    : budget(retry_budget), listener_(listener), reconnect_(reconnect) {
+  target_.name = std::move(name);
+  target_.host = std::move(host);
+  target_.port = port;
+  if (tls) {
+    tls_.context = tls;
+    tls_.host = target_.host;
+    tls_.host_is_ip = parse_ip_literal(target_.host, 0, nullptr);
+    tls_.sessions = &tls_sessions;
+    target_.tls = &tls_;
+  }
+  backoff_timer_.reset(evtimer_new(base, backoff_timer_cb, this));
+  linger_timer_.reset(evtimer_new(base, linger_timer_cb, this));
+}
+
+Endpoint::~Endpoint() {
+  // Connections first: their sessions may still hand TLS tickets to
+  // tls_sessions, and they refer to target_.
+  connections.clear();
+}
+
+const char *Endpoint::state_name(State s) {
+  switch (s) {
+  case State::idle:
+    return "idle";
+  case State::connecting:
+    return "connecting";
+  case State::ready:
+    return "ready";
+  case State::backing_off:
+    return "backing_off";
+  case State::draining:
+    return "draining";
+  }
+  return "?";
+}
+
+Endpoint::State Endpoint::state() const {
+  if (count(Connection::State::ready) > 0)
+    return State::ready;
+  if (setting_up() > 0)
+    return State::connecting;
+  if (backing_off_)
+    return State::backing_off;
+  if (count(Connection::State::draining) > 0)
+    return State::draining;
+  return State::idle;
+}
+
+void Endpoint::on_connection_state(Connection::State from,
+                                   Connection::State to) {
+  // A new connection is counted in its first state (from == to).
+  if (from != to && counts_[size_t(from)] > 0)
+    --counts_[size_t(from)];
+  if (to != Connection::State::closed)
+    ++counts_[size_t(to)];
+}
+
+size_t Endpoint::setting_up() const {
+  return count(Connection::State::resolving) +
+         count(Connection::State::connecting) +
+         count(Connection::State::tls_handshaking) +
+         count(Connection::State::settings);
+}
+
+size_t Endpoint::active_streams() const {
+  size_t n = 0;
+  for (const auto &c : connections)
+    n += c->active_streams();
+  return n;
+}
+
+bool Endpoint::may_open(uint32_t max_connections) const {
+  if (backing_off_ || live() >= max_connections)
+    return false;
+  // After a failure, probe with one connection at a time until one serves:
+  // an unreachable or broken server costs one connection per backoff step.
+  return failures_ == 0 || setting_up() == 0;
+}
+
+void Endpoint::connection_failed(Rng &rng) {
+  ++failures_;
+  uint32_t ms = reconnect_.delay_ms(failures_, rng);
+  timeval tv = ms_to_timeval(ms);
+  if (backoff_timer_ && evtimer_add(backoff_timer_.get(), &tv) == 0)
+    backing_off_ = true;
+}
+
+void Endpoint::connection_useful() {
+  failures_ = 0;
+  if (backing_off_) {
+    evtimer_del(backoff_timer_.get());
+    backing_off_ = false;
+  }
+}
+
+void Endpoint::on_backoff_timer() {
+  backing_off_ = false;
+  listener_.on_backoff_done(*this);
+}
+
+void Endpoint::update_linger(uint32_t linger_ms) {
+  bool unused = requests_ == 0 && connections.empty() && !backing_off_;
+  if (unused == lingering_)
+    return;
+  lingering_ = unused;
+  if (!unused) {
+    evtimer_del(linger_timer_.get());
+    return;
+  }
+  timeval tv = ms_to_timeval(linger_ms);
+  evtimer_add(linger_timer_.get(), &tv);
+}
+
+void Endpoint::on_linger_timer() {
+  lingering_ = false;
+  listener_.on_endpoint_unused(*this); // may destroy `this`
+}
+
+} // namespace h2pool_core

@@ -1,0 +1,158 @@
+// HTTP/2 on a connected Transport: a client nghttp2 session driven by
+// libevent read and write events on the socket.
+//
+// It sends the preface and SETTINGS, tells its connection when the
+// server's SETTINGS arrive, carries streams up to the server's limit, turns
+// nghttp2's callbacks into stream and response events, returns
+// flow-control window as the caller takes the data, answers for the
+// connection's health with PINGs, and records the server's GOAWAY. It
+// decides nothing about retries or placement: it reports to its Connection.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "body.h"
+#include "error.h"
+#include "handles.h"
+#include "log.h"
+#include "request.h"
+#include "session.h"
+#include "session_alloc.h"
+#include "transport.h"
+
+namespace h2pool_core {
+
+class Connection;
+
+struct H2Settings {
+  uint32_t local_max_streams = 0; // 0: the server's limit
+  uint32_t stream_window_bytes = 8u << 20;
+  uint32_t connection_window_bytes = 64u << 20;
+  BodyLimits body_limits; // response body size and decoding limits
+  uint32_t max_response_header_bytes = 256u << 10;
+  uint32_t max_response_header_fields = 1000;
+  uint32_t ping_interval_ms = 30000; // 0: no PINGs
+  uint32_t ping_timeout_ms = 10000;
+  // Where the nghttp2 session allocates; null: malloc. It must outlive the
+  // session and be used on one thread only (see session_alloc.h).
+  SessionAllocator *allocator = nullptr;
+};
+
+class H2Session final : public Session {
+public:
+  // `conn` and `log` must outlive the session; `name` is used in messages.
+  H2Session(event_base *base, Connection &conn, const Logger &log,
+            const H2Settings &settings, uint64_t id, const std::string &name,
+            std::unique_ptr<Transport> transport);
+  ~H2Session() override;
+  H2Session(const H2Session &) = delete;
+  H2Session &operator=(const H2Session &) = delete;
+
+  void start() override;
+  int submit(Request &req) override;
+  void reset(Request &req, uint32_t code) override;
+  void resume_upload(Request &req) override;
+  void resume_download(Request &req) override;
+  void flush() override;
+  void close(const Error &why) override;
+
+  bool goaway_received() const { return goaway_received_; }
+
+  // nghttp2 callback entry points (called by the trampolines).
+  int on_begin_headers(const nghttp2_frame *frame);
+  int on_header(const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
+                const uint8_t *value, size_t valuelen);
+  int on_frame_recv(const nghttp2_frame *frame);
+  int on_data_chunk(int32_t stream_id, const uint8_t *data, size_t len);
+  int on_stream_close(int32_t stream_id, uint32_t error_code);
+  ssize_t read_request_body(int32_t stream_id, uint8_t *buf, size_t length,
+                            uint32_t *data_flags);
+  int on_frame_sent(const nghttp2_frame *frame);
+  int on_invalid_frame(const nghttp2_frame *frame, int lib_error);
+  void on_nghttp2_error(const char *msg, size_t len);
+  // An exception was caught in an nghttp2 callback (see no_throw).
+  void note_callback_failure(int code) { callback_failure_ = code; }
+
+  // Socket and timer entry points.
+  void on_read_event();
+  void on_write_event();
+  void on_ping_timer();
+  void on_ping_timeout();
+
+private:
+  // Recomputes capacity() from the server's SETTINGS and the local cap:
+  // placement asks for it for every request, SETTINGS change it rarely.
+  void update_capacity();
+  // Reads what the socket holds (bounded) and feeds it to nghttp2.
+  void on_readable();
+  // Hands bytes to nghttp2; false if the session ended meanwhile.
+  bool feed(const uint8_t *data, size_t len);
+  // Moves nghttp2's pending frames into the output buffer, up to the
+  // high-water mark; false if the session ended (or has).
+  bool fill_output();
+  enum class WriteResult { done, blocked, closed };
+  // Writes the output buffer until it is empty (done) or the socket takes
+  // no more (blocked: a readiness event will resume), or a write error
+  // ended the session.
+  WriteResult write_out();
+  // The socket reached EOF or failed.
+  void on_transport_closed(Transport::Status st);
+  // After input or output: ends the session if nghttp2 is done with it, then
+  // lets the connection settle. False if the session has ended.
+  bool settle();
+  // Tells the connection the session cannot go on.
+  void end(const Error &why);
+  void arm(EventPtr &timer, uint32_t ms);
+  // What ended the connection, as the server caused it: its GOAWAY, the
+  // protocol error we answered with GOAWAY, or a plain loss.
+  Error connection_error() const;
+  // The server's GOAWAY as an error (GOAWAY, or CONNECTION_LOST for
+  // NO_ERROR) with its code, last stream id and debug data.
+  Error goaway_error() const;
+  // Fills in how a stream that ends before its response completed ended.
+  void classify(const Request &req, StreamEnd *end) const;
+  // Returns received DATA bytes to the stream's flow-control window (the
+  // connection's was returned on receipt).
+  void consume_stream(int32_t stream_id, size_t len);
+
+  event_base *base_;
+  Connection &conn_;
+  const Logger &log_;
+  H2Settings settings_;
+  uint64_t id_;
+  const std::string &name_;
+  std::unique_ptr<Transport> transport_;
+  bool tls_;
+
+  EventPtr read_event_;           // persistent while open
+  EventPtr write_event_;          // added while output waits
+  std::string out_;               // output not yet written
+  size_t out_off_ = 0;            // how much of out_ is written
+  bool read_wants_write_ = false; // TLS read needs writability
+  bool write_wants_read_ = false; // TLS write needs readability
+  bool write_scheduled_ = false;  // write_event_ made active
+  SessionPtr session_;
+  bool settings_received_ = false;
+  bool ended_ = false; // end() or close() ran: no more I/O
+
+  EventPtr ping_timer_;         // read-idle check
+  EventPtr ping_timeout_timer_; // waiting for a PING ACK
+  uint64_t last_read_ms_ = 0;
+  bool ping_outstanding_ = false;
+
+  RequestList streams_; // requests with an open stream here
+
+  bool goaway_received_ = false;
+  int32_t goaway_last_stream_id_ = 0;
+  uint32_t goaway_code_ = 0;
+  std::string goaway_debug_;
+  Error goaway_error_; // goaway_error(), kept for unprocessed streams
+  bool goaway_sent_ = false;
+  uint32_t goaway_sent_code_ = 0;
+  std::string last_nghttp2_error_;
+  int callback_failure_ = H2POOL_OK;
+};
+
+} // namespace h2pool_core
