@@ -316,10 +316,16 @@ Error H2Session::connection_error() const {
 }
 
 void H2Session::classify(const Request &req, StreamEnd *end) const {
-  if (req.response_begun)
-    return; // the server processed it: never sent again
   int32_t stream_id = req.response.stream_id;
-  if (goaway_received_ && stream_id > goaway_last_stream_id_) {
+  bool above_goaway = goaway_received_ && stream_id > goaway_last_stream_id_;
+  if (req.response_begun) {
+    // The server processed it: never sent again. Above the GOAWAY, what
+    // ended it was the GOAWAY (nghttp2 closes such streams as refused).
+    if (above_goaway && !end->connection_error)
+      end->connection_error = &goaway_error_;
+    return;
+  }
+  if (above_goaway) {
     end->unprocessed = true;
     end->unprocessed_why = &goaway_error_;
   } else if (!end->connection_error &&
