@@ -314,6 +314,46 @@ static void test_chained_deflate_gzip_decodes(void **state) {
   check_decodes(state, "deflate,gzip", "deflate,gzip");
 }
 
+/* Two content-encoding field lines, "gzip" and "gzip", over a body gzipped
+ * twice: RFC 9110 5.3 makes that "gzip, gzip", so both are undone. The
+ * server gzips once per request (ce=gzip) and adds the second line
+ * (header=), so the first request fetches gzip(body) undecoded and the
+ * second has /echo send it back gzipped again. */
+static void test_two_content_encoding_lines_are_both_decoded(void **state) {
+  fixture *f = *state;
+  const size_t n = 300000;
+  h2pool_request_opts *raw = new_opts();
+  assert_int_equal(h2pool_request_opts_set_auto_decompress(raw, 0), H2POOL_OK);
+  enc_capture *once = &g_caps[0];
+  get_enc(f, "/g?size=300000&seed=41&ce=gzip", raw, NULL, 0, once, WAIT_MS);
+  h2pool_request_opts_free(raw);
+  assert_false(once->cap.had_err);
+  assert_true(once->ce_null);
+  assert_true(once->cap.body_len > 18);
+  assert_int_equal(once->cap.body[0], 0x1f);
+  assert_int_equal(once->cap.body[1], 0x8b);
+
+  char url[512];
+  fixture_url(f, url, sizeof url, "/echo?ce=gzip&header=content-encoding:gzip");
+  enc_capture *e = &g_caps[1];
+  size_t before = waiter_count(&f->w);
+  assert_int_equal(h2pool_request(f->pool, "POST", url, NULL, 0, once->cap.body,
+                                  once->cap.body_len, NULL, enc_done, e, NULL),
+                   H2POOL_OK);
+  assert_true(waiter_wait(&f->w, before + 1, WAIT_MS));
+  assert_int_equal(atomic_load(&e->cap.calls), 1);
+  if (e->cap.had_err)
+    print_error("%d %s\n", e->cap.err, e->cap.message);
+  assert_false(e->cap.had_err);
+  assert_int_equal(e->cap.status, 200);
+  assert_int_equal(e->cap.body_len, n);
+  assert_true(capture_body_is_test_body(&e->cap, 41, n));
+  assert_false(e->ce_null);
+  assert_string_equal(e->ce, "gzip, gzip");
+  assert_null(capture_header(&e->cap, "content-encoding"));
+  assert_null(capture_header(&e->cap, "content-length"));
+}
+
 /* ---- accept-encoding and auto-decompress off ---------------------------- */
 
 static void test_accept_encoding_sent_by_default(void **state) {
@@ -677,6 +717,7 @@ int main(void) {
       T(test_deflate_raw_decodes_byte_exact),
       T(test_chained_gzip_gzip_decodes),
       T(test_chained_deflate_gzip_decodes),
+      T(test_two_content_encoding_lines_are_both_decoded),
       T(test_accept_encoding_sent_by_default),
       T(test_auto_decompress_off_sends_no_accept_encoding),
       T(test_auto_decompress_off_delivers_encoded_bytes),
