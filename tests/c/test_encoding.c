@@ -217,6 +217,30 @@ static void get_enc(fixture *f, const char *pq, const h2pool_request_opts *o,
   assert_int_equal(atomic_load(&e->cap.calls), 1);
 }
 
+/* Submits POST base+pq with `body` and enc_done; waits for it. */
+static void post_enc(fixture *f, const char *pq, const uint8_t *body,
+                     size_t len, const h2pool_request_opts *o, enc_capture *e,
+                     uint32_t timeout_ms) {
+  char url[512];
+  fixture_url(f, url, sizeof url, pq);
+  size_t before = waiter_count(&f->w);
+  assert_int_equal(h2pool_request(f->pool, "POST", url, NULL, 0, body, len, o,
+                                  enc_done, e, NULL),
+                   H2POOL_OK);
+  assert_true(waiter_wait(&f->w, before + 1, timeout_ms));
+  assert_int_equal(atomic_load(&e->cap.calls), 1);
+}
+
+/* `times` copies of p[0..n), back to back; the caller frees it. */
+static uint8_t *repeat_bytes(const uint8_t *p, size_t n, size_t times) {
+  uint8_t *out = malloc(n * times);
+  if (!out)
+    abort();
+  for (size_t i = 0; i < times; i++)
+    memcpy(out + i * n, p, n);
+  return out;
+}
+
 static h2pool_request_opts *new_opts(void) {
   h2pool_request_opts *o = NULL;
   assert_int_equal(h2pool_request_opts_new(&o), H2POOL_OK);
@@ -333,15 +357,9 @@ static void test_two_content_encoding_lines_are_both_decoded(void **state) {
   assert_int_equal(once->cap.body[0], 0x1f);
   assert_int_equal(once->cap.body[1], 0x8b);
 
-  char url[512];
-  fixture_url(f, url, sizeof url, "/echo?ce=gzip&header=content-encoding:gzip");
   enc_capture *e = &g_caps[1];
-  size_t before = waiter_count(&f->w);
-  assert_int_equal(h2pool_request(f->pool, "POST", url, NULL, 0, once->cap.body,
-                                  once->cap.body_len, NULL, enc_done, e, NULL),
-                   H2POOL_OK);
-  assert_true(waiter_wait(&f->w, before + 1, WAIT_MS));
-  assert_int_equal(atomic_load(&e->cap.calls), 1);
+  post_enc(f, "/echo?ce=gzip&header=content-encoding:gzip", once->cap.body,
+           once->cap.body_len, NULL, e, WAIT_MS);
   if (e->cap.had_err)
     print_error("%d %s\n", e->cap.err, e->cap.message);
   assert_false(e->cap.had_err);
@@ -495,6 +513,59 @@ static void test_raised_limits_decode_100mib_streaming(void **state) {
   assert_int_equal(e->cap.body_len, 0); /* streamed, not buffered */
   assert_false(e->ce_null);
   assert_string_equal(e->ce, "gzip");
+}
+
+/* content-encoding "gzip,gzip,gzip" over a few hundred bytes whose middle
+ * decoding step yields 128 MiB of empty gzip members, which the last step
+ * turns into nothing: only the middle step's own output shows the bomb, and
+ * decoding one step whole before the next held all of it. The pieces come
+ * from the server's zlib (ce=gzip, undecoded): an empty member E, then
+ * Z = gzip(1 MiB of E), then W = gzip(128 copies of Z); W is echoed back
+ * announced as three gzips. */
+static void test_nested_encoding_bomb_fails_with_bounded_memory(void **state) {
+  fixture *f = *state;
+  h2pool_request_opts *raw = new_opts();
+  assert_int_equal(h2pool_request_opts_set_auto_decompress(raw, 0), H2POOL_OK);
+  enc_capture *empty = &g_caps[0], *z = &g_caps[1], *w = &g_caps[2];
+  get_enc(f, "/e?size=0&ce=gzip", raw, NULL, 0, empty, WAIT_MS);
+  assert_false(empty->cap.had_err);
+  assert_true(empty->cap.body_len >= 18);
+  size_t members = MIB / empty->cap.body_len;
+  uint8_t *y = repeat_bytes(empty->cap.body, empty->cap.body_len, members);
+  post_enc(f, "/echo?ce=gzip", y, members * empty->cap.body_len, raw, z,
+           WAIT_MS);
+  free(y);
+  assert_false(z->cap.had_err);
+  assert_true(z->cap.body_len > 0 && z->cap.body_len < 16384);
+  uint8_t *zs = repeat_bytes(z->cap.body, z->cap.body_len, 128);
+  post_enc(f, "/echo?ce=gzip", zs, 128 * z->cap.body_len, raw, w, WAIT_MS);
+  free(zs);
+  h2pool_request_opts_free(raw);
+  assert_false(w->cap.had_err);
+  assert_true(w->cap.body_len > 0 && w->cap.body_len < 65536);
+
+  enc_capture *e = &g_caps[3];
+  bool hwm = reset_peak_rss();
+  uint64_t before = rss_bytes();
+  post_enc(f, "/echo?header=content-encoding:gzip,gzip,gzip", w->cap.body,
+           w->cap.body_len, NULL, e, 60000);
+  uint64_t after = rss_bytes();
+  uint64_t peak = hwm ? peak_rss_bytes() : 0;
+  print_message("nested bomb (%zu wire bytes): rss before %llu KiB, after "
+                "%llu KiB, peak %llu KiB (peak %s)\n",
+                w->cap.body_len, (unsigned long long)(before >> 10),
+                (unsigned long long)(after >> 10),
+                (unsigned long long)(peak >> 10),
+                hwm ? "measured" : "unavailable");
+  if (e->cap.had_err)
+    print_message("nested bomb error: %s\n", e->cap.message);
+  assert_true(e->cap.had_err);
+  assert_int_equal(e->cap.err, H2POOL_ERR_DECOMPRESSION_BOMB);
+  assert_non_null(strstr(e->cap.message, "decoding step 2 of 3"));
+  uint64_t limit = 32 * (uint64_t)MIB;
+  assert_true(after < before + limit);
+  if (hwm && peak > 0)
+    assert_true(peak < before + limit);
 }
 
 /* ---- corrupt encodings -------------------------------------------------- */
@@ -708,6 +779,7 @@ int main(void) {
       /* First, while the process is small and quiet. */
       T(test_gzip_bomb_fails_with_bounded_memory),
       T(test_gzip_bomb_fails_in_streaming_mode),
+      T(test_nested_encoding_bomb_fails_with_bounded_memory),
       cmocka_unit_test_setup_teardown(
           test_raised_limits_decode_100mib_streaming, enc_setup_no_pool,
           enc_teardown),
