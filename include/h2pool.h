@@ -727,7 +727,8 @@ H2POOL_EXTERN const char *h2pool_response_trailer(const h2pool_response *resp,
 
 /**
  * The content-encoding the server sent, when h2pool decoded the body
- * (for example "gzip"); NULL when the body is as received.
+ * (for example "gzip"); several content-encoding fields are one list, joined
+ * in order with ", " (RFC 9110 5.3). NULL when the body is as received.
  */
 H2POOL_EXTERN const char *
 h2pool_response_content_encoding(const h2pool_response *resp);
