@@ -70,6 +70,8 @@ typedef struct enc_capture {
   uint64_t received;
   bool nonzero; /* a byte other than 0 arrived (zeros bodies) */
   bool count_only;
+  bool pause_each;   /* on_data returns H2POOL_DATA_PAUSE every time */
+  atomic_int paused; /* set with each such pause (and the waiter signalled) */
 } enc_capture;
 
 /* Globals, so a failed assertion (longjmp) never leaves a pool callback
@@ -99,6 +101,7 @@ static void enc_capture_reset(enc_capture *e, waiter *w) {
   capture_init(&e->cap, w);
   atomic_init(&e->headers_calls, 0);
   atomic_init(&e->data_calls, 0);
+  atomic_init(&e->paused, 0);
 }
 
 static void enc_done(const h2pool_response *resp, const h2pool_error *err,
@@ -170,6 +173,11 @@ static int enc_on_data(const uint8_t *data, size_t len, void *user_data) {
     e->data_len += len;
   }
   e->received += len;
+  if (e->pause_each) {
+    atomic_store(&e->paused, 1);
+    waiter_signal(e->cap.w);
+    return H2POOL_DATA_PAUSE;
+  }
   return 0;
 }
 
@@ -655,6 +663,51 @@ static void test_streamed_decoding_matches_buffered(void **state) {
   assert_null(capture_header(&st->cap, "content-encoding"));
 }
 
+/* Three chained codings streamed to an on_data that pauses after every
+ * piece, resumed from here each time: the body arrives whole and in order
+ * (the decoder keeps its place between steps across each pause, and a
+ * response that ends while paused waits for the rest to be read). */
+static void
+test_chained_decoding_paused_every_call_is_byte_exact(void **state) {
+  fixture *f = *state;
+  const size_t n = 3 * MIB + 777;
+  h2pool_request_opts *o = new_opts();
+  assert_int_equal(h2pool_request_opts_set_on_data(o, enc_on_data), H2POOL_OK);
+  enc_capture *e = &g_caps[0];
+  e->pause_each = true;
+  char pq[128];
+  snprintf(pq, sizeof pq, "/p?size=%zu&seed=93&ce=gzip,deflate,gzip", n);
+  char url[512];
+  fixture_url(f, url, sizeof url, pq);
+  uint64_t id = 0;
+  size_t seen = waiter_count(&f->w);
+  assert_int_equal(h2pool_request(f->pool, "GET", url, NULL, 0, NULL, 0, o,
+                                  enc_done, e, &id),
+                   H2POOL_OK);
+  h2pool_request_opts_free(o);
+  int resumes = 0;
+  while (atomic_load(&e->cap.calls) == 0) {
+    assert_true(waiter_wait(&f->w, seen + 1, 30000));
+    seen = waiter_count(&f->w);
+    if (atomic_exchange(&e->paused, 0)) {
+      assert_int_equal(h2pool_request_resume_download(f->pool, id), H2POOL_OK);
+      resumes++;
+    }
+  }
+  if (e->cap.had_err)
+    print_error("%d %s\n", e->cap.err, e->cap.message);
+  assert_false(e->cap.had_err);
+  assert_int_equal(e->cap.status, 200);
+  assert_true(resumes >= (int)(n / (64 * 1024)));
+  assert_int_equal(e->data_len, n);
+  uint8_t *want = malloc(n);
+  assert_non_null(want);
+  h2ts_test_body(93, n, want);
+  assert_memory_equal(e->data, want, n);
+  free(want);
+  assert_string_equal(e->ce, "gzip,deflate,gzip");
+}
+
 /* ---- trailers ----------------------------------------------------------- */
 
 static void check_trailers(const enc_capture *e) {
@@ -801,6 +854,7 @@ int main(void) {
       T(test_corrupt_zlib_adler_fails_decode),
       T(test_unknown_encoding_passes_through),
       T(test_streamed_decoding_matches_buffered),
+      T(test_chained_decoding_paused_every_call_is_byte_exact),
       T(test_trailers_buffered),
       T(test_trailers_streaming),
       T(test_trailers_after_empty_body),
