@@ -4,9 +4,11 @@
 //
 // Input (FuzzedDataProvider): a content-encoding value, limits, how often
 // the sink pauses, then body chunks. Invariants (trap on violation): the
-// sink never receives more than max_bytes in total; pumping after a pause
-// terminates; failures come with a reason and a documented code; after a
-// failure the decoder is not used again (as body.cc does).
+// sink never receives more than max_bytes in total; the decoder's buffers
+// stay a block per decoding step plus the few undecoded input bytes,
+// however much the body expands; pumping after a pause terminates; failures
+// come with a reason and a documented code; after a failure the decoder is
+// not used again (as body.cc does).
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <cstddef>
@@ -18,6 +20,12 @@
 #include "h2pool.h"
 
 using namespace h2pool_core;
+
+namespace {
+// At most 6 steps of one 64 KiB block each, and the undecoded input: a
+// chunk of at most 1024 bytes plus the byte or two a step may wait on.
+constexpr size_t kMaxBuffered = 6 * (64u << 10) + 4096;
+} // namespace
 
 #define FUZZ_CHECK(cond)                                                       \
   do {                                                                         \
@@ -53,6 +61,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       (void)(p[0] + p[n - 1]);
     delivered += n;
     FUZZ_CHECK(delivered <= limits.max_bytes);
+    FUZZ_CHECK(decoder->buffered_bytes() <= kMaxBuffered);
     ++calls;
     paused = pause_every != 0 && calls % pause_every == 0;
     return !paused;
@@ -70,6 +79,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       FUZZ_CHECK(round < 100000);
       paused = false;
       rc = decoder->pump(sink, &why);
+      FUZZ_CHECK(decoder->buffered_bytes() <= kMaxBuffered);
       if (rc != H2POOL_OK) {
         FUZZ_CHECK(rc == H2POOL_ERR_DECODE ||
                    rc == H2POOL_ERR_DECOMPRESSION_BOMB ||

@@ -492,7 +492,10 @@ H2POOL_EXTERN int h2pool_config_set_tls_handshake_timeout_ms(h2pool_config *cfg,
  * body, and, once more than 1 MiB has been decoded, at most `max_ratio`
  * decoded bytes per received byte. Beyond either the request fails with
  * H2POOL_ERR_DECOMPRESSION_BOMB. Defaults 100 MiB and 100; both at least 1.
- * At most 5 chained encodings are decoded.
+ * At most 5 chained encodings are decoded. With chained encodings the limits
+ * apply to the output of every decoding step, not only to the final body:
+ * no step may produce more than `max_bytes`, nor, past 1 MiB, more than
+ * `max_ratio` bytes per byte it consumed or per byte received.
  */
 H2POOL_EXTERN int h2pool_config_set_decompression_limits(h2pool_config *cfg,
                                                          uint64_t max_bytes,
@@ -792,7 +795,8 @@ H2POOL_EXTERN const char *h2pool_response_trailer(const h2pool_response *resp,
 
 /**
  * The content-encoding the server sent, when h2pool decoded the body
- * (for example "gzip"); NULL when the body is as received.
+ * (for example "gzip"); several content-encoding fields are one list, joined
+ * in order with ", " (RFC 9110 5.3). NULL when the body is as received.
  */
 H2POOL_EXTERN const char *
 h2pool_response_content_encoding(const h2pool_response *resp);

@@ -71,18 +71,20 @@ int begin_body(Request &req, const BodyLimits &limits) {
   req.headers_delivered = true;
   if (req.auto_decompress) {
     auto &headers = req.response.headers;
-    long ce = headers.find("content-encoding");
-    if (ce >= 0) {
+    // Two content-encoding lines mean both codings (RFC 9110 5.3): decoding
+    // only the first would hand over still-encoded bytes as decoded, since
+    // both lines are dropped below.
+    std::optional<std::string> ce = headers.joined("content-encoding");
+    if (ce) {
       std::string why;
-      int rc = ContentDecoder::create(headers.value(size_t(ce)), limits.decode,
-                                      &req.decoder, &why);
+      int rc = ContentDecoder::create(*ce, limits.decode, &req.decoder, &why);
       if (rc != H2POOL_OK)
         return fail(req, rc, why);
       if (req.decoder) {
         // What the caller now reads is the decoded body: the headers that
         // described the encoded one would mislead. (HTTP/2 field names are
         // lower case; nghttp2 rejects others.)
-        req.response.content_encoding = headers.value(size_t(ce));
+        req.response.content_encoding = std::move(*ce);
         headers.remove({"content-encoding", "content-length"});
       }
     }

@@ -27,16 +27,30 @@ std::string trim_lower(std::string_view s) {
 
 } // namespace
 
+// Stages run in bounded blocks: each one decodes into its own block of
+// kChunk bytes and may not decode more until the next stage has taken all
+// of it, so a chain of codings holds a few blocks whatever it expands to.
 struct ContentDecoder::Stage {
   Format format;
   z_stream z{};
   bool initialised = false;
   bool ended = false; // Z_STREAM_END seen for the current member
   bool saw_input = false;
-  std::string in; // encoded bytes not yet consumed
-  size_t in_pos = 0;
-  std::string out; // decoded bytes not yet taken by the next stage
-  size_t out_pos = 0;
+  // The last inflate() filled the block, so it may owe output it can give
+  // without more input: a match or stored block cut short, whose input may
+  // already be consumed (raw DEFLATE has no trailer to come after it).
+  bool output_owed = false;
+  // Stopped holding fewer input bytes than it must see together (a gzip
+  // magic, a zlib header): the stage before may then add to a block this
+  // one has not emptied, or neither could move again.
+  bool wants_input = false;
+  // Decoded bytes; [pos, len) is what the next stage has not taken yet.
+  // The last stage hands each piece to the sink at once.
+  std::unique_ptr<uint8_t[]> block;
+  size_t pos = 0;
+  size_t len = 0;
+  uint64_t in_total = 0; // consumed
+  uint64_t out_total = 0;
 
   ~Stage() {
     if (initialised)
@@ -92,89 +106,107 @@ ContentDecoder::ContentDecoder(const DecodeLimits &limits) : limits_(limits) {}
 ContentDecoder::~ContentDecoder() = default;
 
 void ContentDecoder::append(const uint8_t *data, size_t len) {
-  Stage &first = *stages_.front();
-  if (first.in_pos == first.in.size()) {
-    first.in.clear();
-    first.in_pos = 0;
+  if (in_pos_ == in_.size()) {
+    in_.clear();
+    in_pos_ = 0;
+  } else if (in_pos_ >= kChunk) {
+    in_.erase(0, in_pos_);
+    in_pos_ = 0;
   }
-  first.in.append(reinterpret_cast<const char *>(data), len);
+  in_.append(reinterpret_cast<const char *>(data), len);
   total_in_ += len;
 }
 
 bool ContentDecoder::has_pending() const {
+  if (in_pos_ < in_.size())
+    return true;
   for (const auto &s : stages_)
-    if (s->in_pos < s->in.size() || s->out_pos < s->out.size())
+    if (s->pos < s->len || s->output_owed)
       return true;
   return false;
 }
 
+size_t ContentDecoder::buffered_bytes() const {
+  size_t n = in_.capacity();
+  for (const auto &s : stages_)
+    if (s->block)
+      n += kChunk;
+  return n;
+}
+
 int ContentDecoder::pump(const Sink &sink, std::string *why) {
-  bool paused = false;
-  // Run the stages front to back until nothing moves; each stage's output
-  // is the next one's input.
+  // Rounds front to back until nothing moves; in each, a stage decodes at
+  // most one block for the next (the last, as much as the sink takes).
   for (;;) {
     bool progress = false;
     for (size_t i = 0; i < stages_.size(); ++i) {
-      size_t before_in = stages_[i]->in.size() - stages_[i]->in_pos;
-      size_t before_out = stages_[i]->out.size() - stages_[i]->out_pos;
-      int rc = run_stage(i, sink, &paused, why);
+      bool paused = false;
+      int rc = run_stage(i, sink, &paused, &progress, why);
       if (rc != H2POOL_OK)
         return rc;
       if (paused)
         return H2POOL_OK;
-      size_t after_in = stages_[i]->in.size() - stages_[i]->in_pos;
-      size_t after_out = stages_[i]->out.size() - stages_[i]->out_pos;
-      if (after_in != before_in || after_out != before_out)
-        progress = true;
     }
     if (!progress)
       return H2POOL_OK;
   }
 }
 
-int ContentDecoder::run_stage(size_t index, const Sink &sink, bool *paused,
-                              std::string *why) {
-  Stage &st = *stages_[index];
+int ContentDecoder::check_limits(size_t index, std::string *why) const {
+  const Stage &st = *stages_[index];
   bool last = index + 1 == stages_.size();
-
-  // Hand on what this stage already decoded.
-  auto deliver = [&]() -> bool {
-    while (st.out_pos < st.out.size()) {
-      size_t n = st.out.size() - st.out_pos;
-      const uint8_t *p =
-          reinterpret_cast<const uint8_t *>(st.out.data() + st.out_pos);
-      if (last) {
-        st.out_pos += n;
-        if (!sink(p, n)) {
-          *paused = true;
-          return false;
-        }
-      } else {
-        Stage &next = *stages_[index + 1];
-        if (next.in_pos == next.in.size()) {
-          next.in.clear();
-          next.in_pos = 0;
-        }
-        next.in.append(reinterpret_cast<const char *>(p), n);
-        st.out_pos += n;
-      }
-    }
-    st.out.clear();
-    st.out_pos = 0;
-    return true;
-  };
-  if (!deliver())
+  std::string step;
+  if (stages_.size() > 1)
+    step = "decoding step " + std::to_string(index + 1) + " of " +
+           std::to_string(stages_.size());
+  if (st.out_total > limits_.max_bytes) {
+    if (why)
+      *why = (last ? std::string("decoded body") : step) + " exceeds " +
+             std::to_string(limits_.max_bytes) + " bytes";
+    return H2POOL_ERR_DECOMPRESSION_BOMB;
+  }
+  if (st.out_total <= kRatioGrace)
     return H2POOL_OK;
+  // Against the step's own input and against the wire: each step's ratio
+  // may pass while their product does not.
+  uint64_t bound = uint64_t(limits_.max_ratio);
+  if (st.out_total / std::max<uint64_t>(st.in_total, 1) >= bound ||
+      st.out_total / std::max<uint64_t>(total_in_, 1) >= bound) {
+    if (why)
+      *why = "compression ratio exceeds " + std::to_string(limits_.max_ratio) +
+             ":1" + (step.empty() ? "" : " in " + step);
+    return H2POOL_ERR_DECOMPRESSION_BOMB;
+  }
+  return H2POOL_OK;
+}
 
-  while (st.in_pos < st.in.size()) {
-    const uint8_t *in =
-        reinterpret_cast<const uint8_t *>(st.in.data()) + st.in_pos;
-    size_t avail = st.in.size() - st.in_pos;
+int ContentDecoder::run_stage(size_t index, const Sink &sink, bool *paused,
+                              bool *progress, std::string *why) {
+  Stage &st = *stages_[index];
+  Stage *prev = index > 0 ? stages_[index - 1].get() : nullptr;
+  Stage *next = index + 1 < stages_.size() ? stages_[index + 1].get() : nullptr;
+
+  for (;;) {
+    st.wants_input = false;
+    const uint8_t *in;
+    size_t avail;
+    if (prev) {
+      in = prev->block.get() + prev->pos;
+      avail = prev->len - prev->pos;
+    } else {
+      in = reinterpret_cast<const uint8_t *>(in_.data()) + in_pos_;
+      avail = in_.size() - in_pos_;
+    }
+
     if (st.ended) {
+      if (avail == 0)
+        return H2POOL_OK;
       // After a complete member only another gzip member may follow.
       if (st.format == Format::gzip && in[0] == 0x1f) {
-        if (avail < 2)
-          return H2POOL_OK; // wait for the second magic byte
+        if (avail < 2) {
+          st.wants_input = true; // the second magic byte
+          return H2POOL_OK;
+        }
         if (in[1] == 0x8b) {
           inflateReset(&st.z);
           st.ended = false;
@@ -186,12 +218,16 @@ int ContentDecoder::run_stage(size_t index, const Sink &sink, bool *paused,
       return H2POOL_ERR_DECODE;
     }
     if (!st.initialised) {
+      if (avail == 0)
+        return H2POOL_OK;
       int window_bits = 15 + 16; // gzip wrapper only
       if (st.format == Format::deflate_auto) {
         // "deflate" is meant to be zlib-wrapped (RFC 9110), but servers
         // also send raw DEFLATE; a valid zlib header tells them apart.
-        if (avail < 2)
+        if (avail < 2) {
+          st.wants_input = true;
           return H2POOL_OK;
+        }
         bool zlib = (in[0] & 0x0f) == 8 && (in[0] >> 4) <= 7 &&
                     ((unsigned(in[0]) << 8) | in[1]) % 31 == 0;
         st.format = zlib ? Format::deflate_zlib : Format::deflate_raw;
@@ -206,17 +242,38 @@ int ContentDecoder::run_stage(size_t index, const Sink &sink, bool *paused,
         return H2POOL_ERR_NOMEM;
       }
       st.initialised = true;
+      st.block.reset(new uint8_t[kChunk]);
     }
+    if (avail == 0 && !st.output_owed)
+      return H2POOL_OK;
+
+    if (st.pos == st.len) {
+      st.pos = st.len = 0;
+    } else if (next && next->wants_input) {
+      // Only a byte or so is left: top the block up behind it.
+      std::memmove(st.block.get(), st.block.get() + st.pos, st.len - st.pos);
+      st.len -= st.pos;
+      st.pos = 0;
+    } else {
+      return H2POOL_OK; // the next stage has not taken the last block
+    }
+
     st.saw_input = true;
-    char buf[kChunk];
+    size_t space = kChunk - st.len;
     st.z.next_in = const_cast<Bytef *>(in);
     st.z.avail_in = uInt(std::min<size_t>(avail, UINT32_MAX));
-    st.z.next_out = reinterpret_cast<Bytef *>(buf);
-    st.z.avail_out = sizeof buf;
+    st.z.next_out = st.block.get() + st.len;
+    st.z.avail_out = uInt(space);
     int rc = inflate(&st.z, Z_NO_FLUSH);
-    size_t used = (st.z.next_in - in);
-    size_t produced = sizeof buf - st.z.avail_out;
-    st.in_pos += used;
+    size_t used = st.z.next_in - in;
+    size_t produced = space - st.z.avail_out;
+    if (prev)
+      prev->pos += used;
+    else
+      in_pos_ += used;
+    st.in_total += used;
+    st.out_total += produced;
+    st.output_owed = rc == Z_OK && st.z.avail_out == 0;
     if (rc == Z_STREAM_END) {
       st.ended = true;
     } else if (rc == Z_BUF_ERROR && used == 0 && produced == 0) {
@@ -227,43 +284,41 @@ int ContentDecoder::run_stage(size_t index, const Sink &sink, bool *paused,
                (st.z.msg ? st.z.msg : "zlib error " + std::to_string(rc));
       return H2POOL_ERR_DECODE;
     }
-    if (last) {
-      total_out_ += produced;
-      if (total_out_ > limits_.max_bytes) {
-        if (why)
-          *why = "decoded body exceeds " + std::to_string(limits_.max_bytes) +
-                 " bytes";
-        return H2POOL_ERR_DECOMPRESSION_BOMB;
-      }
-      if (total_out_ > kRatioGrace &&
-          total_out_ / std::max<uint64_t>(total_in_, 1) >= limits_.max_ratio) {
-        if (why)
-          *why = "compression ratio exceeds " +
-                 std::to_string(limits_.max_ratio) + ":1";
-        return H2POOL_ERR_DECOMPRESSION_BOMB;
+    if (used == 0 && produced == 0 && !st.ended)
+      return H2POOL_OK;
+    *progress = true;
+    // Before anyone sees the bytes, so no step ever hands on more than the
+    // limits allow.
+    int limit = check_limits(index, why);
+    if (limit != H2POOL_OK)
+      return limit;
+    st.len += produced;
+    if (next) {
+      if (produced)
+        next->wants_input = false;
+    } else if (st.len > 0) {
+      const uint8_t *p = st.block.get();
+      size_t n = st.len;
+      st.pos = st.len = 0;
+      if (!sink(p, n)) {
+        *paused = true;
+        return H2POOL_OK;
       }
     }
-    st.out.append(buf, produced);
-    if (!deliver())
-      return H2POOL_OK;
-    if (used == 0 && produced == 0)
-      break;
   }
-  if (st.in_pos == st.in.size()) {
-    st.in.clear();
-    st.in_pos = 0;
-  }
-  return H2POOL_OK;
 }
 
 int ContentDecoder::finish(std::string *why) const {
-  for (const auto &st : stages_) {
-    if (st->saw_input && !st->ended) {
+  for (size_t i = 0; i < stages_.size(); ++i) {
+    const Stage &st = *stages_[i];
+    if (st.saw_input && !st.ended) {
       if (why)
         *why = "compressed body is truncated";
       return H2POOL_ERR_DECODE;
     }
-    if (st->in_pos < st->in.size()) {
+    bool unread = i == 0 ? in_pos_ < in_.size()
+                         : stages_[i - 1]->pos < stages_[i - 1]->len;
+    if (unread) {
       if (why)
         *why = "trailing bytes after the compressed body";
       return H2POOL_ERR_DECODE;

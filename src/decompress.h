@@ -14,9 +14,15 @@
 
 namespace h2pool_core {
 
+// With chained encodings every decoding step counts, not only the last: an
+// intermediate step can expand enormously even when the final body is small
+// (a stream of empty gzip members, say).
 struct DecodeLimits {
+  // Most bytes any one step may produce.
   uint64_t max_bytes = 100u << 20;
-  uint32_t max_ratio = 100; // checked once max(1 MiB, ...) is decoded
+  // Once a step has produced more than 1 MiB: most bytes it may produce per
+  // byte it consumed, and per byte received from the wire.
+  uint32_t max_ratio = 100;
   uint32_t max_encodings = 5;
 };
 
@@ -43,8 +49,13 @@ public:
   // used, or the sink paused), or H2POOL_ERR_DECODE /
   // H2POOL_ERR_DECOMPRESSION_BOMB with the reason in `*why`.
   int pump(const Sink &sink, std::string *why);
-  // True while the sink's last pause left decoded or encoded bytes behind.
+  // True while the sink's last pause left decoded or encoded bytes behind
+  // (or output zlib may still give without more input).
   bool has_pending() const;
+  // Heap bytes held for encoded input and between decoding steps (zlib's own
+  // state aside): the received bytes not yet decoded plus at most one block
+  // per step, however much the body expands.
+  size_t buffered_bytes() const;
   // At the end of the body: H2POOL_OK if every stage ended cleanly, else
   // H2POOL_ERR_DECODE (truncated stream).
   int finish(std::string *why) const;
@@ -52,12 +63,15 @@ public:
 private:
   struct Stage;
   explicit ContentDecoder(const DecodeLimits &limits);
-  int run_stage(size_t index, const Sink &sink, bool *paused, std::string *why);
+  int run_stage(size_t index, const Sink &sink, bool *paused, bool *progress,
+                std::string *why);
+  int check_limits(size_t index, std::string *why) const;
 
   DecodeLimits limits_;
   std::vector<std::unique_ptr<Stage>> stages_; // first decodes the wire
+  std::string in_;                             // received, from in_pos_ on
+  size_t in_pos_ = 0;                          // not yet decoded
   uint64_t total_in_ = 0;
-  uint64_t total_out_ = 0;
 };
 
 } // namespace h2pool_core

@@ -18,14 +18,30 @@ void FieldList::add(std::string_view name, std::string_view value) {
   entries_.push_back(e);
 }
 
+bool FieldList::named(const Entry &e, std::string_view name) const {
+  return e.name_len == name.size() &&
+         strncasecmp(buf_.data() + e.name_off, name.data(), name.size()) == 0;
+}
+
 long FieldList::find(std::string_view name) const {
-  for (size_t i = 0; i < entries_.size(); ++i) {
-    const Entry &e = entries_[i];
-    if (e.name_len == name.size() &&
-        strncasecmp(buf_.data() + e.name_off, name.data(), name.size()) == 0)
+  for (size_t i = 0; i < entries_.size(); ++i)
+    if (named(entries_[i], name))
       return long(i);
-  }
   return -1;
+}
+
+std::optional<std::string> FieldList::joined(std::string_view name) const {
+  std::optional<std::string> out;
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    if (!named(entries_[i], name))
+      continue;
+    if (out)
+      out->append(", ");
+    else
+      out.emplace();
+    out->append(value(i));
+  }
+  return out;
 }
 
 void FieldList::remove(std::initializer_list<std::string_view> names) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +25,10 @@ public:
   }
   // The first field named `name` (ASCII case-insensitive), or -1.
   long find(std::string_view name) const;
+  // Every field named `name` (ASCII case-insensitive) as one value: their
+  // values in order, joined with ", ", which is what RFC 9110 5.3 says
+  // repeated field lines mean. Nothing when there is no such field.
+  std::optional<std::string> joined(std::string_view name) const;
   // Drops every field whose name (exact, lower case) is one of `names`.
   void remove(std::initializer_list<std::string_view> names);
   void clear();
@@ -37,6 +42,7 @@ private:
   struct Entry {
     uint32_t name_off, name_len, value_off, value_len;
   };
+  bool named(const Entry &e, std::string_view name) const;
   std::string buf_;
   std::vector<Entry> entries_;
 };

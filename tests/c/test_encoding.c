@@ -70,6 +70,8 @@ typedef struct enc_capture {
   uint64_t received;
   bool nonzero; /* a byte other than 0 arrived (zeros bodies) */
   bool count_only;
+  bool pause_each;   /* on_data returns H2POOL_DATA_PAUSE every time */
+  atomic_int paused; /* set with each such pause (and the waiter signalled) */
 } enc_capture;
 
 /* Globals, so a failed assertion (longjmp) never leaves a pool callback
@@ -99,6 +101,7 @@ static void enc_capture_reset(enc_capture *e, waiter *w) {
   capture_init(&e->cap, w);
   atomic_init(&e->headers_calls, 0);
   atomic_init(&e->data_calls, 0);
+  atomic_init(&e->paused, 0);
 }
 
 static void enc_done(const h2pool_response *resp, const h2pool_error *err,
@@ -170,6 +173,11 @@ static int enc_on_data(const uint8_t *data, size_t len, void *user_data) {
     e->data_len += len;
   }
   e->received += len;
+  if (e->pause_each) {
+    atomic_store(&e->paused, 1);
+    waiter_signal(e->cap.w);
+    return H2POOL_DATA_PAUSE;
+  }
   return 0;
 }
 
@@ -215,6 +223,30 @@ static void get_enc(fixture *f, const char *pq, const h2pool_request_opts *o,
                    H2POOL_OK);
   assert_true(waiter_wait(&f->w, before + 1, timeout_ms));
   assert_int_equal(atomic_load(&e->cap.calls), 1);
+}
+
+/* Submits POST base+pq with `body` and enc_done; waits for it. */
+static void post_enc(fixture *f, const char *pq, const uint8_t *body,
+                     size_t len, const h2pool_request_opts *o, enc_capture *e,
+                     uint32_t timeout_ms) {
+  char url[512];
+  fixture_url(f, url, sizeof url, pq);
+  size_t before = waiter_count(&f->w);
+  assert_int_equal(h2pool_request(f->pool, "POST", url, NULL, 0, body, len, o,
+                                  enc_done, e, NULL),
+                   H2POOL_OK);
+  assert_true(waiter_wait(&f->w, before + 1, timeout_ms));
+  assert_int_equal(atomic_load(&e->cap.calls), 1);
+}
+
+/* `times` copies of p[0..n), back to back; the caller frees it. */
+static uint8_t *repeat_bytes(const uint8_t *p, size_t n, size_t times) {
+  uint8_t *out = malloc(n * times);
+  if (!out)
+    abort();
+  for (size_t i = 0; i < times; i++)
+    memcpy(out + i * n, p, n);
+  return out;
 }
 
 static h2pool_request_opts *new_opts(void) {
@@ -312,6 +344,40 @@ static void test_chained_gzip_gzip_decodes(void **state) {
 
 static void test_chained_deflate_gzip_decodes(void **state) {
   check_decodes(state, "deflate,gzip", "deflate,gzip");
+}
+
+/* Two content-encoding field lines, "gzip" and "gzip", over a body gzipped
+ * twice: RFC 9110 5.3 makes that "gzip, gzip", so both are undone. The
+ * server gzips once per request (ce=gzip) and adds the second line
+ * (header=), so the first request fetches gzip(body) undecoded and the
+ * second has /echo send it back gzipped again. */
+static void test_two_content_encoding_lines_are_both_decoded(void **state) {
+  fixture *f = *state;
+  const size_t n = 300000;
+  h2pool_request_opts *raw = new_opts();
+  assert_int_equal(h2pool_request_opts_set_auto_decompress(raw, 0), H2POOL_OK);
+  enc_capture *once = &g_caps[0];
+  get_enc(f, "/g?size=300000&seed=41&ce=gzip", raw, NULL, 0, once, WAIT_MS);
+  h2pool_request_opts_free(raw);
+  assert_false(once->cap.had_err);
+  assert_true(once->ce_null);
+  assert_true(once->cap.body_len > 18);
+  assert_int_equal(once->cap.body[0], 0x1f);
+  assert_int_equal(once->cap.body[1], 0x8b);
+
+  enc_capture *e = &g_caps[1];
+  post_enc(f, "/echo?ce=gzip&header=content-encoding:gzip", once->cap.body,
+           once->cap.body_len, NULL, e, WAIT_MS);
+  if (e->cap.had_err)
+    print_error("%d %s\n", e->cap.err, e->cap.message);
+  assert_false(e->cap.had_err);
+  assert_int_equal(e->cap.status, 200);
+  assert_int_equal(e->cap.body_len, n);
+  assert_true(capture_body_is_test_body(&e->cap, 41, n));
+  assert_false(e->ce_null);
+  assert_string_equal(e->ce, "gzip, gzip");
+  assert_null(capture_header(&e->cap, "content-encoding"));
+  assert_null(capture_header(&e->cap, "content-length"));
 }
 
 /* ---- accept-encoding and auto-decompress off ---------------------------- */
@@ -457,6 +523,59 @@ static void test_raised_limits_decode_100mib_streaming(void **state) {
   assert_string_equal(e->ce, "gzip");
 }
 
+/* content-encoding "gzip,gzip,gzip" over a few hundred bytes whose middle
+ * decoding step yields 128 MiB of empty gzip members, which the last step
+ * turns into nothing: only the middle step's own output shows the bomb, and
+ * decoding one step whole before the next held all of it. The pieces come
+ * from the server's zlib (ce=gzip, undecoded): an empty member E, then
+ * Z = gzip(1 MiB of E), then W = gzip(128 copies of Z); W is echoed back
+ * announced as three gzips. */
+static void test_nested_encoding_bomb_fails_with_bounded_memory(void **state) {
+  fixture *f = *state;
+  h2pool_request_opts *raw = new_opts();
+  assert_int_equal(h2pool_request_opts_set_auto_decompress(raw, 0), H2POOL_OK);
+  enc_capture *empty = &g_caps[0], *z = &g_caps[1], *w = &g_caps[2];
+  get_enc(f, "/e?size=0&ce=gzip", raw, NULL, 0, empty, WAIT_MS);
+  assert_false(empty->cap.had_err);
+  assert_true(empty->cap.body_len >= 18);
+  size_t members = MIB / empty->cap.body_len;
+  uint8_t *y = repeat_bytes(empty->cap.body, empty->cap.body_len, members);
+  post_enc(f, "/echo?ce=gzip", y, members * empty->cap.body_len, raw, z,
+           WAIT_MS);
+  free(y);
+  assert_false(z->cap.had_err);
+  assert_true(z->cap.body_len > 0 && z->cap.body_len < 16384);
+  uint8_t *zs = repeat_bytes(z->cap.body, z->cap.body_len, 128);
+  post_enc(f, "/echo?ce=gzip", zs, 128 * z->cap.body_len, raw, w, WAIT_MS);
+  free(zs);
+  h2pool_request_opts_free(raw);
+  assert_false(w->cap.had_err);
+  assert_true(w->cap.body_len > 0 && w->cap.body_len < 65536);
+
+  enc_capture *e = &g_caps[3];
+  bool hwm = reset_peak_rss();
+  uint64_t before = rss_bytes();
+  post_enc(f, "/echo?header=content-encoding:gzip,gzip,gzip", w->cap.body,
+           w->cap.body_len, NULL, e, 60000);
+  uint64_t after = rss_bytes();
+  uint64_t peak = hwm ? peak_rss_bytes() : 0;
+  print_message("nested bomb (%zu wire bytes): rss before %llu KiB, after "
+                "%llu KiB, peak %llu KiB (peak %s)\n",
+                w->cap.body_len, (unsigned long long)(before >> 10),
+                (unsigned long long)(after >> 10),
+                (unsigned long long)(peak >> 10),
+                hwm ? "measured" : "unavailable");
+  if (e->cap.had_err)
+    print_message("nested bomb error: %s\n", e->cap.message);
+  assert_true(e->cap.had_err);
+  assert_int_equal(e->cap.err, H2POOL_ERR_DECOMPRESSION_BOMB);
+  assert_non_null(strstr(e->cap.message, "decoding step 2 of 3"));
+  uint64_t limit = 32 * (uint64_t)MIB;
+  assert_true(after < before + limit);
+  if (hwm && peak > 0)
+    assert_true(peak < before + limit);
+}
+
 /* ---- corrupt encodings -------------------------------------------------- */
 
 static void check_corrupt(void **state, const char *ce, const char *kind) {
@@ -542,6 +661,51 @@ static void test_streamed_decoding_matches_buffered(void **state) {
   assert_true(capture_body_is_test_body(&buf->cap, 91, n));
   assert_string_equal(st->ce, "gzip");
   assert_null(capture_header(&st->cap, "content-encoding"));
+}
+
+/* Three chained codings streamed to an on_data that pauses after every
+ * piece, resumed from here each time: the body arrives whole and in order
+ * (the decoder keeps its place between steps across each pause, and a
+ * response that ends while paused waits for the rest to be read). */
+static void
+test_chained_decoding_paused_every_call_is_byte_exact(void **state) {
+  fixture *f = *state;
+  const size_t n = 3 * MIB + 777;
+  h2pool_request_opts *o = new_opts();
+  assert_int_equal(h2pool_request_opts_set_on_data(o, enc_on_data), H2POOL_OK);
+  enc_capture *e = &g_caps[0];
+  e->pause_each = true;
+  char pq[128];
+  snprintf(pq, sizeof pq, "/p?size=%zu&seed=93&ce=gzip,deflate,gzip", n);
+  char url[512];
+  fixture_url(f, url, sizeof url, pq);
+  uint64_t id = 0;
+  size_t seen = waiter_count(&f->w);
+  assert_int_equal(h2pool_request(f->pool, "GET", url, NULL, 0, NULL, 0, o,
+                                  enc_done, e, &id),
+                   H2POOL_OK);
+  h2pool_request_opts_free(o);
+  int resumes = 0;
+  while (atomic_load(&e->cap.calls) == 0) {
+    assert_true(waiter_wait(&f->w, seen + 1, 30000));
+    seen = waiter_count(&f->w);
+    if (atomic_exchange(&e->paused, 0)) {
+      assert_int_equal(h2pool_request_resume_download(f->pool, id), H2POOL_OK);
+      resumes++;
+    }
+  }
+  if (e->cap.had_err)
+    print_error("%d %s\n", e->cap.err, e->cap.message);
+  assert_false(e->cap.had_err);
+  assert_int_equal(e->cap.status, 200);
+  assert_true(resumes >= (int)(n / (64 * 1024)));
+  assert_int_equal(e->data_len, n);
+  uint8_t *want = malloc(n);
+  assert_non_null(want);
+  h2ts_test_body(93, n, want);
+  assert_memory_equal(e->data, want, n);
+  free(want);
+  assert_string_equal(e->ce, "gzip,deflate,gzip");
 }
 
 /* ---- trailers ----------------------------------------------------------- */
@@ -668,6 +832,7 @@ int main(void) {
       /* First, while the process is small and quiet. */
       T(test_gzip_bomb_fails_with_bounded_memory),
       T(test_gzip_bomb_fails_in_streaming_mode),
+      T(test_nested_encoding_bomb_fails_with_bounded_memory),
       cmocka_unit_test_setup_teardown(
           test_raised_limits_decode_100mib_streaming, enc_setup_no_pool,
           enc_teardown),
@@ -677,6 +842,7 @@ int main(void) {
       T(test_deflate_raw_decodes_byte_exact),
       T(test_chained_gzip_gzip_decodes),
       T(test_chained_deflate_gzip_decodes),
+      T(test_two_content_encoding_lines_are_both_decoded),
       T(test_accept_encoding_sent_by_default),
       T(test_auto_decompress_off_sends_no_accept_encoding),
       T(test_auto_decompress_off_delivers_encoded_bytes),
@@ -688,6 +854,7 @@ int main(void) {
       T(test_corrupt_zlib_adler_fails_decode),
       T(test_unknown_encoding_passes_through),
       T(test_streamed_decoding_matches_buffered),
+      T(test_chained_decoding_paused_every_call_is_byte_exact),
       T(test_trailers_buffered),
       T(test_trailers_streaming),
       T(test_trailers_after_empty_body),

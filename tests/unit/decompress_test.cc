@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
 #include <random>
 #include <string>
 
@@ -35,6 +38,112 @@ std::string sample(size_t n) {
     c = char('a' + rng() % 8); // compressible, not trivially
   return s;
 }
+
+// gzip of `times` copies of `piece`, compressed as it is fed, so the input
+// (hundreds of MiB for a bomb) is never held whole, only its compressed form.
+std::string gzip_repeated(const std::string &piece, size_t times) {
+  std::string batch;
+  size_t per_batch = std::max<size_t>(1, (256u << 10) / piece.size());
+  for (size_t i = 0; i < per_batch; ++i)
+    batch += piece;
+  z_stream z{};
+  EXPECT_EQ(deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY),
+            Z_OK);
+  std::string out;
+  std::string buf(1u << 16, '\0');
+  auto run = [&](const char *p, size_t n, int flush) {
+    z.next_in = reinterpret_cast<Bytef *>(const_cast<char *>(p));
+    z.avail_in = uInt(n);
+    int rc;
+    do {
+      z.next_out = reinterpret_cast<Bytef *>(buf.data());
+      z.avail_out = uInt(buf.size());
+      rc = deflate(&z, flush);
+      out.append(buf.data(), buf.size() - z.avail_out);
+    } while (z.avail_in > 0 || (flush == Z_FINISH && rc != Z_STREAM_END));
+  };
+  for (size_t done = 0; done < times;) {
+    size_t k = std::min(per_batch, times - done);
+    run(batch.data(), k * piece.size(), Z_NO_FLUSH);
+    done += k;
+  }
+  run(nullptr, 0, Z_FINISH);
+  deflateEnd(&z);
+  return out;
+}
+
+std::string repeated(const std::string &piece, size_t times) {
+  std::string out;
+  out.reserve(piece.size() * times);
+  for (size_t i = 0; i < times; ++i)
+    out += piece;
+  return out;
+}
+
+// A field of /proc/self/status in bytes ("VmHWM", "VmRSS"), or 0.
+uint64_t proc_status_bytes(const std::string &field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.compare(0, field.size() + 1, field + ":") == 0)
+      return std::stoull(line.substr(field.size() + 1)) * 1024;
+  return 0;
+}
+
+// Resets VmHWM to the current RSS (Linux 4.0 on); false where it cannot.
+bool reset_peak_rss() {
+  std::FILE *f = std::fopen("/proc/self/clear_refs", "w");
+  if (!f)
+    return false;
+  bool ok = std::fputs("5", f) >= 0;
+  return std::fclose(f) == 0 && ok;
+}
+
+// Decodes while watching the decoder's buffers: after every pump and from
+// inside the sink, so growth within one pump shows too. The bytes are only
+// counted.
+struct Watched {
+  int rc = H2POOL_OK;
+  std::string why;
+  uint64_t delivered = 0;
+  size_t peak_buffered = 0;
+  uint64_t peak_rss_growth = 0; // VmHWM over the RSS before; 0: unmeasured
+};
+
+Watched decode_watched(const std::string &encoding, const std::string &wire,
+                       size_t chunk, DecodeLimits limits = {}) {
+  Watched w;
+  std::unique_ptr<ContentDecoder> dec;
+  w.rc = ContentDecoder::create(encoding, limits, &dec, &w.why);
+  if (w.rc != H2POOL_OK || !dec) {
+    ADD_FAILURE() << "no decoder for " << encoding << ": " << w.why;
+    return w;
+  }
+  bool hwm = reset_peak_rss();
+  uint64_t rss_before = proc_status_bytes("VmRSS");
+  auto sink = [&](const uint8_t *, size_t n) {
+    w.delivered += n;
+    w.peak_buffered = std::max(w.peak_buffered, dec->buffered_bytes());
+    return true;
+  };
+  for (size_t off = 0; off < wire.size() && w.rc == H2POOL_OK; off += chunk) {
+    size_t n = std::min(chunk, wire.size() - off);
+    dec->append(reinterpret_cast<const uint8_t *>(wire.data() + off), n);
+    w.rc = dec->pump(sink, &w.why);
+    w.peak_buffered = std::max(w.peak_buffered, dec->buffered_bytes());
+  }
+  if (w.rc == H2POOL_OK)
+    w.rc = dec->finish(&w.why);
+  uint64_t peak = proc_status_bytes("VmHWM");
+  if (hwm && rss_before > 0 && peak > 0)
+    w.peak_rss_growth = peak > rss_before ? peak - rss_before : 0;
+  return w;
+}
+
+// Far below what the bombs below expand to in any one step (hundreds of
+// MiB), far above a few 64 KiB blocks per step.
+constexpr size_t kBufferBound = 1u << 20;
+constexpr uint64_t kRssBound = 8u << 20;
 
 struct Result {
   int rc = H2POOL_OK;
@@ -201,6 +310,162 @@ TEST(Decompress, PausingSinkResumesWhereItStopped) {
   EXPECT_EQ(out, body);
   EXPECT_FALSE(dec->has_pending());
   EXPECT_EQ(dec->finish(&why), H2POOL_OK) << why;
+}
+
+// gzip, three times over: the middle step expands the wire's few KB to 128
+// MiB of gzip members (each 1 MiB of zeros), which the last step would
+// expand to 128 GiB. Decoding the middle step whole before the last one
+// starts is what held hundreds of MiB.
+TEST(Decompress, TripleGzipBombFailsWithBoundedMemory) {
+  const std::string member = gzip(std::string(1u << 20, '\0'));
+  const size_t members = (128u << 20) / member.size();
+  std::string wire = gzip(gzip_repeated(member, members));
+  ASSERT_LT(wire.size(), 64u << 10);
+  // In small pieces, and whole as one DATA frame would bring it.
+  for (size_t chunk : {size_t(1000), wire.size()}) {
+    SCOPED_TRACE("chunk " + std::to_string(chunk));
+    Watched w = decode_watched("gzip, gzip, gzip", wire, chunk);
+    EXPECT_EQ(w.rc, H2POOL_ERR_DECOMPRESSION_BOMB) << w.why;
+    EXPECT_NE(w.why.find("ratio"), std::string::npos) << w.why;
+    EXPECT_LT(w.delivered, 4u << 20);
+    EXPECT_LT(w.peak_buffered, kBufferBound);
+    EXPECT_LT(w.peak_rss_growth, kRssBound);
+    std::printf("triple gzip bomb, wire %zu bytes in pieces of %zu: peak "
+                "buffered %zu bytes, peak RSS growth %llu KiB\n",
+                wire.size(), chunk, w.peak_buffered,
+                (unsigned long long)(w.peak_rss_growth >> 10));
+  }
+}
+
+// Empty gzip members: the middle step yields 128 MiB of them, the last step
+// nothing at all, so only the middle step's own output shows the bomb.
+TEST(Decompress, IntermediateStepBombFailsThoughTheBodyIsEmpty) {
+  const std::string empty_member = gzip("");
+  const size_t members = (128u << 20) / empty_member.size();
+  std::string wire = gzip(gzip_repeated(empty_member, members));
+  ASSERT_LT(wire.size(), 64u << 10);
+  for (size_t chunk : {size_t(1000), wire.size()}) {
+    SCOPED_TRACE("chunk " + std::to_string(chunk));
+    Watched w = decode_watched("gzip, gzip, gzip", wire, chunk);
+    EXPECT_EQ(w.rc, H2POOL_ERR_DECOMPRESSION_BOMB) << w.why;
+    EXPECT_NE(w.why.find("ratio exceeds 100:1 in decoding step 2 of 3"),
+              std::string::npos)
+        << w.why;
+    EXPECT_EQ(w.delivered, 0u);
+    EXPECT_LT(w.peak_buffered, kBufferBound);
+    EXPECT_LT(w.peak_rss_growth, kRssBound);
+    std::printf("intermediate bomb, wire %zu bytes in pieces of %zu: peak "
+                "buffered %zu bytes, peak RSS growth %llu KiB\n",
+                wire.size(), chunk, w.peak_buffered,
+                (unsigned long long)(w.peak_rss_growth >> 10));
+  }
+}
+
+TEST(Decompress, SizeLimitAppliesToEachStep) {
+  const std::string empty_member = gzip("");
+  std::string wire =
+      gzip_repeated(empty_member, (32u << 20) / empty_member.size());
+  DecodeLimits limits;
+  limits.max_ratio = 1u << 30; // only the size limit applies
+  limits.max_bytes = 8u << 20;
+  Watched w = decode_watched("gzip, gzip", wire, 1000, limits);
+  EXPECT_EQ(w.rc, H2POOL_ERR_DECOMPRESSION_BOMB) << w.why;
+  EXPECT_NE(w.why.find("decoding step 1 of 2 exceeds 8388608 bytes"),
+            std::string::npos)
+      << w.why;
+  EXPECT_EQ(w.delivered, 0u);
+}
+
+// Each step expands about 20:1, within the limit, but together over 400:1
+// while the body stays empty: a step's output is checked against the wire
+// too.
+TEST(Decompress, RatioAgainstTheWireAppliesToEachStep) {
+  const std::string inner = gzip(repeated(gzip(""), 40));
+  const std::string outer = gzip(repeated(inner, 40));
+  const uint64_t empty_bytes = 40 * gzip("").size(); // per inner member
+  ASSERT_LT(empty_bytes / inner.size(), 50u);
+  ASSERT_LT(40 * inner.size() / outer.size(), 50u);
+  ASSERT_GE(40 * empty_bytes / outer.size(), 200u);
+  std::string wire = repeated(outer, (64u << 20) / (40 * empty_bytes));
+  DecodeLimits limits;
+  limits.max_bytes = uint64_t{1} << 30;
+  Watched w = decode_watched("gzip, gzip, gzip", wire, 1000, limits);
+  EXPECT_EQ(w.rc, H2POOL_ERR_DECOMPRESSION_BOMB) << w.why;
+  EXPECT_NE(w.why.find("ratio exceeds 100:1 in decoding step 2 of 3"),
+            std::string::npos)
+      << w.why;
+  EXPECT_EQ(w.delivered, 0u);
+}
+
+// 5 MiB through three steps (gzip, zlib deflate, raw deflate in the order
+// applied), fed in pieces of various sizes: byte-exact, and the decoder
+// never holds more than a few blocks.
+TEST(Decompress, ThreeStepChainDecodesByteExact) {
+  const std::string body = sample(5u << 20);
+  const std::string wire = compress(compress(gzip(body), 15), -15);
+  for (size_t chunk : {size_t(1000), size_t(16384), wire.size()}) {
+    std::unique_ptr<ContentDecoder> dec;
+    std::string why, out;
+    ASSERT_EQ(ContentDecoder::create("gzip, deflate, deflate", {}, &dec, &why),
+              H2POOL_OK);
+    ASSERT_NE(dec, nullptr);
+    size_t peak = 0;
+    auto sink = [&](const uint8_t *p, size_t n) {
+      out.append(reinterpret_cast<const char *>(p), n);
+      peak = std::max(peak, dec->buffered_bytes());
+      return true;
+    };
+    for (size_t off = 0; off < wire.size(); off += chunk) {
+      size_t n = std::min(chunk, wire.size() - off);
+      dec->append(reinterpret_cast<const uint8_t *>(wire.data() + off), n);
+      ASSERT_EQ(dec->pump(sink, &why), H2POOL_OK) << why;
+    }
+    EXPECT_EQ(dec->finish(&why), H2POOL_OK) << why;
+    EXPECT_FALSE(dec->has_pending());
+    EXPECT_EQ(out.size(), body.size()) << "chunk " << chunk;
+    EXPECT_TRUE(out == body) << "chunk " << chunk;
+    // What was appended at once, plus a block per step.
+    EXPECT_LE(peak, 2 * chunk + 3 * (64u << 10)) << "chunk " << chunk;
+  }
+}
+
+// The same chain with a sink that pauses after every piece: each pump()
+// resumes where the last stopped, nothing lost or repeated, and what waits
+// between steps stays a block or so whatever was appended.
+TEST(Decompress, ThreeStepChainWithPausingSinkDecodesByteExact) {
+  const std::string body = sample(5u << 20);
+  const std::string wire = gzip(gzip(gzip(body)));
+  for (size_t chunk : {size_t(16384), wire.size()}) {
+    std::unique_ptr<ContentDecoder> dec;
+    std::string why, out;
+    ASSERT_EQ(ContentDecoder::create("gzip, gzip, gzip", {}, &dec, &why),
+              H2POOL_OK);
+    bool paused = false;
+    size_t calls = 0, peak = 0;
+    auto sink = [&](const uint8_t *p, size_t n) {
+      EXPECT_FALSE(paused) << "sink called again after pausing";
+      out.append(reinterpret_cast<const char *>(p), n);
+      ++calls;
+      paused = true;
+      return false;
+    };
+    for (size_t off = 0; off < wire.size(); off += chunk) {
+      size_t n = std::min(chunk, wire.size() - off);
+      dec->append(reinterpret_cast<const uint8_t *>(wire.data() + off), n);
+      // Pump again while the sink paused, as resume_body does.
+      do {
+        paused = false;
+        ASSERT_EQ(dec->pump(sink, &why), H2POOL_OK) << why;
+        peak = std::max(peak, dec->buffered_bytes());
+      } while (paused);
+    }
+    EXPECT_GE(calls, body.size() / (64u << 10)) << "chunk " << chunk;
+    EXPECT_EQ(out.size(), body.size()) << "chunk " << chunk;
+    EXPECT_TRUE(out == body) << "chunk " << chunk;
+    EXPECT_FALSE(dec->has_pending());
+    EXPECT_EQ(dec->finish(&why), H2POOL_OK) << why;
+    EXPECT_LE(peak, 2 * chunk + 3 * (64u << 10)) << "chunk " << chunk;
+  }
 }
 
 } // namespace
