@@ -50,41 +50,43 @@ bool parse_ip_literal(const std::string &host, uint16_t port, Address *out) {
   return false;
 }
 
+SystemResolver::SystemResolver(Loop &loop)
+    : state_(std::make_shared<State>(loop)) {}
+
 SystemResolver::~SystemResolver() { shutdown(); }
 
 void SystemResolver::resolve(const std::string &host, uint16_t port,
                              Callback callback) {
-  std::lock_guard lock(mutex_);
-  if (stopping_)
+  State &st = *state_;
+  std::lock_guard lock(st.mutex);
+  if (st.stopping)
     return;
   Key key(host, port);
-  auto &callbacks = waiting_[key];
+  auto &callbacks = st.waiting[key];
   callbacks.push_back(std::move(callback));
   if (callbacks.size() > 1)
     return; // the same lookup is queued or running: its answer serves both
-  queue_.push_back(std::move(key));
-  if (idle_threads_ > 0) {
-    cv_.notify_one();
+  st.queue.push_back(std::move(key));
+  if (st.idle_threads > 0) {
+    st.cv.notify_one();
     return;
   }
   // Every thread is busy (perhaps on a name whose servers do not answer):
   // another thread keeps this lookup from waiting behind them.
-  if (threads_.size() < kMaxThreads)
-    threads_.emplace_back([this] { run(); });
+  if (st.threads < kMaxThreads) {
+    std::thread(run, state_).detach();
+    ++st.threads;
+  }
 }
 
 void SystemResolver::shutdown() {
-  std::vector<std::thread> threads;
   {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-    queue_.clear();
-    waiting_.clear();
-    threads.swap(threads_);
+    std::lock_guard lock(state_->mutex);
+    state_->stopping = true;
+    state_->queue.clear();
+    state_->waiting.clear();
   }
-  cv_.notify_all();
-  for (auto &t : threads)
-    t.join();
+  state_->cv.notify_all();
 }
 
 namespace {
@@ -127,37 +129,38 @@ std::vector<Address> lookup(const std::string &host, uint16_t port,
 
 } // namespace
 
-void SystemResolver::run() {
-  std::unique_lock lock(mutex_);
+void SystemResolver::run(std::shared_ptr<State> state) {
+  State &st = *state;
+  std::unique_lock lock(st.mutex);
   for (;;) {
-    ++idle_threads_;
-    cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-    --idle_threads_;
-    if (stopping_)
-      return;
-    Key key = std::move(queue_.front());
-    queue_.pop_front();
+    ++st.idle_threads;
+    st.cv.wait(lock, [&] { return st.stopping || !st.queue.empty(); });
+    --st.idle_threads;
+    if (st.stopping)
+      break;
+    Key key = std::move(st.queue.front());
+    st.queue.pop_front();
     lock.unlock();
     std::string error;
     std::vector<Address> addresses = lookup(key.first, key.second, &error);
     lock.lock();
-    if (stopping_)
-      return;
-    auto it = waiting_.find(key);
-    if (it == waiting_.end())
+    if (st.stopping)
+      break;
+    auto it = st.waiting.find(key);
+    if (it == st.waiting.end())
       continue;
     std::vector<Callback> callbacks = std::move(it->second);
-    waiting_.erase(it);
-    // Posting takes the loop's lock, never ours; dropped if the loop has
-    // closed (the pool is going away).
-    lock.unlock();
-    loop_.post([callbacks = std::move(callbacks), error = std::move(error),
-                addresses = std::move(addresses)]() mutable {
+    st.waiting.erase(it);
+    // Under our lock, so that shutdown() (after which the loop may be gone)
+    // cannot come between the check above and the post. Posting takes the
+    // loop's lock, which never waits for ours.
+    st.loop.post([callbacks = std::move(callbacks), error = std::move(error),
+                  addresses = std::move(addresses)]() mutable {
       for (auto &cb : callbacks)
         cb(error, addresses);
     });
-    lock.lock();
   }
+  --st.threads;
 }
 
 } // namespace h2pool_core

@@ -17,6 +17,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -67,31 +68,37 @@ public:
   // beyond it wait for a free thread.
   static constexpr size_t kMaxThreads = 8;
 
-  explicit SystemResolver(Loop &loop) : loop_(loop) {}
+  explicit SystemResolver(Loop &loop);
   ~SystemResolver() override;
   SystemResolver(const SystemResolver &) = delete;
   SystemResolver &operator=(const SystemResolver &) = delete;
 
   void resolve(const std::string &host, uint16_t port,
                Callback callback) override;
-  // Joins the helper threads; a getaddrinfo() in progress is waited for
-  // (it cannot be interrupted), but no queued lookup is started.
+  // Never waits: a getaddrinfo() in progress cannot be interrupted, so its
+  // thread is left to finish on its own and drop the answer (it holds the
+  // state it needs), and no queued lookup is started.
   void shutdown() override;
 
 private:
   using Key = std::pair<std::string, uint16_t>;
-  void run();
+  // Shared with the helper threads, which may outlive the resolver.
+  struct State {
+    explicit State(Loop &l) : loop(l) {}
+    Loop &loop; // used only while !stopping, under mutex
+    std::mutex mutex;
+    std::condition_variable cv;
+    // Lookups not yet started, and every lookup's waiting callbacks (of
+    // queued and running ones alike).
+    std::deque<Key> queue;
+    std::map<Key, std::vector<Callback>> waiting;
+    size_t threads = 0;
+    size_t idle_threads = 0;
+    bool stopping = false;
+  };
+  static void run(std::shared_ptr<State> state);
 
-  Loop &loop_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  // Lookups not yet started, and every lookup's waiting callbacks (both
-  // queued and running ones), guarded by mutex_.
-  std::deque<Key> queue_;
-  std::map<Key, std::vector<Callback>> waiting_;
-  size_t idle_threads_ = 0; // guarded by mutex_
-  bool stopping_ = false;   // guarded by mutex_
-  std::vector<std::thread> threads_;
+  std::shared_ptr<State> state_;
 };
 
 } // namespace h2pool_core
