@@ -794,6 +794,27 @@ static void test_reconnect_after_idle_close_resumes_session(void **state) {
              (unsigned long long)resumed);
 }
 
+/* A connection retired after max_requests_per_connection is an orderly
+ * close too: it must end with close_notify, or OpenSSL marks the session
+ * as not resumable when the connection is freed. */
+static void test_reconnect_after_drained_close_resumes_session(void **state) {
+  tls_fixture *f = *state;
+  h2pool_config *cfg = tls_config("ca");
+  assert_int_equal(h2pool_config_set_max_requests_per_connection(cfg, 1),
+                   H2POOL_OK);
+  h2pool *pool = fx_pool(f, cfg);
+  char url[256];
+  fx_url(f, url, sizeof url, "localhost", "/small.txt");
+  assert_ok_body(fx_get(f, pool, 0, url), SMALL_BODY, strlen(SMALL_BODY));
+  assert_true(poll_until(one_connection_closed, pool, 10000));
+  assert_ok_body(fx_get(f, pool, 1, url), SMALL_BODY, strlen(SMALL_BODY));
+  assert_int_equal(stat_of(pool, H2POOL_STAT_CONNECTIONS_CREATED), 2);
+  uint64_t resumed = stat_of(pool, H2POOL_STAT_TLS_RESUMED);
+  if (resumed < 1)
+    fail_msg("second handshake did not resume the session (TLS_RESUMED %llu)",
+             (unsigned long long)resumed);
+}
+
 /* ---- tests: bodies both ways, multiplexed ---------------------------- */
 
 static void test_post_1mib_body_is_echoed_exactly(void **state) {
@@ -1049,6 +1070,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_client_cert_needs_both_files),
       T(test_sequential_requests_reuse_one_tls_connection, spec_localhost),
       T(test_reconnect_after_idle_close_resumes_session, spec_localhost),
+      T(test_reconnect_after_drained_close_resumes_session, spec_localhost),
       T(test_post_1mib_body_is_echoed_exactly, spec_localhost),
       T(test_concurrent_large_responses_on_one_connection, spec_localhost),
       T(test_server_refusing_h2_in_alpn_fails_with_alpn, spec_http11_alpn),
