@@ -730,6 +730,24 @@ TEST_F(TestServerTest, GarbageClosesTheConnectionAndServerKeepsServing) {
   EXPECT_EQ(get("/").status, 200);
 }
 
+TEST_F(TestServerTest, DropAtFaultAtSendsNoMoreOfTheBody) {
+  for (const char *mode : {"close", "reset"}) {
+    H2Client client(server_.port());
+    ASSERT_TRUE(client.ok());
+    // No fault_delay_ms: the fault strikes while nghttp2 is still asking
+    // for the rest of the body.
+    int32_t id = client.request(
+        "GET", std::string("/?size=1000&seed=4&fault_at=100&drop=") + mode);
+    ASSERT_TRUE(client.run_until([&] { return client.eof(); })) << mode;
+    const Response &r = client.response(id);
+    EXPECT_FALSE(r.closed) << mode << ": END_STREAM must not have been sent";
+    EXPECT_LE(r.body.size(), 100u) << mode;
+    EXPECT_TRUE(r.body == test_body(4, r.body.size())) << mode;
+  }
+  EXPECT_EQ(server_.stats().connections_dropped, 2u);
+  EXPECT_EQ(server_.stats().responses, 0u);
+}
+
 TEST(TestServerStart, StartTwiceIsRejected) {
   TestServer server;
   ASSERT_EQ(server.start(), 0);

@@ -1567,7 +1567,14 @@ void ServerConnection::strike(ServerStream *stream) {
     return;
   }
   stream->fault_struck_ = true;
-  stream->fault_pending_ = sc.fault == Fault::stall;
+  // A stall sends nothing more, ever. A drop sends nothing more either: the
+  // stream's data provider is asked again in the same
+  // nghttp2_session_mem_send call that reported the frame before the fault
+  // point, and would otherwise hand out the rest of the body (END_STREAM
+  // included) before send() gets to close.
+  stream->fault_pending_ = sc.fault == Fault::stall ||
+                           sc.fault == Fault::drop_close ||
+                           sc.fault == Fault::drop_reset;
   switch (sc.fault) {
   case Fault::none:
     return;
