@@ -1,7 +1,7 @@
 package h2pool
 
 // testBody reproduces the test server's deterministic bodies
-// (tests/server/test_server.h, fill_test_body): byte i is byte i%8, least
+// (tools/server/test_server.h, fill_test_body): byte i is byte i%8, least
 // significant first, of splitmix64(splitmix64(seed) + (i/8)*gamma).
 const gamma = 0x9e3779b97f4a7c15
 

@@ -2,10 +2,14 @@
 # Smoke test of the h2pool command-line tool on its own: argument handling
 # and exit statuses, then get/bench/demo against `h2pool serve` on loopback.
 #
-#   cli.sh PATH_TO_H2POOL
+#   cli.sh PATH_TO_H2POOL                  # the smoke test
+#   cli.sh PATH_TO_H2POOL after-settings-goaway
+#                                          # only: get against a server that
+#                                          # sends GOAWAY right after SETTINGS
 set -uo pipefail
 
-CLI=${1:?usage: cli.sh PATH_TO_H2POOL}
+CLI=${1:?usage: cli.sh PATH_TO_H2POOL [after-settings-goaway]}
+MODE=${2:-smoke}
 CLI_TIMEOUT=60
 DEADLINE_MS=10000
 
@@ -52,6 +56,53 @@ check() {
   if "$@"; then pass "$what"; else fail "$what"; fi
 }
 
+# start_serve ARGS...: starts `h2pool serve ARGS...` in the background and
+# waits for the URL it prints; sets SERVE_PID and URL, exits on failure.
+start_serve() {
+  local deadline
+  "$CLI" serve "$@" >"$WORK/serve.out" 2>"$WORK/serve.err" &
+  SERVE_PID=$!
+  URL=""
+  deadline=$(($(now_ms) + DEADLINE_MS))
+  while :; do
+    URL=$(head -n 1 "$WORK/serve.out" 2>/dev/null)
+    [[ $URL == http://* ]] && break
+    if ! kill -0 "$SERVE_PID" 2>/dev/null || (($(now_ms) > deadline)); then
+      fail "h2pool serve $* did not print its URL: $(cat "$WORK/serve.err")"
+      exit 1
+    fi
+    sleep 0.02
+  done
+  log "h2pool serve $* listening at $URL"
+}
+
+# --- get against a server that refuses every stream up front ----------------
+
+# How the client handles GOAWAY is being redesigned, so only what any correct
+# client must do is asserted: fail, say GOAWAY, and not hang or spin.
+if [[ $MODE == after-settings-goaway ]]; then
+  start_serve --after-settings goaway
+  t0=$(now_ms)
+  timeout 30 "$CLI" get "$URL/" >"$WORK/out" 2>"$WORK/err"
+  rc=$?
+  elapsed=$(($(now_ms) - t0))
+  if ((rc == 124)); then
+    fail "get against GOAWAY after SETTINGS still running after 30 s"
+  elif ((rc == 0)); then
+    fail "get against GOAWAY after SETTINGS succeeded"
+  else
+    pass "get against GOAWAY after SETTINGS fails (exit $rc, ${elapsed} ms)"
+  fi
+  if grep -q GOAWAY "$WORK/err"; then
+    pass "its error names GOAWAY: $(head -n 1 "$WORK/err")"
+  else
+    fail "its error does not name GOAWAY: $(head -c 400 "$WORK/err")"
+  fi
+  log "$checks checks, $failures failed"
+  ((failures == 0))
+  exit
+fi
+
 # --- argument handling ------------------------------------------------------
 
 expect_exit 0 "--version" --version &&
@@ -87,6 +138,14 @@ expect_exit 2 "bench without URL" bench -n 10
 expect_exit 2 "bench with two URLs" bench http://127.0.0.1:1/ http://127.0.0.1:2/
 expect_exit 2 "serve --port 65536 rejected" serve --port 65536
 expect_exit 2 "serve with a positional argument" serve extra
+expect_exit 2 "serve --after-settings bogus rejected" serve --after-settings bogus
+expect_exit 2 "serve --after-settings protocol-error=bogus rejected" \
+  serve --after-settings protocol-error=bogus
+expect_exit 2 "serve --after-settings goaway=NOT_A_CODE rejected" \
+  serve --after-settings goaway=NOT_A_CODE
+expect_exit 2 "serve --refuse-every -1 rejected" serve --refuse-every -1
+expect_exit 2 "serve --initial-window-size 2147483648 rejected" \
+  serve --initial-window-size 2147483648
 expect_exit 2 "demo -n 0 rejected" demo -n 0
 expect_exit 1 "get of a non-http URL fails" get ftp://example/x &&
   check "error line for a refused URL: $(head -n 1 "$WORK/err")" \
@@ -94,20 +153,7 @@ expect_exit 1 "get of a non-http URL fails" get ftp://example/x &&
 
 # --- against h2pool serve ---------------------------------------------------
 
-"$CLI" serve --max-concurrent-streams 64 >"$WORK/serve.out" 2>"$WORK/serve.err" &
-SERVE_PID=$!
-URL=""
-deadline=$(($(now_ms) + DEADLINE_MS))
-while :; do
-  URL=$(head -n 1 "$WORK/serve.out" 2>/dev/null)
-  [[ $URL == http://* ]] && break
-  if ! kill -0 "$SERVE_PID" 2>/dev/null || (($(now_ms) > deadline)); then
-    fail "h2pool serve did not print its URL: $(cat "$WORK/serve.err")"
-    exit 1
-  fi
-  sleep 0.02
-done
-log "h2pool serve listening at $URL"
+start_serve --max-concurrent-streams 64
 
 expect_exit 0 "get sized body" get "$URL/a?size=100000&seed=7" &&
   if [[ $(stat -c %s "$WORK/out") == 100000 ]]; then

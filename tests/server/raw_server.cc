@@ -1,11 +1,16 @@
-// The raw frame scripter: blocking sockets, one thread per connection, every
-// wait bounded by poll() with a deadline.
+// The raw frame scripter: non-blocking sockets driven by one thread per
+// connection, every wait bounded by poll() with a deadline; optionally TLS
+// (OpenSSL) over them.
 #include "raw_server.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -150,7 +155,91 @@ int remaining_ms(Clock::time_point deadline) {
   return left <= 0 ? 0 : static_cast<int>(std::min<int64_t>(left, 50));
 }
 
+struct SslCtxDeleter {
+  void operator()(SSL_CTX *p) const { SSL_CTX_free(p); }
+};
+struct SslDeleter {
+  void operator()(SSL *p) const { SSL_free(p); }
+};
+
 } // namespace
+
+// The SSL_CTX every connection of a TLS RawServer shares, set up from
+// RawTlsOptions; it outlives the connections (RawServer::stop() joins them
+// first).
+class TlsContext {
+public:
+  // nullptr when OpenSSL cannot load the certificate or the key.
+  static std::unique_ptr<TlsContext> create(RawTlsOptions options) {
+    std::unique_ptr<TlsContext> context(new TlsContext(std::move(options)));
+    return context->init() ? std::move(context) : nullptr;
+  }
+  SSL_CTX *get() const { return ctx_.get(); }
+
+private:
+  explicit TlsContext(RawTlsOptions options) : options_(std::move(options)) {}
+
+  bool init() {
+    ctx_.reset(SSL_CTX_new(TLS_server_method()));
+    SSL_CTX *ctx = ctx_.get();
+    if (!ctx || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_use_certificate_chain_file(ctx, options_.cert_file.c_str()) !=
+            1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, options_.key_file.c_str(),
+                                    SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+      ERR_clear_error();
+      return false;
+    }
+    // send() and flood() hand over whatever is left of their buffer.
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    // No session tickets or cache: the script's bytes are the first thing
+    // after the handshake, and every connection does a full one.
+    SSL_CTX_set_num_tickets(ctx, 0);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_alpn_select_cb(ctx, select_alpn, this);
+    return true;
+  }
+
+  static int select_alpn(SSL *ssl, const unsigned char **out,
+                         unsigned char *outlen, const unsigned char *in,
+                         unsigned int inlen, void *arg) {
+    (void)ssl;
+    auto context = static_cast<const TlsContext *>(arg);
+    const std::string &want = context->options_.alpn;
+    if (want.empty() || want.size() > 255) {
+      return SSL_TLSEXT_ERR_NOACK;
+    }
+    bool offered = false;
+    // The client's list: each protocol is a length byte and its bytes.
+    for (unsigned int i = 0; i < inlen && !offered; i += 1u + in[i]) {
+      offered = in[i] == want.size() && i + 1u + in[i] <= inlen &&
+                std::memcmp(in + i + 1, want.data(), want.size()) == 0;
+    }
+    if (!offered && !context->options_.alpn_force) {
+      return SSL_TLSEXT_ERR_NOACK;
+    }
+    *out = reinterpret_cast<const unsigned char *>(want.data());
+    *outlen = static_cast<unsigned char>(want.size());
+    return SSL_TLSEXT_ERR_OK;
+  }
+
+  const RawTlsOptions options_;
+  std::unique_ptr<SSL_CTX, SslCtxDeleter> ctx_;
+};
+
+// One connection's TLS session; the socket stays the RawConnection's.
+class TlsStream {
+public:
+  explicit TlsStream(SSL *ssl) : ssl_(ssl) {}
+  SSL *get() const { return ssl_.get(); }
+  // After a fatal error OpenSSL forbids SSL_shutdown (no close_notify).
+  bool broken = false;
+
+private:
+  std::unique_ptr<SSL, SslDeleter> ssl_;
+};
 
 RawConnection::RawConnection(int fd, uint64_t id,
                              const std::atomic<bool> &stopping,
@@ -159,31 +248,132 @@ RawConnection::RawConnection(int fd, uint64_t id,
 
 RawConnection::~RawConnection() { close(); }
 
-bool RawConnection::fill(size_t n, Clock::time_point deadline) {
+namespace {
+
+// What an SSL call that did not succeed asks for next. Fatal errors mark the
+// stream broken; a clean close_notify from the peer does not.
+int classify_ssl_error(TlsStream &tls, int rv) {
+  int err = SSL_get_error(tls.get(), rv);
+  if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE &&
+      err != SSL_ERROR_ZERO_RETURN) {
+    tls.broken = true;
+  }
+  ERR_clear_error();
+  return err;
+}
+
+} // namespace
+
+bool RawConnection::tls_handshake(const TlsContext &context, Ms timeout) {
+  auto deadline = Clock::now() + timeout;
+  SSL *ssl = SSL_new(context.get());
+  if (!ssl) {
+    return false;
+  }
+  tls_ = std::make_unique<TlsStream>(ssl);
+  if (SSL_set_fd(ssl, fd_) != 1) {
+    tls_.reset();
+    return false;
+  }
+  SSL_set_accept_state(ssl);
+  for (;;) {
+    if (closed_ || fd_ < 0 || stopping_.load() || Clock::now() >= deadline) {
+      tls_->broken = true;
+      return false;
+    }
+    ERR_clear_error();
+    int rv = SSL_do_handshake(ssl);
+    if (rv == 1) {
+      break;
+    }
+    int err = classify_ssl_error(*tls_, rv);
+    if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
+      closed_ = true;
+      return false;
+    }
+    wait_ready(err == SSL_ERROR_WANT_WRITE ? Io::want_write : Io::want_read,
+               deadline);
+  }
+  const unsigned char *proto = nullptr;
+  unsigned int len = 0;
+  SSL_get0_alpn_selected(ssl, &proto, &len);
+  alpn_.assign(reinterpret_cast<const char *>(proto), proto ? len : 0);
+  return true;
+}
+
+RawConnection::Io RawConnection::read_some(char *buf, size_t len, size_t &n) {
+  n = 0;
+  if (!tls_) {
+    ssize_t got = recv(fd_, buf, len, MSG_DONTWAIT);
+    if (got > 0) {
+      n = static_cast<size_t>(got);
+      return Io::done;
+    }
+    if (got < 0 && errno == EINTR) {
+      return Io::done;
+    }
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return Io::want_read;
+    }
+    return Io::closed; // EOF or error
+  }
+  ERR_clear_error();
+  if (SSL_read_ex(tls_->get(), buf, len, &n) == 1) {
+    return Io::done;
+  }
+  int err = classify_ssl_error(*tls_, 0);
+  return err == SSL_ERROR_WANT_READ    ? Io::want_read
+         : err == SSL_ERROR_WANT_WRITE ? Io::want_write
+                                       : Io::closed;
+}
+
+RawConnection::Io RawConnection::write_some(std::string_view bytes, size_t &n) {
+  n = 0;
+  if (!tls_) {
+    ssize_t w =
+        ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w >= 0) {
+      n = static_cast<size_t>(w);
+      return Io::done;
+    }
+    if (errno == EINTR) {
+      return Io::done;
+    }
+    return errno == EAGAIN || errno == EWOULDBLOCK ? Io::want_write
+                                                   : Io::closed;
+  }
+  ERR_clear_error();
+  if (SSL_write_ex(tls_->get(), bytes.data(), bytes.size(), &n) == 1) {
+    return Io::done;
+  }
+  int err = classify_ssl_error(*tls_, 0);
+  return err == SSL_ERROR_WANT_READ    ? Io::want_read
+         : err == SSL_ERROR_WANT_WRITE ? Io::want_write
+                                       : Io::closed;
+}
+
+void RawConnection::wait_ready(Io io, Deadline deadline) {
+  pollfd p{fd_, static_cast<short>(io == Io::want_write ? POLLOUT : POLLIN), 0};
+  // A timeout or EINTR just sends the caller round its loop, which checks
+  // the deadline and stop().
+  poll(&p, 1, remaining_ms(deadline));
+}
+
+bool RawConnection::fill(size_t n, Deadline deadline) {
   char buf[65536];
   while (in_.size() < n) {
-    if (closed_ || fd_ < 0 || stopping_.load()) {
+    if (closed_ || fd_ < 0 || stopping_.load() || Clock::now() >= deadline) {
       return false;
     }
-    if (Clock::now() >= deadline) {
-      return false;
-    }
-    pollfd p{fd_, POLLIN, 0};
-    int rv = poll(&p, 1, remaining_ms(deadline));
-    if (rv < 0 && errno != EINTR) {
+    size_t got = 0;
+    Io io = read_some(buf, sizeof buf, got);
+    if (io == Io::closed) {
       closed_ = true;
       return false;
     }
-    if (rv <= 0) {
-      continue;
-    }
-    ssize_t got = recv(fd_, buf, sizeof buf, 0);
-    if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN)) {
-      closed_ = true;
-      return false;
-    }
-    if (got > 0) {
-      in_.append(buf, static_cast<size_t>(got));
+    in_.append(buf, got);
+    if (io != Io::done) {
+      wait_ready(io, deadline);
     }
   }
   return true;
@@ -248,29 +438,16 @@ bool RawConnection::send(std::string_view bytes, Ms timeout) {
     if (closed_ || fd_ < 0 || stopping_.load() || Clock::now() >= deadline) {
       return false;
     }
-    pollfd p{fd_, POLLOUT, 0};
-    int rv = poll(&p, 1, remaining_ms(deadline));
-    if (rv < 0 && errno != EINTR) {
+    size_t n = 0;
+    Io io = write_some(bytes, n);
+    if (io == Io::closed) {
       closed_ = true;
       return false;
     }
-    if (rv <= 0) {
-      continue;
+    bytes.remove_prefix(n);
+    if (io != Io::done) {
+      wait_ready(io, deadline);
     }
-    if (p.revents & (POLLERR | POLLHUP)) {
-      closed_ = true;
-      return false;
-    }
-    ssize_t n =
-        ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) {
-        continue;
-      }
-      closed_ = true;
-      return false;
-    }
-    bytes.remove_prefix(static_cast<size_t>(n));
   }
   return true;
 }
@@ -299,11 +476,19 @@ RawConnection::flood_with(const std::function<std::string(uint64_t i)> &gen,
 
 bool RawConnection::wait_closed(Ms timeout) {
   auto deadline = Clock::now() + timeout;
+  char buf[65536];
+  in_.clear();
+  // Discards as it reads, so a client that keeps sending costs no memory.
   while (!closed_) {
-    in_.clear();
-    // fill() only returns false on EOF/error (closed_), deadline or stop.
-    if (!fill(1 << 30, deadline) && !closed_) {
+    if (fd_ < 0 || stopping_.load() || Clock::now() >= deadline) {
       return false;
+    }
+    size_t got = 0;
+    Io io = read_some(buf, sizeof buf, got);
+    if (io == Io::closed) {
+      closed_ = true;
+    } else if (io != Io::done) {
+      wait_ready(io, deadline);
     }
   }
   return true;
@@ -314,10 +499,25 @@ void RawConnection::reset() {
     linger lg{1, 0};
     setsockopt(fd_, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   }
-  close();
+  close_without_notify();
 }
 
 void RawConnection::close() {
+  if (tls_ && !tls_->broken && fd_ >= 0) {
+    // One non-blocking attempt: close_notify goes out if the socket takes
+    // it; the peer's is not waited for (RFC 8446 6.1 allows that).
+    ERR_clear_error();
+    SSL_shutdown(tls_->get());
+    ERR_clear_error();
+  }
+  close_without_notify();
+}
+
+void RawConnection::close_without_notify() {
+  if (tls_) {
+    // Never reaches the socket again: no close_notify on a later close().
+    tls_->broken = true;
+  }
   if (fd_ >= 0) {
     closer_(fd_);
     fd_ = -1;
@@ -327,13 +527,26 @@ void RawConnection::close() {
 
 RawServer::RawServer(Script script) : script_(std::move(script)) {}
 
+RawServer::RawServer(Script script, RawTlsOptions tls)
+    : script_(std::move(script)), tls_options_(std::move(tls)) {}
+
 RawServer::~RawServer() { stop(); }
 
 std::string RawServer::base_url() const {
-  return "http://127.0.0.1:" + std::to_string(port_);
+  return (tls_options_ ? "https://127.0.0.1:" : "http://127.0.0.1:") +
+         std::to_string(port_);
 }
 
 int RawServer::start() {
+  if (acceptor_.joinable()) {
+    return -EALREADY;
+  }
+  if (tls_options_ && !tls_) {
+    tls_ = TlsContext::create(*tls_options_);
+    if (!tls_) {
+      return -EINVAL;
+    }
+  }
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     return -errno;
@@ -365,7 +578,8 @@ void RawServer::accept_loop() {
     if (rv <= 0) {
       continue;
     }
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    int fd =
+        accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) {
       continue;
     }
@@ -381,24 +595,44 @@ void RawServer::accept_loop() {
 }
 
 void RawServer::run_connection(int fd, uint64_t id) {
+  // OpenSSL writes to the socket with write(), so a peer that is gone would
+  // raise SIGPIPE and kill the test binary; blocked on this thread only, it
+  // turns into EPIPE.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
   {
     RawConnection conn(fd, id, stopping_, [this](int f) {
       std::lock_guard<std::mutex> lock(mu_);
       fds_.erase(std::find(fds_.begin(), fds_.end(), f));
       ::close(f);
     });
-    try {
-      script_(conn);
-    } catch (...) {
+    bool ready = true;
+    if (tls_) {
+      ready = conn.tls_handshake(*tls_);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++(ready ? stats_.tls_handshakes : stats_.tls_handshake_failures);
+      }
+      cv_.notify_all();
     }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      ++stats_.scripts_finished;
+    if (ready) {
+      try {
+        script_(conn);
+      } catch (...) {
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++stats_.scripts_finished;
+      }
+      cv_.notify_all();
+      // Keep reading until the client is done with us, so it is the
+      // client's decision (and error) that ends the connection.
+      conn.wait_closed(std::chrono::milliseconds(60000));
     }
-    cv_.notify_all();
-    // Keep reading until the client is done with us, so it is the client's
-    // decision (and error) that ends the connection.
-    conn.wait_closed(std::chrono::milliseconds(60000));
+    // After a failed handshake OpenSSL has sent its alert, if any; reading
+    // on would only resume the handshake.
     conn.close();
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto &f : conn.frames()) {

@@ -10,6 +10,12 @@
 // When the script returns, the connection keeps reading and discarding until
 // the client closes it (or the server stops), then closes.
 //
+// With RawTlsOptions the server speaks TLS (OpenSSL): each connection's
+// thread completes the handshake (ALPN as configured) before the script
+// runs, and everything the script sends and reads goes through TLS; reset()
+// is still a TCP RST. A connection whose handshake fails never runs the
+// script (RawServerStats::tls_handshake_failures).
+//
 // Frame builders below produce exact wire bytes; HPACK helpers produce header
 // block fragments (literal representations, no Huffman) to put in them.
 #pragma once
@@ -30,6 +36,10 @@
 #include <vector>
 
 namespace h2pool_testing {
+
+class TlsContext;
+class TlsStream;
+
 namespace h2frame {
 
 // Frame types and flags (RFC 9113 section 6).
@@ -102,7 +112,7 @@ public:
   using Ms = std::chrono::milliseconds;
 
   // `closer` closes the socket (the server tracks open sockets so stop()
-  // can unblock a script).
+  // can unblock a script). `fd` must be non-blocking.
   RawConnection(int fd, uint64_t id, const std::atomic<bool> &stopping,
                 std::function<void(int)> closer);
   ~RawConnection();
@@ -110,6 +120,14 @@ public:
   RawConnection &operator=(const RawConnection &) = delete;
 
   uint64_t id() const { return id_; }
+
+  // Runs the server side of a TLS handshake on the socket; from then on
+  // every read and write goes through TLS. Returns whether it completed in
+  // time. (RawServer does this before the script when it serves TLS.)
+  bool tls_handshake(const TlsContext &context, Ms timeout = Ms(10000));
+  bool tls() const { return tls_ != nullptr; }
+  // The protocol ALPN selected ("" when none, or without TLS).
+  const std::string &alpn() const { return alpn_; }
 
   // Reads the 24-byte client preface. Returns whether it arrived intact.
   bool read_preface(Ms timeout = Ms(5000));
@@ -130,16 +148,29 @@ public:
                       uint64_t max_bytes, Ms timeout);
   // Reads and discards until EOF/error; returns whether that came in time.
   bool wait_closed(Ms timeout = Ms(5000));
-  // Aborts the connection (SO_LINGER 0: TCP RST) or closes it.
+  // Aborts the connection (SO_LINGER 0: TCP RST; over TLS no close_notify
+  // either) or closes it (over TLS: close_notify, then FIN).
   void reset();
   void close();
+  // Over TLS: FIN without close_notify, a truncated TLS stream. Without
+  // TLS the same as close().
+  void close_without_notify();
 
   bool closed() const { return closed_; }
   const std::vector<ClientFrame> &frames() const { return frames_; }
 
 private:
+  using Deadline = std::chrono::steady_clock::time_point;
+  enum class Io { done, want_read, want_write, closed };
+
   // Fills the read buffer with at least `n` bytes.
-  bool fill(size_t n, std::chrono::steady_clock::time_point deadline);
+  bool fill(size_t n, Deadline deadline);
+  // One non-blocking read or write, plain or TLS. `n` is the bytes moved.
+  Io read_some(char *buf, size_t len, size_t &n);
+  Io write_some(std::string_view bytes, size_t &n);
+  // Waits (at most until `deadline`, in slices that notice stop()) for the
+  // socket to be ready for what `io` wants.
+  void wait_ready(Io io, Deadline deadline);
 
   int fd_;
   uint64_t id_;
@@ -150,6 +181,22 @@ private:
   uint32_t last_stream_ = 0;
   std::string in_;
   std::vector<ClientFrame> frames_;
+  std::unique_ptr<TlsStream> tls_;
+  std::string alpn_;
+};
+
+// Serving TLS: the certificate chain and key (PEM files the test made), and
+// what ALPN selects.
+struct RawTlsOptions {
+  std::string cert_file;
+  std::string key_file;
+  // The protocol selected when the client offers it; when it does not (or
+  // this is empty), no protocol is selected and the handshake goes on
+  // without ALPN.
+  std::string alpn = "h2";
+  // Select `alpn` even when the client did not offer it (a client must
+  // then fail the handshake). Needs the client to send ALPN at all.
+  bool alpn_force = false;
 };
 
 // What RawServer saw from clients, across all connections.
@@ -157,6 +204,10 @@ struct RawServerStats {
   uint64_t connections = 0;
   uint64_t scripts_finished = 0;
   uint64_t connections_closed = 0;
+  // TLS only: handshakes completed, and failed (or timed out; the script
+  // then never runs).
+  uint64_t tls_handshakes = 0;
+  uint64_t tls_handshake_failures = 0;
   // GOAWAY / RST_STREAM frames received from clients, by error code.
   std::vector<uint32_t> client_goaway_codes;
   std::vector<uint32_t> client_rst_codes;
@@ -167,6 +218,9 @@ public:
   using Script = std::function<void(RawConnection &)>;
 
   explicit RawServer(Script script);
+  // Serves TLS; start() fails with -EINVAL if the certificate or key cannot
+  // be loaded.
+  RawServer(Script script, RawTlsOptions tls);
   ~RawServer();
   RawServer(const RawServer &) = delete;
   RawServer &operator=(const RawServer &) = delete;
@@ -177,6 +231,7 @@ public:
   void stop();
 
   uint16_t port() const { return port_; }
+  // "http://127.0.0.1:PORT", or https:// when serving TLS.
   std::string base_url() const;
   RawServerStats stats() const;
   bool wait_for_stats(const std::function<bool(const RawServerStats &)> &pred,
@@ -187,6 +242,8 @@ private:
   void run_connection(int fd, uint64_t id);
 
   Script script_;
+  std::optional<RawTlsOptions> tls_options_;
+  std::unique_ptr<TlsContext> tls_;
   int listen_fd_ = -1;
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};

@@ -58,6 +58,16 @@ struct RequestBody {
   size_t offset = 0;
 };
 
+// A frame the client received, with its GOAWAY or RST_STREAM fields.
+struct ReceivedFrame {
+  uint8_t type = 0;
+  uint8_t flags = 0;
+  int32_t stream_id = 0;
+  int32_t goaway_last_stream_id = -1;
+  uint32_t error_code = 0;
+  std::string goaway_debug;
+};
+
 // A blocking, single-threaded HTTP/2 client, just enough to script the
 // server: every wait is bounded by a deadline.
 class H2Client {
@@ -97,6 +107,8 @@ public:
                                                               on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs,
                                                            on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_session_client_new(&session_, cbs, this);
     nghttp2_session_callbacks_del(cbs);
     std::vector<nghttp2_settings_entry> iv;
@@ -121,6 +133,20 @@ public:
 
   bool ok() const { return ok_; }
   bool eof() const { return eof_; }
+  // 0 when the server's FIN ended the connection, else the recv() errno
+  // (ECONNRESET for a TCP RST).
+  int eof_errno() const { return eof_errno_; }
+  // Every byte the server sent, as it came off the socket.
+  const std::string &received() const { return received_; }
+  const std::vector<ReceivedFrame> &frames_received() const {
+    return frames_received_;
+  }
+  // The error code of the GOAWAY this client's session sent, if any (nghttp2
+  // sends one when the server breaks the protocol).
+  std::optional<uint32_t> goaway_sent() const { return goaway_sent_; }
+  int fd() const { return fd_; }
+  // Bytes written to the socket so far.
+  uint64_t bytes_sent() const { return bytes_sent_; }
   // Closes with RST instead of FIN, as a crashed peer would.
   void abort_connection() {
     linger lg{1, 0};
@@ -166,7 +192,67 @@ public:
                                      NGHTTP2_CANCEL);
   }
 
+  enum class FlushResult { done, blocked, failed };
+
+  // Like flush(), but never waits: stops when the socket's send buffer is
+  // full (the rest is kept and goes first next time).
+  FlushResult flush_some() {
+    for (;;) {
+      if (!pending_.empty()) {
+        ssize_t w = ::send(fd_, pending_.data(), pending_.size(),
+                           MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno == EINTR) {
+          continue;
+        }
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+          return FlushResult::blocked;
+        }
+        if (w <= 0) {
+          return FlushResult::failed;
+        }
+        bytes_sent_ += static_cast<uint64_t>(w);
+        pending_.erase(0, static_cast<size_t>(w));
+        continue;
+      }
+      const uint8_t *data;
+      ssize_t n = nghttp2_session_mem_send(session_, &data);
+      if (n < 0) {
+        return FlushResult::failed;
+      }
+      if (n == 0) {
+        return FlushResult::done;
+      }
+      pending_.assign(reinterpret_cast<const char *>(data),
+                      static_cast<size_t>(n));
+    }
+  }
+
+  // Reads (without writing anything) until the server ends the connection.
+  bool read_until_eof(std::chrono::milliseconds timeout = 10s) {
+    auto deadline = Clock::now() + timeout;
+    while (!eof_) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - Clock::now());
+      if (left <= 0ms) {
+        return false;
+      }
+      pollfd pfd{fd_, POLLIN, 0};
+      if (poll(&pfd, 1, static_cast<int>(left.count())) > 0) {
+        receive_once();
+      }
+    }
+    return true;
+  }
+
   bool flush() {
+    if (!pending_.empty()) {
+      std::string rest;
+      rest.swap(pending_);
+      if (!write_all(reinterpret_cast<const uint8_t *>(rest.data()),
+                     rest.size())) {
+        return false;
+      }
+    }
     for (;;) {
       const uint8_t *data;
       ssize_t n = nghttp2_session_mem_send(session_, &data);
@@ -205,13 +291,7 @@ public:
       if (poll(&pfd, 1, static_cast<int>(left.count())) <= 0) {
         continue;
       }
-      uint8_t buf[65536];
-      ssize_t n = recv(fd_, buf, sizeof(buf), 0);
-      if (n <= 0) {
-        eof_ = true;
-        continue;
-      }
-      if (nghttp2_session_mem_recv(session_, buf, static_cast<size_t>(n)) < 0) {
+      if (!receive_once()) {
         return false;
       }
     }
@@ -239,6 +319,23 @@ public:
   const std::vector<int32_t> &completion_order() const { return order_; }
 
 private:
+  // One recv() into the session. Returns false if nghttp2 failed.
+  bool receive_once() {
+    uint8_t buf[65536];
+    ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+    if (n < 0 && errno == EINTR) {
+      return true;
+    }
+    if (n <= 0) {
+      eof_ = true;
+      eof_errno_ = n == 0 ? 0 : errno;
+      return true;
+    }
+    received_.append(reinterpret_cast<const char *>(buf),
+                     static_cast<size_t>(n));
+    return nghttp2_session_mem_recv(session_, buf, static_cast<size_t>(n)) >= 0;
+  }
+
   std::vector<nghttp2_nv> make_nva(const std::string &method,
                                    const std::string &path,
                                    const Headers &extra) {
@@ -272,6 +369,7 @@ private:
       }
       data += w;
       n -= static_cast<size_t>(w);
+      bytes_sent_ += static_cast<uint64_t>(w);
     }
     return true;
   }
@@ -311,6 +409,35 @@ private:
     return 0;
   }
 
+  static int on_frame_recv(nghttp2_session *, const nghttp2_frame *frame,
+                           void *user_data) {
+    auto client = static_cast<H2Client *>(user_data);
+    ReceivedFrame f;
+    f.type = frame->hd.type;
+    f.flags = frame->hd.flags;
+    f.stream_id = frame->hd.stream_id;
+    if (frame->hd.type == NGHTTP2_GOAWAY) {
+      f.goaway_last_stream_id = frame->goaway.last_stream_id;
+      f.error_code = frame->goaway.error_code;
+      f.goaway_debug.assign(
+          reinterpret_cast<const char *>(frame->goaway.opaque_data),
+          frame->goaway.opaque_data_len);
+    } else if (frame->hd.type == NGHTTP2_RST_STREAM) {
+      f.error_code = frame->rst_stream.error_code;
+    }
+    client->frames_received_.push_back(std::move(f));
+    return 0;
+  }
+
+  static int on_frame_send(nghttp2_session *, const nghttp2_frame *frame,
+                           void *user_data) {
+    auto client = static_cast<H2Client *>(user_data);
+    if (frame->hd.type == NGHTTP2_GOAWAY) {
+      client->goaway_sent_ = frame->goaway.error_code;
+    }
+    return 0;
+  }
+
   static ssize_t read_body(nghttp2_session *, int32_t, uint8_t *buf,
                            size_t length, uint32_t *data_flags,
                            nghttp2_data_source *source, void *) {
@@ -333,6 +460,13 @@ private:
   int fd_ = -1;
   bool ok_ = false;
   bool eof_ = false;
+  int eof_errno_ = 0;
+  uint64_t bytes_sent_ = 0;
+  std::string received_;
+  // flush_some(): serialised bytes the socket did not take yet.
+  std::string pending_;
+  std::vector<ReceivedFrame> frames_received_;
+  std::optional<uint32_t> goaway_sent_;
   nghttp2_session *session_ = nullptr;
   std::string authority_ = "localhost";
   // Stable addresses: nghttp2 keeps pointers to request bodies until sent.
@@ -728,6 +862,384 @@ TEST_F(TestServerTest, GarbageClosesTheConnectionAndServerKeepsServing) {
   EXPECT_TRUE(server_.wait_for_stats(
       [](const ServerStats &s) { return s.connections_open == 0; }, 10s));
   EXPECT_EQ(get("/").status, 200);
+}
+
+// The first frame of `wire` (9-byte header + payload) and what follows it.
+std::pair<std::string, std::string> split_first_frame(const std::string &wire) {
+  if (wire.size() < 9) {
+    return {wire, ""};
+  }
+  auto b = reinterpret_cast<const uint8_t *>(wire.data());
+  size_t len = 9 + ((size_t(b[0]) << 16) | (size_t(b[1]) << 8) | b[2]);
+  return {wire.substr(0, len), len < wire.size() ? wire.substr(len) : ""};
+}
+
+const ReceivedFrame *find_frame(const H2Client &client, uint8_t type) {
+  for (const auto &f : client.frames_received()) {
+    if (f.type == type) {
+      return &f;
+    }
+  }
+  return nullptr;
+}
+
+bool no_connections_open(const ServerStats &s) {
+  return s.connections_open == 0;
+}
+
+TEST(AfterSettings, GoawayAnnouncesNoStreamsThenKeepsReadingUntilClientCloses) {
+  ServerOptions options;
+  options.connection.after_settings = AfterSettings::goaway;
+  options.connection.after_settings_goaway_code = NGHTTP2_ENHANCE_YOUR_CALM;
+  options.connection.after_settings_debug = "go away";
+  TestServer server(options);
+  ASSERT_EQ(server.start(), 0);
+  {
+    H2Client client(server.port());
+    ASSERT_TRUE(client.ok());
+    ASSERT_TRUE(client.run_until(
+        [&] { return find_frame(client, NGHTTP2_GOAWAY) != nullptr; }));
+    const auto &frames = client.frames_received();
+    ASSERT_GE(frames.size(), 2u);
+    EXPECT_EQ(frames[0].type, NGHTTP2_SETTINGS);
+    EXPECT_EQ(frames[0].flags, NGHTTP2_FLAG_NONE);
+    EXPECT_EQ(frames[1].type, NGHTTP2_GOAWAY);
+    EXPECT_EQ(frames[1].goaway_last_stream_id, 0);
+    EXPECT_EQ(frames[1].error_code, NGHTTP2_ENHANCE_YOUR_CALM);
+    EXPECT_EQ(frames[1].goaway_debug, "go away");
+    auto [settings, rest] = split_first_frame(client.received());
+    EXPECT_EQ(rest.substr(0, 9 + 8 + 7),
+              std::string("\x00\x00\x0f\x07\x00\x00\x00\x00\x00"
+                          "\x00\x00\x00\x00\x00\x00\x00\x0b"
+                          "go away",
+                          24));
+    // Had the server closed once nghttp2 was done (GOAWAY out, no streams),
+    // these bytes would never be read. Written raw: after a GOAWAY our own
+    // nghttp2 session considers itself closing and sends nothing more.
+    const std::string ping("\x00\x00\x08\x06\x00\x00\x00\x00\x00"
+                           "12345678",
+                           17);
+    ASSERT_EQ(::send(client.fd(), ping.data(), ping.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(ping.size()));
+    const uint64_t sent = client.bytes_sent() + ping.size(); // with preface
+    ASSERT_TRUE(server.wait_for_stats(
+        [sent](const ServerStats &s) { return s.bytes_discarded == sent; },
+        10s));
+    ServerStats s = server.stats();
+    EXPECT_EQ(s.connections_open, 1u);
+    EXPECT_EQ(s.goaways_sent, 1u);
+    EXPECT_EQ(s.pings_received, 0u);
+    EXPECT_EQ(s.requests, 0u);
+  }
+  EXPECT_TRUE(server.wait_for_stats(no_connections_open, 10s));
+}
+
+struct ProtocolErrorCase {
+  const char *name;
+  ProtocolErrorKind kind;
+  std::string frame;       // the exact bytes after the SETTINGS
+  uint32_t client_verdict; // the GOAWAY code nghttp2's client answers with
+};
+
+class AfterSettingsProtocolError
+    : public ::testing::TestWithParam<ProtocolErrorCase> {};
+
+TEST_P(AfterSettingsProtocolError, WritesTheMalformedFrameRightAfterSettings) {
+  ServerOptions options;
+  options.connection.after_settings = AfterSettings::protocol_error;
+  options.connection.after_settings_protocol_error = GetParam().kind;
+  TestServer server(options);
+  ASSERT_EQ(server.start(), 0);
+  {
+    H2Client client(server.port());
+    ASSERT_TRUE(client.ok());
+    ASSERT_TRUE(
+        client.run_until([&] { return client.goaway_sent().has_value(); }));
+    // An independent parser agrees it is the intended connection error.
+    EXPECT_EQ(*client.goaway_sent(), GetParam().client_verdict);
+    auto [settings, rest] = split_first_frame(client.received());
+    EXPECT_EQ(settings.substr(3, 2), std::string("\x04\x00", 2));
+    EXPECT_EQ(rest, GetParam().frame);
+    // The server reads (and drops) what we sent, our GOAWAY included, and
+    // leaves closing to us.
+    const uint64_t sent = client.bytes_sent();
+    ASSERT_TRUE(server.wait_for_stats(
+        [sent](const ServerStats &s) { return s.bytes_discarded == sent; },
+        10s));
+    EXPECT_EQ(server.stats().protocol_errors_sent, 1u);
+    EXPECT_EQ(server.stats().connections_open, 1u);
+  }
+  EXPECT_TRUE(server.wait_for_stats(no_connections_open, 10s));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Kinds, AfterSettingsProtocolError,
+    ::testing::Values(
+        ProtocolErrorCase{"settings_ack_with_payload",
+                          ProtocolErrorKind::settings_ack_with_payload,
+                          std::string("\x00\x00\x06\x04\x01\x00\x00\x00\x00"
+                                      "\x00\x03\x00\x00\x00\x64",
+                                      15),
+                          NGHTTP2_FRAME_SIZE_ERROR},
+        ProtocolErrorCase{"ping_wrong_length",
+                          ProtocolErrorKind::ping_wrong_length,
+                          std::string("\x00\x00\x07\x06\x00\x00\x00\x00\x00"
+                                      "\x00\x00\x00\x00\x00\x00\x00",
+                                      16),
+                          NGHTTP2_FRAME_SIZE_ERROR},
+        ProtocolErrorCase{"data_on_stream_0",
+                          ProtocolErrorKind::data_on_stream_0,
+                          std::string("\x00\x00\x05\x00\x00\x00\x00\x00\x00"
+                                      "hello",
+                                      14),
+                          NGHTTP2_PROTOCOL_ERROR}),
+    [](const ::testing::TestParamInfo<ProtocolErrorCase> &info) {
+      return std::string(info.param.name);
+    });
+
+TEST(AfterSettings, CloseSendsFinRightAfterSettingsAndNoReset) {
+  ServerOptions options;
+  options.connection.after_settings = AfterSettings::close;
+  TestServer server(options);
+  ASSERT_EQ(server.start(), 0);
+  {
+    H2Client client(server.port());
+    ASSERT_TRUE(client.ok());
+    ASSERT_TRUE(client.read_until_eof());
+    EXPECT_EQ(client.eof_errno(), 0) << std::strerror(client.eof_errno());
+    auto [settings, rest] = split_first_frame(client.received());
+    EXPECT_EQ(settings.size(), 15u); // MAX_CONCURRENT_STREAMS only
+    EXPECT_EQ(settings.substr(3, 2), std::string("\x04\x00", 2));
+    EXPECT_EQ(rest, "");
+    // Half-closed: the server still reads (and discards) what we send, and
+    // keeps the connection until we close it. (A server that closed its
+    // socket would not count these bytes.)
+    ASSERT_TRUE(client.flush());
+    const uint64_t sent = client.bytes_sent();
+    ASSERT_GT(sent, 0u);
+    ASSERT_TRUE(server.wait_for_stats(
+        [sent](const ServerStats &s) { return s.bytes_discarded == sent; },
+        10s));
+    EXPECT_EQ(server.stats().connections_open, 1u);
+    EXPECT_EQ(server.stats().connections_dropped, 1u);
+  }
+  EXPECT_TRUE(server.wait_for_stats(no_connections_open, 10s));
+}
+
+TEST(AfterSettings, ResetAbortsWithTcpRst) {
+  ServerOptions options;
+  options.connection.after_settings = AfterSettings::reset;
+  TestServer server(options);
+  ASSERT_EQ(server.start(), 0);
+  H2Client client(server.port());
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE(client.read_until_eof());
+  EXPECT_EQ(client.eof_errno(), ECONNRESET)
+      << std::strerror(client.eof_errno());
+  EXPECT_TRUE(server.wait_for_stats(no_connections_open, 10s));
+  EXPECT_EQ(server.stats().connections_dropped, 1u);
+}
+
+TEST(AfterSettings, NoneServesRequests) {
+  ServerOptions options;
+  options.connection.after_settings = AfterSettings::none;
+  TestServer server(options);
+  ASSERT_EQ(server.start(), 0);
+  H2Client client(server.port());
+  int32_t id = client.request("GET", "/");
+  ASSERT_TRUE(client.wait(id));
+  EXPECT_EQ(client.response(id).status, 200);
+  EXPECT_EQ(find_frame(client, NGHTTP2_GOAWAY), nullptr);
+}
+
+TEST(RefuseEvery, RefusesEveryNthStreamInArrivalOrderAcrossConnections) {
+  ServerOptions options;
+  options.refuse_every = 2;
+  TestServer server(options);
+  ASSERT_EQ(server.start(), 0);
+  H2Client a(server.port());
+  H2Client b(server.port());
+  ASSERT_TRUE(a.ok() && b.ok());
+  struct Step {
+    H2Client *client;
+    bool post;
+    bool refused;
+  };
+  // Each request completes before the next is sent, so this is the order
+  // the server receives them in: stream 4 carries a body, refused before the
+  // server reads it.
+  const std::vector<Step> steps = {{&a, false, false}, {&b, false, true},
+                                   {&a, false, false}, {&b, true, true},
+                                   {&b, false, false}, {&a, false, true}};
+  uint64_t answered = 0;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    H2Client &c = *steps[i].client;
+    std::optional<std::string> body;
+    if (steps[i].post) {
+      body = test_body(1, 200000);
+    }
+    int32_t id = c.request(steps[i].post ? "POST" : "GET",
+                           "/step" + std::to_string(i + 1), body);
+    ASSERT_GT(id, 0);
+    ASSERT_TRUE(c.wait(id)) << "step " << i + 1;
+    const Response &r = c.response(id);
+    if (steps[i].refused) {
+      EXPECT_EQ(r.status, 0) << "step " << i + 1;
+      EXPECT_EQ(r.error_code, NGHTTP2_REFUSED_STREAM) << "step " << i + 1;
+      bool rst_seen = false;
+      for (const auto &f : c.frames_received()) {
+        rst_seen |= f.type == NGHTTP2_RST_STREAM && f.stream_id == id &&
+                    f.error_code == NGHTTP2_REFUSED_STREAM;
+      }
+      EXPECT_TRUE(rst_seen) << "step " << i + 1;
+    } else {
+      ++answered;
+      EXPECT_EQ(r.status, 200) << "step " << i + 1;
+      EXPECT_EQ(r.error_code, NGHTTP2_NO_ERROR) << "step " << i + 1;
+      // Refused streams never reached a handler, so they are not counted.
+      EXPECT_EQ(r.header("x-request-count"), std::to_string(answered));
+    }
+  }
+  ServerStats s = server.stats();
+  EXPECT_EQ(s.streams_refused, 3u);
+  EXPECT_EQ(s.requests, 3u);
+  std::vector<std::string> paths;
+  for (const auto &r : server.requests()) {
+    paths.push_back(r.path);
+  }
+  EXPECT_EQ(paths, (std::vector<std::string>{"/step1", "/step3", "/step5"}));
+}
+
+TEST_F(TestServerTest, DropAtFaultAtSendsNoMoreOfTheBody) {
+  for (const char *mode : {"close", "reset"}) {
+    H2Client client(server_.port());
+    ASSERT_TRUE(client.ok());
+    // No fault_delay_ms: the fault strikes while nghttp2 is still asking
+    // for the rest of the body.
+    int32_t id = client.request(
+        "GET", std::string("/?size=1000&seed=4&fault_at=100&drop=") + mode);
+    ASSERT_TRUE(client.run_until([&] { return client.eof(); })) << mode;
+    const Response &r = client.response(id);
+    EXPECT_FALSE(r.closed) << mode << ": END_STREAM must not have been sent";
+    EXPECT_LE(r.body.size(), 100u) << mode;
+    EXPECT_TRUE(r.body == test_body(4, r.body.size())) << mode;
+  }
+  EXPECT_EQ(server_.stats().connections_dropped, 2u);
+  EXPECT_EQ(server_.stats().responses, 0u);
+}
+
+TEST_F(TestServerTest, DropMidframeCutsADataFrameHeaderThenSendsFin) {
+  {
+    H2Client client(server_.port());
+    ASSERT_TRUE(client.ok());
+    int32_t id =
+        client.request("GET", "/?size=1000&seed=4&drop=midframe&fault_at=100");
+    ASSERT_TRUE(client.run_until([&] { return client.eof(); }));
+    EXPECT_EQ(client.eof_errno(), 0) << std::strerror(client.eof_errno());
+    const Response &r = client.response(id);
+    EXPECT_EQ(r.status, 200);
+    EXPECT_FALSE(r.closed);
+    EXPECT_TRUE(r.body == test_body(4, 1000).substr(0, 100));
+    const std::string &wire = client.received();
+    ASSERT_GE(wire.size(), 5u);
+    EXPECT_EQ(wire.substr(wire.size() - 5),
+              std::string("\x00\x40\x00\x00\x00", 5));
+    EXPECT_EQ(server_.stats().connections_dropped, 1u);
+    EXPECT_EQ(server_.stats().responses, 0u);
+  }
+  EXPECT_TRUE(server_.wait_for_stats(no_connections_open, 10s));
+  EXPECT_EQ(get("/").status, 200);
+}
+
+TEST(ReadPause, StopsReadingSoALargeUploadBlocksTheClientsWrites) {
+  constexpr uint32_t kPauseMs = 2000;
+  constexpr size_t kUpload = 32 << 20;
+  ServerOptions options;
+  options.record_bodies = false;
+  // Flow control must not stop the upload first.
+  options.connection.initial_window_size = 1u << 30;
+  options.connection.read_pause_ms = kPauseMs;
+  TestServer server(options);
+  ASSERT_EQ(server.start(), 0);
+  H2Client client(server.port());
+  ASSERT_TRUE(client.ok());
+  int32_t id = client.open_stream("POST", "/");
+  ASSERT_GT(id, 0);
+  ASSERT_TRUE(client.run_until([&] {
+    return nghttp2_session_get_remote_window_size(client.session()) >=
+           (1 << 30) - 1;
+  }));
+  ASSERT_TRUE(server.wait_for_stats(
+      [](const ServerStats &s) { return s.read_pauses == 1; }, 10s));
+  auto paused_at = Clock::now();
+  ASSERT_EQ(client.send_body(id, std::string(kUpload, 'u')), 0);
+  H2Client::FlushResult r = H2Client::FlushResult::done;
+  auto deadline = Clock::now() + 10s;
+  while (Clock::now() < deadline &&
+         (r = client.flush_some()) == H2Client::FlushResult::done) {
+  }
+  // The socket buffers are full while the server is still paused.
+  EXPECT_EQ(r, H2Client::FlushResult::blocked);
+  EXPECT_EQ(server.stats().read_pauses_ended, 0u);
+  ASSERT_TRUE(client.wait(id, 30s));
+  EXPECT_GE(client.response(id).closed_at - paused_at,
+            std::chrono::milliseconds(kPauseMs) - 100ms);
+  EXPECT_EQ(client.response(id).status, 200);
+  EXPECT_EQ(client.response(id).header("x-request-body-length"),
+            std::to_string(kUpload));
+  ServerStats s = server.stats();
+  EXPECT_EQ(s.read_pauses, 1u);
+  EXPECT_EQ(s.read_pauses_ended, 1u);
+}
+
+TEST(ConnectionScripts, EachConnectionAnnouncesItsOwnFirstSettings) {
+  ServerOptions options;
+  options.max_concurrent_streams = 100;
+  options.connection_script = [](uint64_t id) {
+    ConnectionScript s;
+    if (id == 1) {
+      s.settings_mcs_initial = 0;
+    } else if (id == 2) {
+      s.settings_mcs_initial = 5;
+      s.initial_window_size = 1u << 20;
+    }
+    return s;
+  };
+  TestServer server(options);
+  ASSERT_EQ(server.start(), 0);
+  struct Want {
+    uint32_t mcs;
+    uint32_t window;
+    int32_t connection_window;
+  };
+  const std::vector<Want> wants = {
+      {0, 65535, 65535}, {5, 1u << 20, 1 << 20}, {100, 65535, 65535}};
+  std::list<H2Client> clients; // held open so the ids stay 1, 2, 3
+  for (size_t i = 0; i < wants.size(); ++i) {
+    clients.emplace_back(server.port());
+    H2Client &c = clients.back();
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE(c.run_until([&] {
+      // Our SETTINGS ACKed means the server has read our preface; its own
+      // SETTINGS (and WINDOW_UPDATE) went out before that ACK.
+      return find_frame(c, NGHTTP2_SETTINGS) &&
+             nghttp2_session_get_remote_window_size(c.session()) ==
+                 wants[i].connection_window;
+    })) << "connection "
+        << i + 1;
+    EXPECT_EQ(nghttp2_session_get_remote_settings(
+                  c.session(), NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS),
+              wants[i].mcs)
+        << "connection " << i + 1;
+    EXPECT_EQ(nghttp2_session_get_remote_settings(
+                  c.session(), NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE),
+              wants[i].window)
+        << "connection " << i + 1;
+  }
+  // The third connection, on the server-wide defaults, serves requests.
+  int32_t id = clients.back().request("GET", "/");
+  ASSERT_TRUE(clients.back().wait(id));
+  EXPECT_EQ(clients.back().response(id).status, 200);
 }
 
 TEST(TestServerStart, StartTwiceIsRejected) {

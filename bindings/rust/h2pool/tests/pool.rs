@@ -67,7 +67,7 @@ impl Drop for Server {
     }
 }
 
-/// The test server's deterministic body (tests/server/test_server.h).
+/// The test server's deterministic body (tools/server/test_server.h).
 fn test_body(seed: u64, n: usize) -> Vec<u8> {
     const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
     fn splitmix64(mut x: u64) -> u64 {

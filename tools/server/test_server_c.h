@@ -1,4 +1,4 @@
-/* A C view of the test server (tests/server/test_server.h) for the CMocka
+/* A C view of the test server (tools/server/test_server.h) for the CMocka
  * tests of the public C API. */
 #ifndef H2POOL_TEST_SERVER_C_H
 #define H2POOL_TEST_SERVER_C_H

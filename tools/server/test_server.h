@@ -77,8 +77,14 @@
 //     refuse=P          RST_STREAM(REFUSED_STREAM) before any response, with
 //                       probability P (0..1; 1 = always; seeded RNG, see
 //                       ServerOptions::seed)
-//     drop=close|reset  at fault_at, close the TCP connection (FIN), or abort
-//                       it (SO_LINGER 0, so the peer gets a TCP RST)
+//     drop=close|reset|midframe
+//                       at fault_at, close the TCP connection (FIN), or abort
+//                       it (SO_LINGER 0, so the peer gets a TCP RST), or
+//                       (midframe) write the first 5 bytes of a 9-byte DATA
+//                       frame header, 00 40 00 00 00 (length 16384, type
+//                       DATA, flags 0; the stream id never comes), then FIN
+//                       once everything queued is written; the server then
+//                       reads and discards until the client closes
 //     stall=1           at fault_at stop sending and never finish; with
 //                       fault_at=before the request is never answered
 //     fault_at=before|N where rst/drop/stall strike: "before" = before any
@@ -102,12 +108,15 @@
 //                       ACKs it, ServerStats::peak_streams_after_settings_ack
 //                       tracks the streams open at once on that connection
 //
-// Per connection (ServerOptions, or ServerOptions::connection_script for a
-// script chosen per connection id): never send SETTINGS (a silent peer: the
-// server only reads and discards), ignore PINGs
-// (nghttp2_option_set_no_auto_ping_ack), GOAWAY after N requests on the
-// connection, and chaos (random GOAWAY, refused streams and dropped
-// connections, seeded).
+// Per connection (ConnectionScript: ServerOptions::connection, or
+// ServerOptions::connection_script for a script chosen per connection id):
+// never send SETTINGS (a silent peer: the server only reads and discards),
+// the MAX_CONCURRENT_STREAMS of the first SETTINGS, the initial flow-control
+// window, what happens right after SETTINGS (GOAWAY, a protocol error, FIN,
+// RST), ignore PINGs (nghttp2_option_set_no_auto_ping_ack), GOAWAY after N
+// requests on the connection, pausing reads after each request (slow
+// reader). Server-wide (ServerOptions): refuse every Nth stream, and chaos
+// (random GOAWAY, refused streams and dropped connections, seeded).
 //
 // Every response carries "x-request-count: N" (N = requests this server has
 // seen, 1-based) and, when the request had a body, "x-request-body-length".
@@ -123,6 +132,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -143,12 +153,74 @@ std::string test_body(uint64_t seed, size_t n);
 // x + 0x9e3779b97f4a7c15; other languages can reproduce it from this.
 void fill_test_body(uint64_t seed, uint64_t offset, size_t n, uint8_t *out);
 
+// ConnectionScript::after_settings: what a connection does right after it
+// has written its SETTINGS, before it reads anything.
+enum class AfterSettings {
+  // Serve requests.
+  none,
+  // GOAWAY(after_settings_goaway_code, last_stream_id 0,
+  // after_settings_debug): no stream will be processed. Then the server
+  // reads and discards until the client closes (nghttp2 itself would close
+  // now, and ignores input after such a GOAWAY anyway), so nothing else is
+  // sent: no SETTINGS or PING ACK, no response. Counted in
+  // ServerStats::goaways_sent.
+  goaway,
+  // The raw frame after_settings_protocol_error, written after nghttp2's
+  // own output (nghttp2 never sends such a frame); then the server reads and
+  // discards until the client closes. Counted in protocol_errors_sent.
+  protocol_error,
+  // FIN once the SETTINGS is written (shutdown(SHUT_WR)); then the server
+  // reads and discards until the client closes, so no RST follows. Counted
+  // in connections_dropped.
+  close,
+  // TCP RST (SO_LINGER 0, close) once the SETTINGS is written to the
+  // kernel. The RST may make the client's kernel drop the SETTINGS unread.
+  // Counted in connections_dropped.
+  reset,
+};
+
+// The malformed frame AfterSettings::protocol_error writes. Each is a
+// connection error the client must answer with GOAWAY (RFC 9113).
+enum class ProtocolErrorKind {
+  // SETTINGS with the ACK flag and a 6-byte payload (MAX_CONCURRENT_STREAMS
+  // = 100): FRAME_SIZE_ERROR (section 6.5).
+  settings_ack_with_payload,
+  // PING with a 7-byte payload: FRAME_SIZE_ERROR (section 6.7).
+  ping_wrong_length,
+  // DATA on stream 0 (5 bytes "hello", no flags): PROTOCOL_ERROR
+  // (section 6.1).
+  data_on_stream_0,
+};
+
 // What a connection does besides answering requests. The defaults are a
 // well-behaved server.
 struct ConnectionScript {
   // false: never send SETTINGS (nor anything else); the client's bytes are
-  // read and discarded.
+  // read and discarded. after_settings is then moot.
   bool send_settings = true;
+  // SETTINGS_MAX_CONCURRENT_STREAMS of the connection's first SETTINGS,
+  // instead of ServerOptions::max_concurrent_streams (0: announce 0, so the
+  // client may open no stream; nghttp2 refuses any it opens anyway).
+  std::optional<uint32_t> settings_mcs_initial;
+  // SETTINGS_INITIAL_WINDOW_SIZE of the first SETTINGS (at most 2^31-1);
+  // above 65535 the connection window is widened to the same size. Unset:
+  // nghttp2's defaults (65535 for both), which stop a client's upload after
+  // 64 KiB until the server reads and grants more.
+  std::optional<uint32_t> initial_window_size;
+  // See AfterSettings.
+  AfterSettings after_settings = AfterSettings::none;
+  uint32_t after_settings_goaway_code = 0; // NO_ERROR
+  std::string after_settings_debug = "after_settings";
+  ProtocolErrorKind after_settings_protocol_error =
+      ProtocolErrorKind::settings_ack_with_payload;
+  // Slow reader: each time a request's HEADERS arrive, once the bytes
+  // already read from the socket are processed, the server stops reading
+  // the connection's socket for this many ms (a timer; 0: never). A large
+  // upload then fills the socket buffers and the client's writes block -
+  // provided flow control lets it send that much (see initial_window_size).
+  // Responses still go out meanwhile. Counted in ServerStats::read_pauses
+  // and read_pauses_ended.
+  uint32_t read_pause_ms = 0;
   // Do not answer PINGs (nghttp2_option_set_no_auto_ping_ack).
   bool ignore_ping = false;
   // After this many requests have arrived on the connection (0: never), send
@@ -193,6 +265,14 @@ struct ServerOptions {
   // new connection's 1-based id.
   ConnectionScript connection;
   std::function<ConnectionScript(uint64_t connection_id)> connection_script;
+  // Deterministic load shedding: every Nth stream the server receives
+  // (counted in arrival order of request HEADERS across all connections,
+  // 1-based, so with N=2 streams 2, 4, 6, ...) is answered with
+  // RST_STREAM(REFUSED_STREAM) as its HEADERS arrive, before any response
+  // and before its body is read. Such a stream never reaches a handler: it
+  // is not recorded nor counted in ServerStats::requests (nor in
+  // x-request-count), only in streams_refused. 0: off.
+  uint32_t refuse_every = 0;
   // Random faults (off by default) and the seed of the server's RNG (which
   // also draws refuse=P).
   ChaosOptions chaos;
@@ -225,10 +305,19 @@ struct ServerStats {
   uint64_t requests = 0;                // requests that reached a handler
   uint64_t responses = 0;               // responses fully sent
   // Fault injection and other observations.
-  uint64_t goaways_sent = 0;           // GOAWAY frames (each step counts)
-  uint64_t streams_refused = 0;        // RST_STREAM(REFUSED_STREAM) injected
-  uint64_t streams_reset = 0;          // other RST_STREAMs injected (rst=)
-  uint64_t connections_dropped = 0;    // drop= and chaos drops
+  uint64_t goaways_sent = 0;         // GOAWAY frames (each step counts)
+  uint64_t streams_refused = 0;      // RST_STREAM(REFUSED_STREAM) injected
+                                     // (refuse=, refuse_every, chaos)
+  uint64_t streams_reset = 0;        // other RST_STREAMs injected (rst=)
+  uint64_t connections_dropped = 0;  // drop=, chaos drops, and
+                                     // after_settings close/reset
+  uint64_t protocol_errors_sent = 0; // after_settings protocol_error
+  uint64_t read_pauses = 0;          // read_pause_ms pauses begun ...
+  uint64_t read_pauses_ended = 0;    // ... and ended
+  // Bytes read and thrown away by connections that no longer (or never)
+  // speak HTTP/2: send_settings=false, after_settings goaway,
+  // protocol_error and close, drop=midframe.
+  uint64_t bytes_discarded = 0;
   uint64_t streams_stalled = 0;        // stall= reached its point
   uint64_t client_resets = 0;          // RST_STREAMs received from clients
   uint64_t pings_received = 0;         // PINGs (not ACKs) from clients

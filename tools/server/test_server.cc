@@ -154,7 +154,15 @@ template <typename T> bool parse_number(std::string_view s, T &out) {
   return ec == std::errc() && end == s.data() + s.size() && !s.empty();
 }
 
-enum class Fault { none, rst, refuse, drop_close, drop_reset, stall };
+enum class Fault {
+  none,
+  rst,
+  refuse,
+  drop_close,
+  drop_reset,
+  drop_midframe,
+  stall
+};
 
 // ce=: one step of the encoding chain.
 enum class Coding { identity, gzip, zlib, raw };
@@ -374,8 +382,10 @@ Script parse_script(std::string_view path) {
       ok = !value.empty() && end == value.c_str() + value.size() &&
            script.refuse >= 0 && script.refuse <= 1;
     } else if (key == "drop") {
-      ok = value == "close" || value == "reset";
-      script.fault = value == "close" ? Fault::drop_close : Fault::drop_reset;
+      ok = value == "close" || value == "reset" || value == "midframe";
+      script.fault = value == "close"   ? Fault::drop_close
+                     : value == "reset" ? Fault::drop_reset
+                                        : Fault::drop_midframe;
     } else if (key == "stall") {
       ok = value == "1";
       script.fault = Fault::stall;
@@ -489,6 +499,9 @@ struct ServerStream {
   bool had_body_ = false;
   uint64_t body_length_ = 0;
   bool handled_ = false;
+  // refuse_every picked this stream: RST_STREAM(REFUSED_STREAM) is on its
+  // way and the request is never handled.
+  bool refused_ = false;
   uint64_t request_number_ = 0;
   Script script_;
   EventPtr delay_timer_;
@@ -524,8 +537,33 @@ public:
     streams_.clear();
   }
 
-  // Creates the session, queues our SETTINGS and flushes. Returns 0 or -1.
+  // What on_read, on_write and send() do; every phase but serving is a
+  // scripted or fatal end of the connection.
+  enum class Phase {
+    // The nghttp2 session reads and writes.
+    serving,
+    // A fatal protocol error from the client: stop reading, flush the
+    // session's GOAWAY, then close.
+    closing,
+    // Nothing more is produced; once what is queued is written, finish_
+    // happens (FIN, then discarding; or TCP RST).
+    finishing,
+    // Nothing more is produced; everything read is discarded until the
+    // client closes (send_settings=false from the start; after a scripted
+    // protocol error or FIN).
+    discarding,
+  };
+  enum class Finish { fin, rst };
+
+  // Creates the session, queues our SETTINGS and flushes, then runs the
+  // after_settings script. Returns 0 or -1.
   int start();
+  // ConnectionScript::after_settings, once the SETTINGS is queued.
+  int run_after_settings();
+  // Enters Phase::finishing; acts at once if nothing is queued.
+  int finish_after_flush(Finish how);
+  // Everything queued is written: FIN or RST. Returns -1 to close now.
+  int finish();
   // Returns -1 when the connection should be closed now.
   int on_read();
   int on_write();
@@ -557,6 +595,12 @@ public:
   void on_frame_sent(const nghttp2_frame *frame);
   void on_begin_frame(const nghttp2_frame_hd *hd);
   void on_control_frame(const nghttp2_frame *frame);
+  // A request's HEADERS arrived: refuse_every and read_pause_ms. Returns
+  // whether the stream was refused.
+  bool on_request_headers(ServerStream *stream);
+  // read_pause_ms: stop reading the socket now, resume on a timer.
+  void begin_read_pause();
+  void on_read_pause_expired();
 
   Server *server_;
   uint64_t id_;
@@ -564,12 +608,13 @@ public:
   std::unordered_map<int32_t, std::unique_ptr<ServerStream>> streams_;
   SessionPtr session_;
   uint32_t open_streams_ = 0;
-  // Set after a fatal protocol error: stop reading, flush the GOAWAY, close.
-  bool closing_ = false;
+  Phase phase_ = Phase::serving;
+  Finish finish_ = Finish::fin;
+  // read_pause_ms: a request arrived during this read; pause after it.
+  bool pause_pending_ = false;
+  EventPtr read_pause_timer_;
 
   ConnectionScript script_;
-  // send_settings=false: no session; everything read is discarded.
-  bool silent_ = false;
   uint64_t requests_seen_ = 0;
   // GOAWAY scripting: the last_stream_id once the final GOAWAY is
   // submitted; streams above it are never answered.
@@ -579,7 +624,8 @@ public:
   int64_t goaway_final_last_ = -1;
   std::string goaway_debug_;
   EventPtr goaway_timer_;
-  // drop=: flush what is queued, then close (FIN) or abort (RST).
+  // drop=: flush what is queued, then close (FIN) or abort (RST); or cut a
+  // frame header short, then FIN (midframe).
   Fault drop_ = Fault::none;
   // settings_mcs=: SETTINGS frames sent / ACKs received, and which one
   // lowered MAX_CONCURRENT_STREAMS.
@@ -660,6 +706,9 @@ public:
   }
   // Loop thread only: how many requests with this path have arrived.
   uint64_t count_path(const std::string &path) { return ++path_counts_[path]; }
+  // Loop thread only: the 1-based arrival number of a new request stream,
+  // across all connections (refuse_every).
+  uint64_t count_stream() { return ++streams_arrived_; }
 
 private:
   void free_loop_objects();
@@ -685,6 +734,7 @@ private:
   std::vector<ClientReset> resets_;
   std::mt19937_64 rng_{options_.seed};
   std::unordered_map<std::string, uint64_t> path_counts_;
+  uint64_t streams_arrived_ = 0;
 };
 
 // ---------------------------------------------------------------------------
@@ -777,9 +827,16 @@ int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
   if (!stream) {
     return 0;
   }
+  if (stream->refused_) {
+    // Whatever still arrives before nghttp2 closes the stream is dropped.
+    return 0;
+  }
   if (frame->hd.type == NGHTTP2_DATA) {
     stream->had_body_ = true;
   } else if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    if (conn->on_request_headers(stream)) {
+      return 0;
+    }
     // The path is known before any DATA, so decide here whether to keep the
     // body: echo needs it whatever the recording options say.
     stream->keep_body_ =
@@ -834,6 +891,12 @@ void on_goaway_timer(evutil_socket_t fd, short events, void *ptr) {
   (void)fd;
   (void)events;
   static_cast<ServerConnection *>(ptr)->on_goaway_grace_expired();
+}
+
+void on_read_pause_timer(evutil_socket_t fd, short events, void *ptr) {
+  (void)fd;
+  (void)events;
+  static_cast<ServerConnection *>(ptr)->on_read_pause_expired();
 }
 
 int on_stream_close(nghttp2_session *session, int32_t stream_id,
@@ -981,7 +1044,7 @@ int ServerConnection::start() {
   script_ = options.connection_script ? options.connection_script(id_)
                                       : options.connection;
   if (!script_.send_settings) {
-    silent_ = true;
+    phase_ = Phase::discarding;
     return 0;
   }
   nghttp2_option *opt = nullptr;
@@ -1002,27 +1065,130 @@ int ServerConnection::start() {
   }
   session_.reset(raw);
   settings_sent_ = 1;
-  nghttp2_settings_entry iv[1];
+  nghttp2_settings_entry iv[2];
   size_t niv = 0;
-  if (server_->options().max_concurrent_streams != 0) {
+  if (script_.settings_mcs_initial) {
     iv[niv++] = {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
-                 server_->options().max_concurrent_streams};
+                 *script_.settings_mcs_initial};
+  } else if (options.max_concurrent_streams != 0) {
+    iv[niv++] = {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+                 options.max_concurrent_streams};
+  }
+  if (script_.initial_window_size) {
+    iv[niv++] = {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE,
+                 *script_.initial_window_size};
   }
   if (nghttp2_submit_settings(session_.get(), NGHTTP2_FLAG_NONE, iv, niv) !=
       0) {
     return -1;
   }
-  return send();
+  if (script_.initial_window_size &&
+      *script_.initial_window_size > NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE) {
+    // The stream windows alone would still leave the whole connection at
+    // 64 KiB in flight.
+    nghttp2_session_set_local_window_size(
+        session_.get(), NGHTTP2_FLAG_NONE, 0,
+        static_cast<int32_t>(*script_.initial_window_size));
+  }
+  if (send() != 0) {
+    return -1;
+  }
+  return run_after_settings();
+}
+
+int ServerConnection::run_after_settings() {
+  switch (script_.after_settings) {
+  case AfterSettings::none:
+    return 0;
+  case AfterSettings::goaway: {
+    // Submitted after send() put the SETTINGS in the output, so the
+    // GOAWAY is the second frame on the wire whatever nghttp2's queue order.
+    goaway_started_ = true;
+    goaway_last_ = 0;
+    const std::string &debug = script_.after_settings_debug;
+    if (nghttp2_submit_goaway(session_.get(), NGHTTP2_FLAG_NONE, 0,
+                              script_.after_settings_goaway_code,
+                              reinterpret_cast<const uint8_t *>(debug.data()),
+                              debug.size()) != 0) {
+      return -1;
+    }
+    int rv = send();
+    // nghttp2 would now close the connection (GOAWAY out, no stream) and
+    // ignore all input; instead the client decides when it ends.
+    phase_ = Phase::discarding;
+    return rv;
+  }
+  case AfterSettings::protocol_error: {
+    // Frames nghttp2 refuses to produce, so they bypass the session.
+    std::string bad;
+    switch (script_.after_settings_protocol_error) {
+    case ProtocolErrorKind::settings_ack_with_payload:
+      bad = std::string("\x00\x00\x06\x04\x01\x00\x00\x00\x00", 9) +
+            std::string("\x00\x03\x00\x00\x00\x64", 6);
+      break;
+    case ProtocolErrorKind::ping_wrong_length:
+      bad = std::string("\x00\x00\x07\x06\x00\x00\x00\x00\x00", 9) +
+            std::string(7, '\0');
+      break;
+    case ProtocolErrorKind::data_on_stream_0:
+      bad = std::string("\x00\x00\x05\x00\x00\x00\x00\x00\x00", 9) + "hello";
+      break;
+    }
+    if (bufferevent_write(bev_.get(), bad.data(), bad.size()) != 0) {
+      return -1;
+    }
+    phase_ = Phase::discarding;
+    server_->update_stats([](ServerStats &s) { ++s.protocol_errors_sent; });
+    return 0;
+  }
+  case AfterSettings::close:
+  case AfterSettings::reset:
+    server_->update_stats([](ServerStats &s) { ++s.connections_dropped; });
+    return finish_after_flush(script_.after_settings == AfterSettings::close
+                                  ? Finish::fin
+                                  : Finish::rst);
+  }
+  return 0;
+}
+
+int ServerConnection::finish_after_flush(Finish how) {
+  phase_ = Phase::finishing;
+  finish_ = how;
+  if (evbuffer_get_length(bufferevent_get_output(bev_.get())) == 0) {
+    return finish();
+  }
+  // Otherwise the write callback calls finish() once the output is written.
+  return 0;
+}
+
+int ServerConnection::finish() {
+  evutil_socket_t fd = bufferevent_getfd(bev_.get());
+  if (finish_ == Finish::rst) {
+    linger lg{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    return -1;
+  }
+  // A half-close: closing the socket outright while the client's bytes sit
+  // unread in it would make the kernel answer with RST instead.
+  shutdown(fd, SHUT_WR);
+  phase_ = Phase::discarding;
+  return 0;
 }
 
 int ServerConnection::on_read() {
   evbuffer *input = bufferevent_get_input(bev_.get());
-  if (silent_) {
-    evbuffer_drain(input, evbuffer_get_length(input));
+  switch (phase_) {
+  case Phase::discarding:
+  case Phase::finishing: {
+    size_t n = evbuffer_get_length(input);
+    evbuffer_drain(input, n);
+    server_->update_stats([n](ServerStats &s) { s.bytes_discarded += n; });
     return 0;
   }
-  if (closing_) {
+  case Phase::closing:
     return 0;
+  case Phase::serving:
+    break;
   }
   size_t total = evbuffer_get_length(input);
   // Feed every chunk without copying, then answer once: the responses to a
@@ -1037,7 +1203,7 @@ int ServerConnection::on_read() {
       // Fatal for the session (e.g. a bad client preface). Say GOAWAY if
       // nghttp2 still will, then close once it is flushed.
       evbuffer_drain(input, total);
-      closing_ = true;
+      phase_ = Phase::closing;
       bufferevent_disable(bev_.get(), EV_READ);
       nghttp2_session_terminate_session(session_.get(), NGHTTP2_PROTOCOL_ERROR);
       const uint8_t *data = nullptr;
@@ -1050,22 +1216,32 @@ int ServerConnection::on_read() {
     }
   }
   evbuffer_drain(input, total);
+  if (pause_pending_) {
+    pause_pending_ = false;
+    begin_read_pause();
+  }
   return send();
 }
 
 int ServerConnection::on_write() {
-  if (silent_) {
-    return 0;
-  }
-  if (closing_) {
+  switch (phase_) {
+  case Phase::serving:
+    return send();
+  case Phase::closing:
     return evbuffer_get_length(bufferevent_get_output(bev_.get())) == 0 ? -1
                                                                         : 0;
+  case Phase::finishing:
+    return evbuffer_get_length(bufferevent_get_output(bev_.get())) == 0
+               ? finish()
+               : 0;
+  case Phase::discarding:
+    return 0;
   }
-  return send();
+  return 0;
 }
 
 int ServerConnection::send() {
-  if (closing_) {
+  if (phase_ != Phase::serving) {
     return 0;
   }
   evbuffer *output = bufferevent_get_output(bev_.get());
@@ -1081,6 +1257,15 @@ int ServerConnection::send() {
     if (bufferevent_write(bev_.get(), data, static_cast<size_t>(n)) != 0) {
       return -1;
     }
+  }
+  if (drop_ == Fault::drop_midframe) {
+    // A DATA frame header cut after its flags byte (length 16384): the
+    // client holds 5 bytes of a frame when the FIN arrives.
+    static constexpr uint8_t kCut[] = {0x00, 0x40, 0x00, 0x00, 0x00};
+    if (bufferevent_write(bev_.get(), kCut, sizeof kCut) != 0) {
+      return -1;
+    }
+    return finish_after_flush(Finish::fin);
   }
   if (drop_ != Fault::none) {
     // Push what is queued (the partial response) into the kernel, then
@@ -1567,7 +1752,14 @@ void ServerConnection::strike(ServerStream *stream) {
     return;
   }
   stream->fault_struck_ = true;
-  stream->fault_pending_ = sc.fault == Fault::stall;
+  // A stall sends nothing more, ever. A drop sends nothing more either: the
+  // stream's data provider is asked again in the same
+  // nghttp2_session_mem_send call that reported the frame before the fault
+  // point, and would otherwise hand out the rest of the body (END_STREAM
+  // included) before send() gets to close.
+  stream->fault_pending_ =
+      sc.fault == Fault::stall || sc.fault == Fault::drop_close ||
+      sc.fault == Fault::drop_reset || sc.fault == Fault::drop_midframe;
   switch (sc.fault) {
   case Fault::none:
     return;
@@ -1583,6 +1775,7 @@ void ServerConnection::strike(ServerStream *stream) {
     return;
   case Fault::drop_close:
   case Fault::drop_reset:
+  case Fault::drop_midframe:
     drop_ = sc.fault;
     server_->update_stats([](ServerStats &s) { ++s.connections_dropped; });
     return;
@@ -1659,6 +1852,48 @@ void ServerConnection::on_control_frame(const nghttp2_frame *frame) {
     break;
   default:
     break;
+  }
+}
+
+bool ServerConnection::on_request_headers(ServerStream *stream) {
+  if (script_.read_pause_ms > 0) {
+    // Acted on once on_read has fed nghttp2 everything it read.
+    pause_pending_ = true;
+  }
+  uint32_t every = server_->options().refuse_every;
+  if (every == 0 || server_->count_stream() % every != 0) {
+    return false;
+  }
+  stream->refused_ = true;
+  nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE,
+                            stream->stream_id_, NGHTTP2_REFUSED_STREAM);
+  server_->update_stats([](ServerStats &s) { ++s.streams_refused; });
+  return true;
+}
+
+void ServerConnection::begin_read_pause() {
+  if (!read_pause_timer_) {
+    read_pause_timer_.reset(
+        evtimer_new(server_->base(), on_read_pause_timer, this));
+    if (!read_pause_timer_) {
+      return;
+    }
+  }
+  // The socket stays unread (libevent stops polling it), so the kernel's
+  // buffers fill and then the client's writes block.
+  bufferevent_disable(bev_.get(), EV_READ);
+  timeval tv;
+  tv.tv_sec = static_cast<time_t>(script_.read_pause_ms / 1000);
+  tv.tv_usec = static_cast<suseconds_t>(script_.read_pause_ms % 1000) * 1000;
+  event_base_update_cache_time(server_->base());
+  evtimer_add(read_pause_timer_.get(), &tv);
+  server_->update_stats([](ServerStats &s) { ++s.read_pauses; });
+}
+
+void ServerConnection::on_read_pause_expired() {
+  server_->update_stats([](ServerStats &s) { ++s.read_pauses_ended; });
+  if (phase_ == Phase::serving) {
+    bufferevent_enable(bev_.get(), EV_READ);
   }
 }
 
