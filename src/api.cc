@@ -13,6 +13,7 @@
 #include "pool.h"
 #include "request.h"
 #include "resolver.h"
+#include "testing_hooks.h"
 #include "tls.h"
 #include "url.h"
 
@@ -27,8 +28,7 @@ struct h2pool {
   h2pool_core::Logger log;
   h2pool_core::RequestCache requests;
   h2pool_core::Loop loop;
-  std::unique_ptr<h2pool_core::Resolver> resolver =
-      std::make_unique<h2pool_core::SystemResolver>(loop);
+  std::unique_ptr<h2pool_core::Resolver> resolver;
   std::unique_ptr<h2pool_core::Pool> pool;
   std::atomic<uint64_t> next_id{0};
   std::atomic<uint64_t> waiting{0};
@@ -117,6 +117,20 @@ const char *h2pool_error_message(const h2pool_error *err) {
 }
 
 int h2pool_create(const h2pool_config *cfg, h2pool **out) {
+  return h2pool_core::create_pool_with_resolver(
+      cfg,
+      [](h2pool_core::Loop &loop) {
+        return std::make_unique<h2pool_core::SystemResolver>(loop);
+      },
+      out);
+}
+
+} // extern "C"
+
+int h2pool_core::create_pool_with_resolver(const h2pool_config *cfg,
+                                           const ResolverFactory &make_resolver,
+                                           h2pool **out,
+                                           PoolObserver *observer) {
   if (out == nullptr)
     return H2POOL_ERR_INVALID_ARGUMENT;
   *out = nullptr;
@@ -145,9 +159,10 @@ int h2pool_create(const h2pool_config *cfg, h2pool **out) {
         [raw](h2pool_core::Loop::Batch &batch) { raw->pool->handle(batch); });
     if (rc != H2POOL_OK)
       return rc;
+    pool->resolver = make_resolver(pool->loop);
     pool->pool = std::make_unique<h2pool_core::Pool>(
         pool->loop.base(), pool->config, pool->log, *pool->resolver,
-        pool->waiting, std::move(tls), pool->requests);
+        pool->waiting, std::move(tls), pool->requests, observer);
     rc = pool->loop.start();
     if (rc != H2POOL_OK)
       return rc;
@@ -155,6 +170,8 @@ int h2pool_create(const h2pool_config *cfg, h2pool **out) {
     return H2POOL_OK;
   });
 }
+
+extern "C" {
 
 void h2pool_destroy(h2pool *pool) {
   if (pool == nullptr)

@@ -141,6 +141,11 @@ void Endpoint::update_linger(uint32_t linger_ms) {
     evtimer_del(linger_timer_.get());
     return;
   }
+  // A failure streak is remembered for at least the longest backoff, so
+  // that forgetting the endpoint cannot shorten the wait before the next
+  // connection to a failing server.
+  if (failures_ > 0)
+    linger_ms = std::max(linger_ms, reconnect_.max_ms);
   timeval tv = ms_to_timeval(linger_ms);
   evtimer_add(linger_timer_.get(), &tv);
 }

@@ -40,9 +40,11 @@ uint64_t seed() {
 
 Pool::Pool(event_base *base, const Config &config, const Logger &log,
            Resolver &resolver, std::atomic<uint64_t> &waiting,
-           std::unique_ptr<TlsContext> tls, RequestCache &cache)
+           std::unique_ptr<TlsContext> tls, RequestCache &cache,
+           PoolObserver *observer)
     : base_(base), config_(config), log_(log), resolver_(resolver),
-      waiting_(waiting), tls_(std::move(tls)), cache_(cache), rng_(seed()) {
+      waiting_(waiting), tls_(std::move(tls)), cache_(cache),
+      observer_(observer), rng_(seed()) {
   ConnectionSettings &cs = connection_settings_;
   cs.connect.resolve_timeout_ms = config.resolve_timeout_ms;
   cs.connect.connect_timeout_ms = config.connect_timeout_ms;
@@ -548,6 +550,7 @@ void Pool::open_connection(Endpoint &ep) {
   ++ep.counters.created;
   H2POOL_LOG(log_, H2POOL_LOG_DEBUG, "conn %llu: opening to %s",
              (unsigned long long)conn->id(), ep.name().c_str());
+  observe(ep, *conn, PoolObserver::Event::opened);
   conn->start();
 }
 
@@ -557,6 +560,8 @@ void Pool::open_connection(Endpoint &ep) {
 void Pool::on_connection_state(Connection &conn, Connection::State from,
                                Connection::State to) {
   conn.endpoint()->on_connection_state(from, to);
+  if (to == Connection::State::ready)
+    observe(*conn.endpoint(), conn, PoolObserver::Event::ready);
 }
 
 void Pool::on_tls_established(Connection &conn) {
@@ -573,6 +578,7 @@ void Pool::on_connection_changed(Connection &conn) {
 void Pool::on_connection_useful(Connection &conn) {
   Endpoint &ep = *conn.endpoint();
   ep.connection_useful();
+  observe(ep, conn, PoolObserver::Event::useful);
   mark_dirty(ep);
 }
 
@@ -697,11 +703,15 @@ void Pool::on_connection_closed(Connection &conn, const Error &why) {
     event_active(reap_event_.get(), EV_TIMEOUT, 0);
   }
   mark_dirty(ep);
-  if (closing_ || conn.useful() || conn.closed_by_us())
+  if (closing_ || conn.useful() || conn.closed_by_us()) {
+    observe(ep, conn, PoolObserver::Event::closed);
     return;
+  }
   // It closed before it served anything: a failed connection.
   ++ep.counters.failed_connections;
   ep.connection_failed(rng_);
+  observe(ep, conn, PoolObserver::Event::failed);
+  observe(ep, conn, PoolObserver::Event::closed);
   Error err = why;
   if (err.goaway_last_stream_id >= 0)
     err.code = H2POOL_ERR_GOAWAY; // name what the server did
@@ -730,6 +740,8 @@ void Pool::on_endpoint_unused(Endpoint &ep) {
   H2POOL_LOG(log_, H2POOL_LOG_DEBUG, "endpoint %s: unused, forgotten",
              ep.name().c_str());
   retired_.add(ep.counters);
+  if (observer_)
+    observer_->on_endpoint_forgotten(ep.name());
   if (last_endpoint_ == &ep)
     last_endpoint_ = nullptr;
   if (ep.dirty)

@@ -34,6 +34,7 @@
 #include "id_map.h"
 #include "log.h"
 #include "loop.h"
+#include "pool_observer.h"
 #include "resolver.h"
 #include "session_alloc.h"
 #include "stats.h"
@@ -48,9 +49,11 @@ public:
   // request. (Loading the system trust store costs tens of milliseconds,
   // which pools that only speak h2c should not pay.)
   // Completed requests go back to `cache`, which must outlive the pool.
+  // `observer` (may be null) is told of every connection's life; tests only.
   Pool(event_base *base, const Config &config, const Logger &log,
        Resolver &resolver, std::atomic<uint64_t> &waiting,
-       std::unique_ptr<TlsContext> tls, RequestCache &cache);
+       std::unique_ptr<TlsContext> tls, RequestCache &cache,
+       PoolObserver *observer = nullptr);
   ~Pool();
   Pool(const Pool &) = delete;
   Pool &operator=(const Pool &) = delete;
@@ -138,6 +141,11 @@ private:
   void open_connection(Endpoint &ep);
   void reap();
   uint64_t now_ms() const;
+  void observe(const Endpoint &ep, const Connection &conn,
+               PoolObserver::Event event) {
+    if (observer_)
+      observer_->on_connection_event(ep.name(), conn.id(), event);
+  }
   // How long an unused endpoint is remembered.
   uint32_t linger_ms() const;
 
@@ -148,6 +156,7 @@ private:
   std::atomic<uint64_t> &waiting_;
   std::unique_ptr<TlsContext> tls_;
   RequestCache &cache_;
+  PoolObserver *observer_;
   // Every nghttp2 session of this pool allocates here. Declared before
   // anything that holds connections, so it outlives their sessions.
   SessionAllocator session_alloc_;
