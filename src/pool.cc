@@ -344,6 +344,13 @@ void Pool::retry_after(Endpoint &ep, Request &req, uint32_t delay_ms) {
   mark_dirty(ep);
 }
 
+void Pool::release_throttled(Endpoint &ep) {
+  while (!ep.throttled.empty() && ep.budget.take()) {
+    Request *req = ep.throttled.pop_front();
+    retry_after(ep, *req, retry_backoff_.delay_ms(req->retries + 1, rng_));
+  }
+}
+
 void Pool::throttle(Endpoint &ep, Request &req) {
   req.state = Request::State::throttled;
   ep.throttled.push_back(&req);
@@ -513,11 +520,7 @@ void Pool::place_queued(Endpoint &ep) {
 void Pool::dispatch(Endpoint &ep) {
   if (closing_)
     return;
-  // Refused requests that waited for the budget go as it refills.
-  while (!ep.throttled.empty() && ep.budget.take()) {
-    Request *req = ep.throttled.pop_front();
-    retry_after(ep, *req, retry_backoff_.delay_ms(req->retries + 1, rng_));
-  }
+  release_throttled(ep);
   place_queued(ep);
   // Throttled requests with nothing under way that could refill the
   // budget would wait forever: the server refuses more than it serves.
@@ -593,9 +596,10 @@ void Pool::on_stream_closed(Connection &conn, Request &req,
     return;
   }
   if (req.end_stream) {
+    // Spent at once on a refused request that waits for it: a burst of
+    // responses must not fill the bucket past its cap and lose the rest.
     ep.budget.earn();
-    if (!ep.throttled.empty())
-      mark_dirty(ep);
+    release_throttled(ep);
     if (req.download_paused && req.has_pending_body()) {
       // The caller paused this response and has not taken all of it: it
       // completes when resumed (or on cancel or timeout).

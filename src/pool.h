@@ -120,6 +120,8 @@ private:
   void retry_after(Endpoint &ep, Request &req, uint32_t delay_ms);
   // Waits for the endpoint's retry budget.
   void throttle(Endpoint &ep, Request &req);
+  // Sends throttled requests on their way while the budget has retries.
+  void release_throttled(Endpoint &ep);
   // Every request waiting on `ep` (queued, retrying or throttled), in
   // submission order as far as the lists keep it.
   std::vector<Request *> waiting_requests(Endpoint &ep) const;

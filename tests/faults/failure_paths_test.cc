@@ -403,9 +403,16 @@ TEST(FailurePaths, ConnectRequestSendsNeitherSchemeNorPath) {
 // 11. A server that sheds load by refusing streams sees retries paced by
 // the backoff and the budget, and every request still completes.
 
-TEST(FailurePaths, SheddingServerGetsPacedRetriesAndEveryRequestCompletes) {
+// The server sheds load either at random (each stream refused with
+// probability 1/2) or by refusing every other stream it receives.
+class Shedding : public ::testing::TestWithParam<bool> {};
+
+TEST_P(Shedding, ServerGetsPacedRetriesAndEveryRequestCompletes) {
+  const bool every_other = GetParam();
   ServerOptions options;
   options.seed = 11;
+  if (every_other)
+    options.refuse_every = 2;
   TestServer server(options);
   ASSERT_EQ(server.start(), 0);
   Config cfg; // defaults: the behaviour a user gets
@@ -413,8 +420,9 @@ TEST(FailurePaths, SheddingServerGetsPacedRetriesAndEveryRequestCompletes) {
   constexpr int kRequests = 2000;
   std::vector<Call *> calls;
   for (int i = 0; i < kRequests; ++i)
-    calls.push_back(&c.get(server.base_url() +
-                           "/?refuse=0.5&size=64&seed=" + std::to_string(i)));
+    calls.push_back(&c.get(server.base_url() + "/?" +
+                           (every_other ? "" : "refuse=0.5&") +
+                           "size=64&seed=" + std::to_string(i)));
   int ok = 0;
   for (int i = 0; i < kRequests; ++i) {
     WAIT_DONE(*calls[i]);
@@ -424,15 +432,21 @@ TEST(FailurePaths, SheddingServerGetsPacedRetriesAndEveryRequestCompletes) {
       ADD_FAILURE() << "request " << i << ": " << calls[i]->describe();
   }
   ServerStats s = server.stats();
-  std::printf("completed %d/%d; server saw %llu requests, refused %llu; "
+  uint64_t answered = every_other ? s.requests : s.requests - s.streams_refused;
+  std::printf("completed %d/%d; server answered %llu, refused %llu; "
               "retried %llu\n",
-              ok, kRequests, (unsigned long long)s.requests,
+              ok, kRequests, (unsigned long long)answered,
               (unsigned long long)s.streams_refused,
               (unsigned long long)c.stat(H2POOL_STAT_REQUESTS_RETRIED));
   EXPECT_EQ(ok, kRequests);
-  EXPECT_EQ(s.requests - s.streams_refused, uint64_t(kRequests));
+  EXPECT_EQ(answered, uint64_t(kRequests));
   EXPECT_EQ(c.stat(H2POOL_STAT_REQUESTS_RETRIED), s.streams_refused);
 }
+
+INSTANTIATE_TEST_SUITE_P(Refusing, Shedding, ::testing::Values(false, true),
+                         [](const auto &info) {
+                           return info.param ? "EveryOtherStream" : "AtRandom";
+                         });
 
 // ---------------------------------------------------------------------------
 // 12. A :status below 100 fails the request before any body byte reaches
