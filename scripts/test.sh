@@ -19,13 +19,20 @@ run_suite() {
     $ctest_args
 }
 
-run_suite "release" "$src/build" ""
+# The fault-schedule simulator (tests/sim) runs this many seeds per pass;
+# sanitizer builds are slower, so fewer, with more scheduling slack.
+H2POOL_SIM_SEEDS=${H2POOL_SIM_SEEDS_RELEASE:-2000} \
+  run_suite "release" "$src/build" ""
+H2POOL_SIM_SEEDS=${H2POOL_SIM_SEEDS_ASAN:-400} H2POOL_SIM_SLACK_MS=1500 \
+H2POOL_SIM_PACE_TOLERANCE_MS=20 \
 ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" \
 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
   run_suite "asan+ubsan" "$src/build-asan" "-LE soak|bindings" \
   -DCMAKE_BUILD_TYPE=Debug -DH2POOL_SANITIZE=address,undefined
 # ThreadSanitizer for everything that runs threads against each other:
 # submission, cancel and destroy racing completions.
+H2POOL_SIM_SEEDS=${H2POOL_SIM_SEEDS_TSAN:-300} H2POOL_SIM_SLACK_MS=2000 \
+H2POOL_SIM_PACE_TOLERANCE_MS=30 \
 TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1" \
   run_suite "tsan" "$src/build-tsan" "-LE soak|bindings|install|abi" \
   -DH2POOL_SANITIZE=thread
