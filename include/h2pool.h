@@ -623,7 +623,9 @@ h2pool_request_opts_set_auto_decompress(h2pool_request_opts *opts, int enable);
  *   is 0). Names are sent lower-cased. A "host" header replaces the
  *   authority taken from the URL. Pseudo-headers and connection-specific
  *   headers (connection, keep-alive, proxy-connection, transfer-encoding,
- *   upgrade, te other than "trailers") are refused.
+ *   upgrade, and te with any value but "trailers") are refused. The te value
+ *   is compared without regard to ASCII case, spaces and tabs around it
+ *   ignored, and sent as "te: trailers".
  * `body`, `body_len`: the request body (may be NULL when `body_len` is 0).
  *   Copied. With a body, content-length is sent unless the caller set it.
  * `opts`: per-request options, or NULL for the pool's defaults.

@@ -311,6 +311,31 @@ static void test_allowed_headers_are_accepted(void **state) {
   assert_true(capture_body_is_test_body(c, 5, 5));
 }
 
+/* RFC 9110 compares the te value without regard to case (and HTTP/2 allows
+ * only "trailers", RFC 9113 section 8.2.2): any spelling is accepted and the
+ * server receives it lower-cased. */
+static void test_te_trailers_in_any_case_is_sent_lower_case(void **state) {
+  fixture *f = *state;
+  char url[128];
+  fixture_url(f, url, sizeof url, "/te?echo_header=te");
+  const h2pool_header hs[] = {HDR("te", "Trailers"), HDR("TE", "TRAILERS"),
+                              HDR("Te", " trailers\t"), HDR("te", "trailers")};
+  enum { N = sizeof hs / sizeof hs[0] };
+  for (size_t i = 0; i < N; i++)
+    assert_int_equal(h2pool_request(f->pool, "GET", url, &hs[i], 1, NULL, 0,
+                                    NULL, capture_cb, &f->cap[i], NULL),
+                     H2POOL_OK);
+  assert_true(waiter_wait(&f->w, N, WAIT_MS));
+  for (size_t i = 0; i < N; i++) {
+    assert_success(&f->cap[i], 200);
+    const char *echoed = capture_header(&f->cap[i], "x-echo-te");
+    if (echoed == NULL || strcmp(echoed, "trailers") != 0)
+      fail_msg("te #%zu \"%.*s\": server saw te %s%s%s", i,
+               (int)hs[i].value_len, hs[i].value, echoed ? "\"" : "",
+               echoed ? echoed : "(none)", echoed ? "\"" : "");
+  }
+}
+
 static void test_extension_method_is_accepted(void **state) {
   fixture *f = *state;
   char url[128];
@@ -754,6 +779,7 @@ int main(void) {
       T(test_post_body_is_echoed_byte_exact),
       T(test_post_small_body_with_every_byte_value),
       T(test_allowed_headers_are_accepted),
+      T(test_te_trailers_in_any_case_is_sent_lower_case),
       T(test_extension_method_is_accepted),
       T(test_host_forms_localhost_and_ipv4),
       T(test_different_host_names_use_separate_endpoints),
