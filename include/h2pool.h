@@ -558,9 +558,13 @@ typedef void (*h2pool_body_release_cb)(const uint8_t *body, void *user_data);
 /**
  * Borrow the `body` given to h2pool_request() instead of copying it: the
  * caller keeps it unchanged and alive until `release(body, user_data)` is
- * called, on the loop thread, once per accepted request, before its
- * completion callback. A refused request does not borrow it and gets no
- * release call. `release` NULL restores copying.
+ * called (`user_data` is the request's). For every accepted request whose
+ * `body` pointer is not NULL, `body_len` 0 included, `release` is called
+ * exactly once, on the loop thread, before the request's completion
+ * callback. A request whose `body` is NULL gets no release call, and
+ * neither does a refused one: it borrowed nothing, so the caller owns the
+ * body again when h2pool_request() returns an error. `release` NULL
+ * restores copying.
  */
 H2POOL_EXTERN int
 h2pool_request_opts_set_body_release(h2pool_request_opts *opts,
@@ -627,7 +631,8 @@ h2pool_request_opts_set_auto_decompress(h2pool_request_opts *opts, int enable);
  *   is compared without regard to ASCII case, spaces and tabs around it
  *   ignored, and sent as "te: trailers".
  * `body`, `body_len`: the request body (may be NULL when `body_len` is 0).
- *   Copied. With a body, content-length is sent unless the caller set it.
+ *   Copied, or borrowed (see h2pool_request_opts_set_body_release()). With a
+ *   non-empty body, content-length is sent unless the caller set it.
  * `opts`: per-request options, or NULL for the pool's defaults.
  * `cb`: the completion callback (required); `user_data` is passed to it.
  * `out_id`: if not NULL, receives the request's id (never 0), usable with

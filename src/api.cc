@@ -220,16 +220,18 @@ int h2pool_request(h2pool *pool, const char *method, const char *url,
       req->body_content_length = opts->body_content_length;
       req->add_content_length =
           opts->body_content_length >= 0 && !normalized.has_content_length;
-    } else if (body_len) {
+    } else if (body != nullptr) {
       if (opts && opts->body_release) {
-        req->body_release = opts->body_release; // borrowed until released
+        // Borrowed until released, whatever its length: the caller was
+        // promised one release call for the pointer it gave.
+        req->body_release = opts->body_release;
         req->body_data = body;
-      } else {
+      } else if (body_len) {
         req->body.assign(reinterpret_cast<const char *>(body), body_len);
         req->body_data = reinterpret_cast<const uint8_t *>(req->body.data());
       }
       req->body_size = body_len;
-      req->add_content_length = !normalized.has_content_length;
+      req->add_content_length = body_len > 0 && !normalized.has_content_length;
     }
     if (opts) {
       req->on_headers = opts->on_headers;
