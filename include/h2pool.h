@@ -217,8 +217,12 @@ typedef enum h2pool_log_level {
 /**
  * Receives log messages. `msg` is NUL-terminated, without a trailing newline,
  * and borrowed for the call. Called on the pool's loop thread, or on the
- * thread calling h2pool_create()/h2pool_destroy(); it must not block and must
- * not call h2pool_destroy().
+ * thread calling h2pool_create()/h2pool_destroy(), never on a thread calling
+ * any other function: why h2pool_request() refused a request is logged (at
+ * H2POOL_LOG_DEBUG) afterwards, from the loop thread, and refusals that come
+ * faster than the loop logs them are summed up in one message ("... and N
+ * more requests refused since"). It must not block and must not call
+ * h2pool_destroy().
  */
 typedef void (*h2pool_log_cb)(int level, const char *msg, void *user_data);
 
@@ -642,7 +646,10 @@ h2pool_request_opts_set_auto_decompress(h2pool_request_opts *opts, int enable);
  * Returns a negative code, and never calls the callback, when refused:
  * H2POOL_ERR_INVALID_ARGUMENT, _INVALID_URL, _UNSUPPORTED_SCHEME,
  * _INVALID_METHOD, _INVALID_HEADER, _QUEUE_FULL,
- * _POOL_CLOSED or _NOMEM.
+ * _POOL_CLOSED (once h2pool_destroy() has begun) or _NOMEM. The reason for
+ * _INVALID_URL, _UNSUPPORTED_SCHEME, _INVALID_METHOD and _INVALID_HEADER is
+ * logged from the loop thread (see h2pool_log_cb); the other codes say all
+ * there is to say and are not logged.
  */
 H2POOL_EXTERN int h2pool_request(h2pool *pool, const char *method,
                                  const char *url, const h2pool_header *headers,

@@ -1,8 +1,10 @@
 // The extern "C" surface: validates arguments, translates to the C++ core,
 // and never lets an exception out.
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <future>
+#include <mutex>
 #include <new>
 
 #include "config.h"
@@ -15,6 +17,17 @@
 #include "resolver.h"
 #include "tls.h"
 #include "url.h"
+
+// Refused requests waiting to be logged on the loop thread (h2pool_log_cb
+// promises that thread): the first refusal queues one task carrying its
+// message; refusals before that task runs are only counted, and reported
+// with it. So a flood of bad requests costs one queued task, not one each.
+struct RefusalLog {
+  std::mutex mutex;
+  bool queued = false; // a task is queued; guarded by mutex
+  std::string first;   // its message; guarded by mutex
+  uint64_t more = 0;   // refusals since; guarded by mutex
+};
 
 // The public pool handle. Member order is destruction order in reverse: the
 // resolver (whose thread posts to the loop) goes before the loop, and the
@@ -31,6 +44,7 @@ struct h2pool {
   std::unique_ptr<h2pool_core::Pool> pool;
   std::atomic<uint64_t> next_id{0};
   std::atomic<uint64_t> waiting{0};
+  RefusalLog refusals;
 };
 
 namespace {
@@ -49,10 +63,63 @@ template <typename Fn> int guarded(Fn &&fn) noexcept {
   }
 }
 
-int log_refusal(const h2pool *pool, int code, const char *what,
-                const std::string &why) {
-  H2POOL_LOG(pool->log, H2POOL_LOG_DEBUG, "request refused (%s): %s: %s",
+// Loop thread: logs the refusal queued by log_refusal() and those counted
+// after it.
+void report_refusals(h2pool *pool) {
+  std::string message;
+  uint64_t more;
+  {
+    std::lock_guard lock(pool->refusals.mutex);
+    message.swap(pool->refusals.first);
+    more = pool->refusals.more;
+    pool->refusals.queued = false;
+  }
+  if (more)
+    H2POOL_LOG(pool->log, H2POOL_LOG_DEBUG,
+               "%s (and %llu more requests refused since)", message.c_str(),
+               (unsigned long long)more);
+  else
+    H2POOL_LOG(pool->log, H2POOL_LOG_DEBUG, "%s", message.c_str());
+}
+
+// Returns `code`, having logged why the request was refused: on the loop
+// thread, where the log callback is promised to run. Best effort: a refusal
+// is never turned into another error by its log line.
+int log_refusal(h2pool *pool, int code, const char *what,
+                const std::string &why) noexcept {
+  if (!pool->log.enabled(H2POOL_LOG_DEBUG))
+    return code;
+  try {
+    char buf[1024];
+    snprintf(buf, sizeof buf, "request refused (%s): %s: %s",
              h2pool_core::error_text(code), what, why.c_str());
+    if (pool->loop.on_loop_thread()) {
+      H2POOL_LOG(pool->log, H2POOL_LOG_DEBUG, "%s", buf);
+      return code;
+    }
+    {
+      std::lock_guard lock(pool->refusals.mutex);
+      if (pool->refusals.queued) {
+        ++pool->refusals.more;
+        return code;
+      }
+      pool->refusals.first = buf;
+      pool->refusals.more = 0;
+      pool->refusals.queued = true;
+    }
+    int rc = H2POOL_ERR_INTERNAL;
+    try {
+      rc = pool->loop.post([pool] { report_refusals(pool); });
+    } catch (...) {
+    }
+    if (rc != H2POOL_OK) {
+      // The loop is closing (or out of memory): nobody will log it.
+      std::lock_guard lock(pool->refusals.mutex);
+      pool->refusals.queued = false;
+      pool->refusals.first.clear();
+    }
+  } catch (...) {
+  }
   return code;
 }
 
