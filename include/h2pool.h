@@ -455,17 +455,40 @@ typedef struct h2pool h2pool;
 H2POOL_EXTERN int h2pool_create(const h2pool_config *cfg, h2pool **out);
 
 /**
- * Shuts the pool down and frees it. Accepts NULL.
+ * Shuts the pool down and frees it. Accepts NULL. Thread-safe.
  *
- * From the moment it is called, h2pool_request() fails with
- * H2POOL_ERR_POOL_CLOSED. Every request still outstanding gets its completion
- * callback with H2POOL_ERR_POOL_CLOSED before h2pool_destroy() returns;
- * connections are closed with GOAWAY(NO_ERROR); the loop thread is joined.
+ * From the moment it is called, every other call on the pool
+ * (h2pool_request(), h2pool_cancel(), h2pool_request_resume_upload(),
+ * h2pool_request_pause_download(), h2pool_request_resume_download(),
+ * h2pool_stats_get()), from any thread and from the completion callbacks the
+ * shutdown runs, returns H2POOL_ERR_POOL_CLOSED and leads to no callback.
+ * Calls already under way on other threads are waited for before the pool
+ * is freed (and, unless it is called from the loop thread, before the
+ * shutdown starts, so a request one of them submits is accepted and then
+ * completed like the rest). Every request still outstanding gets its
+ * completion callback with H2POOL_ERR_POOL_CLOSED; connections are closed
+ * with GOAWAY(NO_ERROR); the loop thread is joined.
  *
- * May be called from any thread but only once per pool. When called from a
- * completion callback (the loop thread) the shutdown is the same but finishes
- * asynchronously: the loop thread frees the pool and exits after the callback
- * returns, so the call returns before all completions have run.
+ * From any thread but the loop thread it returns when all of that is done:
+ * every completion callback has run and the pool is freed. From a
+ * completion callback (the loop thread) the shutdown is the same but
+ * finishes asynchronously: the call returns at once, the remaining
+ * completions run after the callback returns, and the loop thread then
+ * frees the pool (as soon as calls under way on other threads have
+ * returned) and exits.
+ *
+ * Only the first call destroys. Another h2pool_destroy() of the same pool
+ * while the first is running, from a completion callback the shutdown runs
+ * or from another thread, does nothing and returns at once: it does not
+ * wait for the shutdown, so its return does not mean the pool is gone.
+ *
+ * A call made after h2pool_destroy() has returned, to any function taking
+ * this pool (h2pool_destroy() included), uses freed memory: undefined
+ * behaviour, which the library cannot detect or report. Calls on other
+ * threads may overlap h2pool_destroy(); making sure that none of them
+ * starts after it has returned is the caller's job. Having each thread stop
+ * at its first H2POOL_ERR_POOL_CLOSED is not enough for that: a thread that
+ * was between two calls may resume only after h2pool_destroy() returned.
  */
 H2POOL_EXTERN void h2pool_destroy(h2pool *pool);
 
@@ -801,6 +824,8 @@ typedef struct h2pool_stats h2pool_stats;
 /**
  * Takes a snapshot of `pool`'s statistics. Thread-safe; from a completion
  * callback it is taken directly, elsewhere it waits for the loop thread.
+ * Returns H2POOL_ERR_POOL_CLOSED once h2pool_destroy() has begun (also from
+ * the completion callbacks the shutdown runs).
  */
 H2POOL_EXTERN int h2pool_stats_get(h2pool *pool, h2pool_stats **out);
 

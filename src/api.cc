@@ -7,6 +7,7 @@
 #include <mutex>
 #include <new>
 
+#include "call_gate.h"
 #include "config.h"
 #include "error.h"
 #include "headers.h"
@@ -32,10 +33,14 @@ struct RefusalLog {
 // The public pool handle. Member order is destruction order in reverse: the
 // resolver (whose thread posts to the loop) goes before the loop, and the
 // request cache, which the pool fills up to its last moment, after both.
+// The gate comes first of all: calls still leaving it may touch nothing else.
 struct h2pool {
   explicit h2pool(const h2pool_config &cfg)
       : config(cfg), log(cfg.log_cb, cfg.log_level, cfg.log_user_data) {}
 
+  // Every exported function taking an h2pool * passes through it, so that
+  // h2pool_destroy() can refuse new calls and wait for those under way.
+  h2pool_core::CallGate gate;
   h2pool_config config;
   h2pool_core::Logger log;
   h2pool_core::RequestCache requests;
@@ -62,6 +67,8 @@ template <typename Fn> int guarded(Fn &&fn) noexcept {
     return H2POOL_ERR_INTERNAL;
   }
 }
+
+using h2pool_core::GateGuard;
 
 // Loop thread: logs the refusal queued by log_refusal() and those counted
 // after it.
@@ -145,6 +152,9 @@ int post_request_op(h2pool *pool, uint64_t id,
                     void (h2pool_core::Pool::*op)(uint64_t)) {
   if (pool == nullptr || id == 0)
     return H2POOL_ERR_INVALID_ARGUMENT;
+  GateGuard in(pool->gate);
+  if (!in)
+    return H2POOL_ERR_POOL_CLOSED;
   return guarded([&]() -> int {
     return pool->loop.post([pool, id, op] { (pool->pool.get()->*op)(id); });
   });
@@ -222,27 +232,55 @@ int h2pool_create(const h2pool_config *cfg, h2pool **out) {
   });
 }
 
+namespace {
+
+// The end of h2pool_destroy(), once the loop thread has finished: frees the
+// pool as soon as no call is inside it any more.
+void free_pool(h2pool *pool) {
+  pool->resolver.shutdown();
+  H2POOL_LOG(pool->log, H2POOL_LOG_DEBUG, "pool destroyed");
+  // Calls that came in during the shutdown were refused, but may still be
+  // on their way out of the gate.
+  pool->gate.wait_drained();
+  delete pool;
+}
+
+} // namespace
+
 void h2pool_destroy(h2pool *pool) {
   if (pool == nullptr)
     return;
-  if (pool->loop.on_loop_thread()) {
-    // From a callback: the loop thread cannot join itself, so it finishes the
-    // shutdown after this callback returns and then frees the pool.
-    pool->loop.set_exit_hook([pool] {
-      pool->loop.detach();
-      pool->resolver.shutdown();
-      delete pool;
-    });
+  {
+    // Through the gate like any call, so that a second h2pool_destroy()
+    // (from a callback the shutdown runs, or from another thread) sees the
+    // first and returns without touching anything else.
+    GateGuard in(pool->gate);
+    if (!in || !pool->gate.close())
+      return;
   }
-  int rc = pool->loop.close([pool] {
+  // From here every call is refused with H2POOL_ERR_POOL_CLOSED.
+  auto last_task = [pool] {
     pool->pool->shutdown();
     pool->loop.stop();
-  });
-  if (rc != H2POOL_OK || pool->loop.on_loop_thread())
+  };
+  if (pool->loop.on_loop_thread()) {
+    // From a callback: the loop thread can neither join itself nor wait
+    // here for calls on other threads (h2pool_stats_get() waits for this
+    // very thread), so it finishes the shutdown after this callback returns
+    // and frees the pool as its last act.
+    pool->loop.set_exit_hook([pool] {
+      pool->loop.detach();
+      free_pool(pool);
+    });
+    pool->loop.close(last_task);
     return;
+  }
+  // Calls that were under way when the gate closed finish against a working
+  // pool: a request they submit is accepted, then completed by the shutdown.
+  pool->gate.wait_drained();
+  pool->loop.close(last_task);
   pool->loop.join();
-  pool->resolver.shutdown();
-  delete pool;
+  free_pool(pool);
 }
 
 int h2pool_request(h2pool *pool, const char *method, const char *url,
@@ -257,7 +295,9 @@ int h2pool_request(h2pool *pool, const char *method, const char *url,
     return H2POOL_ERR_INVALID_ARGUMENT;
   if (opts && opts->body_reader && (body != nullptr || body_len > 0))
     return H2POOL_ERR_INVALID_ARGUMENT; // one body source only
-  if (pool->loop.closed())
+  // Declared first, so it is left after every other local is gone.
+  GateGuard in(pool->gate);
+  if (!in)
     return H2POOL_ERR_POOL_CLOSED;
   return guarded([&]() -> int {
     bool loop_thread = pool->loop.on_loop_thread();
@@ -336,6 +376,9 @@ int h2pool_request(h2pool *pool, const char *method, const char *url,
 int h2pool_cancel(h2pool *pool, uint64_t id) {
   if (pool == nullptr || id == 0)
     return H2POOL_ERR_INVALID_ARGUMENT;
+  GateGuard in(pool->gate);
+  if (!in)
+    return H2POOL_ERR_POOL_CLOSED;
   return guarded([&]() -> int { return pool->loop.cancel(id); });
 }
 
@@ -356,6 +399,11 @@ int h2pool_stats_get(h2pool *pool, h2pool_stats **out) {
     *out = nullptr;
   if (pool == nullptr || out == nullptr)
     return H2POOL_ERR_INVALID_ARGUMENT;
+  // Inside the gate while it waits for the loop thread: h2pool_destroy()
+  // waits for this call before it stops that thread.
+  GateGuard in(pool->gate);
+  if (!in)
+    return H2POOL_ERR_POOL_CLOSED;
   return guarded([&]() -> int {
     if (pool->loop.on_loop_thread()) {
       *out = pool->pool->snapshot();
