@@ -220,8 +220,12 @@ typedef enum h2pool_log_level {
 /**
  * Receives log messages. `msg` is NUL-terminated, without a trailing newline,
  * and borrowed for the call. Called on the pool's loop thread, or on the
- * thread calling h2pool_create()/h2pool_destroy(); it must not block and must
- * not call h2pool_destroy().
+ * thread calling h2pool_create()/h2pool_destroy(), never on a thread calling
+ * any other function: why h2pool_request() refused a request is logged (at
+ * H2POOL_LOG_DEBUG) afterwards, from the loop thread, and refusals that come
+ * faster than the loop logs them are summed up in one message ("... and N
+ * more requests refused since"). It must not block and must not call
+ * h2pool_destroy().
  */
 typedef void (*h2pool_log_cb)(int level, const char *msg, void *user_data);
 
@@ -522,17 +526,40 @@ typedef struct h2pool h2pool;
 H2POOL_EXTERN int h2pool_create(const h2pool_config *cfg, h2pool **out);
 
 /**
- * Shuts the pool down and frees it. Accepts NULL.
+ * Shuts the pool down and frees it. Accepts NULL. Thread-safe.
  *
- * From the moment it is called, h2pool_request() fails with
- * H2POOL_ERR_POOL_CLOSED. Every request still outstanding gets its completion
- * callback with H2POOL_ERR_POOL_CLOSED before h2pool_destroy() returns;
- * connections are closed with GOAWAY(NO_ERROR); the loop thread is joined.
+ * From the moment it is called, every other call on the pool
+ * (h2pool_request(), h2pool_cancel(), h2pool_request_resume_upload(),
+ * h2pool_request_pause_download(), h2pool_request_resume_download(),
+ * h2pool_stats_get()), from any thread and from the completion callbacks the
+ * shutdown runs, returns H2POOL_ERR_POOL_CLOSED and leads to no callback.
+ * Calls already under way on other threads are waited for before the pool
+ * is freed (and, unless it is called from the loop thread, before the
+ * shutdown starts, so a request one of them submits is accepted and then
+ * completed like the rest). Every request still outstanding gets its
+ * completion callback with H2POOL_ERR_POOL_CLOSED; connections are closed
+ * with GOAWAY(NO_ERROR); the loop thread is joined.
  *
- * May be called from any thread but only once per pool. When called from a
- * completion callback (the loop thread) the shutdown is the same but finishes
- * asynchronously: the loop thread frees the pool and exits after the callback
- * returns, so the call returns before all completions have run.
+ * From any thread but the loop thread it returns when all of that is done:
+ * every completion callback has run and the pool is freed. From a
+ * completion callback (the loop thread) the shutdown is the same but
+ * finishes asynchronously: the call returns at once, the remaining
+ * completions run after the callback returns, and the loop thread then
+ * frees the pool (as soon as calls under way on other threads have
+ * returned) and exits.
+ *
+ * Only the first call destroys. Another h2pool_destroy() of the same pool
+ * while the first is running, from a completion callback the shutdown runs
+ * or from another thread, does nothing and returns at once: it does not
+ * wait for the shutdown, so its return does not mean the pool is gone.
+ *
+ * A call made after h2pool_destroy() has returned, to any function taking
+ * this pool (h2pool_destroy() included), uses freed memory: undefined
+ * behaviour, which the library cannot detect or report. Calls on other
+ * threads may overlap h2pool_destroy(); making sure that none of them
+ * starts after it has returned is the caller's job. Having each thread stop
+ * at its first H2POOL_ERR_POOL_CLOSED is not enough for that: a thread that
+ * was between two calls may resume only after h2pool_destroy() returned.
  */
 H2POOL_EXTERN void h2pool_destroy(h2pool *pool);
 
@@ -629,9 +656,13 @@ typedef void (*h2pool_body_release_cb)(const uint8_t *body, void *user_data);
 /**
  * Borrow the `body` given to h2pool_request() instead of copying it: the
  * caller keeps it unchanged and alive until `release(body, user_data)` is
- * called, on the loop thread, once per accepted request, before its
- * completion callback. A refused request does not borrow it and gets no
- * release call. `release` NULL restores copying.
+ * called (`user_data` is the request's). For every accepted request whose
+ * `body` pointer is not NULL, `body_len` 0 included, `release` is called
+ * exactly once, on the loop thread, before the request's completion
+ * callback. A request whose `body` is NULL gets no release call, and
+ * neither does a refused one: it borrowed nothing, so the caller owns the
+ * body again when h2pool_request() returns an error. `release` NULL
+ * restores copying.
  */
 H2POOL_EXTERN int
 h2pool_request_opts_set_body_release(h2pool_request_opts *opts,
@@ -694,9 +725,12 @@ h2pool_request_opts_set_auto_decompress(h2pool_request_opts *opts, int enable);
  *   is 0). Names are sent lower-cased. A "host" header replaces the
  *   authority taken from the URL. Pseudo-headers and connection-specific
  *   headers (connection, keep-alive, proxy-connection, transfer-encoding,
- *   upgrade, te other than "trailers") are refused.
+ *   upgrade, and te with any value but "trailers") are refused. The te value
+ *   is compared without regard to ASCII case, spaces and tabs around it
+ *   ignored, and sent as "te: trailers".
  * `body`, `body_len`: the request body (may be NULL when `body_len` is 0).
- *   Copied. With a body, content-length is sent unless the caller set it.
+ *   Copied, or borrowed (see h2pool_request_opts_set_body_release()). With a
+ *   non-empty body, content-length is sent unless the caller set it.
  * `opts`: per-request options, or NULL for the pool's defaults.
  * `cb`: the completion callback (required); `user_data` is passed to it.
  * `out_id`: if not NULL, receives the request's id (never 0), usable with
@@ -706,7 +740,10 @@ h2pool_request_opts_set_auto_decompress(h2pool_request_opts *opts, int enable);
  * Returns a negative code, and never calls the callback, when refused:
  * H2POOL_ERR_INVALID_ARGUMENT, _INVALID_URL, _UNSUPPORTED_SCHEME,
  * _INVALID_METHOD, _INVALID_HEADER, _QUEUE_FULL,
- * _POOL_CLOSED or _NOMEM.
+ * _POOL_CLOSED (once h2pool_destroy() has begun) or _NOMEM. The reason for
+ * _INVALID_URL, _UNSUPPORTED_SCHEME, _INVALID_METHOD and _INVALID_HEADER is
+ * logged from the loop thread (see h2pool_log_cb); the other codes say all
+ * there is to say and are not logged.
  */
 H2POOL_EXTERN int h2pool_request(h2pool *pool, const char *method,
                                  const char *url, const h2pool_header *headers,
@@ -866,6 +903,8 @@ typedef struct h2pool_stats h2pool_stats;
 /**
  * Takes a snapshot of `pool`'s statistics. Thread-safe; from a completion
  * callback it is taken directly, elsewhere it waits for the loop thread.
+ * Returns H2POOL_ERR_POOL_CLOSED once h2pool_destroy() has begun (also from
+ * the completion callbacks the shutdown runs).
  */
 H2POOL_EXTERN int h2pool_stats_get(h2pool *pool, h2pool_stats **out);
 

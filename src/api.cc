@@ -1,10 +1,13 @@
 // The extern "C" surface: validates arguments, translates to the C++ core,
 // and never lets an exception out.
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <future>
+#include <mutex>
 #include <new>
 
+#include "call_gate.h"
 #include "config.h"
 #include "error.h"
 #include "headers.h"
@@ -17,13 +20,28 @@
 #include "tls.h"
 #include "url.h"
 
+// Refused requests waiting to be logged on the loop thread (h2pool_log_cb
+// promises that thread): the first refusal queues one task carrying its
+// message; refusals before that task runs are only counted, and reported
+// with it. So a flood of bad requests costs one queued task, not one each.
+struct RefusalLog {
+  std::mutex mutex;
+  bool queued = false; // a task is queued; guarded by mutex
+  std::string first;   // its message; guarded by mutex
+  uint64_t more = 0;   // refusals since; guarded by mutex
+};
+
 // The public pool handle. Member order is destruction order in reverse: the
 // resolver (whose thread posts to the loop) goes before the loop, and the
 // request cache, which the pool fills up to its last moment, after both.
+// The gate comes first of all: calls still leaving it may touch nothing else.
 struct h2pool {
   explicit h2pool(const h2pool_config &cfg)
       : config(cfg), log(cfg.log_cb, cfg.log_level, cfg.log_user_data) {}
 
+  // Every exported function taking an h2pool * passes through it, so that
+  // h2pool_destroy() can refuse new calls and wait for those under way.
+  h2pool_core::CallGate gate;
   h2pool_config config;
   h2pool_core::Logger log;
   h2pool_core::RequestCache requests;
@@ -32,6 +50,7 @@ struct h2pool {
   std::unique_ptr<h2pool_core::Pool> pool;
   std::atomic<uint64_t> next_id{0};
   std::atomic<uint64_t> waiting{0};
+  RefusalLog refusals;
 };
 
 namespace {
@@ -50,10 +69,65 @@ template <typename Fn> int guarded(Fn &&fn) noexcept {
   }
 }
 
-int log_refusal(const h2pool *pool, int code, const char *what,
-                const std::string &why) {
-  H2POOL_LOG(pool->log, H2POOL_LOG_DEBUG, "request refused (%s): %s: %s",
+using h2pool_core::GateGuard;
+
+// Loop thread: logs the refusal queued by log_refusal() and those counted
+// after it.
+void report_refusals(h2pool *pool) {
+  std::string message;
+  uint64_t more;
+  {
+    std::lock_guard lock(pool->refusals.mutex);
+    message.swap(pool->refusals.first);
+    more = pool->refusals.more;
+    pool->refusals.queued = false;
+  }
+  if (more)
+    H2POOL_LOG(pool->log, H2POOL_LOG_DEBUG,
+               "%s (and %llu more requests refused since)", message.c_str(),
+               (unsigned long long)more);
+  else
+    H2POOL_LOG(pool->log, H2POOL_LOG_DEBUG, "%s", message.c_str());
+}
+
+// Returns `code`, having logged why the request was refused: on the loop
+// thread, where the log callback is promised to run. Best effort: a refusal
+// is never turned into another error by its log line.
+int log_refusal(h2pool *pool, int code, const char *what,
+                const std::string &why) noexcept {
+  if (!pool->log.enabled(H2POOL_LOG_DEBUG))
+    return code;
+  try {
+    char buf[1024];
+    snprintf(buf, sizeof buf, "request refused (%s): %s: %s",
              h2pool_core::error_text(code), what, why.c_str());
+    if (pool->loop.on_loop_thread()) {
+      H2POOL_LOG(pool->log, H2POOL_LOG_DEBUG, "%s", buf);
+      return code;
+    }
+    {
+      std::lock_guard lock(pool->refusals.mutex);
+      if (pool->refusals.queued) {
+        ++pool->refusals.more;
+        return code;
+      }
+      pool->refusals.first = buf;
+      pool->refusals.more = 0;
+      pool->refusals.queued = true;
+    }
+    int rc = H2POOL_ERR_INTERNAL;
+    try {
+      rc = pool->loop.post([pool] { report_refusals(pool); });
+    } catch (...) {
+    }
+    if (rc != H2POOL_OK) {
+      // The loop is closing (or out of memory): nobody will log it.
+      std::lock_guard lock(pool->refusals.mutex);
+      pool->refusals.queued = false;
+      pool->refusals.first.clear();
+    }
+  } catch (...) {
+  }
   return code;
 }
 
@@ -79,6 +153,9 @@ int post_request_op(h2pool *pool, uint64_t id,
                     void (h2pool_core::Pool::*op)(uint64_t)) {
   if (pool == nullptr || id == 0)
     return H2POOL_ERR_INVALID_ARGUMENT;
+  GateGuard in(pool->gate);
+  if (!in)
+    return H2POOL_ERR_POOL_CLOSED;
   return guarded([&]() -> int {
     return pool->loop.post([pool, id, op] { (pool->pool.get()->*op)(id); });
   });
@@ -171,29 +248,57 @@ int h2pool_core::create_pool_with_resolver(const h2pool_config *cfg,
   });
 }
 
+namespace {
+
+// The end of h2pool_destroy(), once the loop thread has finished: frees the
+// pool as soon as no call is inside it any more.
+void free_pool(h2pool *pool) {
+  pool->resolver->shutdown();
+  H2POOL_LOG(pool->log, H2POOL_LOG_DEBUG, "pool destroyed");
+  // Calls that came in during the shutdown were refused, but may still be
+  // on their way out of the gate.
+  pool->gate.wait_drained();
+  delete pool;
+}
+
+} // namespace
+
 extern "C" {
 
 void h2pool_destroy(h2pool *pool) {
   if (pool == nullptr)
     return;
-  if (pool->loop.on_loop_thread()) {
-    // From a callback: the loop thread cannot join itself, so it finishes the
-    // shutdown after this callback returns and then frees the pool.
-    pool->loop.set_exit_hook([pool] {
-      pool->loop.detach();
-      pool->resolver->shutdown();
-      delete pool;
-    });
+  {
+    // Through the gate like any call, so that a second h2pool_destroy()
+    // (from a callback the shutdown runs, or from another thread) sees the
+    // first and returns without touching anything else.
+    GateGuard in(pool->gate);
+    if (!in || !pool->gate.close())
+      return;
   }
-  int rc = pool->loop.close([pool] {
+  // From here every call is refused with H2POOL_ERR_POOL_CLOSED.
+  auto last_task = [pool] {
     pool->pool->shutdown();
     pool->loop.stop();
-  });
-  if (rc != H2POOL_OK || pool->loop.on_loop_thread())
+  };
+  if (pool->loop.on_loop_thread()) {
+    // From a callback: the loop thread can neither join itself nor wait
+    // here for calls on other threads (h2pool_stats_get() waits for this
+    // very thread), so it finishes the shutdown after this callback returns
+    // and frees the pool as its last act.
+    pool->loop.set_exit_hook([pool] {
+      pool->loop.detach();
+      free_pool(pool);
+    });
+    pool->loop.close(last_task);
     return;
+  }
+  // Calls that were under way when the gate closed finish against a working
+  // pool: a request they submit is accepted, then completed by the shutdown.
+  pool->gate.wait_drained();
+  pool->loop.close(last_task);
   pool->loop.join();
-  pool->resolver->shutdown();
-  delete pool;
+  free_pool(pool);
 }
 
 int h2pool_request(h2pool *pool, const char *method, const char *url,
@@ -208,7 +313,9 @@ int h2pool_request(h2pool *pool, const char *method, const char *url,
     return H2POOL_ERR_INVALID_ARGUMENT;
   if (opts && opts->body_reader && (body != nullptr || body_len > 0))
     return H2POOL_ERR_INVALID_ARGUMENT; // one body source only
-  if (pool->loop.closed())
+  // Declared first, so it is left after every other local is gone.
+  GateGuard in(pool->gate);
+  if (!in)
     return H2POOL_ERR_POOL_CLOSED;
   return guarded([&]() -> int {
     bool loop_thread = pool->loop.on_loop_thread();
@@ -238,16 +345,18 @@ int h2pool_request(h2pool *pool, const char *method, const char *url,
       req->body_content_length = opts->body_content_length;
       req->add_content_length =
           opts->body_content_length >= 0 && !normalized.has_content_length;
-    } else if (body_len) {
+    } else if (body != nullptr) {
       if (opts && opts->body_release) {
-        req->body_release = opts->body_release; // borrowed until released
+        // Borrowed until released, whatever its length: the caller was
+        // promised one release call for the pointer it gave.
+        req->body_release = opts->body_release;
         req->body_data = body;
-      } else {
+      } else if (body_len) {
         req->body.assign(reinterpret_cast<const char *>(body), body_len);
         req->body_data = reinterpret_cast<const uint8_t *>(req->body.data());
       }
       req->body_size = body_len;
-      req->add_content_length = !normalized.has_content_length;
+      req->add_content_length = body_len > 0 && !normalized.has_content_length;
     }
     if (opts) {
       req->on_headers = opts->on_headers;
@@ -285,6 +394,9 @@ int h2pool_request(h2pool *pool, const char *method, const char *url,
 int h2pool_cancel(h2pool *pool, uint64_t id) {
   if (pool == nullptr || id == 0)
     return H2POOL_ERR_INVALID_ARGUMENT;
+  GateGuard in(pool->gate);
+  if (!in)
+    return H2POOL_ERR_POOL_CLOSED;
   return guarded([&]() -> int { return pool->loop.cancel(id); });
 }
 
@@ -305,6 +417,11 @@ int h2pool_stats_get(h2pool *pool, h2pool_stats **out) {
     *out = nullptr;
   if (pool == nullptr || out == nullptr)
     return H2POOL_ERR_INVALID_ARGUMENT;
+  // Inside the gate while it waits for the loop thread: h2pool_destroy()
+  // waits for this call before it stops that thread.
+  GateGuard in(pool->gate);
+  if (!in)
+    return H2POOL_ERR_POOL_CLOSED;
   return guarded([&]() -> int {
     if (pool->loop.on_loop_thread()) {
       *out = pool->pool->snapshot();

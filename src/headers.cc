@@ -39,6 +39,30 @@ bool is_connection_specific(std::string_view name) {
          name == "upgrade";
 }
 
+// RFC 9110 section 5.6.3: optional whitespace is spaces and horizontal tabs.
+std::string_view trim_ows(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
+    v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
+    v.remove_suffix(1);
+  return v;
+}
+
+bool equals_ignoring_ascii_case(std::string_view a, std::string_view b) {
+  if (a.size() != b.size())
+    return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z')
+      x = char(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z')
+      y = char(y - 'A' + 'a');
+    if (x != y)
+      return false;
+  }
+  return true;
+}
+
 int fail(std::string *why, std::string reason) {
   if (why)
     *why = std::move(reason);
@@ -78,6 +102,16 @@ int normalize_request_headers(const h2pool_header *headers, size_t n,
         c = char(c - 'A' + 'a');
     }
     std::string_view value(h.value ? h.value : "", h.value_len);
+    if (name == "te") {
+      // RFC 9113 section 8.2.2: te may carry only "trailers". Its tokens are
+      // case-insensitive (RFC 9110 section 10.1.4) and whitespace around a
+      // field value is not part of it, so "Trailers " means the same; it is
+      // sent in the one spelling every HTTP/2 peer accepts.
+      if (!equals_ignoring_ascii_case(trim_ows(value), "trailers"))
+        return fail(why, "header 'te' may only be \"trailers\" in HTTP/2");
+      out->fields.push_back({std::move(name), "trailers"});
+      continue;
+    }
     if (!nghttp2_check_header_value_rfc9113(
             reinterpret_cast<const uint8_t *>(value.data()), value.size()))
       return fail(why, "header '" + name +
@@ -85,8 +119,6 @@ int normalize_request_headers(const h2pool_header *headers, size_t n,
                            "leading/trailing whitespace)");
     if (is_connection_specific(name))
       return fail(why, "header '" + name + "' is not allowed in HTTP/2");
-    if (name == "te" && value != "trailers")
-      return fail(why, "header 'te' may only be \"trailers\" in HTTP/2");
     if (name == "host") {
       // HTTP/2 carries the host in :authority; sending both invites
       // disagreement, so the caller's value replaces the URL's authority,

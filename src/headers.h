@@ -29,6 +29,8 @@ struct RequestHeaders {
 
 // Lower-cases names and checks every field against RFC 9113: no
 // pseudo-headers, no connection-specific fields, valid names and values.
+// te, whose one allowed value is "trailers" in any case, is stored as
+// exactly "trailers".
 // Returns H2POOL_OK or H2POOL_ERR_INVALID_HEADER with the reason in `*why`.
 int normalize_request_headers(const h2pool_header *headers, size_t n,
                               RequestHeaders *out, std::string *why);

@@ -356,6 +356,113 @@ test_borrowed_upload_is_released_once_before_completion(void **state) {
   h2pool_request_opts_free(o);
 }
 
+/* Records what a release and the completion saw, for the test thread to
+ * judge (an assertion on the loop thread could not stop the test). */
+typedef struct release_record {
+  const uint8_t *buf;
+  atomic_int released;
+  atomic_int wrong_pointer;
+  atomic_int released_at_completion; /* -1 until the completion ran */
+  capture cap;
+} release_record;
+
+static void record_release(const uint8_t *body, void *user_data) {
+  release_record *r = user_data;
+  if (body != r->buf)
+    atomic_fetch_add(&r->wrong_pointer, 1);
+  atomic_fetch_add(&r->released, 1);
+}
+
+static void record_completion(const h2pool_response *resp,
+                              const h2pool_error *err, void *user_data) {
+  release_record *r = user_data;
+  atomic_store(&r->released_at_completion, atomic_load(&r->released));
+  capture_cb(resp, err, &r->cap);
+}
+
+static void release_record_init(release_record *r, const uint8_t *buf,
+                                waiter *w) {
+  memset(r, 0, sizeof *r);
+  r->buf = buf;
+  atomic_init(&r->released, 0);
+  atomic_init(&r->wrong_pointer, 0);
+  atomic_init(&r->released_at_completion, -1);
+  capture_init(&r->cap, w);
+}
+
+/* A borrowed body of length 0 is still borrowed: its pointer is the
+ * caller's, so it gets its one release call, before the completion. */
+static void
+test_borrowed_empty_body_is_released_once_before_completion(void **state) {
+  fixture *f = *state;
+  char url[160];
+  snprintf(url, sizeof url, "%s/echo", f->base);
+  h2pool_request_opts *o = NULL;
+  assert_int_equal(h2pool_request_opts_new(&o), H2POOL_OK);
+  assert_int_equal(h2pool_request_opts_set_body_release(o, record_release),
+                   H2POOL_OK);
+  static const uint8_t empty[1] = {0}; /* non-NULL; none of it is the body */
+  release_record r;
+  release_record_init(&r, empty, &f->w);
+  int rc = h2pool_request(f->pool, "PUT", url, NULL, 0, empty, 0, o,
+                          record_completion, &r, NULL);
+  bool done = rc == H2POOL_OK && waiter_wait(&f->w, 1, WAIT_MS);
+  h2pool_destroy(f->pool); /* no release may come after this */
+  f->pool = NULL;
+  h2pool_request_opts_free(o);
+  assert_int_equal(rc, H2POOL_OK);
+  assert_true(done);
+  assert_int_equal(atomic_load(&r.cap.calls), 1);
+  assert_false(r.cap.had_err);
+  assert_int_equal(r.cap.status, 200);
+  assert_int_equal(r.cap.body_len, 0);
+  assert_int_equal(atomic_load(&r.released), 1);
+  assert_int_equal(atomic_load(&r.wrong_pointer), 0);
+  assert_int_equal(atomic_load(&r.released_at_completion), 1);
+  capture_free(&r.cap);
+}
+
+/* With no body pointer there is nothing to release; a refused request
+ * borrows nothing either, whatever its pointer. */
+static void test_null_or_refused_body_is_never_released(void **state) {
+  fixture *f = *state;
+  char url[160];
+  snprintf(url, sizeof url, "%s/echo", f->base);
+  h2pool_request_opts *o = NULL;
+  assert_int_equal(h2pool_request_opts_new(&o), H2POOL_OK);
+  assert_int_equal(h2pool_request_opts_set_body_release(o, record_release),
+                   H2POOL_OK);
+  static const uint8_t bytes[4] = {1, 2, 3, 4};
+  release_record none, refused_empty, refused;
+  release_record_init(&none, NULL, &f->w);
+  release_record_init(&refused_empty, bytes, &f->w);
+  release_record_init(&refused, bytes, &f->w);
+  int rc_none = h2pool_request(f->pool, "PUT", url, NULL, 0, NULL, 0, o,
+                               record_completion, &none, NULL);
+  int rc_refused_empty =
+      h2pool_request(f->pool, "PUT", "http://", NULL, 0, bytes, 0, o,
+                     record_completion, &refused_empty, NULL);
+  int rc_refused =
+      h2pool_request(f->pool, "PUT", "http://", NULL, 0, bytes, sizeof bytes, o,
+                     record_completion, &refused, NULL);
+  bool done = waiter_wait(&f->w, 1, WAIT_MS);
+  h2pool_destroy(f->pool); /* no release may come after this */
+  f->pool = NULL;
+  h2pool_request_opts_free(o);
+  assert_int_equal(rc_none, H2POOL_OK);
+  assert_int_equal(rc_refused_empty, H2POOL_ERR_INVALID_URL);
+  assert_int_equal(rc_refused, H2POOL_ERR_INVALID_URL);
+  assert_true(done);
+  assert_int_equal(atomic_load(&none.cap.calls), 1);
+  assert_false(none.cap.had_err);
+  assert_int_equal(atomic_load(&none.released), 0);
+  assert_int_equal(atomic_load(&refused_empty.released), 0);
+  assert_int_equal(atomic_load(&refused_empty.cap.calls), 0);
+  assert_int_equal(atomic_load(&refused.released), 0);
+  assert_int_equal(atomic_load(&refused.cap.calls), 0);
+  capture_free(&none.cap);
+}
+
 /* A reader that hands out test_body(seed, n) in whatever pieces nghttp2
  * asks for; with `wait_once` it first says "no data yet" and a helper
  * thread resumes it. */
@@ -518,6 +625,12 @@ int main(void) {
       cmocka_unit_test_setup_teardown(
           test_borrowed_upload_is_released_once_before_completion,
           fixture_setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(
+          test_borrowed_empty_body_is_released_once_before_completion,
+          fixture_setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(
+          test_null_or_refused_body_is_never_released, fixture_setup,
+          fixture_teardown),
       cmocka_unit_test_setup_teardown(test_reader_upload_at_every_size,
                                       fixture_setup, fixture_teardown),
       cmocka_unit_test_setup_teardown(

@@ -311,6 +311,31 @@ static void test_allowed_headers_are_accepted(void **state) {
   assert_true(capture_body_is_test_body(c, 5, 5));
 }
 
+/* RFC 9110 compares the te value without regard to case (and HTTP/2 allows
+ * only "trailers", RFC 9113 section 8.2.2): any spelling is accepted and the
+ * server receives it lower-cased. */
+static void test_te_trailers_in_any_case_is_sent_lower_case(void **state) {
+  fixture *f = *state;
+  char url[128];
+  fixture_url(f, url, sizeof url, "/te?echo_header=te");
+  const h2pool_header hs[] = {HDR("te", "Trailers"), HDR("TE", "TRAILERS"),
+                              HDR("Te", " trailers\t"), HDR("te", "trailers")};
+  enum { N = sizeof hs / sizeof hs[0] };
+  for (size_t i = 0; i < N; i++)
+    assert_int_equal(h2pool_request(f->pool, "GET", url, &hs[i], 1, NULL, 0,
+                                    NULL, capture_cb, &f->cap[i], NULL),
+                     H2POOL_OK);
+  assert_true(waiter_wait(&f->w, N, WAIT_MS));
+  for (size_t i = 0; i < N; i++) {
+    assert_success(&f->cap[i], 200);
+    const char *echoed = capture_header(&f->cap[i], "x-echo-te");
+    if (echoed == NULL || strcmp(echoed, "trailers") != 0)
+      fail_msg("te #%zu \"%.*s\": server saw te %s%s%s", i,
+               (int)hs[i].value_len, hs[i].value, echoed ? "\"" : "",
+               echoed ? echoed : "(none)", echoed ? "\"" : "");
+  }
+}
+
 static void test_extension_method_is_accepted(void **state) {
   fixture *f = *state;
   char url[128];
@@ -660,6 +685,67 @@ static void test_log_level_filters_messages(void **state) {
   assert_int_equal(none.messages, 0);
 }
 
+/* ---- refusals are logged on the loop thread ------------------------- */
+
+/* Every message mentioning a refusal, and whether any came on the thread
+ * that submitted the refused request. */
+typedef struct refusal_log {
+  pthread_t submitter;
+  atomic_int refusal_messages;
+  atomic_int on_submitter;
+  waiter w;
+  char first[256];
+} refusal_log;
+
+static void refusal_log_cb(int level, const char *msg, void *user_data) {
+  (void)level;
+  refusal_log *r = user_data;
+  if (strstr(msg, "refused") == NULL)
+    return;
+  if (pthread_equal(pthread_self(), r->submitter))
+    atomic_fetch_add(&r->on_submitter, 1);
+  if (atomic_fetch_add(&r->refusal_messages, 1) == 0)
+    snprintf(r->first, sizeof r->first, "%s", msg);
+  waiter_signal(&r->w);
+}
+
+static void test_refusal_is_logged_on_the_loop_thread(void **state) {
+  fixture *f = *state;
+  refusal_log r;
+  memset(&r, 0, sizeof r);
+  r.submitter = pthread_self();
+  atomic_init(&r.refusal_messages, 0);
+  atomic_init(&r.on_submitter, 0);
+  waiter_init(&r.w);
+  h2pool_config *cfg = make_config(0, 0);
+  assert_int_equal(
+      h2pool_config_set_log(cfg, refusal_log_cb, H2POOL_LOG_DEBUG, &r), 0);
+  f->pool = pool_with(cfg);
+  char url[128];
+  fixture_url(f, url, sizeof url, "/refused");
+  const h2pool_header bad = HDR("connection", "close");
+  int rc_header = h2pool_request(f->pool, "GET", url, &bad, 1, NULL, 0, NULL,
+                                 capture_cb, &f->cap[0], NULL);
+  int rc_method = h2pool_request(f->pool, "GET /", url, NULL, 0, NULL, 0, NULL,
+                                 capture_cb, &f->cap[1], NULL);
+  int rc_url = h2pool_request(f->pool, "GET", "http://", NULL, 0, NULL, 0, NULL,
+                              capture_cb, &f->cap[2], NULL);
+  /* The reason still reaches the log, from the loop thread. */
+  bool logged = waiter_wait(&r.w, 1, WAIT_MS);
+  /* r is on this stack: no log call may come after this returns. */
+  h2pool_destroy(f->pool);
+  f->pool = NULL;
+  waiter_destroy(&r.w);
+  assert_int_equal(rc_header, H2POOL_ERR_INVALID_HEADER);
+  assert_int_equal(rc_method, H2POOL_ERR_INVALID_METHOD);
+  assert_int_equal(rc_url, H2POOL_ERR_INVALID_URL);
+  assert_true(logged);
+  assert_non_null(strstr(r.first, "connection"));
+  assert_int_equal(atomic_load(&r.on_submitter), 0);
+  for (size_t i = 0; i < 3; i++)
+    assert_int_equal(atomic_load(&f->cap[i].calls), 0);
+}
+
 /* ---- requests submitted from callbacks ------------------------------ */
 
 enum { CHAIN_LEN = 10 };
@@ -754,6 +840,7 @@ int main(void) {
       T(test_post_body_is_echoed_byte_exact),
       T(test_post_small_body_with_every_byte_value),
       T(test_allowed_headers_are_accepted),
+      T(test_te_trailers_in_any_case_is_sent_lower_case),
       T(test_extension_method_is_accepted),
       T(test_host_forms_localhost_and_ipv4),
       T(test_different_host_names_use_separate_endpoints),
@@ -767,6 +854,7 @@ int main(void) {
       TN(test_idle_connection_is_closed),
       TN(test_log_callback_receives_messages),
       TN(test_log_level_filters_messages),
+      TN(test_refusal_is_logged_on_the_loop_thread),
       T(test_callback_may_submit_requests),
   };
 #undef T

@@ -46,6 +46,34 @@ TEST(Headers, TeTrailersIsAllowed) {
   EXPECT_EQ(normalize({hdr("te", "trailers")}, &out), H2POOL_OK);
 }
 
+// RFC 9110 section 10.1.4: te is a list of case-insensitive tokens, and
+// RFC 9113 section 8.2.2 allows only "trailers" in it; the field's
+// surrounding whitespace is not part of the value (RFC 9110 section 5.5).
+TEST(Headers, TeTrailersInAnyCaseIsSentLowerCase) {
+  for (const char *v : {"trailers", "Trailers", "TRAILERS", "tRaIlErS",
+                        " trailers", "trailers\t", "\t TRAILERS  "}) {
+    RequestHeaders out;
+    ASSERT_EQ(normalize({hdr("TE", v)}, &out), H2POOL_OK) << '"' << v << '"';
+    ASSERT_EQ(out.fields.size(), 1u) << v;
+    EXPECT_EQ(out.fields[0].name, "te") << v;
+    EXPECT_EQ(out.fields[0].value, "trailers") << '"' << v << '"';
+  }
+}
+
+TEST(Headers, TeOtherThanTrailersIsRefused) {
+  for (const char *v : {"", " ", "trailer", "trailersx", "trailers, gzip",
+                        "gzip, trailers", "trailers;q=1", "trailers;q=0.5",
+                        "deflate", "tra ilers", "trailers\r", "\ntrailers"}) {
+    RequestHeaders out;
+    std::string why;
+    h2pool_header h = hdr("te", v);
+    EXPECT_EQ(normalize_request_headers(&h, 1, &out, &why),
+              H2POOL_ERR_INVALID_HEADER)
+        << '"' << v << '"';
+    EXPECT_FALSE(why.empty()) << v;
+  }
+}
+
 TEST(Headers, RejectsInvalidFields) {
   const h2pool_header bad[] = {hdr("", "v"),
                                hdr("bad name", "v"),
