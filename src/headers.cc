@@ -5,32 +5,6 @@
 namespace h2pool_core {
 namespace {
 
-bool is_tchar(unsigned char c) {
-  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-      (c >= 'A' && c <= 'Z'))
-    return true;
-  switch (c) {
-  case '!':
-  case '#':
-  case '$':
-  case '%':
-  case '&':
-  case '\'':
-  case '*':
-  case '+':
-  case '-':
-  case '.':
-  case '^':
-  case '_':
-  case '`':
-  case '|':
-  case '~':
-    return true;
-  default:
-    return false;
-  }
-}
-
 // RFC 9113 section 8.2.2: these belong to HTTP/1.1 connection management and
 // make an HTTP/2 message malformed.
 bool is_connection_specific(std::string_view name) {
@@ -72,12 +46,10 @@ int fail(std::string *why, std::string reason) {
 } // namespace
 
 bool valid_method(std::string_view method) {
-  if (method.empty())
-    return false;
-  for (unsigned char c : method)
-    if (!is_tchar(c))
-      return false;
-  return true;
+  // nghttp2's own check (a non-empty RFC 9110 token), the rule its server
+  // side applies to what we send.
+  return nghttp2_check_method(reinterpret_cast<const uint8_t *>(method.data()),
+                              method.size()) != 0;
 }
 
 int normalize_request_headers(const h2pool_header *headers, size_t n,
@@ -94,13 +66,14 @@ int normalize_request_headers(const h2pool_header *headers, size_t n,
     if (name[0] == ':')
       return fail(why, "pseudo-header '" + name +
                            "' is set by h2pool, not by the caller");
-    for (char &c : name) {
-      unsigned char u = static_cast<unsigned char>(c);
-      if (!is_tchar(u))
-        return fail(why, "header name '" + name + "' has an invalid character");
+    for (char &c : name)
       if (c >= 'A' && c <= 'Z')
         c = char(c - 'A' + 'a');
-    }
+    // Lower-cased first: HTTP/2 field names are lower case, and nghttp2's
+    // check (a token without upper-case letters) says so.
+    if (!nghttp2_check_header_name(
+            reinterpret_cast<const uint8_t *>(name.data()), name.size()))
+      return fail(why, "header name '" + name + "' has an invalid character");
     std::string_view value(h.value ? h.value : "", h.value_len);
     if (name == "te") {
       // RFC 9113 section 8.2.2: te may carry only "trailers". Its tokens are
