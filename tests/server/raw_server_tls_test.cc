@@ -1,6 +1,7 @@
 // The raw frame scripter over TLS, driven by a plain OpenSSL client: the
 // handshake and ALPN, then raw bytes both ways and each way of ending.
 #include "raw_server.h"
+#include "self_signed_cert.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -35,79 +36,8 @@ using namespace h2frame;
 template <typename T, void (*F)(T *)> struct Deleter {
   void operator()(T *p) const { F(p); }
 };
-using PkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
-using X509Ptr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
 using SslCtxPtr = std::unique_ptr<SSL_CTX, Deleter<SSL_CTX, SSL_CTX_free>>;
 using SslPtr = std::unique_ptr<SSL, Deleter<SSL, SSL_free>>;
-
-struct FileCloser {
-  void operator()(FILE *f) const { std::fclose(f); }
-};
-using FilePtr = std::unique_ptr<FILE, FileCloser>;
-
-// A self-signed EC P-256 certificate for 127.0.0.1 (and localhost), made
-// for this process in a temporary directory that goes with it: no key is
-// ever committed.
-class SelfSignedCert {
-public:
-  SelfSignedCert() {
-    char tmpl[] = "/tmp/h2pool-rawtls.XXXXXX";
-    if (!mkdtemp(tmpl)) {
-      return;
-    }
-    dir_ = tmpl;
-    PkeyPtr key(EVP_EC_gen("P-256"));
-    X509Ptr cert(X509_new());
-    if (!key || !cert) {
-      return;
-    }
-    X509_set_version(cert.get(), 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), 1);
-    X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(cert.get()), 24 * 3600);
-    X509_NAME *name = X509_get_subject_name(cert.get());
-    X509_NAME_add_entry_by_txt(
-        name, "CN", MBSTRING_ASC,
-        reinterpret_cast<const unsigned char *>("localhost"), -1, -1, 0);
-    X509_set_issuer_name(cert.get(), name);
-    X509_set_pubkey(cert.get(), key.get());
-    X509V3_CTX ctx;
-    X509V3_set_ctx_nodb(&ctx);
-    X509V3_set_ctx(&ctx, cert.get(), cert.get(), nullptr, nullptr, 0);
-    X509_EXTENSION *san =
-        X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name,
-                            const_cast<char *>("IP:127.0.0.1,DNS:localhost"));
-    if (!san) {
-      return;
-    }
-    X509_add_ext(cert.get(), san, -1);
-    X509_EXTENSION_free(san);
-    if (X509_sign(cert.get(), key.get(), EVP_sha256()) == 0) {
-      return;
-    }
-    FilePtr cf(std::fopen(cert_file().c_str(), "w"));
-    FilePtr kf(std::fopen(key_file().c_str(), "w"));
-    ok_ = cf && kf && PEM_write_X509(cf.get(), cert.get()) == 1 &&
-          PEM_write_PrivateKey(kf.get(), key.get(), nullptr, nullptr, 0,
-                               nullptr, nullptr) == 1;
-  }
-  ~SelfSignedCert() {
-    if (!dir_.empty()) {
-      std::error_code ec;
-      std::filesystem::remove_all(dir_, ec);
-    }
-  }
-  SelfSignedCert(const SelfSignedCert &) = delete;
-  SelfSignedCert &operator=(const SelfSignedCert &) = delete;
-
-  bool ok() const { return ok_; }
-  std::string cert_file() const { return dir_ + "/cert.pem"; }
-  std::string key_file() const { return dir_ + "/key.pem"; }
-
-private:
-  std::string dir_;
-  bool ok_ = false;
-};
 
 // How the server's side of the connection ended, as the client saw it.
 enum class End { close_notify, eof_without_notify, reset, timeout, error };
