@@ -53,13 +53,6 @@ Connection::~Connection() {
   connector_.reset();
 }
 
-void Connection::arm(EventPtr &timer, uint32_t ms) {
-  if (!timer || ms == 0)
-    return;
-  timeval tv = ms_to_timeval(ms);
-  evtimer_add(timer.get(), &tv);
-}
-
 void Connection::enter(State next) {
   State prev = state_;
   if (prev == next)
@@ -67,14 +60,14 @@ void Connection::enter(State next) {
   state_ = next;
   switch (next) {
   case State::settings:
-    arm(settings_timer_, settings_.settings_timeout_ms);
+    arm_timer(settings_timer_, settings_.settings_timeout_ms);
     break;
   case State::ready:
     evtimer_del(settings_timer_.get());
     was_ready_ = true;
     // Counted from here: a lifetime that ran out during setup would
     // otherwise be lost, or end a connection before it carried anything.
-    arm(lifetime_timer_, settings_.max_lifetime_ms);
+    arm_timer(lifetime_timer_, settings_.max_lifetime_ms);
     break;
   case State::draining:
     evtimer_del(settings_timer_.get());
@@ -231,7 +224,7 @@ void Connection::settle() {
   }
   if (state_ == State::ready && active_streams() == 0 &&
       settings_.idle_timeout_ms && !evtimer_pending(idle_timer_.get(), nullptr))
-    arm(idle_timer_, settings_.idle_timeout_ms);
+    arm_timer(idle_timer_, settings_.idle_timeout_ms);
 }
 
 void Connection::close(const Error &why, bool by_us) {

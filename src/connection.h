@@ -146,7 +146,6 @@ private:
 
   // The one place the state changes.
   void enter(State next);
-  void arm(EventPtr &timer, uint32_t ms);
 
   event_base *base_;
   ConnectionOwner &owner_;

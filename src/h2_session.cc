@@ -161,12 +161,6 @@ void ping_timeout_cb(evutil_socket_t, short, void *arg) {
   static_cast<H2Session *>(arg)->on_ping_timeout();
 }
 
-uint64_t now_ms(event_base *base) {
-  timeval tv;
-  event_base_gettimeofday_cached(base, &tv);
-  return uint64_t(tv.tv_sec) * 1000 + uint64_t(tv.tv_usec) / 1000;
-}
-
 Request *stream_request(nghttp2_session *session, int32_t stream_id) {
   return static_cast<Request *>(
       nghttp2_session_get_stream_user_data(session, stream_id));
@@ -234,13 +228,6 @@ void H2Session::update_capacity() {
   capacity_ = peer;
 }
 
-void H2Session::arm(EventPtr &timer, uint32_t ms) {
-  if (!timer || ms == 0)
-    return;
-  timeval tv = ms_to_timeval(ms);
-  evtimer_add(timer.get(), &tv);
-}
-
 void H2Session::start() {
   evutil_socket_t fd = transport_->fd();
   read_event_.reset(
@@ -266,8 +253,8 @@ void H2Session::start() {
     nghttp2_session_set_local_window_size(
         session_.get(), NGHTTP2_FLAG_NONE, 0,
         int32_t(settings_.connection_window_bytes));
-  last_read_ms_ = now_ms(base_);
-  arm(ping_timer_, settings_.ping_interval_ms);
+  last_read_ms_ = loop_now_ms(base_);
+  arm_timer(ping_timer_, settings_.ping_interval_ms);
   flush();
   // Reading ahead, a TLS handshake may have taken the server's first
   // HTTP/2 frames off the socket: look at them now, not on the next
@@ -380,7 +367,7 @@ void H2Session::on_write_event() {
 void H2Session::on_readable() {
   if (ended_ || !session_)
     return;
-  last_read_ms_ = now_ms(base_);
+  last_read_ms_ = loop_now_ms(base_);
   ReadBuffer buf = thread_read_buffer();
   uint8_t fallback[16384];
   if (buf.size == 0)
@@ -702,16 +689,16 @@ bool H2Session::settle() {
 void H2Session::on_ping_timer() {
   if (ended_ || !session_ || ping_outstanding_)
     return;
-  uint64_t idle = now_ms(base_) - last_read_ms_;
+  uint64_t idle = loop_now_ms(base_) - last_read_ms_;
   if (idle < settings_.ping_interval_ms) {
-    arm(ping_timer_, uint32_t(settings_.ping_interval_ms - idle));
+    arm_timer(ping_timer_, uint32_t(settings_.ping_interval_ms - idle));
     return;
   }
   // Nothing heard for a whole interval: make the server prove it is there
   // before the pool trusts this connection with more streams.
   ping_outstanding_ = true;
   nghttp2_submit_ping(session_.get(), NGHTTP2_FLAG_NONE, nullptr);
-  arm(ping_timeout_timer_, settings_.ping_timeout_ms);
+  arm_timer(ping_timeout_timer_, settings_.ping_timeout_ms);
   flush();
 }
 
@@ -861,7 +848,7 @@ int H2Session::on_frame_recv(const nghttp2_frame *frame) {
     if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && ping_outstanding_) {
       ping_outstanding_ = false;
       evtimer_del(ping_timeout_timer_.get());
-      arm(ping_timer_, settings_.ping_interval_ms);
+      arm_timer(ping_timer_, settings_.ping_interval_ms);
     }
     break;
   case NGHTTP2_GOAWAY:

@@ -104,7 +104,6 @@ private:
   bool settle();
   // Tells the connection the session cannot go on.
   void end(const Error &why);
-  void arm(EventPtr &timer, uint32_t ms);
   // What ended the connection, as the server caused it: its GOAWAY, the
   // protocol error we answered with GOAWAY, or a plain loss.
   Error connection_error() const;

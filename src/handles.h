@@ -47,4 +47,21 @@ inline timeval ms_to_timeval(uint32_t ms) {
   return tv;
 }
 
+// Arms `timer` to fire in `ms` milliseconds; 0 (or no timer) leaves it off,
+// which is what every "0: never" setting means.
+inline void arm_timer(const EventPtr &timer, uint32_t ms) {
+  if (!timer || ms == 0)
+    return;
+  timeval tv = ms_to_timeval(ms);
+  evtimer_add(timer.get(), &tv);
+}
+
+// The loop's clock in milliseconds, as cached for this loop turn (what its
+// timers are measured against).
+inline uint64_t loop_now_ms(event_base *base) {
+  timeval tv;
+  event_base_gettimeofday_cached(base, &tv);
+  return uint64_t(tv.tv_sec) * 1000 + uint64_t(tv.tv_usec) / 1000;
+}
+
 } // namespace h2pool_core

@@ -108,12 +108,6 @@ Pool::~Pool() {
   requests_.clear();
 }
 
-uint64_t Pool::now_ms() const {
-  timeval tv;
-  event_base_gettimeofday_cached(base_, &tv);
-  return uint64_t(tv.tv_sec) * 1000 + uint64_t(tv.tv_usec) / 1000;
-}
-
 uint32_t Pool::linger_ms() const {
   return config_.idle_timeout_ms ? config_.idle_timeout_ms : 60000;
 }
@@ -194,7 +188,7 @@ void Pool::accept(std::unique_ptr<Request> owned) {
             : &tv;
     event_add(&req.timer, when);
     req.timer_armed = true;
-    req.deadline_ms = now_ms() + req.timeout_ms;
+    req.deadline_ms = loop_now_ms(base_) + req.timeout_ms;
   }
   req.state = Request::State::queued;
   ep.pending.push_back(&req);
@@ -391,7 +385,7 @@ void Pool::retry_unprocessed(Endpoint &ep, Connection &conn, Request &req,
   // connection if there is one, and only as fast as the budget allows.
   req.refused_by = conn.id();
   uint32_t delay = retry_backoff_.delay_ms(req.retries + 1, rng_);
-  if (req.deadline_ms && now_ms() + delay >= req.deadline_ms) {
+  if (req.deadline_ms && loop_now_ms(base_) + delay >= req.deadline_ms) {
     Error e = req.retry_error;
     e.message += " (no time left to retry before the request's deadline)";
     finish(req, &e);

@@ -142,7 +142,6 @@ private:
   bool place(Endpoint &ep, Connection &conn, Request &req);
   void open_connection(Endpoint &ep);
   void reap();
-  uint64_t now_ms() const;
   void observe(const Endpoint &ep, const Connection &conn,
                PoolObserver::Event event) {
     if (observer_)

@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "backoff.h"
+#include "fault_util.h"
 #include "h2pool.h"
 #include "handles.h"
 #include "loop.h"
@@ -92,16 +93,6 @@ public:
 private:
   h2pool_core::Rng rng_;
 };
-
-uint64_t rss_bytes() {
-  FILE *f = fopen("/proc/self/statm", "r");
-  if (!f)
-    return 0;
-  unsigned long size = 0, resident = 0;
-  int n = fscanf(f, "%lu %lu", &size, &resident);
-  fclose(f);
-  return n == 2 ? uint64_t(resident) * uint64_t(sysconf(_SC_PAGESIZE)) : 0;
-}
 
 // --- scripted name lookups ---------------------------------------------
 
@@ -810,7 +801,7 @@ TEST(Simulator, EverySeedKeepsTheInvariants) {
         SeedRun run(seed, one != 0, slack, pace_tolerance);
         why = run.go();
       }
-      uint64_t rss = rss_bytes();
+      uint64_t rss = faults::rss_bytes();
       uint64_t prev = peak_rss.load();
       while (rss > prev && !peak_rss.compare_exchange_weak(prev, rss)) {
       }
@@ -827,7 +818,7 @@ TEST(Simulator, EverySeedKeepsTheInvariants) {
   for (auto &t : threads)
     t.join();
   double secs = std::chrono::duration<double>(Clock::now() - start).count();
-  uint64_t rss_end = rss_bytes();
+  uint64_t rss_end = faults::rss_bytes();
   printf("simulator: %llu seeds from %llu in %.1f s (%d at a time), %zu "
          "failed; RSS after warm-up %.1f MiB, peak %.1f MiB, end %.1f MiB\n",
          (unsigned long long)count, (unsigned long long)first, secs,
