@@ -32,7 +32,7 @@ UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
 # ThreadSanitizer for everything that runs threads against each other:
 # submission, cancel and destroy racing completions.
 H2POOL_SIM_SEEDS=${H2POOL_SIM_SEEDS_TSAN:-300} H2POOL_SIM_SLACK_MS=2000 \
-H2POOL_SIM_PACE_TOLERANCE_MS=30 \
+H2POOL_SIM_PACE_TOLERANCE_MS=30 H2POOL_SIM_RSS_MB=256 \
 TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1" \
   run_suite "tsan" "$src/build-tsan" "-LE soak|bindings|install|abi" \
   -DH2POOL_SANITIZE=thread

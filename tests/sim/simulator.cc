@@ -16,9 +16,12 @@
 // H2POOL_SIM_SEEDS=N runs seeds 1..N (default 200), H2POOL_SIM_FIRST=K
 // starts at K, H2POOL_SIM_SEED=S replays seed S alone and prints its
 // schedule, H2POOL_SIM_PARALLEL=P runs P seeds at a time (default 4),
-// H2POOL_SIM_SLACK_MS=MS sets the slack (default 400; sanitizer builds need
-// more). A failing seed is printed with the line that replays it. What a
-// seed does is a pure function of the seed; only thread timing varies.
+// H2POOL_SIM_SLACK_MS=MS sets the deadline slack (default 400),
+// H2POOL_SIM_PACE_TOLERANCE_MS=MS the backoff check's (default 5), and
+// H2POOL_SIM_RSS_MB=MB how far RSS may grow past the warm-up (default 64);
+// sanitizer builds need more of each. A failing seed is printed with the
+// line that replays it. What a seed does is a pure function of the seed;
+// only thread timing (and the pool's backoff jitter) varies.
 #include <gtest/gtest.h>
 
 #include <event2/event.h>
