@@ -228,9 +228,8 @@ void Connection::settle() {
 }
 
 void Connection::close(const Error &why, bool by_us) {
-  if (state_ == State::closed || closing_)
+  if (state_ == State::closed)
     return;
-  closing_ = true;
   closed_by_us_ = by_us;
   // Inside a connector callback this ends the connector's last call, which
   // touches nothing after it.

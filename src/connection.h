@@ -75,7 +75,6 @@ public:
   void attach_socket(evutil_socket_t fd);
 
   State state() const { return state_; }
-  bool is_setting_up() const { return state_ < State::ready; }
   // True if a new stream may be placed now.
   bool has_free_slot() const {
     return state_ == State::ready && session_->active_streams() < capacity();
@@ -167,9 +166,6 @@ private:
   bool useful_ = false;
   bool was_ready_ = false;
   bool closed_by_us_ = false;
-  // Set while reporting the close, so a report that triggers another close
-  // (or a stream report) does not start over.
-  bool closing_ = false;
 };
 
 class ConnectionOwner {

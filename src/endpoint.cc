@@ -73,7 +73,7 @@ Endpoint::State Endpoint::state() const {
     return State::ready;
   if (setting_up() > 0)
     return State::connecting;
-  if (backing_off_)
+  if (backing_off())
     return State::backing_off;
   if (count(Connection::State::draining) > 0)
     return State::draining;
@@ -104,7 +104,7 @@ size_t Endpoint::active_streams() const {
 }
 
 bool Endpoint::may_open(uint32_t max_connections) const {
-  if (backing_off_ || live() >= max_connections)
+  if (backing_off() || live() >= max_connections)
     return false;
   // After a failure, probe with one connection at a time until one serves:
   // an unreachable or broken server costs one connection per backoff step.
@@ -115,28 +115,21 @@ void Endpoint::connection_failed(Rng &rng) {
   ++failures_;
   uint32_t ms = reconnect_.delay_ms(failures_, rng);
   timeval tv = ms_to_timeval(ms);
-  if (backoff_timer_ && evtimer_add(backoff_timer_.get(), &tv) == 0)
-    backing_off_ = true;
+  evtimer_add(backoff_timer_.get(), &tv);
 }
 
 void Endpoint::connection_useful() {
   failures_ = 0;
-  if (backing_off_) {
-    evtimer_del(backoff_timer_.get());
-    backing_off_ = false;
-  }
+  evtimer_del(backoff_timer_.get());
 }
 
-void Endpoint::on_backoff_timer() {
-  backing_off_ = false;
-  listener_.on_backoff_done(*this);
-}
+void Endpoint::on_backoff_timer() { listener_.on_backoff_done(*this); }
 
 void Endpoint::update_linger(uint32_t linger_ms) {
-  bool unused = requests_ == 0 && connections.empty() && !backing_off_;
-  if (unused == lingering_)
+  bool unused = requests_ == 0 && connections.empty() && !backing_off();
+  bool lingering = evtimer_pending(linger_timer_.get(), nullptr) != 0;
+  if (unused == lingering)
     return;
-  lingering_ = unused;
   if (!unused) {
     evtimer_del(linger_timer_.get());
     return;
@@ -151,7 +144,6 @@ void Endpoint::update_linger(uint32_t linger_ms) {
 }
 
 void Endpoint::on_linger_timer() {
-  lingering_ = false;
   listener_.on_endpoint_unused(*this); // may destroy `this`
 }
 

@@ -92,7 +92,9 @@ public:
   // A connection served: the streak ends and any backoff is cancelled.
   void connection_useful();
   uint32_t failures() const { return failures_; }
-  bool backing_off() const { return backing_off_; }
+  bool backing_off() const {
+    return evtimer_pending(backoff_timer_.get(), nullptr) != 0;
+  }
   void on_backoff_timer();
 
   // Requests of this endpoint that have not completed (waiting, in flight
@@ -125,8 +127,6 @@ private:
   BackoffPolicy reconnect_;
   std::array<size_t, Connection::kStates> counts_{};
   uint32_t failures_ = 0;
-  bool backing_off_ = false;
-  bool lingering_ = false;
   size_t requests_ = 0;
   EventPtr backoff_timer_;
   EventPtr linger_timer_;

@@ -58,8 +58,6 @@ public:
   void flush() override;
   void close(const Error &why) override;
 
-  bool goaway_received() const { return goaway_received_; }
-
   // nghttp2 callback entry points (called by the trampolines).
   int on_begin_headers(const nghttp2_frame *frame);
   int on_header(const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
