@@ -48,13 +48,15 @@ protected:
   std::unique_ptr<Client> client_;
 };
 
-// Over TLS the SETTINGS and the end of the stream arrive in one read, so the
-// requests are still queued when the connection dies: it failed before
-// serving anything, and counts.
+// SETTINGS, close_notify and FIN in one segment: the client reads them
+// together, so the requests are still queued when the connection dies. It
+// failed before serving anything, and counts. (Were the close to come a
+// moment later, the request would already be on the connection, and a
+// request sent on a connection that then closes without GOAWAY is lost,
+// not retried.)
 TEST_F(TlsFailures, SettingsThenFinBacksOffAndFailsAfterFourConnections) {
   Client &c = start([](RawConnection &conn) {
-    if (conn.send(settings({{0x3, 100}}) + settings_ack()))
-      conn.close(); // close_notify, then FIN
+    conn.send_and_close(settings({{0x3, 100}}) + settings_ack());
   });
   Call &call = c.get(url());
   WAIT_DONE(call);

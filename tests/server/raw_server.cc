@@ -513,6 +513,37 @@ void RawConnection::close() {
   close_without_notify();
 }
 
+bool RawConnection::send_and_close(std::string_view bytes) {
+  int on = 1;
+  // Held back until the FIN, which then leaves with all of it.
+  if (fd_ >= 0)
+    setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+  bool sent = send(bytes);
+  if (tls_ && !tls_->broken && fd_ >= 0) {
+    ERR_clear_error();
+    SSL_shutdown(tls_->get());
+    ERR_clear_error();
+  }
+  if (fd_ >= 0) {
+    ::shutdown(fd_, SHUT_WR);
+    // Closing with the client's bytes unread would send a TCP RST, which
+    // can make the client's kernel drop what we sent: read to its end.
+    char buf[16384];
+    auto deadline = std::chrono::steady_clock::now() + Ms(5000);
+    while (!stopping_.load() && std::chrono::steady_clock::now() < deadline) {
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, 50) < 0 && errno != EINTR)
+        break;
+      ssize_t n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
+      if (n == 0 ||
+          (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        break;
+    }
+  }
+  close_without_notify();
+  return sent;
+}
+
 void RawConnection::close_without_notify() {
   if (tls_) {
     // Never reaches the socket again: no close_notify on a later close().

@@ -152,6 +152,11 @@ public:
   // either) or closes it (over TLS: close_notify, then FIN).
   void reset();
   void close();
+  // Sends `bytes` and closes (with close_notify over TLS) in one TCP
+  // segment, so the peer reads the data and the end of the stream
+  // together: a server that hangs up right after what it says, with no
+  // gap in which the client could act on it.
+  bool send_and_close(std::string_view bytes);
   // Over TLS: FIN without close_notify, a truncated TLS stream. Without
   // TLS the same as close().
   void close_without_notify();
