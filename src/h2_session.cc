@@ -876,19 +876,23 @@ int H2Session::on_frame_recv(const nghttp2_frame *frame) {
 
 int H2Session::on_data_chunk(int32_t stream_id, const uint8_t *data,
                              size_t len) {
+  Request *req = stream_request(session_.get(), stream_id);
+  size_t delivered = len; // bytes nobody holds back
+  int rc = H2POOL_OK;
+  if (req && req->local_error.code == H2POOL_OK && req->got_headers)
+    rc = accept_body(*req, data, len, settings_.body_limits, &delivered);
   // The connection's window reopens at once, whatever happens to the
   // bytes: only the stream's stays closed behind a paused response, so the
-  // connection's other streams keep flowing.
-  nghttp2_session_consume_connection(session_.get(), len);
-  Request *req = stream_request(session_.get(), stream_id);
-  if (!req || req->local_error.code != H2POOL_OK || !req->got_headers) {
-    consume_stream(stream_id, len);
-    return 0;
+  // connection's other streams keep flowing. In the usual case, both in
+  // one call (which fails for a stream nghttp2 has closed; the connection
+  // still needs its bytes back).
+  if (delivered < len) {
+    nghttp2_session_consume_connection(session_.get(), len);
+    if (delivered)
+      consume_stream(stream_id, delivered);
+  } else if (nghttp2_session_consume(session_.get(), stream_id, len) != 0) {
+    nghttp2_session_consume_connection(session_.get(), len);
   }
-  size_t consumed = 0;
-  int rc = accept_body(*req, data, len, settings_.body_limits, &consumed);
-  if (consumed)
-    consume_stream(stream_id, consumed);
   if (rc != H2POOL_OK)
     nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, stream_id,
                               NGHTTP2_CANCEL);
