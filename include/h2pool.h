@@ -225,7 +225,11 @@ typedef enum h2pool_log_level {
  * H2POOL_LOG_DEBUG) afterwards, from the loop thread, and refusals that come
  * faster than the loop logs them are summed up in one message ("... and N
  * more requests refused since"). It must not block and must not call
- * h2pool_destroy().
+ * h2pool_destroy(). A pool's last message is "pool destroyed" (at
+ * H2POOL_LOG_DEBUG), logged once everything the pool owned is freed: after
+ * it the pool never calls into the program again, so a pool destroyed from
+ * a completion callback, which is freed later on the loop thread, has truly
+ * gone once its log callback has seen it.
  */
 typedef void (*h2pool_log_cb)(int level, const char *msg, void *user_data);
 

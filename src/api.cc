@@ -254,11 +254,15 @@ namespace {
 // pool as soon as no call is inside it any more.
 void free_pool(h2pool *pool) {
   pool->resolver->shutdown();
-  H2POOL_LOG(pool->log, H2POOL_LOG_DEBUG, "pool destroyed");
   // Calls that came in during the shutdown were refused, but may still be
   // on their way out of the gate.
   pool->gate.wait_drained();
+  // Logged after the pool is gone: a program that destroyed it from a
+  // callback learns only from this message that nothing of the pool will
+  // call it again, and may then free what its callbacks use.
+  h2pool_core::Logger log = pool->log;
   delete pool;
+  H2POOL_LOG(log, H2POOL_LOG_DEBUG, "pool destroyed");
 }
 
 } // namespace

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <future>
 #include <set>
 
 namespace faults {
@@ -169,7 +170,14 @@ INSTANTIATE_TEST_SUITE_P(Server, DiesAfterSettings,
                          [](const auto &info) { return info.param.name; });
 
 TEST(FailurePaths, ManyRequestsToAServerThatAlwaysGoesAwayCostFourConnections) {
-  RawServer server([](RawConnection &conn) {
+  // The first connection answers only once all 100 requests wait in the
+  // pool: submission is asynchronous, and a request that reached the pool
+  // after the first GOAWAY would rightly be owed a fourth retry of its own.
+  std::promise<void> all_queued;
+  std::shared_future<void> queued = all_queued.get_future().share();
+  RawServer server([queued](RawConnection &conn) {
+    if (queued.wait_for(Ms(5000)) != std::future_status::ready)
+      return;
     if (conn.send(settings({{0x3, 100}}) + settings_ack() +
                   goaway(0, 0xb /* ENHANCE_YOUR_CALM */, "go away")))
       conn.wait_closed(Ms(5000));
@@ -182,6 +190,10 @@ TEST(FailurePaths, ManyRequestsToAServerThatAlwaysGoesAwayCostFourConnections) {
   std::vector<Call *> calls;
   for (int i = 0; i < 100; ++i)
     calls.push_back(&c.get(server.base_url() + "/" + std::to_string(i)));
+  bool waiting = c.wait_stat(H2POOL_STAT_REQUESTS_QUEUED,
+                             [](uint64_t n) { return n == 100; });
+  all_queued.set_value();
+  ASSERT_TRUE(waiting);
   for (Call *call : calls) {
     WAIT_DONE(*call);
     EXPECT_EQ(call->code, H2POOL_ERR_GOAWAY) << call->describe();
