@@ -273,7 +273,9 @@ public:
                  std::chrono::milliseconds timeout = 10s) {
     auto deadline = Clock::now() + timeout;
     for (;;) {
-      if (!flush()) {
+      // A write that finds the connection gone is not a failure when the
+      // end of the connection is what the caller waits for.
+      if (!flush() && !eof_) {
         return false;
       }
       if (done()) {
@@ -363,6 +365,12 @@ private:
       ssize_t w = ::send(fd_, data, n, MSG_NOSIGNAL);
       if (w < 0 && errno == EINTR) {
         continue;
+      }
+      if (w < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+        // The server dropped the connection: as much an end as a read of 0.
+        eof_ = true;
+        eof_errno_ = errno;
+        return false;
       }
       if (w <= 0) {
         return false;
