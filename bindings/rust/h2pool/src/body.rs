@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use crate::{in_callback, lock, Error, ErrorCode, Fields, Inner, RequestId, ResponseHead};
@@ -43,6 +43,9 @@ pub(crate) struct State {
     end: Option<Result<Fields, Error>>,
     /// The task waiting for the head or for body bytes (never both at once).
     waker: Option<Waker>,
+    /// Threads blocked on `cond`: with none, a notification would be a
+    /// wasted system call per event.
+    sleepers: u32,
 }
 
 /// One request's state shared by its event source and its reader.
@@ -71,6 +74,7 @@ impl Exchange {
                 abandoned: false,
                 end: None,
                 waker: None,
+                sleepers: 0,
             }),
             cond: Condvar::new(),
         })
@@ -91,12 +95,27 @@ impl Exchange {
         ex
     }
 
+    /// Takes what must be woken; call `notify` with it after unlocking.
+    fn to_wake(st: &mut State) -> (Option<Waker>, bool) {
+        (st.waker.take(), st.sleepers > 0)
+    }
+
     /// Wakes whoever waits, outside the lock (a waker may run any code).
-    fn notify(&self, waker: Option<Waker>) {
-        self.cond.notify_all();
+    fn notify(&self, (waker, sleepers): (Option<Waker>, bool)) {
+        if sleepers {
+            self.cond.notify_all();
+        }
         if let Some(w) = waker {
             w.wake();
         }
+    }
+
+    /// Blocks on `cond`, counted in `sleepers`.
+    fn sleep<'a>(&self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        st.sleepers += 1;
+        let mut st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+        st.sleepers -= 1;
+        st
     }
 
     // ---- producer side (the event source, on the loop thread) ----
@@ -111,7 +130,7 @@ impl Exchange {
             if let HeadSlot::Waiting = st.head {
                 st.head = HeadSlot::Ready(head);
             }
-            st.waker.take()
+            Exchange::to_wake(&mut st)
         };
         self.notify(waker);
         true
@@ -134,7 +153,7 @@ impl Exchange {
             } else {
                 DataFlow::Continue
             };
-            (flow, st.waker.take())
+            (flow, Exchange::to_wake(&mut st))
         };
         self.notify(waker);
         flow
@@ -159,7 +178,7 @@ impl Exchange {
                     st.end = Some(Err(e));
                 }
             }
-            st.waker.take()
+            Exchange::to_wake(&mut st)
         };
         self.notify(waker);
     }
@@ -188,7 +207,7 @@ impl Exchange {
             if let Some(r) = Exchange::take_head(&mut st) {
                 return r;
             }
-            st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = self.sleep(st);
         }
     }
 
@@ -354,7 +373,7 @@ impl ResponseBody {
                             "a blocking body read on the pool's loop thread would never end; use poll_read",
                         ));
                     }
-                    st = ex.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+                    st = ex.sleep(st);
                 }
             }
         }
