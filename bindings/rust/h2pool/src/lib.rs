@@ -1488,13 +1488,29 @@ impl Inner {
         self.call(id, sys::h2pool_request_resume_upload, "resume upload")
     }
 
+    /// Calls one of the thread-safe per-request functions (cancel, resume).
     fn call(
         &self,
         id: RequestId,
         f: unsafe extern "C" fn(*mut sys::h2pool, u64) -> c_int,
         what: &str,
     ) -> Result<(), Error> {
-        let guard = self.read();
+        // On the loop thread (a future or body dropped or polled in a
+        // callback), do not queue behind a writer: a reader ahead of it may
+        // be waiting for this very thread (h2pool_stats_get). A waiting
+        // writer means the pool is closing, which completes the request
+        // anyway, so giving up then loses nothing.
+        let guard = if in_callback() {
+            match self.raw.try_read() {
+                Ok(g) => g,
+                Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    return Err(Error::new(ErrorCode::WrongThread, "pool busy (closing)"))
+                }
+            }
+        } else {
+            self.read()
+        };
         if guard.0.is_null() {
             return Err(Error::new(ErrorCode::PoolClosed, "the pool is closed"));
         }
@@ -1508,31 +1524,7 @@ impl Inner {
     }
 
     fn cancel(&self, id: RequestId) -> Result<(), Error> {
-        // On the loop thread (a future dropped in a callback), do not queue
-        // behind a writer: a reader ahead of it may be waiting for this very
-        // thread (h2pool_stats_get). Cancellation is best effort there.
-        let guard = if in_callback() {
-            match self.raw.try_read() {
-                Ok(g) => g,
-                Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => {
-                    return Err(Error::new(
-                        ErrorCode::WrongThread,
-                        "pool busy; not cancelled",
-                    ))
-                }
-            }
-        } else {
-            self.read()
-        };
-        if guard.0.is_null() {
-            return Err(Error::new(ErrorCode::PoolClosed, "the pool is closed"));
-        }
-        let rc = unsafe { sys::h2pool_cancel(guard.0, id.0) };
-        if rc != 0 {
-            return Err(Error::from_raw_code(rc, "h2pool_cancel"));
-        }
-        Ok(())
+        self.call(id, sys::h2pool_cancel, "h2pool_cancel")
     }
 }
 
@@ -1904,20 +1896,17 @@ impl Future for ResponseFuture {
             Poll::Pending => Poll::Pending,
             Poll::Ready(head) => {
                 self.finished = true;
-                let ex = self.ex.take();
+                // The body takes over the exchange and the duty to cancel.
+                self.ex = None;
                 let pool = self.pool.take();
+                let id = self.id;
                 Poll::Ready(head.map(|head| Response {
                     head,
-                    body: ResponseBody::new(ex.unwrap_or(ex_fallback()), pool, self.id),
+                    body: ResponseBody::new(ex, pool, id),
                 }))
             }
         }
     }
-}
-
-/// Never used: `ex` is always set when the head resolves.
-fn ex_fallback() -> Arc<Exchange> {
-    Exchange::finished(Vec::new(), Vec::new())
 }
 
 impl Drop for ResponseFuture {
