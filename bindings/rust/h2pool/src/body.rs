@@ -310,6 +310,15 @@ impl ResponseBody {
         }
     }
 
+    /// After taking bytes: unlock, then resume the download if `step` said
+    /// so (outside the lock: the call may wait for the pool's lock).
+    fn taken(&self, st: MutexGuard<'_, State>, resume: bool) {
+        drop(st);
+        if resume {
+            self.resume();
+        }
+    }
+
     fn resume(&self) {
         if let (Some(pool), Some(id)) = (&self.pool, self.id) {
             // Fails only once the pool is closing, and then the request
@@ -358,10 +367,7 @@ impl ResponseBody {
             let (step, resume) = f(self, &mut st);
             match step {
                 Step::Got(item) => {
-                    drop(st);
-                    if resume {
-                        self.resume();
-                    }
+                    self.taken(st, resume);
                     return Ok(Some(item));
                 }
                 Step::Eof => return Ok(None),
@@ -389,10 +395,7 @@ impl ResponseBody {
         let (step, resume) = f(self, &mut st);
         match step {
             Step::Got(item) => {
-                drop(st);
-                if resume {
-                    self.resume();
-                }
+                self.taken(st, resume);
                 Poll::Ready(Ok(Some(item)))
             }
             Step::Eof => Poll::Ready(Ok(None)),
