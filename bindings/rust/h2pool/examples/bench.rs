@@ -2,14 +2,16 @@
 //! `h2pool bench`, through the safe Rust API, with CPU time and peak RSS.
 //!
 //! ```text
-//! bench [-n N] [-c C] [--connections K] [--callbacks] [--insecure | --cacert FILE] URL
+//! bench [-n N] [-c C] [--connections K] [--callbacks | --futures] [--insecure | --cacert FILE] URL
 //! bench stream [--bytes B] [--insecure | --cacert FILE] UPLOAD_URL DOWNLOAD_URL
 //! ```
 //!
 //! The first form sends N GETs (default 10000) to URL with C in flight
 //! (default 100): C threads each doing a blocking `Pool::send` and reading
-//! the body, or, with `--callbacks`, C chains of `Pool::send_with` that each
-//! submit the next request from the completion. The second uploads B bytes
+//! the body; with `--callbacks`, C chains of `Pool::send_with` that each
+//! submit the next request from the completion; with `--futures`, C tasks on
+//! one executor thread, each awaiting `Pool::send_async` and polling the
+//! body with `poll_chunk`. The second uploads B bytes
 //! (default 1 GiB) streamed from a reader to UPLOAD_URL, then downloads
 //! DOWNLOAD_URL through `Read` (against `h2pool serve`: `.../?size=0`,
 //! whose response reports the length it received, and `.../?zeros=B`).
@@ -19,10 +21,13 @@
 //! cpu_us_per_req) plus peak_rss_mib and, for `stream`, up_bytes,
 //! down_bytes, up_mb_s, down_mb_s. Exit status 1 if anything failed.
 
+use std::future::Future;
 use std::io::{self, Read};
+use std::pin::Pin;
 use std::process::exit;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::Instant;
 
@@ -69,6 +74,7 @@ struct Args {
     c: u64,
     connections: Option<u32>,
     callbacks: bool,
+    futures: bool,
     bytes: u64,
     insecure: bool,
     cacert: Option<String>,
@@ -82,6 +88,7 @@ fn parse_args() -> Args {
         c: 100,
         connections: None,
         callbacks: false,
+        futures: false,
         bytes: 1 << 30,
         insecure: false,
         cacert: None,
@@ -104,11 +111,12 @@ fn parse_args() -> Args {
                 a.connections = Some(u32::try_from(num(it.next(), "--connections")).unwrap_or(u32::MAX))
             }
             "--callbacks" => a.callbacks = true,
+            "--futures" => a.futures = true,
             "--bytes" => a.bytes = num(it.next(), "--bytes"),
             "-k" | "--insecure" => a.insecure = true,
             "--cacert" => a.cacert = Some(it.next().unwrap_or_else(|| die("--cacert wants a file"))),
             "-h" | "--help" => {
-                eprintln!("usage: bench [-n N] [-c C] [--connections K] [--callbacks] [-k | --cacert FILE] URL");
+                eprintln!("usage: bench [-n N] [-c C] [--connections K] [--callbacks | --futures] [-k | --cacert FILE] URL");
                 eprintln!("       bench stream [--bytes B] [-k | --cacert FILE] UPLOAD_URL DOWNLOAD_URL");
                 exit(0)
             }
@@ -119,6 +127,9 @@ fn parse_args() -> Args {
     let want = if a.stream { 2 } else { 1 };
     if a.urls.len() != want {
         die(&format!("expected {} URL(s), see --help", want));
+    }
+    if a.callbacks && a.futures {
+        die("--callbacks or --futures, not both");
     }
     if a.n == 0 || a.c == 0 {
         die("-n and -c must be at least 1");
@@ -244,6 +255,8 @@ fn run_get(a: &Args) -> bool {
         for _ in 0..a.c {
             let _ = done_rx.recv();
         }
+    } else if a.futures {
+        run_tasks(&pool, &url, a.n, a.c, &tally, &err_tx);
     } else {
         let left = Arc::new(AtomicU64::new(a.n));
         let workers: Vec<_> = (0..a.c)
@@ -279,7 +292,13 @@ fn run_get(a: &Args) -> bool {
         "{{\"binding\":\"rust\",\"mode\":\"{}\",\"requests\":{},\"succeeded\":{},\"failed\":{},\
          \"concurrency\":{},\"wall_s\":{:.6},\"user_s\":{:.6},\"sys_s\":{:.6},\"rps\":{:.1},\
          \"cpu_us_per_req\":{:.3},\"body_bytes\":{},\"peak_rss_mib\":{:.1}}}",
-        if a.callbacks { "callbacks" } else { "threads" },
+        if a.callbacks {
+            "callbacks"
+        } else if a.futures {
+            "futures"
+        } else {
+            "threads"
+        },
         a.n,
         ok,
         failed,
@@ -293,6 +312,89 @@ fn run_get(a: &Args) -> bool {
         peak
     );
     failed == 0
+}
+
+/// Wakes a task by queueing its index for the executor thread.
+struct TaskWaker {
+    index: usize,
+    ready: Arc<Mutex<Vec<usize>>>,
+    executor: thread::Thread,
+}
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.ready.lock().unwrap_or_else(|e| e.into_inner()).push(self.index);
+        self.executor.unpark();
+    }
+}
+
+/// The next chunk of a body, as a future.
+struct NextChunk<'a>(&'a mut h2pool::Response);
+
+impl Future for NextChunk<'_> {
+    type Output = Option<Result<Vec<u8>, h2pool::Error>>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.poll_chunk(cx)
+    }
+}
+
+/// `n` requests from `c` tasks on this thread, each polled only when woken.
+fn run_tasks(pool: &Arc<Pool>, url: &Arc<String>, n: u64, c: u64, tally: &Arc<Tally>, errs: &mpsc::Sender<String>) {
+    let left = Arc::new(AtomicU64::new(n));
+    let mut tasks: Vec<Option<Pin<Box<dyn Future<Output = ()>>>>> = (0..c)
+        .map(|_| {
+            let (pool, url, left, tally, errs) =
+                (pool.clone(), url.clone(), left.clone(), tally.clone(), errs.clone());
+            let task: Pin<Box<dyn Future<Output = ()>>> = Box::pin(async move {
+                while left
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| l.checked_sub(1))
+                    .is_ok()
+                {
+                    let result = match pool.send_async(Request::get(url.as_str())).await {
+                        Ok(mut resp) => {
+                            let mut total = Ok(0u64);
+                            while let Some(chunk) = NextChunk(&mut resp).await {
+                                match chunk {
+                                    Ok(c) => total = total.map(|t| t + c.len() as u64),
+                                    Err(e) => total = Err(e.to_string()),
+                                }
+                            }
+                            total
+                        }
+                        Err(e) => Err(e.to_string()),
+                    };
+                    tally.record(result, &errs);
+                }
+            });
+            Some(task)
+        })
+        .collect();
+    let ready = Arc::new(Mutex::new((0..tasks.len()).collect::<Vec<_>>()));
+    let wakers: Vec<Waker> = (0..tasks.len())
+        .map(|index| {
+            Waker::from(Arc::new(TaskWaker {
+                index,
+                ready: ready.clone(),
+                executor: thread::current(),
+            }))
+        })
+        .collect();
+    let mut running = tasks.len();
+    while running > 0 {
+        let batch = std::mem::take(&mut *ready.lock().unwrap_or_else(|e| e.into_inner()));
+        if batch.is_empty() {
+            thread::park();
+            continue;
+        }
+        for index in batch {
+            if let Some(task) = tasks[index].as_mut() {
+                if task.as_mut().poll(&mut Context::from_waker(&wakers[index])).is_ready() {
+                    tasks[index] = None;
+                    running -= 1;
+                }
+            }
+        }
+    }
 }
 
 /// `len` bytes of a repeating pattern, never held in memory.
