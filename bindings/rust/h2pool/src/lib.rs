@@ -1475,7 +1475,7 @@ impl Inner {
         let id = RequestId(id);
         if let Some((pipe, reader)) = reader {
             // Our clone of the pipe the handler (now libh2pool's) shares.
-            pipe.start(reader, self.clone(), id);
+            pipe.start(reader, body_length, self.clone(), id);
         }
         Ok(id)
     }
@@ -1948,6 +1948,10 @@ fn assert_send_sync() {
     check::<Pool>();
     check::<Error>();
     check::<Response>();
+    check::<ResponseBody>();
+    check::<ResponseHead>();
     fn check_send<T: Send>() {}
     check_send::<ResponseFuture>();
+    check_send::<Request>();
+    check_send::<RequestBody>();
 }

@@ -45,8 +45,9 @@ impl RequestBody {
     /// A body streamed from `reader` as the HTTP/2 flow-control window
     /// opens, read on a helper thread a bounded amount ahead (so `reader`
     /// may block, and may even wait for the response). `content_length`,
-    /// when given, is sent as content-length and must then be exact (the
-    /// server sees a malformed request otherwise). An error from `reader`
+    /// when given, is sent as content-length and must then be exact: a
+    /// reader that ends early or gives more fails the request. An error
+    /// from `reader`
     /// fails the request with [`crate::ErrorCode::BodySource`], its message
     /// included. The body is not replayed, so the request is retried only if
     /// no byte of it was read.
@@ -201,6 +202,7 @@ impl Pipe {
     pub(crate) fn start(
         self: &Arc<Pipe>,
         reader: Box<dyn Read + Send + 'static>,
+        content_length: Option<u64>,
         pool: Arc<Inner>,
         id: RequestId,
     ) {
@@ -208,7 +210,7 @@ impl Pipe {
         let pump_pool = pool.clone();
         let spawned = std::thread::Builder::new()
             .name("h2pool-upload".into())
-            .spawn(move || pipe.pump(reader, &pump_pool, id));
+            .spawn(move || pipe.pump(reader, content_length, &pump_pool, id));
         if let Err(e) = spawned {
             self.push(
                 Err(format!("cannot start the upload thread: {}", e)),
@@ -236,8 +238,15 @@ impl Pipe {
         }
     }
 
-    fn pump(&self, mut reader: Box<dyn Read + Send + 'static>, pool: &Inner, id: RequestId) {
+    fn pump(
+        &self,
+        mut reader: Box<dyn Read + Send + 'static>,
+        content_length: Option<u64>,
+        pool: &Inner,
+        id: RequestId,
+    ) {
         let mut block = vec![0u8; PUMP_BLOCK];
+        let mut total = 0u64;
         loop {
             {
                 let mut st = lock(&self.state);
@@ -255,11 +264,27 @@ impl Pipe {
             }));
             match got {
                 Ok(Ok(0)) => {
-                    self.push(Ok(&[]), Some((pool, id)));
+                    let got = match content_length {
+                        Some(cl) if total < cl => Err(format!(
+                            "request body reader ended after {} of the {} bytes of its content length",
+                            total, cl
+                        )),
+                        _ => Ok(&[][..]),
+                    };
+                    self.push(got, Some((pool, id)));
                     return;
                 }
                 Ok(Ok(n)) => {
                     let n = n.min(block.len()); // a lying reader is not UB
+                    total += n as u64;
+                    if let Some(cl) = content_length.filter(|&cl| total > cl) {
+                        let why = format!(
+                            "request body reader gave more than the {} bytes of its content length",
+                            cl
+                        );
+                        self.push(Err(why), Some((pool, id)));
+                        return;
+                    }
                     self.push(Ok(&block[..n]), Some((pool, id)));
                 }
                 Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}

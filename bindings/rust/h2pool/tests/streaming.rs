@@ -233,6 +233,27 @@ fn a_failing_body_reader_fails_the_request_with_its_message() {
 }
 
 #[test]
+fn a_reader_must_match_its_content_length() {
+    let server = match Server::start() {
+        Some(s) => s,
+        None => return,
+    };
+    let pool = pool();
+    for (given, declared, why) in [(10u64, 20u64, "ended after 10"), (30, 20, "more than the 20")] {
+        let reader = TestBodyReader {
+            seed: 0,
+            offset: 0,
+            len: given,
+        };
+        let err = pool
+            .send(Request::post(server.url("/echo"), RequestBody::from_reader(reader, Some(declared))))
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::BodySource);
+        assert!(err.message().contains(why), "{}", err);
+    }
+}
+
+#[test]
 fn static_and_owned_bodies_are_sent_as_given() {
     let server = match Server::start() {
         Some(s) => s,
