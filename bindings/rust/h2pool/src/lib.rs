@@ -711,6 +711,7 @@ impl RequestId {
 }
 
 /// Copies `len` borrowed bytes at `p` (which may be NULL when `len` is 0).
+/// Safety: `p` points to `len` readable bytes (or `len` is 0).
 unsafe fn copy_bytes(p: *const c_char, len: usize) -> Vec<u8> {
     if p.is_null() || len == 0 {
         Vec::new()
@@ -1062,6 +1063,7 @@ impl Config {
             return Err(Error::new(ErrorCode::InvalidArgument, why.clone()));
         }
         let mut raw = ptr::null_mut();
+        // Writes a new config (or nothing) through a valid out pointer.
         let rc = unsafe { sys::h2pool_config_new(&mut raw) };
         if rc != 0 {
             return Err(Error::from_raw_code(rc, "h2pool_config_new"));
@@ -1074,6 +1076,8 @@ impl Config {
                 Err(Error::from_raw_code(rc, format!("Config::{}", what)))
             }
         };
+        // `raw` is the live config `cfg` owns; strings passed are CStrings
+        // of `self`, which outlive the calls (the setters copy them).
         unsafe {
             if let Some(n) = self.max_connections_per_endpoint {
                 check(
@@ -1243,6 +1247,7 @@ struct RawConfig(*mut sys::h2pool_config);
 
 impl Drop for RawConfig {
     fn drop(&mut self) {
+        // Owned, freed once; h2pool_config_free accepts NULL.
         unsafe { sys::h2pool_config_free(self.0) }
     }
 }
@@ -1295,6 +1300,9 @@ struct LogState {
     panics: Arc<AtomicU64>,
 }
 
+/// Safety: `user_data` is the `LogState` Pool::new leaked, freed only after
+/// h2pool_destroy (so never during a call); `msg` is a NUL-terminated
+/// string borrowed for the call.
 unsafe extern "C" fn on_log(level: c_int, msg: *const c_char, user_data: *mut c_void) {
     let state = &*(user_data as *const LogState);
     let _scope = CallbackScope::enter();
@@ -1339,9 +1347,13 @@ impl Inner {
         if raw.is_null() {
             return;
         }
+        // `raw` was taken out under the write lock: no other call can start
+        // on it, and calls under way finished before the lock was granted.
         unsafe { sys::h2pool_destroy(raw) };
         let log = self.log.swap(ptr::null_mut(), Ordering::AcqRel);
         if !log.is_null() {
+            // The destroyed pool calls the log callback no more; the box
+            // was leaked by Pool::new and is reclaimed only here (swap).
             drop(unsafe { Box::from_raw(log) });
         }
     }
@@ -1401,6 +1413,7 @@ impl Inner {
             || events::needs_options(&handler)
         {
             let opts = RawOpts::new()?;
+            // opts.0 is the live options object RawOpts owns.
             if let Some(t) = timeout {
                 opts.check(
                     unsafe {
@@ -1544,6 +1557,7 @@ pub(crate) struct RawOpts(pub(crate) *mut sys::h2pool_request_opts);
 impl RawOpts {
     fn new() -> Result<RawOpts, Error> {
         let mut raw = ptr::null_mut();
+        // Writes new options (or nothing) through a valid out pointer.
         let rc = unsafe { sys::h2pool_request_opts_new(&mut raw) };
         if rc != 0 {
             return Err(Error::from_raw_code(rc, "h2pool_request_opts_new"));
@@ -1562,6 +1576,7 @@ impl RawOpts {
 
 impl Drop for RawOpts {
     fn drop(&mut self) {
+        // Owned, freed once (h2pool_request copied what it needed).
         unsafe { sys::h2pool_request_opts_free(self.0) }
     }
 }
@@ -1643,6 +1658,7 @@ impl Pool {
         // Until the pool owns `log`, free it on every error path.
         let free_log = |log: *mut LogState| {
             if !log.is_null() {
+                // Leaked just above and not yet handed to a pool.
                 drop(unsafe { Box::from_raw(log) });
             }
         };
@@ -1654,6 +1670,7 @@ impl Pool {
             }
         };
         let mut raw = ptr::null_mut();
+        // cfg.0 is a live config (copied by h2pool_create); valid out pointer.
         let rc = unsafe { sys::h2pool_create(cfg.0, &mut raw) };
         drop(cfg);
         if rc != 0 {
@@ -1784,6 +1801,7 @@ impl Pool {
             if guard.0.is_null() {
                 sys::H2POOL_ERR_POOL_CLOSED
             } else {
+                // Live handle while the read lock is held (see Inner::close).
                 unsafe { sys::h2pool_stats_get(guard.0, &mut snap) }
             }
         };
@@ -1793,11 +1811,14 @@ impl Pool {
         struct Snapshot(*mut sys::h2pool_stats);
         impl Drop for Snapshot {
             fn drop(&mut self) {
+                // The snapshot h2pool_stats_get returned, freed once.
                 unsafe { sys::h2pool_stats_free(self.0) }
             }
         }
         let snap = Snapshot(snap);
         let s = snap.0 as *const sys::h2pool_stats;
+        // `s` lives until `snap` drops, after this block; names are
+        // NUL-terminated strings owned by the snapshot, copied here.
         unsafe {
             let pool = Counters::read(|w| sys::h2pool_stats_value(s, w));
             let endpoints = (0..sys::h2pool_stats_endpoint_count(s))
@@ -1933,6 +1954,7 @@ impl fmt::Debug for ResponseFuture {
 /// "MAJOR.MINOR.PATCH".
 pub fn version() -> (u32, &'static str) {
     let mut s = ptr::null();
+    // Writes a pointer to a static NUL-terminated string.
     let num = unsafe { sys::h2pool_version(&mut s) };
     let s = if s.is_null() {
         ""
