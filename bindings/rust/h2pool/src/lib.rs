@@ -1389,7 +1389,7 @@ impl Inner {
         // handler keeps alive until the release event (owned), or 'static.
         let (body_ptr, body_len, upload, reader) = match body.0 {
             upload::Kind::Empty => (ptr::null(), 0, Upload::Nothing, None),
-            upload::Kind::Static(s) if s.is_empty() => (ptr::null(), 0, Upload::Nothing, None),
+            upload::Kind::Static([]) => (ptr::null(), 0, Upload::Nothing, None),
             upload::Kind::Static(s) => (s.as_ptr(), s.len(), Upload::Nothing, None),
             upload::Kind::Owned(v) if v.is_empty() => (ptr::null(), 0, Upload::Nothing, None),
             // The Vec's heap buffer does not move when the Vec moves into
