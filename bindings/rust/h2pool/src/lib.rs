@@ -658,6 +658,11 @@ impl Response {
         &self.body
     }
 
+    /// The body alone (the head is dropped).
+    pub fn into_body(self) -> ResponseBody {
+        self.body
+    }
+
     /// Splits into head and body.
     pub fn into_parts(self) -> (ResponseHead, ResponseBody) {
         (self.head, self.body)

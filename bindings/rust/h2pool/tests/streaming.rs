@@ -77,6 +77,13 @@ fn an_error_status_has_a_readable_body() {
     resp.read_to_end(&mut body).unwrap();
     assert_eq!(body, test_body(9, 3000));
     assert!(resp.body().is_end());
+    // The same through the parts, read after the head is set aside.
+    let (head, body) = pool
+        .send(Request::get(server.url("/missing?status=404&size=3000&seed=9")))
+        .unwrap()
+        .into_parts();
+    assert_eq!(head.status(), 404);
+    assert_eq!(body.into_bytes().unwrap(), test_body(9, 3000));
 }
 
 #[test]
