@@ -2,15 +2,27 @@
 //! C ABI.
 //!
 //! A [`Pool`] multiplexes requests as streams over a few pooled HTTP/2
-//! connections per origin, on its own event-loop thread. Each request
-//! completes exactly once, in one of three forms:
+//! connections per origin, on its own event-loop thread. A request is sent
+//! in one of these forms:
 //!
-//! - [`Pool::send`] blocks the calling thread until the response arrives;
-//! - [`Pool::send_with`] calls a closure on the pool's loop thread;
-//! - [`Pool::send_async`] returns a [`std::future::Future`] that works with
-//!   any executor; dropping it before it completes cancels the request.
+//! - [`Pool::send`] blocks until the response's status and headers have
+//!   arrived and returns a [`Response`] whose body streams: it implements
+//!   `std::io::Read`, with backpressure (a bounded buffer; the download
+//!   pauses while the reader lags), so a body of any size is read in
+//!   bounded memory;
+//! - [`Pool::send_async`] is a [`std::future::Future`] of the same
+//!   [`Response`], for any executor, whose body then offers
+//!   [`Response::poll_chunk`] and [`Response::poll_read`]; dropping the
+//!   future before it resolves cancels the request;
+//! - [`Pool::send_with`] calls a closure on the pool's loop thread with the
+//!   complete (buffered) response.
+//!
+//! Request bodies are owned or `'static` bytes, lent to libh2pool without a
+//! copy, or streamed from any `Read` as the flow-control window opens
+//! ([`RequestBody::from_reader`]).
 //!
 //! ```no_run
+//! use std::io::Read;
 //! use std::time::Duration;
 //!
 //! let pool = h2pool::Pool::new(
@@ -18,15 +30,16 @@
 //!         .max_connections_per_endpoint(4)
 //!         .request_timeout(Duration::from_secs(5)),
 //! )?;
-//! let resp = pool.send(h2pool::Request::get("http://127.0.0.1:8080/?size=16"))?;
-//! println!("{} {} bytes", resp.status(), resp.body().len());
-//! # Ok::<(), h2pool::Error>(())
+//! let mut resp = pool.send(h2pool::Request::get("http://127.0.0.1:8080/?size=16"))?;
+//! let mut body = Vec::new();
+//! resp.read_to_end(&mut body)?;
+//! println!("{} {} bytes", resp.status(), body.len());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Responses are copied out of libh2pool's borrowed buffers before any user
-//! code sees them. Every callback into user code runs under
-//! `catch_unwind`: a panic never unwinds into C (see
-//! [`Pool::caught_panics`]).
+//! Everything libh2pool lends is copied out before any user code sees it.
+//! Every callback into user code runs under `catch_unwind`: a panic never
+//! unwinds into C (see [`Pool::caught_panics`]).
 
 use std::cell::Cell;
 use std::ffi::{CStr, CString};
@@ -39,11 +52,21 @@ use std::path::Path;
 use std::pin::Pin;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard, RwLock};
-use std::task::{Context, Poll, Waker};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 pub use h2pool_sys as sys;
+
+mod body;
+mod events;
+mod upload;
+
+pub use body::ResponseBody;
+pub use upload::RequestBody;
+
+use body::Exchange;
+use events::{Handler, Sink, Upload};
 
 // ---------------------------------------------------------------------------
 // Errors
@@ -192,18 +215,21 @@ impl fmt::Display for ErrorCode {
 }
 
 /// A request libh2pool refused, or one that completed with an error.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` shows sizes, never body bytes, so that `fn main() ->
+/// Result<(), Box<dyn std::error::Error>>` prints a line, not a body.
+#[derive(Clone)]
 pub struct Error {
-    code: ErrorCode,
+    pub(crate) code: ErrorCode,
     http2_code: Option<u32>,
     stream_id: Option<u32>,
     goaway_last_stream_id: Option<u32>,
-    message: String,
-    partial: Option<Box<Response>>,
+    pub(crate) message: String,
+    partial: Option<Box<(ResponseHead, Vec<u8>)>>,
 }
 
 impl Error {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Error {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Error {
         Error {
             code,
             http2_code: None,
@@ -244,15 +270,58 @@ impl Error {
         &self.message
     }
 
-    /// What had arrived (status, headers, partial body) when the request
-    /// failed after its response headers.
-    pub fn partial_response(&self) -> Option<&Response> {
-        self.partial.as_deref()
+    /// The head (status, headers) that had arrived when a buffered request
+    /// ([`Pool::send_with`]) failed after its response headers. Streamed
+    /// responses already handed their head to the caller.
+    pub fn partial_response(&self) -> Option<&ResponseHead> {
+        self.partial.as_ref().map(|p| &p.0)
+    }
+
+    /// The part of a buffered body that had arrived (empty otherwise).
+    pub fn partial_body(&self) -> &[u8] {
+        self.partial.as_ref().map_or(&[][..], |p| p.1.as_slice())
     }
 
     /// Whether the error is a timeout.
     pub fn is_timeout(&self) -> bool {
         self.code.is_timeout()
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("code", &self.code).field("message", &self.message);
+        if let Some(c) = self.http2_code {
+            d.field("http2_code", &c);
+        }
+        if let Some(s) = self.stream_id {
+            d.field("stream_id", &s);
+        }
+        if let Some(s) = self.goaway_last_stream_id {
+            d.field("goaway_last_stream_id", &s);
+        }
+        if let Some(p) = &self.partial {
+            d.field("partial_status", &p.0.status)
+                .field("partial_header_fields", &p.0.headers.len())
+                .field("partial_body_bytes", &p.1.len());
+        }
+        d.finish()
+    }
+}
+
+/// For `Read` implementations: the kind follows the code
+/// (timeouts are `TimedOut`), and `get_ref()` downcasts to the [`Error`].
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> std::io::Error {
+        use std::io::ErrorKind;
+        let kind = match e.code {
+            c if c.is_timeout() => ErrorKind::TimedOut,
+                        ErrorCode::ConnectionLost | ErrorCode::StreamReset => ErrorKind::ConnectionReset,
+            ErrorCode::WrongThread => ErrorKind::WouldBlock,
+            _ => ErrorKind::Other,
+        };
+        std::io::Error::new(kind, e)
     }
 }
 
@@ -273,6 +342,9 @@ impl std::error::Error for Error {}
 // Requests and responses
 // ---------------------------------------------------------------------------
 
+/// Header or trailer fields in the order received (names lower-case).
+pub(crate) type Fields = Vec<(String, Vec<u8>)>;
+
 /// An HTTP request, built with chained methods:
 ///
 /// ```
@@ -280,52 +352,73 @@ impl std::error::Error for Error {}
 ///     .header("content-type", "text/plain")
 ///     .timeout(std::time::Duration::from_secs(2));
 /// ```
-#[derive(Debug, Clone)]
+///
+/// URLs and methods are anything `Into<String>` (`&str`, `String`,
+/// `&String`, ...). A body is anything `Into<RequestBody>`: an owned
+/// `Vec<u8>` or `String`, or a `&'static` byte string, none of them copied,
+/// or a [`RequestBody::from_reader`] stream.
 pub struct Request {
     method: String,
     url: String,
     headers: Vec<(Vec<u8>, Vec<u8>)>,
-    body: Vec<u8>,
+    body: RequestBody,
     timeout: Option<Duration>,
     auto_decompress: Option<bool>,
+    read_buffer: Option<usize>,
 }
 
 impl Request {
     /// A request with any method (an HTTP token such as "GET").
-    pub fn new(method: &str, url: &str) -> Request {
+    pub fn new(method: impl Into<String>, url: impl Into<String>) -> Request {
         Request {
-            method: method.to_string(),
-            url: url.to_string(),
+            method: method.into(),
+            url: url.into(),
             headers: Vec::new(),
-            body: Vec::new(),
+            body: RequestBody::empty(),
             timeout: None,
             auto_decompress: None,
+            read_buffer: None,
         }
     }
 
     /// A GET request.
-    pub fn get(url: &str) -> Request {
+    pub fn get(url: impl Into<String>) -> Request {
         Request::new("GET", url)
     }
 
     /// A POST request with a body.
-    pub fn post(url: &str, body: impl Into<Vec<u8>>) -> Request {
+    pub fn post(url: impl Into<String>, body: impl Into<RequestBody>) -> Request {
         Request::new("POST", url).body(body)
     }
 
-    /// Adds a header field. Names are sent lower-cased; connection-specific
-    /// headers are refused by HTTP/2 ([`ErrorCode::InvalidHeader`]). A
-    /// "host" header replaces the URL's authority.
+    /// A PUT request with a body.
+    pub fn put(url: impl Into<String>, body: impl Into<RequestBody>) -> Request {
+        Request::new("PUT", url).body(body)
+    }
+
+    /// Adds a header field (repeat it for several values). Names are sent
+    /// lower-cased; connection-specific headers are refused by HTTP/2
+    /// ([`ErrorCode::InvalidHeader`]). A "host" header replaces the URL's
+    /// authority.
     pub fn header(mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Request {
         self.headers
             .push((name.as_ref().to_vec(), value.as_ref().to_vec()));
         self
     }
 
-    /// Sets the body; content-length is sent for it.
-    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Request {
+    /// Sets the body. Content-length is sent when its length is known.
+    pub fn body(mut self, body: impl Into<RequestBody>) -> Request {
         self.body = body.into();
         self
+    }
+
+    /// Streams the body from `reader` (see [`RequestBody::from_reader`]).
+    pub fn body_reader<R: std::io::Read + Send + 'static>(
+        self,
+        reader: R,
+        content_length: Option<u64>,
+    ) -> Request {
+        self.body(RequestBody::from_reader(reader, content_length))
     }
 
     /// The total time allowed for this request, queueing included,
@@ -342,6 +435,16 @@ impl Request {
         self
     }
 
+    /// How many response body bytes may wait unread (for [`Pool::send`]
+    /// and [`Pool::send_async`]) before the download pauses until the
+    /// reader catches up; at least 1, default 1 MiB. Memory per slow
+    /// response is about this plus the stream's flow-control window
+    /// ([`Config::flow_control_windows`]).
+    pub fn read_buffer(mut self, bytes: usize) -> Request {
+        self.read_buffer = Some(bytes);
+        self
+    }
+
     /// The method.
     pub fn method(&self) -> &str {
         &self.method
@@ -351,23 +454,51 @@ impl Request {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// The header fields added so far.
+    pub fn headers(&self) -> &[(Vec<u8>, Vec<u8>)] {
+        &self.headers
+    }
 }
 
-/// A complete, buffered response. Any status (4xx and 5xx included) is a
-/// response, not an error.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("header_fields", &self.headers.len())
+            .field("body", &self.body)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+fn find_first<'a>(fields: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+    fields
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_slice())
+}
+
+fn find_all<'a>(fields: &'a [(String, Vec<u8>)], name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+    fields
+        .iter()
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_slice())
+}
+
+/// A response's status line and header fields, with where it came from.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ResponseHead {
     status: u16,
-    headers: Vec<(String, Vec<u8>)>,
-    trailers: Vec<(String, Vec<u8>)>,
+    headers: Fields,
     content_encoding: Option<String>,
-    body: Vec<u8>,
     stream_id: u32,
     connection_id: u64,
     request_id: u64,
 }
 
-impl Response {
+impl ResponseHead {
     /// The HTTP status code.
     pub fn status(&self) -> u16 {
         self.status
@@ -378,47 +509,26 @@ impl Response {
         &self.headers
     }
 
-    /// The first header named `name` (ASCII case-insensitive).
+    /// The first field named `name` (ASCII case-insensitive).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        find_first(&self.headers, name)
     }
 
-    /// The first header named `name`, if it is UTF-8.
+    /// The first field named `name`, if it is UTF-8.
     pub fn header_str(&self, name: &str) -> Option<&str> {
         self.header(name).and_then(|v| std::str::from_utf8(v).ok())
     }
 
-    /// The trailer fields sent after the body (names lower-case).
-    pub fn trailers(&self) -> &[(String, Vec<u8>)] {
-        &self.trailers
-    }
-
-    /// The first trailer named `name` (ASCII case-insensitive).
-    pub fn trailer(&self, name: &str) -> Option<&[u8]> {
-        self.trailers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+    /// Every field named `name` (ASCII case-insensitive), in the order
+    /// received: a repeated header gives one item per field line.
+    pub fn headers_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        find_all(&self.headers, name)
     }
 
     /// The content-encoding the server sent when h2pool decoded the body
     /// (for example "gzip"); `None` when the body is as received.
     pub fn content_encoding(&self) -> Option<&str> {
         self.content_encoding.as_deref()
-    }
-
-    /// The body (empty for [`Pool::send_streaming`], whose chunks went to
-    /// the data callback).
-    pub fn body(&self) -> &[u8] {
-        &self.body
-    }
-
-    /// Takes the body.
-    pub fn into_body(self) -> Vec<u8> {
-        self.body
     }
 
     /// The HTTP/2 stream the response arrived on.
@@ -437,6 +547,163 @@ impl Response {
     }
 }
 
+impl fmt::Debug for ResponseHead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let header_bytes: usize = self.headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+        f.debug_struct("ResponseHead")
+            .field("status", &self.status)
+            .field("header_fields", &self.headers.len())
+            .field("header_bytes", &header_bytes)
+            .field("content_encoding", &self.content_encoding)
+            .field("stream_id", &self.stream_id)
+            .field("connection_id", &self.connection_id)
+            .finish()
+    }
+}
+
+/// A response: its head (status and headers) as soon as they arrive, and
+/// its body as a stream. Any status (4xx and 5xx included) is a response,
+/// not an error, and its body is readable like any other.
+///
+/// `Response` implements `std::io::Read` (blocking) and offers
+/// [`poll_read`](Response::poll_read) and
+/// [`poll_chunk`](Response::poll_chunk) for executors; see
+/// [`ResponseBody`]. Dropping it before the end of the body cancels the
+/// request.
+pub struct Response {
+    head: ResponseHead,
+    body: ResponseBody,
+}
+
+impl Response {
+    /// A response whose body is complete (buffered).
+    pub(crate) fn finished(head: ResponseHead, body: Vec<u8>, trailers: Fields) -> Response {
+        let id = RequestId(head.request_id);
+        let mut body = ResponseBody::new(Exchange::finished(body, trailers.clone()), None, Some(id));
+        body.set_trailers(trailers);
+        Response { head, body }
+    }
+
+    /// The status and header fields.
+    pub fn head(&self) -> &ResponseHead {
+        &self.head
+    }
+
+    /// The HTTP status code.
+    pub fn status(&self) -> u16 {
+        self.head.status
+    }
+
+    /// The header fields in the order received (names lower-case).
+    pub fn headers(&self) -> &[(String, Vec<u8>)] {
+        &self.head.headers
+    }
+
+    /// The first field named `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.head.header(name)
+    }
+
+    /// The first field named `name`, if it is UTF-8.
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        self.head.header_str(name)
+    }
+
+    /// Every field named `name`, in the order received.
+    pub fn headers_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.head.headers_all(name)
+    }
+
+    /// The trailer fields: for a buffered response ([`Pool::send_with`],
+    /// [`Pool::send_streaming`]) at once, otherwise once the body has been
+    /// read to its end.
+    pub fn trailers(&self) -> Option<&[(String, Vec<u8>)]> {
+        self.body.trailers()
+    }
+
+    /// The first trailer named `name`, once the body has been read.
+    pub fn trailer(&self, name: &str) -> Option<&[u8]> {
+        self.body
+            .trailers()
+            .and_then(|t| find_first(t, name))
+    }
+
+    /// The content-encoding h2pool decoded, if any.
+    pub fn content_encoding(&self) -> Option<&str> {
+        self.head.content_encoding()
+    }
+
+    /// The HTTP/2 stream the response arrived on.
+    pub fn stream_id(&self) -> u32 {
+        self.head.stream_id
+    }
+
+    /// The pooled connection that carried it: equal ids mean reuse.
+    pub fn connection_id(&self) -> u64 {
+        self.head.connection_id
+    }
+
+    /// The request's id.
+    pub fn request_id(&self) -> RequestId {
+        self.head.request_id()
+    }
+
+    /// The body.
+    pub fn body_mut(&mut self) -> &mut ResponseBody {
+        &mut self.body
+    }
+
+    /// The body, for reading.
+    pub fn body(&self) -> &ResponseBody {
+        &self.body
+    }
+
+    /// The body alone (the head is dropped).
+    pub fn into_body(self) -> ResponseBody {
+        self.body
+    }
+
+    /// Splits into head and body.
+    pub fn into_parts(self) -> (ResponseHead, ResponseBody) {
+        (self.head, self.body)
+    }
+
+    /// Reads the rest of the body into memory (blocking).
+    pub fn into_bytes(self) -> Result<Vec<u8>, Error> {
+        self.body.into_bytes()
+    }
+
+    /// The next chunk of the body (blocking); `None` at the end.
+    pub fn chunk(&mut self) -> Option<Result<Vec<u8>, Error>> {
+        self.body.chunk()
+    }
+
+    /// See [`ResponseBody::poll_chunk`].
+    pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Vec<u8>, Error>>> {
+        self.body.poll_chunk(cx)
+    }
+
+    /// See [`ResponseBody::poll_read`].
+    pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<std::io::Result<usize>> {
+        self.body.poll_read(cx, buf)
+    }
+}
+
+impl std::io::Read for Response {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.body.read(buf)
+    }
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("head", &self.head)
+            .field("body", &self.body)
+            .finish()
+    }
+}
+
 /// A request's id, for [`Pool::cancel`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RequestId(u64);
@@ -449,6 +716,7 @@ impl RequestId {
 }
 
 /// Copies `len` borrowed bytes at `p` (which may be NULL when `len` is 0).
+/// Safety: `p` points to `len` readable bytes (or `len` is 0).
 unsafe fn copy_bytes(p: *const c_char, len: usize) -> Vec<u8> {
     if p.is_null() || len == 0 {
         Vec::new()
@@ -457,13 +725,14 @@ unsafe fn copy_bytes(p: *const c_char, len: usize) -> Vec<u8> {
     }
 }
 
-/// Copies a borrowed response out of libh2pool.
+/// Copies borrowed fields out of libh2pool. `resp` is a response borrowed
+/// for the current callback.
 unsafe fn fields_from_raw(
     resp: *const sys::h2pool_response,
     count: usize,
     at: unsafe extern "C" fn(*const sys::h2pool_response, usize, *mut sys::h2pool_header) -> c_int,
-) -> Vec<(String, Vec<u8>)> {
-    let mut fields = Vec::with_capacity(count);
+) -> Fields {
+    let mut fields = Vec::with_capacity(count.min(4096));
     for i in 0..count {
         let mut h = sys::h2pool_header {
             name: ptr::null(),
@@ -480,16 +749,12 @@ unsafe fn fields_from_raw(
     fields
 }
 
-unsafe fn response_from_raw(resp: *const sys::h2pool_response) -> Response {
+/// Copies a borrowed response's head.
+pub(crate) unsafe fn head_from_raw(resp: *const sys::h2pool_response) -> ResponseHead {
     let headers = fields_from_raw(
         resp,
         sys::h2pool_response_header_count(resp),
         sys::h2pool_response_header_at,
-    );
-    let trailers = fields_from_raw(
-        resp,
-        sys::h2pool_response_trailer_count(resp),
-        sys::h2pool_response_trailer_at,
     );
     let encoding = sys::h2pool_response_content_encoding(resp);
     let content_encoding = if encoding.is_null() {
@@ -497,53 +762,56 @@ unsafe fn response_from_raw(resp: *const sys::h2pool_response) -> Response {
     } else {
         Some(CStr::from_ptr(encoding).to_string_lossy().into_owned())
     };
-    let mut len = 0usize;
-    let body = sys::h2pool_response_body(resp, &mut len);
-    Response {
-        status: sys::h2pool_response_status(resp).max(0) as u16,
+    ResponseHead {
+        status: u16::try_from(sys::h2pool_response_status(resp)).unwrap_or(0),
         headers,
-        trailers,
         content_encoding,
-        body: copy_bytes(body as *const c_char, len),
-        stream_id: sys::h2pool_response_stream_id(resp).max(0) as u32,
+        stream_id: u32::try_from(sys::h2pool_response_stream_id(resp)).unwrap_or(0),
         connection_id: sys::h2pool_response_connection_id(resp),
         request_id: sys::h2pool_response_request_id(resp),
     }
 }
 
+/// Copies a borrowed response: head, body, trailers.
+pub(crate) unsafe fn response_parts_from_raw(
+    resp: *const sys::h2pool_response,
+) -> (ResponseHead, Vec<u8>, Fields) {
+    let head = head_from_raw(resp);
+    let trailers = fields_from_raw(
+        resp,
+        sys::h2pool_response_trailer_count(resp),
+        sys::h2pool_response_trailer_at,
+    );
+    let mut len = 0usize;
+    let body = sys::h2pool_response_body(resp, &mut len);
+    (head, copy_bytes(body as *const c_char, len), trailers)
+}
+
 /// Copies a borrowed error (and partial response) out of libh2pool.
-unsafe fn error_from_raw(
+pub(crate) unsafe fn error_from_raw(
     err: *const sys::h2pool_error,
     resp: *const sys::h2pool_response,
 ) -> Error {
-    let message = CStr::from_ptr(sys::h2pool_error_message(err))
-        .to_string_lossy()
-        .into_owned();
+    let msg = sys::h2pool_error_message(err);
+    let message = if msg.is_null() {
+        String::new()
+    } else {
+        CStr::from_ptr(msg).to_string_lossy().into_owned()
+    };
     let http2 = sys::h2pool_error_http2_code(err);
     let stream = sys::h2pool_error_stream_id(err);
     let goaway = sys::h2pool_error_goaway_last_stream_id(err);
     Error {
         code: ErrorCode::from_raw(sys::h2pool_error_code(err)),
-        http2_code: if (0..=u32::MAX as i64).contains(&http2) {
-            Some(http2 as u32)
-        } else {
-            None
-        },
-        stream_id: if stream > 0 {
-            Some(stream as u32)
-        } else {
-            None
-        },
-        goaway_last_stream_id: if (0..=u32::MAX as i64).contains(&goaway) {
-            Some(goaway as u32)
-        } else {
-            None
-        },
+        http2_code: u32::try_from(http2).ok(),
+        stream_id: u32::try_from(stream).ok().filter(|&s| s > 0),
+        goaway_last_stream_id: u32::try_from(goaway).ok(),
         message,
         partial: if resp.is_null() {
             None
         } else {
-            Some(Box::new(response_from_raw(resp)))
+            let (head, body, _) = response_parts_from_raw(resp);
+            Some(Box::new((head, body)))
         },
     }
 }
@@ -800,6 +1068,7 @@ impl Config {
             return Err(Error::new(ErrorCode::InvalidArgument, why.clone()));
         }
         let mut raw = ptr::null_mut();
+        // Writes a new config (or nothing) through a valid out pointer.
         let rc = unsafe { sys::h2pool_config_new(&mut raw) };
         if rc != 0 {
             return Err(Error::from_raw_code(rc, "h2pool_config_new"));
@@ -812,6 +1081,8 @@ impl Config {
                 Err(Error::from_raw_code(rc, format!("Config::{}", what)))
             }
         };
+        // `raw` is the live config `cfg` owns; strings passed are CStrings
+        // of `self`, which outlive the calls (the setters copy them).
         unsafe {
             if let Some(n) = self.max_connections_per_endpoint {
                 check(
@@ -981,6 +1252,7 @@ struct RawConfig(*mut sys::h2pool_config);
 
 impl Drop for RawConfig {
     fn drop(&mut self) {
+        // Owned, freed once; h2pool_config_free accepts NULL.
         unsafe { sys::h2pool_config_free(self.0) }
     }
 }
@@ -995,15 +1267,15 @@ thread_local! {
     static IN_CALLBACK: Cell<bool> = const { Cell::new(false) };
 }
 
-fn in_callback() -> bool {
+pub(crate) fn in_callback() -> bool {
     IN_CALLBACK.with(|c| c.get())
 }
 
 /// Marks the current thread as running a callback until dropped.
-struct CallbackScope(bool);
+pub(crate) struct CallbackScope(bool);
 
 impl CallbackScope {
-    fn enter() -> CallbackScope {
+    pub(crate) fn enter() -> CallbackScope {
         CallbackScope(IN_CALLBACK.with(|c| c.replace(true)))
     }
 }
@@ -1015,21 +1287,9 @@ impl Drop for CallbackScope {
     }
 }
 
-type CompletionFn = Box<dyn FnOnce(Result<Response, Error>) + Send + 'static>;
-type DataFn = Box<dyn FnMut(&[u8]) -> ControlFlow<()> + Send + 'static>;
-
-/// The user data of one request: reclaimed exactly once, by `on_complete`,
-/// or by `submit` when the request is refused. `on_data` (streaming) runs
-/// before `on_complete`, on the same loop thread.
-struct Completion {
-    f: CompletionFn,
-    on_data: Option<DataFn>,
-    panics: Arc<AtomicU64>,
-}
-
 /// Runs `f`, catching a panic (and a panic while dropping its payload) so
 /// that nothing unwinds into C. Returns whether `f` panicked.
-fn run_caught<F: FnOnce()>(f: F) -> bool {
+pub(crate) fn run_caught<F: FnOnce()>(f: F) -> bool {
     match panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(()) => false,
         Err(payload) => {
@@ -1039,59 +1299,15 @@ fn run_caught<F: FnOnce()>(f: F) -> bool {
     }
 }
 
-unsafe extern "C" fn on_complete(
-    resp: *const sys::h2pool_response,
-    err: *const sys::h2pool_error,
-    user_data: *mut c_void,
-) {
-    let completion = Box::from_raw(user_data as *mut Completion);
-    let Completion { f, panics, .. } = *completion;
-    let _scope = CallbackScope::enter();
-    let panicked = run_caught(move || {
-        // Copy the borrowed response or error before user code runs.
-        let result = if err.is_null() {
-            Ok(response_from_raw(resp))
-        } else {
-            Err(error_from_raw(err, resp))
-        };
-        f(result);
-    });
-    if panicked {
-        panics.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-unsafe extern "C" fn on_data_chunk(data: *const u8, len: usize, user_data: *mut c_void) -> c_int {
-    // The completion still owns the box; this borrow ends before it runs.
-    let completion = &mut *(user_data as *mut Completion);
-    let panics = &completion.panics;
-    let f = match completion.on_data.as_mut() {
-        Some(f) => f,
-        None => return 0,
-    };
-    // Borrowed for the call only: the slice cannot outlive it.
-    let chunk: &[u8] = if data.is_null() || len == 0 {
-        &[]
-    } else {
-        std::slice::from_raw_parts(data, len)
-    };
-    let _scope = CallbackScope::enter();
-    let mut flow = ControlFlow::Break(());
-    if run_caught(|| flow = f(chunk)) {
-        panics.fetch_add(1, Ordering::Relaxed);
-    }
-    match flow {
-        ControlFlow::Continue(()) => 0,
-        ControlFlow::Break(()) => -1, // abort (not 0, not H2POOL_DATA_PAUSE)
-    }
-}
-
 /// The user data of the log callback, freed after `h2pool_destroy`.
 struct LogState {
     f: Arc<LogFn>,
     panics: Arc<AtomicU64>,
 }
 
+/// Safety: `user_data` is the `LogState` Pool::new leaked, freed only after
+/// h2pool_destroy (so never during a call); `msg` is a NUL-terminated
+/// string borrowed for the call.
 unsafe extern "C" fn on_log(level: c_int, msg: *const c_char, user_data: *mut c_void) {
     let state = &*(user_data as *const LogState);
     let _scope = CallbackScope::enter();
@@ -1116,7 +1332,7 @@ struct RawPool(*mut sys::h2pool);
 unsafe impl Send for RawPool {}
 unsafe impl Sync for RawPool {}
 
-struct Inner {
+pub(crate) struct Inner {
     raw: RwLock<RawPool>,
     log: AtomicPtr<LogState>,
     panics: Arc<AtomicU64>,
@@ -1136,25 +1352,35 @@ impl Inner {
         if raw.is_null() {
             return;
         }
+        // `raw` was taken out under the write lock: no other call can start
+        // on it, and calls under way finished before the lock was granted.
         unsafe { sys::h2pool_destroy(raw) };
         let log = self.log.swap(ptr::null_mut(), Ordering::AcqRel);
         if !log.is_null() {
+            // The destroyed pool calls the log callback no more; the box
+            // was leaked by Pool::new and is reclaimed only here (swap).
             drop(unsafe { Box::from_raw(log) });
         }
     }
 
-    fn submit(
-        &self,
-        req: &Request,
-        f: CompletionFn,
-        on_data: Option<DataFn>,
-    ) -> Result<RequestId, Error> {
-        let method = CString::new(req.method.as_str())
+    /// Submits `req`, whose events go to `sink`. On refusal the handler
+    /// (and with it `sink` and the body) is dropped and the error returned.
+    fn submit(self: &Arc<Inner>, req: Request, sink: Sink) -> Result<RequestId, Error> {
+        let Request {
+            method,
+            url,
+            headers,
+            body,
+            timeout,
+            auto_decompress,
+            read_buffer: _,
+        } = req;
+        let describe = format!("{} {}", method, url);
+        let method = CString::new(method)
             .map_err(|_| Error::new(ErrorCode::InvalidMethod, "method contains NUL"))?;
-        let url = CString::new(req.url.as_str())
+        let url = CString::new(url)
             .map_err(|_| Error::new(ErrorCode::InvalidUrl, "URL contains NUL"))?;
-        let headers: Vec<sys::h2pool_header> = req
-            .headers
+        let raw_headers: Vec<sys::h2pool_header> = headers
             .iter()
             .map(|(n, v)| sys::h2pool_header {
                 name: n.as_ptr() as *const c_char,
@@ -1163,9 +1389,37 @@ impl Inner {
                 value_len: v.len(),
             })
             .collect();
-        let opts = if req.timeout.is_some() || req.auto_decompress.is_some() || on_data.is_some() {
+        let body_length = body.len();
+        // What h2pool_request gets as `body`: a pointer into memory the
+        // handler keeps alive until the release event (owned), or 'static.
+        let (body_ptr, body_len, upload, reader) = match body.0 {
+            upload::Kind::Empty => (ptr::null(), 0, Upload::Nothing, None),
+            upload::Kind::Static([]) => (ptr::null(), 0, Upload::Nothing, None),
+            upload::Kind::Static(s) => (s.as_ptr(), s.len(), Upload::Nothing, None),
+            upload::Kind::Owned(v) if v.is_empty() => (ptr::null(), 0, Upload::Nothing, None),
+            // The Vec's heap buffer does not move when the Vec moves into
+            // the handler, and nothing touches it until release.
+            upload::Kind::Owned(v) => (v.as_ptr(), v.len(), Upload::Lent(Some(v)), None),
+            upload::Kind::Reader { reader, .. } => {
+                let pipe = upload::Pipe::new();
+                (ptr::null(), 0, Upload::Pipe(pipe.clone()), Some((pipe, reader)))
+            }
+        };
+        // A 'static body needs no release, but it must not be copied either.
+        let lend_static = !body_ptr.is_null() && matches!(upload, Upload::Nothing);
+        let handler = Handler {
+            sink,
+            upload,
+            panics: self.panics.clone(),
+        };
+        let opts = if timeout.is_some()
+            || auto_decompress.is_some()
+            || lend_static
+            || events::needs_options(&handler)
+        {
             let opts = RawOpts::new()?;
-            if let Some(t) = req.timeout {
+            // opts.0 is the live options object RawOpts owns.
+            if let Some(t) = timeout {
                 opts.check(
                     unsafe {
                         sys::h2pool_request_opts_set_timeout_ms(
@@ -1176,53 +1430,49 @@ impl Inner {
                     "Request::timeout",
                 )?;
             }
-            if let Some(on) = req.auto_decompress {
+            if let Some(on) = auto_decompress {
                 opts.check(
                     unsafe { sys::h2pool_request_opts_set_auto_decompress(opts.0, on as c_int) },
                     "Request::auto_decompress",
                 )?;
             }
-            if on_data.is_some() {
+            events::install(&opts, &handler, body_length)?;
+            if lend_static {
                 opts.check(
-                    unsafe { sys::h2pool_request_opts_set_on_data(opts.0, Some(on_data_chunk)) },
-                    "on_data",
+                    unsafe {
+                        sys::h2pool_request_opts_set_body_release(opts.0, Some(release_static))
+                    },
+                    "body release",
                 )?;
             }
             Some(opts)
         } else {
             None
         };
-        let user_data = Box::into_raw(Box::new(Completion {
-            f,
-            on_data,
-            panics: self.panics.clone(),
-        }));
+        let user_data = Box::into_raw(Box::new(handler));
         let mut id = 0u64;
         let rc = {
             let guard = self.read();
             if guard.0.is_null() {
                 sys::H2POOL_ERR_POOL_CLOSED
             } else {
-                // Everything is copied before h2pool_request returns.
+                // Method, URL, headers and options are copied before
+                // h2pool_request returns; the body is lent (see above).
                 unsafe {
                     sys::h2pool_request(
                         guard.0,
                         method.as_ptr(),
                         url.as_ptr(),
-                        if headers.is_empty() {
+                        if raw_headers.is_empty() {
                             ptr::null()
                         } else {
-                            headers.as_ptr()
+                            raw_headers.as_ptr()
                         },
-                        headers.len(),
-                        if req.body.is_empty() {
-                            ptr::null()
-                        } else {
-                            req.body.as_ptr()
-                        },
-                        req.body.len(),
+                        raw_headers.len(),
+                        body_ptr,
+                        body_len,
                         opts.as_ref().map_or(ptr::null(), |o| o.0 as *const _),
-                        Some(on_complete),
+                        Some(events::on_complete),
                         user_data as *mut c_void,
                         &mut id,
                     )
@@ -1230,31 +1480,50 @@ impl Inner {
             }
         };
         if rc != 0 {
-            // Refused: no callback will come, so the user data is ours.
+            // Refused: no callback will come (nor a release), so the
+            // handler, and the body it holds, are ours again.
             drop(unsafe { Box::from_raw(user_data) });
             let what = if rc == sys::H2POOL_ERR_POOL_CLOSED {
                 "the pool is closed".to_string()
             } else {
-                format!("{} {}", req.method, req.url)
+                describe
             };
             return Err(Error::from_raw_code(rc, what));
         }
-        Ok(RequestId(id))
+        let id = RequestId(id);
+        if let Some((pipe, reader)) = reader {
+            // Our clone of the pipe the handler (now libh2pool's) shares.
+            pipe.start(reader, body_length, self.clone(), id);
+        }
+        Ok(id)
     }
 
-    fn cancel(&self, id: RequestId) -> Result<(), Error> {
-        // On the loop thread (a future dropped in a callback), do not queue
-        // behind a writer: a reader ahead of it may be waiting for this very
-        // thread (h2pool_stats_get). Cancellation is best effort there.
+    pub(crate) fn resume_download(&self, id: RequestId) -> Result<(), Error> {
+        self.call(id, sys::h2pool_request_resume_download, "resume download")
+    }
+
+    pub(crate) fn resume_upload(&self, id: RequestId) -> Result<(), Error> {
+        self.call(id, sys::h2pool_request_resume_upload, "resume upload")
+    }
+
+    /// Calls one of the thread-safe per-request functions (cancel, resume).
+    fn call(
+        &self,
+        id: RequestId,
+        f: unsafe extern "C" fn(*mut sys::h2pool, u64) -> c_int,
+        what: &str,
+    ) -> Result<(), Error> {
+        // On the loop thread (a future or body dropped or polled in a
+        // callback), do not queue behind a writer: a reader ahead of it may
+        // be waiting for this very thread (h2pool_stats_get). A waiting
+        // writer means the pool is closing, which completes the request
+        // anyway, so giving up then loses nothing.
         let guard = if in_callback() {
             match self.raw.try_read() {
                 Ok(g) => g,
                 Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
                 Err(std::sync::TryLockError::WouldBlock) => {
-                    return Err(Error::new(
-                        ErrorCode::WrongThread,
-                        "pool busy; not cancelled",
-                    ))
+                    return Err(Error::new(ErrorCode::WrongThread, "pool busy (closing)"))
                 }
             }
         } else {
@@ -1263,11 +1532,17 @@ impl Inner {
         if guard.0.is_null() {
             return Err(Error::new(ErrorCode::PoolClosed, "the pool is closed"));
         }
-        let rc = unsafe { sys::h2pool_cancel(guard.0, id.0) };
+        // The handle is live while the read lock is held (close() takes
+        // the write lock before h2pool_destroy).
+        let rc = unsafe { f(guard.0, id.0) };
         if rc != 0 {
-            return Err(Error::from_raw_code(rc, "h2pool_cancel"));
+            return Err(Error::from_raw_code(rc, what));
         }
         Ok(())
+    }
+
+    fn cancel(&self, id: RequestId) -> Result<(), Error> {
+        self.call(id, sys::h2pool_cancel, "h2pool_cancel")
     }
 }
 
@@ -1277,12 +1552,17 @@ impl Drop for Inner {
     }
 }
 
+/// The release callback of a `'static` body: nothing to free. Lending it
+/// (instead of letting h2pool_request copy it) is the point.
+unsafe extern "C" fn release_static(_body: *const u8, _user_data: *mut c_void) {}
+
 /// Request options for one request.
-struct RawOpts(*mut sys::h2pool_request_opts);
+pub(crate) struct RawOpts(pub(crate) *mut sys::h2pool_request_opts);
 
 impl RawOpts {
     fn new() -> Result<RawOpts, Error> {
         let mut raw = ptr::null_mut();
+        // Writes new options (or nothing) through a valid out pointer.
         let rc = unsafe { sys::h2pool_request_opts_new(&mut raw) };
         if rc != 0 {
             return Err(Error::from_raw_code(rc, "h2pool_request_opts_new"));
@@ -1290,7 +1570,7 @@ impl RawOpts {
         Ok(RawOpts(raw))
     }
 
-    fn check(&self, rc: c_int, what: &str) -> Result<(), Error> {
+    pub(crate) fn check(&self, rc: c_int, what: &str) -> Result<(), Error> {
         if rc == 0 {
             Ok(())
         } else {
@@ -1301,6 +1581,7 @@ impl RawOpts {
 
 impl Drop for RawOpts {
     fn drop(&mut self) {
+        // Owned, freed once (h2pool_request copied what it needed).
         unsafe { sys::h2pool_request_opts_free(self.0) }
     }
 }
@@ -1382,6 +1663,7 @@ impl Pool {
         // Until the pool owns `log`, free it on every error path.
         let free_log = |log: *mut LogState| {
             if !log.is_null() {
+                // Leaked just above and not yet handed to a pool.
                 drop(unsafe { Box::from_raw(log) });
             }
         };
@@ -1393,6 +1675,7 @@ impl Pool {
             }
         };
         let mut raw = ptr::null_mut();
+        // cfg.0 is a live config (copied by h2pool_create); valid out pointer.
         let rc = unsafe { sys::h2pool_create(cfg.0, &mut raw) };
         drop(cfg);
         if rc != 0 {
@@ -1418,22 +1701,36 @@ impl Pool {
                 "Pool::send would block the pool's loop thread; use send_with or send_async",
             ));
         }
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.inner.submit(
-            &req,
-            Box::new(move |result| {
-                let _ = tx.send(result); // capacity 1, sent once: never blocks
-            }),
-            None,
-        )?;
-        rx.recv()
-            .unwrap_or_else(|_| Err(Error::new(ErrorCode::Internal, "completion lost")))
+        let (ex, id) = self.submit_streaming(req)?;
+        let head = ex.wait_head()?;
+        Ok(Response {
+            head,
+            body: ResponseBody::new(ex, Some(self.inner.clone()), Some(id)),
+        })
+    }
+
+    fn submit_streaming(&self, req: Request) -> Result<(Arc<Exchange>, RequestId), Error> {
+        let limit = match req.read_buffer {
+            Some(0) => {
+                return Err(Error::new(
+                    ErrorCode::InvalidArgument,
+                    "Request::read_buffer must be at least 1 byte",
+                ))
+            }
+            Some(n) => n,
+            None => body::DEFAULT_BUFFER_LIMIT,
+        };
+        let ex = Exchange::new(limit);
+        let id = self.inner.submit(req, Sink::Stream(ex.clone()))?;
+        Ok((ex, id))
     }
 
     /// Sends `req` and calls `f` exactly once with the result, on the pool's
-    /// loop thread: `f` must not block (it may send more requests with
-    /// `send_with` or `send_async`). A panic in `f` is caught and counted
-    /// ([`Pool::caught_panics`]).
+    /// loop thread, once the whole response has arrived (libh2pool buffers
+    /// the body, up to [`Config::max_response_body_bytes`]; reading it in
+    /// `f` does not block): `f` must not block (it may send more requests
+    /// with `send_with` or `send_async`). A panic in `f` is caught and
+    /// counted ([`Pool::caught_panics`]).
     ///
     /// When the request is refused synchronously (bad URL, queue full, pool
     /// closed) the error is returned here and `f` is dropped without being
@@ -1442,15 +1739,16 @@ impl Pool {
     where
         F: FnOnce(Result<Response, Error>) + Send + 'static,
     {
-        self.inner.submit(&req, Box::new(f), None)
+        self.inner.submit(req, Sink::Buffered(Box::new(f)))
     }
 
-    /// Sends `req` and streams its response body: `on_data` receives each
-    /// chunk (decoded, when auto-decompression applies) as it arrives, on
-    /// the loop thread, and returns `ControlFlow::Break(())` to abort the
-    /// request ([`ErrorCode::Aborted`]); then `done` runs once, as for
-    /// [`Pool::send_with`], with a response whose body is empty. A panic in
-    /// `on_data` aborts the request and is counted.
+    /// Sends `req` and streams its response body to callbacks on the loop
+    /// thread: `on_data` receives each chunk (decoded, when
+    /// auto-decompression applies) as it arrives, and returns
+    /// `ControlFlow::Break(())` to abort the request ([`ErrorCode::Aborted`]);
+    /// then `done` runs once, as for [`Pool::send_with`], with a response
+    /// whose body is empty. A panic in `on_data` aborts the request and is
+    /// counted. (For backpressure, read a [`Pool::send`] response instead.)
     pub fn send_streaming<D, F>(
         &self,
         req: Request,
@@ -1461,48 +1759,36 @@ impl Pool {
         D: FnMut(&[u8]) -> ControlFlow<()> + Send + 'static,
         F: FnOnce(Result<Response, Error>) + Send + 'static,
     {
-        self.inner
-            .submit(&req, Box::new(done), Some(Box::new(on_data)))
+        self.inner.submit(
+            req,
+            Sink::Callbacks {
+                on_data: Box::new(on_data),
+                done: Box::new(done),
+            },
+        )
     }
 
-    /// Sends `req` now and returns a future of its result, for any executor.
-    /// Dropping the future before it completes cancels the request.
+    /// Sends `req` now and returns a future of its response head, for any
+    /// executor: it resolves when the status and headers have arrived, and
+    /// the body then streams through [`Response::poll_chunk`] or
+    /// [`Response::poll_read`] (or blocking `Read`). Dropping the future
+    /// before it resolves cancels the request.
     pub fn send_async(&self, req: Request) -> ResponseFuture {
-        let shared = Arc::new(Mutex::new(FutureState {
-            result: None,
-            waker: None,
-        }));
-        let state = shared.clone();
-        let submitted = self.inner.submit(
-            &req,
-            Box::new(move |result| {
-                let waker = {
-                    let mut st = lock(&state);
-                    st.result = Some(result);
-                    st.waker.take()
-                };
-                if let Some(w) = waker {
-                    w.wake();
-                }
-            }),
-            None,
-        );
-        match submitted {
-            Ok(id) => ResponseFuture {
-                shared,
+        match self.submit_streaming(req) {
+            Ok((ex, id)) => ResponseFuture {
+                ex: Some(ex),
+                refused: None,
                 pool: Some(self.inner.clone()),
                 id: Some(id),
                 finished: false,
             },
-            Err(e) => {
-                lock(&shared).result = Some(Err(e));
-                ResponseFuture {
-                    shared,
-                    pool: None,
-                    id: None,
-                    finished: false,
-                }
-            }
+            Err(e) => ResponseFuture {
+                ex: None,
+                refused: Some(e),
+                pool: None,
+                id: None,
+                finished: false,
+            },
         }
     }
 
@@ -1520,6 +1806,7 @@ impl Pool {
             if guard.0.is_null() {
                 sys::H2POOL_ERR_POOL_CLOSED
             } else {
+                // Live handle while the read lock is held (see Inner::close).
                 unsafe { sys::h2pool_stats_get(guard.0, &mut snap) }
             }
         };
@@ -1529,11 +1816,14 @@ impl Pool {
         struct Snapshot(*mut sys::h2pool_stats);
         impl Drop for Snapshot {
             fn drop(&mut self) {
+                // The snapshot h2pool_stats_get returned, freed once.
                 unsafe { sys::h2pool_stats_free(self.0) }
             }
         }
         let snap = Snapshot(snap);
         let s = snap.0 as *const sys::h2pool_stats;
+        // `s` lives until `snap` drops, after this block; names are
+        // NUL-terminated strings owned by the snapshot, copied here.
         unsafe {
             let pool = Counters::read(|w| sys::h2pool_stats_value(s, w));
             let endpoints = (0..sys::h2pool_stats_endpoint_count(s))
@@ -1583,21 +1873,18 @@ impl fmt::Debug for Pool {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-struct FutureState {
-    result: Option<Result<Response, Error>>,
-    waker: Option<Waker>,
-}
-
-/// The future of [`Pool::send_async`]. The request is already in flight;
-/// the future only waits. Dropping it before completion cancels the request
+/// The future of [`Pool::send_async`]: resolves to the [`Response`] once
+/// its head has arrived. The request is already in flight; the future only
+/// waits. Dropping it before it resolves cancels the request
 /// (`h2pool_cancel`).
 #[must_use = "dropping the future cancels the request"]
 pub struct ResponseFuture {
-    shared: Arc<Mutex<FutureState>>,
+    ex: Option<Arc<Exchange>>,
+    refused: Option<Error>,
     pool: Option<Arc<Inner>>,
     id: Option<RequestId>,
     finished: bool,
@@ -1614,34 +1901,47 @@ impl Future for ResponseFuture {
     type Output = Result<Response, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        assert!(!self.finished, "ResponseFuture polled after completion");
-        let mut st = lock(&self.shared);
-        if let Some(result) = st.result.take() {
-            drop(st);
+        if self.finished {
+            return Poll::Ready(Err(Error::new(
+                ErrorCode::InvalidArgument,
+                "ResponseFuture polled after it resolved",
+            )));
+        }
+        if let Some(e) = self.refused.take() {
             self.finished = true;
-            return Poll::Ready(result);
+            return Poll::Ready(Err(e));
         }
-        match &st.waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => st.waker = Some(cx.waker().clone()),
+        let ex = match &self.ex {
+            Some(ex) => ex.clone(),
+            None => {
+                self.finished = true;
+                return Poll::Ready(Err(Error::new(ErrorCode::Internal, "no request")));
+            }
+        };
+        match ex.poll_head(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(head) => {
+                self.finished = true;
+                // The body takes over the exchange and the duty to cancel.
+                self.ex = None;
+                let pool = self.pool.take();
+                let id = self.id;
+                Poll::Ready(head.map(|head| Response {
+                    head,
+                    body: ResponseBody::new(ex, pool, id),
+                }))
+            }
         }
-        Poll::Pending
     }
 }
 
 impl Drop for ResponseFuture {
     fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
-        let pending = {
-            let mut st = lock(&self.shared);
-            st.waker = None;
-            st.result.is_none()
-        };
-        if let (true, Some(pool), Some(id)) = (pending, &self.pool, self.id) {
-            // The callback still runs (with Cancelled) and drops the result.
-            let _ = pool.cancel(id);
+        if let (Some(ex), Some(pool), Some(id)) = (&self.ex, &self.pool, self.id) {
+            if ex.abandon() {
+                // The completion still runs (with Cancelled) and is dropped.
+                let _ = pool.cancel(id);
+            }
         }
     }
 }
@@ -1659,6 +1959,7 @@ impl fmt::Debug for ResponseFuture {
 /// "MAJOR.MINOR.PATCH".
 pub fn version() -> (u32, &'static str) {
     let mut s = ptr::null();
+    // Writes a pointer to a static NUL-terminated string.
     let num = unsafe { sys::h2pool_version(&mut s) };
     let s = if s.is_null() {
         ""
@@ -1674,6 +1975,10 @@ fn assert_send_sync() {
     check::<Pool>();
     check::<Error>();
     check::<Response>();
+    check::<ResponseBody>();
+    check::<ResponseHead>();
     fn check_send<T: Send>() {}
     check_send::<ResponseFuture>();
+    check_send::<Request>();
+    check_send::<RequestBody>();
 }

@@ -2,126 +2,17 @@
 //! each test starts its own server on a loopback port and skips when
 //! H2POOL_CLI is not set.
 
-use std::future::Future;
-use std::io::{BufRead, BufReader};
-use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::Poll;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{block_on, poll_once, test_body, wait_until, Server, WAIT};
+
 use h2pool::{Config, ErrorCode, LogLevel, Pool, Request};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    /// Starts `h2pool serve --port 0`, or returns None (the test skips)
-    /// when H2POOL_CLI is not set.
-    fn start() -> Option<Server> {
-        let cli = match std::env::var_os("H2POOL_CLI") {
-            Some(cli) => cli,
-            None => {
-                eprintln!("H2POOL_CLI is not set: skipping");
-                return None;
-            }
-        };
-        let mut child = Command::new(cli)
-            .args(["serve", "--port", "0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start h2pool serve");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next().and_then(|l| l.ok()).unwrap_or_default());
-            for _ in lines {} // keep the pipe drained
-        });
-        let url = rx.recv_timeout(WAIT).unwrap_or_default();
-        let server = Server { child, url };
-        assert!(
-            server.url.starts_with("http://"),
-            "no URL from h2pool serve: {:?}",
-            server.url
-        );
-        Some(server)
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.url, path)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The test server's deterministic body (tools/server/test_server.h).
-fn test_body(seed: u64, n: usize) -> Vec<u8> {
-    const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
-    fn splitmix64(mut x: u64) -> u64 {
-        x = x.wrapping_add(GAMMA);
-        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^ (x >> 31)
-    }
-    let key = splitmix64(seed);
-    (0..n)
-        .map(|i| {
-            let v = splitmix64(key.wrapping_add((i as u64 / 8).wrapping_mul(GAMMA)));
-            (v >> (8 * (i % 8))) as u8
-        })
-        .collect()
-}
-
-/// Polls a fact about the pool until it holds (bounded).
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {}", what);
-        thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// A minimal executor: polls on this thread, parks until woken.
-struct ThreadWaker(thread::Thread);
-
-impl Wake for ThreadWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-fn block_on<F: Future>(fut: F) -> F::Output {
-    let mut fut = Box::pin(fut);
-    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-            return out;
-        }
-        let now = Instant::now();
-        assert!(now < deadline, "future not woken within {:?}", WAIT);
-        thread::park_timeout(deadline - now);
-    }
-}
-
-fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
-    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
-    Pin::new(fut).poll(&mut Context::from_waker(&waker))
-}
 
 #[test]
 fn pool_is_send_and_sync() {
@@ -152,13 +43,13 @@ fn many_threads_get_byte_exact_bodies() {
                         )))
                         .unwrap_or_else(|e| panic!("request {}: {}", seed, e));
                     assert_eq!(resp.status(), 200);
+                    assert_eq!(resp.stream_id() % 2, 1);
+                    assert_ne!(resp.connection_id(), 0);
                     assert!(
-                        resp.body() == test_body(seed, size).as_slice(),
+                        resp.into_bytes().unwrap() == test_body(seed, size),
                         "body of {} differs",
                         seed
                     );
-                    assert_eq!(resp.stream_id() % 2, 1);
-                    assert_ne!(resp.connection_id(), 0);
                 }
             })
         })
@@ -188,10 +79,10 @@ fn echo_round_trips_method_headers_and_body() {
         )
         .unwrap();
     assert_eq!(resp.status(), 201);
-    assert_eq!(resp.body(), body.as_slice());
     assert_eq!(resp.header_str("X-Reply"), Some("yes"));
     let len = body.len().to_string();
     assert_eq!(resp.header_str("x-request-body-length"), Some(len.as_str()));
+    assert_eq!(resp.into_bytes().unwrap(), body);
 }
 
 #[test]
@@ -216,8 +107,8 @@ fn send_with_calls_back_once_on_the_loop_thread() {
     let (tid, result) = rx.recv_timeout(WAIT).unwrap();
     assert_ne!(tid, thread::current().id());
     let resp = result.unwrap();
-    assert_eq!(resp.body(), test_body(3, 100).as_slice());
     assert_eq!(resp.request_id(), id);
+    assert_eq!(resp.into_bytes().unwrap(), test_body(3, 100));
     drop(pool); // every callback has run when drop returns
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
@@ -240,7 +131,7 @@ fn futures_complete_on_a_minimal_executor() {
         .collect();
     for (seed, fut) in futures.into_iter().enumerate() {
         let resp = block_on(fut).unwrap();
-        assert_eq!(resp.body(), test_body(seed as u64, 1000 + seed).as_slice());
+        assert_eq!(resp.into_bytes().unwrap(), test_body(seed as u64, 1000 + seed));
     }
     let refused = block_on(pool.send_async(Request::get("not a url")));
     assert_eq!(refused.unwrap_err().code(), ErrorCode::InvalidUrl);
@@ -352,7 +243,7 @@ fn panic_in_a_callback_is_caught() {
         Poll::Ready(r) => r,
         Poll::Pending => block_on(fut),
     };
-    assert_eq!(resp.unwrap().body(), test_body(0, 10).as_slice());
+    assert_eq!(resp.unwrap().into_bytes().unwrap(), test_body(0, 10));
     wait_until("the panic to be counted", || pool.caught_panics() == 1);
     assert_eq!(
         pool.send(Request::get(&server.url("/"))).unwrap().status(),
@@ -515,12 +406,13 @@ fn flow_control_windows_get_byte_exact_bodies() {
             ))
             .unwrap_or_else(|e| panic!("windows {} and {}: {}", stream, connection, e));
         assert_eq!(resp.status(), 200);
+        let body = resp.into_bytes().unwrap();
         assert!(
-            resp.body() == test_body(seed, size).as_slice(),
+            body == test_body(seed, size),
             "windows {} and {}: {} bytes, body differs",
             stream,
             connection,
-            resp.body().len()
+            body.len()
         );
     }
 }
@@ -553,7 +445,11 @@ fn stats_describe_each_endpoint() {
         None => return,
     };
     let pool = Pool::new(Config::new()).unwrap();
-    pool.send(Request::get(&server.url("/"))).unwrap();
+    // Read to its end: a response dropped before that is cancelled.
+    pool.send(Request::get(&server.url("/")))
+        .unwrap()
+        .into_bytes()
+        .unwrap();
     let stats = pool.stats().unwrap();
     assert_eq!(stats.endpoints.len(), 1);
     assert_eq!(stats.endpoints[0].name, server.url);
@@ -615,9 +511,9 @@ fn streaming_delivers_the_body_in_chunks() {
     .unwrap();
     let resp = rx.recv_timeout(WAIT).unwrap().unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(resp.body().is_empty(), "streamed body was also buffered");
     assert_eq!(resp.content_encoding(), None);
-    assert!(resp.trailers().is_empty());
+    assert_eq!(resp.trailers(), Some(&[][..]));
+    assert!(resp.into_bytes().unwrap().is_empty(), "streamed body was also buffered");
     let r = received.lock().unwrap();
     assert!(r.1 > 1, "1 MB arrived in {} chunk(s)", r.1);
     assert!(r.0 == test_body(5, 1_000_000), "streamed body differs");
