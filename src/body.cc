@@ -130,16 +130,32 @@ int resume_body(Request &req, const BodyLimits &limits, size_t *consumed) {
     if (rc != H2POOL_OK || req.download_paused)
       return rc;
   }
-  while (!req.pending_raw.empty() && !req.download_paused) {
-    std::string held;
-    held.swap(req.pending_raw);
-    *consumed += held.size();
-    int rc = process(req, reinterpret_cast<const uint8_t *>(held.data()),
-                     held.size(), limits);
-    if (rc != H2POOL_OK)
-      return rc;
+  // Handed on in pieces no larger than a DATA frame, as if it were arriving
+  // now: a caller that pauses again has taken one piece more, and the rest
+  // stays here behind a still-closed window, instead of reaching it in one
+  // piece as large as the stream's window.
+  constexpr size_t kPiece = 16384;
+  int rc = H2POOL_OK;
+  while (rc == H2POOL_OK && req.pending_raw_pos < req.pending_raw.size() &&
+         !req.download_paused) {
+    size_t n = std::min(kPiece, req.pending_raw.size() - req.pending_raw_pos);
+    const auto *p = reinterpret_cast<const uint8_t *>(req.pending_raw.data()) +
+                    req.pending_raw_pos;
+    req.pending_raw_pos += n;
+    *consumed += n;
+    rc = process(req, p, n, limits);
   }
-  return H2POOL_OK;
+  if (req.pending_raw_pos == req.pending_raw.size()) {
+    req.pending_raw.clear(); // keeps its capacity for the next pause
+    req.pending_raw_pos = 0;
+  } else if (req.pending_raw_pos * 2 >= req.pending_raw.size()) {
+    // Bytes that arrive while paused again are appended: dropping the
+    // delivered half now and then keeps the buffer within twice the
+    // window, at an amortised constant cost per byte.
+    req.pending_raw.erase(0, req.pending_raw_pos);
+    req.pending_raw_pos = 0;
+  }
+  return rc;
 }
 
 int end_body(Request &req) {

@@ -40,6 +40,7 @@ void Request::reset_for_retry() {
   headers_delivered = false;
   download_paused = false;
   pending_raw.clear();
+  pending_raw_pos = 0;
   body_bytes = 0;
   decoder.reset();
   response.trailers.clear();

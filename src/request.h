@@ -92,9 +92,10 @@ struct Request {
   uint32_t retries = 0; // times sent back to the queue
   // Why it is waiting to be retried: what it fails with if it is not.
   Error retry_error;
-  size_t body_offset = 0;  // request body bytes handed to nghttp2
-  std::string pending_raw; // body bytes received while paused
-  uint64_t body_bytes = 0; // body bytes kept or delivered, for the limit
+  size_t body_offset = 0;     // request body bytes handed to nghttp2
+  std::string pending_raw;    // body bytes received while paused ...
+  size_t pending_raw_pos = 0; // ... of which this many are delivered
+  uint64_t body_bytes = 0;    // body bytes kept or delivered, for the limit
   std::unique_ptr<ContentDecoder> decoder;
   size_t header_bytes = 0;  // response header bytes, for the limit
   size_t header_fields = 0; // response header fields, for the limit
@@ -137,7 +138,8 @@ struct Request {
   bool body_replayable() const { return !body_reader || body_offset == 0; }
   // Whether a paused streaming response still holds undelivered bytes.
   bool has_pending_body() const {
-    return !pending_raw.empty() || (decoder && decoder->has_pending());
+    return pending_raw.size() > pending_raw_pos ||
+           (decoder && decoder->has_pending());
   }
 };
 

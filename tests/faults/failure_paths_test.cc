@@ -322,6 +322,62 @@ TEST(FailurePaths, PausedDownloadsDoNotStallTheirConnectionsOtherStreams) {
   c.destroy(); // before `paused`, which its callbacks write to
 }
 
+// A resumed download is handed what was held back in pieces no larger than
+// a DATA frame, so a caller that pauses again holds one more piece, not the
+// whole stream window: that is what lets a binding bound its buffer.
+TEST(FailurePaths, ResumedDownloadDeliversHeldBytesInFrameSizedPieces) {
+  TestServer server;
+  ASSERT_EQ(server.start(), 0);
+  Config cfg;
+  h2pool_config_set_flow_control_windows(cfg, 256 << 10, 1 << 20);
+  Client c(cfg.get());
+  struct Reader {
+    std::mutex mu;
+    std::string body;
+    size_t pieces = 0;
+    size_t largest = 0;
+    Call call;
+  } reader;
+  h2pool_request_opts *opts = nullptr;
+  ASSERT_EQ(h2pool_request_opts_new(&opts), H2POOL_OK);
+  h2pool_request_opts_set_on_data(
+      opts, [](const uint8_t *p, size_t n, void *ud) {
+        auto r = static_cast<Reader *>(ud);
+        std::lock_guard<std::mutex> lock(r->mu);
+        r->body.append(reinterpret_cast<const char *>(p), n);
+        ++r->pieces;
+        r->largest = std::max(r->largest, n);
+        return H2POOL_DATA_PAUSE; // one piece per resume
+      });
+  constexpr size_t kSize = 200000; // fits the stream window: all of it held
+  std::string url = server.base_url() + "/?size=200000&seed=3";
+  uint64_t id = 0;
+  ASSERT_EQ(h2pool_request(c.pool(), "GET", url.c_str(), nullptr, 0, nullptr, 0,
+                           opts, &complete_into<Reader>, &reader, &id),
+            H2POOL_OK);
+  h2pool_request_opts_free(opts);
+  auto pieces = [&] {
+    std::lock_guard<std::mutex> lock(reader.mu);
+    return reader.pieces;
+  };
+  ASSERT_TRUE(wait_until([&] { return pieces() == 1; }));
+  // Paused after the first piece: the server still sends the rest.
+  ASSERT_TRUE(server.wait_for_stats(
+      [](const ServerStats &st) { return st.responses == 1; }, kWait));
+  for (size_t seen = 1; calls_of(reader.call) == 0 && seen <= kSize; ++seen) {
+    ASSERT_TRUE(wait_until([&] { return pieces() >= seen; }));
+    ASSERT_EQ(h2pool_request_resume_download(c.pool(), id), H2POOL_OK);
+    ASSERT_TRUE(wait_until(
+        [&] { return pieces() > seen || calls_of(reader.call) > 0; }));
+  }
+  WAIT_DONE(reader.call);
+  EXPECT_TRUE(reader.call.ok) << reader.call.describe();
+  std::lock_guard<std::mutex> lock(reader.mu);
+  EXPECT_EQ(reader.body, test_body(3, kSize));
+  EXPECT_LE(reader.largest, 16384u);
+  EXPECT_GE(reader.pieces, kSize / 16384);
+}
+
 // ---------------------------------------------------------------------------
 // 9. Unused endpoints are forgotten: memory is bounded by what is in use.
 
