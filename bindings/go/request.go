@@ -28,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 )
 
@@ -59,7 +60,7 @@ type kv struct{ k, v string }
 // (unless one is set), a default User-Agent is added, announced trailers
 // are named in a Trailer field. `host` replaces the URL's authority.
 func (o *outgoing) prepare(rawURL string, u *url.URL, header http.Header, host string) {
-	o.url, o.redacted = rawURL, rawURL
+	o.url, o.redacted = rawURL, redactRaw(rawURL)
 	var auth string
 	if u == nil && strings.Contains(rawURL, "@") {
 		u, _ = url.Parse(rawURL)
@@ -114,6 +115,29 @@ func (o *outgoing) prepare(rawURL string, u *url.URL, header http.Header, host s
 		}
 		o.fields = append(o.fields, kv{"trailer", strings.Join(names, ", ")})
 	}
+}
+
+// redactRaw hides the password of a URL that may not even parse, for
+// messages: "scheme://user:pass@host" becomes "scheme://user:xxxxx@host".
+func redactRaw(s string) string {
+	i := strings.Index(s, "://")
+	if i < 0 {
+		return s
+	}
+	rest := s[i+3:]
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndexByte(rest[:end], '@')
+	if at < 0 {
+		return s
+	}
+	colon := strings.IndexByte(rest[:at], ':')
+	if colon < 0 {
+		return s
+	}
+	return s[:i+3] + rest[:colon+1] + "xxxxx" + rest[at:]
 }
 
 // call is the Go side of one request in flight. Its cgo.Handle is the
@@ -254,6 +278,13 @@ func (c *call) failure(ctx context.Context) *Error {
 	c.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return contextError(err, c.o)
+	}
+	if e != nil && e.Code == CodeTimeout {
+		// The pool's own timer may fire a little before the context's at
+		// the same deadline: that is still the context's deadline.
+		if d, ok := ctx.Deadline(); ok && time.Until(d) < 2*time.Millisecond {
+			return contextError(context.DeadlineExceeded, c.o)
+		}
 	}
 	if bodyErr != nil {
 		be := codeError(CodeBodySource, "reading the request body of %s %s: %v",
