@@ -628,4 +628,4 @@ func TestClientSendsCookieFromJarAndHonoursSetCookie(t *testing.T) {
 type memJar struct{ cookies []*http.Cookie }
 
 func (j *memJar) SetCookies(_ *url.URL, cs []*http.Cookie) { j.cookies = append(j.cookies, cs...) }
-func (j *memJar) Cookies(*url.URL) []*http.Cookie             { return j.cookies }
+func (j *memJar) Cookies(*url.URL) []*http.Cookie          { return j.cookies }
