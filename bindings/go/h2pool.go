@@ -238,13 +238,15 @@ type Pool struct {
 	// Every request's events come through q, drained by one goroutine.
 	q     *C.h2pool_queue
 	drain *drainer
+	calls callTable
 	// Shared, never modified after New: streamed responses, with and
 	// without automatic decompression.
 	optsStream    *C.h2pool_request_opts
 	optsStreamRaw *C.h2pool_request_opts
 }
 
-// liveHandles counts cgo.Handles not yet deleted, for the leak tests.
+// liveHandles counts cgo.Handles and callTable slots not yet released, for
+// the leak tests.
 var liveHandles int64
 
 func newHandle(v interface{}) cgo.Handle {
@@ -333,7 +335,7 @@ func (p *Pool) initQueue() error {
 		C.h2pool_request_opts_set_queue_streaming(*o, 1)
 	}
 	C.h2pool_request_opts_set_auto_decompress(p.optsStreamRaw, 0)
-	p.drain = newDrainer(p.q)
+	p.drain = newDrainer(p.q, &p.calls)
 	if !p.drain.ok() {
 		return codeError(CodeNoMem, "allocating the drain buffers")
 	}

@@ -153,8 +153,9 @@ import "C"
 import (
 	"encoding/binary"
 	"net/http"
-	"runtime/cgo"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -165,6 +166,7 @@ const (
 
 // drainer owns the C memory the drain loop uses.
 type drainer struct {
+	calls   *callTable
 	q       *C.h2pool_queue
 	out     *C.h2pool_go_event
 	toFree  **C.h2pool_event
@@ -172,8 +174,8 @@ type drainer struct {
 	done    chan struct{}
 }
 
-func newDrainer(q *C.h2pool_queue) *drainer {
-	d := &drainer{q: q, done: make(chan struct{})}
+func newDrainer(q *C.h2pool_queue, calls *callTable) *drainer {
+	d := &drainer{q: q, calls: calls, done: make(chan struct{})}
 	d.out = (*C.h2pool_go_event)(C.calloc(drainBatch, C.size_t(unsafe.Sizeof(C.h2pool_go_event{}))))
 	d.toFree = (**C.h2pool_event)(C.calloc(drainBatch, C.size_t(unsafe.Sizeof((*C.h2pool_event)(nil)))))
 	d.scratch = (*C.uint8_t)(C.malloc(drainScratch))
@@ -205,7 +207,7 @@ func (d *drainer) run() {
 		batch := out[:n]
 		for i := range batch {
 			ev := &batch[i]
-			c := cgo.Handle(ev.handle).Value().(*call)
+			c := d.calls.get(uintptr(ev.handle))
 			var packed []byte
 			if ev.kind == C.H2POOL_EVENT_HEADERS || ev.kind == C.H2POOL_EVENT_COMPLETE {
 				if ev.off != ^C.size_t(0) {
@@ -230,7 +232,7 @@ func (d *drainer) run() {
 			case C.H2POOL_EVENT_WRITABLE:
 				c.onWritable()
 			case C.H2POOL_EVENT_COMPLETE:
-				deleteHandle(cgo.Handle(ev.handle))
+				d.calls.remove(uintptr(ev.handle))
 				c.onComplete(Code(ev.code), packed)
 			}
 			if !keep {
@@ -300,18 +302,97 @@ func (u *unpacker) str() string {
 	return s
 }
 
-// fields reads a field list into an http.Header under canonical keys.
+// fields reads a field list into an http.Header under canonical keys. One
+// string holds every name and value (the rest are substrings of it) and
+// one slice every first value, so a response head costs a few
+// allocations, not several per field.
 func (u *unpacker) fields() http.Header {
 	n := int(u.u32())
 	if n == 0 || u.bad {
 		return nil
 	}
+	all := string(u.b)
+	base := len(u.b)
+	sub := func() string {
+		k := int(u.u32())
+		if k > len(u.b) {
+			u.bad = true
+			return ""
+		}
+		at := base - len(u.b)
+		u.b = u.b[k:]
+		return all[at : at+k]
+	}
 	h := make(http.Header, n)
+	vals := make([]string, n)
 	for i := 0; i < n && !u.bad; i++ {
-		k := http.CanonicalHeaderKey(u.str())
-		h[k] = append(h[k], u.str())
+		name, value := sub(), sub()
+		k, ok := commonFields[name]
+		if !ok {
+			k = http.CanonicalHeaderKey(name)
+		}
+		if old, dup := h[k]; dup {
+			h[k] = append(old, value)
+			continue
+		}
+		vals[i] = value
+		h[k] = vals[i : i+1 : i+1]
 	}
 	return h
+}
+
+// commonFields maps frequent lower-case HTTP/2 field names to the
+// canonical keys of http.Header without building them each time.
+var commonFields = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{"Accept-Ranges", "Age", "Cache-Control",
+		"Content-Encoding", "Content-Language", "Content-Length",
+		"Content-Type", "Date", "Etag", "Expires", "Last-Modified", "Link",
+		"Location", "Server", "Set-Cookie", "Trailer", "Vary", "Via",
+		"X-Content-Type-Options", "X-Request-Count", "X-Request-Body-Length"} {
+		m[strings.ToLower(k)] = k
+	}
+	return m
+}()
+
+// callTable maps the user data of queued requests (a small integer) to
+// their calls: a slice with a free list under one mutex, cheaper than a
+// cgo.Handle (a sync.Map) per request.
+type callTable struct {
+	mu    sync.Mutex
+	slots []*call
+	free  []uintptr
+}
+
+func (t *callTable) add(c *call) uintptr {
+	t.mu.Lock()
+	var h uintptr
+	if n := len(t.free); n > 0 {
+		h = t.free[n-1]
+		t.free = t.free[:n-1]
+		t.slots[h-1] = c
+	} else {
+		t.slots = append(t.slots, c)
+		h = uintptr(len(t.slots))
+	}
+	t.mu.Unlock()
+	atomic.AddInt64(&liveHandles, 1)
+	return h
+}
+
+func (t *callTable) get(h uintptr) *call {
+	t.mu.Lock()
+	c := t.slots[h-1]
+	t.mu.Unlock()
+	return c
+}
+
+func (t *callTable) remove(h uintptr) {
+	t.mu.Lock()
+	t.slots[h-1] = nil
+	t.free = append(t.free, h)
+	t.mu.Unlock()
+	atomic.AddInt64(&liveHandles, -1)
 }
 
 // bufPool recycles the buffers upload goroutines read request bodies into.

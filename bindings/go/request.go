@@ -5,7 +5,7 @@ package h2pool
 #include <stdlib.h>
 #include <h2pool.h>
 
-// The user data is a runtime/cgo.Handle (an integer), never a Go pointer.
+// The user data is a callTable slot (an integer), never a Go pointer.
 static int h2pool_go_queue_request(h2pool *pool, h2pool_queue *queue,
                                    const char *method, const char *url,
                                    const h2pool_header *headers,
@@ -140,8 +140,9 @@ func redactRaw(s string) string {
 	return s[:i+3] + rest[:colon+1] + "xxxxx" + rest[at:]
 }
 
-// call is the Go side of one request in flight. Its cgo.Handle is the
-// request's user data; the drainer deletes it at the completion.
+// call is the Go side of one request in flight. Its slot in the pool's
+// callTable is the request's user data; the drainer frees it at the
+// completion.
 type call struct {
 	p  *Pool
 	id uint64
@@ -361,12 +362,12 @@ func (p *Pool) send(ctx context.Context, o *outgoing) (*call, error) {
 		// Go memory without Go pointers, copied by h2pool_queue_request.
 		bodyPtr = (*C.uint8_t)(unsafe.Pointer(&o.body[0]))
 	}
-	h := newHandle(c)
+	h := p.calls.add(c)
 	var id C.uint64_t
 	p.mu.RLock()
 	if p.closed {
 		p.mu.RUnlock()
-		deleteHandle(h)
+		p.calls.remove(h)
 		if o.closer != nil {
 			o.closer.Close()
 		}
@@ -377,7 +378,7 @@ func (p *Pool) send(ctx context.Context, o *outgoing) (*call, error) {
 		C.uintptr_t(h), &id)
 	p.mu.RUnlock()
 	if rc != 0 {
-		deleteHandle(h) // refused: no event will come
+		p.calls.remove(h) // refused: no event will come
 		if o.closer != nil {
 			o.closer.Close()
 		}
