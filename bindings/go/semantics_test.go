@@ -629,3 +629,78 @@ type memJar struct{ cookies []*http.Cookie }
 
 func (j *memJar) SetCookies(_ *url.URL, cs []*http.Cookie) { j.cookies = append(j.cookies, cs...) }
 func (j *memJar) Cookies(*url.URL) []*http.Cookie          { return j.cookies }
+
+// peakRSSKiB is the process's peak resident set (VmHWM).
+func peakRSSKiB(t *testing.T) int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skip("no /proc/self/status")
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			return n
+		}
+	}
+	t.Skip("no VmHWM")
+	return 0
+}
+
+// Memory is bounded by the windows and buffers, not by the body: 256 MiB up
+// and 256 MiB down move the process's peak RSS by far less.
+func TestBulkTransfersStayBoundedInMemory(t *testing.T) {
+	needServer(t)
+	p := newPool(t, Config{})
+	const size = 256 << 20
+	before := peakRSSKiB(t)
+	resp, err := p.Do(context.Background(), &Request{Method: "PUT", URL: serverURL + "/",
+		BodyReader: io.LimitReader(zeros{}, size), ContentLength: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustRead(t, resp.Body)
+	resp.Body.Close()
+	if got := resp.Header.Get("X-Request-Body-Length"); got != strconv.Itoa(size) {
+		t.Fatalf("server received %s bytes", got)
+	}
+	resp, err = p.Do(context.Background(), &Request{URL: serverURL + "/?zeros=" + strconv.Itoa(size)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil || n != size {
+		t.Fatalf("read %d, %v", n, err)
+	}
+	if grew := (peakRSSKiB(t) - before) / 1024; grew > 96 {
+		t.Errorf("peak RSS grew by %d MiB moving 2 x 256 MiB", grew)
+	}
+}
+
+// Close with a body being read: Read fails with ErrPoolClosed, and every
+// event and slot is released.
+func TestCloseWhileBodyStreams(t *testing.T) {
+	needServer(t)
+	p := newPool(t, Config{})
+	resp, err := p.Do(context.Background(), &Request{URL: serverURL + "/?zeros=1073741824"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1<<16)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	var rerr error
+	for rerr == nil {
+		_, rerr = resp.Body.Read(buf)
+	}
+	if !errors.Is(rerr, ErrPoolClosed) {
+		t.Errorf("read after Close: %v, want ErrPoolClosed", rerr)
+	}
+	resp.Body.Close()
+	if n := atomic.LoadInt64(&liveHandles); n != 0 {
+		t.Errorf("%d slots live after Close", n)
+	}
+}
