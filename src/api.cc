@@ -488,9 +488,18 @@ h2pool_core::UploadRegistry &h2pool_core::upload_registry(h2pool *pool) {
 
 namespace {
 
-// The streamed upload `id` of `pool`, or null.
-std::shared_ptr<h2pool_core::QueueCall> find_upload(h2pool *pool, uint64_t id) {
-  return pool->uploads.find(id);
+// Runs `fn(call)` for the streamed upload `id` of `pool`, inside the gate
+// and `guarded`: H2POOL_ERR_NO_SUCH_REQUEST if there is none.
+template <typename Fn> int with_upload(h2pool *pool, uint64_t id, Fn &&fn) {
+  GateGuard in(pool->gate);
+  if (!in)
+    return H2POOL_ERR_POOL_CLOSED;
+  return guarded([&]() -> int {
+    std::shared_ptr<h2pool_core::QueueCall> call = pool->uploads.find(id);
+    if (!call)
+      return H2POOL_ERR_NO_SUCH_REQUEST;
+    return fn(*call);
+  });
 }
 
 } // namespace
@@ -598,14 +607,8 @@ int h2pool_request_write_body(h2pool *pool, uint64_t id, const uint8_t *data,
   if (pool == nullptr || id == 0 || accepted == nullptr ||
       (data == nullptr && len > 0))
     return H2POOL_ERR_INVALID_ARGUMENT;
-  GateGuard in(pool->gate);
-  if (!in)
-    return H2POOL_ERR_POOL_CLOSED;
-  return guarded([&]() -> int {
-    auto call = find_upload(pool, id);
-    if (!call)
-      return H2POOL_ERR_NO_SUCH_REQUEST;
-    return call->write(data, len, accepted);
+  return with_upload(pool, id, [&](h2pool_core::QueueCall &call) -> int {
+    return call.write(data, len, accepted);
   });
 }
 
@@ -613,13 +616,7 @@ int h2pool_request_end_body(h2pool *pool, uint64_t id,
                             const h2pool_header *trailers, size_t ntrailers) {
   if (pool == nullptr || id == 0 || (trailers == nullptr && ntrailers > 0))
     return H2POOL_ERR_INVALID_ARGUMENT;
-  GateGuard in(pool->gate);
-  if (!in)
-    return H2POOL_ERR_POOL_CLOSED;
-  return guarded([&]() -> int {
-    auto call = find_upload(pool, id);
-    if (!call)
-      return H2POOL_ERR_NO_SUCH_REQUEST;
+  return with_upload(pool, id, [&](h2pool_core::QueueCall &call) -> int {
     h2pool_core::RequestHeaders normalized;
     std::string why;
     int rc = h2pool_core::normalize_request_headers(trailers, ntrailers,
@@ -630,7 +627,7 @@ int h2pool_request_end_body(h2pool *pool, uint64_t id,
     // 6.5.1); content-length comes through `has_content_length`.
     if (!normalized.authority.empty() || normalized.has_content_length)
       return H2POOL_ERR_INVALID_HEADER;
-    return call->end(std::move(normalized.fields));
+    return call.end(std::move(normalized.fields));
   });
 }
 

@@ -44,6 +44,44 @@ static h2pool_event *next_event(h2pool_queue *q) {
   return ev;
 }
 
+/* Submits GET base+path_query to `q`; fails the test if refused. */
+static uint64_t queue_get(fixture *f, h2pool_queue *q, const char *path_query,
+                          const h2pool_request_opts *opts, void *user_data) {
+  char url[192];
+  fixture_url(f, url, sizeof url, path_query);
+  uint64_t id = 0;
+  assert_int_equal(h2pool_queue_request(f->pool, q, "GET", url, NULL, 0, NULL,
+                                        0, opts, user_data, &id),
+                   H2POOL_OK);
+  return id;
+}
+
+/* Request options: streamed responses if `streaming`, and both queue
+ * buffers set to `buffers` unless it is 0. */
+static h2pool_request_opts *new_opts(int streaming, uint32_t buffers) {
+  h2pool_request_opts *opts;
+  assert_int_equal(h2pool_request_opts_new(&opts), H2POOL_OK);
+  assert_int_equal(h2pool_request_opts_set_queue_streaming(opts, streaming),
+                   H2POOL_OK);
+  if (buffers)
+    assert_int_equal(
+        h2pool_request_opts_set_queue_buffers(opts, buffers, buffers),
+        H2POOL_OK);
+  return opts;
+}
+
+/* Takes the next event, which must be a COMPLETE with error `code` (0:
+ * success). The caller frees it. */
+static h2pool_event *next_complete(h2pool_queue *q, int code) {
+  h2pool_event *ev = next_event(q);
+  assert_int_equal(h2pool_event_kind(ev), H2POOL_EVENT_COMPLETE);
+  if (code == H2POOL_OK)
+    assert_null(h2pool_event_error(ev));
+  else
+    assert_int_equal(h2pool_error_code(h2pool_event_error(ev)), code);
+  return ev;
+}
+
 /* ---- argument validation ------------------------------------------------ */
 
 static void test_queue_functions_validate_arguments(void **state) {
@@ -162,19 +200,12 @@ static void test_queue_functions_validate_arguments(void **state) {
 static void test_buffered_get_yields_one_complete_with_body(void **state) {
   fixture *f = *state;
   h2pool_queue *q = new_queue();
-  char url[128];
-  fixture_url(f, url, sizeof url, "/?size=100000&seed=3");
   int tag;
-  uint64_t id = 0;
-  assert_int_equal(h2pool_queue_request(f->pool, q, "GET", url, NULL, 0, NULL,
-                                        0, NULL, &tag, &id),
-                   H2POOL_OK);
+  uint64_t id = queue_get(f, q, "/?size=100000&seed=3", NULL, &tag);
   assert_true(id != 0);
-  h2pool_event *ev = next_event(q);
-  assert_int_equal(h2pool_event_kind(ev), H2POOL_EVENT_COMPLETE);
+  h2pool_event *ev = next_complete(q, H2POOL_OK);
   assert_int_equal(h2pool_event_request_id(ev), id);
   assert_ptr_equal(h2pool_event_user_data(ev), &tag);
-  assert_null(h2pool_event_error(ev));
   assert_null(h2pool_event_data(ev, NULL));
   const h2pool_response *resp = h2pool_event_response(ev);
   assert_non_null(resp);
@@ -193,6 +224,16 @@ static void test_buffered_get_yields_one_complete_with_body(void **state) {
   h2pool_queue_destroy(q);
 }
 
+/* A pool-wide figure, or UINT64_MAX if no snapshot could be taken. */
+static uint64_t pool_stat(h2pool *pool, h2pool_stat which) {
+  h2pool_stats *st;
+  if (h2pool_stats_get(pool, &st) != H2POOL_OK)
+    return UINT64_MAX;
+  uint64_t v = h2pool_stats_value(st, which);
+  h2pool_stats_free(st);
+  return v;
+}
+
 typedef struct completed_arg {
   h2pool *pool;
   uint64_t n;
@@ -200,13 +241,9 @@ typedef struct completed_arg {
 
 static bool completed_at_least(void *arg) {
   completed_arg *a = arg;
-  h2pool_stats *st;
-  if (h2pool_stats_get(a->pool, &st) != H2POOL_OK)
-    return false;
-  uint64_t done = h2pool_stats_value(st, H2POOL_STAT_REQUESTS_COMPLETED) +
-                  h2pool_stats_value(st, H2POOL_STAT_REQUESTS_FAILED);
-  h2pool_stats_free(st);
-  return done >= a->n;
+  uint64_t ok = pool_stat(a->pool, H2POOL_STAT_REQUESTS_COMPLETED);
+  uint64_t failed = pool_stat(a->pool, H2POOL_STAT_REQUESTS_FAILED);
+  return ok != UINT64_MAX && failed != UINT64_MAX && ok + failed >= a->n;
 }
 
 static void test_many_requests_one_wake_and_one_complete_each(void **state) {
@@ -296,16 +333,13 @@ static void test_next_times_out_empty(void **state) {
   h2pool_queue_destroy(q);
 }
 
-/* ---- streamed downloads ---------------------------------------------------
- */
+/* ---- streamed downloads ------------------------------------------------ */
 
 static void
 test_streamed_download_headers_data_trailers_complete(void **state) {
   fixture *f = *state;
   h2pool_queue *q = new_queue();
-  h2pool_request_opts *opts;
-  assert_int_equal(h2pool_request_opts_new(&opts), H2POOL_OK);
-  assert_int_equal(h2pool_request_opts_set_queue_streaming(opts, 1), H2POOL_OK);
+  h2pool_request_opts *opts = new_opts(1, 0);
   char url[160];
   const size_t size = 300000;
   fixture_url(f, url, sizeof url,
@@ -363,12 +397,8 @@ static void
 test_download_buffer_holds_server_back_until_events_freed(void **state) {
   fixture *f = *state;
   h2pool_queue *q = new_queue();
-  h2pool_request_opts *opts;
-  assert_int_equal(h2pool_request_opts_new(&opts), H2POOL_OK);
-  assert_int_equal(h2pool_request_opts_set_queue_streaming(opts, 1), H2POOL_OK);
   const uint32_t buf = 65536;
-  assert_int_equal(h2pool_request_opts_set_queue_buffers(opts, buf, buf),
-                   H2POOL_OK);
+  h2pool_request_opts *opts = new_opts(1, buf);
   const size_t size = 4u << 20;
   char url[160];
   fixture_url(f, url, sizeof url, "/?size=4194304&seed=5");
@@ -437,8 +467,7 @@ test_download_buffer_holds_server_back_until_events_freed(void **state) {
   h2pool_queue_destroy(q);
 }
 
-/* ---- streamed uploads -----------------------------------------------------
- */
+/* ---- streamed uploads -------------------------------------------------- */
 
 typedef struct writer {
   h2pool *pool;
@@ -548,9 +577,7 @@ static void test_short_streamed_upload_with_content_length(void **state) {
       H2POOL_OK);
   assert_int_equal(acc, 5);
   assert_int_equal(h2pool_request_end_body(f->pool, id, NULL, 0), H2POOL_OK);
-  h2pool_event *ev = next_event(q);
-  assert_int_equal(h2pool_event_kind(ev), H2POOL_EVENT_COMPLETE);
-  assert_null(h2pool_event_error(ev));
+  h2pool_event *ev = next_complete(q, H2POOL_OK);
   size_t len;
   const uint8_t *b = h2pool_response_body(h2pool_event_response(ev), &len);
   assert_int_equal(len, 5);
@@ -559,25 +586,15 @@ static void test_short_streamed_upload_with_content_length(void **state) {
   h2pool_queue_destroy(q);
 }
 
-/* ---- cancellation, shutdown, destruction ----------------------------------
- */
+/* ---- cancellation, shutdown, destruction ------------------------------ */
 
 static void test_cancel_completes_with_cancelled(void **state) {
   fixture *f = *state;
   h2pool_queue *q = new_queue();
-  char url[128];
-  fixture_url(f, url, sizeof url, "/?delay_ms=20000");
-  uint64_t id;
-  assert_int_equal(h2pool_queue_request(f->pool, q, "GET", url, NULL, 0, NULL,
-                                        0, NULL, NULL, &id),
-                   H2POOL_OK);
+  uint64_t id = queue_get(f, q, "/?delay_ms=20000", NULL, NULL);
   assert_true(wait_server_requests(f->ts, 1, WAIT_MS));
   assert_int_equal(h2pool_cancel(f->pool, id), H2POOL_OK);
-  h2pool_event *ev = next_event(q);
-  assert_int_equal(h2pool_event_kind(ev), H2POOL_EVENT_COMPLETE);
-  assert_int_equal(h2pool_error_code(h2pool_event_error(ev)),
-                   H2POOL_ERR_CANCELLED);
-  h2pool_event_free(ev);
+  h2pool_event_free(next_complete(q, H2POOL_ERR_CANCELLED));
   h2pool_queue_destroy(q);
 }
 
@@ -600,17 +617,14 @@ static void *wait_forever(void *arg) {
 static void test_shutdown_refuses_new_and_ends_waits_after_last(void **state) {
   fixture *f = *state;
   h2pool_queue *q = new_queue();
-  char url[128];
-  fixture_url(f, url, sizeof url, "/?delay_ms=20000");
-  uint64_t id;
-  assert_int_equal(h2pool_queue_request(f->pool, q, "GET", url, NULL, 0, NULL,
-                                        0, NULL, NULL, &id),
-                   H2POOL_OK);
+  uint64_t id = queue_get(f, q, "/?delay_ms=20000", NULL, NULL);
   blocked_next b = {q, 99};
   pthread_t t;
   assert_int_equal(pthread_create(&t, NULL, wait_forever, &b), 0);
   assert_int_equal(h2pool_queue_shutdown(q), H2POOL_OK);
   assert_int_equal(h2pool_queue_shutdown(q), H2POOL_OK);
+  char url[128];
+  fixture_url(f, url, sizeof url, "/");
   assert_int_equal(h2pool_queue_request(f->pool, q, "GET", url, NULL, 0, NULL,
                                         0, NULL, NULL, NULL),
                    H2POOL_ERR_QUEUE_CLOSED);
@@ -685,11 +699,7 @@ static void test_pool_destroy_completes_every_queued_request(void **state) {
 static void test_queue_destroy_with_work_outstanding(void **state) {
   fixture *f = *state;
   h2pool_queue *q = new_queue();
-  h2pool_request_opts *opts;
-  assert_int_equal(h2pool_request_opts_new(&opts), H2POOL_OK);
-  assert_int_equal(h2pool_request_opts_set_queue_streaming(opts, 1), H2POOL_OK);
-  assert_int_equal(h2pool_request_opts_set_queue_buffers(opts, 1024, 1024),
-                   H2POOL_OK);
+  h2pool_request_opts *opts = new_opts(1, 1024);
   char big[128], slow[128];
   fixture_url(f, big, sizeof big, "/?size=2000000");
   fixture_url(f, slow, sizeof slow, "/?delay_ms=20000");
@@ -785,7 +795,7 @@ static void test_destroy_race_exactly_one_complete_per_accepted(void **state) {
   h2pool_queue_destroy(q);
 }
 
-/* ---- closing idle connections -------------------------------------------- */
+/* ---- closing idle connections ----------------------------------------- */
 
 typedef struct open_arg {
   h2pool *pool;
@@ -794,12 +804,7 @@ typedef struct open_arg {
 
 static bool connections_open_is(void *arg) {
   open_arg *a = arg;
-  h2pool_stats *st;
-  if (h2pool_stats_get(a->pool, &st) != H2POOL_OK)
-    return false;
-  uint64_t open = h2pool_stats_value(st, H2POOL_STAT_CONNECTIONS_OPEN);
-  h2pool_stats_free(st);
-  return open == a->open;
+  return pool_stat(a->pool, H2POOL_STAT_CONNECTIONS_OPEN) == a->open;
 }
 
 static void test_close_idle_connections_spares_busy_ones(void **state) {
