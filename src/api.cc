@@ -486,6 +486,10 @@ h2pool_core::UploadRegistry &h2pool_core::upload_registry(h2pool *pool) {
   return pool->uploads;
 }
 
+int h2pool_core::post_to_loop(h2pool *pool, std::function<void()> task) {
+  return pool->loop.post(std::move(task));
+}
+
 namespace {
 
 // Runs `fn(call)` for the streamed upload `id` of `pool`, inside the gate

@@ -79,25 +79,33 @@ void QueueCore::remove_call(QueueCall *call) {
   }
 }
 
-void QueueCore::push(std::unique_ptr<h2pool_event> ev) {
+bool QueueCore::push_deferred(std::unique_ptr<h2pool_event> ev) {
   std::unique_lock lock(mutex_);
   if (destroyed_) {
     lock.unlock();
-    ev.reset(); // outside the lock: a DATA event takes its call's lock
-    return;
+    ev.reset();
+    return false;
   }
   h2pool_event *raw = ev.release();
-  bool was_empty = head_ == nullptr;
   if (tail_)
     tail_->next = raw;
   else
     head_ = raw;
   tail_ = raw;
-  if (was_empty) {
-    signal_locked();
-    if (waiters_)
-      cv_.notify_one();
-  }
+  if (flush_pending_ || signaled_)
+    return false; // already readable, or about to be
+  flush_pending_ = true;
+  return true;
+}
+
+void QueueCore::flush() {
+  std::lock_guard lock(mutex_);
+  flush_pending_ = false;
+  if (head_ == nullptr)
+    return;
+  signal_locked();
+  if (waiters_)
+    cv_.notify_one();
 }
 
 int QueueCore::next(h2pool_event **out, size_t max, int timeout_ms) {
@@ -184,6 +192,19 @@ void QueueCall::attach(Request &req, uint64_t id) {
 
 void QueueCall::detach() { self_.reset(); }
 
+void QueueCall::emit(std::unique_ptr<h2pool_event> ev) {
+  if (!queue_->push_deferred(std::move(ev)))
+    return;
+  std::shared_ptr<QueueCore> queue = queue_;
+  int rc = H2POOL_ERR_INTERNAL;
+  try {
+    rc = post_to_loop(pool_, [queue] { queue->flush(); });
+  } catch (...) {
+  }
+  if (rc != H2POOL_OK)
+    queue_->flush(); // the pool is closing: wake at once
+}
+
 std::unique_ptr<h2pool_event> QueueCall::make_event(int kind) const {
   auto ev = std::make_unique<h2pool_event>();
   ev->kind = kind;
@@ -198,7 +219,7 @@ int QueueCall::on_headers(const h2pool_response *resp, void *user_data) {
   ev->has_response = true;
   ev->response = *resp;
   ev->response.request_id = call->id_;
-  call->queue_->push(std::move(ev));
+  call->emit(std::move(ev));
   return 0;
 }
 
@@ -215,7 +236,7 @@ int QueueCall::on_data(const uint8_t *data, size_t len, void *user_data) {
       call->paused_ = true;
   }
   ev->call = call->shared_from_this();
-  call->queue_->push(std::move(ev));
+  call->emit(std::move(ev));
   return pause ? H2POOL_DATA_PAUSE : 0;
 }
 
@@ -261,7 +282,7 @@ int64_t QueueCall::read_body(uint8_t *buf, size_t len, int *eof,
     }
   }
   if (writable)
-    call->queue_->push(call->make_event(H2POOL_EVENT_WRITABLE));
+    call->emit(call->make_event(H2POOL_EVENT_WRITABLE));
   return int64_t(n);
 }
 
@@ -334,7 +355,7 @@ void QueueCall::on_complete(const h2pool_response *resp,
     ev->has_error = true;
     ev->error = *err;
   }
-  call->queue_->push(std::move(ev));
+  call->emit(std::move(ev));
   call->queue_->remove_call(call);
 }
 

@@ -24,6 +24,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -79,8 +80,15 @@ public:
   // Any thread: admits a new call (false once shut down) or lets it go.
   bool add_call(QueueCall *call);
   void remove_call(QueueCall *call);
-  // Adds an event, or frees it if the queue is destroyed.
-  void push(std::unique_ptr<h2pool_event> ev);
+  // Adds an event (or frees it if the queue is destroyed) without waking
+  // anyone yet: returns true when the caller must arrange for flush() to
+  // run (none is pending). A pool's loop thread
+  // adds the events of one turn this way and wakes the queue once at its
+  // end, so a burst of responses costs one wake, not one per event.
+  bool push_deferred(std::unique_ptr<h2pool_event> ev);
+  // Wakes a waiter and readies the descriptor for what push_deferred()
+  // added.
+  void flush();
   int next(h2pool_event **out, size_t max, int timeout_ms);
   void shutdown();
   // The handle is going away: frees pending events, drops later ones and
@@ -110,6 +118,7 @@ private:
   bool shut_ = false;               // guarded by mutex_
   bool destroyed_ = false;          // guarded by mutex_
   bool signaled_ = false;           // the eventfd is readable; mutex_
+  bool flush_pending_ = false;      // a flush() is on its way; mutex_
   int fd_ = -1;
 };
 
@@ -160,6 +169,8 @@ private:
                           void *user_data);
 
   std::unique_ptr<h2pool_event> make_event(int kind) const;
+  // Loop thread: queues `ev`, waking the queue at the end of this loop turn.
+  void emit(std::unique_ptr<h2pool_event> ev);
 
   const std::shared_ptr<QueueCore> queue_;
   h2pool *const pool_;
@@ -202,6 +213,9 @@ private:
 
 // The pool's registry (the pool handle's layout is known only to api.cc).
 UploadRegistry &upload_registry(h2pool *pool);
+// Runs `task` on the pool's loop thread after what it is doing now (from
+// that thread). Returns an H2POOL_* code: not OK once the pool is closing.
+int post_to_loop(h2pool *pool, std::function<void()> task);
 
 // Validates and submits a request (api.cc): with `call` null, a callback
 // request (`cb` required); with `call`, a queued one, whose callbacks

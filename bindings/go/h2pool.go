@@ -569,7 +569,9 @@ func (p *Pool) Do(ctx context.Context, req *Request) (*Response, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	o := &outgoing{method: req.Method, length: -1, raw: req.DisableDecompression}
+	c := newCall(p)
+	o := &c.o
+	o.method, o.raw = req.Method, req.DisableDecompression
 	if o.method == "" {
 		o.method = http.MethodGet
 	}
@@ -587,15 +589,12 @@ func (p *Pool) Do(ctx context.Context, req *Request) (*Response, error) {
 		o.body = req.Body
 	}
 	o.prepare(req.URL, nil, req.Header, req.Host)
-	c, err := p.send(ctx, o)
-	if err != nil {
+	if err := p.send(ctx, c); err != nil {
 		return nil, err
 	}
-	b := c.resp.Body.(*body)
-	b.ctx = ctx
-	resp := c.resp
-	b.onEOF = func(t http.Header) { resp.Trailer = mergeTrailer(resp.Trailer, t) }
-	return resp, nil
+	c.b.ctx = ctx
+	c.b.resp = c.resp
+	return c.resp, nil
 }
 
 func (p *Pool) cancel(id uint64) {

@@ -225,7 +225,7 @@ func (d *drainer) run() {
 				// more data will come: the bytes are copied and the event
 				// freed with the batch, saving a cgo call per response.
 				if completesLater(batch[i+1:], ev.handle) {
-					c.onData(nil, C.GoBytes(unsafe.Pointer(ev.data), C.int(ev.len)))
+					c.onData(nil, unsafe.Slice((*byte)(unsafe.Pointer(ev.data)), int(ev.len)))
 				} else {
 					keep = c.onData(ev.ev, unsafe.Slice((*byte)(unsafe.Pointer(ev.data)), int(ev.len)))
 				}

@@ -42,16 +42,17 @@ var defaultUserAgent = func() string {
 // outgoing is a request as the pool sends it, built from a Request or an
 // http.Request.
 type outgoing struct {
-	method   string
-	url      string // without userinfo
-	redacted string // for messages: never carries a password
-	fields   []kv
-	body     []byte
-	reader   io.Reader // streamed body, or nil
-	closer   io.Closer // closed once the streamed body is done with
-	length   int64     // of a streamed body; -1 unknown
-	trailer  http.Header
-	raw      bool // no automatic decompression
+	method  string
+	url     string   // as sent: without userinfo
+	given   string   // as the caller gave it
+	parsed  *url.URL // the caller's, if any
+	fields  []kv
+	body    []byte
+	reader  io.Reader // streamed body, or nil
+	closer  io.Closer // closed once the streamed body is done with
+	length  int64     // of a streamed body; -1 unknown
+	trailer http.Header
+	raw     bool // no automatic decompression
 }
 
 type kv struct{ k, v string }
@@ -60,13 +61,12 @@ type kv struct{ k, v string }
 // (unless one is set), a default User-Agent is added, announced trailers
 // are named in a Trailer field. `host` replaces the URL's authority.
 func (o *outgoing) prepare(rawURL string, u *url.URL, header http.Header, host string) {
-	o.url, o.redacted = rawURL, redactRaw(rawURL)
+	o.url, o.given, o.parsed = rawURL, rawURL, u
 	var auth string
 	if u == nil && strings.Contains(rawURL, "@") {
 		u, _ = url.Parse(rawURL)
 	}
 	if u != nil {
-		o.redacted = u.Redacted()
 		if u.User != nil {
 			user := u.User.Username()
 			pass, _ := u.User.Password()
@@ -78,7 +78,9 @@ func (o *outgoing) prepare(rawURL string, u *url.URL, header http.Header, host s
 			o.url = u.String()
 		}
 	}
-	o.fields = make([]kv, 0, len(header)+3)
+	if need := len(header) + 3; cap(o.fields) < need {
+		o.fields = make([]kv, 0, need)
+	}
 	if host != "" {
 		o.fields = append(o.fields, kv{"host", host})
 	}
@@ -117,6 +119,14 @@ func (o *outgoing) prepare(rawURL string, u *url.URL, header http.Header, host s
 	}
 }
 
+// shown is the URL for messages: never with a password.
+func (o *outgoing) shown() string {
+	if o.parsed != nil {
+		return o.parsed.Redacted()
+	}
+	return redactRaw(o.given)
+}
+
 // redactRaw hides the password of a URL that may not even parse, for
 // messages: "scheme://user:pass@host" becomes "scheme://user:xxxxx@host".
 func redactRaw(s string) string {
@@ -146,23 +156,40 @@ func redactRaw(s string) string {
 type call struct {
 	p  *Pool
 	id uint64
-	o  *outgoing
+	o  outgoing
+	b  body // Response.Body
 
-	head chan struct{} // closed once resp is set or the request is over
-	resp *Response     // the head; set by the drainer before close(head)
+	resp *Response // the head; set by the drainer before headReady
 
-	mu       sync.Mutex
-	chunks   []chunk // body bytes not yet read
-	done     bool    // the completion arrived
-	code     Code    // its error code, CodeOK on success
-	errInfo  *Error  // its error, if any
-	trailer  http.Header
-	closed   bool  // the body was closed
-	bodyErr  error // reading the request body failed
-	wake     chan struct{}
-	writable chan struct{} // streamed uploads only
-	finished chan struct{} // closed at the completion; uploads only
-	headSeen bool          // drainer only
+	mu        sync.Mutex
+	headReady bool    // resp is set, or the request is over
+	chunks    []chunk // body bytes not yet read
+	done      bool    // the completion arrived
+	code      Code    // its error code, CodeOK on success
+	errInfo   *Error  // its error, if any
+	trailer   http.Header
+	closed    bool  // the body was closed
+	bodyErr   error // reading the request body failed
+	wake      chan struct{}
+	writable  chan struct{} // streamed uploads only
+	finished  chan struct{} // closed at the completion; uploads only
+	headSeen  bool          // drainer only
+
+	// Room for the common case, so that a small exchange allocates less:
+	// request fields, one body chunk, and a small body's bytes.
+	fieldRoom [8]kv
+	chunkRoom [1]chunk
+	smallRoom [64]byte
+	smallUsed bool
+}
+
+func newCall(p *Pool) *call {
+	c := &call{p: p, wake: make(chan struct{}, 1)}
+	c.o.fields = c.fieldRoom[:0]
+	c.o.length = -1
+	c.chunks = c.chunkRoom[:0]
+	c.b.c = c
+	return c
 }
 
 type chunk struct {
@@ -210,18 +237,31 @@ func (c *call) onHeaders(id uint64, packed []byte) {
 			}
 		}
 	}
-	r.Body = &body{c: c}
+	r.Body = &c.b
 	c.resp = r
 	c.headSeen = true
-	close(c.head)
+	c.mu.Lock()
+	c.headReady = true
+	c.mu.Unlock()
+	c.notify()
 }
 
 // Drainer goroutine: body bytes. Returns whether the body keeps the event.
+// Bytes to copy (ev nil) are copied here: into the call itself when they
+// are few and the first.
 func (c *call) onData(ev *C.h2pool_event, data []byte) bool {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return false
+	}
+	if ev == nil {
+		if !c.smallUsed && len(data) <= len(c.smallRoom) {
+			c.smallUsed = true
+			data = c.smallRoom[:copy(c.smallRoom[:], data)]
+		} else {
+			data = append([]byte(nil), data...)
+		}
 	}
 	c.chunks = append(c.chunks, chunk{ev: ev, data: data})
 	c.mu.Unlock()
@@ -258,11 +298,9 @@ func (c *call) onComplete(code Code, packed []byte) {
 	c.code = code
 	c.errInfo = e
 	c.trailer = trailer
+	c.headReady = true
 	c.mu.Unlock()
-	if !c.headSeen {
-		c.headSeen = true
-		close(c.head)
-	}
+	c.headSeen = true
 	if c.finished != nil {
 		close(c.finished)
 	}
@@ -278,27 +316,27 @@ func (c *call) failure(ctx context.Context) *Error {
 	e, bodyErr := c.errInfo, c.bodyErr
 	c.mu.Unlock()
 	if err := ctx.Err(); err != nil {
-		return contextError(err, c.o)
+		return contextError(err, &c.o)
 	}
 	if e != nil && e.Code == CodeTimeout {
 		// The pool's own timer may fire a little before the context's at
 		// the same deadline: that is still the context's deadline.
 		if d, ok := ctx.Deadline(); ok && time.Until(d) < 2*time.Millisecond {
-			return contextError(context.DeadlineExceeded, c.o)
+			return contextError(context.DeadlineExceeded, &c.o)
 		}
 	}
 	if bodyErr != nil {
 		be := codeError(CodeBodySource, "reading the request body of %s %s: %v",
-			c.o.method, c.o.redacted, bodyErr)
+			c.o.method, c.o.shown(), bodyErr)
 		be.cause = bodyErr
 		return be
 	}
 	if e == nil {
-		return codeError(CodeInternal, "%s %s: no response", c.o.method, c.o.redacted)
+		return codeError(CodeInternal, "%s %s: no response", c.o.method, c.o.shown())
 	}
 	out := *e
 	if out.Message == "" || out.Message == out.Code.String() {
-		out.Message = c.o.method + " " + c.o.redacted
+		out.Message = c.o.method + " " + c.o.shown()
 	}
 	return &out
 }
@@ -310,7 +348,7 @@ func contextError(err error, o *outgoing) *Error {
 	}
 	var e *Error
 	if o != nil {
-		e = codeError(code, "%s %s", o.method, o.redacted)
+		e = codeError(code, "%s %s", o.method, o.shown())
 	} else {
 		e = codeError(code, "not sent")
 	}
@@ -318,25 +356,26 @@ func contextError(err error, o *outgoing) *Error {
 	return e
 }
 
-// send submits o and waits for the response head. The returned call's
-// resp is set on success.
-func (p *Pool) send(ctx context.Context, o *outgoing) (*call, error) {
-	if err := ctx.Err(); err != nil {
+// send submits c.o and waits for the response head. On success c.resp is
+// set.
+func (p *Pool) send(ctx context.Context, c *call) error {
+	o := &c.o
+	closeBody := func() {
 		if o.closer != nil {
 			o.closer.Close()
 		}
-		return nil, contextError(err, o)
+	}
+	if err := ctx.Err(); err != nil {
+		closeBody()
+		return contextError(err, o)
 	}
 	creq, err := marshalOutgoing(o)
 	if err != nil {
-		if o.closer != nil {
-			o.closer.Close()
-		}
-		return nil, err
+		closeBody()
+		return err
 	}
 	defer creq.free()
 
-	c := &call{p: p, o: o, head: make(chan struct{}), wake: make(chan struct{}, 1)}
 	opts := p.optsStream
 	if o.raw {
 		opts = p.optsStreamRaw
@@ -345,10 +384,8 @@ func (p *Pool) send(ctx context.Context, o *outgoing) (*call, error) {
 		c.writable = make(chan struct{}, 1)
 		c.finished = make(chan struct{})
 		if rc := C.h2pool_request_opts_new(&opts); rc != 0 {
-			if o.closer != nil {
-				o.closer.Close()
-			}
-			return nil, codeError(Code(rc), "h2pool_request_opts_new")
+			closeBody()
+			return codeError(Code(rc), "h2pool_request_opts_new")
 		}
 		defer C.h2pool_request_opts_free(opts)
 		C.h2pool_request_opts_set_queue_streaming(opts, 1)
@@ -368,10 +405,8 @@ func (p *Pool) send(ctx context.Context, o *outgoing) (*call, error) {
 	if p.closed {
 		p.mu.RUnlock()
 		p.calls.remove(h)
-		if o.closer != nil {
-			o.closer.Close()
-		}
-		return nil, poolClosedError()
+		closeBody()
+		return poolClosedError()
 	}
 	rc := C.h2pool_go_queue_request(p.c, p.q, creq.method, creq.url, creq.headers,
 		C.size_t(creq.nheaders), bodyPtr, C.size_t(len(o.body)), opts,
@@ -379,28 +414,39 @@ func (p *Pool) send(ctx context.Context, o *outgoing) (*call, error) {
 	p.mu.RUnlock()
 	if rc != 0 {
 		p.calls.remove(h) // refused: no event will come
-		if o.closer != nil {
-			o.closer.Close()
-		}
-		return nil, codeError(Code(rc), "%s %s", o.method, o.redacted)
+		closeBody()
+		return codeError(Code(rc), "%s %s", o.method, o.shown())
 	}
 	c.id = uint64(id)
 	if o.reader != nil {
 		go c.upload()
 	}
-	select {
-	case <-c.head:
-	case <-ctx.Done():
-		p.cancel(c.id)
-		<-c.head // prompt: the cancellation completes the request
+	cancelled := false
+	for {
+		c.mu.Lock()
+		ready := c.headReady
+		c.mu.Unlock()
+		if ready {
+			break
+		}
+		if cancelled {
+			<-c.wake // prompt: the cancellation completes the request
+			continue
+		}
+		select {
+		case <-c.wake:
+		case <-ctx.Done():
+			p.cancel(c.id)
+			cancelled = true
+		}
 	}
 	if c.resp == nil || ctx.Err() != nil {
 		if c.resp != nil {
-			c.resp.Body.Close()
+			c.b.Close()
 		}
-		return nil, c.failure(ctx)
+		return c.failure(ctx)
 	}
-	return c, nil
+	return nil
 }
 
 // upload streams the request body from its reader as the pool's upload
@@ -482,10 +528,11 @@ func (p *Pool) endBody(id uint64, trailer http.Header) {
 // stream while the bytes not yet read reach its download buffer, so a slow
 // reader holds the server back instead of filling memory.
 type body struct {
-	c      *call
-	ctx    context.Context
-	onEOF  func(trailer http.Header) // fills the caller's Trailer
-	closed bool
+	c   *call
+	ctx context.Context
+	// The response whose Trailer EOF fills: one of them.
+	resp  *Response
+	hresp *http.Response
 }
 
 func (b *body) Read(p []byte) (int, error) {
@@ -524,9 +571,13 @@ func (b *body) Read(p []byte) (int, error) {
 			if code != CodeOK || (b.ctx != nil && b.ctx.Err() != nil) {
 				return 0, c.failure(b.ctxOrBackground())
 			}
-			if b.onEOF != nil {
-				b.onEOF(trailer)
-				b.onEOF = nil
+			if b.resp != nil {
+				b.resp.Trailer = mergeTrailer(b.resp.Trailer, trailer)
+				b.resp = nil
+			}
+			if b.hresp != nil {
+				b.hresp.Trailer = mergeTrailer(b.hresp.Trailer, trailer)
+				b.hresp = nil
 			}
 			return 0, io.EOF
 		}
@@ -644,23 +695,23 @@ type cRequest struct {
 
 func (r *cRequest) free() { C.free(r.block) }
 
-func marshalOutgoing(o *outgoing) (*cRequest, error) {
+func marshalOutgoing(o *outgoing) (cRequest, error) {
 	if strings.IndexByte(o.method, 0) >= 0 {
-		return nil, codeError(CodeInvalidMethod, "method contains NUL")
+		return cRequest{}, codeError(CodeInvalidMethod, "method contains NUL")
 	}
 	if strings.IndexByte(o.url, 0) >= 0 {
-		return nil, codeError(CodeInvalidURL, "URL contains NUL")
+		return cRequest{}, codeError(CodeInvalidURL, "URL contains NUL")
 	}
 	extra := len(o.method) + 1 + len(o.url) + 1
 	block, hs, tail := marshalFields(o.fields, extra)
 	if block == nil {
-		return nil, codeError(CodeNoMem, "malloc")
+		return cRequest{}, codeError(CodeNoMem, "malloc")
 	}
 	copy(tail, o.method)
 	tail[len(o.method)] = 0
 	copy(tail[len(o.method)+1:], o.url)
 	tail[extra-1] = 0
-	return &cRequest{
+	return cRequest{
 		block:    block,
 		method:   (*C.char)(unsafe.Pointer(&tail[0])),
 		url:      (*C.char)(unsafe.Pointer(&tail[len(o.method)+1])),

@@ -73,7 +73,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if method == "" {
 		method = http.MethodGet
 	}
-	o := &outgoing{method: method, length: -1, raw: t.DisableCompression}
+	c := newCall(t.Pool)
+	o := &c.o
+	o.method, o.raw = method, t.DisableCompression
 	header := make(http.Header, len(req.Header))
 	for k, vs := range req.Header {
 		ck := http.CanonicalHeaderKey(k)
@@ -119,12 +121,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	o.prepare(req.URL.String(), req.URL, header, host)
 	ctx := req.Context()
-	c, err := t.Pool.send(ctx, o)
-	if err != nil {
+	if err := t.Pool.send(ctx, c); err != nil {
 		return nil, err
 	}
 	r := c.resp
-	b := r.Body.(*body)
+	b := &c.b
 	b.ctx = ctx
 	resp := &http.Response{
 		Status:        fmt.Sprintf("%d %s", r.StatusCode, http.StatusText(r.StatusCode)),
@@ -138,6 +139,6 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		Uncompressed:  r.ContentEncoding != "",
 		Request:       req,
 	}
-	b.onEOF = func(t http.Header) { resp.Trailer = mergeTrailer(resp.Trailer, t) }
+	b.hresp = resp
 	return resp, nil
 }
