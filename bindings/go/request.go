@@ -453,12 +453,24 @@ func (p *Pool) send(ctx context.Context, c *call) error {
 // buffer takes it, in its own goroutine, until the body ends or the
 // request does.
 func (c *call) upload() {
-	o := c.o
-	defer func() {
-		if o.closer != nil {
-			o.closer.Close()
-		}
-	}()
+	o := &c.o
+	if o.closer != nil {
+		// Closed once: when the body is done with, or when the request ends
+		// while a Read still blocks (closing is what unblocks it, as
+		// http.Transport does).
+		var once sync.Once
+		closeBody := func() { once.Do(func() { o.closer.Close() }) }
+		defer closeBody()
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			select {
+			case <-c.finished:
+				closeBody()
+			case <-stop:
+			}
+		}()
+	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
@@ -484,6 +496,11 @@ func (c *call) upload() {
 			return
 		}
 		if err != nil {
+			select {
+			case <-c.finished:
+				return // over already; this may be our own close
+			default:
+			}
 			c.mu.Lock()
 			c.bodyErr = err
 			c.mu.Unlock()

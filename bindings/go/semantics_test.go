@@ -114,6 +114,15 @@ func TestDeadlineWhileRequestBodyBlocks(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("returned after %v with a 200 ms deadline", d)
 	}
+	// The transport closes the body it no longer needs, which unblocks the
+	// writer side. (A Read still pending may take one more write first.)
+	_, err = pw.Write([]byte("x"))
+	if err == nil {
+		_, err = pw.Write([]byte("x"))
+	}
+	if err != io.ErrClosedPipe {
+		t.Errorf("write to the abandoned body: %v, want io.ErrClosedPipe", err)
+	}
 }
 
 // One cause, one error: a deadline while waiting for the headers is always
