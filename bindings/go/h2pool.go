@@ -75,8 +75,9 @@ type Config struct {
 	// MaxLifetime drains connections older than this. Default 300 s;
 	// negative: no limit.
 	MaxLifetime time.Duration
-	// MaxResponseBodyBytes fails larger responses with
-	// ErrResponseTooLarge. Default 1 GiB.
+	// MaxResponseBodyBytes is libh2pool's limit on a buffered response
+	// body. This binding streams every response, so no limit applies to
+	// Response.Body; the setting only reaches the C pool.
 	MaxResponseBodyBytes int64
 	// StreamWindow and ConnectionWindow are the HTTP/2 flow-control
 	// windows the pool advertises for response data, per stream and per
