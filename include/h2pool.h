@@ -164,7 +164,15 @@ typedef enum h2pool_code {
   H2POOL_ERR_BODY_SOURCE = -34,
   /** The host name lookup did not finish within the resolve timeout (see
    *  h2pool_config_set_resolve_timeout_ms()). */
-  H2POOL_ERR_RESOLVE_TIMEOUT = -35
+  H2POOL_ERR_RESOLVE_TIMEOUT = -35,
+  /** The completion queue was shut down (h2pool_queue_shutdown()): it takes
+   *  no new request, and h2pool_queue_next() returns this code once every
+   *  event has been taken. */
+  H2POOL_ERR_QUEUE_CLOSED = -36,
+  /** No request with this id is under way on this pool in a form the call
+   *  applies to: it never existed, it has completed, it does not stream its
+   *  body through the queue, or its body was already ended. */
+  H2POOL_ERR_NO_SUCH_REQUEST = -37
 } h2pool_code;
 
 /**
@@ -960,6 +968,262 @@ typedef enum h2pool_endpoint_state {
  */
 H2POOL_EXTERN int h2pool_stats_endpoint_state(const h2pool_stats *stats,
                                               size_t index);
+
+/* ------------------------------------------------------------------------ */
+/* Completion queue                                                          */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * An alternative to callbacks for programs that live on their own threads
+ * (language runtimes such as Go or a Rust executor), after gRPC core's
+ * completion queue: a request submitted with h2pool_queue_request() delivers
+ * its streaming events and its completion into an h2pool_queue, and the
+ * program drains the queue in batches from its own thread. No code of the
+ * program runs on the pool's loop thread.
+ *
+ * Every request h2pool_queue_request() accepts yields exactly one
+ * H2POOL_EVENT_COMPLETE, always its last event; before it, depending on its
+ * options, H2POOL_EVENT_HEADERS (once), H2POOL_EVENT_DATA (body chunks, in
+ * order) and H2POOL_EVENT_WRITABLE (streamed uploads). Events of one request
+ * come out in the order they happened.
+ *
+ * A queue may serve several pools. Waking: the first event added to an empty
+ * queue wakes one blocked h2pool_queue_next() and makes the queue's file
+ * descriptor readable; further events join that batch without another wake.
+ */
+
+/** A completion queue. Opaque; see h2pool_queue_create(). */
+typedef struct h2pool_queue h2pool_queue;
+
+/**
+ * One event taken from a queue. Opaque; owned by the caller from
+ * h2pool_queue_next() until h2pool_event_free(), and readable from any
+ * thread (not concurrently with its h2pool_event_free()). Everything the
+ * accessors return is owned by the event and valid until it is freed.
+ */
+typedef struct h2pool_event h2pool_event;
+
+/** What an event reports (h2pool_event_kind()). */
+typedef enum h2pool_event_type {
+  /** The final response's status and headers (1xx interim responses are
+   *  skipped); only for requests with
+   *  h2pool_request_opts_set_queue_streaming(). h2pool_event_response()
+   *  has them; its body is empty. */
+  H2POOL_EVENT_HEADERS = 1,
+  /** A chunk of the response body (decoded, if auto-decompression applies);
+   *  only with h2pool_request_opts_set_queue_streaming(). The bytes count
+   *  against the request's download buffer until the event is freed. */
+  H2POOL_EVENT_DATA = 2,
+  /** A streamed upload's buffer, which an h2pool_request_write_body() found
+   *  too full to take everything, has room again (at least half of it). */
+  H2POOL_EVENT_WRITABLE = 3,
+  /** The request is over: h2pool_event_error() is NULL on success (any HTTP
+   *  status) or says why it failed; h2pool_event_response() is as the
+   *  completion callback's `resp` (NULL after a failure that came before
+   *  the response headers). Without streaming the body is in the response;
+   *  with it, the body came in DATA events and the response has the
+   *  headers, the trailers and an empty body. Always the request's last
+   *  event. */
+  H2POOL_EVENT_COMPLETE = 4
+} h2pool_event_type;
+
+/**
+ * Creates an empty completion queue. Free it with h2pool_queue_destroy().
+ * Returns 0, H2POOL_ERR_INVALID_ARGUMENT (`out` NULL), H2POOL_ERR_NOMEM or
+ * H2POOL_ERR_SYSTEM (no eventfd). Thread-safe.
+ */
+H2POOL_EXTERN int h2pool_queue_create(h2pool_queue **out);
+
+/**
+ * Shuts the queue down: from now on h2pool_queue_request() refuses it with
+ * H2POOL_ERR_QUEUE_CLOSED. Requests already accepted keep delivering their
+ * events; once the last of them has completed and every event has been
+ * taken, h2pool_queue_next() returns H2POOL_ERR_QUEUE_CLOSED at once, to
+ * every caller, and the file descriptor stays readable. The usual way to
+ * stop a thread that drains the queue: h2pool_destroy() the pools (which
+ * completes their requests), then shut the queue down. Calling it again does
+ * nothing. Returns 0, or H2POOL_ERR_INVALID_ARGUMENT for NULL. Thread-safe.
+ */
+H2POOL_EXTERN int h2pool_queue_shutdown(h2pool_queue *queue);
+
+/**
+ * Frees the queue. Accepts NULL. Events not yet taken are freed with it
+ * (their data buffers released). Requests of this queue still under way
+ * are cancelled, as by h2pool_cancel(): each still completes exactly once
+ * inside its pool, but its events are dropped from then on. Events already
+ * taken stay valid until h2pool_event_free(). No other call on this queue
+ * may be under way or start once this one has begun (shut it down and let
+ * the draining threads return first).
+ */
+H2POOL_EXTERN void h2pool_queue_destroy(h2pool_queue *queue);
+
+/**
+ * A file descriptor (an eventfd) for poll(), epoll or a runtime's poller:
+ * readable (POLLIN) while the queue holds events, and once it has shut down
+ * with nothing left to deliver. It is made readable when the first event
+ * enters an empty queue and reset by the h2pool_queue_next() call that takes
+ * the last one. Owned by the queue: do not read, write or close it. Returns
+ * the descriptor, or H2POOL_ERR_INVALID_ARGUMENT for NULL. Thread-safe.
+ */
+H2POOL_EXTERN int h2pool_queue_fd(const h2pool_queue *queue);
+
+/**
+ * Takes up to `max` events, oldest first, into `events[0..n)`, and returns
+ * n. With none pending it waits up to `timeout_ms` milliseconds for some
+ * (0: returns 0 at once; -1: waits as long as it takes) and returns 0 if
+ * none came. Returns H2POOL_ERR_QUEUE_CLOSED once the queue is shut down
+ * and drained (see h2pool_queue_shutdown()), H2POOL_ERR_INVALID_ARGUMENT
+ * if `queue` or `events` is NULL, `max` is 0 or `timeout_ms` is below -1.
+ * Each event taken is the caller's, to be freed with h2pool_event_free().
+ * Thread-safe: several threads may wait; each event goes to one of them.
+ * May be called on a pool's loop thread (from a completion callback) only
+ * with `timeout_ms` 0.
+ */
+H2POOL_EXTERN int h2pool_queue_next(h2pool_queue *queue, h2pool_event **events,
+                                    size_t max, int timeout_ms);
+
+/** The event's h2pool_event_type; H2POOL_ERR_INVALID_ARGUMENT for NULL. */
+H2POOL_EXTERN int h2pool_event_kind(const h2pool_event *ev);
+
+/** The id of the request the event belongs to (0 for NULL). */
+H2POOL_EXTERN uint64_t h2pool_event_request_id(const h2pool_event *ev);
+
+/** The `user_data` given to h2pool_queue_request() (NULL for NULL). */
+H2POOL_EXTERN void *h2pool_event_user_data(const h2pool_event *ev);
+
+/**
+ * The response of a HEADERS or COMPLETE event (see h2pool_event_type), for
+ * the h2pool_response_* accessors; NULL for other events, for NULL, and for
+ * a COMPLETE whose request failed before its response headers arrived.
+ * Owned by the event.
+ */
+H2POOL_EXTERN const h2pool_response *
+h2pool_event_response(const h2pool_event *ev);
+
+/**
+ * The error of a COMPLETE event whose request failed, for the
+ * h2pool_error_* accessors; NULL on success, for other events and for NULL.
+ * Owned by the event.
+ */
+H2POOL_EXTERN const h2pool_error *h2pool_event_error(const h2pool_event *ev);
+
+/**
+ * The bytes of a DATA event, and their number in `*len` (if not NULL); NULL
+ * and 0 for other events and for NULL. Owned by the event.
+ */
+H2POOL_EXTERN const uint8_t *h2pool_event_data(const h2pool_event *ev,
+                                               size_t *len);
+
+/**
+ * Frees an event and everything it owns. Accepts NULL. Freeing a DATA event
+ * gives its bytes back to the request's download buffer, which may resume a
+ * download the full buffer had paused. Thread-safe for distinct events; may
+ * be called after the queue or the pool is gone.
+ */
+H2POOL_EXTERN void h2pool_event_free(h2pool_event *ev);
+
+/**
+ * For h2pool_queue_request(): with a non-zero `enable` the response is
+ * streamed as one HEADERS event and DATA events, and not buffered. Flow
+ * control is the download buffer (h2pool_request_opts_set_queue_buffers()):
+ * once the bytes in DATA events not yet freed reach it, the pool stops
+ * reading this response (the server is then held back by HTTP/2 flow
+ * control, up to the stream window, while other streams keep flowing), and
+ * resumes when events freed bring it down to half. So memory is bounded by
+ * the buffer and the stream window, not by the body. (Explicit
+ * h2pool_request_pause_download() works too; a download the buffer paused
+ * resumes on its own.) Default off: one COMPLETE event with the whole body.
+ * Ignored by h2pool_request().
+ */
+H2POOL_EXTERN int
+h2pool_request_opts_set_queue_streaming(h2pool_request_opts *opts, int enable);
+
+/**
+ * For h2pool_queue_request(): with a non-zero `enable` the request body is
+ * written from any thread with h2pool_request_write_body() and finished with
+ * h2pool_request_end_body(), and sent as the flow-control window opens; the
+ * `body` argument must then be NULL and 0. `content_length` (>= 0) is sent
+ * as content-length, -1 means unknown. A body streamed this way is not
+ * replayed: the request is retried only if none of it had been sent.
+ * h2pool_request() refuses options with this set.
+ */
+H2POOL_EXTERN int
+h2pool_request_opts_set_queue_upload(h2pool_request_opts *opts, int enable,
+                                     int64_t content_length);
+
+/**
+ * For h2pool_queue_request(): the download buffer of a streamed response and
+ * the upload buffer of a streamed body, in bytes (see
+ * h2pool_request_opts_set_queue_streaming() and
+ * h2pool_request_write_body()). Defaults 262144 each; both 1 to 2^30.
+ */
+H2POOL_EXTERN int h2pool_request_opts_set_queue_buffers(
+    h2pool_request_opts *opts, uint32_t download_bytes, uint32_t upload_bytes);
+
+/**
+ * Submits a request whose events go to `queue`. Thread-safe, and may be
+ * called from a completion callback.
+ *
+ * The arguments are those of h2pool_request(), with `queue` for `cb`:
+ * `user_data` comes back with every event (h2pool_event_user_data()).
+ * `opts` may carry the queue options above; options that install callbacks
+ * (body reader, body release, on_headers, on_data) are refused, since no
+ * callback runs for a queued request.
+ *
+ * Returns 0 when accepted: exactly one COMPLETE event will then be queued
+ * (unless the queue is destroyed first, which drops it). Returns, without
+ * any event: the codes of h2pool_request(), and H2POOL_ERR_QUEUE_CLOSED
+ * once the queue has been shut down.
+ */
+H2POOL_EXTERN int h2pool_queue_request(h2pool *pool, h2pool_queue *queue,
+                                       const char *method, const char *url,
+                                       const h2pool_header *headers,
+                                       size_t nheaders, const uint8_t *body,
+                                       size_t body_len,
+                                       const h2pool_request_opts *opts,
+                                       void *user_data, uint64_t *out_id);
+
+/**
+ * Appends up to `len` bytes of a streamed upload (see
+ * h2pool_request_opts_set_queue_upload()) to the request's upload buffer,
+ * copying them, and stores how many it took in `*accepted` (0 to `len`).
+ * When it takes fewer than `len`, the buffer is full: an
+ * H2POOL_EVENT_WRITABLE event follows when there is room again (or the
+ * COMPLETE event, if the request ends first). Writing may begin right after
+ * h2pool_queue_request() returns, before the request has a stream.
+ * Thread-safe, but the bytes of concurrent writes to one request interleave
+ * in no defined order.
+ *
+ * Returns 0; H2POOL_ERR_INVALID_ARGUMENT for a NULL `pool` or `accepted`,
+ * id 0, or `data` NULL with `len` > 0; H2POOL_ERR_NO_SUCH_REQUEST when the
+ * request has completed, its body has been ended, or it is not a streamed
+ * upload of this pool; H2POOL_ERR_POOL_CLOSED once h2pool_destroy() has
+ * begun.
+ */
+H2POOL_EXTERN int h2pool_request_write_body(h2pool *pool, uint64_t id,
+                                            const uint8_t *data, size_t len,
+                                            size_t *accepted);
+
+/**
+ * Ends a streamed upload: once the buffer has been sent, the body ends,
+ * followed by `trailers` (may be NULL when `ntrailers` is 0; copied), which
+ * are sent as a trailer section. Trailer names and values are checked as
+ * request headers are; host and content-length are refused. Thread-safe.
+ * Returns as h2pool_request_write_body(), and H2POOL_ERR_INVALID_HEADER for
+ * a bad trailer (the body then stays open).
+ */
+H2POOL_EXTERN int h2pool_request_end_body(h2pool *pool, uint64_t id,
+                                          const h2pool_header *trailers,
+                                          size_t ntrailers);
+
+/**
+ * Closes every connection of `pool` that carries no stream now (with GOAWAY,
+ * as the idle timeout would), as Go's Transport.CloseIdleConnections does;
+ * connections with streams in flight are left alone. Thread-safe;
+ * asynchronous. Returns 0 once queued, H2POOL_ERR_INVALID_ARGUMENT for NULL,
+ * H2POOL_ERR_POOL_CLOSED once h2pool_destroy() has begun.
+ */
+H2POOL_EXTERN int h2pool_close_idle_connections(h2pool *pool);
 
 #ifdef __cplusplus
 }

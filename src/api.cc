@@ -8,6 +8,7 @@
 #include <new>
 
 #include "call_gate.h"
+#include "completion_queue.h"
 #include "config.h"
 #include "error.h"
 #include "headers.h"
@@ -51,6 +52,8 @@ struct h2pool {
   std::atomic<uint64_t> next_id{0};
   std::atomic<uint64_t> waiting{0};
   RefusalLog refusals;
+  // Streamed uploads of queued requests, for h2pool_request_write_body().
+  h2pool_core::UploadRegistry uploads;
 };
 
 namespace {
@@ -312,10 +315,29 @@ int h2pool_request(h2pool *pool, const char *method, const char *url,
                    void *user_data, uint64_t *out_id) {
   if (out_id)
     *out_id = 0;
-  if (pool == nullptr || method == nullptr || url == nullptr || cb == nullptr ||
+  if (cb == nullptr || (opts && opts->queue_upload))
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  return h2pool_core::submit_request(pool, method, url, headers, nheaders, body,
+                                     body_len, opts, cb, user_data, out_id,
+                                     nullptr);
+}
+
+} // extern "C"
+
+// h2pool_request() and h2pool_queue_request(): a queued request is an
+// ordinary one whose callbacks `call` installs.
+int h2pool_core::submit_request(h2pool *pool, const char *method,
+                                const char *url, const h2pool_header *headers,
+                                size_t nheaders, const uint8_t *body,
+                                size_t body_len,
+                                const h2pool_request_opts *opts,
+                                h2pool_response_cb cb, void *user_data,
+                                uint64_t *out_id, QueueCall *call) {
+  if (pool == nullptr || method == nullptr || url == nullptr ||
       (headers == nullptr && nheaders > 0) || (body == nullptr && body_len > 0))
     return H2POOL_ERR_INVALID_ARGUMENT;
-  if (opts && opts->body_reader && (body != nullptr || body_len > 0))
+  if (opts && (opts->body_reader || opts->queue_upload) &&
+      (body != nullptr || body_len > 0))
     return H2POOL_ERR_INVALID_ARGUMENT; // one body source only
   // Declared first, so it is left after every other local is gone.
   GateGuard in(pool->gate);
@@ -344,11 +366,12 @@ int h2pool_request(h2pool *pool, const char *method, const char *url,
     req->headers = std::move(normalized.fields);
     req->authority = normalized.authority.empty() ? req->url.authority
                                                   : normalized.authority;
-    if (opts && opts->body_reader) {
+    if (opts && (opts->body_reader || opts->queue_upload)) {
+      int64_t length = opts->body_reader ? opts->body_content_length
+                                         : opts->queue_upload_length;
       req->body_reader = opts->body_reader;
-      req->body_content_length = opts->body_content_length;
-      req->add_content_length =
-          opts->body_content_length >= 0 && !normalized.has_content_length;
+      req->body_content_length = length;
+      req->add_content_length = length >= 0 && !normalized.has_content_length;
     } else if (body != nullptr) {
       if (opts && opts->body_release) {
         // Borrowed until released, whatever its length: the caller was
@@ -384,9 +407,19 @@ int h2pool_request(h2pool *pool, const char *method, const char *url,
     }
     uint64_t id = pool->next_id.fetch_add(1, std::memory_order_relaxed) + 1;
     req->id = id;
+    if (call) {
+      if (call->streams_upload())
+        pool->uploads.add(id, call->shared_from_this());
+      call->attach(*req, id);
+    }
     rc = pool->loop.submit(std::move(req));
     if (rc != H2POOL_OK) {
       pool->waiting.fetch_sub(1, std::memory_order_relaxed);
+      if (call) {
+        if (call->streams_upload())
+          pool->uploads.remove(id);
+        call->detach();
+      }
       return rc;
     }
     if (out_id)
@@ -394,6 +427,8 @@ int h2pool_request(h2pool *pool, const char *method, const char *url,
     return H2POOL_OK;
   });
 }
+
+extern "C" {
 
 int h2pool_cancel(h2pool *pool, uint64_t id) {
   if (pool == nullptr || id == 0)
@@ -444,6 +479,163 @@ int h2pool_stats_get(h2pool *pool, h2pool_stats **out) {
       return rc;
     *out = future.get();
     return *out ? H2POOL_OK : H2POOL_ERR_NOMEM;
+  });
+}
+
+} // extern "C"
+
+// --- Completion queue (public C API) -----------------------------------------
+
+h2pool_core::UploadRegistry &h2pool_core::upload_registry(h2pool *pool) {
+  return pool->uploads;
+}
+
+int h2pool_core::post_to_loop(h2pool *pool, std::function<void()> task) {
+  return pool->loop.post(std::move(task));
+}
+
+namespace {
+
+// Runs `fn(call)` for the streamed upload `id` of `pool`, inside the gate
+// and `guarded`: H2POOL_ERR_NO_SUCH_REQUEST if there is none.
+template <typename Fn> int with_upload(h2pool *pool, uint64_t id, Fn &&fn) {
+  GateGuard in(pool->gate);
+  if (!in)
+    return H2POOL_ERR_POOL_CLOSED;
+  return guarded([&]() -> int {
+    std::shared_ptr<h2pool_core::QueueCall> call = pool->uploads.find(id);
+    if (!call)
+      return H2POOL_ERR_NO_SUCH_REQUEST;
+    return fn(*call);
+  });
+}
+
+} // namespace
+
+extern "C" {
+
+int h2pool_close_idle_connections(h2pool *pool) {
+  if (pool == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  GateGuard in(pool->gate);
+  if (!in)
+    return H2POOL_ERR_POOL_CLOSED;
+  return guarded([&]() -> int {
+    return pool->loop.post([pool] { pool->pool->close_idle_connections(); });
+  });
+}
+
+int h2pool_queue_create(h2pool_queue **out) {
+  if (out == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  *out = nullptr;
+  return guarded([&]() -> int {
+    auto queue = std::make_unique<h2pool_queue>();
+    queue->core = std::make_shared<h2pool_core::QueueCore>();
+    int rc = queue->core->init();
+    if (rc != H2POOL_OK)
+      return rc;
+    *out = queue.release();
+    return H2POOL_OK;
+  });
+}
+
+int h2pool_queue_shutdown(h2pool_queue *queue) {
+  if (queue == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  queue->core->shutdown();
+  return H2POOL_OK;
+}
+
+void h2pool_queue_destroy(h2pool_queue *queue) {
+  if (queue == nullptr)
+    return;
+  try {
+    queue->core->destroy();
+  } catch (...) {
+    // Only the list of calls to cancel can fail to allocate; the calls
+    // then run to their end, their events dropped.
+  }
+  delete queue;
+}
+
+int h2pool_queue_fd(const h2pool_queue *queue) {
+  return queue ? queue->core->fd() : H2POOL_ERR_INVALID_ARGUMENT;
+}
+
+int h2pool_queue_next(h2pool_queue *queue, h2pool_event **events, size_t max,
+                      int timeout_ms) {
+  if (queue == nullptr || events == nullptr || max == 0 || timeout_ms < -1)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  if (max > size_t(INT32_MAX))
+    max = size_t(INT32_MAX);
+  return guarded(
+      [&]() -> int { return queue->core->next(events, max, timeout_ms); });
+}
+
+int h2pool_queue_request(h2pool *pool, h2pool_queue *queue, const char *method,
+                         const char *url, const h2pool_header *headers,
+                         size_t nheaders, const uint8_t *body, size_t body_len,
+                         const h2pool_request_opts *opts, void *user_data,
+                         uint64_t *out_id) {
+  if (out_id)
+    *out_id = 0;
+  if (queue == nullptr || pool == nullptr || method == nullptr ||
+      url == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  if (opts && (opts->body_reader || opts->body_release || opts->on_headers ||
+               opts->on_data))
+    return H2POOL_ERR_INVALID_ARGUMENT; // no callback runs for it
+  return guarded([&]() -> int {
+    h2pool_core::QueueCallOptions qo;
+    if (opts) {
+      qo.stream_response = opts->queue_streaming;
+      qo.stream_upload = opts->queue_upload;
+      qo.upload_length = opts->queue_upload_length;
+      qo.download_buffer = opts->queue_download_buffer;
+      qo.upload_buffer = opts->queue_upload_buffer;
+    }
+    auto call = std::make_shared<h2pool_core::QueueCall>(queue->core, pool,
+                                                         user_data, qo);
+    if (!queue->core->add_call(call.get()))
+      return H2POOL_ERR_QUEUE_CLOSED;
+    int rc = h2pool_core::submit_request(pool, method, url, headers, nheaders,
+                                         body, body_len, opts, nullptr, nullptr,
+                                         out_id, call.get());
+    if (rc != H2POOL_OK)
+      queue->core->remove_call(call.get());
+    return rc;
+  });
+}
+
+int h2pool_request_write_body(h2pool *pool, uint64_t id, const uint8_t *data,
+                              size_t len, size_t *accepted) {
+  if (accepted)
+    *accepted = 0;
+  if (pool == nullptr || id == 0 || accepted == nullptr ||
+      (data == nullptr && len > 0))
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  return with_upload(pool, id, [&](h2pool_core::QueueCall &call) -> int {
+    return call.write(data, len, accepted);
+  });
+}
+
+int h2pool_request_end_body(h2pool *pool, uint64_t id,
+                            const h2pool_header *trailers, size_t ntrailers) {
+  if (pool == nullptr || id == 0 || (trailers == nullptr && ntrailers > 0))
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  return with_upload(pool, id, [&](h2pool_core::QueueCall &call) -> int {
+    h2pool_core::RequestHeaders normalized;
+    std::string why;
+    int rc = h2pool_core::normalize_request_headers(trailers, ntrailers,
+                                                    &normalized, &why);
+    if (rc != H2POOL_OK)
+      return rc;
+    // A trailer section may not carry what frames the message (RFC 9110
+    // 6.5.1); content-length comes through `has_content_length`.
+    if (!normalized.authority.empty() || normalized.has_content_length)
+      return H2POOL_ERR_INVALID_HEADER;
+    return call.end(std::move(normalized.fields));
   });
 }
 

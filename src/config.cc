@@ -313,6 +313,35 @@ int h2pool_request_opts_set_auto_decompress(h2pool_request_opts *opts,
   return H2POOL_OK;
 }
 
+int h2pool_request_opts_set_queue_streaming(h2pool_request_opts *opts,
+                                            int enable) {
+  if (opts == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  opts->queue_streaming = enable != 0;
+  return H2POOL_OK;
+}
+
+int h2pool_request_opts_set_queue_upload(h2pool_request_opts *opts, int enable,
+                                         int64_t content_length) {
+  if (opts == nullptr || content_length < -1)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  opts->queue_upload = enable != 0;
+  opts->queue_upload_length = enable ? content_length : -1;
+  return H2POOL_OK;
+}
+
+int h2pool_request_opts_set_queue_buffers(h2pool_request_opts *opts,
+                                          uint32_t download_bytes,
+                                          uint32_t upload_bytes) {
+  constexpr uint32_t kMax = 1u << 30;
+  if (opts == nullptr || download_bytes == 0 || upload_bytes == 0 ||
+      download_bytes > kMax || upload_bytes > kMax)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  opts->queue_download_buffer = download_bytes;
+  opts->queue_upload_buffer = upload_bytes;
+  return H2POOL_OK;
+}
+
 int h2pool_request_opts_set_timeout_ms(h2pool_request_opts *opts, uint32_t ms) {
   if (opts == nullptr)
     return H2POOL_ERR_INVALID_ARGUMENT;

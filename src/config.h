@@ -60,6 +60,12 @@ struct h2pool_request_opts {
   h2pool_headers_cb on_headers = nullptr;
   h2pool_data_cb on_data = nullptr;
   bool auto_decompress = true;
+  // Completion-queue requests only (h2pool_queue_request()).
+  bool queue_streaming = false;
+  bool queue_upload = false;
+  int64_t queue_upload_length = -1;
+  uint32_t queue_download_buffer = 256 * 1024;
+  uint32_t queue_upload_buffer = 256 * 1024;
 };
 
 namespace h2pool_core {

@@ -78,6 +78,10 @@ const char *error_text(int code) {
     return "request body source failed";
   case H2POOL_ERR_RESOLVE_TIMEOUT:
     return "host name lookup timed out";
+  case H2POOL_ERR_QUEUE_CLOSED:
+    return "completion queue is shut down";
+  case H2POOL_ERR_NO_SUCH_REQUEST:
+    return "no such request under way";
   default:
     return "unknown error";
   }

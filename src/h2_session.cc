@@ -946,8 +946,27 @@ ssize_t H2Session::read_request_body(int32_t stream_id, uint8_t *buf,
   if (eof) {
     req->body_eof = true;
     *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (req->body_trailers)
+      send_request_trailers(*req, stream_id, data_flags);
   }
   return ssize_t(n);
+}
+
+void H2Session::send_request_trailers(Request &req, int32_t stream_id,
+                                      uint32_t *data_flags) {
+  std::vector<HeaderField> trailers;
+  req.body_trailers(req.user_data, &trailers);
+  if (trailers.empty())
+    return;
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(trailers.size());
+  for (const auto &t : trailers)
+    nva.push_back(make_nv(t.name, t.value));
+  // nghttp2 sends the trailer HEADERS (with END_STREAM) after this last
+  // DATA frame, which must then not end the stream itself.
+  if (nghttp2_submit_trailer(session_.get(), stream_id, nva.data(),
+                             nva.size()) == 0)
+    *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
 }
 
 int H2Session::on_frame_sent(const nghttp2_frame *frame) {

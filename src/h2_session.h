@@ -67,6 +67,10 @@ public:
   int on_stream_close(int32_t stream_id, uint32_t error_code);
   ssize_t read_request_body(int32_t stream_id, uint8_t *buf, size_t length,
                             uint32_t *data_flags);
+  // The body reader ended the body: queues the request's trailers, if it
+  // has any, and keeps this last DATA frame from ending the stream.
+  void send_request_trailers(Request &req, int32_t stream_id,
+                             uint32_t *data_flags);
   int on_frame_sent(const nghttp2_frame *frame);
   int on_invalid_frame(const nghttp2_frame *frame, int lib_error);
   void on_nghttp2_error(const char *msg, size_t len);

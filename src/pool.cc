@@ -688,6 +688,18 @@ void Pool::resume_download(uint64_t id) {
   }
 }
 
+void Pool::close_idle_connections() {
+  // Collected first: a connection that closes leaves its endpoint's list.
+  std::vector<Connection *> idle;
+  for (Endpoint *ep : endpoint_order_)
+    for (auto &conn : ep->connections)
+      if (conn->state() == Connection::State::ready &&
+          conn->active_streams() == 0)
+        idle.push_back(conn.get());
+  for (Connection *conn : idle)
+    conn->drain();
+}
+
 void Pool::on_connection_closed(Connection &conn, const Error &why) {
   Endpoint &ep = *conn.endpoint();
   ++ep.counters.closed;

@@ -69,6 +69,11 @@ struct Request {
   size_t body_size = 0;
   h2pool_body_release_cb body_release = nullptr;
   h2pool_body_read_cb body_reader = nullptr;
+  // Trailer fields to send after a body from `body_reader` (streamed
+  // uploads of the completion queue); called on the loop thread once the
+  // reader reported the end. Null: none.
+  void (*body_trailers)(void *user_data,
+                        std::vector<HeaderField> *out) = nullptr;
   int64_t body_content_length = -1; // for the reader; -1: unknown
   // Streaming responses and decoding.
   h2pool_headers_cb on_headers = nullptr;

@@ -49,6 +49,9 @@ const (
 	CodeDecode                 Code = C.H2POOL_ERR_DECODE
 	CodeAborted                Code = C.H2POOL_ERR_ABORTED
 	CodeBodySource             Code = C.H2POOL_ERR_BODY_SOURCE
+	CodeResolveTimeout         Code = C.H2POOL_ERR_RESOLVE_TIMEOUT
+	CodeQueueClosed            Code = C.H2POOL_ERR_QUEUE_CLOSED
+	CodeNoSuchRequest          Code = C.H2POOL_ERR_NO_SUCH_REQUEST
 )
 
 // String returns libh2pool's static description of the code
@@ -82,13 +85,15 @@ type Error struct {
 	GoawayLastStreamID int64
 	// Message has the details (may be empty).
 	Message string
-	// Partial is what had arrived (status, headers, partial body) when the
-	// request failed after the response headers, or nil.
+	// Partial is unused since responses stream: a failure after the
+	// response headers is returned by Response.Body's Read. Kept for
+	// compatibility; always nil.
 	Partial *Response
 
-	// ctxErr is the context error that caused this one (context.Canceled or
-	// context.DeadlineExceeded), returned by Unwrap.
-	ctxErr error
+	// cause is what caused this one, returned by Unwrap: the context error
+	// (context.Canceled or context.DeadlineExceeded), or the request body's
+	// read error (with CodeBodySource).
+	cause error
 	// sentinel marks the Err* values, which match by code in Is.
 	sentinel bool
 }
@@ -101,8 +106,8 @@ func (e *Error) Error() string {
 	if e.Message != "" && e.Message != e.Code.String() {
 		s += ": " + e.Message
 	}
-	if e.ctxErr != nil {
-		s += " (" + e.ctxErr.Error() + ")"
+	if e.cause != nil {
+		s += " (" + e.cause.Error() + ")"
 	}
 	return s
 }
@@ -121,8 +126,9 @@ func (e *Error) Is(target error) bool {
 }
 
 // Unwrap returns the context error (context.Canceled or
-// context.DeadlineExceeded) that caused a cancellation or timeout, or nil.
-func (e *Error) Unwrap() error { return e.ctxErr }
+// context.DeadlineExceeded) that caused a cancellation or timeout, the
+// request body's read error behind an ErrBodySource, or nil.
+func (e *Error) Unwrap() error { return e.cause }
 
 // Timeout reports whether the error is a timeout, like net.Error.
 func (e *Error) Timeout() bool {
@@ -131,7 +137,7 @@ func (e *Error) Timeout() bool {
 		CodeTLSHandshakeTimeout, CodeResponseHeadersTimeout:
 		return true
 	}
-	return e.ctxErr == context.DeadlineExceeded
+	return e.cause == context.DeadlineExceeded
 }
 
 func newSentinel(c Code) *Error {
@@ -174,6 +180,7 @@ var (
 	ErrDecode                 = newSentinel(CodeDecode)
 	ErrAborted                = newSentinel(CodeAborted)
 	ErrBodySource             = newSentinel(CodeBodySource)
+	ErrResolveTimeout         = newSentinel(CodeResolveTimeout)
 	// ErrTLS matches every TLS error code.
 	ErrTLS = &Error{HTTP2Code: -1, GoawayLastStreamID: -1, Message: "TLS error", sentinel: true}
 )

@@ -7,29 +7,12 @@ package h2pool
 #include <h2pool.h>
 
 // Declared in callback.go (//export); _cgo_export.h is not included here.
-extern void h2poolGoComplete(h2pool_response *resp, h2pool_error *err,
-                             uintptr_t handle);
 extern void h2poolGoLog(int level, char *msg, uintptr_t handle);
 
-// The C-typed callbacks handed to libh2pool. The user data is a
+// The C-typed log callback handed to libh2pool. The user data is a
 // runtime/cgo.Handle (an integer), never a Go pointer.
-static void h2pool_go_complete(const h2pool_response *resp,
-                               const h2pool_error *err, void *user_data) {
-  h2poolGoComplete((h2pool_response *)resp, (h2pool_error *)err,
-                   (uintptr_t)user_data);
-}
-
 static void h2pool_go_log(int level, const char *msg, void *user_data) {
   h2poolGoLog(level, (char *)msg, (uintptr_t)user_data);
-}
-
-static int h2pool_go_request(h2pool *pool, const char *method, const char *url,
-                             const h2pool_header *headers, size_t nheaders,
-                             const uint8_t *body, size_t body_len,
-                             const h2pool_request_opts *opts, uintptr_t handle,
-                             uint64_t *out_id) {
-  return h2pool_request(pool, method, url, headers, nheaders, body, body_len,
-                        opts, h2pool_go_complete, (void *)handle, out_id);
 }
 
 static int h2pool_go_config_set_log(h2pool_config *cfg, int level,
@@ -40,6 +23,7 @@ static int h2pool_go_config_set_log(h2pool_config *cfg, int level,
 import "C"
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"math"
@@ -91,8 +75,9 @@ type Config struct {
 	// MaxLifetime drains connections older than this. Default 300 s;
 	// negative: no limit.
 	MaxLifetime time.Duration
-	// MaxResponseBodyBytes fails larger responses with
-	// ErrResponseTooLarge. Default 1 GiB.
+	// MaxResponseBodyBytes is libh2pool's limit on a buffered response
+	// body. This binding streams every response, so no limit applies to
+	// Response.Body; the setting only reaches the C pool.
 	MaxResponseBodyBytes int64
 	// StreamWindow and ConnectionWindow are the HTTP/2 flow-control
 	// windows the pool advertises for response data, per stream and per
@@ -150,56 +135,83 @@ type Config struct {
 }
 
 // Request is one HTTP request for Pool.Do. The pool copies it before Do
-// blocks, so it may be reused once Do returns.
+// returns, except BodyReader and Trailer, which it reads while the body is
+// sent.
 type Request struct {
 	// Method is an HTTP method; "" means GET.
 	Method string
-	// URL is an absolute http:// or https:// URL.
+	// URL is an absolute http:// or https:// URL. Userinfo
+	// ("http://user:pass@host/") is sent as Basic authorization, unless
+	// Header has an Authorization field, and never appears in an error.
 	URL string
 	// Header holds extra request headers. Connection-specific headers
-	// (Connection, Transfer-Encoding, ...) are refused by HTTP/2.
+	// (Connection, Transfer-Encoding, ...) are refused by HTTP/2. Without a
+	// User-Agent field, "h2pool-go/VERSION" is sent; an empty one sends
+	// none. An Accept-Encoding field turns automatic decompression off:
+	// the body arrives as the server sent it.
 	Header http.Header
 	// Host, if set, replaces the URL's authority.
 	Host string
-	// Body is the request body; content-length is sent for it.
+	// Body is the request body, copied; content-length is sent for it.
 	Body []byte
+	// BodyReader, instead of Body, streams the body: it is read in its own
+	// goroutine as the HTTP/2 flow-control window opens, while the
+	// response may already be arriving (full duplex), until io.EOF. If it
+	// is an io.Closer it is closed once the request no longer needs it.
+	BodyReader io.Reader
+	// ContentLength of a BodyReader body, sent as content-length when
+	// positive; 0 or -1 mean unknown.
+	ContentLength int64
+	// Trailer holds request trailers, sent after a BodyReader body; its
+	// values may be filled in until BodyReader returns io.EOF.
+	Trailer http.Header
 	// DisableDecompression turns off automatic gzip/deflate decoding:
 	// accept-encoding is not added and bodies arrive as sent.
 	DisableDecompression bool
 }
 
-// NewRequest returns a Request whose body is read in full from body (which
-// may be nil), closing it if it is an io.Closer.
+// NewRequest returns a Request that streams its body from body (which may
+// be nil). For *bytes.Buffer, *bytes.Reader and *strings.Reader bodies the
+// length is known and sent as content-length, as net/http does.
 func NewRequest(method, url string, body io.Reader) (*Request, error) {
 	req := &Request{Method: method, URL: url, Header: make(http.Header)}
 	if body != nil {
-		b, err := io.ReadAll(body)
-		if c, ok := body.(io.Closer); ok {
-			c.Close()
+		req.BodyReader = body
+		switch v := body.(type) {
+		case *bytes.Buffer:
+			req.ContentLength = int64(v.Len())
+		case *bytes.Reader:
+			req.ContentLength = int64(v.Len())
+		case *strings.Reader:
+			req.ContentLength = int64(v.Len())
 		}
-		if err != nil {
-			return nil, err
-		}
-		req.Body = b
 	}
 	return req, nil
 }
 
-// Response is a complete, buffered response. Any status, 4xx and 5xx
-// included, is a response rather than an error.
+// Response is a response whose body streams as it arrives. Any status, 4xx
+// and 5xx included, is a response rather than an error.
 type Response struct {
 	StatusCode int
 	// Header holds the response headers under canonical keys.
 	Header http.Header
-	// Body reads the buffered body; closing it is optional.
+	// Body reads the body as it arrives: the pool holds the server back
+	// (HTTP/2 flow control) while the bytes not yet read fill its buffer.
+	// A failure after the response headers (a reset, a lost connection,
+	// the context ending) is returned by Read. Close it when done: closing
+	// before the end resets the stream.
 	Body io.ReadCloser
-	// Trailer holds the trailer fields sent after the body, if any.
+	// Trailer holds the trailer fields sent after the body, once Body has
+	// returned io.EOF. Names the server announced in a Trailer header are
+	// keys with nil values until then.
 	Trailer http.Header
 	// ContentEncoding is the content-encoding the server sent when h2pool
 	// decoded the body (for example "gzip"), or "" when the body is as
 	// received.
 	ContentEncoding string
-	// ContentLength is the number of body bytes.
+	// ContentLength is the body's length from content-length, or -1 when
+	// unknown or when the body was decoded. For HEAD it is the length the
+	// server announced.
 	ContentLength int64
 	// StreamID is the HTTP/2 stream the response arrived on.
 	StreamID int32
@@ -223,20 +235,19 @@ type Pool struct {
 	closeOnce      sync.Once
 	logHandle      cgo.Handle
 	requestTimeout time.Duration
+
+	// Every request's events come through q, drained by one goroutine.
+	q     *C.h2pool_queue
+	drain *drainer
+	calls callTable
+	// Shared, never modified after New: streamed responses, with and
+	// without automatic decompression.
+	optsStream    *C.h2pool_request_opts
+	optsStreamRaw *C.h2pool_request_opts
 }
 
-// call is the Go side of one request in flight; its handle is the C user
-// data, deleted by the completion trampoline.
-type call struct {
-	done chan result
-}
-
-type result struct {
-	resp *Response
-	err  *Error
-}
-
-// liveHandles counts cgo.Handles not yet deleted, for the leak tests.
+// liveHandles counts cgo.Handles and callTable slots not yet released, for
+// the leak tests.
 var liveHandles int64
 
 func newHandle(v interface{}) cgo.Handle {
@@ -295,14 +306,54 @@ func New(cfg Config) (*Pool, error) {
 			return nil, codeError(Code(rc), "Config.Logger")
 		}
 	}
+	if err := p.initQueue(); err != nil {
+		p.freeQueue()
+		if p.logHandle != 0 {
+			deleteHandle(p.logHandle)
+		}
+		return nil, err
+	}
 	if rc := C.h2pool_create(ccfg, &p.c); rc != 0 {
+		p.freeQueue()
 		if p.logHandle != 0 {
 			deleteHandle(p.logHandle)
 		}
 		return nil, codeError(Code(rc), "creating the pool")
 	}
+	go p.drain.run()
 	runtime.SetFinalizer(p, func(p *Pool) { p.Close() })
 	return p, nil
+}
+
+func (p *Pool) initQueue() error {
+	if rc := C.h2pool_queue_create(&p.q); rc != 0 {
+		return codeError(Code(rc), "h2pool_queue_create")
+	}
+	for _, o := range []**C.h2pool_request_opts{&p.optsStream, &p.optsStreamRaw} {
+		if rc := C.h2pool_request_opts_new(o); rc != 0 {
+			return codeError(Code(rc), "h2pool_request_opts_new")
+		}
+		C.h2pool_request_opts_set_queue_streaming(*o, 1)
+	}
+	C.h2pool_request_opts_set_auto_decompress(p.optsStreamRaw, 0)
+	p.drain = newDrainer(p.q, &p.calls)
+	if !p.drain.ok() {
+		return codeError(CodeNoMem, "allocating the drain buffers")
+	}
+	return nil
+}
+
+// freeQueue frees what initQueue made, once nothing uses it.
+func (p *Pool) freeQueue() {
+	C.h2pool_queue_destroy(p.q)
+	p.q = nil
+	C.h2pool_request_opts_free(p.optsStream)
+	C.h2pool_request_opts_free(p.optsStreamRaw)
+	p.optsStream, p.optsStreamRaw = nil, nil
+	if p.drain != nil {
+		p.drain.free()
+		p.drain = nil
+	}
 }
 
 func applyConfig(ccfg *C.h2pool_config, cfg *Config) error {
@@ -500,90 +551,18 @@ func applyConfig(ccfg *C.h2pool_config, cfg *Config) error {
 	return nil
 }
 
-// cRequest is a request's method, URL and headers in one C allocation, so
-// that no Go pointer is handed to C inside another pointer.
-type cRequest struct {
-	block    unsafe.Pointer
-	method   *C.char
-	url      *C.char
-	headers  *C.h2pool_header
-	nheaders int
-}
-
-func (r *cRequest) free() { C.free(r.block) }
-
-func marshal(req *Request) (*cRequest, error) {
-	method := req.Method
-	if method == "" {
-		method = http.MethodGet
-	}
-	if strings.IndexByte(method, 0) >= 0 {
-		return nil, codeError(CodeInvalidMethod, "method contains NUL")
-	}
-	if strings.IndexByte(req.URL, 0) >= 0 {
-		return nil, codeError(CodeInvalidURL, "URL contains NUL")
-	}
-	type kv struct{ k, v string }
-	var fields []kv
-	if req.Host != "" {
-		fields = append(fields, kv{"host", req.Host})
-	}
-	for k, vs := range req.Header {
-		for _, v := range vs {
-			fields = append(fields, kv{k, v})
-		}
-	}
-	hsize := uintptr(len(fields)) * unsafe.Sizeof(C.h2pool_header{})
-	size := hsize + uintptr(len(method)+1+len(req.URL)+1)
-	for _, f := range fields {
-		size += uintptr(len(f.k) + len(f.v))
-	}
-	block := C.malloc(C.size_t(size))
-	if block == nil {
-		return nil, codeError(CodeNoMem, "malloc")
-	}
-	mem := unsafe.Slice((*byte)(block), int(size))
-	off := int(hsize)
-	put := func(s string, nul bool) *C.char {
-		p := (*C.char)(unsafe.Pointer(&mem[off]))
-		off += copy(mem[off:], s)
-		if nul {
-			mem[off] = 0
-			off++
-		}
-		return p
-	}
-	r := &cRequest{block: block, nheaders: len(fields)}
-	r.method = put(method, true)
-	r.url = put(req.URL, true)
-	if len(fields) > 0 {
-		hs := unsafe.Slice((*C.h2pool_header)(block), len(fields))
-		for i, f := range fields {
-			hs[i].name_len = C.size_t(len(f.k))
-			hs[i].value_len = C.size_t(len(f.v))
-			hs[i].name = nil
-			hs[i].value = nil
-			if len(f.k) > 0 {
-				hs[i].name = put(f.k, false)
-			}
-			if len(f.v) > 0 {
-				hs[i].value = put(f.v, false)
-			}
-		}
-		r.headers = &hs[0]
-	}
-	return r, nil
-}
-
 func poolClosedError() *Error {
 	return codeError(CodePoolClosed, "pool is closed")
 }
 
-// Do sends req and waits for its complete response. Cancelling ctx cancels
-// the request (h2pool_cancel); a deadline on ctx also becomes the request's
-// timeout in libh2pool. A failure is an *Error: errors.Is matches it with
-// the Err* sentinels, and also with context.Canceled or
-// context.DeadlineExceeded when ctx caused it.
+// Do sends req and returns once the response headers have arrived; the body
+// streams through Response.Body. ctx governs the whole exchange: while the
+// request waits for a connection, while its body is sent, while it waits
+// for the headers, and while the body is read (Read then fails). A failure
+// is an *Error: errors.Is matches it with the Err* sentinels, and with
+// context.Canceled or context.DeadlineExceeded when ctx caused it (a
+// deadline is always ErrTimeout wrapping context.DeadlineExceeded, a
+// cancellation ErrCancelled wrapping context.Canceled).
 func (p *Pool) Do(ctx context.Context, req *Request) (*Response, error) {
 	if req == nil {
 		return nil, codeError(CodeInvalidArgument, "nil request")
@@ -591,103 +570,32 @@ func (p *Pool) Do(ctx context.Context, req *Request) (*Response, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, contextError(err)
+	c := newCall(p)
+	o := &c.o
+	o.method, o.raw = req.Method, req.DisableDecompression
+	if o.method == "" {
+		o.method = http.MethodGet
 	}
-
-	var opts *C.h2pool_request_opts
-	newOpts := func() error {
-		if opts != nil {
-			return nil
+	if req.BodyReader != nil {
+		if len(req.Body) > 0 {
+			return nil, codeError(CodeInvalidArgument, "both Body and BodyReader set")
 		}
-		if rc := C.h2pool_request_opts_new(&opts); rc != 0 {
-			return codeError(Code(rc), "h2pool_request_opts_new")
+		o.reader = req.BodyReader
+		o.closer, _ = req.BodyReader.(io.Closer)
+		if req.ContentLength > 0 {
+			o.length = req.ContentLength
 		}
-		return nil
+		o.trailer = req.Trailer
+	} else {
+		o.body = req.Body
 	}
-	defer func() { C.h2pool_request_opts_free(opts) }()
-	fromDeadline := false
-	if deadline, ok := ctx.Deadline(); ok {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return nil, contextError(context.DeadlineExceeded)
-		}
-		if p.requestTimeout <= 0 || left < p.requestTimeout {
-			// A deadline beyond ~49 days is left to the pool's timeout.
-			if ms, err := millis(left, "deadline"); err == nil {
-				if err := newOpts(); err != nil {
-					return nil, err
-				}
-				C.h2pool_request_opts_set_timeout_ms(opts, ms)
-				fromDeadline = true
-			}
-		}
-	}
-	if req.DisableDecompression {
-		if err := newOpts(); err != nil {
-			return nil, err
-		}
-		C.h2pool_request_opts_set_auto_decompress(opts, 0)
-	}
-
-	creq, err := marshal(req)
-	if err != nil {
+	o.prepare(req.URL, nil, req.Header, req.Host)
+	if err := p.send(ctx, c); err != nil {
 		return nil, err
 	}
-	defer creq.free()
-	var body *C.uint8_t
-	if len(req.Body) > 0 {
-		// Go memory without Go pointers, copied by h2pool_request.
-		body = (*C.uint8_t)(unsafe.Pointer(&req.Body[0]))
-	}
-
-	c := &call{done: make(chan result, 1)}
-	h := newHandle(c)
-	var id C.uint64_t
-	p.mu.RLock()
-	if p.closed {
-		p.mu.RUnlock()
-		deleteHandle(h)
-		return nil, poolClosedError()
-	}
-	rc := C.h2pool_go_request(p.c, creq.method, creq.url, creq.headers,
-		C.size_t(creq.nheaders), body, C.size_t(len(req.Body)), opts,
-		C.uintptr_t(h), &id)
-	p.mu.RUnlock()
-	if rc != 0 {
-		deleteHandle(h) // refused: no callback will come
-		return nil, codeError(Code(rc), "%s %s", req.Method, req.URL)
-	}
-
-	var r result
-	select {
-	case r = <-c.done:
-	case <-ctx.Done():
-		p.cancel(uint64(id))
-		// The cancellation is asynchronous but prompt; waiting for the
-		// callback keeps "exactly once" simple (the handle is gone after).
-		r = <-c.done
-	}
-	if r.err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil &&
-			(r.err.Code == CodeCancelled || r.err.Code == CodeTimeout) {
-			r.err.ctxErr = ctxErr
-		} else if fromDeadline && r.err.Code == CodeTimeout {
-			r.err.ctxErr = context.DeadlineExceeded
-		}
-		return nil, r.err
-	}
-	return r.resp, nil
-}
-
-func contextError(err error) *Error {
-	code := CodeCancelled
-	if err == context.DeadlineExceeded {
-		code = CodeTimeout
-	}
-	e := codeError(code, "not sent")
-	e.ctxErr = err
-	return e
+	c.b.ctx = ctx
+	c.b.resp = c.resp
+	return c.resp, nil
 }
 
 func (p *Pool) cancel(id uint64) {
@@ -698,10 +606,21 @@ func (p *Pool) cancel(id uint64) {
 	}
 }
 
+// CloseIdleConnections closes the pool's connections that carry no stream,
+// as http.Transport's does; the pool opens new ones when needed.
+func (p *Pool) CloseIdleConnections() {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if !p.closed {
+		C.h2pool_close_idle_connections(p.c)
+	}
+}
+
 // Close shuts the pool down: requests still in flight fail with
-// ErrPoolClosed before it returns, connections close with GOAWAY, and the
-// loop thread exits. Later calls to Do fail with ErrPoolClosed. Close may
-// be called more than once; every call returns after the shutdown.
+// ErrPoolClosed before it returns (from Do, or from their Body's Read),
+// connections close with GOAWAY, and the loop thread exits. Later calls to
+// Do fail with ErrPoolClosed. Close may be called more than once; every
+// call returns after the shutdown.
 func (p *Pool) Close() error {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()
@@ -709,7 +628,10 @@ func (p *Pool) Close() error {
 		p.c = nil
 		p.closed = true
 		p.mu.Unlock()
-		C.h2pool_destroy(c) // completes every outstanding request
+		C.h2pool_destroy(c) // every outstanding request completes into q
+		C.h2pool_queue_shutdown(p.q)
+		<-p.drain.done // the drainer has handed out every completion
+		p.freeQueue()
 		if p.logHandle != 0 {
 			deleteHandle(p.logHandle)
 			p.logHandle = 0

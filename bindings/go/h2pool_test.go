@@ -431,9 +431,12 @@ func TestHandlesReleasedOnEveryPath(t *testing.T) {
 	needServer(t)
 	p := newPool(t, Config{})
 	ctx := context.Background()
-	if _, err := p.Do(ctx, &Request{URL: serverURL + "/"}); err != nil { // success
+	resp, err := p.Do(ctx, &Request{URL: serverURL + "/"}) // success
+	if err != nil {
 		t.Fatal(err)
 	}
+	readAll(t, resp.Body) // EOF comes with the completion
+	resp.Body.Close()
 	if _, err := p.Do(ctx, &Request{URL: "bad url"}); err == nil { // refused
 		t.Fatal("bad URL accepted")
 	}

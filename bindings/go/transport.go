@@ -12,8 +12,15 @@ import (
 //
 //	client := &http.Client{Transport: &h2pool.Transport{Pool: pool}}
 //
-// Responses are buffered in full. Connection-specific headers, which HTTP/2
-// forbids, are dropped from the request.
+// It follows http.Transport's semantics: request bodies stream (full
+// duplex: the response may arrive while the body is still being written),
+// response bodies stream with backpressure, the request's context governs
+// every stage, Accept-Encoding set by the caller returns the body untouched
+// (only what the Transport asked for itself is decoded, with Uncompressed
+// set), ContentLength is -1 when unknown or decoded, Trailer is filled at
+// EOF and request trailers are sent, URL userinfo becomes Basic
+// authorization. Connection-specific headers, which HTTP/2 forbids, are
+// dropped from the request.
 type Transport struct {
 	Pool *Pool
 	// DisableCompression, as in http.Transport, stops h2pool from asking
@@ -23,6 +30,14 @@ type Transport struct {
 
 // RoundTripper returns an http.RoundTripper over the pool.
 func (p *Pool) RoundTripper() http.RoundTripper { return &Transport{Pool: p} }
+
+// CloseIdleConnections closes the pool's idle connections (http.Client's
+// CloseIdleConnections calls it).
+func (t *Transport) CloseIdleConnections() {
+	if t.Pool != nil {
+		t.Pool.CloseIdleConnections()
+	}
+}
 
 // hopByHop lists the headers an HTTP/1 client may set that HTTP/2 refuses
 // (RFC 9113 section 8.2.2).
@@ -35,23 +50,33 @@ var hopByHop = map[string]bool{
 	"Host":              true, // carried by Request.Host
 }
 
+// smallBody is the largest in-memory body (one with GetBody) sent as a copy
+// rather than streamed: reading it cannot block, so nothing is lost.
+const smallBody = 1 << 20
+
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Body != nil {
-		defer req.Body.Close() // RoundTrip must close the body, also on errors
+	closeBody := func() {
+		if req.Body != nil {
+			req.Body.Close() // RoundTrip must close the body, also on errors
+		}
 	}
 	if t.Pool == nil {
+		closeBody()
 		return nil, codeError(CodeInvalidArgument, "h2pool.Transport without a Pool")
 	}
 	if req.URL == nil {
+		closeBody()
 		return nil, codeError(CodeInvalidArgument, "request without a URL")
 	}
-	r := &Request{
-		Method:               req.Method,
-		URL:                  req.URL.String(),
-		Header:               make(http.Header, len(req.Header)),
-		DisableDecompression: t.DisableCompression,
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
 	}
+	c := newCall(t.Pool)
+	o := &c.o
+	o.method, o.raw = method, t.DisableCompression
+	header := make(http.Header, len(req.Header))
 	for k, vs := range req.Header {
 		ck := http.CanonicalHeaderKey(k)
 		if hopByHop[ck] {
@@ -61,37 +86,59 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			// Only "TE: trailers" may be sent over HTTP/2.
 			for _, v := range vs {
 				if strings.EqualFold(strings.TrimSpace(v), "trailers") {
-					r.Header.Add(k, "trailers")
+					header.Add(k, "trailers")
 				}
 			}
 			continue
 		}
-		r.Header[k] = vs
+		header[k] = vs
 	}
+	host := ""
 	if req.Host != "" && req.Host != req.URL.Host {
-		r.Host = req.Host
+		host = req.Host
 	}
 	if req.Body != nil && req.Body != http.NoBody {
-		b, err := io.ReadAll(req.Body)
-		if err != nil {
-			return nil, err
+		if req.GetBody != nil && req.ContentLength >= 0 &&
+			req.ContentLength <= smallBody && len(req.Trailer) == 0 {
+			// An in-memory body (bytes or strings): one copy, no goroutine.
+			b := make([]byte, req.ContentLength)
+			_, err := io.ReadFull(req.Body, b)
+			closeBody()
+			if err != nil {
+				return nil, err
+			}
+			o.body = b
+		} else {
+			o.reader = req.Body
+			o.closer = req.Body
+			if req.ContentLength > 0 {
+				o.length = req.ContentLength
+			}
+			o.trailer = req.Trailer
 		}
-		r.Body = b
+	} else if req.Body != nil {
+		closeBody()
 	}
-	resp, err := t.Pool.Do(req.Context(), r)
-	if err != nil {
+	o.prepare(req.URL.String(), req.URL, header, host)
+	ctx := req.Context()
+	if err := t.Pool.send(ctx, c); err != nil {
 		return nil, err
 	}
-	return &http.Response{
-		Status:        fmt.Sprintf("%d %s", resp.StatusCode, http.StatusText(resp.StatusCode)),
-		StatusCode:    resp.StatusCode,
+	r := c.resp
+	b := &c.b
+	b.ctx = ctx
+	resp := &http.Response{
+		Status:        fmt.Sprintf("%d %s", r.StatusCode, http.StatusText(r.StatusCode)),
+		StatusCode:    r.StatusCode,
 		Proto:         "HTTP/2.0",
 		ProtoMajor:    2,
-		Header:        resp.Header,
-		Body:          resp.Body,
-		ContentLength: resp.ContentLength,
-		Trailer:       resp.Trailer,
-		Uncompressed:  resp.ContentEncoding != "",
+		Header:        r.Header,
+		Body:          b,
+		ContentLength: r.ContentLength,
+		Trailer:       r.Trailer,
+		Uncompressed:  r.ContentEncoding != "",
 		Request:       req,
-	}, nil
+	}
+	b.hresp = resp
+	return resp, nil
 }

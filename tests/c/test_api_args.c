@@ -39,7 +39,7 @@ static void test_version_runtime_matches_header(void **state) {
 
 static void test_strerror_every_code_distinct_and_non_empty(void **state) {
   (void)state;
-  const int n = -H2POOL_ERR_RESOLVE_TIMEOUT + 1; /* the newest code */
+  const int n = -H2POOL_ERR_NO_SUCH_REQUEST + 1; /* the newest code */
   const char *msgs[64];
   assert_true(n <= (int)ARRAY_LEN(msgs));
   for (int i = 0; i < n; i++) {
@@ -59,7 +59,7 @@ static void test_strerror_every_code_distinct_and_non_empty(void **state) {
 static void test_strerror_unknown_codes_not_null(void **state) {
   (void)state;
   const int unknown[] = {
-      1,         42, H2POOL_ERR_RESOLVE_TIMEOUT - 1, -1000, -2147483647 - 1,
+      1,         42, H2POOL_ERR_NO_SUCH_REQUEST - 1, -1000, -2147483647 - 1,
       2147483647};
   for (size_t i = 0; i < ARRAY_LEN(unknown); i++) {
     const char *m = h2pool_strerror(unknown[i]);

@@ -762,9 +762,11 @@ int on_header(nghttp2_session *session, const nghttp2_frame *frame,
   auto conn = static_cast<ServerConnection *>(user_data);
   (void)conn;
   (void)flags;
-  // Trailers (NGHTTP2_HCAT_HEADERS) are accepted but not recorded.
+  // Request trailers (NGHTTP2_HCAT_HEADERS) are recorded with the headers,
+  // so echo_header= reports them too (the response starts after them).
   if (frame->hd.type != NGHTTP2_HEADERS ||
-      frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+      (frame->headers.cat != NGHTTP2_HCAT_REQUEST &&
+       frame->headers.cat != NGHTTP2_HCAT_HEADERS)) {
     return 0;
   }
   auto stream = static_cast<ServerStream *>(

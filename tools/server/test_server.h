@@ -18,7 +18,8 @@
 //     echo_header=NAME  copy the request header NAME (matched lower-case;
 //                     several fields of that name joined with ", " in
 //                     order) into the response header "x-echo-NAME";
-//                     absent when the request had none (repeatable)
+//                     absent when the request had none (repeatable);
+//                     request trailers count as request headers here
 //
 // Body encodings, trailers and interim responses (combinable with the above;
 // never applied to a 400 for a bad query):

@@ -35,6 +35,11 @@ opaque! {
     h2pool_error;
     /// A statistics snapshot.
     h2pool_stats;
+    /// A completion queue (`h2pool_queue`).
+    h2pool_queue;
+    /// An event taken from a completion queue, owned until
+    /// `h2pool_event_free`.
+    h2pool_event;
 }
 
 /// `h2pool_code`: 0 or a negative error code.
@@ -75,6 +80,15 @@ pub const H2POOL_ERR_DECODE: h2pool_code = -32;
 pub const H2POOL_ERR_ABORTED: h2pool_code = -33;
 pub const H2POOL_ERR_BODY_SOURCE: h2pool_code = -34;
 pub const H2POOL_ERR_RESOLVE_TIMEOUT: h2pool_code = -35;
+pub const H2POOL_ERR_QUEUE_CLOSED: h2pool_code = -36;
+pub const H2POOL_ERR_NO_SUCH_REQUEST: h2pool_code = -37;
+
+/// `h2pool_event_type`: what a completion-queue event reports.
+pub type h2pool_event_type = c_int;
+pub const H2POOL_EVENT_HEADERS: h2pool_event_type = 1;
+pub const H2POOL_EVENT_DATA: h2pool_event_type = 2;
+pub const H2POOL_EVENT_WRITABLE: h2pool_event_type = 3;
+pub const H2POOL_EVENT_COMPLETE: h2pool_event_type = 4;
 
 /// `h2pool_log_level`.
 pub type h2pool_log_level = c_int;
@@ -295,6 +309,65 @@ extern "C" {
     pub fn h2pool_request_resume_upload(pool: *mut h2pool, id: u64) -> c_int;
     pub fn h2pool_request_pause_download(pool: *mut h2pool, id: u64) -> c_int;
     pub fn h2pool_request_resume_download(pool: *mut h2pool, id: u64) -> c_int;
+
+    pub fn h2pool_close_idle_connections(pool: *mut h2pool) -> c_int;
+    pub fn h2pool_queue_create(out: *mut *mut h2pool_queue) -> c_int;
+    pub fn h2pool_queue_shutdown(queue: *mut h2pool_queue) -> c_int;
+    pub fn h2pool_queue_destroy(queue: *mut h2pool_queue);
+    pub fn h2pool_queue_fd(queue: *const h2pool_queue) -> c_int;
+    pub fn h2pool_queue_next(
+        queue: *mut h2pool_queue,
+        events: *mut *mut h2pool_event,
+        max: usize,
+        timeout_ms: c_int,
+    ) -> c_int;
+    pub fn h2pool_event_kind(ev: *const h2pool_event) -> c_int;
+    pub fn h2pool_event_request_id(ev: *const h2pool_event) -> u64;
+    pub fn h2pool_event_user_data(ev: *const h2pool_event) -> *mut c_void;
+    pub fn h2pool_event_response(ev: *const h2pool_event) -> *const h2pool_response;
+    pub fn h2pool_event_error(ev: *const h2pool_event) -> *const h2pool_error;
+    pub fn h2pool_event_data(ev: *const h2pool_event, len: *mut usize) -> *const u8;
+    pub fn h2pool_event_free(ev: *mut h2pool_event);
+    pub fn h2pool_request_opts_set_queue_streaming(
+        opts: *mut h2pool_request_opts,
+        enable: c_int,
+    ) -> c_int;
+    pub fn h2pool_request_opts_set_queue_upload(
+        opts: *mut h2pool_request_opts,
+        enable: c_int,
+        content_length: i64,
+    ) -> c_int;
+    pub fn h2pool_request_opts_set_queue_buffers(
+        opts: *mut h2pool_request_opts,
+        download_bytes: u32,
+        upload_bytes: u32,
+    ) -> c_int;
+    pub fn h2pool_queue_request(
+        pool: *mut h2pool,
+        queue: *mut h2pool_queue,
+        method: *const c_char,
+        url: *const c_char,
+        headers: *const h2pool_header,
+        nheaders: usize,
+        body: *const u8,
+        body_len: usize,
+        opts: *const h2pool_request_opts,
+        user_data: *mut c_void,
+        out_id: *mut u64,
+    ) -> c_int;
+    pub fn h2pool_request_write_body(
+        pool: *mut h2pool,
+        id: u64,
+        data: *const u8,
+        len: usize,
+        accepted: *mut usize,
+    ) -> c_int;
+    pub fn h2pool_request_end_body(
+        pool: *mut h2pool,
+        id: u64,
+        trailers: *const h2pool_header,
+        ntrailers: usize,
+    ) -> c_int;
 
     pub fn h2pool_response_status(resp: *const h2pool_response) -> c_int;
     pub fn h2pool_response_header_count(resp: *const h2pool_response) -> usize;

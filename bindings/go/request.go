@@ -1,0 +1,738 @@
+package h2pool
+
+/*
+#include <stdint.h>
+#include <stdlib.h>
+#include <h2pool.h>
+
+// The user data is a callTable slot (an integer), never a Go pointer.
+static int h2pool_go_queue_request(h2pool *pool, h2pool_queue *queue,
+                                   const char *method, const char *url,
+                                   const h2pool_header *headers,
+                                   size_t nheaders, const uint8_t *body,
+                                   size_t body_len,
+                                   const h2pool_request_opts *opts,
+                                   uintptr_t handle, uint64_t *out_id) {
+  return h2pool_queue_request(pool, queue, method, url, headers, nheaders,
+                              body, body_len, opts, (void *)handle, out_id);
+}
+*/
+import "C"
+
+import (
+	"context"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// defaultUserAgent is sent when a request sets no User-Agent (an empty
+// one, as in net/http, sends none).
+var defaultUserAgent = func() string {
+	_, v := Version()
+	return "h2pool-go/" + v
+}()
+
+// outgoing is a request as the pool sends it, built from a Request or an
+// http.Request.
+type outgoing struct {
+	method  string
+	url     string   // as sent: without userinfo
+	given   string   // as the caller gave it
+	parsed  *url.URL // the caller's, if any
+	fields  []kv
+	body    []byte
+	reader  io.Reader // streamed body, or nil
+	closer  io.Closer // closed once the streamed body is done with
+	length  int64     // of a streamed body; -1 unknown
+	trailer http.Header
+	raw     bool // no automatic decompression
+}
+
+type kv struct{ k, v string }
+
+// prepare fills o's URL and headers: userinfo becomes Basic authorization
+// (unless one is set), a default User-Agent is added, announced trailers
+// are named in a Trailer field. `host` replaces the URL's authority.
+func (o *outgoing) prepare(rawURL string, u *url.URL, header http.Header, host string) {
+	o.url, o.given, o.parsed = rawURL, rawURL, u
+	var auth string
+	if u == nil && strings.Contains(rawURL, "@") {
+		u, _ = url.Parse(rawURL)
+	}
+	if u != nil {
+		if u.User != nil {
+			user := u.User.Username()
+			pass, _ := u.User.Password()
+			auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+			stripped := *u
+			stripped.User = nil
+			o.url = stripped.String()
+		} else if o.url == "" {
+			o.url = u.String()
+		}
+	}
+	if need := len(header) + 3; cap(o.fields) < need {
+		o.fields = make([]kv, 0, need)
+	}
+	if host != "" {
+		o.fields = append(o.fields, kv{"host", host})
+	}
+	hasUA, hasAuth := false, false
+	for k, vs := range header {
+		ck := http.CanonicalHeaderKey(k)
+		switch ck {
+		case "User-Agent":
+			hasUA = true
+			if len(vs) == 0 || vs[0] == "" {
+				continue // net/http: an empty User-Agent sends none
+			}
+		case "Authorization":
+			hasAuth = true
+		case "Accept-Encoding":
+			// The caller asked for an encoding itself: the body comes back
+			// as sent, as net/http does.
+			o.raw = true
+		}
+		for _, v := range vs {
+			o.fields = append(o.fields, kv{k, v})
+		}
+	}
+	if !hasUA {
+		o.fields = append(o.fields, kv{"user-agent", defaultUserAgent})
+	}
+	if auth != "" && !hasAuth {
+		o.fields = append(o.fields, kv{"authorization", auth})
+	}
+	if len(o.trailer) > 0 {
+		names := make([]string, 0, len(o.trailer))
+		for k := range o.trailer {
+			names = append(names, http.CanonicalHeaderKey(k))
+		}
+		o.fields = append(o.fields, kv{"trailer", strings.Join(names, ", ")})
+	}
+}
+
+// shown is the URL for messages: never with a password.
+func (o *outgoing) shown() string {
+	if o.parsed != nil {
+		return o.parsed.Redacted()
+	}
+	return redactRaw(o.given)
+}
+
+// redactRaw hides the password of a URL that may not even parse, for
+// messages: "scheme://user:pass@host" becomes "scheme://user:xxxxx@host".
+func redactRaw(s string) string {
+	i := strings.Index(s, "://")
+	if i < 0 {
+		return s
+	}
+	rest := s[i+3:]
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndexByte(rest[:end], '@')
+	if at < 0 {
+		return s
+	}
+	colon := strings.IndexByte(rest[:at], ':')
+	if colon < 0 {
+		return s
+	}
+	return s[:i+3] + rest[:colon+1] + "xxxxx" + rest[at:]
+}
+
+// call is the Go side of one request in flight. Its slot in the pool's
+// callTable is the request's user data; the drainer frees it at the
+// completion.
+type call struct {
+	p  *Pool
+	id uint64
+	o  outgoing
+	b  body // Response.Body
+
+	resp *Response // the head; set by the drainer before headReady
+
+	mu        sync.Mutex
+	headReady bool    // resp is set, or the request is over
+	chunks    []chunk // body bytes not yet read
+	done      bool    // the completion arrived
+	code      Code    // its error code, CodeOK on success
+	errInfo   *Error  // its error, if any
+	trailer   http.Header
+	closed    bool  // the body was closed
+	bodyErr   error // reading the request body failed
+	wake      chan struct{}
+	writable  chan struct{} // streamed uploads only
+	finished  chan struct{} // closed at the completion; uploads only
+	headSeen  bool          // drainer only
+
+	// Room for the common case, so that a small exchange allocates less:
+	// request fields, one body chunk, and a small body's bytes.
+	fieldRoom [8]kv
+	chunkRoom [1]chunk
+	smallRoom [64]byte
+	smallUsed bool
+}
+
+func newCall(p *Pool) *call {
+	c := &call{p: p, wake: make(chan struct{}, 1)}
+	c.o.fields = c.fieldRoom[:0]
+	c.o.length = -1
+	c.chunks = c.chunkRoom[:0]
+	c.b.c = c
+	return c
+}
+
+type chunk struct {
+	ev   *C.h2pool_event // the event holding data, or nil for a Go copy
+	data []byte
+}
+
+func (c *call) notify() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Drainer goroutine: the response head arrived.
+func (c *call) onHeaders(id uint64, packed []byte) {
+	u := unpacker{b: packed}
+	r := &Response{}
+	r.StatusCode = int(u.u32())
+	r.StreamID = int32(u.u32())
+	r.ConnectionID = u.u64()
+	r.ContentEncoding = u.str()
+	r.Header = u.fields()
+	if r.Header == nil {
+		r.Header = make(http.Header)
+	}
+	r.RequestID = id
+	r.ContentLength = -1
+	if r.ContentEncoding == "" {
+		if cl := r.Header["Content-Length"]; len(cl) == 1 {
+			if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil && n >= 0 {
+				r.ContentLength = n
+			}
+		}
+	}
+	// Trailer names announced up front appear as keys with nil values, as
+	// net/http shows them, and get their values at EOF.
+	for _, v := range r.Header["Trailer"] {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				if r.Trailer == nil {
+					r.Trailer = make(http.Header)
+				}
+				r.Trailer[http.CanonicalHeaderKey(name)] = nil
+			}
+		}
+	}
+	r.Body = &c.b
+	c.resp = r
+	c.headSeen = true
+	c.mu.Lock()
+	c.headReady = true
+	c.mu.Unlock()
+	c.notify()
+}
+
+// Drainer goroutine: body bytes. Returns whether the body keeps the event.
+// Bytes to copy (ev nil) are copied here: into the call itself when they
+// are few and the first.
+func (c *call) onData(ev *C.h2pool_event, data []byte) bool {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	if ev == nil {
+		if !c.smallUsed && len(data) <= len(c.smallRoom) {
+			c.smallUsed = true
+			data = c.smallRoom[:copy(c.smallRoom[:], data)]
+		} else {
+			data = append([]byte(nil), data...)
+		}
+	}
+	c.chunks = append(c.chunks, chunk{ev: ev, data: data})
+	c.mu.Unlock()
+	c.notify()
+	return ev != nil
+}
+
+func (c *call) onWritable() {
+	if c.writable != nil {
+		select {
+		case c.writable <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Drainer goroutine: the request is over.
+func (c *call) onComplete(code Code, packed []byte) {
+	u := unpacker{b: packed}
+	var trailer http.Header
+	if u.u32() != 0 {
+		trailer = u.fields()
+	}
+	var e *Error
+	if code != CodeOK {
+		e = &Error{Code: code}
+		e.HTTP2Code = int64(u.u64())
+		e.StreamID = int32(u.u32())
+		e.GoawayLastStreamID = int64(u.u64())
+		e.Message = u.str()
+	}
+	c.mu.Lock()
+	c.done = true
+	c.code = code
+	c.errInfo = e
+	c.trailer = trailer
+	c.headReady = true
+	c.mu.Unlock()
+	c.headSeen = true
+	if c.finished != nil {
+		close(c.finished)
+	}
+	c.notify()
+}
+
+// failure is the error a request ended with, seen from ctx: a context that
+// is done explains the failure whatever the pool reported (a cancellation,
+// a timeout or the pool's shutdown racing with it), so one cause always
+// gives one error.
+func (c *call) failure(ctx context.Context) *Error {
+	c.mu.Lock()
+	e, bodyErr := c.errInfo, c.bodyErr
+	c.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return contextError(err, &c.o)
+	}
+	if e != nil && e.Code == CodeTimeout {
+		// The pool's own timer may fire a little before the context's at
+		// the same deadline: that is still the context's deadline.
+		if d, ok := ctx.Deadline(); ok && time.Until(d) < 2*time.Millisecond {
+			return contextError(context.DeadlineExceeded, &c.o)
+		}
+	}
+	if bodyErr != nil {
+		be := codeError(CodeBodySource, "reading the request body of %s %s: %v",
+			c.o.method, c.o.shown(), bodyErr)
+		be.cause = bodyErr
+		return be
+	}
+	if e == nil {
+		return codeError(CodeInternal, "%s %s: no response", c.o.method, c.o.shown())
+	}
+	out := *e
+	if out.Message == "" || out.Message == out.Code.String() {
+		out.Message = c.o.method + " " + c.o.shown()
+	}
+	return &out
+}
+
+func contextError(err error, o *outgoing) *Error {
+	code := CodeCancelled
+	if err == context.DeadlineExceeded {
+		code = CodeTimeout
+	}
+	var e *Error
+	if o != nil {
+		e = codeError(code, "%s %s", o.method, o.shown())
+	} else {
+		e = codeError(code, "not sent")
+	}
+	e.cause = err
+	return e
+}
+
+// send submits c.o and waits for the response head. On success c.resp is
+// set.
+func (p *Pool) send(ctx context.Context, c *call) error {
+	o := &c.o
+	closeBody := func() {
+		if o.closer != nil {
+			o.closer.Close()
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		closeBody()
+		return contextError(err, o)
+	}
+	creq, err := marshalOutgoing(o)
+	if err != nil {
+		closeBody()
+		return err
+	}
+	defer creq.free()
+
+	opts := p.optsStream
+	if o.raw {
+		opts = p.optsStreamRaw
+	}
+	if o.reader != nil {
+		c.writable = make(chan struct{}, 1)
+		c.finished = make(chan struct{})
+		if rc := C.h2pool_request_opts_new(&opts); rc != 0 {
+			closeBody()
+			return codeError(Code(rc), "h2pool_request_opts_new")
+		}
+		defer C.h2pool_request_opts_free(opts)
+		C.h2pool_request_opts_set_queue_streaming(opts, 1)
+		if o.raw {
+			C.h2pool_request_opts_set_auto_decompress(opts, 0)
+		}
+		C.h2pool_request_opts_set_queue_upload(opts, 1, C.int64_t(o.length))
+	}
+	var bodyPtr *C.uint8_t
+	if len(o.body) > 0 {
+		// Go memory without Go pointers, copied by h2pool_queue_request.
+		bodyPtr = (*C.uint8_t)(unsafe.Pointer(&o.body[0]))
+	}
+	h := p.calls.add(c)
+	var id C.uint64_t
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		p.calls.remove(h)
+		closeBody()
+		return poolClosedError()
+	}
+	rc := C.h2pool_go_queue_request(p.c, p.q, creq.method, creq.url, creq.headers,
+		C.size_t(creq.nheaders), bodyPtr, C.size_t(len(o.body)), opts,
+		C.uintptr_t(h), &id)
+	p.mu.RUnlock()
+	if rc != 0 {
+		p.calls.remove(h) // refused: no event will come
+		closeBody()
+		return codeError(Code(rc), "%s %s", o.method, o.shown())
+	}
+	c.id = uint64(id)
+	if o.reader != nil {
+		go c.upload()
+	}
+	cancelled := false
+	for {
+		c.mu.Lock()
+		ready := c.headReady
+		c.mu.Unlock()
+		if ready {
+			break
+		}
+		if cancelled {
+			<-c.wake // prompt: the cancellation completes the request
+			continue
+		}
+		select {
+		case <-c.wake:
+		case <-ctx.Done():
+			p.cancel(c.id)
+			cancelled = true
+		}
+	}
+	if c.resp == nil || ctx.Err() != nil {
+		if c.resp != nil {
+			c.b.Close()
+		}
+		return c.failure(ctx)
+	}
+	return nil
+}
+
+// upload streams the request body from its reader as the pool's upload
+// buffer takes it, in its own goroutine, until the body ends or the
+// request does.
+func (c *call) upload() {
+	o := &c.o
+	if o.closer != nil {
+		// Closed once: when the body is done with, or when the request ends
+		// while a Read still blocks (closing is what unblocks it, as
+		// http.Transport does).
+		var once sync.Once
+		closeBody := func() { once.Do(func() { o.closer.Close() }) }
+		defer closeBody()
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			select {
+			case <-c.finished:
+				closeBody()
+			case <-stop:
+			}
+		}()
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for {
+		n, err := o.reader.Read(buf)
+		data := buf[:n]
+		for len(data) > 0 {
+			acc, ok := c.p.writeBody(c.id, data)
+			if !ok {
+				return // the request is over
+			}
+			data = data[acc:]
+			if len(data) > 0 {
+				select {
+				case <-c.writable:
+				case <-c.finished:
+					return
+				}
+			}
+		}
+		if err == io.EOF {
+			c.p.endBody(c.id, o.trailer)
+			return
+		}
+		if err != nil {
+			select {
+			case <-c.finished:
+				return // over already; this may be our own close
+			default:
+			}
+			c.mu.Lock()
+			c.bodyErr = err
+			c.mu.Unlock()
+			c.p.cancel(c.id)
+			return
+		}
+	}
+}
+
+func (p *Pool) writeBody(id uint64, data []byte) (int, bool) {
+	var acc C.size_t
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return 0, false
+	}
+	rc := C.h2pool_request_write_body(p.c, C.uint64_t(id),
+		(*C.uint8_t)(unsafe.Pointer(&data[0])), C.size_t(len(data)), &acc)
+	return int(acc), rc == 0
+}
+
+func (p *Pool) endBody(id uint64, trailer http.Header) {
+	var fields []kv
+	for k, vs := range trailer {
+		for _, v := range vs {
+			fields = append(fields, kv{k, v})
+		}
+	}
+	block, hs, _ := marshalFields(fields, 0)
+	if block == nil {
+		return
+	}
+	defer C.free(block)
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if !p.closed {
+		C.h2pool_request_end_body(p.c, C.uint64_t(id), hs, C.size_t(len(fields)))
+	}
+}
+
+// body is a response body read as it arrives. The pool stops reading the
+// stream while the bytes not yet read reach its download buffer, so a slow
+// reader holds the server back instead of filling memory.
+type body struct {
+	c   *call
+	ctx context.Context
+	// The response whose Trailer EOF fills: one of them.
+	resp  *Response
+	hresp *http.Response
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	c := b.c
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return 0, http.ErrBodyReadAfterClose
+		}
+		if len(c.chunks) > 0 {
+			n := 0
+			var spent []*C.h2pool_event
+			for n < len(p) && len(c.chunks) > 0 {
+				ch := &c.chunks[0]
+				k := copy(p[n:], ch.data)
+				n += k
+				ch.data = ch.data[k:]
+				if len(ch.data) == 0 {
+					if ch.ev != nil {
+						spent = append(spent, ch.ev)
+					}
+					c.chunks[0] = chunk{}
+					c.chunks = c.chunks[1:]
+				}
+			}
+			c.mu.Unlock()
+			// Freed at once: that gives the bytes back to the download
+			// buffer and may resume the stream.
+			freeEvents(spent)
+			return n, nil
+		}
+		if c.done {
+			code, trailer := c.code, c.trailer
+			c.mu.Unlock()
+			if code != CodeOK || (b.ctx != nil && b.ctx.Err() != nil) {
+				return 0, c.failure(b.ctxOrBackground())
+			}
+			if b.resp != nil {
+				b.resp.Trailer = mergeTrailer(b.resp.Trailer, trailer)
+				b.resp = nil
+			}
+			if b.hresp != nil {
+				b.hresp.Trailer = mergeTrailer(b.hresp.Trailer, trailer)
+				b.hresp = nil
+			}
+			return 0, io.EOF
+		}
+		c.mu.Unlock()
+		if b.ctx == nil {
+			<-c.wake
+			continue
+		}
+		select {
+		case <-c.wake:
+		case <-b.ctx.Done():
+			// The response was returned; reading it now fails, promptly.
+			c.p.cancel(c.id)
+			<-c.wake
+		}
+	}
+}
+
+// mergeTrailer fills the announced trailer map `into` (or a new one) with
+// the trailers that arrived.
+func mergeTrailer(into, got http.Header) http.Header {
+	if len(got) == 0 {
+		return into
+	}
+	if into == nil {
+		into = make(http.Header, len(got))
+	}
+	for k, v := range got {
+		into[k] = v
+	}
+	return into
+}
+
+func (b *body) ctxOrBackground() context.Context {
+	if b.ctx != nil {
+		return b.ctx
+	}
+	return context.Background()
+}
+
+// Close stops the response: a stream still running is reset (CANCEL) and
+// the bytes not yet read are dropped.
+func (b *body) Close() error {
+	c := b.c
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	chunks := c.chunks
+	c.chunks = nil
+	done := c.done
+	c.mu.Unlock()
+	var evs []*C.h2pool_event
+	for _, ch := range chunks {
+		if ch.ev != nil {
+			evs = append(evs, ch.ev)
+		}
+	}
+	freeEvents(evs)
+	if !done {
+		c.p.cancel(c.id)
+	}
+	return nil
+}
+
+// marshalFields lays out header fields in one C allocation, with `extra`
+// more bytes at its end for the caller (returned as `tail`). The caller
+// frees the block.
+func marshalFields(fields []kv, extra int) (block unsafe.Pointer, hs *C.h2pool_header, tail []byte) {
+	hsize := len(fields) * int(unsafe.Sizeof(C.h2pool_header{}))
+	size := hsize + extra
+	for _, f := range fields {
+		size += len(f.k) + len(f.v)
+	}
+	if size == 0 {
+		size = 1
+	}
+	block = C.malloc(C.size_t(size))
+	if block == nil {
+		return nil, nil, nil
+	}
+	mem := unsafe.Slice((*byte)(block), size)
+	off := hsize
+	if len(fields) > 0 {
+		arr := unsafe.Slice((*C.h2pool_header)(block), len(fields))
+		for i, f := range fields {
+			arr[i].name, arr[i].value = nil, nil
+			arr[i].name_len = C.size_t(len(f.k))
+			arr[i].value_len = C.size_t(len(f.v))
+			if len(f.k) > 0 {
+				arr[i].name = (*C.char)(unsafe.Pointer(&mem[off]))
+				off += copy(mem[off:], f.k)
+			}
+			if len(f.v) > 0 {
+				arr[i].value = (*C.char)(unsafe.Pointer(&mem[off]))
+				off += copy(mem[off:], f.v)
+			}
+		}
+		hs = &arr[0]
+	}
+	return block, hs, mem[off : off+extra]
+}
+
+// cRequest is a request's method, URL and headers in one C allocation, so
+// that no Go pointer is handed to C inside another pointer.
+type cRequest struct {
+	block    unsafe.Pointer
+	method   *C.char
+	url      *C.char
+	headers  *C.h2pool_header
+	nheaders int
+}
+
+func (r *cRequest) free() { C.free(r.block) }
+
+func marshalOutgoing(o *outgoing) (cRequest, error) {
+	if strings.IndexByte(o.method, 0) >= 0 {
+		return cRequest{}, codeError(CodeInvalidMethod, "method contains NUL")
+	}
+	if strings.IndexByte(o.url, 0) >= 0 {
+		return cRequest{}, codeError(CodeInvalidURL, "URL contains NUL")
+	}
+	extra := len(o.method) + 1 + len(o.url) + 1
+	block, hs, tail := marshalFields(o.fields, extra)
+	if block == nil {
+		return cRequest{}, codeError(CodeNoMem, "malloc")
+	}
+	copy(tail, o.method)
+	tail[len(o.method)] = 0
+	copy(tail[len(o.method)+1:], o.url)
+	tail[extra-1] = 0
+	return cRequest{
+		block:    block,
+		method:   (*C.char)(unsafe.Pointer(&tail[0])),
+		url:      (*C.char)(unsafe.Pointer(&tail[len(o.method)+1])),
+		headers:  hs,
+		nheaders: len(o.fields),
+	}, nil
+}
