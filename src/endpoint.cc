@@ -115,6 +115,10 @@ void Endpoint::connection_failed(Rng &rng) {
   ++failures_;
   uint32_t ms = reconnect_.delay_ms(failures_, rng);
   timeval tv = ms_to_timeval(ms);
+  // Timers count from the time cached at the start of this loop turn; a
+  // turn that ran long (a busy machine) would otherwise shorten the wait
+  // by as much, and the next attempt could follow the failure at once.
+  event_base_update_cache_time(event_get_base(backoff_timer_.get()));
   evtimer_add(backoff_timer_.get(), &tv);
 }
 

@@ -333,6 +333,9 @@ void Pool::retry_after(Endpoint &ep, Request &req, uint32_t delay_ms) {
   ep.retrying.push_back(&req);
   event_assign(&req.phase_timer, base_, -1, 0, phase_timer_cb, &req);
   timeval tv = ms_to_timeval(delay_ms);
+  // From now, not from the start of a loop turn that may have run long:
+  // a refused request waits its full backoff (see connection_failed()).
+  event_base_update_cache_time(base_);
   event_add(&req.phase_timer, &tv);
   req.phase_timer_armed = true;
   mark_dirty(ep);
