@@ -390,9 +390,11 @@ static void test_different_host_names_use_separate_endpoints(void **state) {
 
 /* ---- connect and resolve failures ----------------------------------- */
 
-/* A loopback port nobody listens on: bound, then closed. */
+/* A loopback port that refuses connections: bound but not listening, and
+ * left bound until the process exits, so that no server started by a test
+ * running in parallel can take it. */
 static unsigned closed_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   assert_true(fd >= 0);
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);
@@ -402,7 +404,6 @@ static unsigned closed_port(void) {
   assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
   socklen_t len = sizeof sa;
   assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-  close(fd);
   return ntohs(sa.sin_port);
 }
 
