@@ -40,8 +40,11 @@ pub(crate) type DataFn = Box<dyn FnMut(&[u8]) -> ControlFlow<()> + Send + 'stati
 /// are never copied whole.
 pub(crate) const DIRECT_BODY_MAX: usize = 64 << 10;
 
-/// The upload buffer of a streamed body (libh2pool's default).
-pub(crate) const DEFAULT_UPLOAD_BUFFER: u32 = 256 << 10;
+/// libh2pool's default download and upload buffers.
+pub(crate) const DEFAULT_BUFFER: u32 = 256 << 10;
+
+/// Trailer fields to send after a streamed body.
+pub(crate) type Trailers = Arc<Vec<(Vec<u8>, Vec<u8>)>>;
 
 /// Events taken per `h2pool_queue_next` call.
 const BATCH: usize = 64;
@@ -77,16 +80,21 @@ pub(crate) struct Outgoing {
     offset: usize,
     ended: bool,
     id: u64,
+    trailers: Trailers,
+    /// Why ending the body failed (a refused trailer).
+    failed: Option<Error>,
     pool: Arc<Inner>,
 }
 
 impl Outgoing {
-    pub(crate) fn new(bytes: Bytes, pool: Arc<Inner>) -> Arc<Mutex<Outgoing>> {
+    pub(crate) fn new(bytes: Bytes, trailers: Trailers, pool: Arc<Inner>) -> Arc<Mutex<Outgoing>> {
         Arc::new(Mutex::new(Outgoing {
             bytes,
             offset: 0,
             ended: false,
             id: 0,
+            trailers,
+            failed: None,
             pool,
         }))
     }
@@ -117,7 +125,14 @@ impl Outgoing {
             }
         }
         self.ended = true;
-        let _ = self.pool.end_body(id);
+        if let Err(e) = self.pool.end_body(id, &self.trailers) {
+            if e.code == ErrorCode::InvalidHeader {
+                // Recorded first: the completion this causes reads it
+                // (under the lock we hold).
+                self.failed = Some(e);
+                let _ = self.pool.cancel(id);
+            }
+        }
     }
 }
 
@@ -229,13 +244,16 @@ impl Handler {
             // response may even have been complete by then).
             result = Err(Error::new(ErrorCode::Aborted, "aborted by the data callback"));
         }
-        if let Upload::Pump(feed) = &upload {
-            let failure = feed.close();
-            if let (Err(e), Some(why)) = (&mut result, failure) {
-                if matches!(e.code, ErrorCode::Cancelled | ErrorCode::BodySource) {
-                    e.code = ErrorCode::BodySource;
-                    e.message = why;
-                }
+        let failure = match &upload {
+            Upload::Pump(feed) => feed.close(),
+            Upload::Memory(out) => lock(out).failed.take(),
+            Upload::Nothing => None,
+        };
+        if let (Err(e), Some(why)) = (&mut result, failure) {
+            // The cancellation that the failure caused, or the reader's
+            // error as libh2pool reports it.
+            if matches!(e.code, ErrorCode::Cancelled | ErrorCode::BodySource) {
+                *e = why;
             }
         }
         drop(upload);

@@ -372,6 +372,8 @@ pub struct Request {
     timeout: Option<Duration>,
     auto_decompress: Option<bool>,
     read_buffer: Option<usize>,
+    upload_buffer: Option<usize>,
+    trailers: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Request {
@@ -385,6 +387,8 @@ impl Request {
             timeout: None,
             auto_decompress: None,
             read_buffer: None,
+            upload_buffer: None,
+            trailers: Vec::new(),
         }
     }
 
@@ -452,6 +456,31 @@ impl Request {
         self
     }
 
+    /// How many request body bytes libh2pool holds ahead of the
+    /// flow-control window, for a body streamed from a reader or an
+    /// in-memory body larger than 64 KiB (those are written into this
+    /// buffer as it drains, never copied whole); 1 byte to 1 GiB, default
+    /// 256 KiB.
+    pub fn upload_buffer(mut self, bytes: usize) -> Request {
+        self.upload_buffer = Some(bytes);
+        self
+    }
+
+    /// Adds a trailer field, sent after the body (repeat it for several
+    /// values). Checked as headers are, and "host" and "content-length"
+    /// are refused: a bad trailer fails the request with
+    /// [`ErrorCode::InvalidHeader`] once the body has been written.
+    pub fn trailer(mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Request {
+        self.trailers
+            .push((name.as_ref().to_vec(), value.as_ref().to_vec()));
+        self
+    }
+
+    /// The trailer fields added so far.
+    pub fn trailers(&self) -> &[(Vec<u8>, Vec<u8>)] {
+        &self.trailers
+    }
+
     /// The method.
     pub fn method(&self) -> &str {
         &self.method
@@ -475,6 +504,7 @@ impl fmt::Debug for Request {
             .field("url", &self.url)
             .field("header_fields", &self.headers.len())
             .field("body", &self.body)
+            .field("trailer_fields", &self.trailers.len())
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
@@ -1400,7 +1430,22 @@ impl Inner {
             timeout,
             auto_decompress,
             read_buffer,
+            upload_buffer,
+            trailers,
         } = req;
+        if upload_buffer == Some(0) {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                "Request::upload_buffer must be at least 1 byte",
+            ));
+        }
+        // Trailers follow a streamed body: then every body is streamed.
+        let direct_max = if trailers.is_empty() {
+            events::DIRECT_BODY_MAX
+        } else {
+            0
+        };
+        let trailers = Arc::new(trailers);
         let describe = format!("{} {}", method, url);
         let method = CString::new(method)
             .map_err(|_| Error::new(ErrorCode::InvalidMethod, "method contains NUL"))?;
@@ -1424,13 +1469,17 @@ impl Inner {
         // What h2pool_queue_request gets as `body`: small in-memory bodies,
         // which it copies; larger ones and readers are written afterwards.
         let mut direct: Option<Vec<u8>> = None;
-        let (body_ptr, body_len, upload, reader) = match body.0 {
+        let body = match body.0 {
+            upload::Kind::Empty if direct_max == 0 => upload::Kind::Static(&[]),
+            other => other,
+        };
+        let (body_ptr, body_len, upload, reader) = match body {
             upload::Kind::Empty => (ptr::null(), 0, Upload::Nothing, None),
-            upload::Kind::Static(s) if s.len() <= events::DIRECT_BODY_MAX => {
+            upload::Kind::Static(s) if s.len() <= direct_max && direct_max > 0 => {
                 let p = if s.is_empty() { ptr::null() } else { s.as_ptr() };
                 (p, s.len(), Upload::Nothing, None)
             }
-            upload::Kind::Owned(v) if v.len() <= events::DIRECT_BODY_MAX => {
+            upload::Kind::Owned(v) if v.len() <= direct_max && direct_max > 0 => {
                 let (p, n) = if v.is_empty() {
                     (ptr::null(), 0)
                 } else {
@@ -1443,17 +1492,25 @@ impl Inner {
             upload::Kind::Static(s) => (
                 ptr::null(),
                 0,
-                Upload::Memory(events::Outgoing::new(events::Bytes::Static(s), self.clone())),
+                Upload::Memory(events::Outgoing::new(
+                    events::Bytes::Static(s),
+                    trailers.clone(),
+                    self.clone(),
+                )),
                 None,
             ),
             upload::Kind::Owned(v) => (
                 ptr::null(),
                 0,
-                Upload::Memory(events::Outgoing::new(events::Bytes::Owned(v), self.clone())),
+                Upload::Memory(events::Outgoing::new(
+                    events::Bytes::Owned(v),
+                    trailers.clone(),
+                    self.clone(),
+                )),
                 None,
             ),
             upload::Kind::Reader { reader, .. } => {
-                let feed = upload::Feed::new();
+                let feed = upload::Feed::new(trailers.clone());
                 (ptr::null(), 0, Upload::Pump(feed.clone()), Some((feed, reader)))
             }
         };
@@ -1500,18 +1557,18 @@ impl Inner {
                     "queue upload",
                 )?;
             }
-            if let Some(bytes) = download_buffer {
-                // libh2pool takes 1 to 2^30 bytes.
-                let bytes = bytes.clamp(1, 1 << 30) as u32;
+            if download_buffer.is_some() || upload_buffer.is_some() {
+                // libh2pool takes 1 to 2^30 bytes each.
+                let clamp = |n: usize| n.clamp(1, 1 << 30) as u32;
                 opts.check(
                     unsafe {
                         sys::h2pool_request_opts_set_queue_buffers(
                             opts.0,
-                            bytes,
-                            events::DEFAULT_UPLOAD_BUFFER,
+                            download_buffer.map_or(events::DEFAULT_BUFFER, clamp),
+                            upload_buffer.map_or(events::DEFAULT_BUFFER, clamp),
                         )
                     },
-                    "Request::read_buffer",
+                    "Request::read_buffer / upload_buffer",
                 )?;
             }
             Some(opts)
@@ -1589,16 +1646,36 @@ impl Inner {
         Ok(accepted)
     }
 
-    /// `h2pool_request_end_body`, without trailers.
-    pub(crate) fn end_body(&self, id: RequestId) -> Result<(), Error> {
-        let guard = self.read();
-        if guard.0.is_null() {
-            return Err(Error::new(ErrorCode::PoolClosed, "the pool is closed"));
-        }
-        // Live handle under the read lock; no trailers.
-        let rc = unsafe { sys::h2pool_request_end_body(guard.0, id.0, ptr::null(), 0) };
+    /// `h2pool_request_end_body`. After a refused trailer the body stays
+    /// open: the caller records why, then cancels the request.
+    pub(crate) fn end_body(&self, id: RequestId, trailers: &[(Vec<u8>, Vec<u8>)]) -> Result<(), Error> {
+        let raw: Vec<sys::h2pool_header> = trailers
+            .iter()
+            .map(|(n, v)| sys::h2pool_header {
+                name: n.as_ptr() as *const c_char,
+                name_len: n.len(),
+                value: v.as_ptr() as *const c_char,
+                value_len: v.len(),
+            })
+            .collect();
+        let rc = {
+            let guard = self.read();
+            if guard.0.is_null() {
+                return Err(Error::new(ErrorCode::PoolClosed, "the pool is closed"));
+            }
+            // Live handle under the read lock; the trailers point into
+            // `trailers`, alive for the call, and are copied by it.
+            unsafe {
+                sys::h2pool_request_end_body(
+                    guard.0,
+                    id.0,
+                    if raw.is_empty() { ptr::null() } else { raw.as_ptr() },
+                    raw.len(),
+                )
+            }
+        };
         if rc != 0 {
-            return Err(Error::from_raw_code(rc, "h2pool_request_end_body"));
+            return Err(Error::from_raw_code(rc, "request trailers refused"));
         }
         Ok(())
     }

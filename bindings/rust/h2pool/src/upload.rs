@@ -17,7 +17,8 @@ use std::fmt;
 use std::io::{self, Read};
 use std::sync::{Arc, Condvar, Mutex};
 
-use crate::{lock, Inner, RequestId};
+use crate::events::Trailers;
+use crate::{lock, Error, ErrorCode, Inner, RequestId};
 
 /// One `read` call of the pump.
 const PUMP_BLOCK: usize = 64 << 10;
@@ -134,18 +135,19 @@ struct FeedState {
     writable: bool,
     /// The request completed: the pump stops.
     closed: bool,
-    /// Why the reader failed the upload.
-    failed: Option<String>,
+    /// Why the upload failed (the reader, or a refused trailer).
+    failed: Option<Error>,
 }
 
 /// What a pump thread and the drainer share about one streamed upload.
 pub(crate) struct Feed {
     state: Mutex<FeedState>,
     wake: Condvar,
+    trailers: Trailers,
 }
 
 impl Feed {
-    pub(crate) fn new() -> Arc<Feed> {
+    pub(crate) fn new(trailers: Trailers) -> Arc<Feed> {
         Arc::new(Feed {
             state: Mutex::new(FeedState {
                 writable: false,
@@ -153,6 +155,7 @@ impl Feed {
                 failed: None,
             }),
             wake: Condvar::new(),
+            trailers,
         })
     }
 
@@ -163,7 +166,7 @@ impl Feed {
     }
 
     /// Drainer: the request completed. Returns why the reader failed it.
-    pub(crate) fn close(&self) -> Option<String> {
+    pub(crate) fn close(&self) -> Option<Error> {
         let mut st = lock(&self.state);
         st.closed = true;
         self.wake.notify_one();
@@ -192,7 +195,7 @@ impl Feed {
     /// Fails the upload: records why, then cancels the request, whose
     /// completion then reports `BodySource` with this message.
     fn fail(&self, why: String, pool: &Inner, id: RequestId) {
-        lock(&self.state).failed = Some(why);
+        lock(&self.state).failed = Some(Error::new(ErrorCode::BodySource, why));
         let _ = pool.cancel(id);
     }
 
@@ -253,9 +256,17 @@ impl Feed {
                             pool,
                             id,
                         ),
-                        // Fails only when the request is over already.
+                        // Fails when the request is over already, or for a
+                        // refused trailer (which cancelled the request).
                         _ => {
-                            let _ = pool.end_body(id);
+                            if let Err(e) = pool.end_body(id, &self.trailers) {
+                                if e.code == ErrorCode::InvalidHeader {
+                                    // Recorded before the cancellation
+                                    // whose completion reads it.
+                                    lock(&self.state).failed = Some(e);
+                                    let _ = pool.cancel(id);
+                                }
+                            }
                         }
                     }
                     return;
