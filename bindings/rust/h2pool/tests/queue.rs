@@ -42,7 +42,7 @@ fn readers() -> std::sync::MutexGuard<'static, ()> {
 /// Records the thread each wake runs on.
 struct RecordingWaker {
     threads: Arc<Mutex<Vec<(ThreadId, String)>>>,
-    woken: mpsc::Sender<()>,
+    woken: Mutex<mpsc::Sender<()>>,
 }
 
 impl Wake for RecordingWaker {
@@ -51,7 +51,7 @@ impl Wake for RecordingWaker {
             .lock()
             .unwrap()
             .push((thread::current().id(), thread_name()));
-        let _ = self.woken.send(());
+        let _ = self.woken.lock().unwrap().send(());
     }
 }
 
@@ -99,7 +99,7 @@ fn completions_and_wakers_run_on_the_event_thread_never_the_loop_thread() {
     let (woken_tx, woken_rx) = mpsc::channel();
     let waker = Waker::from(Arc::new(RecordingWaker {
         threads: wakes.clone(),
-        woken: woken_tx,
+        woken: Mutex::new(woken_tx),
     }));
     let mut futs: Vec<_> = (0..50)
         .map(|_| Some(pool.send_async(Request::get(server.url("/?size=10&delay_ms=5")))))
