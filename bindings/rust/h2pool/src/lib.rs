@@ -1451,15 +1451,7 @@ impl Inner {
             .map_err(|_| Error::new(ErrorCode::InvalidMethod, "method contains NUL"))?;
         let url = CString::new(url)
             .map_err(|_| Error::new(ErrorCode::InvalidUrl, "URL contains NUL"))?;
-        let raw_headers: Vec<sys::h2pool_header> = headers
-            .iter()
-            .map(|(n, v)| sys::h2pool_header {
-                name: n.as_ptr() as *const c_char,
-                name_len: n.len(),
-                value: v.as_ptr() as *const c_char,
-                value_len: v.len(),
-            })
-            .collect();
+        let raw_headers = raw_fields(&headers);
         let body_length = body.len();
         let streams_response = !matches!(sink, Sink::Buffered(_));
         let download_buffer = match &sink {
@@ -1472,6 +1464,9 @@ impl Inner {
         let body = match body.0 {
             upload::Kind::Empty if direct_max == 0 => upload::Kind::Static(&[]),
             other => other,
+        };
+        let written = |bytes| {
+            Upload::Memory(events::Outgoing::new(bytes, trailers.clone(), self.clone()))
         };
         let (body_ptr, body_len, upload, reader) = match body {
             upload::Kind::Empty => (ptr::null(), 0, Upload::Nothing, None),
@@ -1489,26 +1484,8 @@ impl Inner {
                 direct = Some(v);
                 (p, n, Upload::Nothing, None)
             }
-            upload::Kind::Static(s) => (
-                ptr::null(),
-                0,
-                Upload::Memory(events::Outgoing::new(
-                    events::Bytes::Static(s),
-                    trailers.clone(),
-                    self.clone(),
-                )),
-                None,
-            ),
-            upload::Kind::Owned(v) => (
-                ptr::null(),
-                0,
-                Upload::Memory(events::Outgoing::new(
-                    events::Bytes::Owned(v),
-                    trailers.clone(),
-                    self.clone(),
-                )),
-                None,
-            ),
+            upload::Kind::Static(s) => (ptr::null(), 0, written(events::Bytes::Static(s)), None),
+            upload::Kind::Owned(v) => (ptr::null(), 0, written(events::Bytes::Owned(v)), None),
             upload::Kind::Reader { reader, .. } => {
                 let feed = upload::Feed::new(trailers.clone());
                 (ptr::null(), 0, Upload::Pump(feed.clone()), Some((feed, reader)))
@@ -1649,15 +1626,7 @@ impl Inner {
     /// `h2pool_request_end_body`. After a refused trailer the body stays
     /// open: the caller records why, then cancels the request.
     pub(crate) fn end_body(&self, id: RequestId, trailers: &[(Vec<u8>, Vec<u8>)]) -> Result<(), Error> {
-        let raw: Vec<sys::h2pool_header> = trailers
-            .iter()
-            .map(|(n, v)| sys::h2pool_header {
-                name: n.as_ptr() as *const c_char,
-                name_len: n.len(),
-                value: v.as_ptr() as *const c_char,
-                value_len: v.len(),
-            })
-            .collect();
+        let raw = raw_fields(trailers);
         let rc = {
             let guard = self.read();
             if guard.0.is_null() {
@@ -1717,6 +1686,20 @@ impl Inner {
     fn cancel(&self, id: RequestId) -> Result<(), Error> {
         self.call(id, sys::h2pool_cancel, "h2pool_cancel")
     }
+}
+
+/// C views of header or trailer fields, pointing into `fields` (valid
+/// while it is neither dropped nor changed).
+fn raw_fields(fields: &[(Vec<u8>, Vec<u8>)]) -> Vec<sys::h2pool_header> {
+    fields
+        .iter()
+        .map(|(n, v)| sys::h2pool_header {
+            name: n.as_ptr() as *const c_char,
+            name_len: n.len(),
+            value: v.as_ptr() as *const c_char,
+            value_len: v.len(),
+        })
+        .collect()
 }
 
 impl Drop for Inner {

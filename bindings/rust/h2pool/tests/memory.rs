@@ -51,6 +51,21 @@ fn peak_growth(f: impl FnOnce()) -> Option<u64> {
     Some(growth)
 }
 
+/// Reads `r` to its end in reads of `step` bytes, checking that every byte
+/// is zero; returns how many there were.
+fn read_zeros(r: &mut impl Read, step: usize) -> u64 {
+    let mut buf = vec![0u8; step];
+    let mut total = 0u64;
+    loop {
+        let n = r.read(&mut buf).unwrap();
+        if n == 0 {
+            return total;
+        }
+        assert!(buf[..n].iter().all(|&b| b == 0));
+        total += n as u64;
+    }
+}
+
 #[test]
 fn a_slow_reader_holds_back_the_server_in_bounded_memory() {
     let server = match Server::start() {
@@ -76,17 +91,7 @@ fn a_slow_reader_holds_back_the_server_in_bounded_memory() {
         assert_eq!(resp.body().buffered(), held, "data arrived while paused");
         assert!(held < limit + (64 << 10), "{} bytes buffered", held);
         // Now read it all, slowly: small reads, each checked.
-        let mut buf = vec![0u8; 4096];
-        let mut total = 0u64;
-        loop {
-            let n = resp.read(&mut buf).unwrap();
-            if n == 0 {
-                break;
-            }
-            assert!(buf[..n].iter().all(|&b| b == 0));
-            total += n as u64;
-        }
-        assert_eq!(total, size);
+        assert_eq!(read_zeros(&mut resp, 4096), size);
     });
     if let Some(mib) = growth {
         // The read buffer, the stream's window held in libh2pool while
@@ -184,17 +189,7 @@ fn a_slow_reader_with_the_default_window_and_buffer_stays_bounded() {
         assert_eq!(other.into_bytes().unwrap().len(), 100);
         assert!(resp.body().buffered() < (1 << 20) + (256 << 10), "{} held", held);
         // A slow reader: small reads, each checked.
-        let mut buf = vec![0u8; 1000];
-        let mut total = 0u64;
-        loop {
-            let n = resp.read(&mut buf).unwrap();
-            if n == 0 {
-                break;
-            }
-            assert!(buf[..n].iter().all(|&b| b == 0));
-            total += n as u64;
-        }
-        assert_eq!(total, size);
+        assert_eq!(read_zeros(&mut resp, 1000), size);
     });
     if let Some(mib) = growth {
         // The 1 MiB read buffer plus what the server may send into the
