@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Language bindings against net/http: the same load through Go's net/http,
-# the Go binding's Pool.Do and a stock http.Client over its RoundTripper
-# (and any other binding's client given with --client), each in its own
-# process, reporting CPU us/request and peak RSS; then 1 GiB up and 1 GiB
-# down through the binding.
+# the Go binding's Pool.Do and a stock http.Client over its RoundTripper,
+# the Rust binding's send, send_async and send_with (when cargo is found;
+# --no-rust skips them) and any other client given with --client, each in
+# its own process, reporting CPU us/request and peak RSS; then 1 GiB up and
+# 1 GiB down through the bindings.
 #
 #   bench/bindings.sh [--build-dir DIR] [--repeat R] [-n N] [-c G]
-#                     [--bytes B] [--client NAME=COMMAND]...
+#                     [--bytes B] [--no-rust] [--client NAME=COMMAND]...
 #
 # See bench/README.md. Loopback only. Prints a markdown table and saves it
 # to bench/results/bindings.md.
@@ -20,6 +21,7 @@ N=50000
 G=400
 BYTES=$((1 << 30))
 EXTRA=()
+RUST=1
 
 die() {
   printf '[bindings] FATAL: %s\n' "$*" >&2
@@ -35,7 +37,8 @@ while [[ $# -gt 0 ]]; do
   -c) G=${2:?}; shift ;;
   --bytes) BYTES=${2:?}; shift ;;
   --client) EXTRA+=("${2:?}"); shift ;;
-  -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  --no-rust) RUST=0 ;;
+  -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) die "unknown argument: $1" ;;
   esac
   shift
@@ -63,6 +66,27 @@ PC=$(dirname "$(find "$WORK/prefix" -name h2pool.pc -print -quit)")
 export PKG_CONFIG_PATH=$PC LD_LIBRARY_PATH=$(dirname "$PC")
 export GOCACHE=$WORK/gocache GOPATH=$WORK/gopath GOFLAGS= GOPROXY=off GOWORK=off CGO_ENABLED=1
 (cd "$HERE/go" && go build -o "$WORK/gobench" .) || die "building bench/go failed"
+
+# The Rust binding's bench example, against the same installed library
+# (offline: the crates have no dependencies). Its target directory lives in
+# the build directory, so that reruns do not rebuild it.
+RUST_SPECS=() RUST_BULK=()
+if [[ $RUST == 1 ]]; then
+  CARGO=$(command -v cargo || true)
+  [[ -x /usr/bin/cargo ]] && CARGO=/usr/bin/cargo
+  if [[ -n $CARGO ]]; then
+    log "building the Rust bench with $CARGO"
+    (cd "$REPO/bindings/rust" && CARGO_HOME=$WORK/cargo-home CARGO_NET_OFFLINE=true \
+      CARGO_TARGET_DIR=$BUILD_DIR/rust-bench-target \
+      "$CARGO" build --offline --release --quiet --example bench) || die "building the Rust bench failed"
+    RB=$BUILD_DIR/rust-bench-target/release/examples/bench
+    RUST_SPECS=("Rust binding, send=$RB" "Rust binding, send_async=$RB --futures"
+      "Rust binding, send_with=$RB --callbacks")
+    RUST_BULK=("Rust binding, send=$RB")
+  else
+    log "cargo not found: no Rust rows"
+  fi
+fi
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
@@ -107,16 +131,16 @@ for rep in $(seq "$REPEAT"); do
   run "Go net/http" "$WORK/gobench" -client nethttp -url "$URL" -n "$N" -c "$G"
   run "Go binding, Pool.Do" "$WORK/gobench" -client do -url "$URL" -n "$N" -c "$G"
   run "Go binding, http.Client over RoundTripper" "$WORK/gobench" -client rt -url "$URL" -n "$N" -c "$G"
-  for spec in "${EXTRA[@]}"; do
+  for spec in ${RUST_SPECS[@]+"${RUST_SPECS[@]}"} ${EXTRA[@]+"${EXTRA[@]}"}; do
     # NAME=COMMAND: COMMAND gets the same flags and prints the same JSON.
     read -r -a cmd <<<"${spec#*=}"
     run "${spec%%=*}" "${cmd[@]}" -url "$URL" -n "$N" -c "$G"
   done
 done
-log "bulk: $BYTES bytes up and down through the Go binding"
+log "bulk: $BYTES bytes up and down through the bindings"
 run "Go binding, Pool.Do, upload" "$WORK/gobench" -client do -upload "$BYTES" -url "$SERVE/"
 run "Go binding, Pool.Do, download" "$WORK/gobench" -client do -download "$BYTES" -url "$SERVE/?zeros=$BYTES"
-for spec in "${EXTRA[@]}"; do
+for spec in ${RUST_BULK[@]+"${RUST_BULK[@]}"} ${EXTRA[@]+"${EXTRA[@]}"}; do
   read -r -a cmd <<<"${spec#*=}"
   run "${spec%%=*}, upload" "${cmd[@]}" -upload "$BYTES" -url "$SERVE/"
   run "${spec%%=*}, download" "${cmd[@]}" -download "$BYTES" -url "$SERVE/?zeros=$BYTES"

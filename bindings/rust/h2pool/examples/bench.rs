@@ -4,6 +4,8 @@
 //! ```text
 //! bench [-n N] [-c C] [--connections K] [--callbacks | --futures] [--insecure | --cacert FILE] URL
 //! bench stream [--bytes B] [--insecure | --cacert FILE] UPLOAD_URL DOWNLOAD_URL
+//! bench [--callbacks | --futures] -url URL -n N -c C      (as bench/bindings.sh runs it)
+//! bench -upload B -url URL | -download B -url URL
 //! ```
 //!
 //! The first form sends N GETs (default 10000) to URL with C in flight
@@ -19,7 +21,11 @@
 //! The last line is a JSON object with the field names of `h2pool bench`
 //! (requests, succeeded, failed, wall_s, user_s, sys_s, rps,
 //! cpu_us_per_req) plus peak_rss_mib and, for `stream`, up_bytes,
-//! down_bytes, up_mb_s, down_mb_s. Exit status 1 if anything failed.
+//! down_bytes, up_mb_s, down_mb_s; also those bench/bindings.sh reads
+//! (scenario, bytes, cpu_s, peak_rss_kib). The `-url` forms take the flags of
+//! bench/go: `-upload B` streams B bytes up in one request, `-download B`
+//! reads one response, with TLS certificates not checked (h2o's is
+//! self-signed there). Exit status 1 if anything failed.
 
 use std::future::Future;
 use std::io::{self, Read};
@@ -79,6 +85,9 @@ struct Args {
     insecure: bool,
     cacert: Option<String>,
     urls: Vec<String>,
+    /// `-upload B` / `-download B`: one bulk request.
+    upload: Option<u64>,
+    download: Option<u64>,
 }
 
 fn parse_args() -> Args {
@@ -93,6 +102,8 @@ fn parse_args() -> Args {
         insecure: false,
         cacert: None,
         urls: Vec::new(),
+        upload: None,
+        download: None,
     };
     let mut it = std::env::args().skip(1).peekable();
     if it.peek().map(|s| s.as_str()) == Some("stream") {
@@ -113,6 +124,13 @@ fn parse_args() -> Args {
             "--callbacks" => a.callbacks = true,
             "--futures" => a.futures = true,
             "--bytes" => a.bytes = num(it.next(), "--bytes"),
+            // bench/go's flags, for bench/bindings.sh.
+            "-url" => {
+                a.urls.push(it.next().unwrap_or_else(|| die("-url wants a URL")));
+                a.insecure = true;
+            }
+            "-upload" => a.upload = Some(num(it.next(), "-upload")),
+            "-download" => a.download = Some(num(it.next(), "-download")),
             "-k" | "--insecure" => a.insecure = true,
             "--cacert" => a.cacert = Some(it.next().unwrap_or_else(|| die("--cacert wants a file"))),
             "-h" | "--help" => {
@@ -289,9 +307,13 @@ fn run_get(a: &Args) -> bool {
     }
     let (user, sys) = (u1 - u0, s1 - s0);
     println!(
-        "{{\"binding\":\"rust\",\"mode\":\"{}\",\"requests\":{},\"succeeded\":{},\"failed\":{},\
+        "{{\"binding\":\"rust\",\"scenario\":\"get\",\"cpu_s\":{:.6},\"bytes\":{},\"peak_rss_kib\":{:.0},\
+         \"mode\":\"{}\",\"requests\":{},\"succeeded\":{},\"failed\":{},\
          \"concurrency\":{},\"wall_s\":{:.6},\"user_s\":{:.6},\"sys_s\":{:.6},\"rps\":{:.1},\
          \"cpu_us_per_req\":{:.3},\"body_bytes\":{},\"peak_rss_mib\":{:.1}}}",
+        user + sys,
+        tally.bytes.load(Ordering::Relaxed),
+        peak * 1024.0,
         if a.callbacks {
             "callbacks"
         } else if a.futures {
@@ -473,8 +495,68 @@ fn run_stream(a: &Args) -> bool {
     ok
 }
 
+/// One bulk request (`-upload` or `-download`), reported as bench/go does.
+fn run_bulk(a: &Args) -> bool {
+    let pool = pool(a);
+    let (u0, s0, _) = usage();
+    let start = Instant::now();
+    let (scenario, bytes, result) = match (a.upload, a.download) {
+        (Some(b), _) => (
+            "upload",
+            b,
+            pool.send(Request::post(
+                a.urls[0].as_str(),
+                RequestBody::from_reader(Pattern { left: b }, Some(b)),
+            ))
+            .map_err(|e| e.to_string())
+            .and_then(|r| {
+                let got = r.header_str("x-request-body-length").map(|s| s.to_string());
+                drain(r)?;
+                match got {
+                    Some(n) if n != b.to_string() => Err(format!("the server received {} bytes", n)),
+                    _ => Ok(b),
+                }
+            }),
+        ),
+        (None, Some(b)) => ("download", b, fetch(&pool, Request::get(a.urls[0].as_str()))),
+        (None, None) => die("-upload or -download"),
+    };
+    let wall = start.elapsed().as_secs_f64();
+    let (u1, s1, peak) = usage();
+    let ok = match &result {
+        Ok(n) if *n == bytes => true,
+        Ok(n) => {
+            eprintln!("{}: {} bytes, not {}", scenario, n, bytes);
+            false
+        }
+        Err(e) => {
+            eprintln!("{} failed: {}", scenario, e);
+            false
+        }
+    };
+    let cpu = (u1 - u0) + (s1 - s0);
+    println!(
+        "{{\"binding\":\"rust\",\"scenario\":\"{}\",\"requests\":1,\"failed\":{},\"bytes\":{},\
+         \"wall_s\":{:.6},\"cpu_s\":{:.6},\"cpu_us_per_req\":{:.3},\"peak_rss_kib\":{:.0}}}",
+        scenario,
+        if ok { 0 } else { 1 },
+        bytes,
+        wall,
+        cpu,
+        cpu * 1e6,
+        peak * 1024.0
+    );
+    ok
+}
+
 fn main() {
     let a = parse_args();
-    let ok = if a.stream { run_stream(&a) } else { run_get(&a) };
+    let ok = if a.stream {
+        run_stream(&a)
+    } else if a.upload.is_some() || a.download.is_some() {
+        run_bulk(&a)
+    } else {
+        run_get(&a)
+    };
     exit(if ok { 0 } else { 1 })
 }

@@ -87,7 +87,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tags: Vec<_> = resp.headers_all("x-tag").map(String::from_utf8_lossy).collect();
     println!("x-tag: {:?}, first {:?}", tags, resp.header_str("x-tag"));
 
-    // Callback, on the pool's loop thread, with the complete response.
+    // Callback, on the pool's event thread, with the complete response.
     let (tx, rx) = mpsc::channel();
     pool.send_with(Request::get(format!("{}/?size=1000", base)), move |result| {
         let _ = tx.send(result.and_then(|r| r.into_bytes()).map(|b| b.len()));

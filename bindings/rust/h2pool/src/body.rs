@@ -1,13 +1,14 @@
-//! Response bodies: a bounded buffer between the pool's event source (the
-//! producer, on the loop thread) and a reader on any thread (blocking
-//! `Read`, or `poll_read`/`poll_chunk` with a `Waker`).
+//! Response bodies: the DATA events of a streamed response, kept between
+//! the pool's drainer thread (the producer) and a reader on any thread
+//! (blocking `Read`, or `poll_read`/`poll_chunk` with a `Waker`).
 //!
-//! Backpressure: once `limit` bytes wait in the buffer the producer answers
-//! "pause" (libh2pool stops consuming the stream, so its flow-control window
-//! closes and the server is held back); when the reader has drained the
-//! buffer to half of `limit` it resumes the download. What a slow reader
-//! costs is therefore bounded by `limit` plus the stream's window, whatever
-//! the body's size.
+//! Backpressure is libh2pool's: the bytes of a DATA event count against the
+//! request's download buffer (`Request::read_buffer`) until the event is
+//! freed, which happens here once the reader has consumed it; at the limit
+//! the pool stops reading the stream (its flow-control window closes and
+//! the server is held back) and it resumes on its own when the reader has
+//! brought it down to half. What a slow reader costs is therefore bounded
+//! by the buffer plus the stream's window, whatever the body's size.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -15,7 +16,24 @@ use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
+use crate::events::Event;
 use crate::{in_callback, lock, Error, ErrorCode, Fields, Inner, RequestId, ResponseHead};
+
+/// Body bytes waiting to be read: a DATA event (freed once read, which
+/// gives its bytes back to the download buffer) or owned bytes.
+pub(crate) enum Chunk {
+    Event(Event),
+    Owned(Vec<u8>),
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Event(ev) => ev.bytes(),
+            Chunk::Owned(v) => v,
+        }
+    }
+}
 
 /// Response body bytes a reader may leave unread before the download pauses.
 pub(crate) const DEFAULT_BUFFER_LIMIT: usize = 1 << 20;
@@ -29,14 +47,11 @@ pub(crate) enum HeadSlot {
 
 pub(crate) struct State {
     head: HeadSlot,
-    chunks: VecDeque<Vec<u8>>,
+    chunks: VecDeque<Chunk>,
     /// Bytes of `chunks.front()` already read.
     offset: usize,
     /// Unread bytes in `chunks`.
     buffered: usize,
-    limit: usize,
-    /// The producer answered "pause" and no resume was sent since.
-    paused: bool,
     /// The reader is gone: further data aborts the request.
     abandoned: bool,
     /// The completion: trailers, or the error that ended the body.
@@ -54,23 +69,14 @@ pub(crate) struct Exchange {
     cond: Condvar,
 }
 
-/// What the producer tells the event source after a chunk.
-pub(crate) enum DataFlow {
-    Continue,
-    Pause,
-    Abort,
-}
-
 impl Exchange {
-    pub(crate) fn new(limit: usize) -> Arc<Exchange> {
+    pub(crate) fn new() -> Arc<Exchange> {
         Arc::new(Exchange {
             state: Mutex::new(State {
                 head: HeadSlot::Waiting,
                 chunks: VecDeque::new(),
                 offset: 0,
                 buffered: 0,
-                limit: limit.max(1),
-                paused: false,
                 abandoned: false,
                 end: None,
                 waker: None,
@@ -82,13 +88,13 @@ impl Exchange {
 
     /// A body that is already complete (a buffered response).
     pub(crate) fn finished(body: Vec<u8>, trailers: Fields) -> Arc<Exchange> {
-        let ex = Exchange::new(usize::MAX);
+        let ex = Exchange::new();
         {
             let mut st = lock(&ex.state);
             st.head = HeadSlot::Taken;
             st.buffered = body.len();
             if !body.is_empty() {
-                st.chunks.push_back(body);
+                st.chunks.push_back(Chunk::Owned(body));
             }
             st.end = Some(Ok(trailers));
         }
@@ -118,7 +124,7 @@ impl Exchange {
         st
     }
 
-    // ---- producer side (the event source, on the loop thread) ----
+    // ---- producer side (the drainer thread) ----
 
     /// The response head arrived. Returns false when nobody wants it.
     pub(crate) fn on_head(&self, head: ResponseHead) -> bool {
@@ -136,27 +142,26 @@ impl Exchange {
         true
     }
 
-    /// A body chunk arrived (borrowed: copied here).
-    pub(crate) fn on_data(&self, chunk: &[u8]) -> DataFlow {
-        let (flow, waker) = {
+    /// A DATA event arrived: kept until read. Returns false (and frees
+    /// it) when nobody reads any more.
+    pub(crate) fn on_data(&self, ev: Event) -> bool {
+        let waker = {
             let mut st = lock(&self.state);
             if st.abandoned {
-                return DataFlow::Abort;
+                drop(st);
+                drop(ev);
+                return false;
             }
-            if !chunk.is_empty() {
-                st.chunks.push_back(chunk.to_vec());
-                st.buffered += chunk.len();
+            let n = ev.bytes().len();
+            if n == 0 {
+                return true;
             }
-            let flow = if st.buffered >= st.limit {
-                st.paused = true;
-                DataFlow::Pause
-            } else {
-                DataFlow::Continue
-            };
-            (flow, Exchange::to_wake(&mut st))
+            st.chunks.push_back(Chunk::Event(ev));
+            st.buffered += n;
+            Exchange::to_wake(&mut st)
         };
         self.notify(waker);
-        flow
+        true
     }
 
     /// The request completed: with its head (for a response whose head was
@@ -226,9 +231,12 @@ impl Exchange {
         let mut st = lock(&self.state);
         st.abandoned = true;
         st.waker = None;
-        st.chunks.clear();
+        let chunks = std::mem::take(&mut st.chunks);
         st.buffered = 0;
-        st.end.is_none()
+        let running = st.end.is_none();
+        drop(st);
+        drop(chunks); // frees the events outside the lock
+        running
     }
 }
 
@@ -287,87 +295,84 @@ impl ResponseBody {
     fn step<T>(
         &mut self,
         st: &mut State,
-        take: impl FnOnce(&mut State) -> (T, usize),
-    ) -> (Step<T>, bool) {
+        take: impl FnOnce(&mut State) -> (T, usize, Option<Chunk>),
+    ) -> (Step<T>, Option<Chunk>) {
         if !st.chunks.is_empty() {
-            let (item, n) = take(st);
+            let (item, n, used) = take(st);
             st.buffered -= n;
             self.read += n as u64;
-            let resume = st.paused && st.buffered <= st.limit / 2;
-            if resume {
-                st.paused = false;
-            }
-            return (Step::Got(item), resume);
+            return (Step::Got(item), used);
         }
         match &st.end {
-            None => (Step::Empty, false),
+            None => (Step::Empty, None),
             Some(Ok(trailers)) => {
                 self.trailers = Some(trailers.clone());
                 self.done = true;
-                (Step::Eof, false)
+                (Step::Eof, None)
             }
-            Some(Err(e)) => (Step::Failed(e.clone()), false),
+            Some(Err(e)) => (Step::Failed(e.clone()), None),
         }
     }
 
-    /// After taking bytes: unlock, then resume the download if `step` said
-    /// so (outside the lock: the call may wait for the pool's lock).
-    fn taken(&self, st: MutexGuard<'_, State>, resume: bool) {
+    /// After taking bytes: unlock, then free the chunk that was used up
+    /// (outside the lock: freeing a DATA event may resume the download).
+    fn taken(&self, st: MutexGuard<'_, State>, used: Option<Chunk>) {
         drop(st);
-        if resume {
-            self.resume();
-        }
+        drop(used);
     }
 
-    fn resume(&self) {
-        if let (Some(pool), Some(id)) = (&self.pool, self.id) {
-            // Fails only once the pool is closing, and then the request
-            // completes with PoolClosed, which the reader will see.
-            let _ = pool.resume_download(id);
-        }
-    }
-
-    fn read_step(&mut self, st: &mut State, buf: &mut [u8]) -> (Step<usize>, bool) {
+    fn read_step(&mut self, st: &mut State, buf: &mut [u8]) -> (Step<usize>, Option<Chunk>) {
         self.step(st, |st| {
-            let front = &st.chunks[0];
-            let avail = &front[st.offset..];
+            let front = st.chunks[0].bytes();
+            let avail = &front[st.offset.min(front.len())..];
             let n = avail.len().min(buf.len());
             buf[..n].copy_from_slice(&avail[..n]);
+            let left = avail.len() - n;
             st.offset += n;
-            if st.offset == front.len() {
-                st.chunks.pop_front();
+            let used = if left == 0 {
                 st.offset = 0;
-            }
-            (n, n)
+                st.chunks.pop_front()
+            } else {
+                None
+            };
+            (n, n, used)
         })
     }
 
-    fn chunk_step(&mut self, st: &mut State) -> (Step<Vec<u8>>, bool) {
+    fn chunk_step(&mut self, st: &mut State) -> (Step<Vec<u8>>, Option<Chunk>) {
         self.step(st, |st| {
-            let mut front = st.chunks.pop_front().unwrap_or_default();
-            if st.offset > 0 {
-                front.drain(..st.offset);
-                st.offset = 0;
+            let offset = std::mem::replace(&mut st.offset, 0);
+            match st.chunks.pop_front() {
+                Some(Chunk::Owned(mut v)) => {
+                    v.drain(..offset.min(v.len()));
+                    let n = v.len();
+                    (v, n, None)
+                }
+                Some(Chunk::Event(ev)) => {
+                    let bytes = ev.bytes();
+                    let v = bytes[offset.min(bytes.len())..].to_vec();
+                    let n = v.len();
+                    (v, n, Some(Chunk::Event(ev)))
+                }
+                None => (Vec::new(), 0, None),
             }
-            let n = front.len();
-            (front, n)
         })
     }
 
     /// Runs `f` under the lock until it finds something; blocks while the
-    /// buffer is empty. Refuses to block on the pool's loop thread, which
-    /// is the thread that would fill the buffer.
+    /// buffer is empty. Refuses to block on the pool's drainer thread,
+    /// which is the thread that would fill the buffer.
     fn blocking<T>(
         &mut self,
-        mut f: impl FnMut(&mut Self, &mut State) -> (Step<T>, bool),
+        mut f: impl FnMut(&mut Self, &mut State) -> (Step<T>, Option<Chunk>),
     ) -> Result<Option<T>, Error> {
         let ex = self.ex.clone();
         let mut st = lock(&ex.state);
         loop {
-            let (step, resume) = f(self, &mut st);
+            let (step, used) = f(self, &mut st);
             match step {
                 Step::Got(item) => {
-                    self.taken(st, resume);
+                    self.taken(st, used);
                     return Ok(Some(item));
                 }
                 Step::Eof => return Ok(None),
@@ -376,7 +381,7 @@ impl ResponseBody {
                     if in_callback() {
                         return Err(Error::new(
                             ErrorCode::WrongThread,
-                            "a blocking body read on the pool's loop thread would never end; use poll_read",
+                            "a blocking body read on the pool's event thread would never end; use poll_read",
                         ));
                     }
                     st = ex.sleep(st);
@@ -388,14 +393,14 @@ impl ResponseBody {
     fn polling<T>(
         &mut self,
         cx: &mut Context<'_>,
-        f: impl FnOnce(&mut Self, &mut State) -> (Step<T>, bool),
+        f: impl FnOnce(&mut Self, &mut State) -> (Step<T>, Option<Chunk>),
     ) -> Poll<Result<Option<T>, Error>> {
         let ex = self.ex.clone();
         let mut st = lock(&ex.state);
-        let (step, resume) = f(self, &mut st);
+        let (step, used) = f(self, &mut st);
         match step {
             Step::Got(item) => {
-                self.taken(st, resume);
+                self.taken(st, used);
                 Poll::Ready(Ok(Some(item)))
             }
             Step::Eof => Poll::Ready(Ok(None)),

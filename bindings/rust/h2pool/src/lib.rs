@@ -14,12 +14,18 @@
 //!   [`Response`], for any executor, whose body then offers
 //!   [`Response::poll_chunk`] and [`Response::poll_read`]; dropping the
 //!   future before it resolves cancels the request;
-//! - [`Pool::send_with`] calls a closure on the pool's loop thread with the
-//!   complete (buffered) response.
+//! - [`Pool::send_with`] calls a closure on the pool's event thread with
+//!   the complete (buffered) response.
 //!
-//! Request bodies are owned or `'static` bytes, lent to libh2pool without a
-//! copy, or streamed from any `Read` as the flow-control window opens
+//! Request bodies are owned or `'static` bytes (never copied whole: beyond
+//! 64 KiB they are written into libh2pool's bounded upload buffer as it
+//! drains), or streamed from any `Read` as the flow-control window opens
 //! ([`RequestBody::from_reader`]).
+//!
+//! Every request goes through libh2pool's completion queue: no Rust code
+//! runs on the pool's loop thread. One thread per pool ("h2pool-events")
+//! takes the queue's events in batches and runs what they call for:
+//! completion closures, wakers, `send_streaming`'s `on_data`.
 //!
 //! ```no_run
 //! use std::io::Read;
@@ -52,6 +58,7 @@ use std::path::Path;
 use std::pin::Pin;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::thread::{JoinHandle, ThreadId};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -66,7 +73,7 @@ pub use body::ResponseBody;
 pub use upload::RequestBody;
 
 use body::Exchange;
-use events::{Handler, Sink, Upload};
+use events::{Handler, QueuePtr, Sink, Upload};
 
 // ---------------------------------------------------------------------------
 // Errors
@@ -365,6 +372,8 @@ pub struct Request {
     timeout: Option<Duration>,
     auto_decompress: Option<bool>,
     read_buffer: Option<usize>,
+    upload_buffer: Option<usize>,
+    trailers: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Request {
@@ -378,6 +387,8 @@ impl Request {
             timeout: None,
             auto_decompress: None,
             read_buffer: None,
+            upload_buffer: None,
+            trailers: Vec::new(),
         }
     }
 
@@ -445,6 +456,31 @@ impl Request {
         self
     }
 
+    /// How many request body bytes libh2pool holds ahead of the
+    /// flow-control window, for a body streamed from a reader or an
+    /// in-memory body larger than 64 KiB (those are written into this
+    /// buffer as it drains, never copied whole); 1 byte to 1 GiB, default
+    /// 256 KiB.
+    pub fn upload_buffer(mut self, bytes: usize) -> Request {
+        self.upload_buffer = Some(bytes);
+        self
+    }
+
+    /// Adds a trailer field, sent after the body (repeat it for several
+    /// values). Checked as headers are, and "host" and "content-length"
+    /// are refused: a bad trailer fails the request with
+    /// [`ErrorCode::InvalidHeader`] once the body has been written.
+    pub fn trailer(mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Request {
+        self.trailers
+            .push((name.as_ref().to_vec(), value.as_ref().to_vec()));
+        self
+    }
+
+    /// The trailer fields added so far.
+    pub fn trailers(&self) -> &[(Vec<u8>, Vec<u8>)] {
+        &self.trailers
+    }
+
     /// The method.
     pub fn method(&self) -> &str {
         &self.method
@@ -468,6 +504,7 @@ impl fmt::Debug for Request {
             .field("url", &self.url)
             .field("header_fields", &self.headers.len())
             .field("body", &self.body)
+            .field("trailer_fields", &self.trailers.len())
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
@@ -1262,8 +1299,9 @@ impl Drop for RawConfig {
 // ---------------------------------------------------------------------------
 
 thread_local! {
-    /// Set while a trampoline runs user code on this thread (the pool's loop
-    /// thread, for completions).
+    /// Set on threads that run user code for the pool (its drainer thread,
+    /// and the loop thread while a log callback runs), where blocking on
+    /// the pool would wait for the thread itself.
     static IN_CALLBACK: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -1334,8 +1372,15 @@ unsafe impl Sync for RawPool {}
 
 pub(crate) struct Inner {
     raw: RwLock<RawPool>,
+    /// The pool's completion queue: live while `raw` is not null (it is
+    /// shut down after the pool is destroyed, and the drainer destroys it
+    /// once drained).
+    queue: QueuePtr,
+    /// The drainer thread, joined by `close` (unless it is the caller).
+    drainer: Mutex<Option<JoinHandle<()>>>,
+    drainer_id: ThreadId,
     log: AtomicPtr<LogState>,
-    panics: Arc<AtomicU64>,
+    pub(crate) panics: Arc<AtomicU64>,
 }
 
 impl Inner {
@@ -1343,7 +1388,9 @@ impl Inner {
         self.raw.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Destroys the C pool (running every outstanding callback), once.
+    /// Destroys the C pool (which completes every outstanding request into
+    /// the queue), shuts the queue down and waits for the drainer to have
+    /// handled every event; once.
     fn close(&self) {
         let raw = {
             let mut guard = self.raw.write().unwrap_or_else(|e| e.into_inner());
@@ -1355,6 +1402,15 @@ impl Inner {
         // `raw` was taken out under the write lock: no other call can start
         // on it, and calls under way finished before the lock was granted.
         unsafe { sys::h2pool_destroy(raw) };
+        // No submitter can reach the queue any more (they check `raw`
+        // under the lock); the drainer destroys it once drained.
+        unsafe { sys::h2pool_queue_shutdown(self.queue.0) };
+        if std::thread::current().id() != self.drainer_id {
+            let handle = lock(&self.drainer).take();
+            if let Some(h) = handle {
+                let _ = h.join();
+            }
+        }
         let log = self.log.swap(ptr::null_mut(), Ordering::AcqRel);
         if !log.is_null() {
             // The destroyed pool calls the log callback no more; the box
@@ -1373,49 +1429,78 @@ impl Inner {
             body,
             timeout,
             auto_decompress,
-            read_buffer: _,
+            read_buffer,
+            upload_buffer,
+            trailers,
         } = req;
+        if upload_buffer == Some(0) {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                "Request::upload_buffer must be at least 1 byte",
+            ));
+        }
+        // Trailers follow a streamed body: then every body is streamed.
+        let direct_max = if trailers.is_empty() {
+            events::DIRECT_BODY_MAX
+        } else {
+            0
+        };
+        let trailers = Arc::new(trailers);
         let describe = format!("{} {}", method, url);
         let method = CString::new(method)
             .map_err(|_| Error::new(ErrorCode::InvalidMethod, "method contains NUL"))?;
         let url = CString::new(url)
             .map_err(|_| Error::new(ErrorCode::InvalidUrl, "URL contains NUL"))?;
-        let raw_headers: Vec<sys::h2pool_header> = headers
-            .iter()
-            .map(|(n, v)| sys::h2pool_header {
-                name: n.as_ptr() as *const c_char,
-                name_len: n.len(),
-                value: v.as_ptr() as *const c_char,
-                value_len: v.len(),
-            })
-            .collect();
+        let raw_headers = raw_fields(&headers);
         let body_length = body.len();
-        // What h2pool_request gets as `body`: a pointer into memory the
-        // handler keeps alive until the release event (owned), or 'static.
-        let (body_ptr, body_len, upload, reader) = match body.0 {
+        let streams_response = !matches!(sink, Sink::Buffered(_));
+        let download_buffer = match &sink {
+            Sink::Stream(_) => Some(read_buffer.unwrap_or(body::DEFAULT_BUFFER_LIMIT)),
+            _ => None,
+        };
+        // What h2pool_queue_request gets as `body`: small in-memory bodies,
+        // which it copies; larger ones and readers are written afterwards.
+        let mut direct: Option<Vec<u8>> = None;
+        let body = match body.0 {
+            upload::Kind::Empty if direct_max == 0 => upload::Kind::Static(&[]),
+            other => other,
+        };
+        let written = |bytes| {
+            Upload::Memory(events::Outgoing::new(bytes, trailers.clone(), self.clone()))
+        };
+        let (body_ptr, body_len, upload, reader) = match body {
             upload::Kind::Empty => (ptr::null(), 0, Upload::Nothing, None),
-            upload::Kind::Static([]) => (ptr::null(), 0, Upload::Nothing, None),
-            upload::Kind::Static(s) => (s.as_ptr(), s.len(), Upload::Nothing, None),
-            upload::Kind::Owned(v) if v.is_empty() => (ptr::null(), 0, Upload::Nothing, None),
-            // The Vec's heap buffer does not move when the Vec moves into
-            // the handler, and nothing touches it until release.
-            upload::Kind::Owned(v) => (v.as_ptr(), v.len(), Upload::Lent(Some(v)), None),
+            upload::Kind::Static(s) if s.len() <= direct_max && direct_max > 0 => {
+                let p = if s.is_empty() { ptr::null() } else { s.as_ptr() };
+                (p, s.len(), Upload::Nothing, None)
+            }
+            upload::Kind::Owned(v) if v.len() <= direct_max && direct_max > 0 => {
+                let (p, n) = if v.is_empty() {
+                    (ptr::null(), 0)
+                } else {
+                    (v.as_ptr(), v.len())
+                };
+                // Kept alive (and unmoved on the heap) until submitted.
+                direct = Some(v);
+                (p, n, Upload::Nothing, None)
+            }
+            upload::Kind::Static(s) => (ptr::null(), 0, written(events::Bytes::Static(s)), None),
+            upload::Kind::Owned(v) => (ptr::null(), 0, written(events::Bytes::Owned(v)), None),
             upload::Kind::Reader { reader, .. } => {
-                let pipe = upload::Pipe::new();
-                (ptr::null(), 0, Upload::Pipe(pipe.clone()), Some((pipe, reader)))
+                let feed = upload::Feed::new(trailers.clone());
+                (ptr::null(), 0, Upload::Pump(feed.clone()), Some((feed, reader)))
             }
         };
-        // A 'static body needs no release, but it must not be copied either.
-        let lend_static = !body_ptr.is_null() && matches!(upload, Upload::Nothing);
-        let handler = Handler {
-            sink,
-            upload,
-            panics: self.panics.clone(),
+        let streams_upload = !matches!(upload, Upload::Nothing);
+        let memory = match &upload {
+            Upload::Memory(out) => Some(out.clone()),
+            _ => None,
         };
+        let handler = Handler::new(sink, upload, self.clone());
         let opts = if timeout.is_some()
             || auto_decompress.is_some()
-            || lend_static
-            || events::needs_options(&handler)
+            || streams_response
+            || streams_upload
         {
             let opts = RawOpts::new()?;
             // opts.0 is the live options object RawOpts owns.
@@ -1436,13 +1521,31 @@ impl Inner {
                     "Request::auto_decompress",
                 )?;
             }
-            events::install(&opts, &handler, body_length)?;
-            if lend_static {
+            if streams_response {
+                opts.check(
+                    unsafe { sys::h2pool_request_opts_set_queue_streaming(opts.0, 1) },
+                    "queue streaming",
+                )?;
+            }
+            if streams_upload {
+                let length = events::upload_length(body_length)?;
+                opts.check(
+                    unsafe { sys::h2pool_request_opts_set_queue_upload(opts.0, 1, length) },
+                    "queue upload",
+                )?;
+            }
+            if download_buffer.is_some() || upload_buffer.is_some() {
+                // libh2pool takes 1 to 2^30 bytes each.
+                let clamp = |n: usize| n.clamp(1, 1 << 30) as u32;
                 opts.check(
                     unsafe {
-                        sys::h2pool_request_opts_set_body_release(opts.0, Some(release_static))
+                        sys::h2pool_request_opts_set_queue_buffers(
+                            opts.0,
+                            download_buffer.map_or(events::DEFAULT_BUFFER, clamp),
+                            upload_buffer.map_or(events::DEFAULT_BUFFER, clamp),
+                        )
                     },
-                    "body release",
+                    "Request::read_buffer / upload_buffer",
                 )?;
             }
             Some(opts)
@@ -1456,11 +1559,13 @@ impl Inner {
             if guard.0.is_null() {
                 sys::H2POOL_ERR_POOL_CLOSED
             } else {
-                // Method, URL, headers and options are copied before
-                // h2pool_request returns; the body is lent (see above).
+                // The pool and its queue are live while the read lock is
+                // held (see close). Method, URL, headers, body and options
+                // are copied before h2pool_queue_request returns.
                 unsafe {
-                    sys::h2pool_request(
+                    sys::h2pool_queue_request(
                         guard.0,
+                        self.queue.0,
                         method.as_ptr(),
                         url.as_ptr(),
                         if raw_headers.is_empty() {
@@ -1472,52 +1577,89 @@ impl Inner {
                         body_ptr,
                         body_len,
                         opts.as_ref().map_or(ptr::null(), |o| o.0 as *const _),
-                        Some(events::on_complete),
                         user_data as *mut c_void,
                         &mut id,
                     )
                 }
             }
         };
+        drop(direct);
         if rc != 0 {
-            // Refused: no callback will come (nor a release), so the
-            // handler, and the body it holds, are ours again.
+            // Refused: no event will come, so the handler, and the body it
+            // holds, are ours again.
             drop(unsafe { Box::from_raw(user_data) });
-            let what = if rc == sys::H2POOL_ERR_POOL_CLOSED {
-                "the pool is closed".to_string()
+            let what = if rc == sys::H2POOL_ERR_POOL_CLOSED || rc == sys::H2POOL_ERR_QUEUE_CLOSED {
+                return Err(Error::new(ErrorCode::PoolClosed, "the pool is closed"));
             } else {
                 describe
             };
             return Err(Error::from_raw_code(rc, what));
         }
         let id = RequestId(id);
-        if let Some((pipe, reader)) = reader {
-            // Our clone of the pipe the handler (now libh2pool's) shares.
-            pipe.start(reader, body_length, self.clone(), id);
+        if let Some(out) = memory {
+            events::start_push(&out, id);
+        }
+        if let Some((feed, reader)) = reader {
+            feed.start(reader, body_length, self.clone(), id);
         }
         Ok(id)
     }
 
-    pub(crate) fn resume_download(&self, id: RequestId) -> Result<(), Error> {
-        self.call(id, sys::h2pool_request_resume_download, "resume download")
+    /// `h2pool_request_write_body`: how many bytes the upload buffer took.
+    pub(crate) fn write_body(&self, id: RequestId, data: &[u8]) -> Result<usize, Error> {
+        let guard = self.read();
+        if guard.0.is_null() {
+            return Err(Error::new(ErrorCode::PoolClosed, "the pool is closed"));
+        }
+        let mut accepted = 0usize;
+        // Live handle under the read lock; `data` is read (copied) during
+        // the call only.
+        let rc = unsafe {
+            sys::h2pool_request_write_body(guard.0, id.0, data.as_ptr(), data.len(), &mut accepted)
+        };
+        if rc != 0 {
+            return Err(Error::from_raw_code(rc, "h2pool_request_write_body"));
+        }
+        Ok(accepted)
     }
 
-    pub(crate) fn resume_upload(&self, id: RequestId) -> Result<(), Error> {
-        self.call(id, sys::h2pool_request_resume_upload, "resume upload")
+    /// `h2pool_request_end_body`. After a refused trailer the body stays
+    /// open: the caller records why, then cancels the request.
+    pub(crate) fn end_body(&self, id: RequestId, trailers: &[(Vec<u8>, Vec<u8>)]) -> Result<(), Error> {
+        let raw = raw_fields(trailers);
+        let rc = {
+            let guard = self.read();
+            if guard.0.is_null() {
+                return Err(Error::new(ErrorCode::PoolClosed, "the pool is closed"));
+            }
+            // Live handle under the read lock; the trailers point into
+            // `trailers`, alive for the call, and are copied by it.
+            unsafe {
+                sys::h2pool_request_end_body(
+                    guard.0,
+                    id.0,
+                    if raw.is_empty() { ptr::null() } else { raw.as_ptr() },
+                    raw.len(),
+                )
+            }
+        };
+        if rc != 0 {
+            return Err(Error::from_raw_code(rc, "request trailers refused"));
+        }
+        Ok(())
     }
 
-    /// Calls one of the thread-safe per-request functions (cancel, resume).
+    /// Calls one of the thread-safe per-request functions (cancel).
     fn call(
         &self,
         id: RequestId,
         f: unsafe extern "C" fn(*mut sys::h2pool, u64) -> c_int,
         what: &str,
     ) -> Result<(), Error> {
-        // On the loop thread (a future or body dropped or polled in a
-        // callback), do not queue behind a writer: a reader ahead of it may
-        // be waiting for this very thread (h2pool_stats_get). A waiting
-        // writer means the pool is closing, which completes the request
-        // anyway, so giving up then loses nothing.
+        // On the pool's own threads (a future or body dropped in a
+        // callback), do not queue behind a writer. A waiting writer means
+        // the pool is closing, which completes the request anyway, so
+        // giving up then loses nothing.
         let guard = if in_callback() {
             match self.raw.try_read() {
                 Ok(g) => g,
@@ -1546,15 +1688,25 @@ impl Inner {
     }
 }
 
+/// C views of header or trailer fields, pointing into `fields` (valid
+/// while it is neither dropped nor changed).
+fn raw_fields(fields: &[(Vec<u8>, Vec<u8>)]) -> Vec<sys::h2pool_header> {
+    fields
+        .iter()
+        .map(|(n, v)| sys::h2pool_header {
+            name: n.as_ptr() as *const c_char,
+            name_len: n.len(),
+            value: v.as_ptr() as *const c_char,
+            value_len: v.len(),
+        })
+        .collect()
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         self.close();
     }
 }
-
-/// The release callback of a `'static` body: nothing to free. Lending it
-/// (instead of letting h2pool_request copy it) is the point.
-unsafe extern "C" fn release_static(_body: *const u8, _user_data: *mut c_void) {}
 
 /// Request options for one request.
 pub(crate) struct RawOpts(pub(crate) *mut sys::h2pool_request_opts);
@@ -1591,8 +1743,9 @@ impl Drop for RawOpts {
 ///
 /// Dropping the pool shuts it down: every request still outstanding
 /// completes with [`ErrorCode::PoolClosed`] (its callback runs, its future
-/// resolves) before `drop` returns. Dropped from inside a completion
-/// callback, the shutdown finishes on a helper thread instead.
+/// resolves) before `drop` returns, and the pool's event thread exits.
+/// Dropped from inside a completion callback (on that thread), the
+/// remaining completions run right after that callback returns.
 pub struct Pool {
     inner: Arc<Inner>,
 }
@@ -1650,7 +1803,7 @@ pub struct Stats {
 }
 
 impl Pool {
-    /// Creates a pool and starts its loop thread.
+    /// Creates a pool and starts its loop thread and its event thread.
     pub fn new(config: Config) -> Result<Pool, Error> {
         let panics = Arc::new(AtomicU64::new(0));
         let log = match &config.log {
@@ -1674,17 +1827,49 @@ impl Pool {
                 return Err(e);
             }
         };
+        let mut queue = ptr::null_mut();
+        // Valid out pointer; the queue is ours until handed to the drainer.
+        let rc = unsafe { sys::h2pool_queue_create(&mut queue) };
+        if rc != 0 {
+            free_log(log);
+            return Err(Error::from_raw_code(rc, "cannot create the completion queue"));
+        }
         let mut raw = ptr::null_mut();
         // cfg.0 is a live config (copied by h2pool_create); valid out pointer.
         let rc = unsafe { sys::h2pool_create(cfg.0, &mut raw) };
         drop(cfg);
         if rc != 0 {
+            // No request ever used the queue.
+            unsafe { sys::h2pool_queue_destroy(queue) };
             free_log(log);
             return Err(Error::from_raw_code(rc, "cannot create the pool"));
         }
+        let q = QueuePtr(queue);
+        let spawned = std::thread::Builder::new()
+            .name("h2pool-events".into())
+            .spawn(move || events::drain(q));
+        let drainer = match spawned {
+            Ok(h) => h,
+            Err(e) => {
+                // No request was submitted: nothing is in the queue and no
+                // thread holds it.
+                unsafe {
+                    sys::h2pool_destroy(raw);
+                    sys::h2pool_queue_destroy(queue);
+                }
+                free_log(log);
+                return Err(Error::new(
+                    ErrorCode::System,
+                    format!("cannot start the pool's event thread: {}", e),
+                ));
+            }
+        };
         Ok(Pool {
             inner: Arc::new(Inner {
                 raw: RwLock::new(RawPool(raw)),
+                queue: q,
+                drainer_id: drainer.thread().id(),
+                drainer: Mutex::new(Some(drainer)),
                 log: AtomicPtr::new(log),
                 panics,
             }),
@@ -1693,12 +1878,12 @@ impl Pool {
 
     /// Sends `req` and blocks until its response or error. Fails with
     /// [`ErrorCode::WrongThread`] when called from a callback, where blocking
-    /// would stall the pool's loop thread.
+    /// would stall the pool's event thread.
     pub fn send(&self, req: Request) -> Result<Response, Error> {
         if in_callback() {
             return Err(Error::new(
                 ErrorCode::WrongThread,
-                "Pool::send would block the pool's loop thread; use send_with or send_async",
+                "Pool::send would block the pool's event thread; use send_with or send_async",
             ));
         }
         let (ex, id) = self.submit_streaming(req)?;
@@ -1710,23 +1895,19 @@ impl Pool {
     }
 
     fn submit_streaming(&self, req: Request) -> Result<(Arc<Exchange>, RequestId), Error> {
-        let limit = match req.read_buffer {
-            Some(0) => {
-                return Err(Error::new(
-                    ErrorCode::InvalidArgument,
-                    "Request::read_buffer must be at least 1 byte",
-                ))
-            }
-            Some(n) => n,
-            None => body::DEFAULT_BUFFER_LIMIT,
-        };
-        let ex = Exchange::new(limit);
+        if req.read_buffer == Some(0) {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                "Request::read_buffer must be at least 1 byte",
+            ));
+        }
+        let ex = Exchange::new();
         let id = self.inner.submit(req, Sink::Stream(ex.clone()))?;
         Ok((ex, id))
     }
 
     /// Sends `req` and calls `f` exactly once with the result, on the pool's
-    /// loop thread, once the whole response has arrived (libh2pool buffers
+    /// event thread, once the whole response has arrived (libh2pool buffers
     /// the body, up to [`Config::max_response_body_bytes`]; reading it in
     /// `f` does not block): `f` must not block (it may send more requests
     /// with `send_with` or `send_async`). A panic in `f` is caught and
@@ -1742,8 +1923,8 @@ impl Pool {
         self.inner.submit(req, Sink::Buffered(Box::new(f)))
     }
 
-    /// Sends `req` and streams its response body to callbacks on the loop
-    /// thread: `on_data` receives each chunk (decoded, when
+    /// Sends `req` and streams its response body to callbacks on the pool's
+    /// event thread: `on_data` receives each chunk (decoded, when
     /// auto-decompression applies) as it arrives, and returns
     /// `ControlFlow::Break(())` to abort the request ([`ErrorCode::Aborted`]);
     /// then `done` runs once, as for [`Pool::send_with`], with a response
@@ -1851,17 +2032,8 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        if in_callback() {
-            // On the loop thread, h2pool_destroy could not wait for the
-            // callbacks (this one is running); a helper thread can.
-            let inner = self.inner.clone();
-            let spawned = std::thread::Builder::new()
-                .name("h2pool-close".into())
-                .spawn(move || inner.close());
-            if spawned.is_ok() {
-                return;
-            }
-        }
+        // On the event thread (from a completion), close cannot wait for
+        // that thread: the remaining completions run after this one.
         self.inner.close();
     }
 }

@@ -1,23 +1,25 @@
-//! Request bodies: in memory (owned or `'static`, lent to libh2pool without
-//! a copy) or streamed from a `Read`.
+//! Request bodies: in memory (owned or `'static`) or streamed from a `Read`.
 //!
-//! A `Read` may block, and the pool asks for body bytes on its loop thread,
-//! which must never block; so a helper thread per streamed upload ("pump")
-//! reads ahead into a bounded pipe, and the loop thread only takes from the
-//! pipe. When the pipe is empty the upload waits (`H2POOL_BODY_WAIT`) and
-//! the pump resumes it once it has bytes again: memory is bounded by the
-//! pipe, whatever the body's size, and the upload runs at the pace of the
-//! flow-control window.
+//! In-memory bodies are never copied whole: small ones go with the request,
+//! larger ones are written into libh2pool's bounded upload buffer as it
+//! drains, from WRITABLE events on the pool's drainer thread (see
+//! `events.rs`).
+//!
+//! A `Read` may block, which neither the loop thread nor the drainer may
+//! do, so each streamed upload has a helper thread ("pump") that reads a
+//! block and writes it with `h2pool_request_write_body`; when the upload
+//! buffer is full it sleeps until the drainer sees the request's WRITABLE
+//! event. Memory is bounded by the block and the upload buffer, whatever
+//! the body's size, and the upload runs at the pace of the flow-control
+//! window.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read};
 use std::sync::{Arc, Condvar, Mutex};
 
-use crate::{lock, Inner, RequestId};
+use crate::events::Trailers;
+use crate::{lock, Error, ErrorCode, Inner, RequestId};
 
-/// Bytes the pump may read ahead of the flow-control window.
-const PIPE_CAPACITY: usize = 256 << 10;
 /// One `read` call of the pump.
 const PUMP_BLOCK: usize = 64 << 10;
 
@@ -128,114 +130,101 @@ impl fmt::Debug for RequestBody {
     }
 }
 
-struct PipeState {
-    buf: VecDeque<u8>,
-    eof: bool,
-    failed: Option<String>,
-    /// The loop thread found the pipe empty and answered "wait".
-    waiting: bool,
+struct FeedState {
+    /// A WRITABLE event came since the pump's last write.
+    writable: bool,
     /// The request completed: the pump stops.
     closed: bool,
+    /// Why the upload failed (the reader, or a refused trailer).
+    failed: Option<Error>,
 }
 
-/// The bounded pipe between a pump thread and the loop thread.
-pub(crate) struct Pipe {
-    state: Mutex<PipeState>,
-    space: Condvar,
+/// What a pump thread and the drainer share about one streamed upload.
+pub(crate) struct Feed {
+    state: Mutex<FeedState>,
+    wake: Condvar,
+    trailers: Trailers,
 }
 
-/// What the loop thread gets from the pipe.
-pub(crate) enum Fill {
-    Bytes { n: usize, eof: bool },
-    Wait,
-    Abort,
-}
-
-impl Pipe {
-    pub(crate) fn new() -> Arc<Pipe> {
-        Arc::new(Pipe {
-            state: Mutex::new(PipeState {
-                buf: VecDeque::with_capacity(PIPE_CAPACITY),
-                eof: false,
-                failed: None,
-                waiting: false,
+impl Feed {
+    pub(crate) fn new(trailers: Trailers) -> Arc<Feed> {
+        Arc::new(Feed {
+            state: Mutex::new(FeedState {
+                writable: false,
                 closed: false,
+                failed: None,
             }),
-            space: Condvar::new(),
+            wake: Condvar::new(),
+            trailers,
         })
     }
 
-    /// Loop thread: copies up to `out.len()` bytes into `out`.
-    pub(crate) fn fill(&self, out: &mut [u8]) -> Fill {
-        let mut st = lock(&self.state);
-        if st.failed.is_some() {
-            return Fill::Abort;
-        }
-        let n = st.buf.len().min(out.len());
-        if n > 0 {
-            let (a, b) = st.buf.as_slices();
-            let from_a = a.len().min(n);
-            out[..from_a].copy_from_slice(&a[..from_a]);
-            out[from_a..n].copy_from_slice(&b[..n - from_a]);
-            st.buf.drain(..n);
-            self.space.notify_one();
-        }
-        let eof = st.eof && st.buf.is_empty();
-        if n == 0 && !eof {
-            st.waiting = true;
-            return Fill::Wait;
-        }
-        Fill::Bytes { n, eof }
+    /// Drainer: the upload buffer has room again.
+    pub(crate) fn writable(&self) {
+        lock(&self.state).writable = true;
+        self.wake.notify_one();
     }
 
-    /// Loop thread: the request completed.
-    pub(crate) fn close(&self) -> Option<String> {
+    /// Drainer: the request completed. Returns why the reader failed it.
+    pub(crate) fn close(&self) -> Option<Error> {
         let mut st = lock(&self.state);
         st.closed = true;
-        st.buf = VecDeque::new();
-        self.space.notify_one();
+        self.wake.notify_one();
         st.failed.clone()
     }
 
     /// Starts the pump for request `id`. If no thread can be started the
     /// upload fails (and with it the request).
     pub(crate) fn start(
-        self: &Arc<Pipe>,
+        self: &Arc<Feed>,
         reader: Box<dyn Read + Send + 'static>,
         content_length: Option<u64>,
         pool: Arc<Inner>,
         id: RequestId,
     ) {
-        let pipe = self.clone();
+        let feed = self.clone();
         let pump_pool = pool.clone();
         let spawned = std::thread::Builder::new()
             .name("h2pool-upload".into())
-            .spawn(move || pipe.pump(reader, content_length, &pump_pool, id));
+            .spawn(move || feed.pump(reader, content_length, &pump_pool, id));
         if let Err(e) = spawned {
-            self.push(
-                Err(format!("cannot start the upload thread: {}", e)),
-                Some((&pool, id)),
-            );
+            self.fail(format!("cannot start the upload thread: {}", e), &pool, id);
         }
     }
 
-    /// Records what the reader gave and resumes a waiting upload.
-    fn push(&self, got: Result<&[u8], String>, pool_id: Option<(&Inner, RequestId)>) {
-        let resume = {
-            let mut st = lock(&self.state);
-            match got {
-                Ok([]) => st.eof = true,
-                Ok(bytes) => st.buf.extend(bytes),
-                Err(why) => st.failed = Some(why),
+    /// Fails the upload: records why, then cancels the request, whose
+    /// completion then reports `BodySource` with this message.
+    fn fail(&self, why: String, pool: &Inner, id: RequestId) {
+        lock(&self.state).failed = Some(Error::new(ErrorCode::BodySource, why));
+        let _ = pool.cancel(id);
+    }
+
+    /// Writes all of `bytes`, sleeping while the upload buffer is full.
+    /// False when the request is over (or the pool closing).
+    fn write_all(&self, mut bytes: &[u8], pool: &Inner, id: RequestId) -> bool {
+        while !bytes.is_empty() {
+            {
+                let mut st = lock(&self.state);
+                if st.closed {
+                    return false;
+                }
+                // Cleared before the write: a WRITABLE that follows a short
+                // write sets it again, even if it comes before we sleep.
+                st.writable = false;
             }
-            std::mem::replace(&mut st.waiting, false)
-        };
-        if resume {
-            if let Some((pool, id)) = pool_id {
-                // Fails only when the pool closes, which ends the request.
-                let _ = pool.resume_upload(id);
+            let n = match pool.write_body(id, bytes) {
+                Ok(n) => n.min(bytes.len()),
+                Err(_) => return false,
+            };
+            bytes = &bytes[n..];
+            if !bytes.is_empty() {
+                let mut st = lock(&self.state);
+                while !st.writable && !st.closed {
+                    st = self.wake.wait(st).unwrap_or_else(|e| e.into_inner());
+                }
             }
         }
+        true
     }
 
     fn pump(
@@ -248,14 +237,8 @@ impl Pipe {
         let mut block = vec![0u8; PUMP_BLOCK];
         let mut total = 0u64;
         loop {
-            {
-                let mut st = lock(&self.state);
-                while !st.closed && st.buf.len() + PUMP_BLOCK > PIPE_CAPACITY {
-                    st = self.space.wait(st).unwrap_or_else(|e| e.into_inner());
-                }
-                if st.closed {
-                    return;
-                }
+            if lock(&self.state).closed {
+                return;
             }
             // A panicking reader fails the upload instead of killing the
             // pump silently (which would leave the request waiting).
@@ -264,14 +247,28 @@ impl Pipe {
             }));
             match got {
                 Ok(Ok(0)) => {
-                    let got = match content_length {
-                        Some(cl) if total < cl => Err(format!(
-                            "request body reader ended after {} of the {} bytes of its content length",
-                            total, cl
-                        )),
-                        _ => Ok(&[][..]),
-                    };
-                    self.push(got, Some((pool, id)));
+                    match content_length {
+                        Some(cl) if total < cl => self.fail(
+                            format!(
+                                "request body reader ended after {} of the {} bytes of its content length",
+                                total, cl
+                            ),
+                            pool,
+                            id,
+                        ),
+                        // Fails when the request is over already, or for a
+                        // refused trailer (which cancelled the request).
+                        _ => {
+                            if let Err(e) = pool.end_body(id, &self.trailers) {
+                                if e.code == ErrorCode::InvalidHeader {
+                                    // Recorded before the cancellation
+                                    // whose completion reads it.
+                                    lock(&self.state).failed = Some(e);
+                                    let _ = pool.cancel(id);
+                                }
+                            }
+                        }
+                    }
                     return;
                 }
                 Ok(Ok(n)) => {
@@ -282,18 +279,20 @@ impl Pipe {
                             "request body reader gave more than the {} bytes of its content length",
                             cl
                         );
-                        self.push(Err(why), Some((pool, id)));
+                        self.fail(why, pool, id);
                         return;
                     }
-                    self.push(Ok(&block[..n]), Some((pool, id)));
+                    if !self.write_all(&block[..n], pool, id) {
+                        return;
+                    }
                 }
                 Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Ok(Err(e)) => {
-                    self.push(Err(format!("request body reader: {}", e)), Some((pool, id)));
+                    self.fail(format!("request body reader: {}", e), pool, id);
                     return;
                 }
                 Err(_) => {
-                    self.push(Err("request body reader panicked".into()), Some((pool, id)));
+                    self.fail("request body reader panicked".into(), pool, id);
                     return;
                 }
             }

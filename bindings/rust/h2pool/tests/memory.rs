@@ -51,6 +51,21 @@ fn peak_growth(f: impl FnOnce()) -> Option<u64> {
     Some(growth)
 }
 
+/// Reads `r` to its end in reads of `step` bytes, checking that every byte
+/// is zero; returns how many there were.
+fn read_zeros(r: &mut impl Read, step: usize) -> u64 {
+    let mut buf = vec![0u8; step];
+    let mut total = 0u64;
+    loop {
+        let n = r.read(&mut buf).unwrap();
+        if n == 0 {
+            return total;
+        }
+        assert!(buf[..n].iter().all(|&b| b == 0));
+        total += n as u64;
+    }
+}
+
 #[test]
 fn a_slow_reader_holds_back_the_server_in_bounded_memory() {
     let server = match Server::start() {
@@ -76,17 +91,7 @@ fn a_slow_reader_holds_back_the_server_in_bounded_memory() {
         assert_eq!(resp.body().buffered(), held, "data arrived while paused");
         assert!(held < limit + (64 << 10), "{} bytes buffered", held);
         // Now read it all, slowly: small reads, each checked.
-        let mut buf = vec![0u8; 4096];
-        let mut total = 0u64;
-        loop {
-            let n = resp.read(&mut buf).unwrap();
-            if n == 0 {
-                break;
-            }
-            assert!(buf[..n].iter().all(|&b| b == 0));
-            total += n as u64;
-        }
-        assert_eq!(total, size);
+        assert_eq!(read_zeros(&mut resp, 4096), size);
     });
     if let Some(mib) = growth {
         // The read buffer, the stream's window held in libh2pool while
@@ -159,5 +164,37 @@ fn owned_and_static_bodies_are_lent_not_copied() {
     let growth = peak_growth(|| post_discarded(&server, leaked.into(), len));
     if let Some(mib) = growth {
         assert!(mib < 24, "a {} MiB 'static body raised the peak by {} MiB", len >> 20, mib);
+    }
+}
+
+#[test]
+fn a_slow_reader_with_the_default_window_and_buffer_stays_bounded() {
+    let server = match Server::start() {
+        Some(s) => s,
+        None => return,
+    };
+    let _turn = turn();
+    let size: u64 = 256 << 20;
+    let growth = peak_growth(|| {
+        // Defaults throughout: the pool's windows, the 1 MiB read buffer.
+        let pool = Pool::new(Config::new().request_timeout(WAIT * 6)).unwrap();
+        let mut resp = pool
+            .send(Request::get(server.url(&format!("/?zeros={}", size))))
+            .unwrap();
+        // Unread DATA events fill the download buffer, then the stream
+        // stops being read: what is held stops growing.
+        wait_until("the read buffer to fill", || resp.body().buffered() >= 1 << 20);
+        let held = resp.body().buffered();
+        let other = pool.send(Request::get(server.url("/?size=100"))).unwrap();
+        assert_eq!(other.into_bytes().unwrap().len(), 100);
+        assert!(resp.body().buffered() < (1 << 20) + (256 << 10), "{} held", held);
+        // A slow reader: small reads, each checked.
+        assert_eq!(read_zeros(&mut resp, 1000), size);
+    });
+    if let Some(mib) = growth {
+        // The 1 MiB read buffer plus what the server may send into the
+        // default 8 MiB stream window while the stream is not read, with
+        // slack for the allocator; never the 256 MiB body.
+        assert!(mib < 32, "peak RSS grew by {} MiB for a {} MiB body", mib, size >> 20);
     }
 }
