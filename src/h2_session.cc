@@ -516,6 +516,7 @@ int H2Session::submit(Request &req) {
                                           : H2POOL_ERR_CONNECTION_LOST;
   }
   req.response.stream_id = stream_id;
+  req.response.protocol = H2POOL_PROTOCOL_HTTP_2;
   req.response.connection_id = id_;
   ++req.attempts;
   streams_.push_back(&req);
@@ -920,33 +921,14 @@ ssize_t H2Session::read_request_body(int32_t stream_id, uint8_t *buf,
   Request *req = stream_request(session_.get(), stream_id);
   if (!req)
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-  if (!req->body_reader) {
-    size_t n = std::min(length, req->body_size - req->body_offset);
-    if (n)
-      memcpy(buf, req->body_data + req->body_offset, n);
-    req->body_offset += n;
-    if (req->body_offset == req->body_size)
-      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-    return ssize_t(n);
-  }
-  int eof = 0;
-  int64_t n = req->body_reader(buf, length, &eof, req->user_data);
-  if (n == H2POOL_BODY_WAIT || (n == 0 && !eof)) {
-    req->upload_deferred = true;
+  bool eof = false;
+  int64_t n = h2pool_core::read_request_body(*req, buf, length, &eof);
+  if (n == kBodyWait)
     return NGHTTP2_ERR_DEFERRED;
-  }
-  if (n < 0 || uint64_t(n) > length) {
-    req->local_error = make_error(
-        H2POOL_ERR_BODY_SOURCE,
-        n < 0 ? "body read callback aborted the upload"
-              : "body read callback returned more bytes than asked for");
+  if (n == kBodyFailed)
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-  }
-  req->body_offset += size_t(n);
-  if (eof) {
-    req->body_eof = true;
+  if (eof)
     *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-  }
   return ssize_t(n);
 }
 

@@ -57,6 +57,7 @@ public:
   void resume_download(Request &req) override;
   void flush() override;
   void close(const Error &why) override;
+  int protocol() const override { return H2POOL_PROTOCOL_HTTP_2; }
 
   // nghttp2 callback entry points (called by the trampolines).
   int on_begin_headers(const nghttp2_frame *frame);
