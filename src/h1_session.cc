@@ -739,12 +739,13 @@ int H1Session::on_headers_complete() {
     return -1;
   event_ = Event::headers;
   http_parser_pause(&parser_, 1);
-  // A Content-Length or read-until-close body follows the head's last
-  // line unchecked; a chunked one is lines and counted data.
-  body_after_line_ = !(parser_.flags & F_CHUNKED);
-  // RFC 9110 section 9.3.2: a response to HEAD has no content, whatever
-  // its content-length says.
-  return req->method == "HEAD" ? 1 : 0;
+  // RFC 9110 sections 9.3.2, 15.3.5 and 15.4.5: a response to HEAD, a 204
+  // and a 304 have no content, whatever their content-length says (a 304's
+  // is that of the representation); nor has an interim response.
+  unsigned status = parser_.status_code;
+  return req->method == "HEAD" || status < 200 || status == 204 || status == 304
+             ? 1
+             : 0;
 }
 
 int H1Session::on_body(const char *at, size_t len) {
@@ -768,6 +769,10 @@ int H1Session::on_chunk_header() {
 }
 
 int H1Session::on_message_complete() {
+  // The trailer section ends without on_headers_complete: its last field
+  // is still held.
+  if (in_value_ && commit_field() != 0)
+    return -1;
   event_ = Event::message;
   http_parser_pause(&parser_, 1);
   return 0;
@@ -789,6 +794,10 @@ bool H1Session::handle_event() {
     }
     return true;
   case Event::headers:
+    // The head's bytes are checked up to its last CR; a Content-Length or
+    // read-until-close body follows its LF unchecked, a chunked one is
+    // lines and counted data.
+    body_after_line_ = !(parser_.flags & F_CHUNKED);
     if (parser_.http_major != 1 || parser_.status_code < 100) {
       fail(H2POOL_ERR_MALFORMED_RESPONSE,
            "malformed HTTP/1.1 response from " + name_ +
