@@ -6,6 +6,7 @@
 #include <new>
 
 #include "connection.h"
+#include "headers.h"
 
 namespace h2pool_core {
 namespace {
@@ -13,7 +14,6 @@ namespace {
 // Output (request head and body) queued before the body source is asked for
 // more; a large upload waits in its source, not in memory here.
 constexpr size_t kOutputHighWater = 1u << 20;
-constexpr size_t kKeptOutputCapacity = 64u << 10;
 // Body bytes asked of the source at a time (one chunk, when chunked).
 constexpr size_t kBodyPiece = 64u << 10;
 constexpr int kMaxReadRounds = 4;
@@ -86,29 +86,6 @@ void write_event_cb(evutil_socket_t, short, void *arg) {
 }
 void continue_timer_cb(evutil_socket_t, short, void *arg) {
   static_cast<H1Session *>(arg)->on_continue_timeout();
-}
-
-bool ieq(std::string_view a, std::string_view b) {
-  if (a.size() != b.size())
-    return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z')
-      x = char(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z')
-      y = char(y - 'A' + 'a');
-    if (x != y)
-      return false;
-  }
-  return true;
-}
-
-std::string_view trim_ows(std::string_view v) {
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
-    v.remove_prefix(1);
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
-    v.remove_suffix(1);
-  return v;
 }
 
 // RFC 9110 section 9.3: methods whose requests carry content by definition
@@ -222,43 +199,41 @@ int H1Session::submit(Request &req) {
 
   // The head. Field names are lower case (as the caller's were stored);
   // HTTP/1.1 names are case-insensitive.
-  if (out_off_ > 0) {
-    out_.erase(0, out_off_);
-    out_off_ = 0;
-  }
-  out_ += req.method;
-  out_ += ' ';
-  out_ += req.method == "CONNECT" ? req.authority : req.url.path;
-  out_ += " HTTP/1.1\r\nhost: ";
-  out_ += req.authority;
-  out_ += "\r\n";
+  std::string &out = out_.tail();
+  out += req.method;
+  out += ' ';
+  out += req.method == "CONNECT" ? req.authority : req.url.path;
+  out += " HTTP/1.1\r\nhost: ";
+  out += req.authority;
+  out += "\r\n";
   if (chunked_upload_) {
-    out_ += "transfer-encoding: chunked\r\n";
+    out += "transfer-encoding: chunked\r\n";
   } else if (req.add_content_length) {
-    out_ += "content-length: ";
-    out_ += std::to_string(declared_length_);
-    out_ += "\r\n";
+    out += "content-length: ";
+    out += std::to_string(declared_length_);
+    out += "\r\n";
   } else if (!has_body && !caller_length && expects_content(req.method)) {
-    out_ += "content-length: 0\r\n";
+    out += "content-length: 0\r\n";
   }
   if (req.add_accept_encoding)
-    out_ += "accept-encoding: gzip, deflate\r\n";
+    out += "accept-encoding: gzip, deflate\r\n";
   for (const auto &h : req.headers) {
     // te: trailers is an HTTP/2 (and gRPC) request field; in HTTP/1.1 it
     // would need "connection: te", and means nothing to the exchange.
     if (h.name == "te")
       continue;
-    out_ += h.name;
-    out_ += ": ";
-    out_ += h.value;
-    out_ += "\r\n";
+    out += h.name;
+    out += ": ";
+    out += h.value;
+    out += "\r\n";
   }
-  out_ += "\r\n";
+  out += "\r\n";
 
   const HeaderField *expect = find_field(req, "expect");
-  waiting_continue_ = has_body && expect &&
-                      ieq(trim_ows(expect->value), "100-continue") &&
-                      settings_.expect_continue_timeout_ms > 0;
+  waiting_continue_ =
+      has_body && expect &&
+      equals_ignoring_ascii_case(trim_ows(expect->value), "100-continue") &&
+      settings_.expect_continue_timeout_ms > 0;
   sending_body_ = has_body && !waiting_continue_;
   body_done_ = !has_body;
   if (waiting_continue_)
@@ -327,24 +302,21 @@ void H1Session::on_continue_timeout() {
 bool H1Session::fill_body() {
   Request *req = current_.front();
   while (req && sending_body_ && !body_done_ && !req->upload_deferred &&
-         out_.size() - out_off_ < kOutputHighWater) {
-    if (out_off_ > 0) {
-      out_.erase(0, out_off_);
-      out_off_ = 0;
-    }
-    size_t base = out_.size();
-    out_.resize(base + kBodyPiece);
+         out_.pending() < kOutputHighWater) {
+    std::string &out = out_.tail();
+    size_t base = out.size();
+    out.resize(base + kBodyPiece);
     bool eof = false;
-    int64_t n = read_request_body(
-        *req, reinterpret_cast<uint8_t *>(&out_[base]), kBodyPiece, &eof);
+    int64_t n = read_request_body(*req, reinterpret_cast<uint8_t *>(&out[base]),
+                                  kBodyPiece, &eof);
     if (n < 0) {
-      out_.resize(base);
+      out.resize(base);
       if (n == kBodyWait)
         return true;
       fail(req->local_error.code, req->local_error.message);
       return false;
     }
-    out_.resize(base + size_t(n));
+    out.resize(base + size_t(n));
     if (check_length_ && (req->body_offset > declared_length_ ||
                           (eof && req->body_offset != declared_length_))) {
       // The server would read the difference as the next request's bytes,
@@ -362,11 +334,11 @@ bool H1Session::fill_body() {
         std::string size_line;
         append_hex(size_line, uint64_t(n));
         size_line += "\r\n";
-        out_.insert(base, size_line);
-        out_ += "\r\n";
+        out.insert(base, size_line);
+        out += "\r\n";
       }
       if (eof)
-        out_ += "0\r\n\r\n"; // no trailers: the API sends none
+        out += "0\r\n\r\n"; // no trailers: the API sends none
     }
     if (eof)
       body_done_ = true;
@@ -379,42 +351,24 @@ void H1Session::flush() {
     return;
   // Written at the end of this loop turn, in one system call with whatever
   // else the turn queued.
-  if (out_off_ < out_.size() && !write_scheduled_) {
+  if (!out_.empty() && !write_scheduled_) {
     write_scheduled_ = true;
     event_active(write_event_.get(), EV_WRITE, 0);
   }
   conn_.settle();
 }
 
-H1Session::WriteResult H1Session::write_out() {
-  while (out_off_ < out_.size()) {
-    Transport::Result r = transport_->write(
-        reinterpret_cast<const uint8_t *>(out_.data()) + out_off_,
-        out_.size() - out_off_);
-    out_off_ += r.bytes;
-    switch (r.status) {
-    case Transport::Status::ok:
-      continue;
-    case Transport::Status::want_write:
-      event_add(write_event_.get(), nullptr);
-      return WriteResult::blocked;
-    case Transport::Status::want_read:
-      write_wants_read_ = true;
-      // A paused response does not read; the write must still finish.
-      if (read_paused_)
-        event_add(read_event_.get(), nullptr);
-      return WriteResult::blocked;
-    default:
-      if (!ended_)
-        on_transport_closed(r.status);
-      return WriteResult::closed;
-    }
-  }
-  out_.clear();
-  out_off_ = 0;
-  if (out_.capacity() > kKeptOutputCapacity)
-    std::string().swap(out_);
-  return WriteResult::done;
+WriteResult H1Session::write_out() {
+  Transport::Status st = Transport::Status::ok;
+  WriteResult w = write_pending(out_, *transport_, write_event_.get(),
+                                &write_wants_read_, &st);
+  // A paused response does not read; a write waiting for a TLS read must
+  // still be woken.
+  if (w == WriteResult::blocked && write_wants_read_ && read_paused_)
+    event_add(read_event_.get(), nullptr);
+  if (w == WriteResult::closed && !ended_)
+    on_transport_closed(st);
+  return w;
 }
 
 void H1Session::on_write_event() {
@@ -463,53 +417,39 @@ void H1Session::on_read_event() {
 void H1Session::on_readable() {
   if (ended_)
     return;
-  Request *req = current_.front();
-  if (req && req->download_paused) {
+  auto paused = [this] {
+    Request *req = current_.front();
+    return req && req->download_paused;
+  };
+  if (paused()) {
     // The caller holds this response back: so does TCP, once the socket
     // buffers fill.
     stop_reading();
     return;
   }
-  ReadBuffer buf = thread_read_buffer();
   uint8_t fallback[16384];
-  if (buf.size == 0)
-    buf = {fallback, sizeof fallback};
-  bool drained = false;
-  for (int round = 0; round < kMaxReadRounds && !drained; ++round) {
-    size_t filled = 0;
-    Transport::Status st = Transport::Status::ok;
-    while (filled < buf.size) {
-      Transport::Result r =
-          transport_->read(buf.data + filled, buf.size - filled);
-      filled += r.bytes;
-      st = r.status;
-      if (st != Transport::Status::ok)
-        break;
-      if (transport_->short_read_drains() && filled < buf.size) {
-        st = Transport::Status::want_read;
-        break;
-      }
-    }
-    if (filled > 0 && !feed(buf.data, filled))
-      return;
-    if (st == Transport::Status::eof || st == Transport::Status::error) {
-      on_transport_closed(st);
-      return;
-    }
-    if (st == Transport::Status::want_write) {
-      read_wants_write_ = true;
-      event_add(write_event_.get(), nullptr);
-      drained = true;
-    }
-    drained = drained || st == Transport::Status::want_read;
-    req = current_.front();
-    if (req && req->download_paused) {
-      stop_reading();
-      break;
-    }
-  }
-  if (!drained && !read_paused_)
+  bool alive = true;
+  Transport::Status st =
+      read_rounds(*transport_, kMaxReadRounds, {fallback, sizeof fallback},
+                  [&](const uint8_t *data, size_t len) {
+                    alive = feed(data, len);
+                    return alive && !paused();
+                  });
+  if (!alive)
+    return;
+  if (paused()) {
+    stop_reading();
+  } else if (st == Transport::Status::eof || st == Transport::Status::error) {
+    on_transport_closed(st);
+    return;
+  } else if (st == Transport::Status::want_write) {
+    read_wants_write_ = true;
+    event_add(write_event_.get(), nullptr);
+  } else if (st == Transport::Status::ok) {
+    // Out of rounds with input left (OpenSSL may hold records it read
+    // ahead, which readiness would not announce).
     event_active(read_event_.get(), EV_READ, 0);
+  }
   flush();
 }
 
@@ -642,14 +582,8 @@ const char *H1Session::check_framing(const uint8_t *p, size_t n) {
 
 int H1Session::on_status(const char *at, size_t len) {
   Request *req = current_.front();
-  if (!req)
+  if (!req || !count_header_bytes(*req, len))
     return -1;
-  req->header_bytes += len;
-  if (req->header_bytes > settings_.max_response_header_bytes) {
-    req->local_error = make_error(H2POOL_ERR_HEADER_SECTION_TOO_LARGE,
-                                  "HTTP/1.1 status line too long");
-    return -1;
-  }
   req->response.reason.append(at, len);
   return 0;
 }
@@ -696,37 +630,32 @@ int H1Session::commit_field() {
   return 0;
 }
 
+bool H1Session::count_header_bytes(Request &req, size_t len) {
+  req.header_bytes += len;
+  if (req.header_bytes <= settings_.max_response_header_bytes)
+    return true;
+  req.local_error = make_error(
+      H2POOL_ERR_HEADER_SECTION_TOO_LARGE,
+      "response header section exceeds " +
+          std::to_string(settings_.max_response_header_bytes) + " bytes");
+  return false;
+}
+
 int H1Session::on_header_field(const char *at, size_t len) {
   if (in_value_ && commit_field() != 0)
     return -1;
   Request *req = current_.front();
-  if (!req)
+  if (!req || !count_header_bytes(*req, len))
     return -1;
-  req->header_bytes += len;
-  if (req->header_bytes > settings_.max_response_header_bytes) {
-    req->local_error = make_error(
-        H2POOL_ERR_HEADER_SECTION_TOO_LARGE,
-        "response headers exceed " +
-            std::to_string(settings_.max_response_header_bytes) + " bytes");
-    return -1;
-  }
   field_.append(at, len);
   return 0;
 }
 
 int H1Session::on_header_value(const char *at, size_t len) {
   Request *req = current_.front();
-  if (!req)
+  if (!req || !count_header_bytes(*req, len))
     return -1;
   in_value_ = true;
-  req->header_bytes += len;
-  if (req->header_bytes > settings_.max_response_header_bytes) {
-    req->local_error = make_error(
-        H2POOL_ERR_HEADER_SECTION_TOO_LARGE,
-        "response headers exceed " +
-            std::to_string(settings_.max_response_header_bytes) + " bytes");
-    return -1;
-  }
   value_.append(at, len);
   return 0;
 }
@@ -845,7 +774,8 @@ bool H1Session::final_headers(Request &req) {
     // close a body an intermediary delimits otherwise.
     std::optional<std::string> te =
         req.response.headers.joined("transfer-encoding");
-    if (!(parser_.flags & F_CHUNKED) || !te || !ieq(trim_ows(*te), "chunked")) {
+    if (!(parser_.flags & F_CHUNKED) || !te ||
+        !equals_ignoring_ascii_case(trim_ows(*te), "chunked")) {
       fail(H2POOL_ERR_MALFORMED_RESPONSE,
            "malformed HTTP/1.1 response from " + name_ +
                ": unsupported transfer-encoding '" + (te ? *te : "") + "'");
@@ -876,7 +806,7 @@ bool H1Session::message_complete(Request &req) {
   // answered before taking the whole body would read its rest as the next
   // request.
   bool reusable = http_should_keep_alive(&parser_) && !close_after_ &&
-                  body_done_ && out_off_ == out_.size();
+                  body_done_ && out_.empty();
   current_.remove(&req);
   active_ = 0;
   req.end_stream = true;
@@ -939,7 +869,6 @@ void H1Session::close(const Error &why) {
   if (tls_ && all_sent)
     static_cast<TlsTransport *>(transport_.get())->shutdown();
   out_.clear();
-  out_off_ = 0;
   if (read_event_)
     event_del(read_event_.get());
   if (write_event_)

@@ -109,10 +109,12 @@ private:
   const char *check_framing(const uint8_t *p, size_t n);
   // Adds the field collected so far to the response.
   int commit_field();
+  // Counts `len` more header-section bytes against the limit; false (with
+  // req.local_error set) beyond it.
+  bool count_header_bytes(Request &req, size_t len);
   // Queues request body bytes up to the output high-water mark; false if
   // the body source failed (the session has then ended).
   bool fill_body();
-  enum class WriteResult { done, blocked, closed };
   WriteResult write_out();
   // The response or the server broke HTTP/1.1, or the request failed
   // locally (req.local_error): the connection cannot go on.
@@ -135,8 +137,7 @@ private:
   EventPtr read_event_;  // persistent while open
   EventPtr write_event_; // added while output waits
   EventPtr continue_timer_;
-  std::string out_;
-  size_t out_off_ = 0;
+  OutputBuffer out_;
   bool read_wants_write_ = false;
   bool write_wants_read_ = false;
   bool write_scheduled_ = false;
