@@ -842,12 +842,18 @@ void H1Session::on_transport_closed(Transport::Status st) {
       return;
     }
   }
+  if (!req) {
+    // A kept-alive connection the server closed while it carried nothing
+    // (its keep-alive timeout): an orderly end, not a failed connection.
+    finish("idle connection closed by the server");
+    return;
+  }
   int sys = transport_->sys_error();
   std::string how =
       st == Transport::Status::eof || sys == 0
           ? std::string(" closed by the server")
           : std::string(" failed: ") + evutil_socket_error_to_string(sys);
-  if (req && req->response_begun) {
+  if (req->response_begun) {
     fail(H2POOL_ERR_INCOMPLETE_RESPONSE,
          "connection to " + name_ + how + " before the response was complete" +
              (req->got_headers ? " (after " + std::to_string(req->body_bytes) +
