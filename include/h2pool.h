@@ -468,8 +468,10 @@ h2pool_config_set_expect_continue_timeout_ms(h2pool_config *cfg, uint32_t ms);
  * Limits on a response's header block (status line and trailers included):
  * total bytes (names + values + 32 per field, as RFC 7541 counts) and number
  * of fields. Beyond either the request fails with
- * H2POOL_ERR_RESPONSE_TOO_LARGE. Defaults 262144 bytes and 1000 fields; both
- * at least 1.
+ * H2POOL_ERR_RESPONSE_TOO_LARGE (over HTTP/1.1:
+ * H2POOL_ERR_HEADER_SECTION_TOO_LARGE, and the HTTP/1.1 parser's own bound
+ * of 80 KiB applies too). Defaults 262144 bytes and 1000 fields; both at
+ * least 1.
  */
 H2POOL_EXTERN int h2pool_config_set_max_response_headers(h2pool_config *cfg,
                                                          uint32_t max_bytes,
@@ -739,7 +741,8 @@ typedef int (*h2pool_headers_cb)(const h2pool_response *resp, void *user_data);
  * response body (decoded, if auto-decompression applies). `data` is borrowed
  * for the call. Return 0 to go on, H2POOL_DATA_PAUSE to stop reading this
  * stream until h2pool_request_resume_download() (flow control then holds
- * the server back; other streams keep flowing), anything else to abort
+ * the server back, other streams keep flowing; over HTTP/1.1 the
+ * connection's socket is not read meanwhile), anything else to abort
  * (H2POOL_ERR_ABORTED). With an on_data callback the body is not buffered:
  * the completion's response has an empty body.
  */
@@ -822,7 +825,8 @@ H2POOL_EXTERN int h2pool_request(h2pool *pool, const char *method,
  * Asks the pool to cancel request `id`. Thread-safe, and may be called from a
  * completion callback. Asynchronous: a request still waiting completes with
  * H2POOL_ERR_CANCELLED; one in flight is reset with RST_STREAM(CANCEL) and
- * completes with H2POOL_ERR_CANCELLED; other streams are unaffected. A
+ * completes with H2POOL_ERR_CANCELLED; other streams are unaffected (over
+ * HTTP/1.1, which cannot abandon an exchange, its connection is closed). A
  * request that completes before the cancellation reaches it keeps its
  * result. Returns 0 once the cancellation is queued (also for ids that have
  * already completed), H2POOL_ERR_INVALID_ARGUMENT for a NULL pool or id 0,
