@@ -185,6 +185,23 @@ TEST_F(H1, GetWithContentLengthReportsHttp11AndTheRequestIsWellFormed) {
   EXPECT_EQ(field(head, "transfer-encoding"), "");
 }
 
+TEST_F(H1, CallersHostReplacesTheAuthorityAndEmptyPostsSayContentLength0) {
+  Seen seen;
+  start(serve("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", &seen));
+  Call &c = new_call();
+  h2pool_header h = {"host", 4, "example.test", 12};
+  ASSERT_EQ(h2pool_request(client_->pool(), "POST", url("/form").c_str(), &h, 1,
+                           nullptr, 0, nullptr, &Call::callback, &c, &c.id),
+            H2POOL_OK);
+  ASSERT_TRUE(c.wait());
+  ASSERT_TRUE(c.ok) << c.describe();
+  std::string head = seen.at(0);
+  EXPECT_EQ(head.rfind("POST /form HTTP/1.1\r\nhost: example.test\r\n", 0), 0u)
+      << head;
+  EXPECT_EQ(head.find("\r\nhost: ", 20), std::string::npos) << "two hosts";
+  EXPECT_EQ(field(head, "content-length"), "0");
+}
+
 TEST_F(H1, ChunkedBodyAndTrailersArrive) {
   start(serve("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
               "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: 42\r\n\r\n"));
