@@ -831,9 +831,13 @@ void H1Session::on_transport_closed(Transport::Status st) {
   if (ended_)
     return;
   Request *req = current_.front();
-  if (req && req->got_headers) {
-    // A body delimited by the close (no content-length, not chunked) ends
-    // here; http-parser says so by completing the message.
+  // A body delimited by the close (no content-length, not chunked) ends
+  // here, if the close is the server's own: RFC 9112 section 9.8 treats a
+  // TLS close without close_notify as incomplete for such a body, since
+  // anyone on the path can cut a TCP stream.
+  if (req && req->got_headers && st == Transport::Status::eof &&
+      transport_->eof_was_clean()) {
+    // http-parser says whether the message ended by completing it.
     event_ = Event::none;
     http_parser_execute(&parser_, &parser_settings(), nullptr, 0);
     if (HTTP_PARSER_ERRNO(&parser_) == HPE_PAUSED && event_ == Event::message) {

@@ -86,6 +86,7 @@ Transport::Status TlsTransport::status_of(int rc) {
     break;
   case SSL_ERROR_ZERO_RETURN:
     st = Status::eof;
+    close_notify_ = true;
     break;
   case SSL_ERROR_SYSCALL:
     // No OpenSSL error and no errno: the peer closed the TCP connection

@@ -49,6 +49,10 @@ public:
   // Whether a short read means the socket has nothing more right now (plain
   // sockets: a recv() returns all that is queued, up to the length asked).
   virtual bool short_read_drains() const { return true; }
+  // Whether the eof a read reported was the peer's orderly close: always
+  // over TCP; over TLS only with close_notify, without which the stream may
+  // have been cut short by someone else.
+  virtual bool eof_was_clean() const { return true; }
 
 protected:
   Result fail_errno(int err);
@@ -76,6 +80,7 @@ public:
   Result read(uint8_t *buf, size_t len) override;
   Result write(const uint8_t *buf, size_t len) override;
   bool short_read_drains() const override { return false; }
+  bool eof_was_clean() const override { return close_notify_; }
   // Best effort close_notify; never blocks. Without it OpenSSL marks the
   // session as not resumable when the SSL object is freed. Skipped once the
   // connection has failed (OpenSSL forbids it then).
@@ -92,6 +97,7 @@ private:
   SSL *ssl_;
   unsigned long last_error_ = 0;
   bool fatal_ = false;
+  bool close_notify_ = false; // the peer's close_notify arrived
 };
 
 // The loop thread's read buffer, shared by every connection it serves:

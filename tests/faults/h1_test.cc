@@ -5,6 +5,7 @@
 // absent, keep-alive reuse and its refusal, pausing, and what is retried.
 #include "fault_util.h"
 #include "raw_server.h"
+#include "self_signed_cert.h"
 
 #include <zlib.h>
 
@@ -884,6 +885,74 @@ TEST_F(H1, CancelMidResponseClosesTheConnection) {
   EXPECT_TRUE(closed);
   // A cancel is not a failed connection: no backoff for the next request.
   EXPECT_EQ(client_->stat(H2POOL_STAT_CONNECTIONS_FAILED), 0u);
+}
+
+// --- over TLS ------------------------------------------------------------
+
+class H1Tls : public ::testing::Test {
+protected:
+  void SetUp() override { ASSERT_TRUE(cert_.ok()); }
+  void TearDown() override {
+    client_.reset();
+    if (server_)
+      server_->stop();
+  }
+  // A TLS raw server selecting http/1.1 in ALPN, and a pool with the
+  // default version (offering h2 and http/1.1) that trusts it.
+  void start(RawServer::Script script) {
+    RawTlsOptions tls;
+    tls.cert_file = cert_.cert_file();
+    tls.key_file = cert_.key_file();
+    tls.alpn = "http/1.1";
+    server_ = std::make_unique<RawServer>(std::move(script), tls);
+    ASSERT_EQ(server_->start(), 0);
+    Config cfg;
+    h2pool_config_set_tls_ca_file(cfg, cert_.cert_file().c_str());
+    h2pool_config_set_request_timeout_ms(cfg, 10000);
+    client_ = std::make_unique<Client>(cfg.get());
+  }
+  Call &get() {
+    Call &c = client_->get(
+        "https://127.0.0.1:" + std::to_string(server_->port()) + "/");
+    EXPECT_TRUE(c.wait());
+    return c;
+  }
+
+  SelfSignedCert cert_;
+  std::unique_ptr<RawServer> server_;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(H1Tls, ServerSelectingHttp11IsSpokenToInHttp11) {
+  start(serve("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+  Call &c = get();
+  ASSERT_TRUE(c.ok) << c.describe();
+  EXPECT_EQ(c.body, "ok");
+  EXPECT_EQ(c.protocol, H2POOL_PROTOCOL_HTTP_1_1);
+  h2pool_stats *st = nullptr;
+  ASSERT_EQ(h2pool_stats_get(client_->pool(), &st), H2POOL_OK);
+  EXPECT_EQ(h2pool_stats_endpoint_protocol(st, 0), H2POOL_PROTOCOL_HTTP_1_1);
+  h2pool_stats_free(st);
+}
+
+TEST_F(H1Tls, CloseDelimitedBodyEndsWithCloseNotify) {
+  start([](RawConnection &c) {
+    if (read_request(c, nullptr) && c.send("HTTP/1.0 200 OK\r\n\r\nall"))
+      c.close(); // close_notify, then FIN
+  });
+  Call &c = get();
+  ASSERT_TRUE(c.ok) << c.describe();
+  EXPECT_EQ(c.body, "all");
+}
+
+TEST_F(H1Tls, CloseDelimitedBodyCutWithoutCloseNotifyIsIncomplete) {
+  // Anyone on the path can send a FIN; only close_notify is the server's.
+  start([](RawConnection &c) {
+    if (read_request(c, nullptr) && c.send("HTTP/1.0 200 OK\r\n\r\ncut"))
+      c.close_without_notify();
+  });
+  Call &c = get();
+  EXPECT_EQ(c.code, H2POOL_ERR_INCOMPLETE_RESPONSE) << c.describe();
 }
 
 } // namespace
