@@ -26,6 +26,9 @@
  * connection is an HTTP/1.1 "Upgrade: h2c" request, every later one is an
  * HTTP/2 stream on the same connection. --prior-knowledge / --upgrade
  * force either mode.
+ * --http1.1 speaks HTTP/1.1 instead: no multiplexing, C connections with
+ * one transfer each (M must be 1), as `h2load --h1` and `h2pool bench
+ * --http1.1` do.
  * Exit status: 0 if every request got a response (any HTTP status), 1 if
  * any failed, 2 on usage errors.
  */
@@ -66,7 +69,7 @@ static void cpu_times(double *user, double *sys) {
 
 static void usage(FILE *f) {
   fprintf(f, "Usage: curl_bench -n N -c C -m M [-k | --cacert FILE]\n"
-             "                  [--prior-knowledge | --upgrade] URL\n"
+             "                  [--prior-knowledge | --upgrade | --http1.1] URL\n"
              "  -n N        total requests (default 1000)\n"
              "  -c C        maximum connections (default 1)\n"
              "  -m M        concurrent streams per connection (default 1)\n"
@@ -74,6 +77,7 @@ static void usage(FILE *f) {
              "  --cacert F  trust the CA certificates in F (PEM)\n"
              "  --buffer-size B  CURLOPT_BUFFERSIZE (receive buffer, at most\n"
              "              512 KiB; h2c via Upgrade: set after the upgrade)\n"
+             "  --http1.1   HTTP/1.1, one transfer per connection (-m 1)\n"
              "  --prior-knowledge  h2c with prior knowledge (default with\n"
              "              libcurl >= 7.89.0)\n"
              "  --upgrade   h2c via HTTP/1.1 Upgrade (default with older\n"
@@ -114,6 +118,7 @@ int main(int argc, char **argv) {
   long bufsize = 0;
   double stall_s = 0;
   int insecure = 0, h2c_mode = -1; /* 1 prior knowledge, 0 upgrade */
+  int http1 = 0;
   const char *cacert = NULL, *url = NULL;
   for (int i = 1; i < argc; ++i) {
     const char *a = argv[i];
@@ -126,6 +131,8 @@ int main(int argc, char **argv) {
       h2c_mode = 1;
     } else if (!strcmp(a, "--upgrade")) {
       h2c_mode = 0;
+    } else if (!strcmp(a, "--http1.1")) {
+      http1 = 1;
     } else if (i + 1 < argc && !strcmp(a, "-n")) {
       n = parse_num(argv[++i], "-n");
     } else if (i + 1 < argc && !strcmp(a, "-c")) {
@@ -150,17 +157,22 @@ int main(int argc, char **argv) {
   int tls = strncmp(url, "https://", 8) == 0;
   if (h2c_mode < 0)
     h2c_mode = curl_version_info(CURLVERSION_NOW)->version_num >= 0x075900;
-  long http_version = tls        ? (long)CURL_HTTP_VERSION_2_0
+  long http_version = http1      ? (long)CURL_HTTP_VERSION_1_1
+                      : tls      ? (long)CURL_HTTP_VERSION_2_0
                       : h2c_mode ? (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE
                                  : (long)CURL_HTTP_VERSION_2_0;
+  if (http1) {
+    m = 1;
+    h2c_mode = 1; /* no h2c upgrade warm-up below */
+  }
 
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
     fprintf(stderr, "curl_bench: curl_global_init failed\n");
     return 1;
   }
   CURLM *multi = curl_multi_init();
-  CHECK_MULTI(
-      curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX));
+  CHECK_MULTI(curl_multi_setopt(multi, CURLMOPT_PIPELINING,
+                                http1 ? CURLPIPE_NOTHING : CURLPIPE_MULTIPLEX));
   CHECK_MULTI(curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)c));
   CHECK_MULTI(
       curl_multi_setopt(multi, CURLMOPT_MAX_CONCURRENT_STREAMS, (long)m));
@@ -180,7 +192,7 @@ int main(int argc, char **argv) {
     slots[i].easy = e;
     CHECK_EASY(curl_easy_setopt(e, CURLOPT_URL, url));
     CHECK_EASY(curl_easy_setopt(e, CURLOPT_HTTP_VERSION, http_version));
-    CHECK_EASY(curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L));
+    CHECK_EASY(curl_easy_setopt(e, CURLOPT_PIPEWAIT, http1 ? 0L : 1L));
     CHECK_EASY(curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L));
     if (bufsize && (tls || h2c_mode))
       CHECK_EASY(curl_easy_setopt(e, CURLOPT_BUFFERSIZE, bufsize));

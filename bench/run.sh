@@ -3,7 +3,7 @@
 # against one local h2o, plus h2pool's memory per connection and per stream.
 #
 #   bench/run.sh [--quick] [--repeat R] [--build-dir DIR] [--no-build]
-#                [--no-mem] [--mem-only]
+#                [--no-mem] [--mem-only] [--only KEY_GLOB]
 #
 # See bench/README.md. Loopback only: every URL is http(s)://127.0.0.1.
 # Prints markdown tables and saves them to bench/results/latest.md (raw
@@ -19,6 +19,7 @@ REPEAT=5
 DO_BUILD=1
 DO_LOAD=1
 DO_MEM=1
+ONLY=""
 CLIENT_TIMEOUT=120
 
 die() {
@@ -40,6 +41,10 @@ while [[ $# -gt 0 ]]; do
     ;;
   --no-build) DO_BUILD=0 ;;
   --no-mem) DO_MEM=0 ;;
+  --only)
+    ONLY=${2:?--only needs a pattern}
+    shift
+    ;;
   --mem-only) DO_LOAD=0 ;;
   -h | --help)
     sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
@@ -238,15 +243,18 @@ EOF
 # dies on any failure. Every client runs under runstat (GNU time's rusage
 # with 1 us resolution), pinned the same way.
 CURL_EXTRA=()
+# PROTO_ARGS_*: set by scenario() for HTTP/1.1 rows (h2load --h1, h2pool
+# bench --http1.1, curl_bench --http1.1), empty for HTTP/2.
+PROTO_H2LOAD=() PROTO_H2POOL=() PROTO_CURL=()
 run_client() {
   local client=$1 n=$2 c=$3 m=$4 url=$5 out=$WORK/client.out tf=$WORK/time.out
   local -a cmd
   case $client in
-  h2load) cmd=(h2load -t 1 -n "$n" -c "$c" -m "$m" "$url") ;;
+  h2load) cmd=(h2load -t 1 "${PROTO_H2LOAD[@]}" -n "$n" -c "$c" -m "$m" "$url") ;;
   # --discard-body: like h2load (and curl_bench's sink), h2pool drops the
   # bodies as they stream instead of buffering each one whole.
-  h2pool) cmd=("$H2POOL" bench -k --discard-body -n "$n" -c "$c" -m "$m" "$url") ;;
-  libcurl) cmd=("$CURL_BENCH" -k "${CURL_EXTRA[@]}" -n "$n" -c "$c" -m "$m" "$url") ;;
+  h2pool) cmd=("$H2POOL" bench -k --discard-body "${PROTO_H2POOL[@]}" -n "$n" -c "$c" -m "$m" "$url") ;;
+  libcurl) cmd=("$CURL_BENCH" -k "${CURL_EXTRA[@]}" "${PROTO_CURL[@]}" -n "$n" -c "$c" -m "$m" "$url") ;;
   esac
   local rc=0
   rm -f "$tf"
@@ -304,10 +312,17 @@ EOF
   fi
 }
 
-# scenario KEY "TITLE" KIND PATH SIZE N C M SCHEME
+# scenario KEY "TITLE" KIND PATH SIZE N C M SCHEME [h1]
 scenario() {
   local key=$1 title=$2 kind=$3 path=$4 size=$5 n=$6 c=$7 m=$8 scheme=$9
+  local proto=${10:-h2}
   local url rep client
+  # shellcheck disable=SC2053 # ONLY is a glob on purpose
+  [[ -z $ONLY || $key == $ONLY ]] || return 0
+  PROTO_H2LOAD=() PROTO_H2POOL=() PROTO_CURL=()
+  if [[ $proto == h1 ]]; then
+    PROTO_H2LOAD=(--h1) PROTO_H2POOL=(--http1.1) PROTO_CURL=(--http1.1)
+  fi
   [[ $QUICK -eq 1 ]] && n=$((n / 10))
   if [[ $scheme == https ]]; then
     url="https://127.0.0.1:$TLS_PORT/$path"
@@ -413,6 +428,8 @@ if [[ $DO_LOAD -eq 1 ]]; then
   scenario 1k-c4m100-tls    "1 KiB GET, c=4 m=100, TLS"            rps  1k 1024    200000  4 100 https
   scenario bulk-h2c         "1 MiB GET, c=4 m=10 (bulk), h2c"      bulk 1m 1048576 1000    4 10 http
   scenario bulk-tls         "1 MiB GET, c=4 m=10 (bulk), TLS"      bulk 1m 1048576 1000    4 10 https
+  scenario h1-small-c50-clear "6 B GET, HTTP/1.1, c=50, cleartext"   rps  6b 6       100000  50 1 http h1
+  scenario h1-small-c50-tls   "6 B GET, HTTP/1.1, c=50, TLS"         rps  6b 6       100000  50 1 https h1
 fi
 if [[ $DO_MEM -eq 1 ]]; then
   mem_section

@@ -32,6 +32,9 @@
 //   bit 2     the second request's on_headers aborts it
 //   bit 3     the second request's on_data aborts it on the second chunk
 //   bit 4     the first request has auto-decompression off
+//   bit 5     speak HTTP/1.1 (H1Session) instead of HTTP/2: the input is
+//             then raw response bytes, written in chunks from the start,
+//             and byte 0's SETTINGS bit is ignored
 //
 // Invariants checked (trap on violation): every submitted request that was
 // not reset is reported by on_stream_closed exactly once, a reset one never;
@@ -299,12 +302,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     settings.h2.max_response_header_bytes = 256;
     settings.h2.max_response_header_fields = 8;
     settings.h2.local_max_streams = 1;
+    settings.h1.body_limits = settings.h2.body_limits;
+    settings.h1.max_response_header_bytes = 256;
+    settings.h1.max_response_header_fields = 8;
   }
+  const bool http1 = flags1 & 0x20;
+  if (http1)
+    settings.h1.expect_continue_timeout_ms = 0; // no timer-driven sends
   NoResolver resolver;
   ConnectTarget target;
   target.host = "fuzz.example";
   target.port = 80;
   target.name = "http://fuzz.example:80";
+  if (http1)
+    target.http_version = H2POOL_HTTP_VERSION_1_1;
   FakeOwner owner;
   Request requests[kRequests];
   Probe probes[kRequests];
@@ -378,7 +389,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       conn.flush();
     };
 
-    if (flags & 1) {
+    if ((flags & 1) && !http1) {
       static const uint8_t kSettings[9] = {0, 0, 0, 4, 0, 0, 0, 0, 0};
       write_all(base, fds[1], kSettings, sizeof kSettings);
       run_loop(base, fds[1]);
@@ -388,8 +399,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     // The first frame (the server's SETTINGS, in a well-formed stream) goes
     // alone, so the requests can be on the wire before responses arrive,
     // whatever the chunk size.
-    size_t first = size;
-    if (size >= 9)
+    size_t first = http1 ? 0 : size;
+    if (size >= 9 && !http1)
       first = std::min(size, 9 + (size_t(data[0]) << 16 | size_t(data[1]) << 8 |
                                   size_t(data[2])));
     size_t off = 0;

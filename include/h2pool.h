@@ -143,8 +143,9 @@ typedef enum h2pool_code {
   /** The server's certificate failed verification (untrusted, expired,
    *  wrong host name, ...); the message has OpenSSL's reason. */
   H2POOL_ERR_TLS_VERIFY = -27,
-  /** The server did not select "h2" in ALPN, so it does not speak HTTP/2
-   *  over TLS. No HTTP/2 frame was sent. */
+  /** The server did not select a protocol the request may speak in ALPN:
+   *  not "h2" when HTTP/2 is required (see h2pool_config_set_http_version()),
+   *  or one h2pool does not speak. No request was sent. */
   H2POOL_ERR_TLS_ALPN = -28,
   /** The TLS handshake did not finish within the handshake timeout. */
   H2POOL_ERR_TLS_HANDSHAKE_TIMEOUT = -29,
@@ -172,7 +173,21 @@ typedef enum h2pool_code {
   /** No request with this id is under way on this pool in a form the call
    *  applies to: it never existed, it has completed, it does not stream its
    *  body through the queue, or its body was already ended. */
-  H2POOL_ERR_NO_SUCH_REQUEST = -37
+  H2POOL_ERR_NO_SUCH_REQUEST = -37,
+  /** An HTTP/1.1 response broke the message syntax: a malformed status
+   *  line, header field or chunked framing, or framing an intermediary
+   *  could read differently (conflicting Content-Length fields,
+   *  Content-Length with Transfer-Encoding, a transfer coding other than
+   *  chunked, a bare LF, obs-fold). The connection is closed. */
+  H2POOL_ERR_MALFORMED_RESPONSE = -38,
+  /** An HTTP/1.1 response's header section (or trailer section) exceeded
+   *  the header limits (see h2pool_config_set_max_response_headers()) or
+   *  the parser's own 80 KiB bound. The connection is closed. */
+  H2POOL_ERR_HEADER_SECTION_TOO_LARGE = -39,
+  /** An HTTP/1.1 connection closed after part of the response had
+   *  arrived but before all of it (a body shorter than its Content-Length,
+   *  a chunked body without its last chunk). Never retried. */
+  H2POOL_ERR_INCOMPLETE_RESPONSE = -40
 } h2pool_code;
 
 /**
@@ -422,12 +437,53 @@ H2POOL_EXTERN int h2pool_config_set_resolve_timeout_ms(h2pool_config *cfg,
 H2POOL_EXTERN int h2pool_config_set_retry_idempotent(h2pool_config *cfg,
                                                      int enable);
 
+/** Which HTTP version to speak; see h2pool_config_set_http_version(). */
+typedef enum h2pool_http_version {
+  /** https://: offer ALPN "h2" and "http/1.1" and speak what the server
+   *  selects (HTTP/1.1 also when it selects nothing). http://: HTTP/2 with
+   *  prior knowledge (h2c). The default. */
+  H2POOL_HTTP_VERSION_DEFAULT = 0,
+  /** HTTP/1.1 only: ALPN "http/1.1" over TLS, plain HTTP/1.1 over
+   *  cleartext. */
+  H2POOL_HTTP_VERSION_1_1 = 1,
+  /** HTTP/2 only: ALPN "h2" over TLS (a server that does not select it
+   *  fails with H2POOL_ERR_TLS_ALPN), h2c with prior knowledge over
+   *  cleartext. */
+  H2POOL_HTTP_VERSION_2 = 2
+} h2pool_http_version;
+
+/**
+ * The HTTP version requests speak unless their options say otherwise (see
+ * h2pool_request_opts_set_http_version()). An HTTP/2 connection carries
+ * many requests at once; an HTTP/1.1 connection carries one at a time
+ * (no pipelining) and is kept alive for the next one when the server
+ * allows it and the response was read in full, so an HTTP/1.1 endpoint
+ * opens up to h2pool_config_set_max_connections_per_endpoint() connections
+ * to serve its queue. Each endpoint remembers what its server spoke (see
+ * h2pool_stats_endpoint_protocol()). Returns H2POOL_ERR_INVALID_ARGUMENT
+ * for an unknown `version`.
+ */
+H2POOL_EXTERN int h2pool_config_set_http_version(h2pool_config *cfg,
+                                                 h2pool_http_version version);
+
+/**
+ * How long an HTTP/1.1 request that carries "expect: 100-continue" and a
+ * body waits for the server's 100 (Continue) before sending the body
+ * anyway, in milliseconds. Default 1000; 0 sends the body without waiting.
+ * A final response that arrives first is the answer: the body is then not
+ * sent and the connection is closed after the response.
+ */
+H2POOL_EXTERN int
+h2pool_config_set_expect_continue_timeout_ms(h2pool_config *cfg, uint32_t ms);
+
 /**
  * Limits on a response's header block (status line and trailers included):
  * total bytes (names + values + 32 per field, as RFC 7541 counts) and number
  * of fields. Beyond either the request fails with
- * H2POOL_ERR_RESPONSE_TOO_LARGE. Defaults 262144 bytes and 1000 fields; both
- * at least 1.
+ * H2POOL_ERR_RESPONSE_TOO_LARGE (over HTTP/1.1:
+ * H2POOL_ERR_HEADER_SECTION_TOO_LARGE, and the HTTP/1.1 parser's own bound
+ * of 80 KiB applies too). Defaults 262144 bytes and 1000 fields; both at
+ * least 1.
  */
 H2POOL_EXTERN int h2pool_config_set_max_response_headers(h2pool_config *cfg,
                                                          uint32_t max_bytes,
@@ -697,7 +753,8 @@ typedef int (*h2pool_headers_cb)(const h2pool_response *resp, void *user_data);
  * response body (decoded, if auto-decompression applies). `data` is borrowed
  * for the call. Return 0 to go on, H2POOL_DATA_PAUSE to stop reading this
  * stream until h2pool_request_resume_download() (flow control then holds
- * the server back; other streams keep flowing), anything else to abort
+ * the server back, other streams keep flowing; over HTTP/1.1 the
+ * connection's socket is not read meanwhile), anything else to abort
  * (H2POOL_ERR_ABORTED). With an on_data callback the body is not buffered:
  * the completion's response has an empty body.
  */
@@ -724,15 +781,26 @@ H2POOL_EXTERN int
 h2pool_request_opts_set_auto_decompress(h2pool_request_opts *opts, int enable);
 
 /**
+ * The HTTP version for requests made with these options, overriding the
+ * pool's (see h2pool_config_set_http_version()). Requests to one origin with
+ * different versions use different endpoints and connections; the stats
+ * name such an endpoint with " (HTTP/1.1)" or " (HTTP/2)" after its origin.
+ */
+H2POOL_EXTERN int
+h2pool_request_opts_set_http_version(h2pool_request_opts *opts,
+                                     h2pool_http_version version);
+
+/**
  * Submits a request. Thread-safe, and may be called from a completion
  * callback.
  *
  * `method`: an HTTP token such as "GET" (NUL-terminated).
  * `url`: an absolute "http://host[:port]/path?query" URL (NUL-terminated).
  *   Hosts may be names, IPv4 literals or bracketed IPv6 literals. A fragment
- *   is dropped. "https://" URLs use TLS with ALPN "h2", verified against
- *   the configured trust store; "http://" URLs use HTTP/2 over cleartext TCP
- *   with prior knowledge (h2c).
+ *   is dropped. "https://" URLs use TLS, verified against the configured
+ *   trust store, with the HTTP version ALPN selects; "http://" URLs use
+ *   HTTP/2 over cleartext TCP with prior knowledge (h2c), or HTTP/1.1 when
+ *   configured (see h2pool_config_set_http_version()).
  * `headers`, `nheaders`: extra request headers (may be NULL when `nheaders`
  *   is 0). Names are sent lower-cased. A "host" header replaces the
  *   authority taken from the URL. Pseudo-headers and connection-specific
@@ -769,7 +837,8 @@ H2POOL_EXTERN int h2pool_request(h2pool *pool, const char *method,
  * Asks the pool to cancel request `id`. Thread-safe, and may be called from a
  * completion callback. Asynchronous: a request still waiting completes with
  * H2POOL_ERR_CANCELLED; one in flight is reset with RST_STREAM(CANCEL) and
- * completes with H2POOL_ERR_CANCELLED; other streams are unaffected. A
+ * completes with H2POOL_ERR_CANCELLED; other streams are unaffected (over
+ * HTTP/1.1, which cannot abandon an exchange, its connection is closed). A
  * request that completes before the cancellation reaches it keeps its
  * result. Returns 0 once the cancellation is queued (also for ids that have
  * already completed), H2POOL_ERR_INVALID_ARGUMENT for a NULL pool or id 0,
@@ -850,7 +919,39 @@ H2POOL_EXTERN const char *h2pool_response_trailer(const h2pool_response *resp,
 H2POOL_EXTERN const char *
 h2pool_response_content_encoding(const h2pool_response *resp);
 
-/** The HTTP/2 stream id the response arrived on. */
+/**
+ * The protocol a response (or an endpoint, see
+ * h2pool_stats_endpoint_protocol()) was spoken in: major version * 10 +
+ * minor, so HTTP/1.0 responses (from a server answering an HTTP/1.1
+ * request in HTTP/1.0) are 10.
+ */
+typedef enum h2pool_protocol {
+  /** Not known yet (an endpoint whose first connection is not up). */
+  H2POOL_PROTOCOL_UNKNOWN = 0,
+  H2POOL_PROTOCOL_HTTP_1_0 = 10,
+  H2POOL_PROTOCOL_HTTP_1_1 = 11,
+  H2POOL_PROTOCOL_HTTP_2 = 20
+} h2pool_protocol;
+
+/**
+ * The protocol of the response (an h2pool_protocol): HTTP/2, or the version
+ * on an HTTP/1.x status line. H2POOL_PROTOCOL_UNKNOWN for a NULL response.
+ */
+H2POOL_EXTERN int h2pool_response_protocol(const h2pool_response *resp);
+
+/**
+ * "HTTP/1.0", "HTTP/1.1" or "HTTP/2" for an h2pool_protocol, as curl prints
+ * them; "unknown" otherwise. A static string.
+ */
+H2POOL_EXTERN const char *h2pool_protocol_name(int protocol);
+
+/**
+ * The reason phrase of an HTTP/1.x status line ("OK"; possibly empty),
+ * borrowed for the callback; "" for HTTP/2, which has none. Never NULL.
+ */
+H2POOL_EXTERN const char *h2pool_response_reason(const h2pool_response *resp);
+
+/** The HTTP/2 stream id the response arrived on (0 over HTTP/1.1). */
 H2POOL_EXTERN int32_t h2pool_response_stream_id(const h2pool_response *resp);
 
 /**
@@ -1224,6 +1325,15 @@ H2POOL_EXTERN int h2pool_request_end_body(h2pool *pool, uint64_t id,
  * H2POOL_ERR_POOL_CLOSED once h2pool_destroy() has begun.
  */
 H2POOL_EXTERN int h2pool_close_idle_connections(h2pool *pool);
+
+/**
+ * The protocol endpoint `index` speaks (an h2pool_protocol: HTTP/2 or
+ * HTTP/1.1), as its latest connection negotiated it (ALPN over TLS,
+ * configuration over cleartext); H2POOL_PROTOCOL_UNKNOWN before its first
+ * connection is up, or if out of range.
+ */
+H2POOL_EXTERN int h2pool_stats_endpoint_protocol(const h2pool_stats *stats,
+                                                 size_t index);
 
 #ifdef __cplusplus
 }

@@ -6,10 +6,14 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git
   libnghttp2-dev libevent-dev libssl-dev zlib1g-dev
+  # HTTP/1.1 response parsing.
+  libhttp-parser-dev
   libcmocka-dev libgtest-dev
   # Real HTTP/2 peers for the interop tests, and openssl to make their
   # certificates at test time.
   nghttp2-client nghttp2-server h2o nginx openssl
+  # HTTP/1.1 interop (nginx and h2o speak it too).
+  apache2
   # The Go and Rust bindings are tested with Debian's toolchains (Go 1.19,
   # Rust 1.63), the oldest ones they promise to build with.
   golang-go cargo rustc

@@ -392,6 +392,9 @@ int h2pool_core::submit_request(h2pool *pool, const char *method,
     }
     req->add_accept_encoding =
         req->auto_decompress && !normalized.has_accept_encoding;
+    req->http_version =
+        uint8_t((opts && opts->has_http_version) ? opts->http_version
+                                                 : pool->config.http_version);
     req->timeout_ms = (opts && opts->has_timeout)
                           ? opts->timeout_ms
                           : pool->config.request_timeout_ms;

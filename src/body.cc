@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 
 #include "h2pool.h"
 
@@ -156,6 +157,36 @@ int resume_body(Request &req, const BodyLimits &limits, size_t *consumed) {
     req.pending_raw_pos = 0;
   }
   return rc;
+}
+
+int64_t read_request_body(Request &req, uint8_t *buf, size_t len, bool *eof) {
+  *eof = false;
+  if (!req.body_reader) {
+    size_t n = std::min(len, req.body_size - req.body_offset);
+    if (n)
+      memcpy(buf, req.body_data + req.body_offset, n);
+    req.body_offset += n;
+    *eof = req.body_offset == req.body_size;
+    return int64_t(n);
+  }
+  int reader_eof = 0;
+  int64_t n = req.body_reader(buf, len, &reader_eof, req.user_data);
+  if (n == H2POOL_BODY_WAIT || (n == 0 && !reader_eof)) {
+    req.upload_deferred = true;
+    return kBodyWait;
+  }
+  if (n < 0 || uint64_t(n) > len) {
+    fail(req, H2POOL_ERR_BODY_SOURCE,
+         n < 0 ? "body read callback aborted the upload"
+               : "body read callback returned more bytes than asked for");
+    return kBodyFailed;
+  }
+  req.body_offset += size_t(n);
+  if (reader_eof) {
+    req.body_eof = true;
+    *eof = true;
+  }
+  return n;
 }
 
 int end_body(Request &req) {

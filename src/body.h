@@ -34,4 +34,12 @@ int resume_body(Request &req, const BodyLimits &limits, size_t *consumed);
 // The response ended: checks that the decoder finished cleanly.
 int end_body(Request &req);
 
+// Request bodies: up to `len` bytes of the body of `req` at `buf`, from its
+// buffer or its reader. Returns the byte count (`*eof` set with the last
+// ones), kBodyWait when the reader has nothing now (req.upload_deferred is
+// then set), or kBodyFailed (req.local_error set).
+constexpr int64_t kBodyWait = -1;
+constexpr int64_t kBodyFailed = -2;
+int64_t read_request_body(Request &req, uint8_t *buf, size_t len, bool *eof);
+
 } // namespace h2pool_core

@@ -161,6 +161,23 @@ int h2pool_config_set_retry_idempotent(h2pool_config *cfg, int enable) {
   return H2POOL_OK;
 }
 
+int h2pool_config_set_http_version(h2pool_config *cfg,
+                                   h2pool_http_version version) {
+  if (cfg == nullptr || version < H2POOL_HTTP_VERSION_DEFAULT ||
+      version > H2POOL_HTTP_VERSION_2)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->http_version = version;
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_expect_continue_timeout_ms(h2pool_config *cfg,
+                                                 uint32_t ms) {
+  if (cfg == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->expect_continue_timeout_ms = ms;
+  return H2POOL_OK;
+}
+
 int h2pool_config_set_max_response_headers(h2pool_config *cfg,
                                            uint32_t max_bytes,
                                            uint32_t max_fields) {
@@ -302,6 +319,16 @@ int h2pool_request_opts_set_on_data(h2pool_request_opts *opts,
   if (opts == nullptr)
     return H2POOL_ERR_INVALID_ARGUMENT;
   opts->on_data = cb;
+  return H2POOL_OK;
+}
+
+int h2pool_request_opts_set_http_version(h2pool_request_opts *opts,
+                                         h2pool_http_version version) {
+  if (opts == nullptr || version < H2POOL_HTTP_VERSION_DEFAULT ||
+      version > H2POOL_HTTP_VERSION_2)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  opts->has_http_version = true;
+  opts->http_version = version;
   return H2POOL_OK;
 }
 

@@ -46,6 +46,8 @@ struct h2pool_config {
   int tls_min_version = H2POOL_TLS_VERSION_1_2;
   bool tls_insecure = false;
   uint32_t tls_handshake_timeout_ms = 10000;
+  int http_version = H2POOL_HTTP_VERSION_DEFAULT;
+  uint32_t expect_continue_timeout_ms = 1000;
   h2pool_log_cb log_cb = nullptr;
   int log_level = H2POOL_LOG_NONE;
   void *log_user_data = nullptr;
@@ -66,6 +68,8 @@ struct h2pool_request_opts {
   int64_t queue_upload_length = -1;
   uint32_t queue_download_buffer = 256 * 1024;
   uint32_t queue_upload_buffer = 256 * 1024;
+  bool has_http_version = false;
+  int http_version = H2POOL_HTTP_VERSION_DEFAULT;
 };
 
 namespace h2pool_core {

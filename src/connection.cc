@@ -116,15 +116,25 @@ void Connection::on_connect_phase(Phase phase) {
 
 void Connection::on_connected(std::unique_ptr<Transport> transport,
                               const std::string &alpn, bool tls_resumed) {
+  int version = target_.http_version;
+  bool http1 = version == H2POOL_HTTP_VERSION_1_1;
   if (is_tls()) {
-    if (alpn != "h2") {
-      // Never send HTTP/2 frames to a server that did not agree to them.
+    // RFC 7301: no ALPN at all is a server from before it, which speaks
+    // HTTP/1.1. Never send HTTP/2 frames to a server that did not agree to
+    // them, nor HTTP/1.1 to one that chose HTTP/2 only.
+    http1 = alpn == "http/1.1" || alpn.empty();
+    bool allowed = http1 ? version != H2POOL_HTTP_VERSION_2
+                         : alpn == "h2" && version != H2POOL_HTTP_VERSION_1_1;
+    if (!allowed) {
       std::string chosen = alpn.empty() ? std::string("selected no protocol")
                                         : "selected '" + alpn + "'";
-      close(make_error(H2POOL_ERR_TLS_ALPN, target_.name +
-                                                " did not select HTTP/2 in "
-                                                "ALPN (" +
-                                                chosen + ")"),
+      const char *wanted = version == H2POOL_HTTP_VERSION_2 ? "HTTP/2"
+                           : version == H2POOL_HTTP_VERSION_1_1
+                               ? "HTTP/1.1"
+                               : "HTTP/2 or HTTP/1.1";
+      close(make_error(H2POOL_ERR_TLS_ALPN, target_.name + " did not select " +
+                                                wanted + " in ALPN (" + chosen +
+                                                ")"),
             false);
       return;
     }
@@ -134,8 +144,14 @@ void Connection::on_connected(std::unique_ptr<Transport> transport,
   // The connector's work is done (we are inside its last call, which
   // touches nothing after it).
   connector_.reset();
-  session_ = std::make_unique<H2Session>(base_, *this, log_, settings_.h2, id_,
-                                         target_.name, std::move(transport));
+  if (http1)
+    session_ =
+        std::make_unique<H1Session>(base_, *this, log_, settings_.h1, id_,
+                                    target_.name, std::move(transport));
+  else
+    session_ =
+        std::make_unique<H2Session>(base_, *this, log_, settings_.h2, id_,
+                                    target_.name, std::move(transport));
   enter(State::settings);
   session_->start();
 }
@@ -172,6 +188,8 @@ void Connection::stream_closed(Request &req, const StreamEnd &end) {
 }
 
 void Connection::session_ended(const Error &why) { close(why, false); }
+
+void Connection::session_finished(const Error &why) { close(why, true); }
 
 int Connection::submit(Request &req) {
   if (!has_free_slot())

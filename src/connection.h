@@ -23,6 +23,7 @@
 
 #include "connector.h"
 #include "error.h"
+#include "h1_session.h"
 #include "h2_session.h"
 #include "handles.h"
 #include "log.h"
@@ -37,6 +38,7 @@ class Endpoint;
 struct ConnectionSettings {
   ConnectSettings connect;
   H2Settings h2;
+  H1Settings h1;
   uint32_t settings_timeout_ms = 10000;
   uint32_t idle_timeout_ms = 60000;
   uint32_t max_lifetime_ms = 300000;
@@ -88,6 +90,11 @@ public:
   size_t peak_streams() const {
     return session_ ? session_->peak_streams() : 0;
   }
+  // The protocol the session speaks (an h2pool_protocol); unknown before
+  // the byte stream is up.
+  int protocol() const {
+    return session_ ? session_->protocol() : H2POOL_PROTOCOL_UNKNOWN;
+  }
   uint64_t id() const { return id_; }
   Endpoint *endpoint() const { return endpoint_; }
   bool ever_used() const { return streams_opened_ > 0; }
@@ -127,6 +134,9 @@ public:
   void response_begun();
   void stream_closed(Request &req, const StreamEnd &end);
   void session_ended(const Error &why);
+  // The session ended in order, for reasons of its own protocol (an
+  // HTTP/1.1 connection the server will not reuse): closed by us.
+  void session_finished(const Error &why);
   // After the session's I/O: closes a drained connection, arms the idle
   // timer of one without streams.
   void settle();

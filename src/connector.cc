@@ -176,6 +176,19 @@ void Connector::on_tcp_connected(evutil_socket_t fd) {
   }
   const TlsTarget &t = *target_.tls;
   SSL *ssl = t.context->new_ssl(t.host, t.host_is_ip, t.sessions, t.sessions);
+  if (ssl && target_.http_version != H2POOL_HTTP_VERSION_DEFAULT) {
+    // The context offers both; an endpoint held to one version offers
+    // only that.
+    static const unsigned char h2[] = {2, 'h', '2'};
+    static const unsigned char h1[] = {8,   'h', 't', 't', 'p',
+                                       '/', '1', '.', '1'};
+    bool only_h1 = target_.http_version == H2POOL_HTTP_VERSION_1_1;
+    if (SSL_set_alpn_protos(ssl, only_h1 ? h1 : h2,
+                            only_h1 ? sizeof h1 : sizeof h2) != 0) {
+      SSL_free(ssl);
+      ssl = nullptr;
+    }
+  }
   if (!ssl) {
     ::close(fd);
     fail(make_error(H2POOL_ERR_TLS_CONFIG, "cannot set up TLS for " + t.host +

@@ -40,6 +40,9 @@ struct ConnectTarget {
   uint16_t port = 0;
   std::string name;
   const TlsTarget *tls = nullptr; // null: cleartext
+  // An h2pool_http_version: what to offer in ALPN, and what to speak over
+  // cleartext.
+  int http_version = H2POOL_HTTP_VERSION_DEFAULT;
 };
 
 struct ConnectSettings {

@@ -29,10 +29,16 @@ void Endpoint::Counters::add(const Counters &o) {
 
 Endpoint::Endpoint(event_base *base, EndpointListener &listener,
                    std::string name, std::string host, uint16_t port,
-                   const TlsContext *tls, const BackoffPolicy &reconnect,
+                   const TlsContext *tls, int http_version,
+                   const BackoffPolicy &reconnect,
                    const RetryBudget &retry_budget)
     : budget(retry_budget), listener_(listener), reconnect_(reconnect) {
   target_.name = std::move(name);
+  target_.http_version = http_version;
+  if (!tls)
+    protocol_ = http_version == H2POOL_HTTP_VERSION_1_1
+                    ? H2POOL_PROTOCOL_HTTP_1_1
+                    : H2POOL_PROTOCOL_HTTP_2;
   target_.host = std::move(host);
   target_.port = port;
   if (tls) {

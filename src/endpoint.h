@@ -54,10 +54,12 @@ public:
     void add(const Counters &o);
   };
 
-  // `tls` null: an http:// endpoint.
+  // `tls` null: an http:// endpoint. `http_version` (an
+  // h2pool_http_version) is what its connections may speak.
   Endpoint(event_base *base, EndpointListener &listener, std::string name,
            std::string host, uint16_t port, const TlsContext *tls,
-           const BackoffPolicy &reconnect, const RetryBudget &budget);
+           int http_version, const BackoffPolicy &reconnect,
+           const RetryBudget &budget);
   ~Endpoint();
   Endpoint(const Endpoint &) = delete;
   Endpoint &operator=(const Endpoint &) = delete;
@@ -66,6 +68,13 @@ public:
   const std::string &host() const { return target_.host; }
   uint16_t port() const { return target_.port; }
   bool https() const { return target_.tls != nullptr; }
+  int http_version() const { return target_.http_version; }
+  // What the server speaks (an h2pool_protocol), as the latest connection
+  // found out; known from the start over cleartext, where configuration
+  // decides. HTTP/1.1 connections take one request each, which is what the
+  // pool expects of the connections it opens for a queue.
+  int protocol() const { return protocol_; }
+  void set_protocol(int p) { protocol_ = p; }
   const ConnectTarget &target() const { return target_; }
 
   State state() const;
@@ -128,6 +137,7 @@ private:
   std::array<size_t, Connection::kStates> counts_{};
   uint32_t failures_ = 0;
   size_t requests_ = 0;
+  int protocol_ = H2POOL_PROTOCOL_UNKNOWN;
   EventPtr backoff_timer_;
   EventPtr linger_timer_;
 };

@@ -63,7 +63,7 @@ const char *error_text(int code) {
   case H2POOL_ERR_TLS_VERIFY:
     return "TLS certificate verification failed";
   case H2POOL_ERR_TLS_ALPN:
-    return "server does not offer HTTP/2 over TLS (ALPN h2)";
+    return "server did not select the required protocol in ALPN";
   case H2POOL_ERR_TLS_HANDSHAKE_TIMEOUT:
     return "TLS handshake timed out";
   case H2POOL_ERR_RESPONSE_HEADERS_TIMEOUT:
@@ -82,6 +82,12 @@ const char *error_text(int code) {
     return "completion queue is shut down";
   case H2POOL_ERR_NO_SUCH_REQUEST:
     return "no such request under way";
+  case H2POOL_ERR_MALFORMED_RESPONSE:
+    return "malformed HTTP/1.1 response";
+  case H2POOL_ERR_HEADER_SECTION_TOO_LARGE:
+    return "HTTP/1.1 response header section too large";
+  case H2POOL_ERR_INCOMPLETE_RESPONSE:
+    return "connection closed before the response was complete";
   default:
     return "unknown error";
   }

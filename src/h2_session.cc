@@ -13,8 +13,6 @@ namespace {
 // Output we let pile up in the socket buffer before we stop asking nghttp2
 // for more; the write callback resumes below the low-water mark.
 constexpr size_t kOutputHighWater = 1u << 20;
-// Output buffer capacity kept once everything is written; more is freed.
-constexpr size_t kKeptOutputCapacity = 64u << 10;
 // Full read buffers handled per readiness event before other connections
 // get their turn.
 constexpr int kMaxReadRounds = 4;
@@ -368,50 +366,35 @@ void H2Session::on_readable() {
   if (ended_ || !session_)
     return;
   last_read_ms_ = loop_now_ms(base_);
-  ReadBuffer buf = thread_read_buffer();
   uint8_t fallback[16384];
-  if (buf.size == 0)
-    buf = {fallback, sizeof fallback};
-  // Bounded rounds, so that one connection streaming a large body does not
-  // starve the others of the loop thread.
-  bool drained = false;
-  for (int round = 0; round < kMaxReadRounds && !drained; ++round) {
-    size_t filled = 0;
-    Transport::Status st = Transport::Status::ok;
-    while (filled < buf.size) {
-      Transport::Result r =
-          transport_->read(buf.data + filled, buf.size - filled);
-      filled += r.bytes;
-      st = r.status;
-      if (st != Transport::Status::ok)
-        break;
-      if (transport_->short_read_drains() && filled < buf.size) {
-        st = Transport::Status::want_read; // the socket is empty
-        break;
-      }
-    }
-    if (filled > 0 && !feed(buf.data, filled))
-      return;
-    if (st == Transport::Status::eof || st == Transport::Status::error) {
-      // What nghttp2 made of the last bytes (a GOAWAY for a protocol
-      // error, RST_STREAM for a malformed response) is serialised first,
-      // so that the close is blamed on what came before it.
-      if (fill_output())
-        on_transport_closed(st);
-      return;
-    }
-    if (st == Transport::Status::want_write) {
-      read_wants_write_ = true;
-      event_add(write_event_.get(), nullptr);
-      drained = true;
-    }
-    drained = drained || st == Transport::Status::want_read;
-  }
-  // Out of rounds with input left: come back on the next loop turn. The
-  // socket may look empty while OpenSSL holds records it read ahead, so
-  // readiness alone would not bring us back.
-  if (!drained)
+  bool alive = true;
+  Transport::Status st = read_rounds(
+      *transport_, kMaxReadRounds, {fallback, sizeof fallback},
+      [&](const uint8_t *data, size_t len) { return alive = feed(data, len); });
+  if (!alive)
+    return;
+  switch (st) {
+  case Transport::Status::eof:
+  case Transport::Status::error:
+    // What nghttp2 made of the last bytes (a GOAWAY for a protocol
+    // error, RST_STREAM for a malformed response) is serialised first,
+    // so that the close is blamed on what came before it.
+    if (fill_output())
+      on_transport_closed(st);
+    return;
+  case Transport::Status::want_write:
+    read_wants_write_ = true;
+    event_add(write_event_.get(), nullptr);
+    break;
+  case Transport::Status::want_read:
+    break;
+  case Transport::Status::ok:
+    // Out of rounds with input left: come back on the next loop turn. The
+    // socket may look empty while OpenSSL holds records it read ahead, so
+    // readiness alone would not bring us back.
     event_active(read_event_.get(), EV_READ, 0);
+    break;
+  }
   flush();
 }
 
@@ -516,6 +499,7 @@ int H2Session::submit(Request &req) {
                                           : H2POOL_ERR_CONNECTION_LOST;
   }
   req.response.stream_id = stream_id;
+  req.response.protocol = H2POOL_PROTOCOL_HTTP_2;
   req.response.connection_id = id_;
   ++req.attempts;
   streams_.push_back(&req);
@@ -574,8 +558,9 @@ void H2Session::close(const Error &why) {
       nghttp2_session_terminate_session(session_.get(), NGHTTP2_NO_ERROR);
     const uint8_t *data;
     ssize_t n;
+    std::string &out = out_.tail();
     while ((n = nghttp2_session_mem_send(session_.get(), &data)) > 0)
-      out_.append(reinterpret_cast<const char *>(data), size_t(n));
+      out.append(reinterpret_cast<const char *>(data), size_t(n));
     // Best effort, never blocking: whatever the socket takes now. (ended_
     // is set, so a write error does not end the session again, and the
     // write event write_out() may arm is deleted below.)
@@ -587,7 +572,6 @@ void H2Session::close(const Error &why) {
       static_cast<TlsTransport *>(transport_.get())->shutdown();
   }
   out_.clear();
-  out_off_ = 0;
   if (read_event_)
     event_del(read_event_.get());
   if (write_event_)
@@ -610,7 +594,7 @@ void H2Session::flush() {
   // The write itself waits for the end of this loop turn, so that what
   // every callback of the turn queued (responses read, new requests
   // placed, window updates) leaves in one system call.
-  if (out_off_ < out_.size() && !write_scheduled_) {
+  if (!out_.empty() && !write_scheduled_) {
     write_scheduled_ = true;
     event_active(write_event_.get(), EV_WRITE, 0);
   }
@@ -620,14 +604,10 @@ void H2Session::flush() {
 bool H2Session::fill_output() {
   if (!session_ || ended_)
     return false;
-  if (out_off_ > 0) {
-    // Drop what was sent, so the buffer only holds what still has to go.
-    out_.erase(0, out_off_);
-    out_off_ = 0;
-  }
   // Stop collecting at the high-water mark so that a large upload waits in
   // nghttp2 (its data source pulls on demand), not in memory here.
-  while (out_.size() < kOutputHighWater) {
+  std::string &out = out_.tail();
+  while (out.size() < kOutputHighWater) {
     const uint8_t *data;
     ssize_t n = nghttp2_session_mem_send(session_.get(), &data);
     if (n < 0) {
@@ -637,39 +617,18 @@ bool H2Session::fill_output() {
     }
     if (n == 0)
       break;
-    out_.append(reinterpret_cast<const char *>(data), size_t(n));
+    out.append(reinterpret_cast<const char *>(data), size_t(n));
   }
   return !ended_;
 }
 
-H2Session::WriteResult H2Session::write_out() {
-  while (out_off_ < out_.size()) {
-    Transport::Result r = transport_->write(
-        reinterpret_cast<const uint8_t *>(out_.data()) + out_off_,
-        out_.size() - out_off_);
-    out_off_ += r.bytes;
-    switch (r.status) {
-    case Transport::Status::ok:
-      continue;
-    case Transport::Status::want_write:
-      event_add(write_event_.get(), nullptr);
-      return WriteResult::blocked;
-    case Transport::Status::want_read:
-      write_wants_read_ = true; // the read event is always armed
-      return WriteResult::blocked;
-    default:
-      if (!ended_)
-        on_transport_closed(r.status);
-      return WriteResult::closed;
-    }
-  }
-  out_.clear();
-  out_off_ = 0;
-  // A bulk upload grows the buffer to the high-water mark; an idle
-  // connection should not keep that.
-  if (out_.capacity() > kKeptOutputCapacity)
-    std::string().swap(out_);
-  return WriteResult::done;
+WriteResult H2Session::write_out() {
+  Transport::Status st = Transport::Status::ok;
+  WriteResult w = write_pending(out_, *transport_, write_event_.get(),
+                                &write_wants_read_, &st);
+  if (w == WriteResult::closed && !ended_)
+    on_transport_closed(st);
+  return w;
 }
 
 bool H2Session::settle() {
@@ -920,31 +879,13 @@ ssize_t H2Session::read_request_body(int32_t stream_id, uint8_t *buf,
   Request *req = stream_request(session_.get(), stream_id);
   if (!req)
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-  if (!req->body_reader) {
-    size_t n = std::min(length, req->body_size - req->body_offset);
-    if (n)
-      memcpy(buf, req->body_data + req->body_offset, n);
-    req->body_offset += n;
-    if (req->body_offset == req->body_size)
-      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-    return ssize_t(n);
-  }
-  int eof = 0;
-  int64_t n = req->body_reader(buf, length, &eof, req->user_data);
-  if (n == H2POOL_BODY_WAIT || (n == 0 && !eof)) {
-    req->upload_deferred = true;
+  bool eof = false;
+  int64_t n = h2pool_core::read_request_body(*req, buf, length, &eof);
+  if (n == kBodyWait)
     return NGHTTP2_ERR_DEFERRED;
-  }
-  if (n < 0 || uint64_t(n) > length) {
-    req->local_error = make_error(
-        H2POOL_ERR_BODY_SOURCE,
-        n < 0 ? "body read callback aborted the upload"
-              : "body read callback returned more bytes than asked for");
+  if (n == kBodyFailed)
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-  }
-  req->body_offset += size_t(n);
   if (eof) {
-    req->body_eof = true;
     *data_flags |= NGHTTP2_DATA_FLAG_EOF;
     if (req->body_trailers)
       send_request_trailers(*req, stream_id, data_flags);

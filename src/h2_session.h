@@ -57,6 +57,7 @@ public:
   void resume_download(Request &req) override;
   void flush() override;
   void close(const Error &why) override;
+  int protocol() const override { return H2POOL_PROTOCOL_HTTP_2; }
 
   // nghttp2 callback entry points (called by the trampolines).
   int on_begin_headers(const nghttp2_frame *frame);
@@ -94,7 +95,6 @@ private:
   // Moves nghttp2's pending frames into the output buffer, up to the
   // high-water mark; false if the session ended (or has).
   bool fill_output();
-  enum class WriteResult { done, blocked, closed };
   // Writes the output buffer until it is empty (done) or the socket takes
   // no more (blocked: a readiness event will resume), or a write error
   // ended the session.
@@ -129,8 +129,7 @@ private:
 
   EventPtr read_event_;           // persistent while open
   EventPtr write_event_;          // added while output waits
-  std::string out_;               // output not yet written
-  size_t out_off_ = 0;            // how much of out_ is written
+  OutputBuffer out_;              // output not yet written
   bool read_wants_write_ = false; // TLS read needs writability
   bool write_wants_read_ = false; // TLS write needs readability
   bool write_scheduled_ = false;  // write_event_ made active

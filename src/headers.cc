@@ -13,7 +13,14 @@ bool is_connection_specific(std::string_view name) {
          name == "upgrade";
 }
 
-// RFC 9110 section 5.6.3: optional whitespace is spaces and horizontal tabs.
+int fail(std::string *why, std::string reason) {
+  if (why)
+    *why = std::move(reason);
+  return H2POOL_ERR_INVALID_HEADER;
+}
+
+} // namespace
+
 std::string_view trim_ows(std::string_view v) {
   while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
     v.remove_prefix(1);
@@ -36,14 +43,6 @@ bool equals_ignoring_ascii_case(std::string_view a, std::string_view b) {
   }
   return true;
 }
-
-int fail(std::string *why, std::string reason) {
-  if (why)
-    *why = std::move(reason);
-  return H2POOL_ERR_INVALID_HEADER;
-}
-
-} // namespace
 
 bool valid_method(std::string_view method) {
   // nghttp2's own check (a non-empty RFC 9110 token), the rule its server

@@ -19,6 +19,13 @@ struct HeaderField {
 // True if `method` is a non-empty RFC 9110 token.
 bool valid_method(std::string_view method);
 
+// RFC 9110 section 5.6.3: a field value without the optional whitespace
+// (spaces and horizontal tabs) around it.
+std::string_view trim_ows(std::string_view v);
+
+// Compares without regard to ASCII case (field names, tokens).
+bool equals_ignoring_ascii_case(std::string_view a, std::string_view b);
+
 // The result of normalising the caller's request headers.
 struct RequestHeaders {
   std::vector<HeaderField> fields;

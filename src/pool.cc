@@ -65,6 +65,11 @@ Pool::Pool(event_base *base, const Config &config, const Logger &log,
   h2.max_response_header_fields = config.max_response_header_fields;
   h2.ping_interval_ms = config.ping_interval_ms;
   h2.ping_timeout_ms = config.ping_timeout_ms;
+  H1Settings &h1 = cs.h1;
+  h1.body_limits = h2.body_limits;
+  h1.max_response_header_bytes = config.max_response_header_bytes;
+  h1.max_response_header_fields = config.max_response_header_fields;
+  h1.expect_continue_timeout_ms = config.expect_continue_timeout_ms;
   reconnect_backoff_ = {config.reconnect_backoff_initial_ms,
                         config.reconnect_backoff_max_ms};
   retry_backoff_ = {config.retry_backoff_initial_ms,
@@ -128,9 +133,17 @@ Endpoint &Pool::endpoint_for(Request &req) {
   const Url &u = req.url;
   bool https = u.scheme == Scheme::https;
   if (last_endpoint_ && last_endpoint_->port() == u.port &&
-      last_endpoint_->https() == https && last_endpoint_->host() == u.host)
+      last_endpoint_->https() == https &&
+      last_endpoint_->http_version() == req.http_version &&
+      last_endpoint_->host() == u.host)
     return *last_endpoint_;
+  // An origin asked for in another version than the pool's is another
+  // endpoint: its connections speak something else.
   std::string key = u.endpoint_name();
+  if (req.http_version != config_.http_version)
+    key += req.http_version == H2POOL_HTTP_VERSION_1_1 ? " (HTTP/1.1)"
+           : req.http_version == H2POOL_HTTP_VERSION_2 ? " (HTTP/2)"
+                                                       : " (any HTTP)";
   auto it = endpoints_.find(key);
   if (it != endpoints_.end()) {
     last_endpoint_ = it->second.get();
@@ -138,7 +151,7 @@ Endpoint &Pool::endpoint_for(Request &req) {
   }
   auto ep = std::make_unique<Endpoint>(
       base_, *this, key, u.host, u.port, https ? tls_.get() : nullptr,
-      reconnect_backoff_,
+      req.http_version, reconnect_backoff_,
       RetryBudget(config_.retry_budget_burst, config_.retry_budget_percent));
   Endpoint &ref = *ep;
   endpoint_order_.push_back(&ref);
@@ -531,11 +544,16 @@ void Pool::dispatch(Endpoint &ep) {
       abort(*req, e);
     }
   }
-  size_t expected = ep.setting_up() * expected_capacity(config_);
+  // An HTTP/1.1 connection takes one request: a queue of n needs n of them
+  // (up to the limit), where an HTTP/2 one is expected to take many.
+  uint32_t per_connection = ep.protocol() == H2POOL_PROTOCOL_HTTP_1_1
+                                ? 1
+                                : expected_capacity(config_);
+  size_t expected = ep.setting_up() * per_connection;
   while (ep.pending.size() > expected &&
          ep.may_open(config_.max_connections_per_endpoint)) {
     open_connection(ep);
-    expected += expected_capacity(config_);
+    expected += per_connection;
   }
   ep.update_linger(linger_ms());
 }
@@ -560,6 +578,8 @@ void Pool::open_connection(Endpoint &ep) {
 void Pool::on_connection_state(Connection &conn, Connection::State from,
                                Connection::State to) {
   conn.endpoint()->on_connection_state(from, to);
+  if (to == Connection::State::settings)
+    conn.endpoint()->set_protocol(conn.protocol());
   if (to == Connection::State::ready)
     observe(*conn.endpoint(), conn, PoolObserver::Event::ready);
 }
@@ -832,6 +852,7 @@ h2pool_stats *Pool::snapshot() const {
     }
     stats->endpoint_names.push_back(ep->name());
     stats->endpoint_states.push_back(int(ep->state()));
+    stats->endpoint_protocols.push_back(ep->protocol());
     stats->endpoints.push_back(v);
   }
   return stats;

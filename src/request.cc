@@ -51,6 +51,8 @@ void Request::reset_for_retry() {
   response.body.clear();
   response.stream_id = 0;
   response.connection_id = 0;
+  response.protocol = H2POOL_PROTOCOL_UNKNOWN;
+  response.reason.clear();
 }
 
 void Request::reset_for_reuse() noexcept {
@@ -306,6 +308,27 @@ const uint8_t *h2pool_response_body(const h2pool_response *resp, size_t *len) {
   if (len)
     *len = resp->body.size();
   return reinterpret_cast<const uint8_t *>(resp->body.data());
+}
+
+int h2pool_response_protocol(const h2pool_response *resp) {
+  return resp ? resp->protocol : H2POOL_PROTOCOL_UNKNOWN;
+}
+
+const char *h2pool_protocol_name(int protocol) {
+  switch (protocol) {
+  case H2POOL_PROTOCOL_HTTP_1_0:
+    return "HTTP/1.0";
+  case H2POOL_PROTOCOL_HTTP_1_1:
+    return "HTTP/1.1";
+  case H2POOL_PROTOCOL_HTTP_2:
+    return "HTTP/2";
+  default:
+    return "unknown";
+  }
+}
+
+const char *h2pool_response_reason(const h2pool_response *resp) {
+  return resp ? resp->reason.c_str() : "";
 }
 
 int32_t h2pool_response_stream_id(const h2pool_response *resp) {

@@ -23,6 +23,9 @@
 struct h2pool_response {
   int status = 0;
   int32_t stream_id = 0;
+  int protocol = H2POOL_PROTOCOL_UNKNOWN; // an h2pool_protocol
+  uint32_t reserved_ = 0;                 // (padding, named)
+  std::string reason;                     // HTTP/1.x reason phrase
   h2pool_core::FieldList headers;
   std::string body;
   h2pool_core::FieldList trailers;
@@ -84,6 +87,7 @@ struct Request {
   bool add_content_length = false;
   bool add_accept_encoding = false; // "gzip, deflate", for auto-decoding
   bool auto_decompress = true;
+  uint8_t http_version = H2POOL_HTTP_VERSION_DEFAULT; // h2pool_http_version
 
   // Loop-thread state.
   Pool *owner = nullptr;        // the pool handling it

@@ -1,7 +1,7 @@
 // A protocol session on a connected Transport: what carries requests once
 // the connector has done its work. H2Session speaks HTTP/2 (shared access:
-// many streams at once); an HTTP/1.1 session would carry one exchange at a
-// time behind the same interface.
+// many streams at once); H1Session speaks HTTP/1.1 (exclusive access: one
+// exchange at a time, capacity 1) behind the same interface.
 //
 // A session reports to its Connection (stream ends, readiness, the
 // server's GOAWAY, its own end), never to the pool.
@@ -52,6 +52,9 @@ public:
   // the transport has failed: without it the TLS session could not be
   // resumed), then every remaining stream is reported with `why`.
   virtual void close(const Error &why) = 0;
+
+  // What the session speaks: H2POOL_PROTOCOL_HTTP_2 or _HTTP_1_1.
+  virtual int protocol() const = 0;
 
   // Streams the server allows at once (for HTTP/2, the smaller of its
   // SETTINGS_MAX_CONCURRENT_STREAMS and the local cap).

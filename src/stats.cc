@@ -38,4 +38,10 @@ int h2pool_stats_endpoint_state(const h2pool_stats *stats, size_t index) {
   return stats->endpoint_states[index];
 }
 
+int h2pool_stats_endpoint_protocol(const h2pool_stats *stats, size_t index) {
+  if (stats == nullptr || index >= stats->endpoint_protocols.size())
+    return H2POOL_PROTOCOL_UNKNOWN;
+  return stats->endpoint_protocols[index];
+}
+
 } // extern "C"

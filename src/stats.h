@@ -16,6 +16,7 @@ using StatValues = std::array<uint64_t, kStatCount>;
 struct h2pool_stats {
   h2pool_core::StatValues total{};
   std::vector<std::string> endpoint_names;
-  std::vector<int> endpoint_states; // h2pool_endpoint_state
+  std::vector<int> endpoint_states;    // h2pool_endpoint_state
+  std::vector<int> endpoint_protocols; // h2pool_protocol
   std::vector<h2pool_core::StatValues> endpoints;
 };

@@ -51,7 +51,9 @@ int TlsContext::create(const Config &config, std::unique_ptr<TlsContext> *out,
   // RFC 9113 section 9.2: HTTP/2 over TLS needs TLS 1.2 or later without
   // renegotiation or compression.
   SSL_CTX_set_options(raw, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-  static const unsigned char alpn[] = {2, 'h', '2'};
+  // Preference order: HTTP/2 first, HTTP/1.1 for servers without it.
+  static const unsigned char alpn[] = {2,   'h', '2', 8,   'h', 't',
+                                       't', 'p', '/', '1', '.', '1'};
   SSL_CTX_set_alpn_protos(raw, alpn, sizeof alpn);
   SSL_CTX_set_mode(raw, SSL_MODE_RELEASE_BUFFERS);
 

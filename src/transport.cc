@@ -1,5 +1,7 @@
 #include "transport.h"
 
+#include <event2/event.h>
+
 #include <openssl/err.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -84,6 +86,7 @@ Transport::Status TlsTransport::status_of(int rc) {
     break;
   case SSL_ERROR_ZERO_RETURN:
     st = Status::eof;
+    close_notify_ = true;
     break;
   case SSL_ERROR_SYSCALL:
     // No OpenSSL error and no errno: the peer closed the TCP connection
@@ -150,6 +153,41 @@ void TlsTransport::shutdown() {
   ERR_clear_error();
   SSL_shutdown(ssl_);
   ERR_clear_error();
+}
+
+Transport::Status OutputBuffer::write_to(Transport &t) {
+  // Capacity kept once everything is written; more is freed.
+  constexpr size_t kKeptCapacity = 64u << 10;
+  while (off_ < buf_.size()) {
+    Transport::Result r =
+        t.write(reinterpret_cast<const uint8_t *>(buf_.data()) + off_,
+                buf_.size() - off_);
+    off_ += r.bytes;
+    if (r.status != Transport::Status::ok)
+      return r.status;
+  }
+  clear();
+  if (buf_.capacity() > kKeptCapacity)
+    std::string().swap(buf_);
+  return Transport::Status::ok;
+}
+
+WriteResult write_pending(OutputBuffer &out, Transport &t, event *write_event,
+                          bool *wants_read, Transport::Status *closed) {
+  Transport::Status st = out.write_to(t);
+  switch (st) {
+  case Transport::Status::ok:
+    return WriteResult::done;
+  case Transport::Status::want_write:
+    event_add(write_event, nullptr);
+    return WriteResult::blocked;
+  case Transport::Status::want_read:
+    *wants_read = true; // the read event is always armed
+    return WriteResult::blocked;
+  default:
+    *closed = st;
+    return WriteResult::closed;
+  }
 }
 
 ReadBuffer thread_read_buffer() {

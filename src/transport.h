@@ -15,6 +15,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
+
+struct event;
 
 namespace h2pool_core {
 
@@ -46,6 +49,10 @@ public:
   // Whether a short read means the socket has nothing more right now (plain
   // sockets: a recv() returns all that is queued, up to the length asked).
   virtual bool short_read_drains() const { return true; }
+  // Whether the eof a read reported was the peer's orderly close: always
+  // over TCP; over TLS only with close_notify, without which the stream may
+  // have been cut short by someone else.
+  virtual bool eof_was_clean() const { return true; }
 
 protected:
   Result fail_errno(int err);
@@ -73,6 +80,7 @@ public:
   Result read(uint8_t *buf, size_t len) override;
   Result write(const uint8_t *buf, size_t len) override;
   bool short_read_drains() const override { return false; }
+  bool eof_was_clean() const override { return close_notify_; }
   // Best effort close_notify; never blocks. Without it OpenSSL marks the
   // session as not resumable when the SSL object is freed. Skipped once the
   // connection has failed (OpenSSL forbids it then).
@@ -89,6 +97,7 @@ private:
   SSL *ssl_;
   unsigned long last_error_ = 0;
   bool fatal_ = false;
+  bool close_notify_ = false; // the peer's close_notify arrived
 };
 
 // The loop thread's read buffer, shared by every connection it serves:
@@ -99,5 +108,80 @@ struct ReadBuffer {
   size_t size;
 };
 ReadBuffer thread_read_buffer();
+
+// What the sessions share of moving bytes; they differ in what they make of
+// them.
+
+// Output waiting for a transport: appended at the end, written from the
+// front as far as the socket takes it. Once drained, a buffer a bulk upload
+// grew is given back, so an idle connection keeps little.
+class OutputBuffer {
+public:
+  // For appending: drops what was written first, so the buffer holds only
+  // what still has to go.
+  std::string &tail() {
+    if (off_ > 0) {
+      buf_.erase(0, off_);
+      off_ = 0;
+    }
+    return buf_;
+  }
+  size_t pending() const { return buf_.size() - off_; }
+  bool empty() const { return off_ == buf_.size(); }
+  void clear() {
+    buf_.clear();
+    off_ = 0;
+  }
+  // Writes until drained (ok) or the transport takes no more now
+  // (want_read, want_write), or fails (eof, error).
+  Transport::Status write_to(Transport &t);
+
+private:
+  std::string buf_;
+  size_t off_ = 0;
+};
+
+enum class WriteResult { done, blocked, closed };
+// Writes `out`: done once drained; blocked when the socket is full
+// (`write_event` is then armed) or TLS must read first (`*wants_read` is
+// set: the session's read event resumes the write); closed on EOF or error,
+// with the status in `*closed`.
+WriteResult write_pending(OutputBuffer &out, Transport &t, event *write_event,
+                          bool *wants_read, Transport::Status *closed);
+
+// Reads what `t` holds into the loop thread's buffer (`fallback` if it has
+// none) and hands it to `feed`, at most `rounds` full buffers, so that one
+// connection streaming a large body does not starve the others. `feed`
+// returns false to stop (the session ended, or stopped reading). Returns
+// how reading ended: want_read (the socket is drained), ok (rounds used up
+// with input left, or `feed` stopped), want_write (a TLS read needs the
+// socket writable), eof or error.
+template <typename Feed>
+Transport::Status read_rounds(Transport &t, int rounds, ReadBuffer fallback,
+                              Feed &&feed) {
+  ReadBuffer buf = thread_read_buffer();
+  if (buf.size == 0)
+    buf = fallback;
+  for (int round = 0; round < rounds; ++round) {
+    size_t filled = 0;
+    Transport::Status st = Transport::Status::ok;
+    while (filled < buf.size) {
+      Transport::Result r = t.read(buf.data + filled, buf.size - filled);
+      filled += r.bytes;
+      st = r.status;
+      if (st != Transport::Status::ok)
+        break;
+      if (t.short_read_drains() && filled < buf.size) {
+        st = Transport::Status::want_read; // the socket is empty
+        break;
+      }
+    }
+    if (filled > 0 && !feed(buf.data, filled))
+      return Transport::Status::ok;
+    if (st != Transport::Status::ok)
+      return st;
+  }
+  return Transport::Status::ok;
+}
 
 } // namespace h2pool_core

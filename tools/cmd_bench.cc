@@ -41,6 +41,9 @@ const char kBenchUsage[] =
     "      --cacert FILE       trust the CA certificates in FILE (PEM)\n"
     "      --cert FILE --key FILE  client certificate and key (mutual TLS)\n"
     "  -k, --insecure          do not verify server certificates\n"
+    "      --http1.1           speak HTTP/1.1: -c connections, one request\n"
+    "                          in flight on each (-m is ignored)\n"
+    "      --http2             speak HTTP/2 only (over TLS: ALPN h2)\n"
     "  -h, --help              show this help\n"
     "\n"
     "Exit status: 0 if every request succeeded (any HTTP status), 1 if any\n"
@@ -135,6 +138,9 @@ int cmd_bench(const Args &args) {
     throw UsageError("no URL given");
   }
   tls.validate();
+  if (tls.http_version == H2POOL_HTTP_VERSION_1_1) {
+    m = 1; // one exchange at a time per HTTP/1.1 connection
+  }
   if (threads > c) {
     throw UsageError("--threads must not exceed -c (each pool needs at "
                      "least one connection)");

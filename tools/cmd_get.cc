@@ -46,6 +46,10 @@ const char kGetUsage[] =
     "      --cacert FILE           trust the CA certificates in FILE (PEM)\n"
     "      --cert FILE --key FILE  client certificate and key (mutual TLS)\n"
     "  -k, --insecure              do not verify server certificates\n"
+    "      --http1.1               speak HTTP/1.1 (over TLS: ALPN http/1.1)\n"
+    "      --http2                 speak HTTP/2 only (over TLS: ALPN h2)\n"
+    "                              (default: what ALPN selects over TLS,\n"
+    "                              HTTP/2 with prior knowledge over http://)\n"
     "  -h, --help                  show this help\n"
     "\n"
     "Exit status: 0 if every URL got a response (any HTTP status), 1 if\n"
@@ -60,6 +64,8 @@ struct Fetch {
   bool done = false;
   bool ok = false;
   int status = 0;
+  int protocol = 0;
+  std::string reason;
   Fields headers;
   Fields trailers;
   std::string body;
@@ -116,8 +122,27 @@ Fields copy_fields(const h2pool_response *resp, bool trailers) {
   return out;
 }
 
-void print_head(std::FILE *f, int status, const Fields &headers) {
-  std::fprintf(f, "HTTP/2 %d\r\n", status);
+// The status line as curl shows it: "HTTP/2 200", "HTTP/1.1 200 OK".
+std::string status_line(const Fetch &f) {
+  std::string line = h2pool_protocol_name(f.protocol);
+  line += ' ';
+  line += std::to_string(f.status);
+  if (f.protocol != H2POOL_PROTOCOL_HTTP_2) {
+    line += ' ';
+    line += f.reason;
+  }
+  return line;
+}
+
+void copy_status(const h2pool_response *resp, Fetch &f) {
+  f.status = h2pool_response_status(resp);
+  f.protocol = h2pool_response_protocol(resp);
+  f.reason = h2pool_response_reason(resp);
+}
+
+void print_head(std::FILE *f, const Fetch &fetch) {
+  std::fprintf(f, "%s\r\n", status_line(fetch).c_str());
+  const Fields &headers = fetch.headers;
   for (auto &[n, v] : headers) {
     std::fprintf(f, "%s: %s\r\n", n.c_str(), v.c_str());
   }
@@ -131,8 +156,8 @@ void print_trailers(std::FILE *f, const Fields &trailers) {
 }
 
 void print_verbose(const Settings &s, const Fetch &f) {
-  std::fprintf(stderr, "* %s %s\n< HTTP/2 %d\n", s.method.c_str(),
-               f.url.c_str(), f.status);
+  std::fprintf(stderr, "* %s %s\n< %s\n", s.method.c_str(), f.url.c_str(),
+               status_line(f).c_str());
   for (auto &[n, v] : f.headers) {
     std::fprintf(stderr, "< %s: %s\n", n.c_str(), v.c_str());
   }
@@ -143,13 +168,13 @@ void print_verbose(const Settings &s, const Fetch &f) {
 int on_headers(const h2pool_response *resp, void *user_data) {
   auto ctx = static_cast<Ctx *>(user_data);
   Fetch &f = *ctx->fetch;
-  f.status = h2pool_response_status(resp);
+  copy_status(resp, f);
   f.headers = copy_fields(resp, false);
   if (ctx->settings->verbose) {
     print_verbose(*ctx->settings, f);
   }
   if (ctx->settings->include) {
-    print_head(ctx->settings->out, f.status, f.headers);
+    print_head(ctx->settings->out, f);
   }
   return 0;
 }
@@ -190,7 +215,7 @@ void on_response(const h2pool_response *resp, const h2pool_error *err,
                                 : describe_error(err);
   } else {
     f.ok = true;
-    f.status = h2pool_response_status(resp);
+    copy_status(resp, f);
     f.headers = copy_fields(resp, false);
     f.trailers = copy_fields(resp, true);
     size_t len = 0;
@@ -391,7 +416,7 @@ int cmd_get(const Args &args) {
       print_verbose(settings, f);
     }
     if (settings.include) {
-      print_head(settings.out, f.status, f.headers);
+      print_head(settings.out, f);
     }
     if (!f.body.empty() && std::fwrite(f.body.data(), 1, f.body.size(),
                                        settings.out) != f.body.size()) {

@@ -27,6 +27,10 @@ bool TlsOptions::parse(ArgCursor &cur) {
     key_file = value;
   } else if (cur.flag("--insecure", "-k")) {
     insecure = true;
+  } else if (cur.flag("--http1.1", "")) {
+    http_version = H2POOL_HTTP_VERSION_1_1;
+  } else if (cur.flag("--http2", "")) {
+    http_version = H2POOL_HTTP_VERSION_2;
   } else {
     return false;
   }
@@ -52,6 +56,7 @@ void TlsOptions::apply(h2pool_config *cfg) const {
   if (insecure) {
     check(h2pool_config_set_tls_insecure_skip_verify(cfg, 1), "--insecure");
   }
+  check(h2pool_config_set_http_version(cfg, http_version), "--http1.1/--http2");
 }
 
 ConfigPtr new_config() {

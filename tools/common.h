@@ -46,13 +46,14 @@ private:
 // Throws ApiError unless `rc` is H2POOL_OK.
 void check(int rc, std::string_view what);
 
-// TLS options shared by the commands that fetch: --cacert, --cert, --key,
-// --insecure.
+// Connection options shared by the commands that fetch: --cacert, --cert,
+// --key, --insecure, and the HTTP version (--http1.1, --http2).
 struct TlsOptions {
   std::string ca_file;
   std::string cert_file;
   std::string key_file;
   bool insecure = false;
+  h2pool_http_version http_version = H2POOL_HTTP_VERSION_DEFAULT;
 
   // Consumes one TLS option at the cursor; false if it is not one.
   bool parse(ArgCursor &cur);

@@ -39,7 +39,7 @@ static void test_version_runtime_matches_header(void **state) {
 
 static void test_strerror_every_code_distinct_and_non_empty(void **state) {
   (void)state;
-  const int n = -H2POOL_ERR_NO_SUCH_REQUEST + 1; /* the newest code */
+  const int n = -H2POOL_ERR_INCOMPLETE_RESPONSE + 1; /* the newest code */
   const char *msgs[64];
   assert_true(n <= (int)ARRAY_LEN(msgs));
   for (int i = 0; i < n; i++) {
@@ -59,7 +59,7 @@ static void test_strerror_every_code_distinct_and_non_empty(void **state) {
 static void test_strerror_unknown_codes_not_null(void **state) {
   (void)state;
   const int unknown[] = {
-      1,         42, H2POOL_ERR_NO_SUCH_REQUEST - 1, -1000, -2147483647 - 1,
+      1,         42, H2POOL_ERR_INCOMPLETE_RESPONSE - 1, -1000, -2147483647 - 1,
       2147483647};
   for (size_t i = 0; i < ARRAY_LEN(unknown); i++) {
     const char *m = h2pool_strerror(unknown[i]);
@@ -276,6 +276,47 @@ static void test_error_and_response_accessors_accept_null(void **state) {
   (void)h2pool_response_stream_id(NULL);
   (void)h2pool_response_connection_id(NULL);
   (void)h2pool_response_request_id(NULL);
+  assert_int_equal(h2pool_response_protocol(NULL), H2POOL_PROTOCOL_UNKNOWN);
+  assert_string_equal(h2pool_response_reason(NULL), "");
+}
+
+static void test_http_version_settings(void **state) {
+  (void)state;
+  h2pool_config *cfg = NULL;
+  assert_int_equal(h2pool_config_new(&cfg), H2POOL_OK);
+  assert_int_equal(h2pool_config_set_http_version(NULL, H2POOL_HTTP_VERSION_2),
+                   H2POOL_ERR_INVALID_ARGUMENT);
+  assert_int_equal(h2pool_config_set_http_version(cfg, (h2pool_http_version)3),
+                   H2POOL_ERR_INVALID_ARGUMENT);
+  assert_int_equal(h2pool_config_set_http_version(cfg, (h2pool_http_version)-1),
+                   H2POOL_ERR_INVALID_ARGUMENT);
+  assert_int_equal(h2pool_config_set_http_version(cfg, H2POOL_HTTP_VERSION_1_1),
+                   H2POOL_OK);
+  assert_int_equal(h2pool_config_set_expect_continue_timeout_ms(NULL, 5),
+                   H2POOL_ERR_INVALID_ARGUMENT);
+  assert_int_equal(h2pool_config_set_expect_continue_timeout_ms(cfg, 0),
+                   H2POOL_OK);
+  h2pool_config_free(cfg);
+  h2pool_request_opts *opts = NULL;
+  assert_int_equal(h2pool_request_opts_new(&opts), H2POOL_OK);
+  assert_int_equal(
+      h2pool_request_opts_set_http_version(NULL, H2POOL_HTTP_VERSION_1_1),
+      H2POOL_ERR_INVALID_ARGUMENT);
+  assert_int_equal(
+      h2pool_request_opts_set_http_version(opts, (h2pool_http_version)7),
+      H2POOL_ERR_INVALID_ARGUMENT);
+  assert_int_equal(
+      h2pool_request_opts_set_http_version(opts, H2POOL_HTTP_VERSION_2),
+      H2POOL_OK);
+  h2pool_request_opts_free(opts);
+  assert_string_equal(h2pool_protocol_name(H2POOL_PROTOCOL_HTTP_1_0),
+                      "HTTP/1.0");
+  assert_string_equal(h2pool_protocol_name(H2POOL_PROTOCOL_HTTP_1_1),
+                      "HTTP/1.1");
+  assert_string_equal(h2pool_protocol_name(H2POOL_PROTOCOL_HTTP_2), "HTTP/2");
+  assert_string_equal(h2pool_protocol_name(12345), "unknown");
+  assert_int_equal(h2pool_stats_endpoint_protocol(NULL, 0),
+                   H2POOL_PROTOCOL_UNKNOWN);
 }
 
 /* ---- synchronous refusal: an error code and never a callback -------- */
@@ -455,6 +496,7 @@ int main(void) {
       cmocka_unit_test(test_create_with_null_config_uses_defaults),
       cmocka_unit_test(test_request_opts_reject_null),
       cmocka_unit_test(test_error_and_response_accessors_accept_null),
+      cmocka_unit_test(test_http_version_settings),
       cmocka_unit_test_setup_teardown(test_cancel_rejects_null_pool_and_id_zero,
                                       fixture_setup, fixture_teardown),
       cmocka_unit_test_setup_teardown(test_stats_reject_null_arguments,

@@ -150,6 +150,7 @@ void capture_cb(const h2pool_response *resp, const h2pool_error *err,
       if (b && len)
         memcpy(c->body, b, len);
       c->stream_id = h2pool_response_stream_id(resp);
+      c->protocol = h2pool_response_protocol(resp);
       c->conn_id = h2pool_response_connection_id(resp);
       c->req_id = h2pool_response_request_id(resp);
       size_t n = h2pool_response_header_count(resp);

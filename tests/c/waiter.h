@@ -70,6 +70,7 @@ typedef struct capture {
   size_t body_len;
   bool body_ptr_null; /* h2pool_response_body() returned NULL */
   int32_t stream_id;
+  int protocol; /* h2pool_response_protocol() */
   uint64_t conn_id;
   uint64_t req_id;
   size_t nheaders;

@@ -47,6 +47,9 @@ struct Call {
   std::string body;
   uint64_t conn_id = 0;
   int32_t stream_id = 0;
+  int protocol = 0;
+  std::string reason;
+  std::vector<std::pair<std::string, std::string>> headers, trailers;
   uint64_t id = 0;
   Clock::time_point submitted;
   Clock::time_point done_at;
@@ -93,6 +96,15 @@ struct Call {
           c->body.assign(reinterpret_cast<const char *>(b), n);
           c->conn_id = h2pool_response_connection_id(resp);
           c->stream_id = h2pool_response_stream_id(resp);
+          c->protocol = h2pool_response_protocol(resp);
+          c->reason = h2pool_response_reason(resp);
+          h2pool_header h;
+          for (size_t i = 0; h2pool_response_header_at(resp, i, &h) == 0; ++i)
+            c->headers.emplace_back(std::string(h.name, h.name_len),
+                                    std::string(h.value, h.value_len));
+          for (size_t i = 0; h2pool_response_trailer_at(resp, i, &h) == 0; ++i)
+            c->trailers.emplace_back(std::string(h.name, h.name_len),
+                                     std::string(h.value, h.value_len));
         }
       }
     }
@@ -111,6 +123,18 @@ public:
 
 private:
   h2pool_config *cfg_ = nullptr;
+};
+
+class Opts {
+public:
+  Opts() { EXPECT_EQ(h2pool_request_opts_new(&opts_), H2POOL_OK); }
+  ~Opts() { h2pool_request_opts_free(opts_); }
+  Opts(const Opts &) = delete;
+  Opts &operator=(const Opts &) = delete;
+  operator h2pool_request_opts *() const { return opts_; }
+
+private:
+  h2pool_request_opts *opts_ = nullptr;
 };
 
 // A pool plus the Calls of its requests. The pool is destroyed first, so no

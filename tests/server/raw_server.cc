@@ -433,23 +433,28 @@ uint32_t RawConnection::wait_request(Ms timeout) {
 }
 
 bool RawConnection::send(std::string_view bytes, Ms timeout) {
+  return send_counted(bytes, timeout) == bytes.size();
+}
+
+size_t RawConnection::send_counted(std::string_view bytes, Ms timeout) {
   auto deadline = Clock::now() + timeout;
-  while (!bytes.empty()) {
+  size_t sent = 0;
+  while (sent < bytes.size()) {
     if (closed_ || fd_ < 0 || stopping_.load() || Clock::now() >= deadline) {
-      return false;
+      return sent;
     }
     size_t n = 0;
-    Io io = write_some(bytes, n);
+    Io io = write_some(bytes.substr(sent), n);
     if (io == Io::closed) {
       closed_ = true;
-      return false;
+      return sent;
     }
-    bytes.remove_prefix(n);
+    sent += n;
     if (io != Io::done) {
       wait_ready(io, deadline);
     }
   }
-  return true;
+  return sent;
 }
 
 uint64_t RawConnection::flood(std::string_view chunk, uint64_t max_bytes,
@@ -472,6 +477,29 @@ RawConnection::flood_with(const std::function<std::string(uint64_t i)> &gen,
     sent += chunk.size();
   }
   return sent;
+}
+
+std::optional<std::string> RawConnection::read_until(std::string_view delim,
+                                                     Ms timeout) {
+  auto deadline = Clock::now() + timeout;
+  size_t at;
+  while ((at = in_.find(delim)) == std::string::npos) {
+    if (!fill(in_.size() + 1, deadline)) {
+      return std::nullopt;
+    }
+  }
+  std::string out = in_.substr(0, at + delim.size());
+  in_.erase(0, at + delim.size());
+  return out;
+}
+
+std::optional<std::string> RawConnection::read_bytes(size_t n, Ms timeout) {
+  if (!fill(n, Clock::now() + timeout)) {
+    return std::nullopt;
+  }
+  std::string out = in_.substr(0, n);
+  in_.erase(0, n);
+  return out;
 }
 
 bool RawConnection::wait_closed(Ms timeout) {

@@ -1,8 +1,8 @@
-// A raw HTTP/2 frame scripter for tests: a loopback listener whose
-// connections are driven by a test-supplied script of raw bytes, for what a
-// real server (nghttp2's) would never send: DATA before HEADERS, bad padding,
-// oversize frames, broken HPACK, malformed pseudo-headers, CONTINUATION,
-// PING and SETTINGS floods, HPACK bombs.
+// A raw HTTP/2 frame (and HTTP/1.1 byte) scripter for tests: a loopback
+// listener whose connections are driven by a test-supplied script of raw bytes,
+// for what a real server (nghttp2's) would never send: DATA before HEADERS, bad
+// padding, oversize frames, broken HPACK, malformed pseudo-headers,
+// CONTINUATION, PING and SETTINGS floods, HPACK bombs.
 //
 // Each accepted connection runs the script on its own thread with blocking,
 // deadline-bounded I/O. RawConnection reads (and keeps) the client's preface
@@ -139,6 +139,9 @@ public:
   uint32_t wait_request(Ms timeout = Ms(5000));
   // Writes all of `bytes`; false once the peer is gone (or on timeout).
   bool send(std::string_view bytes, Ms timeout = Ms(5000));
+  // Like send(), returning how many bytes went before the peer left or the
+  // timeout passed.
+  size_t send_counted(std::string_view bytes, Ms timeout);
   // Writes `chunk` repeatedly, without reading, until the peer goes away,
   // `max_bytes` have been written or `timeout` passes. Returns the bytes
   // written.
@@ -146,6 +149,13 @@ public:
   // Like flood(), with a generator per chunk.
   uint64_t flood_with(const std::function<std::string(uint64_t i)> &gen,
                       uint64_t max_bytes, Ms timeout);
+  // HTTP/1.1 scripts, which read raw bytes rather than frames: everything
+  // up to and including the first `delim` (a request head ends at
+  // "\r\n\r\n"), or nullopt on timeout/EOF.
+  std::optional<std::string> read_until(std::string_view delim,
+                                        Ms timeout = Ms(5000));
+  // Exactly `n` bytes, or nullopt on timeout/EOF.
+  std::optional<std::string> read_bytes(size_t n, Ms timeout = Ms(5000));
   // Reads and discards until EOF/error; returns whether that came in time.
   bool wait_closed(Ms timeout = Ms(5000));
   // Aborts the connection (SO_LINGER 0: TCP RST; over TLS no close_notify

@@ -896,15 +896,52 @@ static void expect_prompt_failure(tls_fixture *f, h2pool_config *cfg,
     fail_msg("failure took %lld ms, want under %d", (long long)took, PROMPT_MS);
 }
 
+static h2pool_config *h2_only_config(void) {
+  h2pool_config *cfg = tls_config("ca");
+  assert_int_equal(h2pool_config_set_http_version(cfg, H2POOL_HTTP_VERSION_2),
+                   H2POOL_OK);
+  return cfg;
+}
+
 static void test_server_refusing_h2_in_alpn_fails_with_alpn(void **state) {
   /* s_server -alpn http/1.1 answers an "h2"-only offer with the fatal
    * no_application_protocol alert. */
-  expect_prompt_failure(*state, tls_config("ca"), H2POOL_ERR_TLS_ALPN);
+  expect_prompt_failure(*state, h2_only_config(), H2POOL_ERR_TLS_ALPN);
 }
 
 static void test_server_ignoring_alpn_fails_with_alpn(void **state) {
-  /* s_server without -alpn completes the handshake selecting nothing. */
-  expect_prompt_failure(*state, tls_config("ca"), H2POOL_ERR_TLS_ALPN);
+  /* s_server without -alpn completes the handshake selecting nothing,
+   * which is not HTTP/2. */
+  expect_prompt_failure(*state, h2_only_config(), H2POOL_ERR_TLS_ALPN);
+}
+
+/* s_server -www answers in HTTP/1.0 and closes: the pool spoke HTTP/1.1 to
+ * it, and the endpoint says so. */
+static void expect_http1_answer(tls_fixture *f) {
+  h2pool *pool = fx_pool(f, tls_config("ca"));
+  char url[256];
+  fx_url(f, url, sizeof url, "localhost", "/");
+  capture *c = fx_get(f, pool, 0, url);
+  if (c->had_err)
+    fail_msg("request failed: %d (%s): %s", c->err, h2pool_strerror(c->err),
+             c->message);
+  assert_int_equal(c->status, 200);
+  assert_int_equal(c->protocol, H2POOL_PROTOCOL_HTTP_1_0);
+  assert_true(c->body_len > 0);
+  h2pool_stats *st = NULL;
+  assert_int_equal(h2pool_stats_get(pool, &st), H2POOL_OK);
+  assert_int_equal(h2pool_stats_endpoint_count(st), 1);
+  assert_int_equal(h2pool_stats_endpoint_protocol(st, 0),
+                   H2POOL_PROTOCOL_HTTP_1_1);
+  h2pool_stats_free(st);
+}
+
+static void test_server_selecting_http11_in_alpn_gets_http11(void **state) {
+  expect_http1_answer(*state);
+}
+
+static void test_server_ignoring_alpn_gets_http11(void **state) {
+  expect_http1_answer(*state);
 }
 
 static void test_plaintext_server_fails_handshake(void **state) {
@@ -1075,6 +1112,8 @@ int main(int argc, char **argv) {
       T(test_concurrent_large_responses_on_one_connection, spec_localhost),
       T(test_server_refusing_h2_in_alpn_fails_with_alpn, spec_http11_alpn),
       T(test_server_ignoring_alpn_fails_with_alpn, spec_no_alpn),
+      T(test_server_selecting_http11_in_alpn_gets_http11, spec_http11_alpn),
+      T(test_server_ignoring_alpn_gets_http11, spec_no_alpn),
       T(test_plaintext_server_fails_handshake, spec_plain),
       T(test_min_version_1_3_refuses_tls12_server, spec_tls12_h2),
       T(test_tls12_server_selecting_h2_passes_handshake, spec_tls12_h2),

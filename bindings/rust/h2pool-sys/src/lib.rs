@@ -89,6 +89,9 @@ pub const H2POOL_EVENT_HEADERS: h2pool_event_type = 1;
 pub const H2POOL_EVENT_DATA: h2pool_event_type = 2;
 pub const H2POOL_EVENT_WRITABLE: h2pool_event_type = 3;
 pub const H2POOL_EVENT_COMPLETE: h2pool_event_type = 4;
+pub const H2POOL_ERR_MALFORMED_RESPONSE: h2pool_code = -38;
+pub const H2POOL_ERR_HEADER_SECTION_TOO_LARGE: h2pool_code = -39;
+pub const H2POOL_ERR_INCOMPLETE_RESPONSE: h2pool_code = -40;
 
 /// `h2pool_log_level`.
 pub type h2pool_log_level = c_int;
@@ -102,6 +105,19 @@ pub const H2POOL_LOG_DEBUG: h2pool_log_level = 4;
 pub type h2pool_tls_version = c_int;
 pub const H2POOL_TLS_VERSION_1_2: h2pool_tls_version = 0x0303;
 pub const H2POOL_TLS_VERSION_1_3: h2pool_tls_version = 0x0304;
+
+/// `h2pool_http_version`.
+pub type h2pool_http_version = c_int;
+pub const H2POOL_HTTP_VERSION_DEFAULT: h2pool_http_version = 0;
+pub const H2POOL_HTTP_VERSION_1_1: h2pool_http_version = 1;
+pub const H2POOL_HTTP_VERSION_2: h2pool_http_version = 2;
+
+/// `h2pool_protocol`.
+pub type h2pool_protocol = c_int;
+pub const H2POOL_PROTOCOL_UNKNOWN: h2pool_protocol = 0;
+pub const H2POOL_PROTOCOL_HTTP_1_0: h2pool_protocol = 10;
+pub const H2POOL_PROTOCOL_HTTP_1_1: h2pool_protocol = 11;
+pub const H2POOL_PROTOCOL_HTTP_2: h2pool_protocol = 20;
 
 /// `h2pool_stat`.
 pub type h2pool_stat = c_int;
@@ -220,6 +236,11 @@ extern "C" {
     pub fn h2pool_config_set_max_requests_per_connection(cfg: *mut h2pool_config, n: u32) -> c_int;
     pub fn h2pool_config_set_max_retries(cfg: *mut h2pool_config, n: u32) -> c_int;
     pub fn h2pool_config_set_retry_idempotent(cfg: *mut h2pool_config, enable: c_int) -> c_int;
+    pub fn h2pool_config_set_http_version(
+        cfg: *mut h2pool_config,
+        version: h2pool_http_version,
+    ) -> c_int;
+    pub fn h2pool_config_set_expect_continue_timeout_ms(cfg: *mut h2pool_config, ms: u32) -> c_int;
     pub fn h2pool_config_set_reconnect_backoff(
         cfg: *mut h2pool_config,
         initial_ms: u32,
@@ -290,6 +311,10 @@ extern "C" {
     pub fn h2pool_request_opts_set_auto_decompress(
         opts: *mut h2pool_request_opts,
         enable: c_int,
+    ) -> c_int;
+    pub fn h2pool_request_opts_set_http_version(
+        opts: *mut h2pool_request_opts,
+        version: h2pool_http_version,
     ) -> c_int;
 
     pub fn h2pool_request(
@@ -397,6 +422,9 @@ extern "C" {
     pub fn h2pool_response_stream_id(resp: *const h2pool_response) -> i32;
     pub fn h2pool_response_connection_id(resp: *const h2pool_response) -> u64;
     pub fn h2pool_response_request_id(resp: *const h2pool_response) -> u64;
+    pub fn h2pool_response_protocol(resp: *const h2pool_response) -> c_int;
+    pub fn h2pool_protocol_name(protocol: c_int) -> *const c_char;
+    pub fn h2pool_response_reason(resp: *const h2pool_response) -> *const c_char;
 
     pub fn h2pool_stats_get(pool: *mut h2pool, out: *mut *mut h2pool_stats) -> c_int;
     pub fn h2pool_stats_free(stats: *mut h2pool_stats);
@@ -409,4 +437,5 @@ extern "C" {
         which: h2pool_stat,
     ) -> u64;
     pub fn h2pool_stats_endpoint_state(stats: *const h2pool_stats, index: usize) -> c_int;
+    pub fn h2pool_stats_endpoint_protocol(stats: *const h2pool_stats, index: usize) -> c_int;
 }
