@@ -372,6 +372,7 @@ TEST(FailurePaths, ResumedDownloadDeliversHeldBytesInFrameSizedPieces) {
         [&] { return pieces() > seen || calls_of(reader.call) > 0; }));
   }
   WAIT_DONE(reader.call);
+  c.destroy(); // before `reader`, which its callbacks still touch
   EXPECT_TRUE(reader.call.ok) << reader.call.describe();
   std::lock_guard<std::mutex> lock(reader.mu);
   EXPECT_EQ(reader.body, test_body(3, kSize));
