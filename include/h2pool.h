@@ -1309,7 +1309,11 @@ H2POOL_EXTERN int h2pool_request_write_body(h2pool *pool, uint64_t id,
  * Ends a streamed upload: once the buffer has been sent, the body ends,
  * followed by `trailers` (may be NULL when `ntrailers` is 0; copied), which
  * are sent as a trailer section. Trailer names and values are checked as
- * request headers are; host and content-length are refused. Thread-safe.
+ * request headers are; host and content-length are refused. Over HTTP/1.1
+ * trailers need a chunked body, so an upload with trailers there must have
+ * been given no content length (h2pool_request_opts_set_queue_upload() with
+ * -1); with one, the request fails with H2POOL_ERR_INVALID_HEADER.
+ * Thread-safe.
  * Returns as h2pool_request_write_body(), and H2POOL_ERR_INVALID_HEADER for
  * a bad trailer (the body then stays open).
  */

@@ -337,13 +337,43 @@ bool H1Session::fill_body() {
         out.insert(base, size_line);
         out += "\r\n";
       }
-      if (eof)
-        out += "0\r\n\r\n"; // no trailers: the API sends none
+      if (eof) {
+        out += "0\r\n";
+        append_request_trailers(*req, out);
+        out += "\r\n";
+      }
+    } else if (eof && req->body_trailers) {
+      // A body framed by its content-length has nowhere to put trailers
+      // (RFC 9112 section 7.1.2 puts them in the last chunk): failing says
+      // so, where dropping them would lose what the caller meant to send.
+      std::vector<HeaderField> trailers;
+      req->body_trailers(req->user_data, &trailers);
+      if (!trailers.empty()) {
+        req->local_error = make_error(
+            H2POOL_ERR_INVALID_HEADER,
+            "HTTP/1.1 sends request trailers only with a chunked body: "
+            "give the streamed upload no content length");
+        fail(req->local_error.code, req->local_error.message);
+        return false;
+      }
     }
     if (eof)
       body_done_ = true;
   }
   return true;
+}
+
+void H1Session::append_request_trailers(Request &req, std::string &out) {
+  if (!req.body_trailers)
+    return;
+  std::vector<HeaderField> trailers;
+  req.body_trailers(req.user_data, &trailers);
+  for (const auto &t : trailers) {
+    out += t.name;
+    out += ": ";
+    out += t.value;
+    out += "\r\n";
+  }
 }
 
 void H1Session::flush() {

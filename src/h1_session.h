@@ -112,6 +112,8 @@ private:
   // Counts `len` more header-section bytes against the limit; false (with
   // req.local_error set) beyond it.
   bool count_header_bytes(Request &req, size_t len);
+  // The trailer section of a chunked upload, from the body's source.
+  void append_request_trailers(Request &req, std::string &out);
   // Queues request body bytes up to the output high-water mark; false if
   // the body source failed (the session has then ended).
   bool fill_body();

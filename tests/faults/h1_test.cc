@@ -505,6 +505,81 @@ TEST_F(H1, UploadOfUnknownLengthIsChunked) {
   EXPECT_EQ(received, g_source);
 }
 
+// A streamed upload through a completion queue, ended with trailers: over
+// HTTP/1.1 they go in the last chunk; with a declared length they cannot
+// go anywhere, and the request says so instead of dropping them.
+struct QueuedUpload {
+  int code = 1; // of the COMPLETE event
+  std::string message;
+};
+
+QueuedUpload upload_with_trailer(h2pool *pool, const std::string &url,
+                                 int64_t content_length) {
+  QueuedUpload out;
+  h2pool_queue *q = nullptr;
+  EXPECT_EQ(h2pool_queue_create(&q), H2POOL_OK);
+  Opts opts;
+  h2pool_request_opts_set_queue_upload(opts, 1, content_length);
+  uint64_t id = 0;
+  EXPECT_EQ(h2pool_queue_request(pool, q, "POST", url.c_str(), nullptr, 0,
+                                 nullptr, 0, opts, nullptr, &id),
+            H2POOL_OK);
+  size_t accepted = 0;
+  EXPECT_EQ(
+      h2pool_request_write_body(
+          pool, id, reinterpret_cast<const uint8_t *>("hello"), 5, &accepted),
+      H2POOL_OK);
+  EXPECT_EQ(accepted, 5u);
+  h2pool_header trailer = {"x-sum", 5, "42", 2};
+  EXPECT_EQ(h2pool_request_end_body(pool, id, &trailer, 1), H2POOL_OK);
+  for (int turns = 0; turns < 100 && out.code == 1; ++turns) {
+    h2pool_event *ev = nullptr;
+    int n = h2pool_queue_next(q, &ev, 1, 100);
+    if (n != 1)
+      continue;
+    if (h2pool_event_kind(ev) == H2POOL_EVENT_COMPLETE) {
+      const h2pool_error *err = h2pool_event_error(ev);
+      out.code = err ? h2pool_error_code(err) : H2POOL_OK;
+      out.message = err ? h2pool_error_message(err) : "";
+    }
+    h2pool_event_free(ev);
+  }
+  h2pool_queue_shutdown(q);
+  h2pool_queue_destroy(q);
+  return out;
+}
+
+TEST_F(H1, QueuedUploadSendsItsTrailersInTheLastChunk) {
+  std::string received;
+  std::atomic<bool> framing_ok{false};
+  start([&](RawConnection &c) {
+    auto head = c.read_until("\r\n\r\n");
+    if (!head || field(*head, "transfer-encoding") != "chunked")
+      return;
+    auto rest = c.read_until("\r\n\r\n"); // to the end of the trailers
+    if (!rest)
+      return;
+    received = *rest;
+    framing_ok = true;
+    c.send("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+  });
+  QueuedUpload r = upload_with_trailer(client_->pool(), url(), -1);
+  EXPECT_EQ(r.code, H2POOL_OK) << r.message;
+  EXPECT_TRUE(framing_ok);
+  EXPECT_EQ(received, "5\r\nhello\r\n0\r\nx-sum: 42\r\n\r\n");
+}
+
+TEST_F(H1, QueuedUploadWithALengthCannotCarryTrailers) {
+  start([](RawConnection &c) {
+    if (auto head = c.read_until("\r\n\r\n"))
+      c.read_bytes(5); // then the client gives up on the request
+    c.wait_closed(Ms(5000));
+  });
+  QueuedUpload r = upload_with_trailer(client_->pool(), url(), 5);
+  EXPECT_EQ(r.code, H2POOL_ERR_INVALID_HEADER) << r.message;
+  EXPECT_NE(r.message.find("trailers"), std::string::npos) << r.message;
+}
+
 // --- truncation and early closes ---------------------------------------
 
 TEST_F(H1, BodyShorterThanContentLengthIsIncomplete) {
