@@ -524,10 +524,53 @@ fn find_all<'a>(fields: &'a [(String, Vec<u8>)], name: &'a str) -> impl Iterator
         .map(|(_, v)| v.as_slice())
 }
 
+/// The HTTP version a response came over: HTTP/2, or HTTP/1.1 (or 1.0)
+/// where the server speaks nothing newer (see the C API's
+/// `h2pool_config_set_http_version`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// HTTP/1.0.
+    Http10,
+    /// HTTP/1.1.
+    Http11,
+    /// HTTP/2.
+    Http2,
+    /// A version this binding does not know (a newer library).
+    Unknown,
+}
+
+impl Protocol {
+    fn from_raw(p: c_int) -> Protocol {
+        match p {
+            sys::H2POOL_PROTOCOL_HTTP_1_0 => Protocol::Http10,
+            sys::H2POOL_PROTOCOL_HTTP_1_1 => Protocol::Http11,
+            sys::H2POOL_PROTOCOL_HTTP_2 => Protocol::Http2,
+            _ => Protocol::Unknown,
+        }
+    }
+
+    /// As in a status line: "HTTP/1.0", "HTTP/1.1", "HTTP/2" or "unknown".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http10 => "HTTP/1.0",
+            Protocol::Http11 => "HTTP/1.1",
+            Protocol::Http2 => "HTTP/2",
+            Protocol::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A response's status line and header fields, with where it came from.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ResponseHead {
     status: u16,
+    protocol: Protocol,
     headers: Fields,
     content_encoding: Option<String>,
     stream_id: u32,
@@ -539,6 +582,11 @@ impl ResponseHead {
     /// The HTTP status code.
     pub fn status(&self) -> u16 {
         self.status
+    }
+
+    /// The HTTP version the response came over.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
     }
 
     /// The header fields in the order received (names lower-case).
@@ -589,6 +637,7 @@ impl fmt::Debug for ResponseHead {
         let header_bytes: usize = self.headers.iter().map(|(n, v)| n.len() + v.len()).sum();
         f.debug_struct("ResponseHead")
             .field("status", &self.status)
+            .field("protocol", &self.protocol)
             .field("header_fields", &self.headers.len())
             .field("header_bytes", &header_bytes)
             .field("content_encoding", &self.content_encoding)
@@ -670,7 +719,12 @@ impl Response {
         self.head.content_encoding()
     }
 
-    /// The HTTP/2 stream the response arrived on.
+    /// The HTTP version the response came over.
+    pub fn protocol(&self) -> Protocol {
+        self.head.protocol
+    }
+
+    /// The HTTP/2 stream the response arrived on (0 over HTTP/1.1).
     pub fn stream_id(&self) -> u32 {
         self.head.stream_id
     }
@@ -801,6 +855,7 @@ pub(crate) unsafe fn head_from_raw(resp: *const sys::h2pool_response) -> Respons
     };
     ResponseHead {
         status: u16::try_from(sys::h2pool_response_status(resp)).unwrap_or(0),
+        protocol: Protocol::from_raw(sys::h2pool_response_protocol(resp)),
         headers,
         content_encoding,
         stream_id: u32::try_from(sys::h2pool_response_stream_id(resp)).unwrap_or(0),
@@ -886,6 +941,18 @@ pub enum TlsVersion {
 
 type LogFn = dyn Fn(LogLevel, &str) + Send + Sync + 'static;
 
+/// The HTTP version a pool speaks ([`Config::http_version`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpVersion {
+    /// Over TLS, ALPN offers h2 and http/1.1 and the server chooses;
+    /// `http://` is HTTP/2 with prior knowledge.
+    Negotiate,
+    /// HTTP/1.1 only, over TLS and cleartext alike.
+    Http11,
+    /// HTTP/2 only: a TLS server that does not select h2 is an error.
+    Http2,
+}
+
 /// Pool configuration. Options not set keep libh2pool's defaults (see
 /// include/h2pool.h).
 #[derive(Clone, Default)]
@@ -913,6 +980,7 @@ pub struct Config {
     tls_min_version: Option<TlsVersion>,
     tls_insecure_skip_verify: Option<bool>,
     tls_handshake_timeout: Option<Duration>,
+    http_version: Option<HttpVersion>,
     log: Option<(LogLevel, Arc<LogFn>)>,
     invalid: Option<String>,
 }
@@ -1023,6 +1091,10 @@ impl Config {
     setter!(
         /// TLS handshake timeout. Default 10 s.
         tls_handshake_timeout: Duration);
+    setter!(
+        /// Which HTTP version the pool speaks. Default
+        /// [`HttpVersion::Negotiate`].
+        http_version: HttpVersion);
 
     /// Health-check PINGs after `interval` without reads, failing the
     /// connection after `timeout` without ACK. `interval` zero disables.
@@ -1215,6 +1287,17 @@ impl Config {
             }
             if let Some(n) = self.max_retries {
                 check(sys::h2pool_config_set_max_retries(raw, n), "max_retries")?;
+            }
+            if let Some(v) = self.http_version {
+                let raw_version = match v {
+                    HttpVersion::Negotiate => sys::H2POOL_HTTP_VERSION_DEFAULT,
+                    HttpVersion::Http11 => sys::H2POOL_HTTP_VERSION_1_1,
+                    HttpVersion::Http2 => sys::H2POOL_HTTP_VERSION_2,
+                };
+                check(
+                    sys::h2pool_config_set_http_version(raw, raw_version),
+                    "http_version",
+                )?;
             }
             if let Some(on) = self.retry_idempotent {
                 check(

@@ -520,3 +520,49 @@ fn a_pending_head_future_is_woken_when_the_head_arrives() {
         other => panic!("woken but not ready: {:?}", other.map(|r| r.map(|r| r.status()))),
     }
 }
+
+#[test]
+fn responses_say_which_http_version_carried_them() {
+    let server = match Server::start() {
+        Some(s) => s,
+        None => return,
+    };
+    let resp = pool().send(Request::get(server.url("/?size=10"))).unwrap();
+    assert_eq!(resp.protocol(), h2pool::Protocol::Http2);
+    assert_eq!(resp.protocol().to_string(), "HTTP/2");
+    drop(resp);
+
+    // A one-shot HTTP/1.1 server on a loopback port of its own.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = thread::spawn(move || {
+        use std::io::Write;
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(WAIT)).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if conn.read(&mut byte).unwrap() == 0 {
+                break;
+            }
+            head.push(byte[0]);
+        }
+        conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+            .unwrap();
+        head
+    });
+    let h1 = Pool::new(
+        Config::new()
+            .request_timeout(WAIT)
+            .http_version(h2pool::HttpVersion::Http11),
+    )
+    .unwrap();
+    let resp = h1
+        .send(Request::get(format!("http://127.0.0.1:{}/one", port)))
+        .unwrap();
+    assert_eq!(resp.protocol(), h2pool::Protocol::Http11);
+    assert!(format!("{:?}", resp.head()).contains("Http11"));
+    assert_eq!(resp.into_bytes().unwrap(), b"hi".to_vec());
+    let head = peer.join().unwrap();
+    assert!(head.starts_with(b"GET /one HTTP/1.1\r\n"), "{:?}", String::from_utf8_lossy(&head));
+}
