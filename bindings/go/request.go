@@ -218,6 +218,8 @@ type call struct {
 	chunkRoom [1]chunk
 	smallRoom [64]byte
 	smallUsed bool
+	respRoom  Response   // *resp, saving an allocation
+	cid       C.uint64_t // h2pool_queue_request's out_id
 }
 
 func newCall(p *Pool) *call {
@@ -243,7 +245,7 @@ func (c *call) notify() {
 // Drainer goroutine: the response head arrived.
 func (c *call) onHeaders(id uint64, packed []byte) {
 	u := unpacker{b: packed}
-	r := &Response{}
+	r := &c.respRoom
 	r.StatusCode = int(u.u32())
 	r.StreamID = int32(u.u32())
 	r.ConnectionID = u.u64()
@@ -451,7 +453,6 @@ func (p *Pool) send(ctx context.Context, c *call) error {
 		bodyPtr = (*C.uint8_t)(unsafe.Pointer(&o.body[0]))
 	}
 	h := p.calls.add(c)
-	var id C.uint64_t
 	p.mu.RLock()
 	if p.closed {
 		p.mu.RUnlock()
@@ -461,14 +462,14 @@ func (p *Pool) send(ctx context.Context, c *call) error {
 	}
 	rc := C.h2pool_go_queue_request(p.c, p.q, (*C.uint8_t)(unsafe.Pointer(&packed[0])),
 		C.size_t(len(o.method)), C.size_t(len(o.url)), C.size_t(len(sc.fields)),
-		bodyPtr, C.size_t(len(o.body)), opts, C.uintptr_t(h), &id)
+		bodyPtr, C.size_t(len(o.body)), opts, C.uintptr_t(h), &c.cid)
 	p.mu.RUnlock()
 	if rc != 0 {
 		p.calls.remove(h) // refused: no event will come
 		closeBody()
 		return codeError(Code(rc), "%s %s", o.method, o.shown())
 	}
-	c.id = uint64(id)
+	c.id = uint64(c.cid)
 	if o.reader != nil {
 		go c.upload()
 	}
