@@ -429,10 +429,7 @@ func (p *Pool) send(ctx context.Context, c *call) error {
 		return err
 	}
 
-	opts := p.optsStream
-	if o.raw {
-		opts = p.optsStreamRaw
-	}
+	var opts *C.h2pool_request_opts // the pool's shared ones unless streaming up
 	if o.reader != nil {
 		c.writable = make(chan struct{}, 1)
 		c.finished = make(chan struct{})
@@ -459,6 +456,13 @@ func (p *Pool) send(ctx context.Context, c *call) error {
 		p.calls.remove(h)
 		closeBody()
 		return poolClosedError()
+	}
+	if opts == nil {
+		// Read under the lock: Close frees them.
+		opts = p.optsStream
+		if o.raw {
+			opts = p.optsStreamRaw
+		}
 	}
 	rc := C.h2pool_go_queue_request(p.c, p.q, (*C.uint8_t)(unsafe.Pointer(&packed[0])),
 		C.size_t(len(o.method)), C.size_t(len(o.url)), C.size_t(len(sc.fields)),
