@@ -5,16 +5,48 @@ package h2pool
 #include <stdlib.h>
 #include <h2pool.h>
 
-// The user data is a callTable slot (an integer), never a Go pointer.
+// Submits a request whose method, URL and headers Go packed into one
+// buffer of its own memory (see packOutgoing): the method and the URL,
+// each NUL-terminated, then per field its name and value lengths (two
+// native uint32) and bytes. The field array is built here, pointing into
+// `buf`, which h2pool_queue_request copies, so a request costs one cgo
+// call and no C allocation. The user data is a callTable slot (an
+// integer), never a Go pointer.
 static int h2pool_go_queue_request(h2pool *pool, h2pool_queue *queue,
-                                   const char *method, const char *url,
-                                   const h2pool_header *headers,
-                                   size_t nheaders, const uint8_t *body,
-                                   size_t body_len,
+                                   const uint8_t *buf, size_t method_len,
+                                   size_t url_len, size_t nheaders,
+                                   const uint8_t *body, size_t body_len,
                                    const h2pool_request_opts *opts,
                                    uintptr_t handle, uint64_t *out_id) {
-  return h2pool_queue_request(pool, queue, method, url, headers, nheaders,
-                              body, body_len, opts, (void *)handle, out_id);
+  h2pool_header room[16];
+  h2pool_header *hs = room;
+  if (nheaders > sizeof room / sizeof room[0]) {
+    hs = malloc(nheaders * sizeof *hs);
+    if (!hs)
+      return H2POOL_ERR_NOMEM;
+  }
+  const char *method = (const char *)buf;
+  const char *url = method + method_len + 1;
+  const uint8_t *p = (const uint8_t *)url + url_len + 1;
+  for (size_t i = 0; i < nheaders; i++) {
+    uint32_t nl = (uint32_t)p[0] | (uint32_t)p[1] << 8 |
+                  (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    uint32_t vl = (uint32_t)p[4] | (uint32_t)p[5] << 8 |
+                  (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
+    p += 8;
+    hs[i].name = nl ? (const char *)p : NULL;
+    hs[i].name_len = nl;
+    p += nl;
+    hs[i].value = vl ? (const char *)p : NULL;
+    hs[i].value_len = vl;
+    p += vl;
+  }
+  int rc = h2pool_queue_request(pool, queue, method, url,
+                                nheaders ? hs : NULL, nheaders, body,
+                                body_len, opts, (void *)handle, out_id);
+  if (hs != room)
+    free(hs);
+  return rc;
 }
 */
 import "C"
@@ -22,7 +54,9 @@ import "C"
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -53,6 +87,8 @@ type outgoing struct {
 	length  int64     // of a streamed body; -1 unknown
 	trailer http.Header
 	raw     bool // no automatic decompression
+	// Where prepare lists fields, until send has submitted them.
+	scratch *sendScratch
 }
 
 type kv struct{ k, v string }
@@ -78,9 +114,10 @@ func (o *outgoing) prepare(rawURL string, u *url.URL, header http.Header, host s
 			o.url = u.String()
 		}
 	}
-	if need := len(header) + 3; cap(o.fields) < need {
-		o.fields = make([]kv, 0, need)
+	if o.scratch == nil {
+		o.scratch = scratchPool.Get().(*sendScratch)
 	}
+	o.fields = o.scratch.fields[:0]
 	if host != "" {
 		o.fields = append(o.fields, kv{"host", host})
 	}
@@ -117,6 +154,7 @@ func (o *outgoing) prepare(rawURL string, u *url.URL, header http.Header, host s
 		}
 		o.fields = append(o.fields, kv{"trailer", strings.Join(names, ", ")})
 	}
+	o.scratch.fields = o.fields
 }
 
 // shown is the URL for messages: never with a password.
@@ -176,16 +214,16 @@ type call struct {
 	headSeen  bool          // drainer only
 
 	// Room for the common case, so that a small exchange allocates less:
-	// request fields, one body chunk, and a small body's bytes.
-	fieldRoom [8]kv
+	// one body chunk, and a small body's bytes.
 	chunkRoom [1]chunk
 	smallRoom [64]byte
 	smallUsed bool
+	respRoom  Response   // *resp, saving an allocation
+	cid       C.uint64_t // h2pool_queue_request's out_id
 }
 
 func newCall(p *Pool) *call {
 	c := &call{p: p, wake: make(chan struct{}, 1)}
-	c.o.fields = c.fieldRoom[:0]
 	c.o.length = -1
 	c.chunks = c.chunkRoom[:0]
 	c.b.c = c
@@ -207,7 +245,7 @@ func (c *call) notify() {
 // Drainer goroutine: the response head arrived.
 func (c *call) onHeaders(id uint64, packed []byte) {
 	u := unpacker{b: packed}
-	r := &Response{}
+	r := &c.respRoom
 	r.StatusCode = int(u.u32())
 	r.StreamID = int32(u.u32())
 	r.ConnectionID = u.u64()
@@ -369,17 +407,29 @@ func (p *Pool) send(ctx context.Context, c *call) error {
 		closeBody()
 		return contextError(err, o)
 	}
-	creq, err := marshalOutgoing(o)
+	sc := o.scratch
+	if sc == nil {
+		sc = scratchPool.Get().(*sendScratch)
+		sc.fields = append(sc.fields[:0], o.fields...)
+	}
+	o.scratch, o.fields = nil, nil
+	packed, err := packOutgoing(o.method, o.url, sc.fields, sc.packed)
+	sc.packed = packed
+	defer func() {
+		if cap(sc.packed) <= 64<<10 && cap(sc.fields) <= 1024 {
+			for i := range sc.fields {
+				sc.fields[i] = kv{}
+			}
+			sc.fields = sc.fields[:0]
+			scratchPool.Put(sc)
+		}
+	}()
 	if err != nil {
 		closeBody()
 		return err
 	}
-	defer creq.free()
 
-	opts := p.optsStream
-	if o.raw {
-		opts = p.optsStreamRaw
-	}
+	var opts *C.h2pool_request_opts // the pool's shared ones unless streaming up
 	if o.reader != nil {
 		c.writable = make(chan struct{}, 1)
 		c.finished = make(chan struct{})
@@ -400,7 +450,6 @@ func (p *Pool) send(ctx context.Context, c *call) error {
 		bodyPtr = (*C.uint8_t)(unsafe.Pointer(&o.body[0]))
 	}
 	h := p.calls.add(c)
-	var id C.uint64_t
 	p.mu.RLock()
 	if p.closed {
 		p.mu.RUnlock()
@@ -408,16 +457,23 @@ func (p *Pool) send(ctx context.Context, c *call) error {
 		closeBody()
 		return poolClosedError()
 	}
-	rc := C.h2pool_go_queue_request(p.c, p.q, creq.method, creq.url, creq.headers,
-		C.size_t(creq.nheaders), bodyPtr, C.size_t(len(o.body)), opts,
-		C.uintptr_t(h), &id)
+	if opts == nil {
+		// Read under the lock: Close frees them.
+		opts = p.optsStream
+		if o.raw {
+			opts = p.optsStreamRaw
+		}
+	}
+	rc := C.h2pool_go_queue_request(p.c, p.q, (*C.uint8_t)(unsafe.Pointer(&packed[0])),
+		C.size_t(len(o.method)), C.size_t(len(o.url)), C.size_t(len(sc.fields)),
+		bodyPtr, C.size_t(len(o.body)), opts, C.uintptr_t(h), &c.cid)
 	p.mu.RUnlock()
 	if rc != 0 {
 		p.calls.remove(h) // refused: no event will come
 		closeBody()
 		return codeError(Code(rc), "%s %s", o.method, o.shown())
 	}
-	c.id = uint64(id)
+	c.id = uint64(c.cid)
 	if o.reader != nil {
 		go c.upload()
 	}
@@ -700,39 +756,38 @@ func marshalFields(fields []kv, extra int) (block unsafe.Pointer, hs *C.h2pool_h
 	return block, hs, mem[off : off+extra]
 }
 
-// cRequest is a request's method, URL and headers in one C allocation, so
-// that no Go pointer is handed to C inside another pointer.
-type cRequest struct {
-	block    unsafe.Pointer
-	method   *C.char
-	url      *C.char
-	headers  *C.h2pool_header
-	nheaders int
+// packOutgoing lays out a request's method, URL and fields in buf, in Go memory
+// without Go pointers, for h2pool_go_queue_request.
+func packOutgoing(method, url string, fields []kv, buf []byte) ([]byte, error) {
+	if strings.IndexByte(method, 0) >= 0 {
+		return buf, codeError(CodeInvalidMethod, "method contains NUL")
+	}
+	if strings.IndexByte(url, 0) >= 0 {
+		return buf, codeError(CodeInvalidURL, "URL contains NUL")
+	}
+	buf = append(buf[:0], method...)
+	buf = append(buf, 0)
+	buf = append(buf, url...)
+	buf = append(buf, 0)
+	for _, f := range fields {
+		if uint64(len(f.k)) > math.MaxUint32 || uint64(len(f.v)) > math.MaxUint32 {
+			return buf, codeError(CodeInvalidHeader, "header field too large")
+		}
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(f.k)))
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(f.v)))
+		buf = append(buf, f.k...)
+		buf = append(buf, f.v...)
+	}
+	return buf, nil
 }
 
-func (r *cRequest) free() { C.free(r.block) }
-
-func marshalOutgoing(o *outgoing) (cRequest, error) {
-	if strings.IndexByte(o.method, 0) >= 0 {
-		return cRequest{}, codeError(CodeInvalidMethod, "method contains NUL")
-	}
-	if strings.IndexByte(o.url, 0) >= 0 {
-		return cRequest{}, codeError(CodeInvalidURL, "URL contains NUL")
-	}
-	extra := len(o.method) + 1 + len(o.url) + 1
-	block, hs, tail := marshalFields(o.fields, extra)
-	if block == nil {
-		return cRequest{}, codeError(CodeNoMem, "malloc")
-	}
-	copy(tail, o.method)
-	tail[len(o.method)] = 0
-	copy(tail[len(o.method)+1:], o.url)
-	tail[extra-1] = 0
-	return cRequest{
-		block:    block,
-		method:   (*C.char)(unsafe.Pointer(&tail[0])),
-		url:      (*C.char)(unsafe.Pointer(&tail[len(o.method)+1])),
-		headers:  hs,
-		nheaders: len(o.fields),
-	}, nil
+// sendScratch is what send needs only until the request is submitted: the
+// fields prepare lists and the buffer they are packed into, recycled.
+type sendScratch struct {
+	fields []kv
+	packed []byte
 }
+
+var scratchPool = sync.Pool{New: func() interface{} {
+	return &sendScratch{fields: make([]kv, 0, 8), packed: make([]byte, 0, 512)}
+}}
