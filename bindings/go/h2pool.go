@@ -51,6 +51,19 @@ const (
 
 // Config configures a Pool. The zero value of every field keeps
 // libh2pool's default.
+// HTTPVersion is the protocol a Pool speaks (Config.HTTPVersion).
+type HTTPVersion int
+
+const (
+	// HTTPNegotiate: over TLS the server picks h2 or http/1.1 by ALPN;
+	// http:// URLs get HTTP/2 with prior knowledge.
+	HTTPNegotiate HTTPVersion = C.H2POOL_HTTP_VERSION_DEFAULT
+	// HTTP11: HTTP/1.1 only, over TLS and cleartext.
+	HTTP11 HTTPVersion = C.H2POOL_HTTP_VERSION_1_1
+	// HTTP2: HTTP/2 only; a TLS server that does not pick h2 is an error.
+	HTTP2 HTTPVersion = C.H2POOL_HTTP_VERSION_2
+)
+
 type Config struct {
 	// MaxConnsPerEndpoint caps connections per (scheme, host, port).
 	// Default 10.
@@ -113,6 +126,11 @@ type Config struct {
 	// RetryIdempotent also retries idempotent requests whose connection was
 	// lost before any response header. Default off.
 	RetryIdempotent bool
+	// HTTPVersion chooses the protocol: HTTPNegotiate (the default) offers
+	// h2 and http/1.1 over TLS and lets the server pick, and speaks HTTP/2
+	// with prior knowledge to http:// URLs; HTTP11 speaks only HTTP/1.1
+	// (one request per connection at a time); HTTP2 only HTTP/2.
+	HTTPVersion HTTPVersion
 
 	// CAFile and CADir replace the system trust store for https:// URLs.
 	CAFile string
@@ -213,7 +231,14 @@ type Response struct {
 	// unknown or when the body was decoded. For HEAD it is the length the
 	// server announced.
 	ContentLength int64
-	// StreamID is the HTTP/2 stream the response arrived on.
+	// Proto, ProtoMajor and ProtoMinor are the HTTP version the response
+	// came over, as net/http sets them: "HTTP/2.0" 2 0, or "HTTP/1.1" 1 1
+	// where the server speaks HTTP/1.1 (see Config.HTTPVersion).
+	Proto      string
+	ProtoMajor int
+	ProtoMinor int
+	// StreamID is the HTTP/2 stream the response arrived on (0 over
+	// HTTP/1.1).
 	StreamID int32
 	// ConnectionID identifies the pooled connection: equal ids mean the
 	// same connection was reused.
@@ -455,6 +480,9 @@ func applyConfig(ccfg *C.h2pool_config, cfg *Config) error {
 		}},
 		{!cfg.RetryIdempotent, "RetryIdempotent", func() (C.int, error) {
 			return C.h2pool_config_set_retry_idempotent(ccfg, 1), nil
+		}},
+		{cfg.HTTPVersion == HTTPNegotiate, "HTTPVersion", func() (C.int, error) {
+			return C.h2pool_config_set_http_version(ccfg, C.h2pool_http_version(cfg.HTTPVersion)), nil
 		}},
 		{cfg.MaxResponseHeaderBytes == 0 && cfg.MaxResponseHeaderFields == 0, "MaxResponseHeaderBytes", func() (C.int, error) {
 			bytes, fields := cfg.MaxResponseHeaderBytes, cfg.MaxResponseHeaderFields

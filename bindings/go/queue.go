@@ -76,7 +76,8 @@ static void h2pool_go_fields(uint8_t **p, uint8_t *end, size_t *need,
   }
 }
 
-// HEADERS: status, stream id, connection id, content-encoding, headers.
+// HEADERS: status, protocol, stream id, connection id, content-encoding,
+// headers.
 // COMPLETE: whether a response came, its trailers, then the error's HTTP/2
 // code, stream id, GOAWAY last stream id and message. Returns the size;
 // writes only when it fits in `cap`.
@@ -87,6 +88,7 @@ static size_t h2pool_go_pack(const h2pool_event *ev, uint8_t *buf,
   const h2pool_response *r = h2pool_event_response(ev);
   if (h2pool_event_kind(ev) == H2POOL_EVENT_HEADERS) {
     h2pool_go_put32(&p, end, &need, (uint32_t)h2pool_response_status(r));
+    h2pool_go_put32(&p, end, &need, (uint32_t)h2pool_response_protocol(r));
     h2pool_go_put32(&p, end, &need, (uint32_t)h2pool_response_stream_id(r));
     h2pool_go_put64(&p, end, &need, h2pool_response_connection_id(r));
     const char *ce = h2pool_response_content_encoding(r);

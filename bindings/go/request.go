@@ -55,6 +55,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -247,6 +248,7 @@ func (c *call) onHeaders(id uint64, packed []byte) {
 	u := unpacker{b: packed}
 	r := &c.respRoom
 	r.StatusCode = int(u.u32())
+	r.Proto, r.ProtoMajor, r.ProtoMinor = protoOf(int(u.u32()))
 	r.StreamID = int32(u.u32())
 	r.ConnectionID = u.u64()
 	r.ContentEncoding = u.str()
@@ -791,3 +793,16 @@ type sendScratch struct {
 var scratchPool = sync.Pool{New: func() interface{} {
 	return &sendScratch{fields: make([]kv, 0, 8), packed: make([]byte, 0, 512)}
 }}
+
+// protoOf names an h2pool_protocol (major*10 + minor) as net/http does.
+func protoOf(p int) (string, int, int) {
+	switch p {
+	case C.H2POOL_PROTOCOL_HTTP_2:
+		return "HTTP/2.0", 2, 0
+	case C.H2POOL_PROTOCOL_HTTP_1_1:
+		return "HTTP/1.1", 1, 1
+	case C.H2POOL_PROTOCOL_HTTP_1_0:
+		return "HTTP/1.0", 1, 0
+	}
+	return fmt.Sprintf("HTTP/%d.%d", p/10, p%10), p / 10, p % 10
+}

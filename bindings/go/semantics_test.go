@@ -713,3 +713,57 @@ func TestCloseWhileBodyStreams(t *testing.T) {
 		t.Errorf("%d slots live after Close", n)
 	}
 }
+
+// Proto, ProtoMajor and ProtoMinor say which protocol carried a response,
+// as net/http sets them: HTTP/2 from the TLS server above, HTTP/1.1 from a
+// server that speaks nothing else (TLS offering only http/1.1 by ALPN, and
+// cleartext with Config.HTTPVersion = HTTP11).
+func TestProtoNamesTheProtocolUsed(t *testing.T) {
+	hello := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Proto)
+	})
+	check := func(name string, p *Pool, url, wantProto string, wantMajor, wantMinor int) {
+		t.Helper()
+		resp, err := client(p).Get(url)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		defer resp.Body.Close()
+		seen := mustRead(t, resp.Body)
+		if resp.Proto != wantProto || resp.ProtoMajor != wantMajor || resp.ProtoMinor != wantMinor {
+			t.Errorf("%s: Proto %q %d.%d, want %q %d.%d", name, resp.Proto,
+				resp.ProtoMajor, resp.ProtoMinor, wantProto, wantMajor, wantMinor)
+		}
+		if seen != wantProto {
+			t.Errorf("%s: the server saw %q, want %q", name, seen, wantProto)
+		}
+	}
+
+	s2, p2 := h2Server(t, hello, Config{})
+	check("h2 over TLS", p2, s2.URL, "HTTP/2.0", 2, 0)
+
+	// TLS without h2 in the server's ALPN list: the pool falls back.
+	s1 := httptest.NewUnstartedServer(hello)
+	s1.StartTLS()
+	t.Cleanup(s1.Close)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s1.Certificate().Raw})
+	if err := os.WriteFile(ca, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p1 := newPool(t, Config{CAFile: ca})
+	check("http/1.1 by ALPN", p1, s1.URL, "HTTP/1.1", 1, 1)
+
+	plain := httptest.NewServer(hello)
+	t.Cleanup(plain.Close)
+	pc := newPool(t, Config{HTTPVersion: HTTP11})
+	check("cleartext HTTP/1.1", pc, plain.URL, "HTTP/1.1", 1, 1)
+	resp, err := pc.Do(context.Background(), &Request{Method: "GET", URL: plain.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Proto != "HTTP/1.1" || resp.StreamID != 0 {
+		t.Errorf("Do over HTTP/1.1: Proto %q, StreamID %d", resp.Proto, resp.StreamID)
+	}
+}

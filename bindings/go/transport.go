@@ -130,8 +130,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp := &http.Response{
 		Status:        fmt.Sprintf("%d %s", r.StatusCode, http.StatusText(r.StatusCode)),
 		StatusCode:    r.StatusCode,
-		Proto:         "HTTP/2.0",
-		ProtoMajor:    2,
+		Proto:         r.Proto,
+		ProtoMajor:    r.ProtoMajor,
+		ProtoMinor:    r.ProtoMinor,
 		Header:        r.Header,
 		Body:          b,
 		ContentLength: r.ContentLength,
