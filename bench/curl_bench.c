@@ -68,21 +68,22 @@ static void cpu_times(double *user, double *sys) {
 }
 
 static void usage(FILE *f) {
-  fprintf(f, "Usage: curl_bench -n N -c C -m M [-k | --cacert FILE]\n"
-             "                  [--prior-knowledge | --upgrade | --http1.1] URL\n"
-             "  -n N        total requests (default 1000)\n"
-             "  -c C        maximum connections (default 1)\n"
-             "  -m M        concurrent streams per connection (default 1)\n"
-             "  -k, --insecure  do not verify the server certificate\n"
-             "  --cacert F  trust the CA certificates in F (PEM)\n"
-             "  --buffer-size B  CURLOPT_BUFFERSIZE (receive buffer, at most\n"
-             "              512 KiB; h2c via Upgrade: set after the upgrade)\n"
-             "  --http1.1   HTTP/1.1, one transfer per connection (-m 1)\n"
-             "  --prior-knowledge  h2c with prior knowledge (default with\n"
-             "              libcurl >= 7.89.0)\n"
-             "  --upgrade   h2c via HTTP/1.1 Upgrade (default with older\n"
-             "              libcurl, whose prior-knowledge mode breaks on\n"
-             "              connection reuse)\n");
+  fprintf(f,
+          "Usage: curl_bench -n N -c C -m M [-k | --cacert FILE]\n"
+          "                  [--prior-knowledge | --upgrade | --http1.1] URL\n"
+          "  -n N        total requests (default 1000)\n"
+          "  -c C        maximum connections (default 1)\n"
+          "  -m M        concurrent streams per connection (default 1)\n"
+          "  -k, --insecure  do not verify the server certificate\n"
+          "  --cacert F  trust the CA certificates in F (PEM)\n"
+          "  --buffer-size B  CURLOPT_BUFFERSIZE (receive buffer, at most\n"
+          "              512 KiB; h2c via Upgrade: set after the upgrade)\n"
+          "  --http1.1   HTTP/1.1, one transfer per connection (-m 1)\n"
+          "  --prior-knowledge  h2c with prior knowledge (default with\n"
+          "              libcurl >= 7.89.0)\n"
+          "  --upgrade   h2c via HTTP/1.1 Upgrade (default with older\n"
+          "              libcurl, whose prior-knowledge mode breaks on\n"
+          "              connection reuse)\n");
 }
 
 static unsigned long parse_num(const char *s, const char *what) {
