@@ -187,7 +187,30 @@ typedef enum h2pool_code {
   /** An HTTP/1.1 connection closed after part of the response had
    *  arrived but before all of it (a body shorter than its Content-Length,
    *  a chunked body without its last chunk). Never retried. */
-  H2POOL_ERR_INCOMPLETE_RESPONSE = -40
+  H2POOL_ERR_INCOMPLETE_RESPONSE = -40,
+  /** The proxy (h2pool_config_set_proxy()) could not be reached: its name
+   *  did not resolve, the TCP connection to it failed or timed out, or the
+   *  tunnel through it was not set up within the connect timeout. Counts
+   *  as a failed connection, like H2POOL_ERR_CONNECT. */
+  H2POOL_ERR_PROXY_CONNECT = -41,
+  /** The proxy wants other credentials: an HTTP proxy answered CONNECT
+   *  with 407 (the message names the status and the authentication scheme
+   *  of its Proxy-Authenticate field), or a SOCKS5 proxy rejected the user
+   *  name and password or accepts none of the methods offered. */
+  H2POOL_ERR_PROXY_AUTH = -42,
+  /** The proxy would not open the tunnel: an HTTP proxy answered CONNECT
+   *  with a status other than 2xx and 407 (the message has the status and
+   *  reason), or a SOCKS5 proxy sent a failure reply (the message names
+   *  it: "connection refused by destination", "host unreachable", ...). */
+  H2POOL_ERR_PROXY_REFUSED = -43,
+  /** The proxy closed the connection while the tunnel was being set up,
+   *  before it answered. (A tunnel that closes once it is up is an
+   *  ordinary H2POOL_ERR_CONNECTION_LOST.) */
+  H2POOL_ERR_PROXY_CLOSED = -44,
+  /** The proxy's answer was not HTTP/1.1 (or not SOCKS5): a malformed or
+   *  oversized (16 KiB) CONNECT response head, a wrong SOCKS version, an
+   *  authentication method that was not offered. */
+  H2POOL_ERR_PROXY_PROTOCOL = -45
 } h2pool_code;
 
 /**
@@ -572,6 +595,85 @@ H2POOL_EXTERN int h2pool_config_set_tls_handshake_timeout_ms(h2pool_config *cfg,
 H2POOL_EXTERN int h2pool_config_set_decompression_limits(h2pool_config *cfg,
                                                          uint64_t max_bytes,
                                                          uint32_t max_ratio);
+
+/**
+ * Sends every connection through a proxy. `url` is
+ * "scheme://[user[:password]@]host[:port]" with scheme
+ *  - http://   an HTTP/1.1 proxy, reached in the clear (default port 1080);
+ *  - https://  an HTTP/1.1 proxy reached over TLS (default port 443): its
+ *              certificate is verified against its host name with the same
+ *              CA settings as origins' (h2pool_config_set_tls_ca_file(),
+ *              ...), ALPN "http/1.1";
+ *  - socks5:// a SOCKS5 proxy (RFC 1928; default port 1080); h2pool
+ *              resolves the origin's name and sends the address;
+ *  - socks5h:// the same, but the proxy resolves the name (h2pool sends it).
+ * No scheme means http://, as libcurl and Go read proxy URLs. The user name
+ * and password are percent-decoded; h2pool_config_set_proxy_credentials()
+ * overrides them.
+ *
+ * Through an HTTP proxy every connection is a CONNECT tunnel (http://
+ * origins included: an HTTP/2 connection cannot pass a forwarding proxy any
+ * other way), with "Proxy-Authorization: Basic" when there are credentials;
+ * over the tunnel h2pool speaks to the origin as it would directly (TLS to
+ * an https:// origin inside it, so through an https:// proxy that is TLS
+ * inside TLS). Through SOCKS5 the credentials are sent as RFC 1929
+ * username/password. Setting up the tunnel is part of connecting: it must
+ * finish within the connect timeout, and its failures count as failed
+ * connections (backoff, retries) with their own codes:
+ * H2POOL_ERR_PROXY_CONNECT, _PROXY_AUTH, _PROXY_REFUSED, _PROXY_CLOSED,
+ * _PROXY_PROTOCOL. Pooled connections are per origin and per route: an
+ * origin exempted by h2pool_config_set_noproxy() has connections of its own.
+ *
+ * NULL removes the setting (the pool then goes direct, or follows the
+ * environment if h2pool_config_use_proxy_env() is on); "" means no proxy,
+ * whatever the environment says (as curl's --proxy ""). Returns
+ * H2POOL_ERR_INVALID_ARGUMENT for a malformed URL or another scheme. The URL
+ * is copied. Passwords never appear in log lines or error messages.
+ */
+H2POOL_EXTERN int h2pool_config_set_proxy(h2pool_config *cfg, const char *url);
+
+/**
+ * The proxy's credentials, instead of those in the proxy URL: Basic
+ * authentication for HTTP proxies, RFC 1929 username/password for SOCKS5
+ * (each at most 255 bytes; h2pool_create() fails with
+ * H2POOL_ERR_INVALID_ARGUMENT otherwise). `password` NULL means an empty
+ * one. `user` NULL (with `password` NULL) removes them. A user name with a
+ * ':' is H2POOL_ERR_INVALID_ARGUMENT (RFC 7617). Both are copied.
+ */
+H2POOL_EXTERN int h2pool_config_set_proxy_credentials(h2pool_config *cfg,
+                                                      const char *user,
+                                                      const char *password);
+
+/**
+ * Origins that bypass the proxy, as curl's NO_PROXY: a list separated by
+ * commas or spaces; "*" matches every origin; a host name matches itself
+ * and every name under it ("example.com" and ".example.com" both match
+ * "example.com" and "api.example.com"); an IP address matches itself and
+ * "addr/bits" a network (IPv4 or IPv6); any entry may end in ":port" (an
+ * IPv6 address then in brackets) to match that port only. Matching is
+ * case-insensitive and ignores a trailing dot; entries that are none of
+ * these are ignored. Loopback origins are proxied unless listed (as curl
+ * does; Go exempts them). NULL removes the setting (NO_PROXY from the
+ * environment then applies if h2pool_config_use_proxy_env() is on); ""
+ * exempts nothing. Copied.
+ */
+H2POOL_EXTERN int h2pool_config_set_noproxy(h2pool_config *cfg,
+                                            const char *list);
+
+/**
+ * With a non-zero `use`, h2pool_create() reads the proxy environment
+ * variables, as libcurl and Go's http.ProxyFromEnvironment do: for https://
+ * origins https_proxy, then HTTPS_PROXY; for http:// origins http_proxy,
+ * then HTTP_PROXY; for either, when those are unset or empty, all_proxy,
+ * then ALL_PROXY; and no_proxy, then NO_PROXY, for the exemptions (same
+ * syntax as h2pool_config_set_noproxy()). Explicit settings win: with
+ * h2pool_config_set_proxy() the proxy variables are not read, with
+ * h2pool_config_set_noproxy() the exemption variables are not. A malformed
+ * proxy variable makes h2pool_create() fail with
+ * H2POOL_ERR_INVALID_ARGUMENT (logged, without its value). Default 0: the
+ * environment is ignored.
+ */
+H2POOL_EXTERN int h2pool_config_use_proxy_env(h2pool_config *cfg, int use);
 
 /**
  * Sets the log callback and the most verbose level passed to it (an

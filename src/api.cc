@@ -231,6 +231,18 @@ int h2pool_core::create_pool_with_resolver(const h2pool_config *cfg,
         return rc;
       }
     }
+    // The proxy environment is read once, here; a malformed proxy setting
+    // fails now rather than on the first request.
+    h2pool_core::capture_proxy_environment(pool->config);
+    {
+      h2pool_core::ProxyRules rules;
+      std::string why;
+      int rc = rules.init(pool->config, &why);
+      if (rc != H2POOL_OK) {
+        H2POOL_LOG(pool->log, H2POOL_LOG_ERROR, "%s", why.c_str());
+        return rc;
+      }
+    }
     if (pool->config.tls_insecure)
       H2POOL_LOG(pool->log, H2POOL_LOG_WARN,
                  "TLS certificate verification is disabled for this pool: "

@@ -2,8 +2,10 @@
 // argument so a bad value is reported where it is set, not at first use.
 #include <new>
 #include <string>
+#include <string_view>
 
 #include "config.h"
+#include "proxy.h"
 
 namespace {
 
@@ -276,6 +278,63 @@ int h2pool_config_set_log(h2pool_config *cfg, h2pool_log_cb cb, int level,
   cfg->log_cb = cb;
   cfg->log_level = cb ? level : H2POOL_LOG_NONE;
   cfg->log_user_data = user_data;
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_proxy(h2pool_config *cfg, const char *url) {
+  if (cfg == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  if (url == nullptr) {
+    cfg->proxy_set = false;
+    cfg->proxy.clear();
+    return H2POOL_OK;
+  }
+  if (*url) {
+    try {
+      h2pool_core::ProxyTarget parsed;
+      if (h2pool_core::parse_proxy_url(url, &parsed, nullptr) != H2POOL_OK)
+        return H2POOL_ERR_INVALID_ARGUMENT;
+    } catch (...) {
+      return H2POOL_ERR_NOMEM;
+    }
+  }
+  int rc = guarded_assign(cfg->proxy, url);
+  if (rc == H2POOL_OK)
+    cfg->proxy_set = true;
+  return rc;
+}
+
+int h2pool_config_set_proxy_credentials(h2pool_config *cfg, const char *user,
+                                        const char *password) {
+  // RFC 7617: a Basic user-id cannot hold a colon.
+  if (cfg == nullptr || (user == nullptr && password != nullptr) ||
+      (user && std::string_view(user).find(':') != std::string_view::npos))
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  std::string u, p;
+  int rc = guarded_assign(u, user);
+  if (rc == H2POOL_OK)
+    rc = guarded_assign(p, password);
+  if (rc == H2POOL_OK) {
+    cfg->proxy_credentials = user != nullptr;
+    cfg->proxy_user.swap(u);
+    cfg->proxy_password.swap(p);
+  }
+  return rc;
+}
+
+int h2pool_config_set_noproxy(h2pool_config *cfg, const char *list) {
+  if (cfg == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  int rc = guarded_assign(cfg->noproxy, list);
+  if (rc == H2POOL_OK)
+    cfg->noproxy_set = list != nullptr;
+  return rc;
+}
+
+int h2pool_config_use_proxy_env(h2pool_config *cfg, int use) {
+  if (cfg == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->proxy_env = use != 0;
   return H2POOL_OK;
 }
 

@@ -48,6 +48,21 @@ struct h2pool_config {
   uint32_t tls_handshake_timeout_ms = 10000;
   int http_version = H2POOL_HTTP_VERSION_DEFAULT;
   uint32_t expect_continue_timeout_ms = 1000;
+  // Proxy settings (see h2pool_config_set_proxy() and friends). Validated
+  // by their setters; routed by ProxyRules (src/proxy.h).
+  bool proxy_set = false; // set explicitly; an empty URL means none
+  std::string proxy;
+  bool proxy_credentials = false;
+  std::string proxy_user;
+  std::string proxy_password;
+  bool noproxy_set = false;
+  std::string noproxy;
+  bool proxy_env = false;
+  // Copied from the environment by h2pool_create() when proxy_env is set;
+  // empty when unset.
+  std::string env_http_proxy;
+  std::string env_https_proxy;
+  std::string env_no_proxy;
   h2pool_log_cb log_cb = nullptr;
   int log_level = H2POOL_LOG_NONE;
   void *log_user_data = nullptr;

@@ -42,7 +42,7 @@ Connector::~Connector() {
 
 void Connector::start() {
   Address literal;
-  if (parse_ip_literal(target_.host, target_.port, &literal)) {
+  if (parse_ip_literal(dial_host(), dial_port(), &literal)) {
     addresses_.push_back(literal);
     owner_.on_connect_phase(ConnectorOwner::Phase::connecting);
     try_next_address();
@@ -56,7 +56,7 @@ void Connector::start() {
   }
   std::weak_ptr<char> alive = liveness_;
   resolver_.resolve(
-      target_.host, target_.port,
+      dial_host(), dial_port(),
       [this, alive](const std::string &error, std::vector<Address> addrs) {
         if (!alive.expired())
           on_resolved(error, std::move(addrs));
@@ -82,7 +82,7 @@ void Connector::on_resolve_timeout() {
   // Whatever the lookup answers later is dropped (on_resolved checks the
   // timer); the helper thread finishes on its own.
   fail(make_error(H2POOL_ERR_RESOLVE_TIMEOUT,
-                  "looking up '" + target_.host + "' took longer than " +
+                  "looking up '" + dial_host() + "' took longer than " +
                       std::to_string(settings_.resolve_timeout_ms) + " ms"));
 }
 
@@ -168,8 +168,35 @@ void Connector::on_tcp_connected(evutil_socket_t fd) {
   // Requests are small and latency-bound; Nagle would hold them back.
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   evutil_make_socket_nonblocking(fd);
+  if (target_.proxy) {
+    tunnel_started_ = true;
+    ProxyTunnelOwner &self = *this;
+    tunnel_ = std::make_unique<ProxyTunnel>(
+        base_, self, log_, id_, *target_.proxy, target_.host, target_.port,
+        resolver_, target_.proxy_tls, settings_.connect_timeout_ms);
+    tunnel_->start(fd);
+    return; // `this` may be gone
+  }
+  on_stream_to_origin(fd, nullptr);
+}
+
+void Connector::on_tunnel_ready(evutil_socket_t fd,
+                                std::unique_ptr<Transport> outer) {
+  // Freed after this call returns: we are inside its last call.
+  std::unique_ptr<ProxyTunnel> finished = std::move(tunnel_);
+  on_stream_to_origin(fd, std::move(outer));
+}
+
+void Connector::on_tunnel_failed(const Error &why) {
+  std::unique_ptr<ProxyTunnel> finished = std::move(tunnel_);
+  fail(why);
+}
+
+void Connector::on_stream_to_origin(evutil_socket_t fd,
+                                    std::unique_ptr<Transport> outer) {
   if (!target_.tls) {
-    auto transport = std::make_unique<PlainTransport>(fd);
+    std::unique_ptr<Transport> transport =
+        outer ? std::move(outer) : std::make_unique<PlainTransport>(fd);
     ConnectorOwner &owner = owner_;
     owner.on_connected(std::move(transport), std::string(), false);
     return; // `this` may be gone
@@ -190,13 +217,15 @@ void Connector::on_tcp_connected(evutil_socket_t fd) {
     }
   }
   if (!ssl) {
-    ::close(fd);
+    if (!outer)
+      ::close(fd);
     fail(make_error(H2POOL_ERR_TLS_CONFIG, "cannot set up TLS for " + t.host +
                                                ": " + openssl_error_string()));
     return;
   }
   // From here the transport owns the SSL object and the socket.
-  tls_ = std::make_unique<TlsTransport>(fd, ssl);
+  tls_ = outer ? std::make_unique<TlsTransport>(std::move(outer), ssl)
+               : std::make_unique<TlsTransport>(fd, ssl);
   tls_read_event_.reset(
       event_new(base_, fd, EV_READ | EV_PERSIST, tls_event_cb, this));
   tls_write_event_.reset(event_new(base_, fd, EV_WRITE, tls_event_cb, this));
@@ -245,6 +274,19 @@ void Connector::fail(const Error &why) {
   resolve_timer_.reset();
   tls_timer_.reset();
   ConnectorOwner &owner = owner_;
+  if (target_.proxy && !tunnel_started_ &&
+      (why.code == H2POOL_ERR_CONNECT ||
+       why.code == H2POOL_ERR_CONNECT_TIMEOUT ||
+       why.code == H2POOL_ERR_RESOLVE ||
+       why.code == H2POOL_ERR_RESOLVE_TIMEOUT)) {
+    // The proxy is what could not be reached, not the origin.
+    Error e = why;
+    e.code = H2POOL_ERR_PROXY_CONNECT;
+    e.message =
+        "cannot reach proxy " + target_.proxy->name + ": " + why.message;
+    owner.on_connect_failed(e); // may destroy `this`
+    return;
+  }
   owner.on_connect_failed(why); // may destroy `this`
 }
 

@@ -6,7 +6,10 @@
 //
 // Each step is a phase the owner is told about, so that the connection's
 // state follows resolving -> connecting -> tls_handshaking without keeping
-// flags of its own. (Happy Eyeballs racing and proxy tunnels belong here.)
+// flags of its own. (Happy Eyeballs racing belongs here.) Through a proxy
+// it connects to the proxy instead, and once the TCP connection is up a
+// ProxyTunnel opens the way to the origin (still in the connecting phase)
+// before the origin's TLS handshake.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +20,7 @@
 #include "error.h"
 #include "handles.h"
 #include "log.h"
+#include "proxy_tunnel.h"
 #include "resolver.h"
 #include "tls.h"
 #include "transport.h"
@@ -43,6 +47,10 @@ struct ConnectTarget {
   // An h2pool_http_version: what to offer in ALPN, and what to speak over
   // cleartext.
   int http_version = H2POOL_HTTP_VERSION_DEFAULT;
+  // The proxy to tunnel through; null: connect to the origin directly.
+  const ProxyTarget *proxy = nullptr;
+  // For an https:// proxy: the TLS context to reach it with.
+  const TlsContext *proxy_tls = nullptr;
 };
 
 struct ConnectSettings {
@@ -70,7 +78,7 @@ protected:
   ~ConnectorOwner() = default;
 };
 
-class Connector {
+class Connector final : private ProxyTunnelOwner {
 public:
   // `target` (and what it points to) and `resolver` must outlive the
   // connector.
@@ -98,6 +106,22 @@ private:
   void on_resolved(const std::string &error, std::vector<Address> addresses);
   void try_next_address();
   void on_tcp_connected(evutil_socket_t fd);
+  // The byte stream to the origin is up (directly or through a proxy's
+  // tunnel, `outer` then being the TLS stream to an https:// proxy): TLS
+  // to an https:// origin, else done.
+  void on_stream_to_origin(evutil_socket_t fd,
+                           std::unique_ptr<Transport> outer);
+  // ProxyTunnelOwner.
+  void on_tunnel_ready(evutil_socket_t fd,
+                       std::unique_ptr<Transport> outer) override;
+  void on_tunnel_failed(const Error &why) override;
+  // Where the TCP connection goes: the proxy, if there is one.
+  const std::string &dial_host() const {
+    return target_.proxy ? target_.proxy->host : target_.host;
+  }
+  uint16_t dial_port() const {
+    return target_.proxy ? target_.proxy->port : target_.port;
+  }
   void continue_handshake();
   // Tells the owner; nothing may touch `this` afterwards.
   void fail(const Error &why);
@@ -120,6 +144,8 @@ private:
   evutil_socket_t connect_fd_ = -1; // socket of a TCP connect under way
   EventPtr connect_event_;
 
+  std::unique_ptr<ProxyTunnel> tunnel_; // while it is being set up
+  bool tunnel_started_ = false;
   std::unique_ptr<TlsTransport> tls_; // during the handshake
   EventPtr tls_read_event_;
   EventPtr tls_write_event_;

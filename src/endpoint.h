@@ -1,4 +1,5 @@
-// One endpoint (scheme, host, port; TLS settings are the pool's): the
+// One endpoint (scheme, host, port, and the proxy its connections go
+// through, if any; TLS settings are the pool's): the
 // requests waiting for it, its connections, and its state, which is
 // derived from them rather than remembered.
 //
@@ -76,6 +77,13 @@ public:
   int protocol() const { return protocol_; }
   void set_protocol(int p) { protocol_ = p; }
   const ConnectTarget &target() const { return target_; }
+  // Routes the endpoint's connections through `proxy` (which, and
+  // `proxy_tls`, must outlive the endpoint). Before the first connection.
+  void set_proxy(const ProxyTarget *proxy, const TlsContext *proxy_tls) {
+    target_.proxy = proxy;
+    target_.proxy_tls = proxy_tls;
+  }
+  const ProxyTarget *proxy() const { return target_.proxy; }
 
   State state() const;
   static const char *state_name(State s);

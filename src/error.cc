@@ -88,6 +88,16 @@ const char *error_text(int code) {
     return "HTTP/1.1 response header section too large";
   case H2POOL_ERR_INCOMPLETE_RESPONSE:
     return "connection closed before the response was complete";
+  case H2POOL_ERR_PROXY_CONNECT:
+    return "cannot reach the proxy";
+  case H2POOL_ERR_PROXY_AUTH:
+    return "proxy authentication failed";
+  case H2POOL_ERR_PROXY_REFUSED:
+    return "proxy refused to open the tunnel";
+  case H2POOL_ERR_PROXY_CLOSED:
+    return "proxy closed the connection during tunnel setup";
+  case H2POOL_ERR_PROXY_PROTOCOL:
+    return "proxy sent a malformed reply";
   default:
     return "unknown error";
   }

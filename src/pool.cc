@@ -70,6 +70,8 @@ Pool::Pool(event_base *base, const Config &config, const Logger &log,
   h1.max_response_header_bytes = config.max_response_header_bytes;
   h1.max_response_header_fields = config.max_response_header_fields;
   h1.expect_continue_timeout_ms = config.expect_continue_timeout_ms;
+  // Validated by h2pool_create() already.
+  proxies_.init(config_, nullptr);
   reconnect_backoff_ = {config.reconnect_backoff_initial_ms,
                         config.reconnect_backoff_max_ms};
   retry_backoff_ = {config.retry_backoff_initial_ms,
@@ -144,6 +146,12 @@ Endpoint &Pool::endpoint_for(Request &req) {
     key += req.http_version == H2POOL_HTTP_VERSION_1_1 ? " (HTTP/1.1)"
            : req.http_version == H2POOL_HTTP_VERSION_2 ? " (HTTP/2)"
                                                        : " (any HTTP)";
+  // Through a proxy, the route is part of the key (and of the name in
+  // messages and statistics): NO_PROXY sends some origins direct.
+  const ProxyTarget *proxy =
+      proxies_.any() ? proxies_.route(https, u.host, u.port) : nullptr;
+  if (proxy)
+    key += " via " + proxy->name;
   auto it = endpoints_.find(key);
   if (it != endpoints_.end()) {
     last_endpoint_ = it->second.get();
@@ -153,6 +161,8 @@ Endpoint &Pool::endpoint_for(Request &req) {
       base_, *this, key, u.host, u.port, https ? tls_.get() : nullptr,
       req.http_version, reconnect_backoff_,
       RetryBudget(config_.retry_budget_burst, config_.retry_budget_percent));
+  if (proxy)
+    ep->set_proxy(proxy, tls_.get());
   Endpoint &ref = *ep;
   endpoint_order_.push_back(&ref);
   endpoints_.emplace(std::move(key), std::move(ep));
@@ -181,7 +191,14 @@ void Pool::accept(std::unique_ptr<Request> owned) {
     return;
   }
   std::string why;
-  if (req.url.scheme == Scheme::https && !tls_context(&why)) {
+  bool needs_tls = req.url.scheme == Scheme::https;
+  if (!needs_tls && proxies_.any()) {
+    // An https:// proxy is reached over TLS whatever the origin's scheme.
+    const ProxyTarget *proxy =
+        proxies_.route(false, req.url.host, req.url.port);
+    needs_tls = proxy && proxy->kind == ProxyTarget::Kind::https;
+  }
+  if (needs_tls && !tls_context(&why)) {
     adopt();
     Error e = make_error(H2POOL_ERR_TLS_CONFIG, why);
     finish(req, &e);

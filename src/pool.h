@@ -35,6 +35,7 @@
 #include "log.h"
 #include "loop.h"
 #include "pool_observer.h"
+#include "proxy.h"
 #include "resolver.h"
 #include "session_alloc.h"
 #include "stats.h"
@@ -171,6 +172,9 @@ private:
   const timeval *default_timeout_ = nullptr; // libevent common timeout
   const timeval *header_timeout_ = nullptr;  // likewise; null: no limit
 
+  // Which origins go through which proxy; fixed for the pool's life, so
+  // an origin's endpoint always has the same route.
+  ProxyRules proxies_;
   std::unordered_map<std::string, std::unique_ptr<Endpoint>> endpoints_;
   std::vector<Endpoint *> endpoint_order_; // creation order, for stats
   Endpoint *last_endpoint_ = nullptr;      // where the last request went

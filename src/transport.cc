@@ -53,10 +53,108 @@ Transport::Result PlainTransport::write(const uint8_t *buf, size_t len) {
   }
 }
 
+Transport::Result PlainTransport::peek(uint8_t *buf, size_t len) {
+  for (;;) {
+    ssize_t n = ::recv(fd_, buf, len, MSG_PEEK);
+    if (n > 0)
+      return {size_t(n), Status::ok};
+    if (n == 0)
+      return {0, Status::eof};
+    if (errno == EINTR)
+      continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+      return {0, Status::want_read};
+    return fail_errno(errno);
+  }
+}
+
 // --- TLS --------------------------------------------------------------------
+
+namespace {
+
+// A BIO over a Transport, for TLS inside TLS. Retry flags tell the SSL
+// object above what the transport below waits for.
+Transport *bio_transport(BIO *bio) {
+  return static_cast<Transport *>(BIO_get_data(bio));
+}
+
+int retry_or_fail(BIO *bio, Transport::Status st, int sys_error) {
+  switch (st) {
+  case Transport::Status::want_read:
+    BIO_set_retry_read(bio);
+    return -1;
+  case Transport::Status::want_write:
+    BIO_set_retry_write(bio);
+    return -1;
+  case Transport::Status::eof:
+    return 0;
+  default:
+    errno = sys_error ? sys_error : EIO;
+    return -1;
+  }
+}
+
+int transport_bio_write(BIO *bio, const char *data, int len) {
+  BIO_clear_retry_flags(bio);
+  Transport *t = bio_transport(bio);
+  Transport::Result r =
+      t->write(reinterpret_cast<const uint8_t *>(data), size_t(len));
+  if (r.bytes > 0)
+    return int(r.bytes);
+  if (r.status == Transport::Status::eof)
+    return -1; // no writing to a closed stream
+  return retry_or_fail(bio, r.status, t->sys_error());
+}
+
+int transport_bio_read(BIO *bio, char *data, int len) {
+  BIO_clear_retry_flags(bio);
+  Transport *t = bio_transport(bio);
+  Transport::Result r = t->read(reinterpret_cast<uint8_t *>(data), size_t(len));
+  if (r.bytes > 0)
+    return int(r.bytes);
+  return retry_or_fail(bio, r.status, t->sys_error());
+}
+
+long transport_bio_ctrl(BIO *, int cmd, long, void *) {
+  return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+BIO_METHOD *transport_bio_method() {
+  static BIO_METHOD *method = [] {
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+                                 "h2pool transport");
+    if (m) {
+      BIO_meth_set_write(m, transport_bio_write);
+      BIO_meth_set_read(m, transport_bio_read);
+      BIO_meth_set_ctrl(m, transport_bio_ctrl);
+    }
+    return m;
+  }();
+  return method;
+}
+
+} // namespace
 
 TlsTransport::TlsTransport(int fd, SSL *ssl) : Transport(fd), ssl_(ssl) {
   SSL_set_fd(ssl_, fd);
+  set_modes();
+}
+
+TlsTransport::TlsTransport(std::unique_ptr<Transport> lower, SSL *ssl)
+    : Transport(lower->fd()), lower_(std::move(lower)), ssl_(ssl) {
+  BIO_METHOD *method = transport_bio_method();
+  BIO *bio = method ? BIO_new(method) : nullptr;
+  if (bio) {
+    BIO_set_data(bio, lower_.get());
+    BIO_set_init(bio, 1);
+    SSL_set_bio(ssl_, bio, bio);
+  }
+  // Without a BIO every call fails (SSL_ERROR_SYSCALL): the connection
+  // reports an error rather than crash.
+  set_modes();
+}
+
+void TlsTransport::set_modes() {
   SSL_set_connect_state(ssl_);
   // Partial writes let one call send what the socket takes and report it,
   // like send(); the moving buffer lets the retry start from a different
@@ -69,7 +167,11 @@ TlsTransport::TlsTransport(int fd, SSL *ssl) : Transport(fd), ssl_(ssl) {
   SSL_set_default_read_buffer_len(ssl_, 64u << 10);
 }
 
-TlsTransport::~TlsTransport() { SSL_free(ssl_); }
+TlsTransport::~TlsTransport() {
+  SSL_free(ssl_);
+  if (lower_)
+    fd_ = -1; // the lower transport closes it
+}
 
 Transport::Status TlsTransport::status_of(int rc) {
   int err = SSL_get_error(ssl_, rc);
@@ -142,6 +244,16 @@ Transport::Result TlsTransport::write(const uint8_t *buf, size_t len) {
   errno = 0;
   size_t n = 0;
   int rc = SSL_write_ex(ssl_, buf, len, &n);
+  if (rc == 1)
+    return {n, Status::ok};
+  return {0, status_of(rc)};
+}
+
+Transport::Result TlsTransport::peek(uint8_t *buf, size_t len) {
+  ERR_clear_error();
+  errno = 0;
+  size_t n = 0;
+  int rc = SSL_peek_ex(ssl_, buf, len, &n);
   if (rc == 1)
     return {n, Status::ok};
   return {0, status_of(rc)};

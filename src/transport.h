@@ -40,12 +40,21 @@ public:
 
   int fd() const { return fd_; }
   int sys_error() const { return sys_error_; }
+  // Gives up the socket without closing it, and returns it.
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
 
   // Reads up to `len` bytes. A TLS transport may return fewer bytes than
   // are available (one record at a time); callers read until want_read.
   virtual Result read(uint8_t *buf, size_t len) = 0;
   // Writes up to `len` bytes; `bytes` says how many went.
   virtual Result write(const uint8_t *buf, size_t len) = 0;
+  // Like read(), leaving the bytes to be read again: a proxy tunnel's setup
+  // reads exactly its own reply and no byte of the origin's that follows.
+  virtual Result peek(uint8_t *buf, size_t len) = 0;
   // Whether a short read means the socket has nothing more right now (plain
   // sockets: a recv() returns all that is queued, up to the length asked).
   virtual bool short_read_drains() const { return true; }
@@ -66,6 +75,7 @@ public:
   using Transport::Transport;
   Result read(uint8_t *buf, size_t len) override;
   Result write(const uint8_t *buf, size_t len) override;
+  Result peek(uint8_t *buf, size_t len) override;
 };
 
 class TlsTransport final : public Transport {
@@ -73,12 +83,18 @@ public:
   // Takes ownership of `ssl` (freed with the transport) and of `fd`, and
   // puts the SSL object in client mode on that socket.
   TlsTransport(int fd, SSL *ssl);
+  // TLS inside another byte stream (to an origin through an https://
+  // proxy, itself a TLS connection): records go to and come from `lower`
+  // through a BIO, so both layers share lower's socket, and what one
+  // layer waits for (readable, writable) is what the socket must become.
+  TlsTransport(std::unique_ptr<Transport> lower, SSL *ssl);
   ~TlsTransport() override;
 
   // Advances the handshake: ok once it is complete.
   Status handshake();
   Result read(uint8_t *buf, size_t len) override;
   Result write(const uint8_t *buf, size_t len) override;
+  Result peek(uint8_t *buf, size_t len) override;
   bool short_read_drains() const override { return false; }
   bool eof_was_clean() const override { return close_notify_; }
   // Best effort close_notify; never blocks. Without it OpenSSL marks the
@@ -93,7 +109,9 @@ public:
 
 private:
   Status status_of(int rc);
+  void set_modes();
 
+  std::unique_ptr<Transport> lower_; // null: directly on the socket
   SSL *ssl_;
   unsigned long last_error_ = 0;
   bool fatal_ = false;

@@ -39,7 +39,7 @@ static void test_version_runtime_matches_header(void **state) {
 
 static void test_strerror_every_code_distinct_and_non_empty(void **state) {
   (void)state;
-  const int n = -H2POOL_ERR_INCOMPLETE_RESPONSE + 1; /* the newest code */
+  const int n = -H2POOL_ERR_PROXY_PROTOCOL + 1; /* the newest code */
   const char *msgs[64];
   assert_true(n <= (int)ARRAY_LEN(msgs));
   for (int i = 0; i < n; i++) {
@@ -59,8 +59,7 @@ static void test_strerror_every_code_distinct_and_non_empty(void **state) {
 static void test_strerror_unknown_codes_not_null(void **state) {
   (void)state;
   const int unknown[] = {
-      1,         42, H2POOL_ERR_INCOMPLETE_RESPONSE - 1, -1000, -2147483647 - 1,
-      2147483647};
+      1, 42, H2POOL_ERR_PROXY_PROTOCOL - 1, -1000, -2147483647 - 1, 2147483647};
   for (size_t i = 0; i < ARRAY_LEN(unknown); i++) {
     const char *m = h2pool_strerror(unknown[i]);
     assert_non_null(m);
@@ -280,6 +279,61 @@ static void test_error_and_response_accessors_accept_null(void **state) {
   assert_string_equal(h2pool_response_reason(NULL), "");
 }
 
+static void test_proxy_settings(void **state) {
+  (void)state;
+  const int E = H2POOL_ERR_INVALID_ARGUMENT;
+  h2pool_config *cfg = NULL;
+  assert_int_equal(h2pool_config_new(&cfg), H2POOL_OK);
+  assert_int_equal(h2pool_config_set_proxy(NULL, "http://p:1"), E);
+  assert_int_equal(h2pool_config_set_proxy_credentials(NULL, "u", "p"), E);
+  assert_int_equal(h2pool_config_set_noproxy(NULL, "*"), E);
+  assert_int_equal(h2pool_config_use_proxy_env(NULL, 1), E);
+  /* Malformed URLs and other schemes. */
+  const char *bad[] = {"ftp://p:21",      "socks4://p:1080",  "http://p:0",
+                       "http://p:65536",  "http://p:x",       "http://",
+                       "http://p:1/path", "http://[::1:8080", "http://a b:1",
+                       "http://u%zz@p:1", "http://[p]:1"};
+  for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+    if (h2pool_config_set_proxy(cfg, bad[i]) != E)
+      fail_msg("h2pool_config_set_proxy accepted \"%s\"", bad[i]);
+  }
+  const char *good[] = {"http://proxy.example:3128",
+                        "HTTPS://u:p@proxy.example",
+                        "socks5://127.0.0.1:1080",
+                        "socks5h://[::1]:1080/",
+                        "proxy.example:8080",
+                        "",
+                        NULL};
+  for (size_t i = 0; i < ARRAY_LEN(good); i++) {
+    if (h2pool_config_set_proxy(cfg, good[i]) != H2POOL_OK)
+      fail_msg("h2pool_config_set_proxy refused \"%s\"",
+               good[i] ? good[i] : "(null)");
+  }
+  /* RFC 7617: no colon in a Basic user-id; a password needs a user. */
+  assert_int_equal(h2pool_config_set_proxy_credentials(cfg, "a:b", "p"), E);
+  assert_int_equal(h2pool_config_set_proxy_credentials(cfg, NULL, "p"), E);
+  assert_int_equal(h2pool_config_set_proxy_credentials(cfg, "a", NULL),
+                   H2POOL_OK);
+  assert_int_equal(h2pool_config_set_proxy_credentials(cfg, NULL, NULL),
+                   H2POOL_OK);
+  assert_int_equal(h2pool_config_set_noproxy(cfg, "localhost,.example.com"),
+                   H2POOL_OK);
+  assert_int_equal(h2pool_config_set_noproxy(cfg, NULL), H2POOL_OK);
+  assert_int_equal(h2pool_config_use_proxy_env(cfg, 1), H2POOL_OK);
+  /* SOCKS5 credentials longer than 255 bytes cannot be sent (RFC 1929). */
+  char long_user[300];
+  memset(long_user, 'u', sizeof long_user - 1);
+  long_user[sizeof long_user - 1] = '\0';
+  assert_int_equal(h2pool_config_set_proxy(cfg, "socks5://127.0.0.1:1"),
+                   H2POOL_OK);
+  assert_int_equal(h2pool_config_set_proxy_credentials(cfg, long_user, "p"),
+                   H2POOL_OK);
+  h2pool *pool = NULL;
+  assert_int_equal(h2pool_create(cfg, &pool), E);
+  assert_null(pool);
+  h2pool_config_free(cfg);
+}
+
 static void test_http_version_settings(void **state) {
   (void)state;
   h2pool_config *cfg = NULL;
@@ -491,6 +545,7 @@ int main(void) {
       cmocka_unit_test(test_config_setters_reject_null_config),
       cmocka_unit_test(test_config_setters_reject_out_of_range),
       cmocka_unit_test(test_config_setters_accept_boundaries),
+      cmocka_unit_test(test_proxy_settings),
       cmocka_unit_test(test_destructors_accept_null),
       cmocka_unit_test(test_create_rejects_null_out),
       cmocka_unit_test(test_create_with_null_config_uses_defaults),

@@ -92,6 +92,11 @@ pub const H2POOL_EVENT_COMPLETE: h2pool_event_type = 4;
 pub const H2POOL_ERR_MALFORMED_RESPONSE: h2pool_code = -38;
 pub const H2POOL_ERR_HEADER_SECTION_TOO_LARGE: h2pool_code = -39;
 pub const H2POOL_ERR_INCOMPLETE_RESPONSE: h2pool_code = -40;
+pub const H2POOL_ERR_PROXY_CONNECT: h2pool_code = -41;
+pub const H2POOL_ERR_PROXY_AUTH: h2pool_code = -42;
+pub const H2POOL_ERR_PROXY_REFUSED: h2pool_code = -43;
+pub const H2POOL_ERR_PROXY_CLOSED: h2pool_code = -44;
+pub const H2POOL_ERR_PROXY_PROTOCOL: h2pool_code = -45;
 
 /// `h2pool_log_level`.
 pub type h2pool_log_level = c_int;
@@ -277,6 +282,14 @@ extern "C" {
         insecure: c_int,
     ) -> c_int;
     pub fn h2pool_config_set_tls_handshake_timeout_ms(cfg: *mut h2pool_config, ms: u32) -> c_int;
+    pub fn h2pool_config_set_proxy(cfg: *mut h2pool_config, url: *const c_char) -> c_int;
+    pub fn h2pool_config_set_proxy_credentials(
+        cfg: *mut h2pool_config,
+        user: *const c_char,
+        password: *const c_char,
+    ) -> c_int;
+    pub fn h2pool_config_set_noproxy(cfg: *mut h2pool_config, list: *const c_char) -> c_int;
+    pub fn h2pool_config_use_proxy_env(cfg: *mut h2pool_config, use_env: c_int) -> c_int;
     pub fn h2pool_config_set_log(
         cfg: *mut h2pool_config,
         cb: h2pool_log_cb,
