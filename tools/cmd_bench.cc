@@ -43,8 +43,8 @@ const char kBenchUsage[] =
     "  -k, --insecure          do not verify server certificates\n"
     "      --http1.1           speak HTTP/1.1: -c connections, one request\n"
     "                          in flight on each (-m is ignored)\n"
-    "      --http2             speak HTTP/2 only (over TLS: ALPN h2)\n"
-    "  -h, --help              show this help\n"
+    "      --http2             speak HTTP/2 only (over TLS: ALPN "
+    "h2)\n" H2POOL_CLI_PROXY_USAGE "  -h, --help              show this help\n"
     "\n"
     "Exit status: 0 if every request succeeded (any HTTP status), 1 if any\n"
     "failed, 2 on usage errors.\n";

@@ -49,7 +49,8 @@ const char kGetUsage[] =
     "      --http1.1               speak HTTP/1.1 (over TLS: ALPN http/1.1)\n"
     "      --http2                 speak HTTP/2 only (over TLS: ALPN h2)\n"
     "                              (default: what ALPN selects over TLS,\n"
-    "                              HTTP/2 with prior knowledge over http://)\n"
+    "                              HTTP/2 with prior knowledge over "
+    "http://)\n" H2POOL_CLI_PROXY_USAGE
     "  -h, --help                  show this help\n"
     "\n"
     "Exit status: 0 if every URL got a response (any HTTP status), 1 if\n"

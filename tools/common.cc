@@ -31,6 +31,15 @@ bool TlsOptions::parse(ArgCursor &cur) {
     http_version = H2POOL_HTTP_VERSION_1_1;
   } else if (cur.flag("--http2", "")) {
     http_version = H2POOL_HTTP_VERSION_2;
+  } else if (cur.value_option("--proxy", "-x", value)) {
+    proxy_set = true;
+    proxy = value;
+  } else if (cur.value_option("--proxy-user", "-U", value)) {
+    proxy_user_set = true;
+    proxy_user = value;
+  } else if (cur.value_option("--noproxy", "", value)) {
+    noproxy_set = true;
+    noproxy = value;
   } else {
     return false;
   }
@@ -57,6 +66,21 @@ void TlsOptions::apply(h2pool_config *cfg) const {
     check(h2pool_config_set_tls_insecure_skip_verify(cfg, 1), "--insecure");
   }
   check(h2pool_config_set_http_version(cfg, http_version), "--http1.1/--http2");
+  // The environment, as curl reads it; explicit options win.
+  check(h2pool_config_use_proxy_env(cfg, 1), "proxy environment");
+  if (proxy_set)
+    check(h2pool_config_set_proxy(cfg, proxy.c_str()), "--proxy");
+  if (proxy_user_set) {
+    size_t colon = proxy_user.find(':');
+    std::string user = proxy_user.substr(0, colon);
+    std::string pass = colon == std::string::npos
+                           ? std::string()
+                           : proxy_user.substr(colon + 1);
+    check(h2pool_config_set_proxy_credentials(cfg, user.c_str(), pass.c_str()),
+          "--proxy-user");
+  }
+  if (noproxy_set)
+    check(h2pool_config_set_noproxy(cfg, noproxy.c_str()), "--noproxy");
 }
 
 ConfigPtr new_config() {
