@@ -52,6 +52,11 @@ const (
 	CodeResolveTimeout         Code = C.H2POOL_ERR_RESOLVE_TIMEOUT
 	CodeQueueClosed            Code = C.H2POOL_ERR_QUEUE_CLOSED
 	CodeNoSuchRequest          Code = C.H2POOL_ERR_NO_SUCH_REQUEST
+	CodeProxyConnect           Code = C.H2POOL_ERR_PROXY_CONNECT
+	CodeProxyAuth              Code = C.H2POOL_ERR_PROXY_AUTH
+	CodeProxyRefused           Code = C.H2POOL_ERR_PROXY_REFUSED
+	CodeProxyClosed            Code = C.H2POOL_ERR_PROXY_CLOSED
+	CodeProxyProtocol          Code = C.H2POOL_ERR_PROXY_PROTOCOL
 )
 
 // String returns libh2pool's static description of the code
@@ -181,6 +186,11 @@ var (
 	ErrAborted                = newSentinel(CodeAborted)
 	ErrBodySource             = newSentinel(CodeBodySource)
 	ErrResolveTimeout         = newSentinel(CodeResolveTimeout)
+	ErrProxyConnect           = newSentinel(CodeProxyConnect)
+	ErrProxyAuth              = newSentinel(CodeProxyAuth)
+	ErrProxyRefused           = newSentinel(CodeProxyRefused)
+	ErrProxyClosed            = newSentinel(CodeProxyClosed)
+	ErrProxyProtocol          = newSentinel(CodeProxyProtocol)
 	// ErrTLS matches every TLS error code.
 	ErrTLS = &Error{HTTP2Code: -1, GoawayLastStreamID: -1, Message: "TLS error", sentinel: true}
 )

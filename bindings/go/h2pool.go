@@ -145,6 +145,29 @@ type Config struct {
 	// TLSHandshakeTimeout bounds the TLS handshake. Default 10 s.
 	TLSHandshakeTimeout time.Duration
 
+	// Proxy sends every connection through a proxy:
+	// "http://[user:pass@]host:port", "https://..." (TLS to the proxy,
+	// verified with CAFile/CADir), "socks5://..." or "socks5h://..." (the
+	// proxy resolves names). Through an HTTP proxy every request is a
+	// CONNECT tunnel, http:// included. Proxy failures are ErrProxyConnect,
+	// ErrProxyAuth (407), ErrProxyRefused, ErrProxyClosed and
+	// ErrProxyProtocol. Default: none.
+	Proxy string
+	// ProxyUser and ProxyPassword, when ProxyUser is set, replace the
+	// credentials in the proxy URL (Basic for HTTP proxies, RFC 1929 for
+	// SOCKS5).
+	ProxyUser     string
+	ProxyPassword string
+	// NoProxy lists the origins that bypass the proxy, with NO_PROXY's
+	// syntax ("localhost,.example.com,10.0.0.0/8", "*" for all).
+	NoProxy string
+	// ProxyFromEnvironment reads HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and
+	// NO_PROXY (and their lower-case forms, which win) when the pool is
+	// created, as http.ProxyFromEnvironment does, except that loopback
+	// origins are proxied unless NO_PROXY lists them. Proxy and NoProxy,
+	// when set, win over the environment.
+	ProxyFromEnvironment bool
+
 	// Logger receives the pool's log messages, at LogLevel and above
 	// (LogWarn when LogLevel is zero). It runs on the pool's loop thread
 	// (or in New and Close): it must not block or call the Pool.
@@ -562,6 +585,22 @@ func applyConfig(ccfg *C.h2pool_config, cfg *Config) error {
 		}},
 		{!cfg.Insecure, "Insecure", func() (C.int, error) {
 			return C.h2pool_config_set_tls_insecure_skip_verify(ccfg, 1), nil
+		}},
+		{cfg.Proxy == "", "Proxy", cstr(cfg.Proxy,
+			func(s *C.char) C.int { return C.h2pool_config_set_proxy(ccfg, s) })},
+		{cfg.ProxyUser == "" && cfg.ProxyPassword == "", "ProxyUser", func() (C.int, error) {
+			if strings.IndexByte(cfg.ProxyUser+cfg.ProxyPassword, 0) >= 0 {
+				return C.H2POOL_ERR_INVALID_ARGUMENT, nil
+			}
+			user, pass := C.CString(cfg.ProxyUser), C.CString(cfg.ProxyPassword)
+			defer C.free(unsafe.Pointer(user))
+			defer C.free(unsafe.Pointer(pass))
+			return C.h2pool_config_set_proxy_credentials(ccfg, user, pass), nil
+		}},
+		{cfg.NoProxy == "", "NoProxy", cstr(cfg.NoProxy,
+			func(s *C.char) C.int { return C.h2pool_config_set_noproxy(ccfg, s) })},
+		{!cfg.ProxyFromEnvironment, "ProxyFromEnvironment", func() (C.int, error) {
+			return C.h2pool_config_use_proxy_env(ccfg, 1), nil
 		}},
 	}
 	for _, s := range settings {

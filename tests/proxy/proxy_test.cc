@@ -464,6 +464,8 @@ TEST_F(Proxies, NonSuccessStatusIsRefusedWithStatusAndReason) {
   EXPECT_EQ(call.code, H2POOL_ERR_PROXY_REFUSED) << call.describe();
   EXPECT_NE(call.message.find("502 Bad Gateway"), std::string::npos)
       << call.message;
+  // A failed connection, paced like any other.
+  EXPECT_EQ(c.stat(H2POOL_STAT_CONNECTIONS_FAILED), 1u);
 }
 
 // The proxy dies with a request in flight: that request fails once with
