@@ -180,6 +180,16 @@ error_codes! {
     Aborted = sys::H2POOL_ERR_ABORTED,
     /// The request body source failed.
     BodySource = sys::H2POOL_ERR_BODY_SOURCE,
+    /// The proxy could not be reached.
+    ProxyConnect = sys::H2POOL_ERR_PROXY_CONNECT,
+    /// The proxy wants other credentials (407, SOCKS5 auth rejected).
+    ProxyAuth = sys::H2POOL_ERR_PROXY_AUTH,
+    /// The proxy would not open the tunnel (non-2xx, SOCKS5 failure reply).
+    ProxyRefused = sys::H2POOL_ERR_PROXY_REFUSED,
+    /// The proxy closed the connection while the tunnel was set up.
+    ProxyClosed = sys::H2POOL_ERR_PROXY_CLOSED,
+    /// The proxy's answer was not HTTP/1.1 or SOCKS5.
+    ProxyProtocol = sys::H2POOL_ERR_PROXY_PROTOCOL,
 }
 
 impl ErrorCode {
@@ -981,6 +991,10 @@ pub struct Config {
     tls_insecure_skip_verify: Option<bool>,
     tls_handshake_timeout: Option<Duration>,
     http_version: Option<HttpVersion>,
+    proxy: Option<CString>,
+    proxy_credentials: Option<(CString, CString)>,
+    noproxy: Option<CString>,
+    proxy_from_environment: Option<bool>,
     log: Option<(LogLevel, Arc<LogFn>)>,
     invalid: Option<String>,
 }
@@ -1159,6 +1173,51 @@ impl Config {
         }
         self
     }
+
+    fn string_option(&mut self, what: &str, value: &str) -> Option<CString> {
+        match CString::new(value) {
+            Ok(s) => Some(s),
+            Err(_) => {
+                self.invalid = Some(format!("{} contains NUL", what));
+                None
+            }
+        }
+    }
+
+    /// Sends every connection through a proxy: `http://[user:pass@]host:port`,
+    /// `https://...` (TLS to the proxy, verified with the pool's CA
+    /// settings), `socks5://...` or `socks5h://...` (the proxy resolves
+    /// names). Through an HTTP proxy every request is a CONNECT tunnel,
+    /// `http://` included. `""`: no proxy, whatever the environment says.
+    /// [`Pool::new`] fails with [`ErrorCode::InvalidArgument`] for a
+    /// malformed URL.
+    pub fn proxy(mut self, url: &str) -> Config {
+        self.proxy = self.string_option("proxy", url);
+        self
+    }
+
+    /// The proxy's credentials, replacing those in its URL.
+    pub fn proxy_credentials(mut self, user: &str, password: &str) -> Config {
+        let user = self.string_option("proxy user", user);
+        let password = self.string_option("proxy password", password);
+        if let (Some(u), Some(p)) = (user, password) {
+            self.proxy_credentials = Some((u, p));
+        }
+        self
+    }
+
+    /// Origins that bypass the proxy, in `NO_PROXY` syntax
+    /// (`"localhost,.example.com,10.0.0.0/8"`, `"*"` for all).
+    pub fn noproxy(mut self, list: &str) -> Config {
+        self.noproxy = self.string_option("noproxy", list);
+        self
+    }
+
+    setter!(
+        /// Read `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` (lower
+        /// case first) when the pool is created, as libcurl does; explicit
+        /// proxy settings win. Default off.
+        proxy_from_environment: bool);
 
     /// Receives the pool's log messages at `level` and above. Runs on the
     /// pool's loop thread (or the thread creating or dropping the pool): it
@@ -1349,6 +1408,24 @@ impl Config {
                 check(
                     sys::h2pool_config_set_tls_insecure_skip_verify(raw, on as c_int),
                     "tls_insecure_skip_verify",
+                )?;
+            }
+            if let Some(url) = &self.proxy {
+                check(sys::h2pool_config_set_proxy(raw, url.as_ptr()), "proxy")?;
+            }
+            if let Some((user, password)) = &self.proxy_credentials {
+                check(
+                    sys::h2pool_config_set_proxy_credentials(raw, user.as_ptr(), password.as_ptr()),
+                    "proxy_credentials",
+                )?;
+            }
+            if let Some(list) = &self.noproxy {
+                check(sys::h2pool_config_set_noproxy(raw, list.as_ptr()), "noproxy")?;
+            }
+            if let Some(on) = self.proxy_from_environment {
+                check(
+                    sys::h2pool_config_use_proxy_env(raw, on as c_int),
+                    "proxy_from_environment",
                 )?;
             }
             if let Some((level, _)) = &self.log {
