@@ -292,24 +292,30 @@ bool ProxyTunnel::read_exact(size_t n) {
     size_t want = std::min(sizeof buf, n - in_.size());
     Transport::Result r = io_->read(buf, want);
     in_.append(reinterpret_cast<const char *>(buf), r.bytes);
-    if (r.status == Transport::Status::ok)
-      continue;
-    if (r.status == Transport::Status::want_read ||
-        r.status == Transport::Status::want_write) {
-      wait(r.status);
+    if (r.status != Transport::Status::ok) {
+      stopped(r.status, "reading from");
       return false;
     }
-    if (r.status == Transport::Status::eof)
-      fail(H2POOL_ERR_PROXY_CLOSED, "proxy " + proxy_.name +
-                                        " closed the connection during the " +
-                                        what() + " setup");
-    else
-      fail(H2POOL_ERR_PROXY_CONNECT,
-           "reading from proxy " + proxy_.name + ": " +
-               std::strerror(io_->sys_error() ? io_->sys_error() : EIO));
-    return false;
   }
   return true;
+}
+
+void ProxyTunnel::stopped(Transport::Status st, const char *doing) {
+  if (st == Transport::Status::want_read ||
+      st == Transport::Status::want_write) {
+    wait(st);
+    return;
+  }
+  if (st == Transport::Status::eof) {
+    fail(H2POOL_ERR_PROXY_CLOSED,
+         "proxy " + proxy_.name +
+             " closed the connection before the tunnel was up (" + what() +
+             ")");
+    return;
+  }
+  fail(H2POOL_ERR_PROXY_CONNECT,
+       std::string(doing) + " proxy " + proxy_.name + ": " +
+           std::strerror(io_->sys_error() ? io_->sys_error() : EIO));
 }
 
 bool ProxyTunnel::read_http_reply() {
@@ -326,20 +332,7 @@ bool ProxyTunnel::read_http_reply() {
     }
     Transport::Result r = io_->peek(buf, room);
     if (r.status != Transport::Status::ok) {
-      if (r.status == Transport::Status::want_read ||
-          r.status == Transport::Status::want_write) {
-        wait(r.status);
-        return false;
-      }
-      if (r.status == Transport::Status::eof)
-        fail(H2POOL_ERR_PROXY_CLOSED, "proxy " + proxy_.name +
-                                          " closed the connection before "
-                                          "answering CONNECT (" +
-                                          what() + ")");
-      else
-        fail(H2POOL_ERR_PROXY_CONNECT,
-             "reading from proxy " + proxy_.name + ": " +
-                 std::strerror(io_->sys_error() ? io_->sys_error() : EIO));
+      stopped(r.status, "reading from");
       return false;
     }
     // Where the head ends, looking back over the bytes already taken (the
@@ -428,20 +421,8 @@ void ProxyTunnel::advance() {
       return; // on_origin_resolved() goes on
     case Step::sending: {
       Transport::Status st = out_.write_to(*io_);
-      if (st == Transport::Status::want_read ||
-          st == Transport::Status::want_write) {
-        wait(st);
-        return;
-      }
       if (st != Transport::Status::ok) {
-        if (st == Transport::Status::eof)
-          fail(H2POOL_ERR_PROXY_CLOSED,
-               "proxy " + proxy_.name + " closed the connection during the " +
-                   what() + " setup");
-        else
-          fail(H2POOL_ERR_PROXY_CONNECT,
-               "writing to proxy " + proxy_.name + ": " +
-                   std::strerror(io_->sys_error() ? io_->sys_error() : EIO));
+        stopped(st, "writing to");
         return;
       }
       in_.clear();

@@ -88,6 +88,9 @@ private:
                           std::vector<Address> addresses);
   void send(Step next);
   void wait(Transport::Status st);
+  // I/O could not go on with `st`: waits for the socket, or fails (the
+  // proxy closed, or `doing` "reading from"/"writing to" it failed).
+  void stopped(Transport::Status st, const char *doing);
   // Parses the CONNECT response head (complete in `in_`).
   void finish_http_reply();
   // Tells the owner; nothing may touch `this` afterwards.

@@ -24,8 +24,16 @@ Transport::Result Transport::fail_errno(int err) {
 // --- Plain TCP --------------------------------------------------------------
 
 Transport::Result PlainTransport::read(uint8_t *buf, size_t len) {
+  return receive(buf, len, 0);
+}
+
+Transport::Result PlainTransport::peek(uint8_t *buf, size_t len) {
+  return receive(buf, len, MSG_PEEK);
+}
+
+Transport::Result PlainTransport::receive(uint8_t *buf, size_t len, int flags) {
   for (;;) {
-    ssize_t n = ::recv(fd_, buf, len, 0);
+    ssize_t n = ::recv(fd_, buf, len, flags);
     if (n > 0)
       return {size_t(n), Status::ok};
     if (n == 0)
@@ -49,21 +57,6 @@ Transport::Result PlainTransport::write(const uint8_t *buf, size_t len) {
       continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK)
       return {0, Status::want_write};
-    return fail_errno(errno);
-  }
-}
-
-Transport::Result PlainTransport::peek(uint8_t *buf, size_t len) {
-  for (;;) {
-    ssize_t n = ::recv(fd_, buf, len, MSG_PEEK);
-    if (n > 0)
-      return {size_t(n), Status::ok};
-    if (n == 0)
-      return {0, Status::eof};
-    if (errno == EINTR)
-      continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK)
-      return {0, Status::want_read};
     return fail_errno(errno);
   }
 }
@@ -230,10 +223,20 @@ Transport::Status TlsTransport::handshake() {
 }
 
 Transport::Result TlsTransport::read(uint8_t *buf, size_t len) {
+  return receive(buf, len, SSL_read_ex);
+}
+
+Transport::Result TlsTransport::peek(uint8_t *buf, size_t len) {
+  return receive(buf, len, SSL_peek_ex);
+}
+
+Transport::Result TlsTransport::receive(uint8_t *buf, size_t len,
+                                        int (*op)(SSL *, void *, size_t,
+                                                  size_t *)) {
   ERR_clear_error();
   errno = 0;
   size_t n = 0;
-  int rc = SSL_read_ex(ssl_, buf, len, &n);
+  int rc = op(ssl_, buf, len, &n);
   if (rc == 1)
     return {n, Status::ok};
   return {0, status_of(rc)};
@@ -244,16 +247,6 @@ Transport::Result TlsTransport::write(const uint8_t *buf, size_t len) {
   errno = 0;
   size_t n = 0;
   int rc = SSL_write_ex(ssl_, buf, len, &n);
-  if (rc == 1)
-    return {n, Status::ok};
-  return {0, status_of(rc)};
-}
-
-Transport::Result TlsTransport::peek(uint8_t *buf, size_t len) {
-  ERR_clear_error();
-  errno = 0;
-  size_t n = 0;
-  int rc = SSL_peek_ex(ssl_, buf, len, &n);
   if (rc == 1)
     return {n, Status::ok};
   return {0, status_of(rc)};

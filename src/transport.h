@@ -76,6 +76,9 @@ public:
   Result read(uint8_t *buf, size_t len) override;
   Result write(const uint8_t *buf, size_t len) override;
   Result peek(uint8_t *buf, size_t len) override;
+
+private:
+  Result receive(uint8_t *buf, size_t len, int flags);
 };
 
 class TlsTransport final : public Transport {
@@ -110,6 +113,9 @@ public:
 private:
   Status status_of(int rc);
   void set_modes();
+  // SSL_read_ex or SSL_peek_ex, with the error mapping of both.
+  Result receive(uint8_t *buf, size_t len,
+                 int (*op)(SSL *, void *, size_t, size_t *));
 
   std::unique_ptr<Transport> lower_; // null: directly on the socket
   SSL *ssl_;

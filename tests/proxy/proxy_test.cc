@@ -215,6 +215,20 @@ protected:
     client_ = std::make_unique<Client>(cfg.get());
     return *client_;
   }
+  // Starts our proxy with `options`, then fetches `url` (the h2c origin by
+  // default) through it, as `scheme`, and waits for the answer.
+  Call &fetch_via(TestProxyOptions options, const char *scheme,
+                  std::string url = {}) {
+    start_proxy(std::move(options));
+    Call &call = client(proxy_url(scheme)).get(url.empty() ? h2c_url() : url);
+    call.wait();
+    return call;
+  }
+  static TestProxyOptions socks() {
+    TestProxyOptions o;
+    o.kind = TestProxyOptions::Kind::socks5;
+    return o;
+  }
   std::string proxy_url(const char *scheme) const {
     return std::string(scheme) +
            "://127.0.0.1:" + std::to_string(proxy_->port());
@@ -410,9 +424,7 @@ TEST_F(Proxies, Status407IsProxyAuthNamingTheStatusAndScheme) {
   TestProxyOptions o;
   o.user = "erin";
   o.password = "pw";
-  start_proxy(o);
-  Client &c = client(proxy_url("http"));
-  Call &call = c.get(h2c_url());
+  Call &call = fetch_via(o, "http");
   WAIT_DONE(call);
   EXPECT_EQ(call.code, H2POOL_ERR_PROXY_AUTH) << call.describe();
   EXPECT_NE(call.message.find("407 Proxy Authentication Required"),
@@ -427,9 +439,7 @@ TEST_F(Proxies, Status407IsProxyAuthNamingTheStatusAndScheme) {
 TEST_F(Proxies, OriginBytesRightBehindTheReplyAreKept) {
   TestProxyOptions o;
   o.coalesce_origin_first_bytes = true;
-  start_proxy(o);
-  Client &c = client(proxy_url("http"));
-  Call &call = c.get(h2c_url());
+  Call &call = fetch_via(o, "http");
   WAIT_DONE(call);
   EXPECT_TRUE(call.ok) << call.describe();
 }
@@ -437,9 +447,7 @@ TEST_F(Proxies, OriginBytesRightBehindTheReplyAreKept) {
 TEST_F(Proxies, GarbageInsteadOfAResponseIsAProxyProtocolError) {
   TestProxyOptions o;
   o.http_reply = "SSH-2.0-OpenSSH_9.2\r\n\r\n";
-  start_proxy(o);
-  Client &c = client(proxy_url("http"));
-  Call &call = c.get(h2c_url());
+  Call &call = fetch_via(o, "http");
   WAIT_DONE(call);
   EXPECT_EQ(call.code, H2POOL_ERR_PROXY_PROTOCOL) << call.describe();
 }
@@ -447,9 +455,7 @@ TEST_F(Proxies, GarbageInsteadOfAResponseIsAProxyProtocolError) {
 TEST_F(Proxies, ProxyClosingBeforeItAnswersIsProxyClosed) {
   TestProxyOptions o;
   o.close_before_reply = true;
-  start_proxy(o);
-  Client &c = client(proxy_url("http"));
-  Call &call = c.get(h2c_url());
+  Call &call = fetch_via(o, "http");
   WAIT_DONE(call);
   EXPECT_EQ(call.code, H2POOL_ERR_PROXY_CLOSED) << call.describe();
 }
@@ -457,15 +463,13 @@ TEST_F(Proxies, ProxyClosingBeforeItAnswersIsProxyClosed) {
 TEST_F(Proxies, NonSuccessStatusIsRefusedWithStatusAndReason) {
   TestProxyOptions o;
   o.http_reply = "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n";
-  start_proxy(o);
-  Client &c = client(proxy_url("http"));
-  Call &call = c.get(h2c_url());
+  Call &call = fetch_via(o, "http");
   WAIT_DONE(call);
   EXPECT_EQ(call.code, H2POOL_ERR_PROXY_REFUSED) << call.describe();
   EXPECT_NE(call.message.find("502 Bad Gateway"), std::string::npos)
       << call.message;
   // A failed connection, paced like any other.
-  EXPECT_EQ(c.stat(H2POOL_STAT_CONNECTIONS_FAILED), 1u);
+  EXPECT_EQ(client_->stat(H2POOL_STAT_CONNECTIONS_FAILED), 1u);
 }
 
 // The proxy dies with a request in flight: that request fails once with
@@ -488,9 +492,8 @@ TEST_F(Proxies, ProxyDyingMidTunnelFailsTheRequestInFlightOnce) {
 }
 
 TEST_F(Proxies, HttpsProxyCarriesAnH2cOrigin) {
-  start_proxy(tls_proxy_options());
-  Client &c = client(proxy_url("https"));
-  Call &call = c.get(h2c_url("/?size=70000&seed=5"));
+  Call &call =
+      fetch_via(tls_proxy_options(), "https", h2c_url("/?size=70000&seed=5"));
   WAIT_DONE(call);
   ASSERT_TRUE(call.ok) << call.describe();
   EXPECT_EQ(call.body, h2pool_testing::test_body(5, 70000));
@@ -524,8 +527,7 @@ TEST_F(Proxies, HttpsProxyCertificateIsVerifiedAgainstItsName) {
 }
 
 TEST_F(Proxies, Socks5hSendsTheNameForTheProxyToResolve) {
-  TestProxyOptions o;
-  o.kind = TestProxyOptions::Kind::socks5;
+  TestProxyOptions o = socks();
   start_proxy(o);
   Client &c = client(proxy_url("socks5h"));
   Call &call =
@@ -539,8 +541,7 @@ TEST_F(Proxies, Socks5hSendsTheNameForTheProxyToResolve) {
 }
 
 TEST_F(Proxies, Socks5ResolvesTheNameItselfAndSendsAnAddress) {
-  TestProxyOptions o;
-  o.kind = TestProxyOptions::Kind::socks5;
+  TestProxyOptions o = socks();
   start_proxy(o);
   Client &c = client(proxy_url("socks5"));
   Call &call =
@@ -556,8 +557,7 @@ TEST_F(Proxies, Socks5ResolvesTheNameItselfAndSendsAnAddress) {
 }
 
 TEST_F(Proxies, Socks5UsernamePasswordAccepted) {
-  TestProxyOptions o;
-  o.kind = TestProxyOptions::Kind::socks5;
+  TestProxyOptions o = socks();
   o.user = "carol";
   o.password = "pw";
   start_proxy(o);
@@ -571,8 +571,7 @@ TEST_F(Proxies, Socks5UsernamePasswordAccepted) {
 }
 
 TEST_F(Proxies, Socks5WrongPasswordIsProxyAuth) {
-  TestProxyOptions o;
-  o.kind = TestProxyOptions::Kind::socks5;
+  TestProxyOptions o = socks();
   o.user = "carol";
   o.password = "pw";
   start_proxy(o);
@@ -585,24 +584,18 @@ TEST_F(Proxies, Socks5WrongPasswordIsProxyAuth) {
 }
 
 TEST_F(Proxies, Socks5WithoutCredentialsWhenRequiredIsProxyAuth) {
-  TestProxyOptions o;
-  o.kind = TestProxyOptions::Kind::socks5;
+  TestProxyOptions o = socks();
   o.user = "carol";
   o.password = "pw";
-  start_proxy(o);
-  Client &c = client(proxy_url("socks5"));
-  Call &call = c.get(h2c_url());
+  Call &call = fetch_via(o, "socks5");
   WAIT_DONE(call);
   EXPECT_EQ(call.code, H2POOL_ERR_PROXY_AUTH) << call.describe();
 }
 
 TEST_F(Proxies, Socks5FailureReplyIsNamed) {
-  TestProxyOptions o;
-  o.kind = TestProxyOptions::Kind::socks5;
+  TestProxyOptions o = socks();
   o.socks_reply = 4;
-  start_proxy(o);
-  Client &c = client(proxy_url("socks5"));
-  Call &call = c.get(h2c_url());
+  Call &call = fetch_via(o, "socks5");
   WAIT_DONE(call);
   EXPECT_EQ(call.code, H2POOL_ERR_PROXY_REFUSED) << call.describe();
   EXPECT_NE(call.message.find("host unreachable"), std::string::npos)
@@ -610,23 +603,17 @@ TEST_F(Proxies, Socks5FailureReplyIsNamed) {
 }
 
 TEST_F(Proxies, Socks5WrongVersionIsAProtocolError) {
-  TestProxyOptions o;
-  o.kind = TestProxyOptions::Kind::socks5;
+  TestProxyOptions o = socks();
   o.socks_bad_version = true;
-  start_proxy(o);
-  Client &c = client(proxy_url("socks5"));
-  Call &call = c.get(h2c_url());
+  Call &call = fetch_via(o, "socks5");
   WAIT_DONE(call);
   EXPECT_EQ(call.code, H2POOL_ERR_PROXY_PROTOCOL) << call.describe();
 }
 
 TEST_F(Proxies, TlsOriginThroughOurSocks5) {
   std::string target = tls_url();
-  TestProxyOptions o;
-  o.kind = TestProxyOptions::Kind::socks5;
-  start_proxy(o);
-  Client &c = client(proxy_url("socks5"));
-  Call &call = c.get(target);
+  TestProxyOptions o = socks();
+  Call &call = fetch_via(o, "socks5", target);
   WAIT_DONE(call);
   ASSERT_TRUE(call.ok) << call.describe();
   EXPECT_EQ(call.body, "tls origin");
