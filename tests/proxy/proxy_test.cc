@@ -472,6 +472,42 @@ TEST_F(Proxies, NonSuccessStatusIsRefusedWithStatusAndReason) {
   EXPECT_EQ(client_->stat(H2POOL_STAT_CONNECTIONS_FAILED), 1u);
 }
 
+TEST_F(Proxies, OversizedResponseHeadIsAProxyProtocolError) {
+  TestProxyOptions o;
+  o.http_reply =
+      "HTTP/1.1 200 OK\r\nX-Pad: " + std::string(20000, 'a') + "\r\n\r\n";
+  Call &call = fetch_via(o, "http");
+  WAIT_DONE(call);
+  EXPECT_EQ(call.code, H2POOL_ERR_PROXY_PROTOCOL) << call.describe();
+  EXPECT_NE(call.message.find("longer than"), std::string::npos)
+      << call.message;
+}
+
+// HTTP/1.1 over cleartext through the tunnel, to the raw scripter.
+TEST_F(Proxies, Http11OriginThroughTheTunnel) {
+  RawServer h1([](RawConnection &conn) {
+    while (conn.read_until("\r\n\r\n"))
+      if (!conn.send("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"))
+        return;
+  });
+  ASSERT_EQ(h1.start(), 0);
+  start_proxy({});
+  Client &c = client(proxy_url("http"), [](h2pool_config *cfg) {
+    EXPECT_EQ(h2pool_config_set_http_version(cfg, H2POOL_HTTP_VERSION_1_1),
+              H2POOL_OK);
+  });
+  for (int i = 0; i < 2; ++i) {
+    Call &call = c.get("http://127.0.0.1:" + std::to_string(h1.port()) + "/x");
+    WAIT_DONE(call);
+    ASSERT_TRUE(call.ok) << call.describe();
+    EXPECT_EQ(call.body, "hello");
+    EXPECT_EQ(call.protocol, H2POOL_PROTOCOL_HTTP_1_1);
+  }
+  EXPECT_EQ(proxy_->connections(), 1u); // kept alive through the tunnel
+  client_.reset();
+  h1.stop();
+}
+
 // The proxy dies with a request in flight: that request fails once with
 // CONNECTION_LOST; the next goes through a new tunnel.
 TEST_F(Proxies, ProxyDyingMidTunnelFailsTheRequestInFlightOnce) {
