@@ -14,6 +14,8 @@ packages=(
   nghttp2-client nghttp2-server h2o nginx openssl
   # HTTP/1.1 interop (nginx and h2o speak it too).
   apache2
+  # Real proxies for tests/proxy: HTTP CONNECT and SOCKS5.
+  tinyproxy dante-server
   # The Go and Rust bindings are tested with Debian's toolchains (Go 1.19,
   # Rust 1.63), the oldest ones they promise to build with.
   golang-go cargo rustc
