@@ -35,6 +35,12 @@
 //   bit 5     speak HTTP/1.1 (H1Session) instead of HTTP/2: the input is
 //             then raw response bytes, written in chunks from the start,
 //             and byte 0's SETTINGS bit is ignored
+//   bit 6     connect through a proxy (with credentials): the input starts
+//             with the proxy's reply to the tunnel request, then goes on
+//             with the origin's bytes; everything is written in chunks from
+//             the start, and byte 0's SETTINGS bit is ignored
+//   bit 7     with bit 6: a SOCKS5 proxy (socks5h://, the name is sent, so
+//             no lookup) rather than HTTP CONNECT
 //
 // Invariants checked (trap on violation): every submitted request that was
 // not reset is reported by on_stream_closed exactly once, a reset one never;
@@ -58,6 +64,7 @@
 #include "error.h"
 #include "headers.h"
 #include "log.h"
+#include "proxy.h"
 #include "request.h"
 #include "url.h"
 
@@ -316,6 +323,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   target.name = "http://fuzz.example:80";
   if (http1)
     target.http_version = H2POOL_HTTP_VERSION_1_1;
+  const bool proxied = flags1 & 0x40;
+  ProxyTarget proxy;
+  if (proxied) {
+    proxy.kind = (flags1 & 0x80) ? ProxyTarget::Kind::socks5h
+                                 : ProxyTarget::Kind::http;
+    proxy.host = "proxy.fuzz.example";
+    proxy.port = 3128;
+    proxy.name = "http://proxy.fuzz.example:3128";
+    proxy.has_credentials = true;
+    proxy.user = "user";
+    proxy.password = "password";
+    target.proxy = &proxy;
+  }
   FakeOwner owner;
   Request requests[kRequests];
   Probe probes[kRequests];
@@ -389,7 +409,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       conn.flush();
     };
 
-    if ((flags & 1) && !http1) {
+    if ((flags & 1) && !http1 && !proxied) {
       static const uint8_t kSettings[9] = {0, 0, 0, 4, 0, 0, 0, 0, 0};
       write_all(base, fds[1], kSettings, sizeof kSettings);
       run_loop(base, fds[1]);
@@ -399,8 +419,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     // The first frame (the server's SETTINGS, in a well-formed stream) goes
     // alone, so the requests can be on the wire before responses arrive,
     // whatever the chunk size.
-    size_t first = http1 ? 0 : size;
-    if (size >= 9 && !http1)
+    size_t first = http1 || proxied ? 0 : size;
+    if (size >= 9 && !http1 && !proxied)
       first = std::min(size, 9 + (size_t(data[0]) << 16 | size_t(data[1]) << 8 |
                                   size_t(data[2])));
     size_t off = 0;

@@ -218,6 +218,30 @@ DECOMPRESS_SEEDS = {
     LIMITS_TAIL,
 }
 
+# Through a proxy (flag byte 1 bit 6; bit 7: SOCKS5): the proxy's reply, then
+# the origin's bytes.
+THROUGH_PROXY, SOCKS5 = 0x40, 0x80
+ORIGIN = settings() + SETTINGS_ACK + response(1) + response(3) + response(5)
+CONNECTION_SEEDS.update({
+    "proxy_connect_ok": bytes([chunk(0), THROUGH_PROXY]) +
+    b"HTTP/1.1 200 Connection established\r\n\r\n" + ORIGIN,
+    "proxy_connect_ok_bytewise": bytes([chunk(1), THROUGH_PROXY]) +
+    b"HTTP/1.0 200 OK\r\nVia: fuzz\r\n\r\n" + ORIGIN,
+    "proxy_connect_407": bytes([chunk(7), THROUGH_PROXY]) +
+    b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+    b"Proxy-Authenticate: Basic realm=\"x\"\r\n\r\n",
+    "proxy_connect_garbage": bytes([chunk(0), THROUGH_PROXY]) +
+    b"SSH-2.0-x\r\n\r\n",
+    "proxy_socks_ok": bytes([chunk(0), THROUGH_PROXY | SOCKS5]) +
+    b"\x05\x02\x01\x00\x05\x00\x00\x01\x7f\x00\x00\x01\x0c\x38" + ORIGIN,
+    "proxy_socks_name_reply": bytes([chunk(2), THROUGH_PROXY | SOCKS5]) +
+    b"\x05\x02\x01\x00\x05\x00\x00\x03\x04abcd\x0c\x38" + ORIGIN,
+    "proxy_socks_refused": bytes([chunk(0), THROUGH_PROXY | SOCKS5]) +
+    b"\x05\x02\x01\x00\x05\x05\x00\x01\x00\x00\x00\x00\x00\x00",
+    "proxy_socks_auth_rejected": bytes([chunk(0), THROUGH_PROXY | SOCKS5]) +
+    b"\x05\x02\x01\x01",
+})
+
 
 def write(dirname, seeds):
     path = os.path.join(HERE, "corpus", dirname)

@@ -68,8 +68,9 @@ void TlsOptions::apply(h2pool_config *cfg) const {
   check(h2pool_config_set_http_version(cfg, http_version), "--http1.1/--http2");
   // The environment, as curl reads it; explicit options win.
   check(h2pool_config_use_proxy_env(cfg, 1), "proxy environment");
-  if (proxy_set)
+  if (proxy_set) {
     check(h2pool_config_set_proxy(cfg, proxy.c_str()), "--proxy");
+  }
   if (proxy_user_set) {
     size_t colon = proxy_user.find(':');
     std::string user = proxy_user.substr(0, colon);
@@ -79,8 +80,9 @@ void TlsOptions::apply(h2pool_config *cfg) const {
     check(h2pool_config_set_proxy_credentials(cfg, user.c_str(), pass.c_str()),
           "--proxy-user");
   }
-  if (noproxy_set)
+  if (noproxy_set) {
     check(h2pool_config_set_noproxy(cfg, noproxy.c_str()), "--noproxy");
+  }
 }
 
 ConfigPtr new_config() {

@@ -46,16 +46,6 @@ private:
 // Throws ApiError unless `rc` is H2POOL_OK.
 void check(int rc, std::string_view what);
 
-// The usage lines of the proxy options, for the commands' help texts.
-#define H2POOL_CLI_PROXY_USAGE                                                 \
-  "  -x, --proxy URL         tunnel every connection through the proxy URL\n"  \
-  "                          (http://, https://, socks5://, socks5h://;\n"     \
-  "                          \"\" for none); without it the environment's\n"   \
-  "                          https_proxy, http_proxy, ALL_PROXY apply\n"       \
-  "  -U, --proxy-user USER:PASS  the proxy's credentials\n"                    \
-  "      --noproxy LIST      hosts that bypass the proxy (\"*\": all);\n"      \
-  "                          default: the environment's NO_PROXY\n"
-
 // Connection options shared by the commands that fetch: --cacert, --cert,
 // --key, --insecure, the HTTP version (--http1.1, --http2), and the proxy
 // (-x/--proxy, --proxy-user, --noproxy). As curl does, the tool reads the

@@ -21,6 +21,10 @@
 #   SERVER_NAME        its name, for messages
 
 : "${HARNESS_PREFIX:?set HARNESS_PREFIX before sourcing harness.sh}"
+# The tool reads the proxy environment as curl does; loopback tests must not
+# be sent through whatever proxy the machine running them has configured.
+unset http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY \
+  no_proxy NO_PROXY
 START_DEADLINE_MS=${START_DEADLINE_MS:-10000}
 STOP_DEADLINE_MS=${STOP_DEADLINE_MS:-5000}
 

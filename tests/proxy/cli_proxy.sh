@@ -33,8 +33,6 @@ stop_all() {
   cleanup
 }
 on_exit stop_all
-unset http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY \
-  no_proxy NO_PROXY
 
 "$CLI" serve >"$WORK/serve.out" 2>"$WORK/serve.err" &
 SERVE_PID=$!
