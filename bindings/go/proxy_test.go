@@ -114,7 +114,9 @@ func TestProxyFromEnvironmentIsOptIn(t *testing.T) {
 	needServer(t)
 	px := startConnectProxy(t, "")
 	t.Setenv("HTTP_PROXY", px.url())
-	t.Setenv("http_proxy", "")
+	t.Setenv("http_proxy", "") // empty counts as unset
+	t.Setenv("no_proxy", "")
+	t.Setenv("NO_PROXY", "")
 	direct := newPool(t, Config{})
 	if _, err := direct.Do(context.Background(), &Request{URL: serverURL + "/"}); err != nil {
 		t.Fatalf("Do without opt-in: %v", err)

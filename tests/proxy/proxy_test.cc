@@ -165,6 +165,11 @@ RawServer::Script tls_origin_script() {
 class Proxies : public ::testing::Test {
 protected:
   void SetUp() override {
+    // Only what a test sets itself counts (each test is its own process).
+    for (const char *name :
+         {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy",
+          "ALL_PROXY", "no_proxy", "NO_PROXY"})
+      unsetenv(name);
     ASSERT_EQ(origin_.start(), 0);
     ASSERT_TRUE(cert_.ok());
   }
