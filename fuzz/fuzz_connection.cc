@@ -326,11 +326,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const bool proxied = flags1 & 0x40;
   ProxyTarget proxy;
   if (proxied) {
-    proxy.kind = (flags1 & 0x80) ? ProxyTarget::Kind::socks5h
-                                 : ProxyTarget::Kind::http;
+    proxy.kind =
+        (flags1 & 0x80) ? ProxyTarget::Kind::socks5h : ProxyTarget::Kind::http;
     proxy.host = "proxy.fuzz.example";
     proxy.port = 3128;
-    proxy.name = "http://proxy.fuzz.example:3128";
+    proxy.name = (flags1 & 0x80) ? "socks5h://proxy.fuzz.example:3128"
+                                 : "http://proxy.fuzz.example:3128";
     proxy.has_credentials = true;
     proxy.user = "user";
     proxy.password = "password";

@@ -223,7 +223,7 @@ DECOMPRESS_SEEDS = {
 THROUGH_PROXY, SOCKS5 = 0x40, 0x80
 ORIGIN = settings() + SETTINGS_ACK + response(1) + response(3) + response(5)
 CONNECTION_SEEDS.update({
-    "proxy_connect_ok": bytes([chunk(0), THROUGH_PROXY]) +
+    "proxy_connect_ok": bytes([chunk(16), THROUGH_PROXY]) +
     b"HTTP/1.1 200 Connection established\r\n\r\n" + ORIGIN,
     "proxy_connect_ok_bytewise": bytes([chunk(1), THROUGH_PROXY]) +
     b"HTTP/1.0 200 OK\r\nVia: fuzz\r\n\r\n" + ORIGIN,
@@ -232,7 +232,7 @@ CONNECTION_SEEDS.update({
     b"Proxy-Authenticate: Basic realm=\"x\"\r\n\r\n",
     "proxy_connect_garbage": bytes([chunk(0), THROUGH_PROXY]) +
     b"SSH-2.0-x\r\n\r\n",
-    "proxy_socks_ok": bytes([chunk(0), THROUGH_PROXY | SOCKS5]) +
+    "proxy_socks_ok": bytes([chunk(7), THROUGH_PROXY | SOCKS5]) +
     b"\x05\x02\x01\x00\x05\x00\x00\x01\x7f\x00\x00\x01\x0c\x38" + ORIGIN,
     "proxy_socks_name_reply": bytes([chunk(2), THROUGH_PROXY | SOCKS5]) +
     b"\x05\x02\x01\x00\x05\x00\x00\x03\x04abcd\x0c\x38" + ORIGIN,

@@ -138,11 +138,14 @@ ProxyTunnel::~ProxyTunnel() {
   write_event_.reset();
 }
 
-std::string ProxyTunnel::what() const {
+std::string ProxyTunnel::origin() const {
   bool v6 = origin_host_.find(':') != std::string::npos;
-  std::string origin = (v6 ? "[" + origin_host_ + "]" : origin_host_) + ":" +
-                       std::to_string(origin_port_);
-  return "tunnel to " + origin + " through proxy " + proxy_.name;
+  return (v6 ? "[" + origin_host_ + "]" : origin_host_) + ":" +
+         std::to_string(origin_port_);
+}
+
+std::string ProxyTunnel::what() const {
+  return "tunnel to " + origin() + " through proxy " + proxy_.name;
 }
 
 void ProxyTunnel::start(evutil_socket_t fd) {
@@ -206,9 +209,7 @@ void ProxyTunnel::send(Step next) {
 }
 
 void ProxyTunnel::send_connect_request() {
-  bool v6 = origin_host_.find(':') != std::string::npos;
-  std::string authority = (v6 ? "[" + origin_host_ + "]" : origin_host_) + ":" +
-                          std::to_string(origin_port_);
+  std::string authority = origin();
   std::string &out = out_.tail();
   out += "CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority +
          "\r\nUser-Agent: h2pool/" H2POOL_VERSION_STRING "\r\n";
@@ -309,8 +310,8 @@ void ProxyTunnel::stopped(Transport::Status st, const char *doing) {
   if (st == Transport::Status::eof) {
     fail(H2POOL_ERR_PROXY_CLOSED,
          "proxy " + proxy_.name +
-             " closed the connection before the tunnel was up (" + what() +
-             ")");
+             " closed the connection before the tunnel to " + origin() +
+             " was up");
     return;
   }
   fail(H2POOL_ERR_PROXY_CONNECT,
@@ -385,7 +386,7 @@ void ProxyTunnel::finish_http_reply() {
         head.authenticate.substr(0, head.authenticate.find_first_of(" \t,"));
     fail(H2POOL_ERR_PROXY_AUTH,
          "proxy " + proxy_.name + " answered " + std::to_string(status) +
-             reason + " to CONNECT (" + what() + ")" +
+             reason + " to CONNECT " + origin() +
              (scheme.empty() ? std::string()
                              : "; it asks for " + scheme + " authentication") +
              (proxy_.has_credentials ? "; the credentials sent were rejected"
@@ -394,7 +395,7 @@ void ProxyTunnel::finish_http_reply() {
   }
   fail(H2POOL_ERR_PROXY_REFUSED, "proxy " + proxy_.name + " answered " +
                                      std::to_string(status) + reason +
-                                     " to CONNECT (" + what() + ")");
+                                     " to CONNECT " + origin());
 }
 
 void ProxyTunnel::advance() {
@@ -504,8 +505,8 @@ void ProxyTunnel::advance() {
         const char *text = socks_reply_text(rep);
         fail(
             H2POOL_ERR_PROXY_REFUSED,
-            "SOCKS5 proxy " + proxy_.name + " could not open the " + what() +
-                ": " +
+            "SOCKS5 proxy " + proxy_.name + " could not connect to " +
+                origin() + ": " +
                 (text ? text : "unassigned reply code " + std::to_string(rep)) +
                 " (reply " + std::to_string(rep) + ")");
         return;

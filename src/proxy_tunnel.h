@@ -96,7 +96,9 @@ private:
   // Tells the owner; nothing may touch `this` afterwards.
   void fail(int code, const std::string &message);
   void done();
-  // "CONNECT origin:port through proxy http://...", for messages.
+  // "host:port" of the origin ("[v6]:port"), as CONNECT names it.
+  std::string origin() const;
+  // "tunnel to host:port through proxy http://...", for messages.
   std::string what() const;
 
   event_base *base_;
