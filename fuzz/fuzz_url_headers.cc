@@ -1,4 +1,5 @@
-// parse_url, valid_method and normalize_request_headers on arbitrary text,
+// parse_url, valid_method and normalize_request_headers on arbitrary text
+// (and the URL string as a proxy URL and a NO_PROXY list),
 // with the invariants the rest of the library relies on checked after every
 // accepted input (trap on violation).
 //
@@ -17,6 +18,7 @@
 
 #include "h2pool.h"
 #include "headers.h"
+#include "proxy.h"
 #include "url.h"
 
 using namespace h2pool_core;
@@ -161,9 +163,36 @@ void check_headers(const std::vector<h2pool_header> &in) {
 
 } // namespace
 
+void check_proxy(const std::string &text) {
+  ProxyTarget t;
+  std::string why;
+  int rc = parse_proxy_url(text, &t, &why);
+  if (rc != H2POOL_OK) {
+    FUZZ_CHECK(rc == H2POOL_ERR_INVALID_ARGUMENT);
+    FUZZ_CHECK(!why.empty());
+  } else {
+    FUZZ_CHECK(t.port != 0 && !t.host.empty());
+    // The name (used in messages and endpoint keys) names the same proxy
+    // and never carries credentials.
+    ProxyTarget again;
+    FUZZ_CHECK(parse_proxy_url(t.name, &again, nullptr) == H2POOL_OK);
+    FUZZ_CHECK(again.kind == t.kind && again.host == t.host &&
+               again.port == t.port && !again.has_credentials &&
+               again.name == t.name);
+  }
+  NoProxy list;
+  list.parse(text);
+  for (const char *host : {"example.com", "a.example.com", "10.1.2.3", "::1"})
+    (void)list.matches(host, 443);
+  if (rc == H2POOL_OK)
+    (void)list.matches(t.host, t.port);
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FuzzedDataProvider fdp(data, size);
-  check_url(fdp.ConsumeRandomLengthString());
+  std::string url = fdp.ConsumeRandomLengthString();
+  check_url(url);
+  check_proxy(url);
   check_method(fdp.ConsumeRandomLengthString());
 
   std::vector<std::string> strings;

@@ -114,6 +114,8 @@ bool split_host_port(std::string_view hp, std::string_view *host,
 }
 
 bool parse_address(const std::string &text, int *family, uint8_t *addr) {
+  if (text.find('\0') != std::string::npos)
+    return false; // inet_pton would read only up to it
   if (inet_pton(AF_INET, text.c_str(), addr) == 1) {
     *family = AF_INET;
     return true;
@@ -147,6 +149,10 @@ std::string first_env(std::initializer_list<const char *> names) {
 } // namespace
 
 int parse_proxy_url(std::string_view text, ProxyTarget *out, std::string *why) {
+  // Percent-encoding is how a URL carries anything else.
+  for (unsigned char c : text)
+    if (c <= ' ' || c >= 0x7f)
+      return invalid(why, "proxy URL has a space, control or non-ASCII byte");
   ProxyTarget t;
   std::string_view rest = text;
   size_t sep = rest.find("://");
