@@ -513,6 +513,55 @@ TEST_F(Proxies, Http11OriginThroughTheTunnel) {
   h1.stop();
 }
 
+TEST_F(Proxies, ProxyThatNeverAnswersTimesOutWithProxyConnect) {
+  TestProxyOptions o;
+  o.stall_before_reply = true;
+  start_proxy(o);
+  Client &c = client(proxy_url("http"), [](h2pool_config *cfg) {
+    EXPECT_EQ(h2pool_config_set_connect_timeout_ms(cfg, 300), H2POOL_OK);
+  });
+  Call &call = c.get(h2c_url());
+  WAIT_DONE(call);
+  EXPECT_EQ(call.code, H2POOL_ERR_PROXY_CONNECT) << call.describe();
+  EXPECT_NE(call.message.find("was not set up within 300 ms"),
+            std::string::npos)
+      << call.message;
+}
+
+// IPv6 origins: CONNECT names them in brackets, SOCKS5 sends ATYP 4.
+TEST_F(Proxies, Ipv6OriginThroughConnectAndSocks5) {
+  ServerOptions v6;
+  v6.host = "::1";
+  TestServer origin6(v6);
+  if (origin6.start() != 0)
+    GTEST_SKIP() << "no IPv6 loopback";
+  std::string url = "http://[::1]:" + std::to_string(origin6.port()) + "/";
+  start_proxy({});
+  {
+    Client &c = client(proxy_url("http"));
+    Call &call = c.get(url);
+    WAIT_DONE(call);
+    EXPECT_TRUE(call.ok) << call.describe();
+    auto recs = proxy_->records();
+    ASSERT_EQ(recs.size(), 1u);
+    std::string authority = "[::1]:" + std::to_string(origin6.port());
+    EXPECT_EQ(recs[0].request_head.rfind("CONNECT " + authority + " ", 0), 0u)
+        << recs[0].request_head;
+    EXPECT_NE(recs[0].request_head.find("Host: " + authority + "\r\n"),
+              std::string::npos);
+  }
+  client_.reset();
+  proxy_->stop();
+  Call &call = fetch_via(socks(), "socks5h", url);
+  WAIT_DONE(call);
+  EXPECT_TRUE(call.ok) << call.describe();
+  auto recs = proxy_->records();
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(recs[0].socks_atyp, 4);
+  EXPECT_EQ(recs[0].target_host, "::1");
+  client_.reset();
+}
+
 // The proxy dies with a request in flight: that request fails once with
 // CONNECTION_LOST; the next goes through a new tunnel.
 TEST_F(Proxies, ProxyDyingMidTunnelFailsTheRequestInFlightOnce) {

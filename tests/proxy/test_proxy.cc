@@ -308,6 +308,15 @@ bool TestProxy::serve_http(int client, void *ssl_ptr, TestProxyRecord &rec,
   rec.proxy_authorization = header_value(head, "proxy-authorization");
   if (options_.close_before_reply)
     return false;
+  if (options_.stall_before_reply) {
+    char c;
+    while (!stopping_) {
+      pollfd p{client, POLLIN, 0};
+      if (::poll(&p, 1, 100) > 0 && s.read(&c, 1) == 0)
+        break; // the client gave up
+    }
+    return false;
+  }
   if (!options_.user.empty() &&
       rec.proxy_authorization !=
           "Basic " + base64(options_.user + ":" + options_.password)) {

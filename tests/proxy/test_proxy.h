@@ -32,6 +32,9 @@ struct TestProxyOptions {
   // Close the client's connection once its request arrived, answering
   // nothing.
   bool close_before_reply = false;
+  // Once the request arrived, answer nothing and keep the connection open
+  // until the client closes it (or the proxy stops).
+  bool stall_before_reply = false;
   // SOCKS5: answer the CONNECT request with this reply code instead of
   // connecting (0 connects).
   uint8_t socks_reply = 0;
