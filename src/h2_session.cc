@@ -423,7 +423,8 @@ void H2Session::on_transport_closed(Transport::Status st) {
     return;
   Error err = connection_error();
   if (err.code == H2POOL_ERR_CONNECTION_LOST && !goaway_received_) {
-    if (tls_ && !settings_received_) {
+    if (tls_ && !settings_received_ &&
+        !static_cast<TlsTransport *>(transport_.get())->to_proxy()) {
       // TLS 1.3 servers send some handshake alerts (a client certificate
       // they required, for one) only after the client has finished its
       // part, so they surface here, before the server's SETTINGS. The

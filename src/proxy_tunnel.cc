@@ -169,7 +169,9 @@ void ProxyTunnel::start(evutil_socket_t fd) {
                                       ": " + openssl_error_string());
       return;
     }
-    io_ = std::make_unique<TlsTransport>(fd, ssl);
+    auto tls = std::make_unique<TlsTransport>(fd, ssl);
+    tls->set_to_proxy();
+    io_ = std::move(tls);
     step_ = Step::proxy_tls;
   } else {
     io_ = std::make_unique<PlainTransport>(fd);

@@ -106,6 +106,11 @@ public:
   void shutdown();
 
   SSL *ssl() const { return ssl_; }
+  // The TLS session is with a proxy (an https:// proxy whose tunnel
+  // carries cleartext to the origin), not with the origin: a close before
+  // the origin's first bytes is then no failing origin handshake.
+  void set_to_proxy() { to_proxy_ = true; }
+  bool to_proxy() const { return to_proxy_; }
   // The first OpenSSL error code (with a library set) seen by the failing
   // call, 0 if there was none: the handshake error's real cause.
   unsigned long last_error() const { return last_error_; }
@@ -122,6 +127,7 @@ private:
   unsigned long last_error_ = 0;
   bool fatal_ = false;
   bool close_notify_ = false; // the peer's close_notify arrived
+  bool to_proxy_ = false;
 };
 
 // The loop thread's read buffer, shared by every connection it serves:

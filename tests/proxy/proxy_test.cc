@@ -590,6 +590,20 @@ TEST_F(Proxies, HttpsProxyCarriesAnH2cOrigin) {
   ASSERT_EQ(proxy_->records().size(), 1u);
 }
 
+// An h2c origin that hangs up at once, through an https:// proxy: the
+// origin closed the connection; no TLS handshake failed.
+TEST_F(Proxies, H2cOriginClosingThroughHttpsProxyIsConnectionLost) {
+  RawServer closer([](RawConnection &conn) { conn.close(); });
+  ASSERT_EQ(closer.start(), 0);
+  Call &call =
+      fetch_via(tls_proxy_options(), "https",
+                "http://127.0.0.1:" + std::to_string(closer.port()) + "/");
+  WAIT_DONE(call);
+  EXPECT_EQ(call.code, H2POOL_ERR_CONNECTION_LOST) << call.describe();
+  client_.reset();
+  closer.stop();
+}
+
 TEST_F(Proxies, HttpsProxyCarriesTlsInsideTls) {
   std::string target = tls_url();
   start_proxy(tls_proxy_options());
