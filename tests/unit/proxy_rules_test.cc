@@ -21,8 +21,7 @@ TEST(ProxyUrl, SchemesAndDefaultPorts) {
   EXPECT_EQ(parse_ok("https://p").port, 443);
   EXPECT_EQ(parse_ok("socks5://p").port, 1080);
   EXPECT_EQ(parse_ok("socks5h://p").kind, ProxyTarget::Kind::socks5h);
-  EXPECT_EQ(parse_ok("HTTPS://P.Example:8443").name,
-            "https://p.example:8443");
+  EXPECT_EQ(parse_ok("HTTPS://P.Example:8443").name, "https://p.example:8443");
   ProxyTarget bare = parse_ok("proxy.example:3128");
   EXPECT_EQ(bare.kind, ProxyTarget::Kind::http);
   EXPECT_EQ(bare.port, 3128);
