@@ -698,6 +698,7 @@ int H2Session::on_begin_headers(const nghttp2_frame *frame) {
       // From here the server has acted on the request: it is never sent
       // again, and this connection has proved it serves.
       req->response_begun = true;
+      req->times.first_byte = monotonic_ns();
       conn_.response_begun();
     }
   }
@@ -911,6 +912,12 @@ void H2Session::send_request_trailers(Request &req, int32_t stream_id,
 }
 
 int H2Session::on_frame_sent(const nghttp2_frame *frame) {
+  if (frame->hd.type == NGHTTP2_HEADERS &&
+      frame->headers.cat == NGHTTP2_HCAT_REQUEST)
+    // nghttp2 has serialised the request's HEADERS into the buffer that
+    // flush() writes to the socket in the same pass.
+    if (Request *req = stream_request(session_.get(), frame->hd.stream_id))
+      req->times.pretransfer = monotonic_ns();
   if (frame->hd.type == NGHTTP2_RST_STREAM) {
     // nghttp2 resets a stream itself when the response breaks HTTP/2's
     // message rules (bad pseudo-headers, content-length mismatch, ...).

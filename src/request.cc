@@ -27,7 +27,14 @@
 #endif
 
 namespace h2pool_core {
+void Request::record_timings(Error *err) {
+  times.compute(monotonic_ns(), &response.timings);
+  if (err)
+    err->timings = response.timings;
+}
+
 void Request::reset_for_retry() {
+  times.new_attempt();
   body_offset = 0;
   got_headers = false;
   response_begun = false;
