@@ -572,6 +572,7 @@ void H2Session::close(const Error &why) {
       static_cast<TlsTransport *>(transport_.get())->shutdown();
   }
   out_.clear();
+  log_frame_counts();
   if (read_event_)
     event_del(read_event_.get());
   if (write_event_)
@@ -771,7 +772,28 @@ int H2Session::on_header(const nghttp2_frame *frame, const uint8_t *name,
   return 0;
 }
 
+void H2Session::log_frame_counts() const {
+  if (!log_.enabled(H2POOL_LOG_INFO))
+    return;
+  static const char *const names[kFrameTypes] = {
+      "DATA",         "HEADERS", "PRIORITY", "RST_STREAM",    "SETTINGS",
+      "PUSH_PROMISE", "PING",    "GOAWAY",   "WINDOW_UPDATE", "CONTINUATION"};
+  auto list = [](const uint32_t *counts) {
+    std::string out;
+    for (int i = 0; i < kFrameTypes; ++i)
+      if (counts[i])
+        out += (out.empty() ? "" : ", ") + std::string(names[i]) + " " +
+               std::to_string(counts[i]);
+    return out.empty() ? std::string("none") : out;
+  };
+  H2POOL_LOG(log_, H2POOL_LOG_INFO, "conn %llu: frames received: %s; sent: %s",
+             (unsigned long long)id_, list(frames_received_).c_str(),
+             list(frames_sent_).c_str());
+}
+
 int H2Session::on_frame_recv(const nghttp2_frame *frame) {
+  if (frame->hd.type < kFrameTypes)
+    ++frames_received_[frame->hd.type];
   switch (frame->hd.type) {
   case NGHTTP2_SETTINGS:
     if (frame->hd.flags & NGHTTP2_FLAG_ACK)
@@ -912,6 +934,8 @@ void H2Session::send_request_trailers(Request &req, int32_t stream_id,
 }
 
 int H2Session::on_frame_sent(const nghttp2_frame *frame) {
+  if (frame->hd.type < kFrameTypes)
+    ++frames_sent_[frame->hd.type];
   if (frame->hd.type == NGHTTP2_HEADERS &&
       frame->headers.cat == NGHTTP2_HCAT_REQUEST)
     // nghttp2 has serialised the request's HEADERS into the buffer that
