@@ -1014,7 +1014,10 @@ typedef enum h2pool_timing {
  * The time in microseconds from submission until phase `which` of the
  * response's request ended; -1 if it was never reached, for a NULL `resp`
  * and for a `which` that is not an h2pool_timing. Reads the response it is
- * given, so it is safe wherever `resp` is valid.
+ * given, so it is safe wherever `resp` is valid. In an on_headers callback
+ * (and its H2POOL_EVENT_HEADERS event) the times are those reached so far,
+ * TOTAL being the time until the headers were delivered; the completion
+ * callback and event carry the final ones.
  */
 H2POOL_EXTERN int64_t h2pool_response_timing_us(const h2pool_response *resp,
                                                 h2pool_timing which);

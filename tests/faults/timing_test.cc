@@ -340,6 +340,80 @@ TEST_F(Timings, Http11ExchangesAreTimedAndTheSecondReusesTheConnection) {
   }
 }
 
+TEST_F(Timings, CompletionQueueEventsCarryTheTimings) {
+  start_server();
+  make_pool();
+  h2pool_queue *q = nullptr;
+  ASSERT_EQ(h2pool_queue_create(&q), H2POOL_OK);
+  std::string url = server_->base_url() + "/?delay_ms=50";
+  ASSERT_EQ(h2pool_queue_request(pool_, q, "GET", url.c_str(), nullptr, 0,
+                                 nullptr, 0, nullptr, nullptr, nullptr),
+            H2POOL_OK);
+  h2pool_event *ev = nullptr;
+  auto deadline = Clock::now() + kWait;
+  while (Clock::now() < deadline) {
+    int n = h2pool_queue_next(q, &ev, 1, 100);
+    ASSERT_GE(n, 0);
+    if (n == 1 && h2pool_event_kind(ev) == H2POOL_EVENT_COMPLETE)
+      break;
+    if (n == 1)
+      h2pool_event_free(ev);
+    ev = nullptr;
+  }
+  ASSERT_NE(ev, nullptr) << "no COMPLETE event";
+  const h2pool_response *resp = h2pool_event_response(ev);
+  ASSERT_NE(resp, nullptr);
+  EXPECT_GE(h2pool_response_timing_us(resp, H2POOL_TIMING_STARTTRANSFER) -
+                h2pool_response_timing_us(resp, H2POOL_TIMING_PRETRANSFER),
+            50000);
+  EXPECT_GE(h2pool_response_timing_us(resp, H2POOL_TIMING_TOTAL),
+            h2pool_response_timing_us(resp, H2POOL_TIMING_STARTTRANSFER));
+  EXPECT_STREQ(h2pool_response_remote_ip(resp), "127.0.0.1");
+  EXPECT_EQ(h2pool_response_num_connects(resp), 1);
+  h2pool_event_free(ev);
+  h2pool_destroy(pool_);
+  pool_ = nullptr;
+  h2pool_queue_destroy(q);
+}
+
+// A streamed response's head already has the phases up to the first byte.
+TEST_F(Timings, OnHeadersSeesTheTimingsSoFar) {
+  start_server();
+  make_pool();
+  struct Seen {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    int64_t start = -2, total = -2;
+  } seen;
+  Opts opts;
+  h2pool_request_opts_set_on_headers(
+      opts, [](const h2pool_response *resp, void *ud) {
+        auto s = static_cast<Seen *>(ud);
+        std::lock_guard<std::mutex> lock(s->mu);
+        s->start = h2pool_response_timing_us(resp, H2POOL_TIMING_STARTTRANSFER);
+        s->total = h2pool_response_timing_us(resp, H2POOL_TIMING_TOTAL);
+        return 0;
+      });
+  h2pool_request_opts_set_on_data(
+      opts, [](const uint8_t *, size_t, void *) { return 0; });
+  std::string url = server_->base_url() + "/?size=10";
+  ASSERT_EQ(h2pool_request(
+                pool_, "GET", url.c_str(), nullptr, 0, nullptr, 0, opts,
+                [](const h2pool_response *, const h2pool_error *, void *ud) {
+                  auto s = static_cast<Seen *>(ud);
+                  std::lock_guard<std::mutex> lock(s->mu);
+                  s->done = true;
+                  s->cv.notify_all();
+                },
+                &seen, nullptr),
+            H2POOL_OK);
+  std::unique_lock<std::mutex> lock(seen.mu);
+  ASSERT_TRUE(seen.cv.wait_for(lock, kWait, [&] { return seen.done; }));
+  EXPECT_GE(seen.start, 0);
+  EXPECT_GE(seen.total, seen.start);
+}
+
 TEST_F(Timings, AccessorsRejectNullAndUnknownPhases) {
   EXPECT_EQ(h2pool_response_timing_us(nullptr, H2POOL_TIMING_TOTAL), -1);
   EXPECT_EQ(h2pool_error_timing_us(nullptr, H2POOL_TIMING_TOTAL), -1);

@@ -139,6 +139,29 @@ else
   fail "--verbose: $(cat "$WORK/err")"
 fi
 
+# on_pty ARGS...: runs `h2pool ARGS...` with stderr on a pseudo-terminal
+# (python3's pty module) and prints what it wrote there, as a Python repr.
+on_pty() {
+  timeout "$CLI_TIMEOUT" python3 - "$CLI" "$@" <<'PY'
+import os, pty, subprocess, sys
+master, slave = pty.openpty()
+p = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=slave)
+os.close(slave)
+data = b""
+while True:
+    try:
+        chunk = os.read(master, 4096)
+    except OSError:  # EIO: the child closed its end
+        break
+    if not chunk:
+        break
+    data += chunk
+p.wait()
+print(repr(data.decode(errors="replace")))
+PY
+}
+
 # --- progress: on a terminal only ------------------------------------------------
 h2pool get -o "$WORK/big" "$URL/?size=3000000" 2>"$WORK/err"
 if [[ ! -s $WORK/err ]]; then
@@ -153,33 +176,36 @@ if command -v python3 >/dev/null 2>&1; then
     bar) args=(-#) ;;
     silent) args=(-s) ;;
     esac
-    got=$(python3 - "$CLI" "$WORK/big" "$URL/?size=3000000" "${args[@]}" <<'PY'
-import os, pty, sys, subprocess
-cli, out, url, *extra = sys.argv[1:]
-master, slave = pty.openpty()
-p = subprocess.Popen([cli, "get", "-o", out, *extra, url], stdin=subprocess.DEVNULL,
-                     stdout=subprocess.DEVNULL, stderr=slave)
-os.close(slave)
-data = b""
-while True:
-    try:
-        chunk = os.read(master, 4096)
-    except OSError:
-        break
-    if not chunk:
-        break
-    data += chunk
-p.wait(timeout=60)
-print(repr(data.decode(errors="replace")))
-PY
-)
+    got=$(on_pty get -o "$WORK/big" "${args[@]}" "$URL/?size=3000000")
     case $style in
-    meter) [[ $got == *"100.0%"*"2.9 MiB of 2.9 MiB"* ]] ;;
-    bar) [[ $got == *"###"*"100.0%"* ]] ;;
-    silent) [[ $got == "''" ]] ;;
-    esac && pass "progress on a terminal ($style): ${got:0:90}" ||
+    meter) want='*100.0%*2.9 MiB of 2.9 MiB*' ;;
+    bar) want='*###*100.0%*' ;;
+    silent) want="''" ;;
+    esac
+    # shellcheck disable=SC2053 # $want is a pattern
+    if [[ $got == $want ]]; then
+      pass "progress on a terminal ($style): ${got:0:90}"
+    else
       fail "progress on a terminal ($style): $got"
+    fi
   done
+fi
+
+# bench: a live line on a terminal for a run past a second, none when
+# stderr is redirected (a 2 s run: 40 sequential requests of 50 ms).
+h2pool bench -n 40 "$URL/?delay_ms=50" >/dev/null 2>"$WORK/err"
+if ! grep -q '^bench: ' "$WORK/err"; then
+  pass "bench prints no live line when stderr is not a terminal"
+else
+  fail "bench live line without a terminal: $(head -c 200 "$WORK/err")"
+fi
+if command -v python3 >/dev/null 2>&1; then
+  got=$(on_pty bench -n 40 "$URL/?delay_ms=50")
+  if [[ $got == *'\rbench: '*'/40 requests ('*'req/s, 0 failed'* ]]; then
+    pass "bench live line on a terminal: ${got:0:80}"
+  else
+    fail "bench live line on a terminal: $got"
+  fi
 fi
 
 log "$checks checks, $failures failed"
