@@ -28,9 +28,10 @@
 
 namespace h2pool_core {
 void Request::record_timings(Error *err) {
-  times.compute(monotonic_ns(), &response.timings);
+  response.timings.edges = times;
+  response.timings.end = monotonic_ns();
   if (err)
-    err->timings = response.timings;
+    err->timings.set(response.timings);
 }
 
 void Request::reset_for_retry() {

@@ -5,8 +5,6 @@
 
 #include <time.h>
 
-#include <algorithm>
-
 namespace h2pool_core {
 
 int64_t monotonic_ns() {
@@ -28,36 +26,37 @@ void RequestTimes::note_connection(const ConnectionTimes &c,
     ++num_connects;
 }
 
-void RequestTimes::compute(int64_t now, Timings *out) const {
-  // Microseconds from submission; an edge from before the submission (a
-  // connection another request opened) counts as 0: this request did not
-  // wait for it.
-  auto since = [this](int64_t t) -> int64_t {
-    if (t == 0 || submitted == 0)
+int64_t Timings::us(int which) const {
+  const RequestTimes &e = edges;
+  // An edge from before the submission (a connection another request
+  // opened) counts as 0: this request did not wait for it.
+  auto since = [&e](int64_t t) -> int64_t {
+    if (t == 0 || e.submitted == 0)
       return -1;
-    return std::max<int64_t>(0, (t - submitted) / 1000);
+    return t > e.submitted ? (t - e.submitted) / 1000 : 0;
   };
-  int64_t *us = out->us;
-  us[H2POOL_TIMING_QUEUED] = since(placed);
-  if (has_connection && reused) {
-    // As libcurl: a reused connection cost nothing to set up.
-    us[H2POOL_TIMING_NAMELOOKUP] = 0;
-    us[H2POOL_TIMING_CONNECT] = 0;
-    us[H2POOL_TIMING_APPCONNECT] = tls ? 0 : -1;
-  } else if (has_connection) {
-    us[H2POOL_TIMING_NAMELOOKUP] = since(resolved);
-    us[H2POOL_TIMING_CONNECT] = since(tcp_connected);
-    us[H2POOL_TIMING_APPCONNECT] = tls ? since(tls_done) : -1;
-  } else {
-    us[H2POOL_TIMING_NAMELOOKUP] = -1;
-    us[H2POOL_TIMING_CONNECT] = -1;
-    us[H2POOL_TIMING_APPCONNECT] = -1;
+  switch (which) {
+  case H2POOL_TIMING_QUEUED:
+    return since(e.placed);
+  case H2POOL_TIMING_NAMELOOKUP:
+  case H2POOL_TIMING_CONNECT:
+  case H2POOL_TIMING_APPCONNECT:
+    if (!e.has_connection || (which == H2POOL_TIMING_APPCONNECT && !e.tls))
+      return -1;
+    if (e.reused)
+      return 0; // as libcurl: a reused connection cost nothing to set up
+    return since(which == H2POOL_TIMING_NAMELOOKUP ? e.resolved
+                 : which == H2POOL_TIMING_CONNECT  ? e.tcp_connected
+                                                   : e.tls_done);
+  case H2POOL_TIMING_PRETRANSFER:
+    return since(e.pretransfer);
+  case H2POOL_TIMING_STARTTRANSFER:
+    return since(e.first_byte);
+  case H2POOL_TIMING_TOTAL:
+    return since(end);
+  default:
+    return -1;
   }
-  us[H2POOL_TIMING_PRETRANSFER] = since(pretransfer);
-  us[H2POOL_TIMING_STARTTRANSFER] = since(first_byte);
-  us[H2POOL_TIMING_TOTAL] = since(now);
-  out->reused = has_connection && reused;
-  out->num_connects = num_connects;
 }
 
 } // namespace h2pool_core
@@ -68,9 +67,7 @@ namespace {
 using h2pool_core::Timings;
 
 int64_t timing_us(const Timings *t, h2pool_timing which) {
-  if (t == nullptr || int(which) < 0 || int(which) > H2POOL_TIMING_TOTAL)
-    return -1;
-  return t->us[int(which)];
+  return t ? t->us(int(which)) : -1;
 }
 
 } // namespace
@@ -83,7 +80,7 @@ int64_t h2pool_response_timing_us(const h2pool_response *resp,
 }
 
 int h2pool_response_connection_reused(const h2pool_response *resp) {
-  return resp ? int(resp->timings.reused) : int(H2POOL_ERR_INVALID_ARGUMENT);
+  return resp ? int(resp->timings.reused()) : int(H2POOL_ERR_INVALID_ARGUMENT);
 }
 
 const char *h2pool_response_remote_ip(const h2pool_response *resp) {
@@ -95,27 +92,30 @@ int h2pool_response_remote_port(const h2pool_response *resp) {
 }
 
 int h2pool_response_num_connects(const h2pool_response *resp) {
-  return resp ? int(resp->timings.num_connects) : 0;
+  return resp ? int(resp->timings.edges.num_connects) : 0;
 }
 
 int64_t h2pool_error_timing_us(const h2pool_error *err, h2pool_timing which) {
-  return timing_us(err ? &err->timings : nullptr, which);
+  return timing_us(err ? err->timings.get() : nullptr, which);
 }
 
 int h2pool_error_connection_reused(const h2pool_error *err) {
-  return err ? int(err->timings.reused) : int(H2POOL_ERR_INVALID_ARGUMENT);
+  if (err == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  return err->timings.get() ? int(err->timings.get()->reused()) : 0;
 }
 
 const char *h2pool_error_remote_ip(const h2pool_error *err) {
-  return err ? err->timings.remote_ip.c_str() : "";
+  return err && err->timings.get() ? err->timings.get()->remote_ip.c_str() : "";
 }
 
 int h2pool_error_remote_port(const h2pool_error *err) {
-  return err ? err->timings.remote_port : 0;
+  return err && err->timings.get() ? err->timings.get()->remote_port : 0;
 }
 
 int h2pool_error_num_connects(const h2pool_error *err) {
-  return err ? int(err->timings.num_connects) : 0;
+  return err && err->timings.get() ? int(err->timings.get()->edges.num_connects)
+                                   : 0;
 }
 
 } // extern "C"

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "h2pool.h"
@@ -28,19 +29,6 @@ struct ConnectionTimes {
   std::string remote_ip;     // numeric; empty if unknown
   uint16_t remote_port = 0;
   bool tls = false;
-};
-
-// What a completed request reports: the result the public accessors read.
-struct Timings {
-  int64_t us[H2POOL_TIMING_TOTAL + 1]; // -1: the phase was never reached
-  std::string remote_ip;
-  uint16_t remote_port = 0;
-  bool reused = false;
-  uint32_t num_connects = 0;
-  Timings() noexcept {
-    for (int64_t &v : us)
-      v = -1;
-  }
 };
 
 // The request's own edges (monotonic ns; 0: not reached), and those of the
@@ -63,8 +51,45 @@ struct RequestTimes {
   void note_connection(const ConnectionTimes &c, bool reused_connection);
   // Starts a new attempt: the edges of the last one no longer apply.
   void new_attempt() { pretransfer = first_byte = 0; }
-  // Fills out->us as of `now` (remote address and flags are the caller's).
-  void compute(int64_t now, Timings *out) const;
+};
+
+// What a request reports, read by the public accessors: its edges as of
+// `end` (completion, or the delivery of a streamed response's head), turned
+// into microseconds from submission only when asked for, so completing a
+// request costs a copy and one clock read.
+struct Timings {
+  RequestTimes edges;
+  int64_t end = 0;
+  std::string remote_ip;
+  uint16_t remote_port = 0;
+
+  // Microseconds from submission to the end of phase `which`; -1 if it was
+  // not reached (or `which` is no phase).
+  int64_t us(int which) const;
+  bool reused() const { return edges.has_connection && edges.reused; }
+};
+
+// Timings that are usually absent: an error carries them only once a
+// request completes with it, and most errors are made and copied without
+// (a Request holds two), so they cost a null pointer until then.
+class TimingsBox {
+public:
+  TimingsBox() noexcept = default;
+  TimingsBox(const TimingsBox &o)
+      : p_(o.p_ ? std::make_unique<Timings>(*o.p_) : nullptr) {}
+  TimingsBox &operator=(const TimingsBox &o) {
+    if (this != &o)
+      p_ = o.p_ ? std::make_unique<Timings>(*o.p_) : nullptr;
+    return *this;
+  }
+  TimingsBox(TimingsBox &&) noexcept = default;
+  TimingsBox &operator=(TimingsBox &&) noexcept = default;
+
+  const Timings *get() const { return p_.get(); }
+  void set(const Timings &t) { p_ = std::make_unique<Timings>(t); }
+
+private:
+  std::unique_ptr<Timings> p_;
 };
 
 } // namespace h2pool_core

@@ -91,6 +91,21 @@ else
   fail "-w after a refused connection: '$out'"
 fi
 
+# -s hides the error line (the exit status stays), -S brings it back.
+h2pool get -s "http://127.0.0.1:1/" >/dev/null 2>"$WORK/err"
+rc=$?
+if ((rc == 1)) && [[ ! -s $WORK/err ]]; then
+  pass "-s: exit 1 and no error text"
+else
+  fail "-s: exit $rc, stderr '$(cat "$WORK/err")'"
+fi
+h2pool get -s -S "http://127.0.0.1:1/" >/dev/null 2>"$WORK/err"
+if grep -q '^h2pool: http://127.0.0.1:1/: ' "$WORK/err"; then
+  pass "-s -S: the error is shown"
+else
+  fail "-s -S: stderr '$(cat "$WORK/err")'"
+fi
+
 # --- -I/--head and --include -----------------------------------------------------
 out=$(h2pool get -I "$URL/?size=50" 2>"$WORK/err")
 if [[ $(printf '%s' "$out" | head -n 1) == $'HTTP/2 200\r' ]] &&
