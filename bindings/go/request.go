@@ -431,15 +431,16 @@ func (p *Pool) send(ctx context.Context, c *call) error {
 	if trace == nil {
 		return p.exchange(ctx, c)
 	}
+	hp := hostPort(c.o.url)
 	if trace.GetConn != nil {
-		trace.GetConn(hostPort(c.o.url))
+		trace.GetConn(hp)
 	}
 	err := p.exchange(ctx, c)
 	c.mu.Lock()
 	tm, timed := c.timings, c.timed
 	c.mu.Unlock()
 	if timed {
-		traceAfter(trace, tm, err)
+		traceAfter(trace, hp, tm, err)
 	}
 	return err
 }

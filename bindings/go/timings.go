@@ -115,30 +115,36 @@ func (c tracedConn) SetWriteDeadline(time.Time) error { return errNotOurs }
 // traceAfter fires the httptrace hooks the recorded timings cover, in the
 // order net/http fires them, once the response headers arrived (or the
 // request failed): after the fact, on the goroutine that called Do, since
-// the phases happened on the pool's loop thread. DNSStart gives the host
-// only; TLSHandshakeDone gets an empty tls.ConnectionState; GotConn's Conn
+// the phases happened on the pool's loop thread. `hostPort` is the
+// request's. The DNS hooks fire for a host name only (as in net/http, not
+// for an IP address), DNSDone with the address connected to; TLSHandshakeDone gets an empty tls.ConnectionState; GotConn's Conn
 // only knows its RemoteAddr; WroteHeaders and WroteRequest both stand for
 // the request's headers going out (PreTransfer). GetConn was fired before
 // the request went out. Hooks with no recorded phase (Got100Continue,
 // Wait100Continue, PutIdleConn, GotConn's IdleTime) do not fire.
 // A failed request fires the hooks of the phases it reached, and the
 // Done hook of the phase it failed in with its error.
-func traceAfter(t *httptrace.ClientTrace, tm Timings, err error) {
+func traceAfter(t *httptrace.ClientTrace, hostPort string, tm Timings, err error) {
 	var remote net.Addr
 	if a, e := net.ResolveTCPAddr("tcp", tm.RemoteAddr); tm.RemoteAddr != "" && e == nil {
 		remote = a
 	}
-	host, _, _ := net.SplitHostPort(tm.RemoteAddr)
+	host, _, _ := net.SplitHostPort(hostPort)
+	peer, _, _ := net.SplitHostPort(tm.RemoteAddr)
 	if !tm.Reused && tm.NameLookup >= 0 {
-		if t.DNSStart != nil {
-			t.DNSStart(httptrace.DNSStartInfo{Host: host})
-		}
-		if t.DNSDone != nil {
-			info := httptrace.DNSDoneInfo{}
-			if ip := net.ParseIP(host); ip != nil {
-				info.Addrs = []net.IPAddr{{IP: ip}}
+		if net.ParseIP(host) == nil {
+			if t.DNSStart != nil {
+				t.DNSStart(httptrace.DNSStartInfo{Host: host})
 			}
-			t.DNSDone(info)
+			if t.DNSDone != nil {
+				info := httptrace.DNSDoneInfo{}
+				if ip := net.ParseIP(peer); ip != nil {
+					info.Addrs = []net.IPAddr{{IP: ip}}
+				} else if tm.NameLookup < 0 || tm.Connect < 0 {
+					info.Err = err
+				}
+				t.DNSDone(info)
+			}
 		}
 		if t.ConnectStart != nil {
 			t.ConnectStart("tcp", tm.RemoteAddr)
