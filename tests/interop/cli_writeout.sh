@@ -11,7 +11,6 @@ set -uo pipefail
 CLI=${1:?usage: cli_writeout.sh PATH_TO_H2POOL}
 CLI_TIMEOUT=60
 DEADLINE_MS=10000
-SERVE_PID=""
 
 HARNESS_PREFIX=cli-w
 # shellcheck source=SCRIPTDIR/../lib/harness.sh
@@ -19,29 +18,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh" || exit 1
 require_cli
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/h2pool-cliw.XXXXXX") || exit 1
-# shellcheck disable=SC2317 # invoked by the EXIT trap
-stop_and_clean() {
-  if [[ -n $SERVE_PID ]]; then
-    kill -KILL "$SERVE_PID" 2>/dev/null
-    wait "$SERVE_PID" 2>/dev/null
-  fi
-  rm -rf "$WORK"
-}
-on_exit stop_and_clean
-
-"$CLI" serve >"$WORK/serve.out" 2>"$WORK/serve.err" &
-SERVE_PID=$!
-deadline=$(($(now_ms) + DEADLINE_MS))
-URL=""
-until [[ $URL == http://* ]]; do
-  URL=$(head -n 1 "$WORK/serve.out" 2>/dev/null)
-  if ! kill -0 "$SERVE_PID" 2>/dev/null || (($(now_ms) > deadline)); then
-    fail "h2pool serve did not print its URL: $(cat "$WORK/serve.err")"
-    exit 1
-  fi
-  sleep 0.02
-done
-log "h2pool serve listening at $URL"
+on_exit kill_serve_and_cleanup
+start_serve --max-concurrent-streams 100
 
 # --- -w against a 300 ms delay before the response ----------------------------
 out=$(h2pool get -o /dev/null -w '%{time_connect} %{time_appconnect} %{time_starttransfer} %{time_total}\n' \
