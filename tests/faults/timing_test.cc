@@ -202,11 +202,36 @@ TEST_F(Timings, ReusedConnectionHasZeroConnectPhasesAndTheSamePeer) {
 // of them opened: each reports it as new.
 TEST_F(Timings, RequestsWaitingForANewConnectionAllReportItsPhases) {
   start_server();
+  TestServer other;
+  ASSERT_EQ(other.start(), 0);
   make_pool();
-  std::vector<Timed *> all;
-  for (int i = 0; i < 50; ++i)
-    all.push_back(&submit(server_->base_url() + "/?size=100"));
-  for (Timed *t : all) {
+  // Submitted from a completion callback, on the loop thread: none of them
+  // can be taken up (and the connection opened) before the last is in.
+  struct Batch {
+    h2pool *pool;
+    std::string url;
+    std::vector<Timed *> all;
+    Flag submitted;
+  } batch{pool_, server_->base_url() + "/?size=100", {}, {}};
+  for (int i = 0; i < 50; ++i) {
+    timed_.push_back(std::make_unique<Timed>());
+    batch.all.push_back(timed_.back().get());
+  }
+  std::string first = other.base_url() + "/";
+  ASSERT_EQ(h2pool_request(
+                pool_, "GET", first.c_str(), nullptr, 0, nullptr, 0, nullptr,
+                [](const h2pool_response *, const h2pool_error *, void *ud) {
+                  auto b = static_cast<Batch *>(ud);
+                  for (Timed *t : b->all)
+                    h2pool_request(b->pool, "GET", b->url.c_str(), nullptr, 0,
+                                   nullptr, 0, nullptr, &Timed::callback, t,
+                                   nullptr);
+                  b->submitted.set();
+                },
+                &batch, nullptr),
+            H2POOL_OK);
+  ASSERT_TRUE(batch.submitted.wait());
+  for (Timed *t : batch.all) {
     ASSERT_TRUE(t->wait());
     ASSERT_TRUE(t->ok) << t->describe();
     EXPECT_EQ(t->reused, 0) << t->describe();
