@@ -341,6 +341,28 @@ std::pair<std::string, std::string> parse_header(const std::string &text) {
   return {name, text.substr(v)};
 }
 
+// curl users write flags together ("-sS", "-sI"): split a group made only
+// of get's value-less short flags into its flags. Anything else (a group
+// with a value option, "-o" ...) is left for the parser.
+Args split_short_flags(const Args &args) {
+  static const std::string kFlags = "sSiIvk#";
+  Args out;
+  bool options_ended = false;
+  for (const std::string &a : args) {
+    options_ended = options_ended || a == "--";
+    bool group = !options_ended && a.size() > 2 && a[0] == '-' && a[1] != '-' &&
+                 a.find_first_not_of(kFlags, 1) == std::string::npos;
+    if (!group) {
+      out.push_back(a);
+      continue;
+    }
+    for (size_t i = 1; i < a.size(); ++i) {
+      out.push_back(std::string("-") + a[i]);
+    }
+  }
+  return out;
+}
+
 } // namespace
 
 int cmd_get(const Args &args) {
@@ -355,7 +377,7 @@ int cmd_get(const Args &args) {
   std::string write_out;
   bool silent = false, show_error = false, bar = false;
 
-  ArgCursor cur(args);
+  ArgCursor cur(split_short_flags(args));
   while (!cur.done()) {
     cur.check_help();
     if (tls.parse(cur)) {

@@ -77,11 +77,11 @@ if ((rc == 1)) && [[ ! -s $WORK/err ]]; then
 else
   fail "-s: exit $rc, stderr '$(cat "$WORK/err")'"
 fi
-h2pool get -s -S "http://127.0.0.1:1/" >/dev/null 2>"$WORK/err"
+h2pool get -sS "http://127.0.0.1:1/" >/dev/null 2>"$WORK/err"
 if grep -q '^h2pool: http://127.0.0.1:1/: ' "$WORK/err"; then
-  pass "-s -S: the error is shown"
+  pass "-sS: the error is shown"
 else
-  fail "-s -S: stderr '$(cat "$WORK/err")'"
+  fail "-sS: stderr '$(cat "$WORK/err")'"
 fi
 
 # --- -I/--head and --include -----------------------------------------------------
