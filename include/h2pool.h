@@ -1067,6 +1067,112 @@ h2pool_response_connection_id(const h2pool_response *resp);
 H2POOL_EXTERN uint64_t h2pool_response_request_id(const h2pool_response *resp);
 
 /* ------------------------------------------------------------------------ */
+/* Timings                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * The phases of a request, as libcurl's CURLINFO_*_TIME_T. Every time is in
+ * microseconds of a monotonic clock, counted from the request's submission
+ * (h2pool_request() or h2pool_queue_request()), and cumulative: for the
+ * phases reached, NAMELOOKUP <= CONNECT <= APPCONNECT <= PRETRANSFER <=
+ * STARTTRANSFER <= TOTAL, and QUEUED <= PRETRANSFER. A phase never reached
+ * reads -1.
+ *
+ * On a reused connection (see h2pool_response_connection_reused())
+ * NAMELOOKUP, CONNECT and APPCONNECT are 0, as libcurl reports them. A
+ * request that waited for a connection that was being set up when it was
+ * submitted (opened for it or for an earlier request) is on a new
+ * connection: its connection phases are the times at which that
+ * connection's phases ended, a phase that ended before the submission
+ * counting as 0. With retries, the times are those of the last attempt's
+ * connection and stream; TOTAL spans them all.
+ */
+typedef enum h2pool_timing {
+  /** Submission until the request was placed on a connection (a stream of
+   *  HTTP/2, an exchange of HTTP/1.1): time spent in the pool's queue,
+   *  including waiting for a connection to be set up. */
+  H2POOL_TIMING_QUEUED = 0,
+  /** Until the host name was resolved (CURLINFO_NAMELOOKUP_TIME_T); for an
+   *  IP address, until the TCP connect began. */
+  H2POOL_TIMING_NAMELOOKUP = 1,
+  /** Until the TCP connection was up (CURLINFO_CONNECT_TIME_T). */
+  H2POOL_TIMING_CONNECT = 2,
+  /** Until the TLS handshake finished (CURLINFO_APPCONNECT_TIME_T); -1 on a
+   *  cleartext connection, which has none (curl prints 0 there). */
+  H2POOL_TIMING_APPCONNECT = 3,
+  /** Until the request's headers were handed to the connection's socket
+   *  (CURLINFO_PRETRANSFER_TIME_T). */
+  H2POOL_TIMING_PRETRANSFER = 4,
+  /** Until the first byte of the response arrived (the first HEADERS
+   *  frame of the stream; over HTTP/1.1 the first byte of the status line,
+   *  an interim 1xx response included) (CURLINFO_STARTTRANSFER_TIME_T). */
+  H2POOL_TIMING_STARTTRANSFER = 5,
+  /** Until the request completed, just before the completion callback or
+   *  event (CURLINFO_TOTAL_TIME_T). */
+  H2POOL_TIMING_TOTAL = 6
+} h2pool_timing;
+
+/**
+ * The time in microseconds from submission until phase `which` of the
+ * response's request ended; -1 if it was never reached, for a NULL `resp`
+ * and for a `which` that is not an h2pool_timing. Reads the response it is
+ * given, so it is safe wherever `resp` is valid. In an on_headers callback
+ * (and its H2POOL_EVENT_HEADERS event) the times are those reached so far,
+ * TOTAL being the time until the headers were delivered; the completion
+ * callback and event carry the final ones.
+ */
+H2POOL_EXTERN int64_t h2pool_response_timing_us(const h2pool_response *resp,
+                                                h2pool_timing which);
+
+/**
+ * 1 if the request went out on a reused connection: one that was up before
+ * the request was submitted, or that had already finished another exchange
+ * when it took this one. 0 if the request waited for a new connection; -1
+ * (H2POOL_ERR_INVALID_ARGUMENT) for NULL.
+ */
+H2POOL_EXTERN int
+h2pool_response_connection_reused(const h2pool_response *resp);
+
+/**
+ * The numeric IP address of the peer of the connection that carried the
+ * response ("127.0.0.1", "::1"), also for a reused connection; "" if not
+ * known (a socket that is not TCP). Borrowed like the response; never NULL.
+ */
+H2POOL_EXTERN const char *
+h2pool_response_remote_ip(const h2pool_response *resp);
+
+/** The peer's TCP port; 0 if not known or for NULL. */
+H2POOL_EXTERN int h2pool_response_remote_port(const h2pool_response *resp);
+
+/**
+ * New connections the request waited for and that came up (libcurl's
+ * CURLINFO_NUM_CONNECTS): 0 on a reused connection, 1 on a new one, more
+ * if it was retried on further new connections. Connections that failed
+ * before they came up are not counted. 0 for NULL.
+ */
+H2POOL_EXTERN int h2pool_response_num_connects(const h2pool_response *resp);
+
+/**
+ * The same for a failed request: the phases it reached before it failed.
+ * A request that failed while waiting for a connection that could not be
+ * set up reports that connection's phases (a refused TCP connect: CONNECT
+ * -1, NAMELOOKUP and TOTAL reached), and a request that failed in the
+ * queue without one -1 for them. When the completion callback receives a
+ * response as well, both report the same values.
+ */
+H2POOL_EXTERN int64_t h2pool_error_timing_us(const h2pool_error *err,
+                                             h2pool_timing which);
+/** As h2pool_response_connection_reused(), for a failed request. */
+H2POOL_EXTERN int h2pool_error_connection_reused(const h2pool_error *err);
+/** As h2pool_response_remote_ip(), for a failed request; "" if no
+ *  connection came up. Borrowed like the error; never NULL. */
+H2POOL_EXTERN const char *h2pool_error_remote_ip(const h2pool_error *err);
+/** As h2pool_response_remote_port(), for a failed request. */
+H2POOL_EXTERN int h2pool_error_remote_port(const h2pool_error *err);
+/** As h2pool_response_num_connects(), for a failed request. */
+H2POOL_EXTERN int h2pool_error_num_connects(const h2pool_error *err);
+
+/* ------------------------------------------------------------------------ */
 /* Statistics                                                                */
 /* ------------------------------------------------------------------------ */
 

@@ -104,6 +104,9 @@ int begin_body(Request &req, const BodyLimits &limits) {
         req.response.body.reserve(size_t(std::min(n, kMaxReserve)));
     }
   }
+  // The timings so far (TOTAL: until now); completion records them again.
+  if (req.on_headers)
+    req.record_timings(nullptr);
   if (req.on_headers && req.on_headers(&req.response, req.user_data) != 0)
     return fail(req, H2POOL_ERR_ABORTED,
                 "on_headers callback aborted the request");

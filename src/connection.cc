@@ -1,5 +1,9 @@
 #include "connection.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 namespace h2pool_core {
 namespace {
 
@@ -101,21 +105,72 @@ void Connection::attach_socket(evutil_socket_t fd) {
 }
 
 void Connection::on_connect_phase(Phase phase) {
+  // Each phase that begins ends the one before: the first time counts (a
+  // connector may start connecting again, to another address).
   switch (phase) {
   case Phase::resolving:
     enter(State::resolving);
     break;
   case Phase::connecting:
+    if (!times_.resolved)
+      times_.resolved = monotonic_ns();
     enter(State::connecting);
     break;
   case Phase::tls_handshaking:
+    if (!times_.tcp_connected)
+      times_.tcp_connected = monotonic_ns();
     enter(State::tls_handshaking);
     break;
   }
 }
 
+void Connection::describe_peer(const Transport &transport,
+                               const std::string &alpn) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  char ip[INET6_ADDRSTRLEN] = "";
+  if (getpeername(transport.fd(), reinterpret_cast<sockaddr *>(&ss), &len) ==
+      0) {
+    if (ss.ss_family == AF_INET) {
+      auto sin = reinterpret_cast<const sockaddr_in *>(&ss);
+      inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip);
+      times_.remote_port = ntohs(sin->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+      auto sin6 = reinterpret_cast<const sockaddr_in6 *>(&ss);
+      inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof ip);
+      times_.remote_port = ntohs(sin6->sin6_port);
+    }
+  }
+  times_.remote_ip = ip;
+  if (!log_.enabled(H2POOL_LOG_INFO))
+    return;
+  std::string peer =
+      times_.remote_ip.empty()
+          ? std::string("a socket")
+          : times_.remote_ip + " port " + std::to_string(times_.remote_port);
+  std::string tls;
+  if (auto t = dynamic_cast<const TlsTransport *>(&transport)) {
+    tls = std::string(", ") + SSL_get_version(t->ssl()) + " " +
+          SSL_get_cipher_name(t->ssl()) + ", ALPN " +
+          (alpn.empty() ? std::string("none") : alpn);
+    if (tls_resumed_)
+      tls += ", resumed";
+  }
+  H2POOL_LOG(log_, H2POOL_LOG_INFO, "conn %llu: connected to %s (%s)%s",
+             (unsigned long long)id_, target_.name.c_str(), peer.c_str(),
+             tls.c_str());
+}
+
 void Connection::on_connected(std::unique_ptr<Transport> transport,
                               const std::string &alpn, bool tls_resumed) {
+  int64_t now = monotonic_ns();
+  if (!times_.tcp_connected)
+    times_.tcp_connected = now;
+  times_.tls = is_tls();
+  if (is_tls())
+    times_.tls_done = now;
+  tls_resumed_ = tls_resumed;
+  describe_peer(*transport, alpn);
   int version = target_.http_version;
   bool http1 = version == H2POOL_HTTP_VERSION_1_1;
   if (is_tls()) {
@@ -138,12 +193,12 @@ void Connection::on_connected(std::unique_ptr<Transport> transport,
             false);
       return;
     }
-    tls_resumed_ = tls_resumed;
     owner_.on_tls_established(*this);
   }
   // The connector's work is done (we are inside its last call, which
   // touches nothing after it).
   connector_.reset();
+  times_.established = monotonic_ns();
   if (http1)
     session_ =
         std::make_unique<H1Session>(base_, *this, log_, settings_.h1, id_,
@@ -184,6 +239,7 @@ void Connection::response_begun() {
 }
 
 void Connection::stream_closed(Request &req, const StreamEnd &end) {
+  ++streams_closed_;
   owner_.on_stream_closed(*this, req, end);
 }
 

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "request.h"
 #include "session.h"
+#include "timing.h"
 
 namespace h2pool_core {
 
@@ -109,6 +110,10 @@ public:
   // not because of anything the server or the network did.
   bool closed_by_us() const { return closed_by_us_; }
   const std::string &name() const { return target_.name; }
+  // When its setup phases ended, and the peer it reached.
+  const ConnectionTimes &times() const { return times_; }
+  // Exchanges (streams) that have ended on it.
+  uint64_t exchanges_done() const { return streams_closed_; }
 
   // Opens a stream for `req`. Returns H2POOL_OK, or an error code if the
   // connection cannot take it (the request is then untouched).
@@ -153,6 +158,8 @@ private:
                     const std::string &alpn, bool tls_resumed) override;
   void on_connect_failed(const Error &why) override;
 
+  // Notes the peer's address and logs what was negotiated.
+  void describe_peer(const Transport &transport, const std::string &alpn);
   // The one place the state changes.
   void enter(State next);
 
@@ -172,6 +179,8 @@ private:
   EventPtr idle_timer_;
   EventPtr lifetime_timer_;
   uint64_t streams_opened_ = 0;
+  uint64_t streams_closed_ = 0;
+  ConnectionTimes times_;
   bool tls_resumed_ = false;
   bool useful_ = false;
   bool was_ready_ = false;

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "h2pool.h"
+#include "timing.h"
 
 // The public opaque type. It lives in the global namespace because the C
 // header declares it there.
@@ -15,6 +16,8 @@ struct h2pool_error {
   int64_t http2_code = -1;            // -1: the error carries none
   int64_t goaway_last_stream_id = -1; // -1: no GOAWAY involved
   std::string message;
+  // The phases the request reached (set when it completes with this error).
+  h2pool_core::TimingsBox timings;
 };
 
 namespace h2pool_core {

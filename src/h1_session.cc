@@ -392,6 +392,11 @@ WriteResult H1Session::write_out() {
   Transport::Status st = Transport::Status::ok;
   WriteResult w = write_pending(out_, *transport_, write_event_.get(),
                                 &write_wants_read_, &st);
+  // The head is the first thing queued for an exchange: the first write
+  // after submit() hands it (or its start) to the socket.
+  if (w != WriteResult::closed)
+    if (Request *req = current_.front(); req && !req->times.pretransfer)
+      req->times.pretransfer = monotonic_ns();
   // A paused response does not read; a write waiting for a TLS read must
   // still be woken.
   if (w == WriteResult::blocked && write_wants_read_ && read_paused_)
@@ -502,6 +507,7 @@ bool H1Session::feed(const uint8_t *data, size_t len) {
       // From here the server has acted on the request: it is never sent
       // again, and this connection has proved it serves.
       req->response_begun = true;
+      req->times.first_byte = monotonic_ns();
       conn_.response_begun();
       if (ended_)
         return false;

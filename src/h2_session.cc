@@ -573,6 +573,7 @@ void H2Session::close(const Error &why) {
       static_cast<TlsTransport *>(transport_.get())->shutdown();
   }
   out_.clear();
+  log_frame_counts();
   if (read_event_)
     event_del(read_event_.get());
   if (write_event_)
@@ -699,6 +700,7 @@ int H2Session::on_begin_headers(const nghttp2_frame *frame) {
       // From here the server has acted on the request: it is never sent
       // again, and this connection has proved it serves.
       req->response_begun = true;
+      req->times.first_byte = monotonic_ns();
       conn_.response_begun();
     }
   }
@@ -771,7 +773,28 @@ int H2Session::on_header(const nghttp2_frame *frame, const uint8_t *name,
   return 0;
 }
 
+void H2Session::log_frame_counts() const {
+  if (!log_.enabled(H2POOL_LOG_INFO))
+    return;
+  static const char *const names[kFrameTypes] = {
+      "DATA",         "HEADERS", "PRIORITY", "RST_STREAM",    "SETTINGS",
+      "PUSH_PROMISE", "PING",    "GOAWAY",   "WINDOW_UPDATE", "CONTINUATION"};
+  auto list = [](const uint32_t *counts) {
+    std::string out;
+    for (int i = 0; i < kFrameTypes; ++i)
+      if (counts[i])
+        out += (out.empty() ? "" : ", ") + std::string(names[i]) + " " +
+               std::to_string(counts[i]);
+    return out.empty() ? std::string("none") : out;
+  };
+  H2POOL_LOG(log_, H2POOL_LOG_INFO, "conn %llu: frames received: %s; sent: %s",
+             (unsigned long long)id_, list(frames_received_).c_str(),
+             list(frames_sent_).c_str());
+}
+
 int H2Session::on_frame_recv(const nghttp2_frame *frame) {
+  if (frame->hd.type < kFrameTypes)
+    ++frames_received_[frame->hd.type];
   switch (frame->hd.type) {
   case NGHTTP2_SETTINGS:
     if (frame->hd.flags & NGHTTP2_FLAG_ACK)
@@ -912,6 +935,14 @@ void H2Session::send_request_trailers(Request &req, int32_t stream_id,
 }
 
 int H2Session::on_frame_sent(const nghttp2_frame *frame) {
+  if (frame->hd.type < kFrameTypes)
+    ++frames_sent_[frame->hd.type];
+  if (frame->hd.type == NGHTTP2_HEADERS &&
+      frame->headers.cat == NGHTTP2_HCAT_REQUEST)
+    // nghttp2 has serialised the request's HEADERS into the buffer that
+    // flush() writes to the socket in the same pass.
+    if (Request *req = stream_request(session_.get(), frame->hd.stream_id))
+      req->times.pretransfer = monotonic_ns();
   if (frame->hd.type == NGHTTP2_RST_STREAM) {
     // nghttp2 resets a stream itself when the response breaks HTTP/2's
     // message rules (bad pseudo-headers, content-length mismatch, ...).

@@ -135,6 +135,11 @@ private:
   bool write_scheduled_ = false;  // write_event_ made active
   SessionPtr session_;
   bool settings_received_ = false;
+  // Frames by type (DATA .. CONTINUATION), for the summary logged at close.
+  static constexpr int kFrameTypes = 10;
+  uint32_t frames_received_[kFrameTypes] = {};
+  uint32_t frames_sent_[kFrameTypes] = {};
+  void log_frame_counts() const;
   bool ended_ = false; // end() or close() ran: no more I/O
 
   EventPtr ping_timer_;         // read-idle check

@@ -307,6 +307,13 @@ void Pool::finish(Request &req, const Error *err) {
   }
 
   req.response.request_id = req.id;
+  if (err && !req.times.has_connection && req.endpoint)
+    // It failed waiting: what it waited for is the connection being set up.
+    for (auto &conn : req.endpoint->connections)
+      if (!conn->was_ready() && conn->state() != Connection::State::closed) {
+        note_waited_for(req, *conn);
+        break;
+      }
   try {
     if (req.body_release) {
       auto release = req.body_release;
@@ -317,8 +324,10 @@ void Pool::finish(Request &req, const Error *err) {
       Error e = *err;
       if (e.stream_id == 0)
         e.stream_id = req.response.stream_id;
+      req.record_timings(&e);
       req.cb(req.got_headers ? &req.response : nullptr, &e, req.user_data);
     } else {
+      req.record_timings(nullptr);
       req.cb(&req.response, nullptr, req.user_data);
     }
   } catch (...) {
@@ -489,6 +498,13 @@ bool Pool::place(Endpoint &ep, Connection &conn, Request &req) {
   }
   req.state = Request::State::in_flight;
   req.refused_by = 0;
+  // Reused: up before the request came, or it has served another since.
+  const ConnectionTimes &ct = conn.times();
+  req.times.placed = monotonic_ns();
+  req.times.note_connection(ct, ct.established < req.times.submitted ||
+                                    conn.exchanges_done() > 0);
+  req.response.timings.remote_ip = ct.remote_ip;
+  req.response.timings.remote_port = ct.remote_port;
   if (header_timeout_) {
     if (req.phase_timer_armed)
       event_del(&req.phase_timer);
@@ -768,8 +784,11 @@ void Pool::on_connection_closed(Connection &conn, const Error &why) {
   if (!conn.was_ready()) {
     // It never got going (name, TCP, TLS, SETTINGS): that is the answer for
     // the requests waiting, unless another connection may still serve them.
-    if (ep.live() == 0)
+    if (ep.live() == 0) {
+      for (Request *r : waiting_requests(ep))
+        note_waited_for(*r, conn);
       fail_waiting(ep, err);
+    }
     return;
   }
   // It became ready and then went away before serving: each request that
@@ -780,6 +799,13 @@ void Pool::on_connection_closed(Connection &conn, const Error &why) {
     if ((alone || r->response.connection_id == conn.id()) &&
         !charge(*r, conn.id()))
       abort(*r, gave_up(*r, err));
+}
+
+void Pool::note_waited_for(Request &req, const Connection &conn) {
+  const ConnectionTimes &ct = conn.times();
+  req.times.note_connection(ct, false);
+  req.response.timings.remote_ip = ct.remote_ip;
+  req.response.timings.remote_port = ct.remote_port;
 }
 
 void Pool::on_backoff_done(Endpoint &ep) { mark_dirty(ep); }

@@ -130,6 +130,9 @@ private:
   // submission order as far as the lists keep it.
   std::vector<Request *> waiting_requests(Endpoint &ep) const;
   void fail_waiting(Endpoint &ep, const Error &err);
+  // `req` waited for `conn` (still being set up, or failed doing so): its
+  // timings report that connection's phases.
+  void note_waited_for(Request &req, const Connection &conn);
 
   void mark_dirty(Endpoint &ep);
   void dispatch_dirty();

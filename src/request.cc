@@ -27,7 +27,15 @@
 #endif
 
 namespace h2pool_core {
+void Request::record_timings(Error *err) {
+  response.timings.edges = times;
+  response.timings.end = monotonic_ns();
+  if (err)
+    err->timings.set(response.timings);
+}
+
 void Request::reset_for_retry() {
+  times.new_attempt();
   body_offset = 0;
   got_headers = false;
   response_begun = false;

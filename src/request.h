@@ -16,6 +16,7 @@
 #include "error.h"
 #include "fields.h"
 #include "headers.h"
+#include "timing.h"
 #include "url.h"
 
 // The public opaque response type (global namespace, as in the C header).
@@ -32,6 +33,7 @@ struct h2pool_response {
   std::string content_encoding; // set when the body was decoded
   uint64_t connection_id = 0;
   uint64_t request_id = 0;
+  h2pool_core::Timings timings; // filled in as the request completes
 };
 
 namespace h2pool_core {
@@ -110,6 +112,7 @@ struct Request {
   size_t header_fields = 0; // response header fields, for the limit
   Error local_error;        // set when we reset the stream ourselves
   h2pool_response response;
+  RequestTimes times; // the edges its timings are computed from
   struct event timer; // request timeout (event_assign'ed)
   // In flight: the response-header timeout; retrying: the retry delay.
   struct event phase_timer;
@@ -135,6 +138,8 @@ struct Request {
   Request *next = nullptr;
   void *owner_list = nullptr; // the list it is in, for assertions and removal
 
+  // Puts the timings as of now into the response (and `err`, if any).
+  void record_timings(Error *err);
   // Resets the per-attempt response state before a retry.
   void reset_for_retry();
   // Makes this request indistinguishable from a default-constructed one,

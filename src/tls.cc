@@ -3,6 +3,10 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "h2pool.h"
 
@@ -21,6 +25,26 @@ int config_error(std::string *why, std::string what) {
   if (why)
     *why = what + ": " + openssl_error_string();
   return H2POOL_ERR_TLS_CONFIG;
+}
+
+// A file the configuration names that cannot be opened: OpenSSL's own
+// reason for it ("system library") does not say which file or why.
+bool unreadable(std::string *why, const char *what, const std::string &path) {
+  struct stat st;
+  int err = 0;
+  if (stat(path.c_str(), &st) != 0)
+    err = errno;
+  else if (S_ISDIR(st.st_mode))
+    err = EISDIR;
+  else if (access(path.c_str(), R_OK) != 0)
+    err = errno;
+  if (err == 0)
+    return false;
+  if (why)
+    *why = std::string("cannot load ") + what + " " + path + ": " +
+           std::strerror(err);
+  ERR_clear_error();
+  return true;
 }
 
 } // namespace
@@ -62,11 +86,19 @@ int TlsContext::create(const Config &config, std::unique_ptr<TlsContext> *out,
   const char *ca_dir =
       config.tls_ca_dir.empty() ? nullptr : config.tls_ca_dir.c_str();
   struct stat st;
-  if (ca_dir && (stat(ca_dir, &st) != 0 || !S_ISDIR(st.st_mode))) {
-    if (why)
-      *why = std::string("CA directory ") + ca_dir + " is not a directory";
-    return H2POOL_ERR_TLS_CONFIG;
+  if (ca_dir) {
+    int err = stat(ca_dir, &st) != 0 ? errno
+              : !S_ISDIR(st.st_mode) ? ENOTDIR
+                                     : 0;
+    if (err != 0) {
+      if (why)
+        *why = std::string("cannot load CA directory ") + ca_dir + ": " +
+               std::strerror(err);
+      return H2POOL_ERR_TLS_CONFIG;
+    }
   }
+  if (ca_file && unreadable(why, "CA file", ca_file))
+    return H2POOL_ERR_TLS_CONFIG;
   if (ca_file || ca_dir) {
     if (SSL_CTX_load_verify_locations(raw, ca_file, ca_dir) != 1)
       return config_error(why, std::string("cannot load CA ") +
@@ -78,6 +110,9 @@ int TlsContext::create(const Config &config, std::unique_ptr<TlsContext> *out,
       raw, config.tls_insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, nullptr);
 
   if (!config.tls_cert_file.empty()) {
+    if (unreadable(why, "client certificate", config.tls_cert_file) ||
+        unreadable(why, "client key", config.tls_key_file))
+      return H2POOL_ERR_TLS_CONFIG;
     if (SSL_CTX_use_certificate_chain_file(raw, config.tls_cert_file.c_str()) !=
         1)
       return config_error(why, "cannot load client certificate " +

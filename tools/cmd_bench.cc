@@ -15,6 +15,7 @@
 #include "commands.h"
 #include "common.h"
 #include "load.h"
+#include "progress.h"
 
 namespace h2pool_cli {
 
@@ -56,6 +57,47 @@ const char kBenchUsage[] =
 namespace {
 
 constexpr int kMaxStatus = 600;
+
+// The live line of a long run on stderr: redrawn in place every second on a
+// terminal; elsewhere (a CI log) a plain line every 10 seconds, so a short
+// run prints nothing and a long one shows it is alive.
+class BenchProgress {
+public:
+  BenchProgress(uint64_t total, Clock::time_point start)
+      : total_(total), start_(start),
+        terminal_(Progress::stderr_is_terminal()) {}
+
+  void update(uint64_t done, uint64_t failed) {
+    Clock::time_point now = Clock::now();
+    double elapsed = seconds_between(start_, now);
+    if (!terminal_ && elapsed < next_plain_s_) {
+      return;
+    }
+    next_plain_s_ = elapsed + 10;
+    char line[160];
+    std::snprintf(line, sizeof line,
+                  "bench: %" PRIu64 "/%" PRIu64 " requests (%.1f%%), %.0f "
+                  "req/s, %" PRIu64 " failed, %.0f s",
+                  done, total_,
+                  total_ ? 100.0 * double(done) / double(total_) : 0,
+                  elapsed > 0 ? double(done) / elapsed : 0, failed, elapsed);
+    std::fprintf(stderr, terminal_ ? "\r%s\033[K" : "%s\n", line);
+    std::fflush(stderr);
+    drawn_ = drawn_ || terminal_;
+  }
+  void finish() {
+    if (drawn_) {
+      std::fputs("\r\033[K", stderr); // the summary replaces the live line
+    }
+  }
+
+private:
+  uint64_t total_;
+  Clock::time_point start_;
+  bool terminal_;
+  bool drawn_ = false;
+  double next_plain_s_ = 10;
+};
 
 // Results of one pool's share of the load. Written from that pool's loop
 // thread (and from the submitting thread for refused requests).
@@ -194,10 +236,21 @@ int cmd_bench(const Args &args) {
     w.runner->start(w.pool.get());
   }
   Clock::time_point t1 = t0;
+  BenchProgress progress(n, t0);
   for (Worker &w : workers) {
-    w.runner->wait();
+    // Woken every second for the live line; the run's end is waited for,
+    // not polled.
+    while (!w.runner->wait_for(std::chrono::seconds(1))) {
+      uint64_t done = 0, failed_so_far = 0;
+      for (const Worker &x : workers) {
+        failed_so_far += x.tally->failed.load(std::memory_order_relaxed);
+        done += x.tally->succeeded.load(std::memory_order_relaxed);
+      }
+      progress.update(done + failed_so_far, failed_so_far);
+    }
     t1 = std::max(t1, w.runner->finished_at());
   }
+  progress.finish();
   CpuTimes cpu1 = process_cpu_times();
 
   uint64_t connections = 0, peak_streams = 0, retried = 0;

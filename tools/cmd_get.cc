@@ -21,6 +21,8 @@
 #include "args.h"
 #include "commands.h"
 #include "common.h"
+#include "progress.h"
+#include "write_out.h"
 
 namespace h2pool_cli {
 
@@ -40,10 +42,32 @@ const char kGetUsage[] =
     "  -o, --output FILE           write the bodies to FILE, not stdout\n"
     "  -i, --include               write the status line and headers before\n"
     "                              each body, and trailers after it\n"
+    "  -I, --head                  send HEAD and write the status line and\n"
+    "                              headers (as -i)\n"
+    "  -w, --write-out FORMAT      after each transfer write FORMAT to "
+    "stdout,\n"
+    "                              as curl does: %{time_namelookup},\n"
+    "                              %{time_connect}, %{time_appconnect},\n"
+    "                              %{time_pretransfer}, "
+    "%{time_starttransfer},\n"
+    "                              %{time_total}, %{time_queue} (seconds),\n"
+    "                              %{http_code}, %{http_version},\n"
+    "                              %{size_download}, %{size_upload},\n"
+    "                              %{size_header}, %{speed_download},\n"
+    "                              %{remote_ip}, %{remote_port},\n"
+    "                              %{num_connects}, %{exitcode}, %{errormsg},\n"
+    "                              %{url}, %{method}; \\n \\t %%; @FILE reads\n"
+    "                              FORMAT from FILE\n"
     "      --compressed            ask for gzip/deflate and decode it\n"
     "      --timeout-ms N          per-request timeout in ms (0: none)\n"
-    "  -v, --verbose               print status line and headers to stderr\n"
+    "  -v, --verbose               show connects, TLS, ALPN, request and\n"
+    "                              response headers and frame counts on "
+    "stderr\n"
+    "  -s, --silent                no progress bar and no error messages\n"
+    "  -S, --show-error            with -s, still show error messages\n"
+    "  -#, --progress-bar          show progress as a bar of #s (curl's -#)\n"
     "      --cacert FILE           trust the CA certificates in FILE (PEM)\n"
+    "      --capath DIR            trust the CA certificates in DIR (hashed)\n"
     "      --cert FILE --key FILE  client certificate and key (mutual TLS)\n"
     "  -k, --insecure              do not verify server certificates\n"
     "      --http1.1               speak HTTP/1.1 (over TLS: ALPN http/1.1)\n"
@@ -78,6 +102,8 @@ struct Fetch {
   Fields trailers;
   std::string body;
   std::string error;
+  TransferInfo info;       // for --write-out
+  char last_body_byte = 0; // of what was written, for --include's trailers
 };
 
 struct Shared {
@@ -92,8 +118,10 @@ struct Settings {
   bool include = false;
   bool verbose = false;
   bool stream = false; // write the body as it arrives (one URL)
+  bool head = false;   // -I
   std::string method;
-  std::string data_file; // --data @FILE
+  Progress *progress = nullptr; // one streamed transfer to a terminal
+  std::string data_file;        // --data @FILE
 };
 
 struct FileCloser {
@@ -157,19 +185,53 @@ void print_head(std::FILE *f, const Fetch &fetch) {
   std::fputs("\r\n", f);
 }
 
-void print_trailers(std::FILE *f, const Fields &trailers) {
+// After a body that lacks a final newline the first trailer would run into
+// its last line.
+void print_trailers(std::FILE *f, const Fields &trailers, char last_byte) {
+  if (!trailers.empty() && last_byte != 0 && last_byte != '\n')
+    std::fputs("\r\n", f);
   for (auto &[n, v] : trailers) {
     std::fprintf(f, "%s: %s\r\n", n.c_str(), v.c_str());
   }
 }
 
-void print_verbose(const Settings &s, const Fetch &f) {
-  std::fprintf(stderr, "* %s %s\n< %s\n", s.method.c_str(), f.url.c_str(),
-               status_line(f).c_str());
+void print_verbose(const Fetch &f) {
+  std::fprintf(stderr, "< %s\n", status_line(f).c_str());
   for (auto &[n, v] : f.headers) {
     std::fprintf(stderr, "< %s: %s\n", n.c_str(), v.c_str());
   }
   std::fprintf(stderr, "<\n");
+}
+
+// The request as curl -v shows it ("> " lines). The library adds what is
+// not listed (content-length, accept-encoding).
+void print_request(const Settings &s, const std::string &url,
+                   const Fields &headers, size_t body_len, bool body_file) {
+  std::string path = "/", authority;
+  size_t scheme_end = url.find("://");
+  if (scheme_end != std::string::npos) {
+    size_t start = scheme_end + 3;
+    size_t slash = url.find_first_of("/?", start);
+    authority = url.substr(start, slash == std::string::npos ? std::string::npos
+                                                             : slash - start);
+    if (slash != std::string::npos) {
+      path = url.substr(slash);
+      if (path[0] == '?') {
+        path.insert(0, "/");
+      }
+    }
+  }
+  std::fprintf(stderr, "> %s %s\n> host: %s\n", s.method.c_str(), path.c_str(),
+               authority.c_str());
+  for (auto &[n, v] : headers) {
+    std::fprintf(stderr, "> %s: %s\n", n.c_str(), v.c_str());
+  }
+  if (body_file) {
+    std::fprintf(stderr, "> (body streamed from %s)\n", s.data_file.c_str());
+  } else if (body_len > 0) {
+    std::fprintf(stderr, "> (body of %zu bytes)\n", body_len);
+  }
+  std::fprintf(stderr, ">\n");
 }
 
 // Streaming mode: status and headers go out as soon as they arrive.
@@ -179,16 +241,29 @@ int on_headers(const h2pool_response *resp, void *user_data) {
   copy_status(resp, f);
   f.headers = copy_fields(resp, false);
   if (ctx->settings->verbose) {
-    print_verbose(*ctx->settings, f);
+    print_verbose(f);
   }
   if (ctx->settings->include) {
     print_head(ctx->settings->out, f);
+  }
+  if (ctx->settings->progress) {
+    size_t n = 0;
+    const char *cl = h2pool_response_header(resp, "content-length", &n);
+    ctx->settings->progress->set_download_total(
+        cl ? std::strtoll(std::string(cl, n).c_str(), nullptr, 10) : -1);
   }
   return 0;
 }
 
 int on_data(const uint8_t *data, size_t len, void *user_data) {
   auto ctx = static_cast<Ctx *>(user_data);
+  ctx->fetch->info.size_download += len;
+  if (len > 0) {
+    ctx->fetch->last_body_byte = char(data[len - 1]);
+  }
+  if (ctx->settings->progress) {
+    ctx->settings->progress->downloaded(len);
+  }
   if (std::fwrite(data, 1, len, ctx->settings->out) != len) {
     ctx->write_failed = true;
     ctx->write_errno = errno;
@@ -201,6 +276,10 @@ int on_data(const uint8_t *data, size_t len, void *user_data) {
 int64_t read_upload(uint8_t *buf, size_t len, int *eof, void *user_data) {
   auto ctx = static_cast<Ctx *>(user_data);
   size_t n = std::fread(buf, 1, len, ctx->upload.get());
+  ctx->fetch->info.size_upload += n;
+  if (ctx->settings->progress) {
+    ctx->settings->progress->uploaded(n);
+  }
   if (n < len) {
     if (std::ferror(ctx->upload.get())) {
       return H2POOL_BODY_ABORT;
@@ -216,6 +295,16 @@ void on_response(const h2pool_response *resp, const h2pool_error *err,
   Fetch &f = *ctx->fetch;
   // Copy everything out: resp and err are borrowed for this call only. Only
   // this callback writes to `f` until `remaining` says it is done.
+  f.info.take_timings(resp, err);
+  if (resp != nullptr) {
+    f.info.http_code = h2pool_response_status(resp);
+    f.info.protocol = h2pool_response_protocol(resp);
+    h2pool_header h{};
+    for (size_t i = 0; h2pool_response_header_at(resp, i, &h) == H2POOL_OK;
+         ++i) {
+      f.info.size_header += h.name_len + h.value_len + 4; // ": " CRLF
+    }
+  }
   if (err != nullptr) {
     f.ok = false;
     f.error = ctx->write_failed ? std::string("writing the body failed: ") +
@@ -229,8 +318,12 @@ void on_response(const h2pool_response *resp, const h2pool_error *err,
     size_t len = 0;
     const uint8_t *body = h2pool_response_body(resp, &len);
     f.body.assign(reinterpret_cast<const char *>(body), len);
+    if (!ctx->settings->stream) {
+      f.info.size_download = len;
+      f.last_body_byte = len ? f.body.back() : 0;
+    }
     if (ctx->settings->stream && ctx->settings->include) {
-      print_trailers(ctx->settings->out, f.trailers);
+      print_trailers(ctx->settings->out, f.trailers, f.last_body_byte);
     }
   }
   std::lock_guard<std::mutex> lock(ctx->shared->mu);
@@ -256,6 +349,28 @@ std::pair<std::string, std::string> parse_header(const std::string &text) {
   return {name, text.substr(v)};
 }
 
+// curl users write flags together ("-sS", "-sI"): split a group made only
+// of get's value-less short flags into its flags. Anything else (a group
+// with a value option, "-o" ...) is left for the parser.
+Args split_short_flags(const Args &args) {
+  static const std::string kFlags = "sSiIvk#";
+  Args out;
+  bool options_ended = false;
+  for (const std::string &a : args) {
+    options_ended = options_ended || a == "--";
+    bool group = !options_ended && a.size() > 2 && a[0] == '-' && a[1] != '-' &&
+                 a.find_first_not_of(kFlags, 1) == std::string::npos;
+    if (!group) {
+      out.push_back(a);
+      continue;
+    }
+    for (size_t i = 1; i < a.size(); ++i) {
+      out.push_back(std::string("-") + a[i]);
+    }
+  }
+  return out;
+}
+
 } // namespace
 
 int cmd_get(const Args &args) {
@@ -267,8 +382,10 @@ int cmd_get(const Args &args) {
   std::vector<Fetch> fetches;
   TlsOptions tls;
   Settings settings;
+  std::string write_out;
+  bool silent = false, show_error = false, bar = false;
 
-  ArgCursor cur(args);
+  ArgCursor cur(split_short_flags(args));
   while (!cur.done()) {
     cur.check_help();
     if (tls.parse(cur)) {
@@ -294,6 +411,17 @@ int cmd_get(const Args &args) {
       have_timeout = true;
     } else if (cur.flag("--include", "-i")) {
       settings.include = true;
+    } else if (cur.flag("--head", "-I")) {
+      settings.head = true;
+      settings.include = true;
+    } else if (cur.value_option("--write-out", "-w", value)) {
+      write_out = load_write_out(value);
+    } else if (cur.flag("--silent", "-s")) {
+      silent = true;
+    } else if (cur.flag("--show-error", "-S")) {
+      show_error = true;
+    } else if (cur.flag("--progress-bar", "-#")) {
+      bar = true;
     } else if (cur.flag("--compressed", "")) {
       compressed = true;
     } else if (cur.flag("--verbose", "-v")) {
@@ -309,7 +437,7 @@ int cmd_get(const Args &args) {
   }
   tls.validate();
   if (settings.method.empty()) {
-    settings.method = have_data ? "POST" : "GET";
+    settings.method = settings.head ? "HEAD" : have_data ? "POST" : "GET";
   }
   settings.stream = fetches.size() == 1;
 
@@ -365,15 +493,38 @@ int cmd_get(const Args &args) {
   Shared shared;
   std::vector<Ctx> ctxs(fetches.size());
   {
-    ConfigPtr cfg = new_config();
+    ConfigPtr cfg = new_config(settings.verbose);
     tls.apply(cfg.get());
     PoolPtr pool = new_pool(cfg.get());
     {
       std::lock_guard<std::mutex> lock(shared.mu);
       shared.remaining = fetches.size();
     }
+    std::unique_ptr<Progress> progress;
+    // Only a single streamed transfer has one bar to draw, and only for a
+    // person watching: curl draws none either when stderr is redirected.
+    if (settings.stream && !silent && !settings.verbose &&
+        Progress::stderr_is_terminal()) {
+      progress = std::make_unique<Progress>(bar ? Progress::Style::bar
+                                                : Progress::Style::meter);
+      if (!settings.data_file.empty()) {
+        progress->set_upload_total(upload_size);
+      } else if (!data.empty()) {
+        progress->set_upload_total(int64_t(data.size()));
+      }
+      settings.progress = progress.get();
+    }
     for (size_t i = 0; i < fetches.size(); ++i) {
       Ctx &ctx = ctxs[i];
+      fetches[i].info.url = fetches[i].url;
+      fetches[i].info.method = settings.method;
+      if (settings.data_file.empty()) {
+        fetches[i].info.size_upload = data.size();
+      }
+      if (settings.verbose) {
+        print_request(settings, fetches[i].url, headers, data.size(),
+                      !settings.data_file.empty());
+      }
       ctx.shared = &shared;
       ctx.fetch = &fetches[i];
       ctx.settings = &settings;
@@ -405,23 +556,47 @@ int cmd_get(const Args &args) {
     std::unique_lock<std::mutex> lock(shared.mu);
     shared.cv.wait(lock, [&] { return shared.remaining == 0; });
     lock.unlock();
+    if (progress) {
+      progress->finish();
+      settings.progress = nullptr;
+    }
     // Destroying the pool joins its loop thread, so no callback is still
     // touching `fetches` once this scope ends.
   }
 
   int rc = kExitOk;
-  for (const Fetch &f : fetches) {
+  // curl writes -w after each transfer, to stdout whatever -o says.
+  auto write_out_for = [&](Fetch &f) {
+    if (write_out.empty()) {
+      return;
+    }
+    f.info.exitcode = f.ok ? kExitOk : kExitFailure;
+    f.info.errormsg = f.ok ? std::string() : f.error;
+    std::string warn;
+    std::string text = expand_write_out(write_out, f.info, &warn);
+    if (!warn.empty()) {
+      std::fprintf(stderr, "h2pool: warning: %s", warn.c_str());
+    }
+    std::fflush(settings.out);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+  };
+  for (Fetch &f : fetches) {
     if (!f.ok) {
-      std::fprintf(stderr, "h2pool: %s: %s\n", f.url.c_str(), f.error.c_str());
+      if (!silent || show_error) {
+        std::fprintf(stderr, "h2pool: %s: %s\n", f.url.c_str(),
+                     f.error.c_str());
+      }
       rc = kExitFailure;
+      write_out_for(f);
       continue;
     }
     if (settings.stream) {
+      write_out_for(f);
       continue; // already written as it arrived
     }
     if (settings.verbose) {
       std::fflush(settings.out);
-      print_verbose(settings, f);
+      print_verbose(f);
     }
     if (settings.include) {
       print_head(settings.out, f);
@@ -431,8 +606,9 @@ int cmd_get(const Args &args) {
       break;
     }
     if (settings.include) {
-      print_trailers(settings.out, f.trailers);
+      print_trailers(settings.out, f.trailers, f.last_body_byte);
     }
+    write_out_for(f);
   }
   bool reported = false; // a streamed write failure was already reported
   for (const Ctx &ctx : ctxs) {

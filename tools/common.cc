@@ -5,6 +5,7 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <mutex>
 
 namespace h2pool_cli {
 
@@ -21,6 +22,8 @@ bool TlsOptions::parse(ArgCursor &cur) {
   std::string value;
   if (cur.value_option("--cacert", "", value)) {
     ca_file = value;
+  } else if (cur.value_option("--capath", "", value)) {
+    ca_dir = value;
   } else if (cur.value_option("--cert", "", value)) {
     cert_file = value;
   } else if (cur.value_option("--key", "", value)) {
@@ -57,6 +60,10 @@ void TlsOptions::apply(h2pool_config *cfg) const {
     check(h2pool_config_set_tls_ca_file(cfg, ca_file.c_str()),
           "--cacert " + ca_file);
   }
+  if (!ca_dir.empty()) {
+    check(h2pool_config_set_tls_ca_dir(cfg, ca_dir.c_str()),
+          "--capath " + ca_dir);
+  }
   if (!cert_file.empty()) {
     check(h2pool_config_set_tls_client_cert(cfg, cert_file.c_str(),
                                             key_file.c_str()),
@@ -85,10 +92,40 @@ void TlsOptions::apply(h2pool_config *cfg) const {
   }
 }
 
-ConfigPtr new_config() {
+namespace {
+
+// The library's log lines: printed in verbose mode, and the last error kept
+// for new_pool(). Called from the pool's loop thread too.
+struct LogSink {
+  std::mutex mu;
+  std::string last_error;
+  bool verbose = false;
+};
+LogSink g_log;
+
+void log_line(int level, const char *msg, void *) {
+  std::lock_guard<std::mutex> lock(g_log.mu);
+  if (level <= H2POOL_LOG_ERROR)
+    g_log.last_error = msg;
+  if (g_log.verbose)
+    std::fprintf(stderr, "* %s\n", msg);
+}
+
+} // namespace
+
+ConfigPtr new_config(bool verbose) {
   h2pool_config *cfg = nullptr;
   check(h2pool_config_new(&cfg), "h2pool_config_new");
-  return ConfigPtr(cfg);
+  ConfigPtr owned(cfg);
+  {
+    std::lock_guard<std::mutex> lock(g_log.mu);
+    g_log.verbose = verbose;
+  }
+  check(h2pool_config_set_log(cfg, log_line,
+                              verbose ? H2POOL_LOG_INFO : H2POOL_LOG_ERROR,
+                              nullptr),
+        "h2pool_config_set_log");
+  return owned;
 }
 
 OptsPtr new_request_opts() {
@@ -99,7 +136,18 @@ OptsPtr new_request_opts() {
 
 PoolPtr new_pool(const h2pool_config *cfg) {
   h2pool *pool = nullptr;
-  check(h2pool_create(cfg, &pool), "h2pool_create");
+  {
+    std::lock_guard<std::mutex> lock(g_log.mu);
+    g_log.last_error.clear();
+  }
+  int rc = h2pool_create(cfg, &pool);
+  if (rc != H2POOL_OK) {
+    std::lock_guard<std::mutex> lock(g_log.mu);
+    // "cannot load CA file /x: No such file or directory" says more than
+    // the code's text, which follows it.
+    throw ApiError(
+        g_log.last_error.empty() ? "h2pool_create" : g_log.last_error, rc);
+  }
   return PoolPtr(pool);
 }
 

@@ -53,6 +53,7 @@ void check(int rc, std::string_view what);
 // NO_PROXY) unless --proxy is given; --proxy "" turns proxies off.
 struct TlsOptions {
   std::string ca_file;
+  std::string ca_dir;
   std::string cert_file;
   std::string key_file;
   bool insecure = false;
@@ -71,7 +72,11 @@ struct TlsOptions {
   void apply(h2pool_config *cfg) const;
 };
 
-ConfigPtr new_config();
+// A configuration whose log lines go to stderr: with `verbose`, those of
+// level info and above as "* MESSAGE" (curl's -v style); otherwise none, but
+// the last error is kept, and new_pool() names it when creation fails (a
+// CA file that cannot be read, say).
+ConfigPtr new_config(bool verbose = false);
 OptsPtr new_request_opts();
 PoolPtr new_pool(const h2pool_config *cfg);
 // Takes a statistics snapshot; returns null (after printing a warning) if

@@ -17,7 +17,9 @@ using namespace h2pool_cli;
 constexpr char kMainUsage[] =
     "Usage: h2pool COMMAND [OPTIONS] [ARGS]\n"
     "\n"
-    "An HTTP/2 (h2c, prior knowledge) client built on libh2pool.\n"
+    "An HTTP/2 and HTTP/1.1 client built on libh2pool: https:// URLs over\n"
+    "TLS (ALPN picks HTTP/2 or HTTP/1.1), http:// URLs in cleartext (HTTP/2\n"
+    "with prior knowledge, or HTTP/1.1 with --http1.1).\n"
     "\n"
     "Commands:\n"
     "  get URL...     fetch URLs concurrently through one pool\n"

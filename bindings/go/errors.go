@@ -90,6 +90,10 @@ type Error struct {
 	GoawayLastStreamID int64
 	// Message has the details (may be empty).
 	Message string
+	// Timings are the phases the request reached before it failed; the
+	// zero Timings for an error that did not come from a request's
+	// completion (a request refused up front, the Err* sentinels).
+	Timings Timings
 	// Partial is unused since responses stream: a failure after the
 	// response headers is returned by Response.Body's Read. Kept for
 	// compatibility; always nil.

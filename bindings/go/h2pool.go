@@ -268,6 +268,8 @@ type Response struct {
 	ConnectionID uint64
 	// RequestID is libh2pool's id of the request.
 	RequestID uint64
+
+	c *call // for Timings
 }
 
 // Pool is an HTTP/2 connection pool with its own event-loop thread. Its

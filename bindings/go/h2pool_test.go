@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -493,14 +492,9 @@ func TestRefusedRequestsReturnTypedErrors(t *testing.T) {
 }
 
 func TestConnectionRefusedIsErrConnect(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there now
+	addr := refusedAddr(t)
 	p := newPool(t, Config{})
-	_, err = p.Do(context.Background(), &Request{URL: "http://" + addr + "/"})
+	_, err := p.Do(context.Background(), &Request{URL: "http://" + addr + "/"})
 	if !errors.Is(err, ErrConnect) {
 		t.Fatalf("error %v, want ErrConnect", err)
 	}

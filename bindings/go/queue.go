@@ -76,11 +76,32 @@ static void h2pool_go_fields(uint8_t **p, uint8_t *end, size_t *need,
   }
 }
 
+// The timings of `r` or, when `e` is set, of `e`: the seven phases, reuse,
+// connects, remote ip and port.
+static void h2pool_go_timings(uint8_t **p, uint8_t *end, size_t *need,
+                              const h2pool_response *r, const h2pool_error *e) {
+  for (int i = 0; i <= H2POOL_TIMING_TOTAL; i++)
+    h2pool_go_put64(p, end, need,
+                    (uint64_t)(e ? h2pool_error_timing_us(e, (h2pool_timing)i)
+                                 : h2pool_response_timing_us(r, (h2pool_timing)i)));
+  h2pool_go_put32(p, end, need,
+                  (uint32_t)(e ? h2pool_error_connection_reused(e)
+                               : h2pool_response_connection_reused(r)));
+  h2pool_go_put32(p, end, need,
+                  (uint32_t)(e ? h2pool_error_num_connects(e)
+                               : h2pool_response_num_connects(r)));
+  const char *ip = e ? h2pool_error_remote_ip(e) : h2pool_response_remote_ip(r);
+  h2pool_go_putb(p, end, need, ip, strlen(ip));
+  h2pool_go_put32(p, end, need,
+                  (uint32_t)(e ? h2pool_error_remote_port(e)
+                               : h2pool_response_remote_port(r)));
+}
+
 // HEADERS: status, protocol, stream id, connection id, content-encoding,
-// headers.
+// headers, timings so far.
 // COMPLETE: whether a response came, its trailers, then the error's HTTP/2
-// code, stream id, GOAWAY last stream id and message. Returns the size;
-// writes only when it fits in `cap`.
+// code, stream id, GOAWAY last stream id and message, then the final
+// timings. Returns the size; writes only when it fits in `cap`.
 static size_t h2pool_go_pack(const h2pool_event *ev, uint8_t *buf,
                              size_t cap) {
   uint8_t *p = buf, *end = buf + cap;
@@ -94,6 +115,7 @@ static size_t h2pool_go_pack(const h2pool_event *ev, uint8_t *buf,
     const char *ce = h2pool_response_content_encoding(r);
     h2pool_go_putb(&p, end, &need, ce, ce ? strlen(ce) : 0);
     h2pool_go_fields(&p, end, &need, r, 0);
+    h2pool_go_timings(&p, end, &need, r, NULL);
     return need;
   }
   h2pool_go_put32(&p, end, &need, r != NULL);
@@ -106,6 +128,7 @@ static size_t h2pool_go_pack(const h2pool_event *ev, uint8_t *buf,
                   (uint64_t)h2pool_error_goaway_last_stream_id(e));
   const char *m = h2pool_error_message(e);
   h2pool_go_putb(&p, end, &need, m, strlen(m));
+  h2pool_go_timings(&p, end, &need, r, e);
   return need;
 }
 

@@ -59,6 +59,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
@@ -207,8 +208,10 @@ type call struct {
 	code      Code    // its error code, CodeOK on success
 	errInfo   *Error  // its error, if any
 	trailer   http.Header
-	closed    bool  // the body was closed
-	bodyErr   error // reading the request body failed
+	timings   Timings // so far; final once done
+	timed     bool    // timings were reported
+	closed    bool    // the body was closed
+	bodyErr   error   // reading the request body failed
 	wake      chan struct{}
 	writable  chan struct{} // streamed uploads only
 	finished  chan struct{} // closed at the completion; uploads only
@@ -253,6 +256,9 @@ func (c *call) onHeaders(id uint64, packed []byte) {
 	r.ConnectionID = u.u64()
 	r.ContentEncoding = u.str()
 	r.Header = u.fields()
+	r.c = c
+	c.timings = u.timings() // drainer only until headReady
+	c.timed = true
 	if r.Header == nil {
 		r.Header = make(http.Header)
 	}
@@ -332,8 +338,19 @@ func (c *call) onComplete(code Code, packed []byte) {
 		e.StreamID = int32(u.u32())
 		e.GoawayLastStreamID = int64(u.u64())
 		e.Message = u.str()
+	} else {
+		u.u64() // the error fields of a success
+		u.u32()
+		u.u64()
+		u.str()
+	}
+	t := u.timings()
+	if e != nil {
+		e.Timings = t
 	}
 	c.mu.Lock()
+	c.timings = t
+	c.timed = true
 	c.done = true
 	c.code = code
 	c.errInfo = e
@@ -352,6 +369,16 @@ func (c *call) onComplete(code Code, packed []byte) {
 // a timeout or the pool's shutdown racing with it), so one cause always
 // gives one error.
 func (c *call) failure(ctx context.Context) *Error {
+	e := c.failureOf(ctx)
+	c.mu.Lock()
+	if c.timed {
+		e.Timings = c.timings // also when the context explains the failure
+	}
+	c.mu.Unlock()
+	return e
+}
+
+func (c *call) failureOf(ctx context.Context) *Error {
 	c.mu.Lock()
 	e, bodyErr := c.errInfo, c.bodyErr
 	c.mu.Unlock()
@@ -397,8 +424,29 @@ func contextError(err error, o *outgoing) *Error {
 }
 
 // send submits c.o and waits for the response head. On success c.resp is
-// set.
+// set. The httptrace hooks of ctx fire around it: GetConn before, the
+// others after the fact from the recorded timings (see traceAfter).
 func (p *Pool) send(ctx context.Context, c *call) error {
+	trace := httptrace.ContextClientTrace(ctx)
+	if trace == nil {
+		return p.exchange(ctx, c)
+	}
+	hp := hostPort(c.o.url)
+	if trace.GetConn != nil {
+		trace.GetConn(hp)
+	}
+	err := p.exchange(ctx, c)
+	c.mu.Lock()
+	tm, timed := c.timings, c.timed
+	c.mu.Unlock()
+	if timed {
+		traceAfter(trace, hp, tm, err)
+	}
+	return err
+}
+
+// exchange is send without the tracing.
+func (p *Pool) exchange(ctx context.Context, c *call) error {
 	o := &c.o
 	closeBody := func() {
 		if o.closer != nil {

@@ -274,6 +274,18 @@ static void test_error_and_response_accessors_accept_null(void **state) {
   (void)h2pool_response_body(NULL, NULL);
   (void)h2pool_response_stream_id(NULL);
   (void)h2pool_response_connection_id(NULL);
+  assert_int_equal(h2pool_response_timing_us(NULL, H2POOL_TIMING_TOTAL), -1);
+  assert_int_equal(h2pool_error_timing_us(NULL, H2POOL_TIMING_QUEUED), -1);
+  assert_int_equal(h2pool_response_connection_reused(NULL),
+                   H2POOL_ERR_INVALID_ARGUMENT);
+  assert_int_equal(h2pool_error_connection_reused(NULL),
+                   H2POOL_ERR_INVALID_ARGUMENT);
+  assert_string_equal(h2pool_response_remote_ip(NULL), "");
+  assert_string_equal(h2pool_error_remote_ip(NULL), "");
+  assert_int_equal(h2pool_response_remote_port(NULL), 0);
+  assert_int_equal(h2pool_error_remote_port(NULL), 0);
+  assert_int_equal(h2pool_response_num_connects(NULL), 0);
+  assert_int_equal(h2pool_error_num_connects(NULL), 0);
   (void)h2pool_response_request_id(NULL);
   assert_int_equal(h2pool_response_protocol(NULL), H2POOL_PROTOCOL_UNKNOWN);
   assert_string_equal(h2pool_response_reason(NULL), "");

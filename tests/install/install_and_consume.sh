@@ -92,6 +92,21 @@ grep -qFx "$lib/pkgconfig/h2pool.pc" "$build/install_manifest.txt" ||
 if readelf -d "$lib/libh2pool.so.$major" | grep -E 'R(UN)?PATH' | grep -qF "$build"; then
   fail "installed library keeps a run path into the build tree"
 fi
+# The tool finds the library installed beside it, under any prefix, with
+# nothing in the environment pointing there.
+tool=$prefix/bin/h2pool
+[[ -x $tool ]] || fail "not installed: bin/h2pool"
+tool_rpath=$(readelf -d "$tool" | grep -E 'R(UN)?PATH' || true)
+# shellcheck disable=SC2016 # a literal $ORIGIN
+grep -qF '$ORIGIN/../'"$libdir" <<<"$tool_rpath" ||
+  fail "bin/h2pool has no \$ORIGIN/../$libdir run path: ${tool_rpath:-none}"
+if grep -qF "$build" <<<"$tool_rpath"; then
+  fail "bin/h2pool keeps a run path into the build tree: $tool_rpath"
+fi
+tool_version=$(env -u LD_LIBRARY_PATH "$tool" --version) ||
+  fail "installed bin/h2pool --version failed without LD_LIBRARY_PATH"
+[[ $tool_version == "h2pool $version" ]] ||
+  fail "installed bin/h2pool --version: '$tool_version', want 'h2pool $version'"
 
 # --- pkg-config --------------------------------------------------------------
 step "pkg-config"

@@ -13,8 +13,6 @@ MODE=${2:-smoke}
 CLI_TIMEOUT=60
 DEADLINE_MS=10000
 
-SERVE_PID=""
-
 HARNESS_PREFIX=cli
 # shellcheck source=SCRIPTDIR/../lib/harness.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh" || exit 1
@@ -24,14 +22,6 @@ require_cli
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/h2pool-cli.XXXXXX") || exit 1
 # `h2pool serve` is stopped by the test itself (a clean SIGTERM exit is one
 # of the checks); on an early exit it is simply killed.
-# shellcheck disable=SC2317 # invoked by the EXIT trap
-kill_serve_and_cleanup() {
-  if [[ -n $SERVE_PID ]]; then
-    kill -KILL "$SERVE_PID" 2>/dev/null
-    wait "$SERVE_PID" 2>/dev/null
-  fi
-  rm -rf "$WORK"
-}
 on_exit kill_serve_and_cleanup
 
 # expect_exit WANT DESCRIPTION ARGS...: runs the CLI, checks its exit status;
@@ -54,26 +44,6 @@ check() {
   local what=$1
   shift
   if "$@"; then pass "$what"; else fail "$what"; fi
-}
-
-# start_serve ARGS...: starts `h2pool serve ARGS...` in the background and
-# waits for the URL it prints; sets SERVE_PID and URL, exits on failure.
-start_serve() {
-  local deadline
-  "$CLI" serve "$@" >"$WORK/serve.out" 2>"$WORK/serve.err" &
-  SERVE_PID=$!
-  URL=""
-  deadline=$(($(now_ms) + DEADLINE_MS))
-  while :; do
-    URL=$(head -n 1 "$WORK/serve.out" 2>/dev/null)
-    [[ $URL == http://* ]] && break
-    if ! kill -0 "$SERVE_PID" 2>/dev/null || (($(now_ms) > deadline)); then
-      fail "h2pool serve $* did not print its URL: $(cat "$WORK/serve.err")"
-      exit 1
-    fi
-    sleep 0.02
-  done
-  log "h2pool serve $* listening at $URL"
 }
 
 # --- get against a server that refuses every stream up front ----------------

@@ -19,6 +19,8 @@
 #   SERVER_PID         the server started last ("" when none is running)
 #   SERVER_PGID        its process group ("" when unknown: signal the pid only)
 #   SERVER_NAME        its name, for messages
+#   SERVE_PID, URL     `h2pool serve` started by start_serve, and its URL
+#                      (start_serve waits DEADLINE_MS for it)
 
 : "${HARNESS_PREFIX:?set HARNESS_PREFIX before sourcing harness.sh}"
 # The tool reads the proxy environment as curl does; loopback tests must not
@@ -205,6 +207,42 @@ server_running() {
   else
     kill -0 "$SERVER_PID" 2>/dev/null
   fi
+}
+
+# --- h2pool serve as the server -----------------------------------------------
+
+# start_serve ARGS...: starts `$CLI serve ARGS...` in the background and
+# waits for the URL it prints (at most $DEADLINE_MS); sets SERVE_PID and URL,
+# exits on failure. Its output goes to $WORK/serve.out and serve.err.
+SERVE_PID=""
+start_serve() {
+  local deadline
+  "$CLI" serve "$@" >"$WORK/serve.out" 2>"$WORK/serve.err" &
+  SERVE_PID=$!
+  URL=""
+  deadline=$(($(now_ms) + DEADLINE_MS))
+  while :; do
+    URL=$(head -n 1 "$WORK/serve.out" 2>/dev/null)
+    [[ $URL == http://* ]] && break
+    if ! kill -0 "$SERVE_PID" 2>/dev/null || (($(now_ms) > deadline)); then
+      fail "h2pool serve $* did not print its URL: $(cat "$WORK/serve.err")"
+      exit 1
+    fi
+    sleep 0.02
+  done
+  log "h2pool serve $* listening at $URL"
+}
+
+# kill_serve_and_cleanup: an EXIT handler for scripts that use start_serve:
+# kills `h2pool serve` if it still runs (a script that checks its clean
+# shutdown stops it itself and clears SERVE_PID) and removes $WORK.
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+kill_serve_and_cleanup() {
+  if [[ -n $SERVE_PID ]]; then
+    kill -KILL "$SERVE_PID" 2>/dev/null
+    wait "$SERVE_PID" 2>/dev/null
+  fi
+  rm -rf "$WORK"
 }
 
 # --- exit ---------------------------------------------------------------------

@@ -124,6 +124,16 @@ pub const H2POOL_PROTOCOL_HTTP_1_0: h2pool_protocol = 10;
 pub const H2POOL_PROTOCOL_HTTP_1_1: h2pool_protocol = 11;
 pub const H2POOL_PROTOCOL_HTTP_2: h2pool_protocol = 20;
 
+/// `h2pool_timing`.
+pub type h2pool_timing = c_int;
+pub const H2POOL_TIMING_QUEUED: h2pool_timing = 0;
+pub const H2POOL_TIMING_NAMELOOKUP: h2pool_timing = 1;
+pub const H2POOL_TIMING_CONNECT: h2pool_timing = 2;
+pub const H2POOL_TIMING_APPCONNECT: h2pool_timing = 3;
+pub const H2POOL_TIMING_PRETRANSFER: h2pool_timing = 4;
+pub const H2POOL_TIMING_STARTTRANSFER: h2pool_timing = 5;
+pub const H2POOL_TIMING_TOTAL: h2pool_timing = 6;
+
 /// `h2pool_stat`.
 pub type h2pool_stat = c_int;
 pub const H2POOL_STAT_CONNECTIONS_OPEN: h2pool_stat = 0;
@@ -438,6 +448,16 @@ extern "C" {
     pub fn h2pool_response_protocol(resp: *const h2pool_response) -> c_int;
     pub fn h2pool_protocol_name(protocol: c_int) -> *const c_char;
     pub fn h2pool_response_reason(resp: *const h2pool_response) -> *const c_char;
+    pub fn h2pool_response_timing_us(resp: *const h2pool_response, which: h2pool_timing) -> i64;
+    pub fn h2pool_response_connection_reused(resp: *const h2pool_response) -> c_int;
+    pub fn h2pool_response_remote_ip(resp: *const h2pool_response) -> *const c_char;
+    pub fn h2pool_response_remote_port(resp: *const h2pool_response) -> c_int;
+    pub fn h2pool_response_num_connects(resp: *const h2pool_response) -> c_int;
+    pub fn h2pool_error_timing_us(err: *const h2pool_error, which: h2pool_timing) -> i64;
+    pub fn h2pool_error_connection_reused(err: *const h2pool_error) -> c_int;
+    pub fn h2pool_error_remote_ip(err: *const h2pool_error) -> *const c_char;
+    pub fn h2pool_error_remote_port(err: *const h2pool_error) -> c_int;
+    pub fn h2pool_error_num_connects(err: *const h2pool_error) -> c_int;
 
     pub fn h2pool_stats_get(pool: *mut h2pool, out: *mut *mut h2pool_stats) -> c_int;
     pub fn h2pool_stats_free(stats: *mut h2pool_stats);

@@ -243,6 +243,7 @@ pub struct Error {
     goaway_last_stream_id: Option<u32>,
     pub(crate) message: String,
     partial: Option<Box<(ResponseHead, Vec<u8>)>>,
+    timings: Option<Box<Timings>>,
 }
 
 impl Error {
@@ -254,7 +255,14 @@ impl Error {
             goaway_last_stream_id: None,
             message: message.into(),
             partial: None,
+            timings: None,
         }
+    }
+
+    /// The phases the request reached before it failed (`None` for an
+    /// error that did not come from a request's completion).
+    pub fn timings(&self) -> Option<&Timings> {
+        self.timings.as_deref()
     }
 
     fn from_raw_code(rc: c_int, message: impl Into<String>) -> Error {
@@ -576,6 +584,87 @@ impl fmt::Display for Protocol {
     }
 }
 
+/// Where a request spent its time, as libcurl's `CURLINFO_*_TIME_T`
+/// report it (see `h2pool_timing` in h2pool.h): every duration counts from
+/// the request's submission and they are cumulative (`namelookup <=
+/// connect <= appconnect <= pretransfer <= starttransfer <= total`).
+/// `None`: the phase was never reached (`appconnect` on a cleartext
+/// connection). On a reused connection the connection phases are zero.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timings {
+    /// Until the request was placed on a connection.
+    pub queued: Option<Duration>,
+    /// Until the host name was resolved.
+    pub namelookup: Option<Duration>,
+    /// Until the TCP connection was up.
+    pub connect: Option<Duration>,
+    /// Until the TLS handshake finished.
+    pub appconnect: Option<Duration>,
+    /// Until the request's headers were handed to the socket.
+    pub pretransfer: Option<Duration>,
+    /// Until the first byte of the response arrived.
+    pub starttransfer: Option<Duration>,
+    /// Until the request completed (for a streamed response's head: until
+    /// the head was delivered).
+    pub total: Option<Duration>,
+    /// The connection was reused rather than set up for this request.
+    pub reused: bool,
+    /// New connections the request waited for (curl's `num_connects`).
+    pub num_connects: u32,
+    /// The peer the connection reached, also for a reused one.
+    pub remote_addr: Option<std::net::SocketAddr>,
+}
+
+impl Timings {
+    unsafe fn read(
+        timing: impl Fn(sys::h2pool_timing) -> i64,
+        reused: c_int,
+        connects: c_int,
+        ip: *const c_char,
+        port: c_int,
+    ) -> Timings {
+        let at = |w| u64::try_from(timing(w)).ok().map(Duration::from_micros);
+        let ip = if ip.is_null() { "" } else { CStr::from_ptr(ip).to_str().unwrap_or("") };
+        let remote_addr = ip
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .zip(u16::try_from(port).ok())
+            .map(|(ip, port)| std::net::SocketAddr::new(ip, port));
+        Timings {
+            queued: at(sys::H2POOL_TIMING_QUEUED),
+            namelookup: at(sys::H2POOL_TIMING_NAMELOOKUP),
+            connect: at(sys::H2POOL_TIMING_CONNECT),
+            appconnect: at(sys::H2POOL_TIMING_APPCONNECT),
+            pretransfer: at(sys::H2POOL_TIMING_PRETRANSFER),
+            starttransfer: at(sys::H2POOL_TIMING_STARTTRANSFER),
+            total: at(sys::H2POOL_TIMING_TOTAL),
+            reused: reused == 1,
+            num_connects: u32::try_from(connects).unwrap_or(0),
+            remote_addr,
+        }
+    }
+
+    pub(crate) unsafe fn from_response(resp: *const sys::h2pool_response) -> Timings {
+        Timings::read(
+            |w| sys::h2pool_response_timing_us(resp, w),
+            sys::h2pool_response_connection_reused(resp),
+            sys::h2pool_response_num_connects(resp),
+            sys::h2pool_response_remote_ip(resp),
+            sys::h2pool_response_remote_port(resp),
+        )
+    }
+
+    pub(crate) unsafe fn from_error(err: *const sys::h2pool_error) -> Timings {
+        Timings::read(
+            |w| sys::h2pool_error_timing_us(err, w),
+            sys::h2pool_error_connection_reused(err),
+            sys::h2pool_error_num_connects(err),
+            sys::h2pool_error_remote_ip(err),
+            sys::h2pool_error_remote_port(err),
+        )
+    }
+}
+
 /// A response's status line and header fields, with where it came from.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ResponseHead {
@@ -586,9 +675,16 @@ pub struct ResponseHead {
     stream_id: u32,
     connection_id: u64,
     request_id: u64,
+    timings: Timings,
 }
 
 impl ResponseHead {
+    /// Where the request spent its time: final for a buffered response;
+    /// for a streamed one, as of the moment its head arrived.
+    pub fn timings(&self) -> &Timings {
+        &self.timings
+    }
+
     /// The HTTP status code.
     pub fn status(&self) -> u16 {
         self.status
@@ -749,6 +845,11 @@ impl Response {
         self.head.request_id()
     }
 
+    /// Where the request spent its time (see [`ResponseHead::timings`]).
+    pub fn timings(&self) -> &Timings {
+        self.head.timings()
+    }
+
     /// The body.
     pub fn body_mut(&mut self) -> &mut ResponseBody {
         &mut self.body
@@ -871,6 +972,7 @@ pub(crate) unsafe fn head_from_raw(resp: *const sys::h2pool_response) -> Respons
         stream_id: u32::try_from(sys::h2pool_response_stream_id(resp)).unwrap_or(0),
         connection_id: sys::h2pool_response_connection_id(resp),
         request_id: sys::h2pool_response_request_id(resp),
+        timings: Timings::from_response(resp),
     }
 }
 
@@ -909,6 +1011,7 @@ pub(crate) unsafe fn error_from_raw(
         stream_id: u32::try_from(stream).ok().filter(|&s| s > 0),
         goaway_last_stream_id: u32::try_from(goaway).ok(),
         message,
+        timings: Some(Box::new(Timings::from_error(err))),
         partial: if resp.is_null() {
             None
         } else {
