@@ -24,6 +24,7 @@
 #include "connection.h"
 #include "connector.h"
 #include "handles.h"
+#include "priority.h"
 #include "request.h"
 #include "tls.h"
 
@@ -118,7 +119,7 @@ public:
   void on_linger_timer();
 
   // Requests waiting: for a stream slot, out a retry delay, for the budget.
-  RequestList pending;
+  PriorityQueue pending; // most urgent first (RFC 9218 urgency)
   RequestList retrying;
   RequestList throttled;
   std::vector<std::unique_ptr<Connection>> connections;
