@@ -90,6 +90,34 @@ TEST(Priority, HeaderSentOnlyWhenNotDefaultAndCallersWins) {
   EXPECT_EQ(values("/caller"), std::vector<std::string>{"u=1"});
 }
 
+// h2pool_queue_request() takes the same options, and the header with them.
+TEST(Priority, CompletionQueueRequestsCarryTheirPriority) {
+  TestServer server;
+  ASSERT_EQ(server.start(), 0);
+  Client client(nullptr);
+  h2pool_queue *q = nullptr;
+  ASSERT_EQ(h2pool_queue_create(&q), H2POOL_OK);
+  Opts opts;
+  ASSERT_EQ(h2pool_request_opts_set_priority(opts, 2, 1), H2POOL_OK);
+  uint64_t id = 0;
+  std::string url = server.base_url() + "/queued";
+  ASSERT_EQ(h2pool_queue_request(client.pool(), q, "GET", url.c_str(), nullptr,
+                                 0, nullptr, 0, opts, nullptr, &id),
+            H2POOL_OK);
+  h2pool_event *ev = nullptr;
+  ASSERT_EQ(h2pool_queue_next(q, &ev, 1, int(kWait.count())), 1);
+  EXPECT_EQ(h2pool_event_kind(ev), H2POOL_EVENT_COMPLETE);
+  EXPECT_EQ(h2pool_event_error(ev), nullptr);
+  EXPECT_EQ(h2pool_event_request_id(ev), id);
+  h2pool_event_free(ev);
+  client.destroy();
+  h2pool_queue_destroy(q);
+  auto reqs = server.requests();
+  const RecordedRequest *r = find_path(reqs, "/queued");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(header_values(*r, "priority"), std::vector<std::string>{"u=2, i"});
+}
+
 // One connection, one stream at a time: the request that gets the stream
 // when it frees up is the most urgent waiting one, not the oldest.
 TEST(Priority, QueueServesMostUrgentFirstWhenStreamsAreScarce) {
@@ -140,7 +168,8 @@ TEST(Priority, QueueServesMostUrgentFirstWhenStreamsAreScarce) {
                                 "/bulk3"};
   EXPECT_EQ(order, want);
   // Sent with its new priority.
-  const RecordedRequest *r = find_path(server.requests(), "/raised");
+  auto reqs = server.requests();
+  const RecordedRequest *r = find_path(reqs, "/raised");
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(header_values(*r, "priority"), std::vector<std::string>{"u=1"});
 }
