@@ -643,7 +643,9 @@ func (p *Pool) Do(ctx context.Context, req *Request) (*Response, error) {
 		o.body = req.Body
 	}
 	o.prepare(req.URL, nil, req.Header, req.Host)
-	if pr := req.Priority; pr != nil {
+	if pr := req.Priority; pr != nil && *pr != (Priority{Urgency: 3}) {
+		// As the C options do: the default is not worth sending, and a
+		// priority header of the caller's own wins.
 		if req.Header.Get("Priority") == "" {
 			o.fields = append(o.fields, kv{"priority", pr.field()})
 			o.scratch.fields = o.fields
