@@ -701,12 +701,12 @@ H2POOL_EXTERN int h2pool_create(const h2pool_config *cfg, h2pool **out);
  * From the moment it is called, every other call on the pool
  * (h2pool_request(), h2pool_cancel(), h2pool_request_resume_upload(),
  * h2pool_request_pause_download(), h2pool_request_resume_download(),
- * h2pool_stats_get()), from any thread and from the completion callbacks the
- * shutdown runs, returns H2POOL_ERR_POOL_CLOSED and leads to no callback.
- * Calls already under way on other threads are waited for before the pool
- * is freed (and, unless it is called from the loop thread, before the
- * shutdown starts, so a request one of them submits is accepted and then
- * completed like the rest). Every request still outstanding gets its
+ * h2pool_request_set_priority(), h2pool_stats_get()), from any thread and from
+ * the completion callbacks the shutdown runs, returns H2POOL_ERR_POOL_CLOSED
+ * and leads to no callback. Calls already under way on other threads are waited
+ * for before the pool is freed (and, unless it is called from the loop thread,
+ * before the shutdown starts, so a request one of them submits is accepted and
+ * then completed like the rest). Every request still outstanding gets its
  * completion callback with H2POOL_ERR_POOL_CLOSED; connections are closed
  * with GOAWAY(NO_ERROR); the loop thread is joined.
  *
@@ -893,6 +893,32 @@ h2pool_request_opts_set_http_version(h2pool_request_opts *opts,
                                      h2pool_http_version version);
 
 /**
+ * The priority of requests made with these options (RFC 9218): `urgency`
+ * 0 (most urgent) to 7 (least), `incremental` 0 or 1 (whether the response
+ * is useful in parts, so the server may interleave it with others of the
+ * same urgency). Default urgency 3, not incremental, as RFC 9218 section 4
+ * defines the absence of a signal. Returns H2POOL_ERR_INVALID_ARGUMENT for a
+ * NULL `opts` or a value out of range. Applies to h2pool_request() and
+ * h2pool_queue_request() alike.
+ *
+ * What it does:
+ * - A priority other than the default is sent as the request header field
+ *   "priority: u=N" (", i" when incremental), over HTTP/2 and HTTP/1.1. A
+ *   "priority" header of the caller's own is sent instead (never both), and
+ *   its value (read as RFC 9218 says, invalid parts ignored) is then the
+ *   request's priority.
+ * - The pool's own queue: when an endpoint has no free stream slot, its
+ *   waiting requests get a stream most urgent first, in submission order
+ *   within an urgency.
+ * - The server decides the rest: one that schedules by RFC 9218 (nghttp2's
+ *   server sessions that sent SETTINGS_NO_RFC7540_PRIORITIES, nghttpd, h2o)
+ *   sends the responses of more urgent streams first; others ignore it.
+ */
+H2POOL_EXTERN int h2pool_request_opts_set_priority(h2pool_request_opts *opts,
+                                                   int urgency,
+                                                   int incremental);
+
+/**
  * Submits a request. Thread-safe, and may be called from a completion
  * callback.
  *
@@ -961,6 +987,28 @@ H2POOL_EXTERN int h2pool_request_resume_upload(h2pool *pool, uint64_t id);
  * Thread-safe; asynchronous; returns as h2pool_request_resume_upload().
  */
 H2POOL_EXTERN int h2pool_request_pause_download(h2pool *pool, uint64_t id);
+
+/**
+ * Changes the priority of request `id` (see
+ * h2pool_request_opts_set_priority() for `urgency` and `incremental`).
+ * Thread-safe, and may be called from a completion callback; asynchronous,
+ * like h2pool_cancel(). A request still waiting in the pool's queue moves to
+ * its new place there (behind the requests already waiting at its new
+ * urgency). One on an HTTP/2 stream is announced to the server with a
+ * PRIORITY_UPDATE frame (RFC 9218 section 7.1), but only when the server's
+ * SETTINGS had SETTINGS_NO_RFC7540_PRIORITIES=1, that is when it says it
+ * reads the frame; otherwise, and over HTTP/1.1 (which has no such frame),
+ * the change is accepted and has no effect on the wire. A request waiting
+ * to be retried is sent again with its new priority. Whether the response
+ * then comes sooner is for the server to decide.
+ *
+ * Returns 0 once the change is queued (also for ids that have already
+ * completed, for which it does nothing), H2POOL_ERR_INVALID_ARGUMENT for a
+ * NULL pool, id 0 or a value out of range, H2POOL_ERR_POOL_CLOSED once
+ * destruction has begun.
+ */
+H2POOL_EXTERN int h2pool_request_set_priority(h2pool *pool, uint64_t id,
+                                              int urgency, int incremental);
 
 /** Resumes reading a paused response. Thread-safe; asynchronous. */
 H2POOL_EXTERN int h2pool_request_resume_download(h2pool *pool, uint64_t id);

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "loop.h"
 #include "pool.h"
+#include "priority.h"
 #include "request.h"
 #include "resolver.h"
 #include "testing_hooks.h"
@@ -401,6 +402,17 @@ int h2pool_core::submit_request(h2pool *pool, const char *method,
       req->on_headers = opts->on_headers;
       req->on_data = opts->on_data;
       req->auto_decompress = opts->auto_decompress;
+      req->urgency = opts->urgency;
+      req->incremental = opts->incremental;
+    }
+    if (normalized.has_priority) {
+      // The caller's field is what the server sees, so it is also what
+      // orders the pool's queue.
+      h2pool_core::Priority p =
+          h2pool_core::parse_priority(normalized.priority);
+      req->urgency = p.urgency;
+      req->incremental = p.incremental;
+      req->caller_priority = true;
     }
     req->add_accept_encoding =
         req->auto_decompress && !normalized.has_accept_encoding;
@@ -465,6 +477,20 @@ int h2pool_request_pause_download(h2pool *pool, uint64_t id) {
 
 int h2pool_request_resume_download(h2pool *pool, uint64_t id) {
   return post_request_op(pool, id, &h2pool_core::Pool::resume_download);
+}
+
+int h2pool_request_set_priority(h2pool *pool, uint64_t id, int urgency,
+                                int incremental) {
+  if (pool == nullptr || id == 0 || urgency < 0 || urgency > 7 ||
+      incremental < 0 || incremental > 1)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  GateGuard in(pool->gate);
+  if (!in)
+    return H2POOL_ERR_POOL_CLOSED;
+  h2pool_core::Priority p{uint8_t(urgency), incremental != 0};
+  return guarded([&]() -> int {
+    return pool->loop.post([pool, id, p] { pool->pool->set_priority(id, p); });
+  });
 }
 
 int h2pool_stats_get(h2pool *pool, h2pool_stats **out) {

@@ -391,6 +391,16 @@ int h2pool_request_opts_set_http_version(h2pool_request_opts *opts,
   return H2POOL_OK;
 }
 
+int h2pool_request_opts_set_priority(h2pool_request_opts *opts, int urgency,
+                                     int incremental) {
+  if (opts == nullptr || urgency < 0 || urgency > 7 || incremental < 0 ||
+      incremental > 1)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  opts->urgency = uint8_t(urgency);
+  opts->incremental = incremental != 0;
+  return H2POOL_OK;
+}
+
 int h2pool_request_opts_set_auto_decompress(h2pool_request_opts *opts,
                                             int enable) {
   if (opts == nullptr)

@@ -85,6 +85,9 @@ struct h2pool_request_opts {
   uint32_t queue_upload_buffer = 256 * 1024;
   bool has_http_version = false;
   int http_version = H2POOL_HTTP_VERSION_DEFAULT;
+  // RFC 9218 priority; the defaults of its section 4.
+  uint8_t urgency = 3;
+  bool incremental = false;
 };
 
 namespace h2pool_core {

@@ -279,6 +279,11 @@ void Connection::resume_upload(Request &req) {
     session_->resume_upload(req);
 }
 
+void Connection::update_priority(Request &req) {
+  if (session_)
+    session_->update_priority(req);
+}
+
 void Connection::resume_download(Request &req) {
   if (session_)
     session_->resume_download(req);

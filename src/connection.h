@@ -124,6 +124,8 @@ public:
   // Takes no new streams; closes once the last stream ends.
   void drain();
   void resume_upload(Request &req);
+  // Tells the server of `req`'s new priority (Session::update_priority).
+  void update_priority(Request &req);
   void resume_download(Request &req);
   // Closes now: remaining streams are reported with `why`, then
   // on_connection_closed. `by_us` marks an orderly close of our own (idle,

@@ -25,6 +25,7 @@
 #include "connection.h"
 #include "connector.h"
 #include "handles.h"
+#include "priority.h"
 #include "request.h"
 #include "tls.h"
 
@@ -126,7 +127,7 @@ public:
   void on_linger_timer();
 
   // Requests waiting: for a stream slot, out a retry delay, for the budget.
-  RequestList pending;
+  PriorityQueue pending; // most urgent first (RFC 9218 urgency)
   RequestList retrying;
   RequestList throttled;
   std::vector<std::unique_ptr<Connection>> connections;

@@ -7,6 +7,7 @@
 
 #include "connection.h"
 #include "headers.h"
+#include "priority.h"
 
 namespace h2pool_core {
 namespace {
@@ -217,6 +218,14 @@ int H1Session::submit(Request &req) {
   }
   if (req.add_accept_encoding)
     out += "accept-encoding: gzip, deflate\r\n";
+  // RFC 9218 section 5 applies to HTTP/1.1 too; a later change cannot be
+  // sent (there is no frame for it) and only the server decides anyway.
+  if (!req.caller_priority &&
+      !Priority{req.urgency, req.incremental}.is_default()) {
+    out += "priority: ";
+    out += format_priority({req.urgency, req.incremental});
+    out += "\r\n";
+  }
   for (const auto &h : req.headers) {
     // te: trailers is an HTTP/2 (and gRPC) request field; in HTTP/1.1 it
     // would need "connection: te", and means nothing to the exchange.

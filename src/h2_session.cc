@@ -244,6 +244,9 @@ void H2Session::start() {
   nghttp2_settings_entry iv[] = {
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, settings_.stream_window_bytes},
+      // RFC 9218 section 2.1: we signal priorities with the priority
+      // header and PRIORITY_UPDATE, never with RFC 7540's PRIORITY frames.
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   };
   nghttp2_submit_settings(session_.get(), NGHTTP2_FLAG_NONE, iv,
                           sizeof iv / sizeof iv[0]);
@@ -458,7 +461,7 @@ int H2Session::submit(Request &req) {
   constexpr size_t kInline = 24;
   std::array<nghttp2_nv, kInline> inline_nva;
   std::vector<nghttp2_nv> heap_nva;
-  size_t max_fields = 6 + req.headers.size();
+  size_t max_fields = 7 + req.headers.size();
   if (max_fields > kInline)
     heap_nva.resize(max_fields);
   nghttp2_nv *nva = max_fields > kInline ? heap_nva.data() : inline_nva.data();
@@ -484,6 +487,14 @@ int H2Session::submit(Request &req) {
   }
   if (req.add_accept_encoding)
     nva[n++] = make_nv(kAcceptEncoding, kGzipDeflate);
+  // RFC 9218 section 5: only a priority other than the default is worth
+  // the bytes; a caller's own field goes as given, alone.
+  std::string priority;
+  Priority pri{req.urgency, req.incremental};
+  if (!req.caller_priority && !pri.is_default()) {
+    priority = format_priority(pri);
+    nva[n++] = make_nv("priority", 8, priority);
+  }
   for (const auto &h : req.headers)
     nva[n++] = make_nv(h.name, h.value);
 
@@ -520,6 +531,26 @@ void H2Session::reset(Request &req, uint32_t code) {
                               req.response.stream_id, code);
     flush();
   }
+}
+
+void H2Session::update_priority(Request &req) {
+  if (!streams_.contains(&req) || !session_ || req.response.stream_id <= 0)
+    return;
+  // nghttp2 sends it only to a server whose SETTINGS had
+  // SETTINGS_NO_RFC7540_PRIORITIES=1 (RFC 9218 section 2.1: the others
+  // may not know the frame), and otherwise returns 0 having done nothing.
+  std::string value = format_priority({req.urgency, req.incremental});
+  int rv = nghttp2_submit_priority_update(
+      session_.get(), NGHTTP2_FLAG_NONE, req.response.stream_id,
+      reinterpret_cast<const uint8_t *>(value.data()), value.size());
+  if (rv != 0) {
+    H2POOL_LOG(log_, H2POOL_LOG_WARN,
+               "conn %llu: cannot send PRIORITY_UPDATE for stream %d: %s",
+               (unsigned long long)id_, req.response.stream_id,
+               nghttp2_strerror(rv));
+    return;
+  }
+  flush();
 }
 
 void H2Session::resume_upload(Request &req) {

@@ -17,6 +17,7 @@
 #include "error.h"
 #include "handles.h"
 #include "log.h"
+#include "priority.h"
 #include "request.h"
 #include "session.h"
 #include "session_alloc.h"
@@ -54,6 +55,7 @@ public:
   int submit(Request &req) override;
   void reset(Request &req, uint32_t code) override;
   void resume_upload(Request &req) override;
+  void update_priority(Request &req) override;
   void resume_download(Request &req) override;
   void flush() override;
   void close(const Error &why) override;

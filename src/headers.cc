@@ -109,6 +109,14 @@ int normalize_request_headers(const h2pool_header *headers, size_t n,
       out->has_content_length = true;
     if (name == "accept-encoding")
       out->has_accept_encoding = true;
+    if (name == "priority") {
+      // Several fields of a Structured Field combine as one list
+      // (RFC 8941 section 4.2).
+      if (out->has_priority)
+        out->priority += ", ";
+      out->priority.append(value);
+      out->has_priority = true;
+    }
     out->fields.push_back({std::move(name), std::string(value)});
   }
   return H2POOL_OK;

@@ -32,6 +32,9 @@ struct RequestHeaders {
   std::string authority; // non-empty if the caller set "host"
   bool has_content_length = false;
   bool has_accept_encoding = false;
+  // The caller's "priority" field values (RFC 9218), joined with ", ".
+  bool has_priority = false;
+  std::string priority;
 };
 
 // Lower-cases names and checks every field against RFC 9113: no

@@ -443,7 +443,8 @@ void Pool::retry_unprocessed(Endpoint &ep, Connection &conn, Request &req,
 std::vector<Request *> Pool::waiting_requests(Endpoint &ep) const {
   std::vector<Request *> out;
   out.reserve(ep.pending.size() + ep.retrying.size() + ep.throttled.size());
-  for (RequestList *list : {&ep.pending, &ep.retrying, &ep.throttled})
+  ep.pending.for_each([&out](Request *r) { out.push_back(r); });
+  for (RequestList *list : {&ep.retrying, &ep.throttled})
     for (Request *r = list->front(); r; r = r->next)
       out.push_back(r);
   return out;
@@ -742,6 +743,28 @@ void Pool::resume_download(uint64_t id) {
   } else if (!req->download_paused) {
     complete(*req);
   }
+}
+
+void Pool::set_priority(uint64_t id, Priority p) {
+  Request *req = find(id);
+  if (!req)
+    return; // completed: nothing left to prioritise
+  bool changed = req->urgency != p.urgency || req->incremental != p.incremental;
+  if (req->state == Request::State::queued && changed) {
+    // A new place in the queue: behind those already at its new urgency.
+    Endpoint &ep = *req->endpoint;
+    ep.pending.remove(req);
+    req->urgency = p.urgency;
+    req->incremental = p.incremental;
+    ep.pending.push_back(req);
+    return;
+  }
+  req->urgency = p.urgency;
+  req->incremental = p.incremental;
+  // On a stream: the server hears of it (HTTP/2 PRIORITY_UPDATE). Waiting
+  // for a retry or the budget, it is sent with its new priority.
+  if (Connection *conn = changed ? connection_of(*req) : nullptr)
+    conn->update_priority(*req);
 }
 
 void Pool::close_idle_connections() {

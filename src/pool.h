@@ -71,6 +71,9 @@ public:
   void resume_upload(uint64_t id);
   void pause_download(uint64_t id);
   void resume_download(uint64_t id);
+  // From h2pool_request_set_priority(): re-queues a waiting request by its
+  // new urgency, or tells the server of a request on a stream.
+  void set_priority(uint64_t id, Priority p);
   // From h2pool_close_idle_connections(): drains every ready connection
   // that carries no stream, which closes it with GOAWAY at once.
   void close_idle_connections();

@@ -90,6 +90,13 @@ struct Request {
   bool add_accept_encoding = false; // "gzip, deflate", for auto-decoding
   bool auto_decompress = true;
   uint8_t http_version = H2POOL_HTTP_VERSION_DEFAULT; // h2pool_http_version
+  // RFC 9218 priority (priority.h); changed later only on the loop thread,
+  // by h2pool_request_set_priority(). The urgency orders the endpoint's
+  // queue. `caller_priority`: the caller sent a `priority` header of its
+  // own, which goes out instead of one made from these.
+  uint8_t urgency = 3;
+  bool incremental = false;
+  bool caller_priority = false;
 
   // Loop-thread state.
   Pool *owner = nullptr;        // the pool handling it

@@ -46,6 +46,10 @@ public:
   virtual void resume_upload(Request &req) = 0;
   // Delivers what a paused response held back and reopens its window.
   virtual void resume_download(Request &req) = 0;
+  // Tells the server that `req`, on a stream here, has a new priority
+  // (Request::urgency, incremental). HTTP/2 sends PRIORITY_UPDATE (RFC 9218
+  // section 7); HTTP/1.1 has no way to, so by default nothing happens.
+  virtual void update_priority(Request &) {}
   // Writes what is queued (at the end of this loop turn).
   virtual void flush() = 0;
   // Ends the session: a last GOAWAY and, over TLS, close_notify (unless

@@ -25,6 +25,32 @@
 #include "write_out.h"
 
 namespace h2pool_cli {
+namespace {
+
+// --priority: "u=N", "u=N,i" (a space after the comma allowed) or "i".
+std::pair<int, int> parse_priority_option(const std::string &value) {
+  std::pair<int, int> p{3, 0};
+  std::string rest = value;
+  if (rest.size() >= 3 && rest.compare(0, 2, "u=") == 0 && rest[2] >= '0' &&
+      rest[2] <= '7') {
+    p.first = rest[2] - '0';
+    rest.erase(0, 3);
+    if (rest.empty())
+      return p;
+    size_t skip = rest.compare(0, 2, ", ") == 0 ? 2 : rest[0] == ',' ? 1 : 0;
+    if (skip == 0)
+      throw UsageError("--priority: want u=N[,i] with N 0..7, got '" + value +
+                       "'");
+    rest.erase(0, skip);
+  }
+  if (rest != "i")
+    throw UsageError("--priority: want u=N[,i] with N 0..7, got '" + value +
+                     "'");
+  p.second = 1;
+  return p;
+}
+
+} // namespace
 
 const char kGetUsage[] =
     "Usage: h2pool get [OPTIONS] URL...\n"
@@ -60,6 +86,9 @@ const char kGetUsage[] =
     "                              FORMAT from FILE\n"
     "      --compressed            ask for gzip/deflate and decode it\n"
     "      --timeout-ms N          per-request timeout in ms (0: none)\n"
+    "      --priority u=N[,i]      RFC 9218 urgency N (0 most urgent .. 7)\n"
+    "                              and, with ',i', incremental (default\n"
+    "                              u=3, not incremental: no header sent)\n"
     "  -v, --verbose               show connects, TLS, ALPN, request and\n"
     "                              response headers and frame counts on "
     "stderr\n"
@@ -377,6 +406,7 @@ int cmd_get(const Args &args) {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string data, value, output;
   bool have_data = false, compressed = false;
+  std::pair<int, int> priority{3, 0}; // RFC 9218 section 4 defaults
   uint32_t timeout_ms = 0;
   bool have_timeout = false;
   std::vector<Fetch> fetches;
@@ -405,6 +435,8 @@ int cmd_get(const Args &args) {
         throw UsageError("--output needs a file name");
       }
       output = value;
+    } else if (cur.value_option("--priority", "", value)) {
+      priority = parse_priority_option(value);
     } else if (cur.value_option("--timeout-ms", "", value)) {
       timeout_ms = static_cast<uint32_t>(
           parse_uint(value, 0, UINT32_MAX, "--timeout-ms"));
@@ -472,6 +504,9 @@ int cmd_get(const Args &args) {
   }
 
   OptsPtr opts = new_request_opts();
+  check(h2pool_request_opts_set_priority(opts.get(), priority.first,
+                                         priority.second),
+        "--priority");
   check(h2pool_request_opts_set_auto_decompress(opts.get(), compressed ? 1 : 0),
         "h2pool_request_opts_set_auto_decompress");
   if (have_timeout) {

@@ -31,6 +31,11 @@ const char kServeUsage[] =
     "                                  or ::1\n"
     "  -m, --max-concurrent-streams N  SETTINGS_MAX_CONCURRENT_STREAMS to\n"
     "                                  announce (default 100; 0: none)\n"
+    "      --rfc9218                   announce "
+    "SETTINGS_NO_RFC7540_PRIORITIES\n"
+    "                                  and send the responses of more urgent\n"
+    "                                  requests (priority header,\n"
+    "                                  PRIORITY_UPDATE) first\n"
     "  -h, --help                      show this help\n"
     "\n"
     "Failure scenarios, for every connection (per-request faults such as\n"
@@ -214,6 +219,8 @@ int cmd_serve(const Args &args) {
     } else if (cur.value_option("--initial-window-size", "", value)) {
       options.connection.initial_window_size = static_cast<uint32_t>(
           parse_uint(value, 0, INT32_MAX, "--initial-window-size"));
+    } else if (cur.flag("--rfc9218")) {
+      options.rfc9218 = true;
     } else if (auto pos = cur.positional()) {
       throw UsageError("unexpected argument '" + *pos + "'");
     }

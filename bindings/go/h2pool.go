@@ -30,6 +30,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/cgo"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -209,6 +210,27 @@ type Request struct {
 	// DisableDecompression turns off automatic gzip/deflate decoding:
 	// accept-encoding is not added and bodies arrive as sent.
 	DisableDecompression bool
+	// Priority, if set, is sent as the priority header (unless Header has
+	// one) and orders the pool's queue when streams are scarce; the server
+	// decides whether it answers more urgent requests first.
+	Priority *Priority
+}
+
+// Priority is an RFC 9218 request priority (Request.Priority): Urgency 0
+// (most urgent) to 7, and Incremental when the response is useful in parts.
+// Without one a request has the default, urgency 3 and not incremental.
+type Priority struct {
+	Urgency     int
+	Incremental bool
+}
+
+// field is the priority header field value (RFC 9218 section 5).
+func (pr Priority) field() string {
+	v := "u=" + strconv.Itoa(pr.Urgency)
+	if pr.Incremental {
+		v += ", i"
+	}
+	return v
 }
 
 // NewRequest returns a Request that streams its body from body (which may
@@ -636,6 +658,9 @@ func (p *Pool) Do(ctx context.Context, req *Request) (*Response, error) {
 	if req == nil {
 		return nil, codeError(CodeInvalidArgument, "nil request")
 	}
+	if pr := req.Priority; pr != nil && (pr.Urgency < 0 || pr.Urgency > 7) {
+		return nil, codeError(CodeInvalidArgument, "Priority.Urgency %d is not 0..7", pr.Urgency)
+	}
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -659,6 +684,14 @@ func (p *Pool) Do(ctx context.Context, req *Request) (*Response, error) {
 		o.body = req.Body
 	}
 	o.prepare(req.URL, nil, req.Header, req.Host)
+	if pr := req.Priority; pr != nil && *pr != (Priority{Urgency: 3}) {
+		// As the C options do: the default is not worth sending, and a
+		// priority header of the caller's own wins.
+		if req.Header.Get("Priority") == "" {
+			o.fields = append(o.fields, kv{"priority", pr.field()})
+			o.scratch.fields = o.fields
+		}
+	}
 	if err := p.send(ctx, c); err != nil {
 		return nil, err
 	}

@@ -215,6 +215,39 @@ func TestEchoSendsMethodHeadersAndBody(t *testing.T) {
 	}
 }
 
+func TestPriorityIsSentAsTheHeaderAndTheCallersWins(t *testing.T) {
+	needServer(t)
+	p := newPool(t, Config{})
+	cases := []struct {
+		pr     *Priority
+		header http.Header
+		want   string
+	}{
+		{&Priority{Urgency: 1, Incremental: true}, nil, "u=1, i"},
+		{&Priority{Urgency: 6}, nil, "u=6"},
+		{&Priority{Urgency: 3}, nil, ""}, // the default: nothing sent
+		{&Priority{Urgency: 0}, http.Header{"Priority": {"u=5"}}, "u=5"},
+	}
+	for _, c := range cases {
+		resp, err := p.Do(context.Background(), &Request{
+			URL:      serverURL + "/?echo_header=priority",
+			Priority: c.pr,
+			Header:   c.header,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp.Body)
+		if got := resp.Header.Get("X-Echo-Priority"); got != c.want {
+			t.Errorf("priority %+v, header %v: server saw %q, want %q", *c.pr, c.header, got, c.want)
+		}
+	}
+	_, err := p.Do(context.Background(), &Request{URL: serverURL + "/", Priority: &Priority{Urgency: 8}})
+	if !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("urgency 8: %v, want an invalid-argument error", err)
+	}
+}
+
 func TestPlainBodyIsNotMarkedDecoded(t *testing.T) {
 	needServer(t)
 	p := newPool(t, Config{MaxDecodedBytes: 1 << 20, MaxDecodeRatio: 10})

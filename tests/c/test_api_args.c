@@ -219,6 +219,43 @@ static void test_cancel_rejects_null_pool_and_id_zero(void **state) {
   assert_int_equal(h2pool_cancel(f->pool, UINT64_MAX), H2POOL_OK);
 }
 
+static void test_priority_opts_reject_out_of_range(void **state) {
+  (void)state;
+  assert_int_equal(h2pool_request_opts_set_priority(NULL, 3, 0),
+                   H2POOL_ERR_INVALID_ARGUMENT);
+  h2pool_request_opts *o = NULL;
+  assert_int_equal(h2pool_request_opts_new(&o), H2POOL_OK);
+  assert_int_equal(h2pool_request_opts_set_priority(o, -1, 0),
+                   H2POOL_ERR_INVALID_ARGUMENT);
+  assert_int_equal(h2pool_request_opts_set_priority(o, 8, 0),
+                   H2POOL_ERR_INVALID_ARGUMENT);
+  assert_int_equal(h2pool_request_opts_set_priority(o, 3, 2),
+                   H2POOL_ERR_INVALID_ARGUMENT);
+  assert_int_equal(h2pool_request_opts_set_priority(o, 3, -1),
+                   H2POOL_ERR_INVALID_ARGUMENT);
+  assert_int_equal(h2pool_request_opts_set_priority(o, 0, 1), H2POOL_OK);
+  assert_int_equal(h2pool_request_opts_set_priority(o, 7, 0), H2POOL_OK);
+  h2pool_request_opts_free(o);
+}
+
+static void test_set_priority_matches_cancel_contract(void **state) {
+  fixture *f = *state;
+  assert_int_equal(h2pool_request_set_priority(NULL, 1, 0, 0),
+                   H2POOL_ERR_INVALID_ARGUMENT);
+  assert_int_equal(h2pool_request_set_priority(f->pool, 0, 0, 0),
+                   H2POOL_ERR_INVALID_ARGUMENT);
+  assert_int_equal(h2pool_request_set_priority(f->pool, 1, 8, 0),
+                   H2POOL_ERR_INVALID_ARGUMENT);
+  assert_int_equal(h2pool_request_set_priority(f->pool, 1, -1, 0),
+                   H2POOL_ERR_INVALID_ARGUMENT);
+  assert_int_equal(h2pool_request_set_priority(f->pool, 1, 3, 2),
+                   H2POOL_ERR_INVALID_ARGUMENT);
+  /* As h2pool_cancel(): an id never issued (or long completed) is queued
+   * and then does nothing. */
+  assert_int_equal(h2pool_request_set_priority(f->pool, UINT64_MAX, 0, 1),
+                   H2POOL_OK);
+}
+
 static void test_stats_reject_null_arguments(void **state) {
   fixture *f = *state;
   h2pool_stats *s = NULL;
@@ -565,6 +602,9 @@ int main(void) {
       cmocka_unit_test(test_error_and_response_accessors_accept_null),
       cmocka_unit_test(test_http_version_settings),
       cmocka_unit_test_setup_teardown(test_cancel_rejects_null_pool_and_id_zero,
+                                      fixture_setup, fixture_teardown),
+      cmocka_unit_test(test_priority_opts_reject_out_of_range),
+      cmocka_unit_test_setup_teardown(test_set_priority_matches_cancel_contract,
                                       fixture_setup, fixture_teardown),
       cmocka_unit_test_setup_teardown(test_stats_reject_null_arguments,
                                       fixture_setup, fixture_teardown),

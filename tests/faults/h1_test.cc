@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <future>
 
 namespace faults {
 namespace {
@@ -249,6 +250,44 @@ TEST_F(H1, KeepAliveCarriesSequentialRequestsOnOneConnection) {
   EXPECT_EQ(connections(), 1u);
   EXPECT_EQ(seen.count(), 3u);
   EXPECT_EQ(client_->stat(H2POOL_STAT_CONNECTIONS_REUSED), 2u);
+}
+
+// RFC 9218 over HTTP/1.1: the priority header only. A change while the
+// exchange runs is accepted and sends nothing (there is no frame for it):
+// the next request on the connection is the next thing on the wire.
+TEST_F(H1, PriorityIsAHeaderAndAChangeInFlightSendsNothing) {
+  Seen seen;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  start([&seen, released, ok](RawConnection &c) {
+    bool first = true;
+    while (read_request(c, &seen)) {
+      if (first)
+        released.wait_for(kWait);
+      first = false;
+      if (!c.send(ok))
+        return;
+    }
+  });
+  Opts opts;
+  ASSERT_EQ(h2pool_request_opts_set_priority(opts, 1, 1), H2POOL_OK);
+  Call &a = client_->request(url("/a"), "GET", "", opts);
+  ASSERT_TRUE(wait_until([&] { return seen.count() == 1; }));
+  ASSERT_EQ(h2pool_request_set_priority(client_->pool(), a.id, 6, 0),
+            H2POOL_OK);
+  // Loop tasks run in order: once the stats are back, so is the change.
+  EXPECT_NE(client_->stat(H2POOL_STAT_STREAMS_ACTIVE), ~uint64_t{0});
+  release.set_value();
+  ASSERT_TRUE(a.wait());
+  ASSERT_TRUE(a.ok) << a.describe();
+  Call &b = get("/b");
+  ASSERT_TRUE(b.ok) << b.describe();
+  EXPECT_EQ(b.conn_id, a.conn_id);
+  ASSERT_EQ(seen.count(), 2u);
+  EXPECT_EQ(field(seen.at(0), "priority"), "u=1, i");
+  EXPECT_EQ(seen.at(1).rfind("GET /b HTTP/1.1\r\n", 0), 0u) << seen.at(1);
+  EXPECT_EQ(field(seen.at(1), "priority"), "");
 }
 
 TEST_F(H1, ConnectionCloseIsHonoured) {

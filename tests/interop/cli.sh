@@ -97,6 +97,9 @@ expect_exit 2 "get with unknown option" get --frob http://127.0.0.1:1/ &&
     grep -Pzq "unknown option '--frob'(.|\\n)*Usage: h2pool get" "$WORK/err"
 expect_exit 2 "get --header without colon" get --header nocolon http://127.0.0.1:1/
 expect_exit 2 "get --timeout-ms missing value" get http://127.0.0.1:1/ --timeout-ms
+for bad in u=8 u=1,x 'u=1 i' i,u=1 u= ''; do
+  expect_exit 2 "get --priority '$bad' rejected" get --priority "$bad" http://127.0.0.1:1/
+done
 for bad in abc -1 +5 1.5 '' 0x10 5k 99999999999999999999999; do
   expect_exit 2 "bench -n '$bad' rejected" bench -n "$bad" http://127.0.0.1:1/
 done

@@ -107,6 +107,15 @@ run_checks() {
     fail "$name: get 1 MiB file: exit $rc: $(cat "$err")"
   fi
 
+  # RFC 9218: the priority header (u=0, i) must not upset the server.
+  h2pool get --priority u=0,i "$base/big.bin" >"$out" 2>"$err"
+  rc=$?
+  if ((rc == 0)); then
+    same_bytes "$out" "$d/big.bin" "$name: get 1 MiB with --priority u=0,i"
+  else
+    fail "$name: get with --priority: exit $rc: $(cat "$err")"
+  fi
+
   local -a files=(a.txt big.bin b.txt small.txt c.txt a.txt) urls=() paths=()
   local f
   for f in "${files[@]}"; do

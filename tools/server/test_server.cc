@@ -1059,6 +1059,12 @@ int ServerConnection::start() {
   // hdr_count/hdr_size must be able to exceed a client's limits; nghttp2
   // refuses to send header blocks over 64 KiB by default.
   nghttp2_option_set_max_send_header_block_length(opt, 64u << 20);
+  if (options.rfc9218) {
+    // nghttp2 applies a client's PRIORITY_UPDATE only when asked to parse
+    // the frame; the priority header it reads by itself.
+    nghttp2_option_set_builtin_recv_extension_type(opt,
+                                                   NGHTTP2_PRIORITY_UPDATE);
+  }
   nghttp2_session *raw = nullptr;
   int rv = nghttp2_session_server_new2(&raw, server_->callbacks(), this, opt);
   nghttp2_option_del(opt);
@@ -1067,7 +1073,7 @@ int ServerConnection::start() {
   }
   session_.reset(raw);
   settings_sent_ = 1;
-  nghttp2_settings_entry iv[2];
+  nghttp2_settings_entry iv[3];
   size_t niv = 0;
   if (script_.settings_mcs_initial) {
     iv[niv++] = {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
@@ -1079,6 +1085,11 @@ int ServerConnection::start() {
   if (script_.initial_window_size) {
     iv[niv++] = {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE,
                  *script_.initial_window_size};
+  }
+  if (options.rfc9218) {
+    // RFC 9218 section 2.1; with it, nghttp2's server session schedules
+    // DATA by the urgency and incremental flag of each stream.
+    iv[niv++] = {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1};
   }
   if (nghttp2_submit_settings(session_.get(), NGHTTP2_FLAG_NONE, iv, niv) !=
       0) {
@@ -1851,6 +1862,9 @@ void ServerConnection::on_control_frame(const nghttp2_frame *frame) {
             [](ServerStats &s) { ++s.settings_lowered_acked; });
       }
     }
+    break;
+  case NGHTTP2_PRIORITY_UPDATE:
+    server_->update_stats([](ServerStats &s) { ++s.priority_updates; });
     break;
   default:
     break;

@@ -278,6 +278,12 @@ struct ServerOptions {
   // also draws refuse=P).
   ChaosOptions chaos;
   uint64_t seed = 1;
+  // RFC 9218: announce SETTINGS_NO_RFC7540_PRIORITIES=1 and read clients'
+  // PRIORITY_UPDATE frames, so that nghttp2 sends the DATA of more urgent
+  // streams (by the priority header, then PRIORITY_UPDATE) first. Off: the
+  // nghttp2 default, RFC 7540's tree, which every h2pool stream shares
+  // equally.
+  bool rfc9218 = false;
 };
 
 // An RST_STREAM the server received from a client.
@@ -325,6 +331,7 @@ struct ServerStats {
   uint64_t settings_lowered = 0;       // settings_mcs= SETTINGS sent
   uint64_t settings_lowered_acked = 0; // ... and ACKed by the client
   uint32_t peak_streams_after_settings_ack = 0;
+  uint64_t priority_updates = 0; // PRIORITY_UPDATE frames (rfc9218 only)
 };
 
 class TestServer {

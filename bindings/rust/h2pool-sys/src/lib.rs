@@ -339,6 +339,11 @@ extern "C" {
         opts: *mut h2pool_request_opts,
         version: h2pool_http_version,
     ) -> c_int;
+    pub fn h2pool_request_opts_set_priority(
+        opts: *mut h2pool_request_opts,
+        urgency: c_int,
+        incremental: c_int,
+    ) -> c_int;
 
     pub fn h2pool_request(
         pool: *mut h2pool,
@@ -357,6 +362,12 @@ extern "C" {
     pub fn h2pool_request_resume_upload(pool: *mut h2pool, id: u64) -> c_int;
     pub fn h2pool_request_pause_download(pool: *mut h2pool, id: u64) -> c_int;
     pub fn h2pool_request_resume_download(pool: *mut h2pool, id: u64) -> c_int;
+    pub fn h2pool_request_set_priority(
+        pool: *mut h2pool,
+        id: u64,
+        urgency: c_int,
+        incremental: c_int,
+    ) -> c_int;
 
     pub fn h2pool_close_idle_connections(pool: *mut h2pool) -> c_int;
     pub fn h2pool_queue_create(out: *mut *mut h2pool_queue) -> c_int;

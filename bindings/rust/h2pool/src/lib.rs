@@ -389,6 +389,7 @@ pub struct Request {
     body: RequestBody,
     timeout: Option<Duration>,
     auto_decompress: Option<bool>,
+    priority: Option<(u8, bool)>,
     read_buffer: Option<usize>,
     upload_buffer: Option<usize>,
     trailers: Vec<(Vec<u8>, Vec<u8>)>,
@@ -404,6 +405,7 @@ impl Request {
             body: RequestBody::empty(),
             timeout: None,
             auto_decompress: None,
+            priority: None,
             read_buffer: None,
             upload_buffer: None,
             trailers: Vec::new(),
@@ -461,6 +463,18 @@ impl Request {
     /// gzip, deflate" is sent unless set, and such bodies are decoded.
     pub fn auto_decompress(mut self, enable: bool) -> Request {
         self.auto_decompress = Some(enable);
+        self
+    }
+
+    /// The RFC 9218 priority: `urgency` 0 (most urgent) to 7, and whether
+    /// the response is useful in parts (`incremental`). Default 3, not
+    /// incremental. Sent as the priority header (unless the request has
+    /// one) and used to order the pool's queue when streams are scarce;
+    /// the server decides whether it answers more urgent requests first.
+    /// An urgency above 7 makes the request fail with
+    /// [`ErrorCode::InvalidArgument`] when sent.
+    pub fn priority(mut self, urgency: u8, incremental: bool) -> Request {
+        self.priority = Some((urgency, incremental));
         self
     }
 
@@ -1692,6 +1706,7 @@ impl Inner {
             body,
             timeout,
             auto_decompress,
+            priority,
             read_buffer,
             upload_buffer,
             trailers,
@@ -1762,6 +1777,7 @@ impl Inner {
         let handler = Handler::new(sink, upload, self.clone());
         let opts = if timeout.is_some()
             || auto_decompress.is_some()
+            || priority.is_some()
             || streams_response
             || streams_upload
         {
@@ -1782,6 +1798,18 @@ impl Inner {
                 opts.check(
                     unsafe { sys::h2pool_request_opts_set_auto_decompress(opts.0, on as c_int) },
                     "Request::auto_decompress",
+                )?;
+            }
+            if let Some((urgency, incremental)) = priority {
+                opts.check(
+                    unsafe {
+                        sys::h2pool_request_opts_set_priority(
+                            opts.0,
+                            c_int::from(urgency),
+                            c_int::from(incremental),
+                        )
+                    },
+                    "Request::priority",
                 )?;
             }
             if streams_response {

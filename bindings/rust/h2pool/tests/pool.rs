@@ -86,6 +86,29 @@ fn echo_round_trips_method_headers_and_body() {
 }
 
 #[test]
+fn priority_is_sent_as_the_header_unless_the_request_has_one() {
+    let server = match Server::start() {
+        Some(s) => s,
+        None => return,
+    };
+    let pool = Pool::new(Config::new()).unwrap();
+    let url = server.url("/?echo_header=priority");
+    let seen = |req: Request| {
+        let resp = pool.send(req).unwrap();
+        resp.header_str("x-echo-priority").map(str::to_owned)
+    };
+    assert_eq!(seen(Request::get(&url).priority(1, true)).as_deref(), Some("u=1, i"));
+    assert_eq!(seen(Request::get(&url).priority(7, false)).as_deref(), Some("u=7"));
+    assert_eq!(seen(Request::get(&url).priority(3, false)), None); // the default
+    assert_eq!(
+        seen(Request::get(&url).priority(0, false).header("priority", "u=5")).as_deref(),
+        Some("u=5")
+    );
+    let err = pool.send(Request::get(&url).priority(8, false)).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidArgument);
+}
+
+#[test]
 fn send_with_calls_back_once_on_the_loop_thread() {
     let server = match Server::start() {
         Some(s) => s,
