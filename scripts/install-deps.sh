@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git
   libnghttp2-dev libevent-dev libssl-dev zlib1g-dev
+  # Asynchronous DNS on the loop thread.
+  libc-ares-dev
   # HTTP/1.1 response parsing.
   libhttp-parser-dev
   libcmocka-dev libgtest-dev

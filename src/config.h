@@ -4,8 +4,10 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "h2pool.h"
+#include "net_options.h"
 
 struct h2pool_config {
   uint32_t max_connections_per_endpoint = 10;
@@ -48,6 +50,11 @@ struct h2pool_config {
   uint32_t tls_handshake_timeout_ms = 10000;
   int http_version = H2POOL_HTTP_VERSION_DEFAULT;
   uint32_t expect_continue_timeout_ms = 1000;
+  // How servers are reached: overrides, Unix socket, local binding,
+  // keepalive, Happy Eyeballs pacing (net_options.h); and the DNS servers
+  // to ask (empty: /etc/resolv.conf's).
+  h2pool_core::NetOptions net;
+  std::vector<h2pool_core::Address> dns_servers;
   h2pool_log_cb log_cb = nullptr;
   int log_level = H2POOL_LOG_NONE;
   void *log_user_data = nullptr;
