@@ -75,7 +75,7 @@ bool take_port(const std::string &s, size_t *pos, bool empty_ok,
 
 bool valid_host(const std::string &h) {
   for (char c : h)
-    if (c == ':' || c == '/' || c == ' ' || c == ',' || c < 0x21)
+    if (c == '/' || c == ',' || c < 0x21)
       return false;
   return true;
 }
