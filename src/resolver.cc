@@ -120,7 +120,7 @@ int AresResolver::create(Loop &loop, const ResolverSettings &settings,
   std::unique_ptr<AresResolver> r(new AresResolver(loop, settings));
   ares_options opts{};
   int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_LOOKUPS | ARES_OPT_TIMEOUTMS |
-             ARES_OPT_TRIES;
+             ARES_OPT_TRIES | ARES_OPT_SOCK_RCVBUF;
   opts.sock_state_cb = socket_state_cb;
   opts.sock_state_cb_data = r.get();
   // The hosts file, then DNS: what getaddrinfo() does with the usual
@@ -129,6 +129,11 @@ int AresResolver::create(Loop &loop, const ResolverSettings &settings,
   opts.lookups = lookups;
   opts.timeout = int(std::max<uint32_t>(settings.query_timeout_ms, 1));
   opts.tries = 2;
+  // c-ares sends every query of a server over one UDP socket: when many
+  // lookups start at once their answers arrive in a burst, which the
+  // default receive buffer (about 200 answers) would partly drop, each
+  // drop costing a retry timeout.
+  opts.socket_receive_buffer_size = 1 << 20;
   ares_channel channel = nullptr;
   int rc = ares_init_options(&channel, &opts, mask);
   if (rc != ARES_SUCCESS) {

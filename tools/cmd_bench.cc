@@ -15,6 +15,7 @@
 #include "commands.h"
 #include "common.h"
 #include "load.h"
+#include "net_args.h"
 
 namespace h2pool_cli {
 
@@ -43,7 +44,8 @@ const char kBenchUsage[] =
     "  -k, --insecure          do not verify server certificates\n"
     "      --http1.1           speak HTTP/1.1: -c connections, one request\n"
     "                          in flight on each (-m is ignored)\n"
-    "      --http2             speak HTTP/2 only (over TLS: ALPN h2)\n"
+    "      --http2             speak HTTP/2 only (over TLS: ALPN "
+    "h2)\n" H2POOL_CLI_NETWORK_USAGE
     "  -h, --help              show this help\n"
     "\n"
     "Exit status: 0 if every request succeeded (any HTTP status), 1 if any\n"
@@ -106,10 +108,11 @@ int cmd_bench(const Args &args) {
   std::string url, value;
 
   TlsOptions tls;
+  NetworkOptions net;
   ArgCursor cur(args);
   while (!cur.done()) {
     cur.check_help();
-    if (tls.parse(cur)) {
+    if (tls.parse(cur) || net.parse(cur)) {
       continue;
     } else if (cur.value_option("--requests", "-n", value)) {
       // Bounded so the per-request latency array stays addressable.
@@ -163,6 +166,7 @@ int cmd_bench(const Args &args) {
     w.tally = std::make_unique<Tally>(w.requests);
     ConfigPtr cfg = new_config();
     tls.apply(cfg.get());
+    net.apply(cfg.get());
     check(h2pool_config_set_max_connections_per_endpoint(cfg.get(),
                                                          w.connections),
           "h2pool_config_set_max_connections_per_endpoint");

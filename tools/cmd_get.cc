@@ -21,6 +21,7 @@
 #include "args.h"
 #include "commands.h"
 #include "common.h"
+#include "net_args.h"
 
 namespace h2pool_cli {
 
@@ -49,7 +50,8 @@ const char kGetUsage[] =
     "      --http1.1               speak HTTP/1.1 (over TLS: ALPN http/1.1)\n"
     "      --http2                 speak HTTP/2 only (over TLS: ALPN h2)\n"
     "                              (default: what ALPN selects over TLS,\n"
-    "                              HTTP/2 with prior knowledge over http://)\n"
+    "                              HTTP/2 with prior knowledge over "
+    "http://)\n" H2POOL_CLI_NETWORK_USAGE
     "  -h, --help                  show this help\n"
     "\n"
     "Exit status: 0 if every URL got a response (any HTTP status), 1 if\n"
@@ -258,12 +260,13 @@ int cmd_get(const Args &args) {
   bool have_timeout = false;
   std::vector<Fetch> fetches;
   TlsOptions tls;
+  NetworkOptions net;
   Settings settings;
 
   ArgCursor cur(args);
   while (!cur.done()) {
     cur.check_help();
-    if (tls.parse(cur)) {
+    if (tls.parse(cur) || net.parse(cur)) {
       continue;
     } else if (cur.value_option("--header", "-H", value)) {
       headers.push_back(parse_header(value));
@@ -359,6 +362,7 @@ int cmd_get(const Args &args) {
   {
     ConfigPtr cfg = new_config();
     tls.apply(cfg.get());
+    net.apply(cfg.get());
     PoolPtr pool = new_pool(cfg.get());
     {
       std::lock_guard<std::mutex> lock(shared.mu);
