@@ -123,6 +123,15 @@ protected:
               H2POOL_OK);
     h2pool_config_set_log(cfg_, LogCapture::cb, H2POOL_LOG_DEBUG, &log_);
   }
+  // Adds "NAME:PORT:ADDRS" as a --resolve entry; returns PORT as text.
+  std::string resolve(const std::string &name, uint16_t port,
+                      const std::string &addrs) {
+    std::string p = std::to_string(port);
+    EXPECT_EQ(
+        h2pool_config_add_resolve(cfg_, (name + ":" + p + ":" + addrs).c_str()),
+        H2POOL_OK);
+    return p;
+  }
   DnsSilence silent_;
   LogCapture log_;
   Config cfg_;
@@ -135,10 +144,7 @@ TEST_F(Reach, HappyEyeballsIpv4WinsOverABlackholedIpv6) {
   Blackhole6 hole(port);
   if (!hole.ok())
     GTEST_SKIP() << "cannot make a never-answering [::1] on this kernel";
-  std::string p = std::to_string(port);
-  ASSERT_EQ(h2pool_config_add_resolve(
-                cfg_, ("he.test:" + p + ":127.0.0.1,[::1]").c_str()),
-            H2POOL_OK);
+  std::string p = resolve("he.test", port, "127.0.0.1,[::1]");
   h2pool_config_set_connect_timeout_ms(cfg_, 10000);
   Client c(cfg_.get());
   Call &call = c.get("http://he.test:" + p + "/?size=4&seed=2");
@@ -165,9 +171,7 @@ TEST_F(Reach, HappyEyeballsDelayZeroTriesOneAddressAtATime) {
   Blackhole6 hole(port);
   if (!hole.ok())
     GTEST_SKIP() << "cannot make a never-answering [::1] on this kernel";
-  std::string p = std::to_string(port);
-  h2pool_config_add_resolve(cfg_,
-                            ("he.test:" + p + ":127.0.0.1,[::1]").c_str());
+  std::string p = resolve("he.test", port, "127.0.0.1,[::1]");
   ASSERT_EQ(h2pool_config_set_happy_eyeballs_delay_ms(cfg_, 0), H2POOL_OK);
   h2pool_config_set_connect_timeout_ms(cfg_, 600);
   Client c(cfg_.get());
@@ -181,9 +185,7 @@ TEST_F(Reach, HappyEyeballsDelayZeroTriesOneAddressAtATime) {
 TEST_F(Reach, HappyEyeballsFailedAttemptStartsTheNextAtOnce) {
   TestServer server;
   ASSERT_EQ(server.start(), 0);
-  std::string p = std::to_string(server.port());
-  h2pool_config_add_resolve(cfg_,
-                            ("he.test:" + p + ":[::1],127.0.0.1").c_str());
+  std::string p = resolve("he.test", server.port(), "[::1],127.0.0.1");
   h2pool_config_set_happy_eyeballs_delay_ms(cfg_, 5000);
   Client c(cfg_.get());
   Call &call = c.get("http://he.test:" + p + "/");
@@ -193,9 +195,7 @@ TEST_F(Reach, HappyEyeballsFailedAttemptStartsTheNextAtOnce) {
 }
 
 TEST_F(Reach, WhenEveryAddressFailsTheErrorNamesThemAll) {
-  std::string p = std::to_string(closed_port());
-  h2pool_config_add_resolve(cfg_,
-                            ("dead.test:" + p + ":127.0.0.1,[::1]").c_str());
+  std::string p = resolve("dead.test", closed_port(), "127.0.0.1,[::1]");
   Client c(cfg_.get());
   Call &call = c.get("http://dead.test:" + p + "/");
   WAIT_DONE(call);

@@ -597,7 +597,7 @@ std::string RawServer::base_url() const {
          std::to_string(port_);
 }
 
-int RawServer::start() {
+int RawServer::prepare_start() {
   if (acceptor_.joinable()) {
     return -EALREADY;
   }
@@ -606,6 +606,13 @@ int RawServer::start() {
     if (!tls_) {
       return -EINVAL;
     }
+  }
+  return 0;
+}
+
+int RawServer::start() {
+  if (int rv = prepare_start(); rv != 0) {
+    return rv;
   }
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
@@ -631,14 +638,8 @@ int RawServer::start() {
 }
 
 int RawServer::start_unix(const std::string &path, bool abstract) {
-  if (acceptor_.joinable()) {
-    return -EALREADY;
-  }
-  if (tls_options_ && !tls_) {
-    tls_ = TlsContext::create(*tls_options_);
-    if (!tls_) {
-      return -EINVAL;
-    }
+  if (int rv = prepare_start(); rv != 0) {
+    return rv;
   }
   sockaddr_un sun{};
   sun.sun_family = AF_UNIX;

@@ -260,6 +260,8 @@ public:
                       std::chrono::milliseconds timeout) const;
 
 private:
+  // The checks and TLS setup both start()s begin with: 0 or -errno.
+  int prepare_start();
   void accept_loop();
   void run_connection(int fd, uint64_t id);
 
