@@ -21,6 +21,8 @@ packages=(
   golang-go cargo rustc
   # libFuzzer (clang's runtime) for the fuzz targets in fuzz/.
   clang libclang-rt-14-dev
+  # A real DNS server for the resolver tests (tests/faults/resolver_test).
+  dnsmasq
   # Used by the test scripts (free-port lookup, binary file comparison).
   python3 iproute2 procps
 )

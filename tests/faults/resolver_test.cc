@@ -9,7 +9,13 @@
 #include "resolver.h"
 #include "test_server.h"
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
 #include <future>
+#include <sstream>
 
 namespace faults {
 namespace {
@@ -146,6 +152,113 @@ TEST(Resolve, AnswerArrivingAfterTheDeadlineIsIgnored) {
   WAIT_DONE(second);
   ASSERT_TRUE(second.ok) << second.describe();
   EXPECT_EQ(second.body, test_body(3, 3));
+}
+
+// Debian's dnsmasq on a loopback port, answering only for its own
+// --host-record names (no upstream, no /etc/hosts), logging every query to
+// a file the test reads.
+class Dnsmasq {
+public:
+  Dnsmasq() {
+    char tmpl[] = "/tmp/h2pool-dnsmasq.XXXXXX";
+    if (!mkdtemp(tmpl))
+      return;
+    dir_ = tmpl;
+    // A free UDP port: bound by us, released just before dnsmasq takes it.
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sin;
+    bind(fd, reinterpret_cast<sockaddr *>(&sin), len);
+    getsockname(fd, reinterpret_cast<sockaddr *>(&sin), &len);
+    close(fd);
+    port_ = ntohs(sin.sin_port);
+    std::string log = dir_ + "/log";
+    pid_ = fork();
+    if (pid_ == 0) {
+      std::string port = "--port=" + std::to_string(port_);
+      std::string logf = "--log-facility=" + log;
+      execlp("dnsmasq", "dnsmasq", "-k", port.c_str(), "--no-resolv",
+             "--no-hosts", "--listen-address=127.0.0.1", "--bind-interfaces",
+             "--user=root", "--pid-file=", "--log-queries", logf.c_str(),
+             "--host-record=real.test,127.0.0.1,::1",
+             "--address=/missing.test/", "--local-ttl=300",
+             static_cast<char *>(nullptr));
+      _exit(127);
+    }
+  }
+  ~Dnsmasq() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (!dir_.empty())
+      std::system(("rm -rf '" + dir_ + "'").c_str());
+  }
+  // Waits until dnsmasq logs that it started; false if it cannot run.
+  bool wait_started() {
+    return pid_ > 0 &&
+           wait_until(
+               [&] { return log().find("started") != std::string::npos; },
+               Ms(5000));
+  }
+  std::string server() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string log() const {
+    std::ifstream in(dir_ + "/log");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  // Queries of `type` ("A", "AAAA") for `name` that dnsmasq logged.
+  int queries(const std::string &type, const std::string &name) const {
+    std::string text = log(), needle = "query[" + type + "] " + name + " ";
+    int n = 0;
+    for (size_t at = text.find(needle); at != std::string::npos;
+         at = text.find(needle, at + 1))
+      ++n;
+    return n;
+  }
+
+private:
+  std::string dir_;
+  uint16_t port_ = 0;
+  pid_t pid_ = -1;
+};
+
+// Against a real DNS server: a name resolves, NXDOMAIN names the host, and
+// a second endpoint of the same name (another port) is served from the
+// cache without a query.
+TEST(Resolve, AgainstDnsmasqAnswersFailsAndCaches) {
+  if (system("command -v dnsmasq >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "dnsmasq is not installed";
+  Dnsmasq dns;
+  ASSERT_TRUE(dns.wait_started()) << dns.log();
+  TestServer a, b;
+  ASSERT_EQ(a.start(), 0);
+  ASSERT_EQ(b.start(), 0);
+  Config cfg;
+  ASSERT_EQ(h2pool_config_set_dns_servers(cfg, dns.server().c_str()),
+            H2POOL_OK);
+  Client c(cfg.get());
+  Call &first =
+      c.get("http://real.test:" + std::to_string(a.port()) + "/?size=4&seed=5");
+  WAIT_DONE(first);
+  ASSERT_TRUE(first.ok) << first.describe();
+  EXPECT_EQ(first.body, test_body(5, 4));
+  Call &second =
+      c.get("http://real.test:" + std::to_string(b.port()) + "/?size=4&seed=6");
+  WAIT_DONE(second);
+  ASSERT_TRUE(second.ok) << second.describe();
+  Call &missing = c.get("http://missing.test:1/");
+  WAIT_DONE(missing);
+  EXPECT_EQ(missing.code, H2POOL_ERR_RESOLVE) << missing.describe();
+  EXPECT_NE(missing.message.find("missing.test"), std::string::npos);
+  ASSERT_TRUE(wait_until([&] { return dns.queries("A", "missing.test") >= 1; },
+                         Ms(2000)))
+      << dns.log();
+  EXPECT_EQ(dns.queries("A", "real.test"), 1) << dns.log();
+  EXPECT_EQ(dns.queries("AAAA", "real.test"), 1) << dns.log();
 }
 
 // The resolver itself, driven on a loop of its own as the pool drives it.
