@@ -203,9 +203,11 @@ int h2pool_create(const h2pool_config *cfg, h2pool **out) {
   h2pool_core::ResolverSettings rs;
   rs.servers = c.dns_servers;
   // c-ares asks each server twice, waiting twice as long the second time:
-  // a third of the deadline per try lets both tries fit in it.
+  // with half the deadline per try the second try is still out when the
+  // deadline passes, so a silent server ends as a deadline (RESOLVE_TIMEOUT)
+  // and an answer to the retry can still be cached for the next caller.
   rs.query_timeout_ms =
-      std::clamp<uint32_t>(c.resolve_timeout_ms / 3, 50, 5000);
+      std::clamp<uint32_t>(c.resolve_timeout_ms / 2, 50, 5000);
   return h2pool_core::create_pool_with_resolver(
       cfg,
       [rs](h2pool_core::Loop &loop) -> std::unique_ptr<h2pool_core::Resolver> {

@@ -89,6 +89,7 @@ struct AresResolver::Lookup {
   AresResolver *resolver;
   std::string host;
   std::vector<Waiter> waiters;
+  std::chrono::steady_clock::time_point started;
 };
 
 namespace {
@@ -198,7 +199,7 @@ void AresResolver::resolve(const std::string &host, uint16_t port,
   if (cached != cache_.end()) {
     if (cached->second.expires > std::chrono::steady_clock::now()) {
       std::vector<Waiter> one;
-      one.push_back({port, std::move(callback)});
+      one.push_back({port, std::move(callback), {}});
       deliver(std::move(one), cached->second.error, cached->second.addresses);
       return;
     }
@@ -207,13 +208,24 @@ void AresResolver::resolve(const std::string &host, uint16_t port,
   auto it = in_flight_.find(key);
   if (it != in_flight_.end()) {
     // The same name is being asked: its answer serves both.
-    it->second->waiters.push_back({port, std::move(callback)});
+    it->second->waiters.push_back(
+        {port, std::move(callback), std::chrono::steady_clock::now()});
     return;
   }
+  std::vector<Waiter> waiters;
+  waiters.push_back({port, std::move(callback), {}});
+  start_lookup(key, std::move(waiters));
+}
+
+void AresResolver::start_lookup(const std::string &key,
+                                std::vector<Waiter> waiters) {
   auto lookup = std::make_unique<Lookup>();
   lookup->resolver = this;
   lookup->host = key;
-  lookup->waiters.push_back({port, std::move(callback)});
+  lookup->started = std::chrono::steady_clock::now();
+  lookup->waiters = std::move(waiters);
+  for (Waiter &w : lookup->waiters)
+    w.joined = lookup->started;
   Lookup *raw = lookup.get();
   in_flight_.emplace(key, std::move(lookup));
   ++lookups_started_;
@@ -239,6 +251,23 @@ void AresResolver::on_answer(Lookup *lookup, int status, void *result) {
   }
   std::unique_ptr<Lookup> owned = std::move(it->second);
   in_flight_.erase(it);
+  if (status == ARES_ETIMEOUT) {
+    // The servers did not answer. Not an answer to pass on: each caller's
+    // own deadline reports it (as H2POOL_ERR_RESOLVE_TIMEOUT). Callers who
+    // joined after the first try went out have not had a full lookup of
+    // their own: they get a fresh one (once; the rest are dropped).
+    auto late_after =
+        owned->started + std::chrono::milliseconds(settings_.query_timeout_ms);
+    std::vector<Waiter> late;
+    for (Waiter &w : owned->waiters)
+      if (w.joined > late_after)
+        late.push_back(std::move(w));
+    if (res)
+      ares_freeaddrinfo(res);
+    if (!late.empty())
+      start_lookup(owned->host, std::move(late));
+    return;
+  }
   CacheEntry entry;
   int min_ttl = INT32_MAX;
   if (status == ARES_SUCCESS && res) {
@@ -270,9 +299,9 @@ void AresResolver::on_answer(Lookup *lookup, int status, void *result) {
       entry.error.empty()
           ? std::min<uint64_t>(uint64_t(min_ttl) * 1000, settings_.max_ttl_ms)
           : settings_.negative_ttl_ms;
-  // A timeout says nothing about the name: not remembered.
-  bool cacheable = ttl_ms > 0 && status != ARES_ETIMEOUT &&
-                   status != ARES_ECONNREFUSED && status != ARES_ESERVFAIL;
+  // A failing server says nothing about the name: not remembered.
+  bool cacheable = ttl_ms > 0 && status != ARES_ECONNREFUSED &&
+                   status != ARES_ESERVFAIL && status != ARES_EREFUSED;
   deliver(std::move(owned->waiters), entry.error, entry.addresses);
   if (cacheable) {
     entry.expires =

@@ -57,7 +57,8 @@ public:
 
   // Loop thread. The callback runs later on the loop thread (never inside
   // this call), unless the resolver has been shut down by then, in which
-  // case it is dropped.
+  // case it is dropped. A lookup whose DNS servers never answer may never
+  // call back: the caller keeps a deadline of its own.
   virtual void resolve(const std::string &host, uint16_t port,
                        Callback callback) = 0;
   // Stops delivering results and releases what the resolver holds. Called
@@ -70,8 +71,9 @@ struct ResolverSettings {
   // DNS servers to ask; empty: those of /etc/resolv.conf.
   std::vector<Address> servers;
   // Time c-ares waits for one server's answer before asking again (it
-  // asks each server up to twice). The deadline of a whole lookup is kept
-  // by its caller, which drops a late answer.
+  // asks each server up to twice, waiting twice as long the second time).
+  // The deadline of a whole lookup is kept by its caller, which drops a
+  // late answer; a lookup that times out calls nobody back.
   uint32_t query_timeout_ms = 3000;
   // Answers kept, each for its TTL but at most max_ttl_ms; negative
   // answers (NXDOMAIN, no address) at most negative_ttl_ms, so a name
@@ -127,12 +129,14 @@ private:
   struct Waiter {
     uint16_t port;
     Callback callback;
+    std::chrono::steady_clock::time_point joined;
   };
   struct CacheEntry {
     std::vector<Address> addresses; // port 0
     std::string error;
     std::chrono::steady_clock::time_point expires;
   };
+  void start_lookup(const std::string &key, std::vector<Waiter> waiters);
   void rearm_timer();
   void remember(const std::string &host, CacheEntry entry);
   // Hands the answer to each waiter from a posted task, never from inside

@@ -161,51 +161,59 @@ class Dnsmasq {
 public:
   Dnsmasq() {
     char tmpl[] = "/tmp/h2pool-dnsmasq.XXXXXX";
-    if (!mkdtemp(tmpl))
-      return;
-    dir_ = tmpl;
-    // A free UDP port: bound by us, released just before dnsmasq takes it.
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_in sin{};
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sin;
-    bind(fd, reinterpret_cast<sockaddr *>(&sin), len);
-    getsockname(fd, reinterpret_cast<sockaddr *>(&sin), &len);
-    close(fd);
-    port_ = ntohs(sin.sin_port);
-    std::string log = dir_ + "/log";
-    pid_ = fork();
-    if (pid_ == 0) {
-      std::string port = "--port=" + std::to_string(port_);
-      std::string logf = "--log-facility=" + log;
-      execlp("dnsmasq", "dnsmasq", "-k", port.c_str(), "--no-resolv",
-             "--no-hosts", "--listen-address=127.0.0.1", "--bind-interfaces",
-             "--user=root", "--pid-file=", "--log-queries", logf.c_str(),
-             "--host-record=real.test,127.0.0.1,::1",
-             "--address=/missing.test/", "--local-ttl=300",
-             static_cast<char *>(nullptr));
-      _exit(127);
-    }
+    if (mkdtemp(tmpl))
+      dir_ = tmpl;
   }
   ~Dnsmasq() {
+    stop();
+    if (!dir_.empty())
+      std::system(("rm -rf '" + dir_ + "'").c_str());
+  }
+  // Starts dnsmasq and waits until it logs that it started; false if it
+  // cannot run. The port is free when picked but may be taken before
+  // dnsmasq binds it (UDP and TCP both), so a few ports are tried.
+  bool start() {
+    for (int attempt = 0; attempt < 5 && !dir_.empty(); ++attempt) {
+      port_ = free_port();
+      std::string log = dir_ + "/log" + std::to_string(attempt);
+      log_ = log;
+      pid_ = fork();
+      if (pid_ == 0) {
+        std::string port = "--port=" + std::to_string(port_);
+        std::string logf = "--log-facility=" + log;
+        execlp("dnsmasq", "dnsmasq", "-k", port.c_str(), "--no-resolv",
+               "--no-hosts", "--listen-address=127.0.0.1", "--bind-interfaces",
+               "--user=root", "--pid-file=", "--log-queries", logf.c_str(),
+               "--host-record=real.test,127.0.0.1,::1",
+               "--address=/missing.test/", "--local-ttl=300",
+               static_cast<char *>(nullptr));
+        _exit(127);
+      }
+      bool exited = false;
+      bool started = wait_until(
+          [&] {
+            exited = waitpid(pid_, nullptr, WNOHANG) == pid_;
+            return exited || this->log().find("started") != std::string::npos;
+          },
+          Ms(5000));
+      if (started && !exited)
+        return true;
+      if (exited)
+        pid_ = -1;
+      stop();
+    }
+    return false;
+  }
+  void stop() {
     if (pid_ > 0) {
       kill(pid_, SIGKILL);
       waitpid(pid_, nullptr, 0);
     }
-    if (!dir_.empty())
-      std::system(("rm -rf '" + dir_ + "'").c_str());
-  }
-  // Waits until dnsmasq logs that it started; false if it cannot run.
-  bool wait_started() {
-    return pid_ > 0 &&
-           wait_until(
-               [&] { return log().find("started") != std::string::npos; },
-               Ms(5000));
+    pid_ = -1;
   }
   std::string server() const { return "127.0.0.1:" + std::to_string(port_); }
   std::string log() const {
-    std::ifstream in(dir_ + "/log");
+    std::ifstream in(log_);
     std::stringstream ss;
     ss << in.rdbuf();
     return ss.str();
@@ -221,7 +229,29 @@ public:
   }
 
 private:
+  // A port free for both UDP and TCP on 127.0.0.1 when asked (0 if none
+  // was found).
+  static uint16_t free_port() {
+    for (int i = 0; i < 100; ++i) {
+      int udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      int tcp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in sin{};
+      sin.sin_family = AF_INET;
+      sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      socklen_t len = sizeof sin;
+      bind(udp, reinterpret_cast<sockaddr *>(&sin), len);
+      getsockname(udp, reinterpret_cast<sockaddr *>(&sin), &len);
+      bool ok = bind(tcp, reinterpret_cast<sockaddr *>(&sin), len) == 0;
+      close(udp);
+      close(tcp);
+      if (ok)
+        return ntohs(sin.sin_port);
+    }
+    return 0;
+  }
+
   std::string dir_;
+  std::string log_;
   uint16_t port_ = 0;
   pid_t pid_ = -1;
 };
@@ -233,7 +263,7 @@ TEST(Resolve, AgainstDnsmasqAnswersFailsAndCaches) {
   if (system("command -v dnsmasq >/dev/null 2>&1") != 0)
     GTEST_SKIP() << "dnsmasq is not installed";
   Dnsmasq dns;
-  ASSERT_TRUE(dns.wait_started()) << dns.log();
+  ASSERT_TRUE(dns.start()) << dns.log();
   TestServer a, b;
   ASSERT_EQ(a.start(), 0);
   ASSERT_EQ(b.start(), 0);
