@@ -26,6 +26,15 @@
 
 namespace h2pool_testing {
 
+// 127.0.0.1:port, for bind() and connect().
+inline sockaddr_in loopback4(uint16_t port = 0) {
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sin.sin_port = htons(port);
+  return sin;
+}
+
 class DnsResponder {
 public:
   struct Record {
@@ -41,9 +50,7 @@ public:
     // Room for a burst of questions while the thread is busy answering.
     int rcvbuf = 1 << 20;
     setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-    sockaddr_in sin{};
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sockaddr_in sin = loopback4();
     socklen_t len = sizeof sin;
     if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr *>(&sin), len) != 0 ||
         getsockname(fd_, reinterpret_cast<sockaddr *>(&sin), &len) != 0)
@@ -246,9 +253,7 @@ class DnsSilence {
 public:
   DnsSilence() {
     fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    sockaddr_in sin{};
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sockaddr_in sin = loopback4();
     socklen_t len = sizeof sin;
     if (fd_ >= 0 && bind(fd_, reinterpret_cast<sockaddr *>(&sin), len) == 0 &&
         getsockname(fd_, reinterpret_cast<sockaddr *>(&sin), &len) == 0)

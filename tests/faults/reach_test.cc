@@ -105,9 +105,7 @@ private:
 // A port on which nothing listens (bound, then closed).
 uint16_t closed_port() {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in sin{};
-  sin.sin_family = AF_INET;
-  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sockaddr_in sin = h2pool_testing::loopback4();
   socklen_t len = sizeof sin;
   bind(fd, reinterpret_cast<sockaddr *>(&sin), len);
   getsockname(fd, reinterpret_cast<sockaddr *>(&sin), &len);

@@ -235,9 +235,7 @@ private:
     for (int i = 0; i < 100; ++i) {
       int udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
       int tcp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      sockaddr_in sin{};
-      sin.sin_family = AF_INET;
-      sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      sockaddr_in sin = h2pool_testing::loopback4();
       socklen_t len = sizeof sin;
       bind(udp, reinterpret_cast<sockaddr *>(&sin), len);
       getsockname(udp, reinterpret_cast<sockaddr *>(&sin), &len);
