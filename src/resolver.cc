@@ -195,6 +195,18 @@ void AresResolver::resolve(const std::string &host, uint16_t port,
   for (char &c : key)
     if (c >= 'A' && c <= 'Z')
       c = char(c - 'A' + 'a');
+  // RFC 6761 section 6.4: resolvers answer .invalid names themselves,
+  // with NXDOMAIN, and never ask a DNS server about them.
+  if (key == "invalid" ||
+      (key.size() > 8 && key.compare(key.size() - 8, 8, ".invalid") == 0)) {
+    std::vector<Waiter> one;
+    one.push_back({port, std::move(callback), {}});
+    deliver(std::move(one),
+            "cannot resolve '" + key +
+                "': .invalid names never exist (RFC 6761)",
+            {});
+    return;
+  }
   auto cached = cache_.find(key);
   if (cached != cache_.end()) {
     if (cached->second.expires > std::chrono::steady_clock::now()) {

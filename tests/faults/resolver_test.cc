@@ -424,6 +424,15 @@ TEST_F(AresResolverTest, CachesAnswersForTheirTtl) {
       << "the expired entry is looked up again";
 }
 
+// RFC 6761: .invalid is answered locally, without a query.
+TEST_F(AresResolverTest, InvalidNamesFailWithoutAQuery) {
+  auto a = resolve({"no-such-host.invalid", "INVALID"});
+  EXPECT_NE(a[0].error.find("no-such-host.invalid"), std::string::npos);
+  EXPECT_FALSE(a[1].error.empty());
+  EXPECT_EQ(lookups_started(), 0u);
+  EXPECT_EQ(dns_.total_questions(), 0u);
+}
+
 // NXDOMAIN is remembered only briefly: a name that appears is found soon.
 TEST_F(AresResolverTest, NegativeAnswersExpireSoon) {
   auto first = resolve({"later.test"});
