@@ -444,12 +444,128 @@ H2POOL_EXTERN int h2pool_config_set_retry_budget(h2pool_config *cfg,
 
 /**
  * Time allowed for looking up a host name, in milliseconds; beyond it the
- * connection fails with H2POOL_ERR_RESOLVE_TIMEOUT. Lookups run on helper
- * threads, several at once, so a slow name delays only its own endpoint.
- * Default 10000; at least 1.
+ * connection fails with H2POOL_ERR_RESOLVE_TIMEOUT. Lookups run on the
+ * pool's loop thread (c-ares), any number at once, so a slow name delays
+ * only its own endpoint. /etc/hosts is read first, then DNS is asked for A
+ * and AAAA records in parallel; answers are cached for their TTL (at most
+ * 60 s, at most 512 names; a name that does not exist is remembered for
+ * 1 s). Default 10000; at least 1.
  */
 H2POOL_EXTERN int h2pool_config_set_resolve_timeout_ms(h2pool_config *cfg,
                                                        uint32_t ms);
+
+/**
+ * The DNS servers to ask instead of those in /etc/resolv.conf, as curl's
+ * --dns-servers: a comma-separated list of IPv4 or IPv6 addresses, each
+ * with an optional port ("127.0.0.1:5353,[::1]:5353"; port 53 if none).
+ * NULL or "" restores the system's servers. The string is copied.
+ * H2POOL_ERR_INVALID_ARGUMENT on bad syntax (the setting is then unchanged).
+ */
+H2POOL_EXTERN int h2pool_config_set_dns_servers(h2pool_config *cfg,
+                                                const char *servers);
+
+/**
+ * Adds a fixed answer for a host and port, as curl's --resolve:
+ * "HOST:PORT:ADDR[,ADDR]..." (IPv6 addresses may be in brackets). Requests
+ * to that host and port connect to these addresses without a lookup; TLS
+ * (SNI and certificate verification) and :authority still use HOST. Names
+ * compare case-insensitively; the first matching entry wins. NULL removes
+ * every entry added. The string is copied. H2POOL_ERR_INVALID_ARGUMENT on
+ * bad syntax.
+ */
+H2POOL_EXTERN int h2pool_config_add_resolve(h2pool_config *cfg,
+                                            const char *entry);
+
+/**
+ * Adds a connection redirect, as curl's --connect-to:
+ * "HOST1:PORT1:HOST2:PORT2". Requests to HOST1:PORT1 connect to
+ * HOST2:PORT2 instead (which --resolve entries, DNS or an IP literal then
+ * turn into addresses), while SNI, certificate verification and
+ * :authority still use the request's own host. An empty HOST1 or PORT1
+ * matches any; an empty HOST2 or PORT2 keeps the request's. The first
+ * matching entry wins. NULL removes every entry added. The string is
+ * copied. H2POOL_ERR_INVALID_ARGUMENT on bad syntax.
+ *
+ * Overrides are per pool and pooled connections are per origin, so two
+ * origins never share a connection, whatever their overrides.
+ */
+H2POOL_EXTERN int h2pool_config_add_connect_to(h2pool_config *cfg,
+                                               const char *entry);
+
+/**
+ * Every connection of the pool goes to this Unix domain socket instead of
+ * TCP, as curl's --unix-socket; the URL's scheme (h2c or TLS) and host
+ * (:authority, SNI, certificate verification) are used as usual. NULL or
+ * "" goes back to TCP. A path longer than 107 bytes is
+ * H2POOL_ERR_INVALID_ARGUMENT. A socket that does not exist or refuses
+ * fails the connection with H2POOL_ERR_CONNECT naming the path. The
+ * string is copied. Replaces an abstract socket set before.
+ */
+H2POOL_EXTERN int h2pool_config_set_unix_socket(h2pool_config *cfg,
+                                                const char *path);
+
+/**
+ * As h2pool_config_set_unix_socket(), for a socket in Linux's abstract
+ * namespace: `name` is the name without its leading NUL byte (curl's
+ * --abstract-unix-socket); messages show it as "@name". At most 107 bytes.
+ */
+H2POOL_EXTERN int h2pool_config_set_abstract_unix_socket(h2pool_config *cfg,
+                                                         const char *name);
+
+/**
+ * The local IP address TCP connections are made from (curl's --interface
+ * with an address). Addresses of the other family cannot be reached then:
+ * their attempts fail with H2POOL_ERR_CONNECT. NULL or "" lets the kernel
+ * choose (the default). H2POOL_ERR_INVALID_ARGUMENT if not an IP literal.
+ */
+H2POOL_EXTERN int h2pool_config_set_local_address(h2pool_config *cfg,
+                                                  const char *address);
+
+/**
+ * The local port range TCP connections bind to, as curl's --local-port:
+ * the first free port from `min_port` to `max_port` is used, and a
+ * connection fails with H2POOL_ERR_CONNECT if none is free. 0, 0 (the
+ * default) lets the kernel choose. `min_port` at least 1 and at most
+ * `max_port`, which is at most 65535.
+ */
+H2POOL_EXTERN int h2pool_config_set_local_port_range(h2pool_config *cfg,
+                                                     uint32_t min_port,
+                                                     uint32_t max_port);
+
+/**
+ * Binds TCP connections to a network device (SO_BINDTODEVICE; curl's
+ * --interface with a name), such as "eth1". Needs CAP_NET_RAW on most
+ * kernels; without it connections fail with H2POOL_ERR_CONNECT and the
+ * reason. NULL or "" (the default): any device. Shorter than 16 bytes.
+ */
+H2POOL_EXTERN int h2pool_config_set_interface(h2pool_config *cfg,
+                                              const char *name);
+
+/**
+ * TCP keepalive on every TCP connection: the first probe after `idle_s`
+ * seconds without traffic, then every `interval_s` seconds, and the
+ * connection is dropped after `count` unanswered probes (0 for either:
+ * the kernel's default). `idle_s` 0 (the default) leaves keepalive off;
+ * then the others must be 0 too. At most 32767, 32767 and 127. Cheaper
+ * than the HTTP/2 PING check (h2pool_config_set_ping()) and also covers
+ * HTTP/1.1, but it only proves the peer's kernel is alive.
+ */
+H2POOL_EXTERN int h2pool_config_set_tcp_keepalive(h2pool_config *cfg,
+                                                  uint32_t idle_s,
+                                                  uint32_t interval_s,
+                                                  uint32_t count);
+
+/**
+ * Happy Eyeballs (RFC 8305): when a name has several addresses (IPv6 and
+ * IPv4 interleaved, IPv6 first), a new connection attempt starts every
+ * `ms` milliseconds while earlier ones are still connecting; the first to
+ * connect wins and the others are closed. An attempt that fails starts
+ * the next one at once. Each attempt has the connect timeout of
+ * h2pool_config_set_connect_timeout_ms(). 0 tries one address at a time.
+ * Default 250 (RFC 8305's recommendation); at most 60000.
+ */
+H2POOL_EXTERN int h2pool_config_set_happy_eyeballs_delay_ms(h2pool_config *cfg,
+                                                            uint32_t ms);
 
 /**
  * With a non-zero `enable`, requests with an idempotent method (GET, HEAD,

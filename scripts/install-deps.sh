@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git
   libnghttp2-dev libevent-dev libssl-dev zlib1g-dev
+  # Asynchronous DNS on the loop thread.
+  libc-ares-dev
   # HTTP/1.1 response parsing.
   libhttp-parser-dev
   libcmocka-dev libgtest-dev
@@ -21,6 +23,8 @@ packages=(
   golang-go cargo rustc
   # libFuzzer (clang's runtime) for the fuzz targets in fuzz/.
   clang libclang-rt-14-dev
+  # A real DNS server for the resolver tests (tests/faults/resolver_test).
+  dnsmasq
   # Used by the test scripts (free-port lookup, binary file comparison).
   python3 iproute2 procps
 )

@@ -1,5 +1,6 @@
 // The extern "C" surface: validates arguments, translates to the C++ core,
 // and never lets an exception out.
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -198,10 +199,24 @@ const char *h2pool_error_message(const h2pool_error *err) {
 }
 
 int h2pool_create(const h2pool_config *cfg, h2pool **out) {
+  static const h2pool_config defaults;
+  const h2pool_config &c = cfg ? *cfg : defaults;
+  h2pool_core::ResolverSettings rs;
+  rs.servers = c.dns_servers;
+  // c-ares asks each server twice, waiting twice as long the second time:
+  // with half the deadline per try the second try is still out when the
+  // deadline passes, so a silent server ends as a deadline (RESOLVE_TIMEOUT)
+  // and an answer to the retry can still be cached for the next caller.
+  rs.query_timeout_ms =
+      std::clamp<uint32_t>(c.resolve_timeout_ms / 2, 50, 5000);
   return h2pool_core::create_pool_with_resolver(
       cfg,
-      [](h2pool_core::Loop &loop) {
-        return std::make_unique<h2pool_core::SystemResolver>(loop);
+      [rs](h2pool_core::Loop &loop) -> std::unique_ptr<h2pool_core::Resolver> {
+        std::unique_ptr<h2pool_core::AresResolver> r;
+        std::string why;
+        if (h2pool_core::AresResolver::create(loop, rs, &r, &why) != H2POOL_OK)
+          return nullptr;
+        return r;
       },
       out);
 }
@@ -253,6 +268,11 @@ int h2pool_core::create_pool_with_resolver(const h2pool_config *cfg,
     if (rc != H2POOL_OK)
       return rc;
     pool->resolver = make_resolver(pool->loop);
+    if (!pool->resolver) {
+      H2POOL_LOG(pool->log, H2POOL_LOG_ERROR,
+                 "cannot set up the DNS resolver (c-ares)");
+      return H2POOL_ERR_SYSTEM;
+    }
     pool->pool = std::make_unique<h2pool_core::Pool>(
         pool->loop.base(), pool->config, pool->log, *pool->resolver,
         pool->waiting, std::move(tls), pool->requests, observer);

@@ -1,11 +1,14 @@
 // Typed setters for h2pool_config and h2pool_request_opts. Each validates its
 // argument so a bad value is reported where it is set, not at first use.
+#include <cstring>
 #include <new>
 #include <string>
 #include <string_view>
 
 #include "config.h"
 #include "proxy.h"
+
+#include <net/if.h>
 
 namespace {
 
@@ -15,6 +18,15 @@ int guarded_assign(std::string &dst, const char *src) {
   try {
     dst = src ? src : "";
     return H2POOL_OK;
+  } catch (...) {
+    return H2POOL_ERR_NOMEM;
+  }
+}
+
+// Runs `fn`, mapping bad_alloc to H2POOL_ERR_NOMEM.
+template <typename Fn> int guarded(Fn &&fn) {
+  try {
+    return fn();
   } catch (...) {
     return H2POOL_ERR_NOMEM;
   }
@@ -153,6 +165,132 @@ int h2pool_config_set_resolve_timeout_ms(h2pool_config *cfg, uint32_t ms) {
   if (cfg == nullptr || ms < 1)
     return H2POOL_ERR_INVALID_ARGUMENT;
   cfg->resolve_timeout_ms = ms;
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_dns_servers(h2pool_config *cfg, const char *servers) {
+  if (cfg == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  return guarded([&] {
+    std::vector<h2pool_core::Address> list;
+    if (servers && *servers && !h2pool_core::parse_dns_servers(servers, &list))
+      return H2POOL_ERR_INVALID_ARGUMENT;
+    cfg->dns_servers = std::move(list);
+    return H2POOL_OK;
+  });
+}
+
+int h2pool_config_add_resolve(h2pool_config *cfg, const char *entry) {
+  if (cfg == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  return guarded([&] {
+    if (entry == nullptr) {
+      cfg->net.resolve.clear();
+      return H2POOL_OK;
+    }
+    h2pool_core::ResolveOverride r;
+    if (!h2pool_core::parse_resolve_override(entry, &r))
+      return H2POOL_ERR_INVALID_ARGUMENT;
+    cfg->net.resolve.push_back(std::move(r));
+    return H2POOL_OK;
+  });
+}
+
+int h2pool_config_add_connect_to(h2pool_config *cfg, const char *entry) {
+  if (cfg == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  return guarded([&] {
+    if (entry == nullptr) {
+      cfg->net.connect_to.clear();
+      return H2POOL_OK;
+    }
+    h2pool_core::ConnectTo c;
+    if (!h2pool_core::parse_connect_to(entry, &c))
+      return H2POOL_ERR_INVALID_ARGUMENT;
+    cfg->net.connect_to.push_back(std::move(c));
+    return H2POOL_OK;
+  });
+}
+
+namespace {
+
+int set_unix_socket(h2pool_config *cfg, const char *path, bool abstract) {
+  if (cfg == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  if (path == nullptr || *path == '\0') {
+    cfg->net.unix_socket = h2pool_core::Address();
+    return H2POOL_OK;
+  }
+  h2pool_core::Address a;
+  if (!h2pool_core::make_unix_address(path, abstract, &a))
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->net.unix_socket = a;
+  return H2POOL_OK;
+}
+
+} // namespace
+
+int h2pool_config_set_unix_socket(h2pool_config *cfg, const char *path) {
+  return set_unix_socket(cfg, path, false);
+}
+
+int h2pool_config_set_abstract_unix_socket(h2pool_config *cfg,
+                                           const char *name) {
+  return set_unix_socket(cfg, name, true);
+}
+
+int h2pool_config_set_local_address(h2pool_config *cfg, const char *address) {
+  if (cfg == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  if (address == nullptr || *address == '\0') {
+    cfg->net.local_address = h2pool_core::Address();
+    return H2POOL_OK;
+  }
+  return guarded([&] {
+    std::string a = address;
+    if (a.size() >= 2 && a.front() == '[' && a.back() == ']')
+      a = a.substr(1, a.size() - 2);
+    h2pool_core::Address parsed;
+    if (!h2pool_core::parse_ip_literal(a, 0, &parsed))
+      return H2POOL_ERR_INVALID_ARGUMENT;
+    cfg->net.local_address = parsed;
+    return H2POOL_OK;
+  });
+}
+
+int h2pool_config_set_local_port_range(h2pool_config *cfg, uint32_t min_port,
+                                       uint32_t max_port) {
+  if (cfg == nullptr || max_port > 65535 || min_port > max_port ||
+      (min_port == 0 && max_port != 0))
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->net.local_port_min = uint16_t(min_port);
+  cfg->net.local_port_max = uint16_t(max_port);
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_interface(h2pool_config *cfg, const char *name) {
+  if (cfg == nullptr ||
+      (name != nullptr && (strlen(name) >= IFNAMSIZ || strchr(name, '/'))))
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  return guarded_assign(cfg->net.interface, name);
+}
+
+int h2pool_config_set_tcp_keepalive(h2pool_config *cfg, uint32_t idle_s,
+                                    uint32_t interval_s, uint32_t count) {
+  // Linux's limits for TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT.
+  if (cfg == nullptr || idle_s > 32767 || interval_s > 32767 || count > 127 ||
+      (idle_s == 0 && (interval_s != 0 || count != 0)))
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->net.keepalive_idle_s = idle_s;
+  cfg->net.keepalive_interval_s = interval_s;
+  cfg->net.keepalive_count = count;
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_happy_eyeballs_delay_ms(h2pool_config *cfg, uint32_t ms) {
+  if (cfg == nullptr || ms > 60000)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->net.happy_eyeballs_delay_ms = ms;
   return H2POOL_OK;
 }
 

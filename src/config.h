@@ -4,8 +4,10 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "h2pool.h"
+#include "net_options.h"
 
 struct h2pool_config {
   uint32_t max_connections_per_endpoint = 10;
@@ -63,6 +65,11 @@ struct h2pool_config {
   std::string env_http_proxy;
   std::string env_https_proxy;
   std::string env_no_proxy;
+  // How servers are reached: overrides, Unix socket, local binding,
+  // keepalive, Happy Eyeballs pacing (net_options.h); and the DNS servers
+  // to ask (empty: /etc/resolv.conf's).
+  h2pool_core::NetOptions net;
+  std::vector<h2pool_core::Address> dns_servers;
   h2pool_log_cb log_cb = nullptr;
   int log_level = H2POOL_LOG_NONE;
   void *log_user_data = nullptr;

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -14,8 +15,12 @@ namespace {
 void resolve_timeout_cb(evutil_socket_t, short, void *arg) {
   static_cast<Connector *>(arg)->on_resolve_timeout();
 }
-void tcp_connect_cb(evutil_socket_t, short what, void *arg) {
-  static_cast<Connector *>(arg)->on_tcp_connect_event(what);
+void attempt_cb(evutil_socket_t, short what, void *arg) {
+  auto attempt = static_cast<Connector::Attempt *>(arg);
+  attempt->connector->on_attempt_event(attempt, what);
+}
+void attempt_delay_cb(evutil_socket_t, short, void *arg) {
+  static_cast<Connector *>(arg)->on_attempt_delay();
 }
 void tls_event_cb(evutil_socket_t, short, void *arg) {
   static_cast<Connector *>(arg)->on_tls_event();
@@ -23,6 +28,9 @@ void tls_event_cb(evutil_socket_t, short, void *arg) {
 void tls_timeout_cb(evutil_socket_t, short, void *arg) {
   static_cast<Connector *>(arg)->on_tls_timeout();
 }
+
+// Addresses named in a failure message; the rest are counted.
+constexpr size_t kMaxReportedFailures = 8;
 
 } // namespace
 
@@ -32,20 +40,62 @@ Connector::Connector(event_base *base, ConnectorOwner &owner, const Logger &log,
     : base_(base), owner_(owner), log_(log), settings_(settings),
       id_(connection_id), target_(target), resolver_(resolver) {}
 
+Connector::Attempt::~Attempt() {
+  event.reset();
+  if (fd >= 0)
+    ::close(fd);
+}
+
 Connector::~Connector() {
-  connect_event_.reset();
-  if (connect_fd_ >= 0)
-    ::close(connect_fd_);
+  attempts_.clear();
   tls_read_event_.reset();
   tls_write_event_.reset();
 }
 
+const NetOptions &Connector::net() const {
+  static const NetOptions defaults;
+  return settings_.net ? *settings_.net : defaults;
+}
+
+std::vector<Address> Connector::interleave(std::vector<Address> addresses) {
+  std::vector<Address> v6, other;
+  for (Address &a : addresses)
+    (a.storage.ss_family == AF_INET6 ? v6 : other).push_back(a);
+  std::vector<Address> out;
+  size_t i = 0, j = 0;
+  while (i < v6.size() || j < other.size()) {
+    if (i < v6.size())
+      out.push_back(v6[i++]);
+    if (j < other.size())
+      out.push_back(other[j++]);
+  }
+  return out;
+}
+
 void Connector::start() {
-  Address literal;
-  if (parse_ip_literal(dial_host(), dial_port(), &literal)) {
-    addresses_.push_back(literal);
+  const NetOptions &n = net();
+  connect_host_ = target_.host;
+  connect_port_ = target_.port;
+  apply_connect_to(n, &connect_host_, &connect_port_);
+  // TCP goes to the proxy when there is one (the tunnel then asks it for
+  // connect_host_:connect_port_), else to the origin after --connect-to.
+  dial_host_ = target_.proxy ? target_.proxy->host : connect_host_;
+  dial_port_ = target_.proxy ? target_.proxy->port : connect_port_;
+  if (n.unix_socket.length != 0) {
     owner_.on_connect_phase(ConnectorOwner::Phase::connecting);
-    try_next_address();
+    start_connecting({n.unix_socket});
+    return;
+  }
+  Address literal;
+  if (const std::vector<Address> *fixed =
+          find_resolve_override(n, dial_host_, dial_port_)) {
+    owner_.on_connect_phase(ConnectorOwner::Phase::connecting);
+    start_connecting(*fixed);
+    return;
+  }
+  if (parse_ip_literal(dial_host_, dial_port_, &literal)) {
+    owner_.on_connect_phase(ConnectorOwner::Phase::connecting);
+    start_connecting({literal});
     return;
   }
   owner_.on_connect_phase(ConnectorOwner::Phase::resolving);
@@ -56,7 +106,7 @@ void Connector::start() {
   }
   std::weak_ptr<char> alive = liveness_;
   resolver_.resolve(
-      dial_host(), dial_port(),
+      dial_host_, dial_port_,
       [this, alive](const std::string &error, std::vector<Address> addrs) {
         if (!alive.expired())
           on_resolved(error, std::move(addrs));
@@ -72,93 +122,154 @@ void Connector::on_resolved(const std::string &error,
     fail(make_error(H2POOL_ERR_RESOLVE, error));
     return;
   }
-  addresses_ = std::move(addresses);
   owner_.on_connect_phase(ConnectorOwner::Phase::connecting);
-  try_next_address();
+  start_connecting(std::move(addresses));
 }
 
 void Connector::on_resolve_timeout() {
   resolve_timer_.reset();
   // Whatever the lookup answers later is dropped (on_resolved checks the
-  // timer); the helper thread finishes on its own.
+  // timer).
   fail(make_error(H2POOL_ERR_RESOLVE_TIMEOUT,
-                  "looking up '" + dial_host() + "' took longer than " +
+                  "looking up '" + dial_host_ + "' took longer than " +
                       std::to_string(settings_.resolve_timeout_ms) + " ms"));
 }
 
-void Connector::try_next_address() {
+void Connector::start_connecting(std::vector<Address> addresses) {
+  addresses_ = interleave(std::move(addresses));
+  next_address_ = 0;
+  attempt_delay_timer_.reset(evtimer_new(base_, attempt_delay_cb, this));
+  start_next_attempt();
+}
+
+void Connector::start_next_attempt() {
   while (next_address_ < addresses_.size()) {
-    const Address &addr = addresses_[next_address_++];
-    current_address_ = addr.to_string();
-    evutil_socket_t fd =
-        ::socket(addr.storage.ss_family,
-                 SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
-    if (fd < 0) {
-      last_error_ = current_address_ + ": " + strerror(errno);
+    auto attempt = std::make_unique<Attempt>();
+    attempt->connector = this;
+    attempt->address = addresses_[next_address_++];
+    attempt->name = attempt->address.to_string();
+    int family = attempt->address.storage.ss_family;
+    attempt->fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                           family == AF_UNIX ? 0 : IPPROTO_TCP);
+    if (attempt->fd < 0) {
+      attempt_failed(attempt.get(), strerror(errno), false);
+      continue;
+    }
+    std::string why = prepare_socket(attempt->fd, family, net());
+    if (!why.empty()) {
+      attempt_failed(attempt.get(), why, false);
       continue;
     }
     H2POOL_LOG(log_, H2POOL_LOG_DEBUG, "conn %llu: connecting to %s",
-               (unsigned long long)id_, current_address_.c_str());
-    if (::connect(fd, addr.sa(), addr.length) == 0) {
+               (unsigned long long)id_, attempt->name.c_str());
+    if (::connect(attempt->fd, attempt->address.sa(),
+                  attempt->address.length) == 0) {
+      evutil_socket_t fd = attempt->fd;
+      attempt->fd = -1;
+      attempts_.clear(); // the race is won: the others are closed
+      attempt_delay_timer_.reset();
       on_tcp_connected(fd);
       return;
     }
+    // A Unix socket whose backlog is full says EAGAIN: a failure, as for
+    // a refused TCP connect.
     if (errno != EINPROGRESS) {
-      last_timed_out_ = false;
-      last_error_ = current_address_ + ": " + strerror(errno);
-      ::close(fd);
+      attempt_failed(attempt.get(), strerror(errno), false);
       continue;
     }
     // Connecting ourselves (rather than through libevent's helpers) tells the
     // TCP phase apart from the TLS handshake, so each gets its own timeout
     // and its own error.
-    connect_fd_ = fd;
-    connect_event_.reset(event_new(base_, fd, EV_WRITE, tcp_connect_cb, this));
+    attempt->event.reset(
+        event_new(base_, attempt->fd, EV_WRITE, attempt_cb, attempt.get()));
     timeval tv = ms_to_timeval(settings_.connect_timeout_ms);
-    if (!connect_event_ || event_add(connect_event_.get(), &tv) != 0) {
-      connect_event_.reset();
-      connect_fd_ = -1;
-      ::close(fd);
-      last_error_ = current_address_ + ": cannot watch the socket";
+    if (!attempt->event || event_add(attempt->event.get(), &tv) != 0) {
+      attempt_failed(attempt.get(), "cannot watch the socket", false);
       continue;
+    }
+    attempts_.push_back(std::move(attempt));
+    // RFC 8305 section 5: the next address gets its turn after the delay
+    // even if this one is still connecting; the first to connect wins.
+    uint32_t delay = net().happy_eyeballs_delay_ms;
+    if (delay > 0 && next_address_ < addresses_.size() &&
+        attempt_delay_timer_) {
+      timeval d = ms_to_timeval(delay);
+      evtimer_add(attempt_delay_timer_.get(), &d);
     }
     return;
   }
-  Error err = make_error(
-      last_timed_out_ ? H2POOL_ERR_CONNECT_TIMEOUT : H2POOL_ERR_CONNECT,
-      "cannot connect to " + target_.name +
-          (last_error_.empty() ? std::string() : ": " + last_error_));
-  fail(err);
+  fail_if_exhausted();
 }
 
-void Connector::on_tcp_connect_event(short what) {
-  evutil_socket_t fd = connect_fd_;
-  connect_event_.reset();
-  connect_fd_ = -1;
+void Connector::on_attempt_delay() { start_next_attempt(); }
+
+void Connector::attempt_failed(Attempt *attempt, const std::string &why,
+                               bool timed_out) {
+  last_timed_out_ = timed_out;
+  if (failures_.size() < kMaxReportedFailures)
+    failures_.push_back(attempt->name + ": " + why);
+  else
+    ++failures_dropped_;
+}
+
+void Connector::fail_if_exhausted() {
+  if (!attempts_.empty() || next_address_ < addresses_.size())
+    return;
+  std::string list;
+  for (const std::string &f : failures_)
+    list += (list.empty() ? ": " : "; ") + f;
+  if (failures_dropped_ > 0)
+    list += "; and " + std::to_string(failures_dropped_) + " more";
+  if (addresses_.empty())
+    list = ": no address to connect to";
+  std::string via;
+  if (dial_host_ != target_.host || dial_port_ != target_.port)
+    via = " (connecting to " + dial_host_ + ":" + std::to_string(dial_port_) +
+          ")";
+  fail(make_error(last_timed_out_ ? H2POOL_ERR_CONNECT_TIMEOUT
+                                  : H2POOL_ERR_CONNECT,
+                  "cannot connect to " + target_.name + via + list));
+}
+
+void Connector::on_attempt_event(Attempt *attempt, short what) {
+  auto it =
+      std::find_if(attempts_.begin(), attempts_.end(),
+                   [attempt](const auto &a) { return a.get() == attempt; });
+  if (it == attempts_.end())
+    return;
+  std::unique_ptr<Attempt> owned = std::move(*it);
+  attempts_.erase(it);
+  owned->event.reset();
   if (what & EV_TIMEOUT) {
-    last_timed_out_ = true;
-    last_error_ = current_address_ + ": connect timed out after " +
-                  std::to_string(settings_.connect_timeout_ms) + " ms";
-    ::close(fd);
-    try_next_address();
+    attempt_failed(owned.get(),
+                   "connect timed out after " +
+                       std::to_string(settings_.connect_timeout_ms) + " ms",
+                   true);
+    owned.reset();
+    start_next_attempt(); // or fail, if this was the last
     return;
   }
   int err = 0;
   socklen_t len = sizeof err;
-  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+  if (getsockopt(owned->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
     err = errno;
   if (err != 0) {
-    last_timed_out_ = false;
-    last_error_ = current_address_ + ": " + strerror(err);
-    ::close(fd);
-    try_next_address();
+    attempt_failed(owned.get(), strerror(err), false);
+    owned.reset();
+    // RFC 8305 section 5: a failed attempt starts the next one at once.
+    start_next_attempt();
     return;
   }
+  evutil_socket_t fd = owned->fd;
+  owned->fd = -1;
+  H2POOL_LOG(log_, H2POOL_LOG_DEBUG, "conn %llu: connected to %s",
+             (unsigned long long)id_, owned->name.c_str());
+  attempts_.clear(); // the race is won: the others are closed
+  attempt_delay_timer_.reset();
   on_tcp_connected(fd);
 }
 
 void Connector::start_on_socket(evutil_socket_t fd) {
-  current_address_ = "attached socket";
   owner_.on_connect_phase(ConnectorOwner::Phase::connecting);
   on_tcp_connected(fd);
 }
@@ -172,7 +283,7 @@ void Connector::on_tcp_connected(evutil_socket_t fd) {
     tunnel_started_ = true;
     ProxyTunnelOwner &self = *this;
     tunnel_ = std::make_unique<ProxyTunnel>(
-        base_, self, log_, id_, *target_.proxy, target_.host, target_.port,
+        base_, self, log_, id_, *target_.proxy, connect_host_, connect_port_,
         resolver_, target_.proxy_tls, settings_.connect_timeout_ms);
     tunnel_->start(fd);
     return; // `this` may be gone
@@ -272,6 +383,8 @@ void Connector::continue_handshake() {
 
 void Connector::fail(const Error &why) {
   resolve_timer_.reset();
+  attempt_delay_timer_.reset();
+  attempts_.clear();
   tls_timer_.reset();
   ConnectorOwner &owner = owner_;
   if (target_.proxy && !tunnel_started_ &&

@@ -1,15 +1,18 @@
-// Getting a byte stream for a connection: resolve the host name (with a
-// deadline), try its addresses in turn (each with a connect timeout), and
-// for https:// run the TLS handshake (with its own timeout) and read the
-// protocol ALPN chose. It knows nothing of HTTP/2 or of the pool; what it
-// produces is a connected Transport, or an error saying which step failed.
+// Getting a byte stream for a connection: apply the pool's overrides
+// (--connect-to, --resolve, a Unix socket), resolve the host name (with a
+// deadline), race its addresses as RFC 8305 (Happy Eyeballs v2) says, each
+// with a connect timeout, and for https:// run the TLS handshake (with its
+// own timeout) and read the protocol ALPN chose. TLS always names the
+// URL's host, whatever the overrides connect to. It knows nothing of HTTP/2 or
+// of the pool; what it produces is a connected Transport, or an error saying
+// which step failed.
 //
 // Each step is a phase the owner is told about, so that the connection's
 // state follows resolving -> connecting -> tls_handshaking without keeping
-// flags of its own. (Happy Eyeballs racing belongs here.) Through a proxy
-// it connects to the proxy instead, and once the TCP connection is up a
-// ProxyTunnel opens the way to the origin (still in the connecting phase)
-// before the origin's TLS handshake.
+// flags of its own. Addresses are raced as Happy Eyeballs v2 does. Through
+// a proxy it connects to the proxy instead, and once the TCP connection is
+// up a ProxyTunnel opens the way to the origin (still in the connecting
+// phase) before the origin's TLS handshake.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +23,7 @@
 #include "error.h"
 #include "handles.h"
 #include "log.h"
+#include "net_options.h"
 #include "proxy_tunnel.h"
 #include "resolver.h"
 #include "tls.h"
@@ -57,6 +61,9 @@ struct ConnectSettings {
   uint32_t resolve_timeout_ms = 10000;
   uint32_t connect_timeout_ms = 10000; // per address
   uint32_t tls_handshake_timeout_ms = 10000;
+  // Overrides, Unix socket, local binding, keepalive, attempt pacing; null:
+  // the defaults. Must outlive the connector.
+  const NetOptions *net = nullptr;
 };
 
 class ConnectorOwner {
@@ -96,15 +103,37 @@ public:
   // and fuzzers that drive a connection over a socketpair.
   void start_on_socket(evutil_socket_t fd);
 
+  // One connection attempt to one address (several run at once).
+  struct Attempt {
+    Connector *connector;
+    Address address;
+    std::string name; // address.to_string()
+    evutil_socket_t fd = -1;
+    EventPtr event; // writable or timed out
+    ~Attempt();
+  };
+
   // Timer and socket entry points (called by the trampolines).
   void on_resolve_timeout();
-  void on_tcp_connect_event(short what);
+  void on_attempt_event(Attempt *attempt, short what);
+  void on_attempt_delay();
   void on_tls_event();
   void on_tls_timeout();
 
+  // Orders addresses as RFC 8305 section 4 says: families interleaved,
+  // IPv6 first, each family's own order kept.
+  static std::vector<Address> interleave(std::vector<Address> addresses);
+
 private:
   void on_resolved(const std::string &error, std::vector<Address> addresses);
-  void try_next_address();
+  void start_connecting(std::vector<Address> addresses);
+  // Starts attempts until one is under way (or connected, or none is
+  // left); arms the delay timer for the next.
+  void start_next_attempt();
+  void attempt_failed(Attempt *attempt, const std::string &why, bool timed_out);
+  void fail_if_exhausted();
+  // The single point where a winning connected socket goes on (to TLS, or
+  // to the owner).
   void on_tcp_connected(evutil_socket_t fd);
   // The byte stream to the origin is up (directly or through a proxy's
   // tunnel, `outer` then being the TLS stream to an https:// proxy): TLS
@@ -115,13 +144,6 @@ private:
   void on_tunnel_ready(evutil_socket_t fd,
                        std::unique_ptr<Transport> outer) override;
   void on_tunnel_failed(const Error &why) override;
-  // Where the TCP connection goes: the proxy, if there is one.
-  const std::string &dial_host() const {
-    return target_.proxy ? target_.proxy->host : target_.host;
-  }
-  uint16_t dial_port() const {
-    return target_.proxy ? target_.proxy->port : target_.port;
-  }
   void continue_handshake();
   // Tells the owner; nothing may touch `this` afterwards.
   void fail(const Error &why);
@@ -135,14 +157,26 @@ private:
   const ConnectTarget &target_;
   Resolver &resolver_;
 
+  const NetOptions &net() const;
+
+  // The origin's host and port after --connect-to: where TCP goes, or with
+  // a proxy what the tunnel asks for.
+  std::string connect_host_;
+  uint16_t connect_port_ = 0;
+  // Where the TCP connection goes: the proxy, if there is one, else
+  // connect_host_:connect_port_. Overrides from --resolve apply to it, and
+  // a Unix socket replaces it.
+  std::string dial_host_;
+  uint16_t dial_port_ = 0;
   EventPtr resolve_timer_;
   std::vector<Address> addresses_;
   size_t next_address_ = 0;
-  std::string current_address_; // the address being tried, for messages
-  std::string last_error_;      // why the previous address failed
+  std::vector<std::unique_ptr<Attempt>> attempts_; // under way
+  EventPtr attempt_delay_timer_;
+  // Why each address failed, for the message when all have (bounded).
+  std::vector<std::string> failures_;
+  size_t failures_dropped_ = 0;
   bool last_timed_out_ = false;
-  evutil_socket_t connect_fd_ = -1; // socket of a TCP connect under way
-  EventPtr connect_event_;
 
   std::unique_ptr<ProxyTunnel> tunnel_; // while it is being set up
   bool tunnel_started_ = false;

@@ -49,6 +49,7 @@ Pool::Pool(event_base *base, const Config &config, const Logger &log,
   cs.connect.resolve_timeout_ms = config.resolve_timeout_ms;
   cs.connect.connect_timeout_ms = config.connect_timeout_ms;
   cs.connect.tls_handshake_timeout_ms = config.tls_handshake_timeout_ms;
+  cs.connect.net = &config.net;
   cs.settings_timeout_ms = config.settings_timeout_ms;
   cs.idle_timeout_ms = config.idle_timeout_ms;
   cs.max_lifetime_ms = config.max_lifetime_ms;

@@ -15,6 +15,7 @@
 #include "commands.h"
 #include "common.h"
 #include "load.h"
+#include "net_args.h"
 #include "progress.h"
 
 namespace h2pool_cli {
@@ -48,7 +49,7 @@ const char kBenchUsage[] =
     "  -x, --proxy URL         tunnel every connection through the proxy\n"
     "                          URL (as get; default: the environment's)\n"
     "  -U, --proxy-user USER:PASS  the proxy's credentials\n"
-    "      --noproxy LIST      hosts that bypass the proxy\n"
+    "      --noproxy LIST      hosts that bypass the proxy\n" H2POOL_CLI_NETWORK_USAGE
     "  -h, --help              show this help\n"
     "\n"
     "Exit status: 0 if every request succeeded (any HTTP status), 1 if any\n"
@@ -152,10 +153,11 @@ int cmd_bench(const Args &args) {
   std::string url, value;
 
   TlsOptions tls;
+  NetworkOptions net;
   ArgCursor cur(args);
   while (!cur.done()) {
     cur.check_help();
-    if (tls.parse(cur)) {
+    if (tls.parse(cur) || net.parse(cur)) {
       continue;
     } else if (cur.value_option("--requests", "-n", value)) {
       // Bounded so the per-request latency array stays addressable.
@@ -209,6 +211,7 @@ int cmd_bench(const Args &args) {
     w.tally = std::make_unique<Tally>(w.requests);
     ConfigPtr cfg = new_config();
     tls.apply(cfg.get());
+    net.apply(cfg.get());
     check(h2pool_config_set_max_connections_per_endpoint(cfg.get(),
                                                          w.connections),
           "h2pool_config_set_max_connections_per_endpoint");

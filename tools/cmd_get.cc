@@ -21,6 +21,7 @@
 #include "args.h"
 #include "commands.h"
 #include "common.h"
+#include "net_args.h"
 #include "progress.h"
 #include "write_out.h"
 
@@ -110,7 +111,7 @@ const char kGetUsage[] =
     "                              ALL_PROXY, as curl reads them\n"
     "  -U, --proxy-user USER:PASS  the proxy's credentials\n"
     "      --noproxy LIST          hosts that bypass the proxy (\"*\": all);\n"
-    "                              default: the environment's NO_PROXY\n"
+    "                              default: the environment's NO_PROXY\n" H2POOL_CLI_NETWORK_USAGE
     "  -h, --help                  show this help\n"
     "\n"
     "Exit status: 0 if every URL got a response (any HTTP status), 1 if\n"
@@ -411,6 +412,7 @@ int cmd_get(const Args &args) {
   bool have_timeout = false;
   std::vector<Fetch> fetches;
   TlsOptions tls;
+  NetworkOptions net;
   Settings settings;
   std::string write_out;
   bool silent = false, show_error = false, bar = false;
@@ -418,7 +420,7 @@ int cmd_get(const Args &args) {
   ArgCursor cur(split_short_flags(args));
   while (!cur.done()) {
     cur.check_help();
-    if (tls.parse(cur)) {
+    if (tls.parse(cur) || net.parse(cur)) {
       continue;
     } else if (cur.value_option("--header", "-H", value)) {
       headers.push_back(parse_header(value));
@@ -530,6 +532,7 @@ int cmd_get(const Args &args) {
   {
     ConfigPtr cfg = new_config(settings.verbose);
     tls.apply(cfg.get());
+    net.apply(cfg.get());
     PoolPtr pool = new_pool(cfg.get());
     {
       std::lock_guard<std::mutex> lock(shared.mu);

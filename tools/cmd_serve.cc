@@ -27,6 +27,9 @@ const char kServeUsage[] =
     "Options:\n"
     "  -p, --port P                    port to listen on (default 0: pick a\n"
     "                                  free one)\n"
+    "      --unix-socket PATH          listen on a Unix socket instead\n"
+    "                                  (@NAME: abstract; URL "
+    "http://localhost)\n"
     "      --host H                    loopback address: 127.0.0.1 (default)\n"
     "                                  or ::1\n"
     "  -m, --max-concurrent-streams N  SETTINGS_MAX_CONCURRENT_STREAMS to\n"
@@ -200,6 +203,11 @@ int cmd_serve(const Args &args) {
     if (cur.value_option("--port", "-p", value)) {
       options.port =
           static_cast<uint16_t>(parse_uint(value, 0, 65535, "--port"));
+    } else if (cur.value_option("--unix-socket", "", value)) {
+      if (value.empty()) {
+        throw UsageError("--unix-socket must not be empty");
+      }
+      options.unix_socket = value;
     } else if (cur.value_option("--host", "", value)) {
       if (value.empty()) {
         throw UsageError("--host must not be empty");
@@ -239,6 +247,11 @@ int cmd_serve(const Args &args) {
 
   h2pool_testing::TestServer server(options);
   if (int rc = server.start(); rc != 0) {
+    if (!options.unix_socket.empty()) {
+      std::fprintf(stderr, "h2pool: cannot listen on %s: %s\n",
+                   options.unix_socket.c_str(), std::strerror(-rc));
+      return kExitFailure;
+    }
     std::fprintf(stderr, "h2pool: cannot start server on %s port %u: %s\n",
                  options.host.c_str(), static_cast<unsigned>(options.port),
                  std::strerror(-rc));

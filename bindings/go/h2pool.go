@@ -168,6 +168,33 @@ type Config struct {
 	// origins are proxied unless NO_PROXY lists them. Proxy and NoProxy,
 	// when set, win over the environment.
 	ProxyFromEnvironment bool
+	// Resolve and ConnectTo are curl's --resolve ("host:port:addr[,addr]")
+	// and --connect-to ("host1:port1:host2:port2") entries: connections
+	// for a host and port go to these addresses or that host and port,
+	// while TLS and the Host header keep the URL's host. Bad syntax is
+	// ErrInvalidArgument from New.
+	Resolve   []string
+	ConnectTo []string
+	// UnixSocket sends every connection to this Unix domain socket
+	// ("@name": Linux's abstract namespace), as curl's --unix-socket.
+	UnixSocket string
+	// LocalAddr is the local IP address TCP connections are made from,
+	// LocalPortMin..LocalPortMax the local port range (0, 0: any), and
+	// Interface a device to bind to (SO_BINDTODEVICE).
+	LocalAddr    string
+	LocalPortMin int
+	LocalPortMax int
+	Interface    string
+	// DNSServers replaces /etc/resolv.conf's servers: "addr" or
+	// "addr:port" ("[v6]:port") each.
+	DNSServers []string
+	// KeepAlive enables TCP keepalive, probing after that long idle and
+	// then at that interval. Default: off.
+	KeepAlive time.Duration
+	// HappyEyeballsDelay is how long an address is given before the next
+	// one is tried alongside it (RFC 8305). Default 250 ms; negative: one
+	// address at a time.
+	HappyEyeballsDelay time.Duration
 
 	// Logger receives the pool's log messages, at LogLevel and above
 	// (LogWarn when LogLevel is zero). It runs on the pool's loop thread
@@ -626,6 +653,46 @@ func applyConfig(ccfg *C.h2pool_config, cfg *Config) error {
 		{!cfg.ProxyFromEnvironment, "ProxyFromEnvironment", func() (C.int, error) {
 			return C.h2pool_config_use_proxy_env(ccfg, 1), nil
 		}},
+		{len(cfg.DNSServers) == 0, "DNSServers", cstr(strings.Join(cfg.DNSServers, ","),
+			func(s *C.char) C.int { return C.h2pool_config_set_dns_servers(ccfg, s) })},
+		{cfg.UnixSocket == "", "UnixSocket", func() (C.int, error) {
+			if strings.HasPrefix(cfg.UnixSocket, "@") {
+				return cstr(cfg.UnixSocket[1:], func(s *C.char) C.int {
+					return C.h2pool_config_set_abstract_unix_socket(ccfg, s)
+				})()
+			}
+			return cstr(cfg.UnixSocket, func(s *C.char) C.int {
+				return C.h2pool_config_set_unix_socket(ccfg, s)
+			})()
+		}},
+		{cfg.LocalAddr == "", "LocalAddr", cstr(cfg.LocalAddr,
+			func(s *C.char) C.int { return C.h2pool_config_set_local_address(ccfg, s) })},
+		{cfg.LocalPortMin == 0 && cfg.LocalPortMax == 0, "LocalPortMin", func() (C.int, error) {
+			if cfg.LocalPortMin < 0 || cfg.LocalPortMax < 0 || cfg.LocalPortMax > 65535 {
+				return C.H2POOL_ERR_INVALID_ARGUMENT, nil
+			}
+			return C.h2pool_config_set_local_port_range(ccfg, C.uint32_t(cfg.LocalPortMin),
+				C.uint32_t(cfg.LocalPortMax)), nil
+		}},
+		{cfg.Interface == "", "Interface", cstr(cfg.Interface,
+			func(s *C.char) C.int { return C.h2pool_config_set_interface(ccfg, s) })},
+		{cfg.KeepAlive <= 0, "KeepAlive", func() (C.int, error) {
+			secs := (cfg.KeepAlive + time.Second - 1) / time.Second
+			if secs > 32767 {
+				return C.H2POOL_ERR_INVALID_ARGUMENT, nil
+			}
+			return C.h2pool_config_set_tcp_keepalive(ccfg, C.uint32_t(secs), C.uint32_t(secs), 0), nil
+		}},
+		{cfg.HappyEyeballsDelay == 0, "HappyEyeballsDelay", dur(cfg.HappyEyeballsDelay, "HappyEyeballsDelay",
+			func(v C.uint32_t) C.int { return C.h2pool_config_set_happy_eyeballs_delay_ms(ccfg, v) })},
+	}
+	for _, e := range cfg.Resolve {
+		settings = append(settings, setting{false, "Resolve", cstr(e,
+			func(s *C.char) C.int { return C.h2pool_config_add_resolve(ccfg, s) })})
+	}
+	for _, e := range cfg.ConnectTo {
+		settings = append(settings, setting{false, "ConnectTo", cstr(e,
+			func(s *C.char) C.int { return C.h2pool_config_add_connect_to(ccfg, s) })})
 	}
 	for _, s := range settings {
 		if s.skip {

@@ -717,3 +717,45 @@ func TestResponseHeaderTimeout(t *testing.T) {
 		t.Errorf("stream id %d: the request had a stream", e.StreamID)
 	}
 }
+
+// Resolve and ConnectTo reach the test server under names no DNS knows
+// (DNSServers points at a UDP port nothing answers on); bad entries fail
+// New with ErrInvalidArgument.
+func TestResolveAndConnectToOverrides(t *testing.T) {
+	needServer(t)
+	hostPort := strings.TrimPrefix(serverURL, "http://")
+	_, port, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	p := newPool(t, Config{
+		DNSServers: []string{silent.LocalAddr().String()},
+		Resolve:    []string{"app.test:" + port + ":127.0.0.1"},
+		ConnectTo:  []string{"other.test:80:127.0.0.1:" + port},
+		KeepAlive:  30 * time.Second,
+	})
+	for _, u := range []string{"http://app.test:" + port + "/?size=7&seed=1",
+		"http://other.test/?size=7&seed=1"} {
+		resp, err := p.Do(context.Background(), &Request{URL: u})
+		if err != nil {
+			t.Fatalf("%s: %v", u, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if len(body) != 7 {
+			t.Errorf("%s: %d bytes, want 7", u, len(body))
+		}
+	}
+	for _, cfg := range []Config{{Resolve: []string{"app.test:1"}},
+		{ConnectTo: []string{"a:b:c:d"}}, {DNSServers: []string{"dns.example"}},
+		{LocalAddr: "eth0"}, {UnixSocket: strings.Repeat("x", 200)}} {
+		if _, err := New(cfg); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("New(%+v): %v, want ErrInvalidArgument", cfg, err)
+		}
+	}
+}

@@ -92,6 +92,64 @@ static void test_config_setters_reject_null_config(void **state) {
   assert_int_equal(h2pool_config_set_retry_backoff(NULL, 1, 1), E);
   assert_int_equal(h2pool_config_set_retry_budget(NULL, 1, 1), E);
   assert_int_equal(h2pool_config_set_resolve_timeout_ms(NULL, 1), E);
+  assert_int_equal(h2pool_config_set_dns_servers(NULL, "127.0.0.1"), E);
+  assert_int_equal(h2pool_config_add_resolve(NULL, "a:1:127.0.0.1"), E);
+  assert_int_equal(h2pool_config_add_connect_to(NULL, "a:1:b:2"), E);
+  assert_int_equal(h2pool_config_set_unix_socket(NULL, "/x"), E);
+  assert_int_equal(h2pool_config_set_abstract_unix_socket(NULL, "x"), E);
+  assert_int_equal(h2pool_config_set_local_address(NULL, "127.0.0.1"), E);
+  assert_int_equal(h2pool_config_set_local_port_range(NULL, 1, 2), E);
+  assert_int_equal(h2pool_config_set_interface(NULL, "lo"), E);
+  assert_int_equal(h2pool_config_set_tcp_keepalive(NULL, 1, 1, 1), E);
+  assert_int_equal(h2pool_config_set_happy_eyeballs_delay_ms(NULL, 1), E);
+}
+
+/* The network options: curl's syntax, checked when set. */
+static void test_network_setters_validate(void **state) {
+  (void)state;
+  const int E = H2POOL_ERR_INVALID_ARGUMENT;
+  h2pool_config *cfg = NULL;
+  assert_int_equal(h2pool_config_new(&cfg), H2POOL_OK);
+  assert_int_equal(
+      h2pool_config_set_dns_servers(cfg, "127.0.0.1:5353,[::1]:53"), 0);
+  assert_int_equal(h2pool_config_set_dns_servers(cfg, NULL), 0);
+  assert_int_equal(h2pool_config_set_dns_servers(cfg, "dns.example"), E);
+  assert_int_equal(h2pool_config_set_dns_servers(cfg, "127.0.0.1:99999"), E);
+  assert_int_equal(h2pool_config_add_resolve(cfg, "a.test:443:127.0.0.1,::1"),
+                   0);
+  assert_int_equal(h2pool_config_add_resolve(cfg, "a.test:443"), E);
+  assert_int_equal(h2pool_config_add_resolve(cfg, "a.test:443:host"), E);
+  assert_int_equal(h2pool_config_add_resolve(cfg, NULL), 0);
+  assert_int_equal(h2pool_config_add_connect_to(cfg, "::b.test:"), 0);
+  assert_int_equal(h2pool_config_add_connect_to(cfg, "a.test:443:b.test"), E);
+  assert_int_equal(h2pool_config_add_connect_to(cfg, "a:b:c:d"), E);
+  assert_int_equal(h2pool_config_add_connect_to(cfg, NULL), 0);
+  char long_path[200];
+  memset(long_path, 'x', sizeof long_path - 1);
+  long_path[sizeof long_path - 1] = '\0';
+  assert_int_equal(h2pool_config_set_unix_socket(cfg, long_path), E);
+  assert_int_equal(h2pool_config_set_abstract_unix_socket(cfg, long_path), E);
+  assert_int_equal(h2pool_config_set_unix_socket(cfg, "/run/x.sock"), 0);
+  assert_int_equal(h2pool_config_set_unix_socket(cfg, NULL), 0);
+  assert_int_equal(h2pool_config_set_local_address(cfg, "eth0"), E);
+  assert_int_equal(h2pool_config_set_local_address(cfg, "[::1]"), 0);
+  assert_int_equal(h2pool_config_set_local_address(cfg, NULL), 0);
+  assert_int_equal(h2pool_config_set_local_port_range(cfg, 0, 10), E);
+  assert_int_equal(h2pool_config_set_local_port_range(cfg, 20, 10), E);
+  assert_int_equal(h2pool_config_set_local_port_range(cfg, 1, 65536), E);
+  assert_int_equal(h2pool_config_set_local_port_range(cfg, 1, 65535), 0);
+  assert_int_equal(h2pool_config_set_local_port_range(cfg, 0, 0), 0);
+  assert_int_equal(h2pool_config_set_interface(cfg, "0123456789abcdef"), E);
+  assert_int_equal(h2pool_config_set_interface(cfg, "lo"), 0);
+  assert_int_equal(h2pool_config_set_tcp_keepalive(cfg, 32768, 1, 1), E);
+  assert_int_equal(h2pool_config_set_tcp_keepalive(cfg, 1, 32768, 1), E);
+  assert_int_equal(h2pool_config_set_tcp_keepalive(cfg, 1, 1, 128), E);
+  assert_int_equal(h2pool_config_set_tcp_keepalive(cfg, 0, 1, 0), E);
+  assert_int_equal(h2pool_config_set_tcp_keepalive(cfg, 32767, 32767, 127), 0);
+  assert_int_equal(h2pool_config_set_tcp_keepalive(cfg, 0, 0, 0), 0);
+  assert_int_equal(h2pool_config_set_happy_eyeballs_delay_ms(cfg, 60001), E);
+  assert_int_equal(h2pool_config_set_happy_eyeballs_delay_ms(cfg, 0), 0);
+  h2pool_config_free(cfg);
 }
 
 static void test_config_setters_reject_out_of_range(void **state) {
@@ -610,6 +668,7 @@ int main(void) {
                                       fixture_setup, fixture_teardown),
       cmocka_unit_test_setup_teardown(test_request_refuses_null_arguments,
                                       fixture_setup, fixture_teardown),
+      cmocka_unit_test(test_network_setters_validate),
       cmocka_unit_test_setup_teardown(test_request_refuses_malformed_urls,
                                       fixture_setup, fixture_teardown),
       cmocka_unit_test_setup_teardown(test_request_refuses_unsupported_scheme,

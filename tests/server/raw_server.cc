@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -596,7 +597,7 @@ std::string RawServer::base_url() const {
          std::to_string(port_);
 }
 
-int RawServer::start() {
+int RawServer::prepare_start() {
   if (acceptor_.joinable()) {
     return -EALREADY;
   }
@@ -605,6 +606,13 @@ int RawServer::start() {
     if (!tls_) {
       return -EINVAL;
     }
+  }
+  return 0;
+}
+
+int RawServer::start() {
+  if (int rv = prepare_start(); rv != 0) {
+    return rv;
   }
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
@@ -627,6 +635,54 @@ int RawServer::start() {
   port_ = ntohs(sin.sin_port);
   acceptor_ = std::thread([this] { accept_loop(); });
   return 0;
+}
+
+int RawServer::start_unix(const std::string &path, bool abstract) {
+  if (int rv = prepare_start(); rv != 0) {
+    return rv;
+  }
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof sun.sun_path - 1) {
+    return -ENAMETOOLONG;
+  }
+  memcpy(sun.sun_path + (abstract ? 1 : 0), path.data(), path.size());
+  socklen_t len = socklen_t(offsetof(sockaddr_un, sun_path) + path.size() +
+                            1); // the leading NUL, or the trailing one
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return -errno;
+  }
+  if (bind(fd, reinterpret_cast<sockaddr *>(&sun), len) != 0 ||
+      listen(fd, 64) != 0) {
+    int e = errno;
+    ::close(fd);
+    return -e;
+  }
+  listen_fd_ = fd;
+  acceptor_ = std::thread([this] { accept_loop(); });
+  return 0;
+}
+
+std::string RawConnection::peer_address() const {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (getpeername(fd_, reinterpret_cast<sockaddr *>(&ss), &len) != 0) {
+    return "";
+  }
+  char buf[INET6_ADDRSTRLEN] = "";
+  if (ss.ss_family == AF_INET) {
+    auto sin = reinterpret_cast<sockaddr_in *>(&ss);
+    inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof buf);
+    return std::string(buf) + ":" + std::to_string(ntohs(sin->sin_port));
+  }
+  if (ss.ss_family == AF_INET6) {
+    auto sin6 = reinterpret_cast<sockaddr_in6 *>(&ss);
+    inet_ntop(AF_INET6, &sin6->sin6_addr, buf, sizeof buf);
+    return "[" + std::string(buf) +
+           "]:" + std::to_string(ntohs(sin6->sin6_port));
+  }
+  return "";
 }
 
 void RawServer::accept_loop() {

@@ -120,6 +120,9 @@ public:
   RawConnection &operator=(const RawConnection &) = delete;
 
   uint64_t id() const { return id_; }
+  // The client's address as getpeername() reports it: "127.0.0.1:PORT",
+  // "[::1]:PORT", or "" for a Unix socket or on error.
+  std::string peer_address() const;
 
   // Runs the server side of a TLS handshake on the socket; from then on
   // every read and write goes through TLS. Returns whether it completed in
@@ -242,6 +245,10 @@ public:
 
   // Listens on 127.0.0.1 with an ephemeral port. 0 or a negative errno.
   int start();
+  // Listens on a Unix domain socket instead: a path (which must not exist)
+  // or, with `abstract`, a name in Linux's abstract namespace. 0 or a
+  // negative errno.
+  int start_unix(const std::string &path, bool abstract = false);
   // Stops accepting, unblocks and joins every connection thread. Idempotent.
   void stop();
 
@@ -253,6 +260,8 @@ public:
                       std::chrono::milliseconds timeout) const;
 
 private:
+  // The checks and TLS setup both start()s begin with: 0 or -errno.
+  int prepare_start();
   void accept_loop();
   void run_connection(int fd, uint64_t id);
 

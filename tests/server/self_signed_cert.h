@@ -30,7 +30,9 @@ class SelfSignedCert {
   using FilePtr = std::unique_ptr<FILE, FileCloser>;
 
 public:
-  SelfSignedCert() {
+  // `alt_names`: the subjectAltName, in OpenSSL's config syntax.
+  explicit SelfSignedCert(
+      const char *alt_names = "IP:127.0.0.1,DNS:localhost") {
     char tmpl[] = "/tmp/h2pool-rawtls.XXXXXX";
     if (!mkdtemp(tmpl)) {
       return;
@@ -54,9 +56,8 @@ public:
     X509V3_CTX ctx;
     X509V3_set_ctx_nodb(&ctx);
     X509V3_set_ctx(&ctx, cert.get(), cert.get(), nullptr, nullptr, 0);
-    X509_EXTENSION *san =
-        X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name,
-                            const_cast<char *>("IP:127.0.0.1,DNS:localhost"));
+    X509_EXTENSION *san = X509V3_EXT_conf_nid(
+        nullptr, &ctx, NID_subject_alt_name, const_cast<char *>(alt_names));
     if (!san) {
       return;
     }

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -646,6 +647,8 @@ public:
 
   uint16_t port() const { return port_.load(std::memory_order_acquire); }
   std::string base_url() const {
+    if (!options_.unix_socket.empty())
+      return "http://localhost";
     bool v6 = options_.host.find(':') != std::string::npos;
     return "http://" + (v6 ? "[" + options_.host + "]" : options_.host) + ":" +
            std::to_string(port());
@@ -1969,12 +1972,27 @@ int Server::start() {
   }
   sockaddr_storage ss;
   socklen_t len = 0;
-  if (int rv = parse_loopback(options_.host, ss, len); rv != 0) {
+  const std::string &uds = options_.unix_socket;
+  if (!uds.empty()) {
+    std::memset(&ss, 0, sizeof ss);
+    auto sun = reinterpret_cast<sockaddr_un *>(&ss);
+    bool abstract = uds[0] == '@';
+    if (uds.size() >= sizeof sun->sun_path) {
+      return -ENAMETOOLONG;
+    }
+    sun->sun_family = AF_UNIX;
+    // Abstract: a leading NUL, then the name without '@'.
+    std::memcpy(sun->sun_path + (abstract ? 1 : 0),
+                uds.data() + (abstract ? 1 : 0),
+                uds.size() - (abstract ? 1 : 0));
+    len = socklen_t(offsetof(sockaddr_un, sun_path) + uds.size() +
+                    (abstract ? 0 : 1));
+  } else if (int rv = parse_loopback(options_.host, ss, len); rv != 0) {
     return rv;
   }
   if (ss.ss_family == AF_INET) {
     reinterpret_cast<sockaddr_in *>(&ss)->sin_port = htons(options_.port);
-  } else {
+  } else if (ss.ss_family == AF_INET6) {
     reinterpret_cast<sockaddr_in6 *>(&ss)->sin6_port = htons(options_.port);
   }
 
@@ -1997,9 +2015,11 @@ int Server::start() {
     return -errno;
   }
   uint16_t port =
-      ntohs(bound.ss_family == AF_INET
-                ? reinterpret_cast<sockaddr_in *>(&bound)->sin_port
-                : reinterpret_cast<sockaddr_in6 *>(&bound)->sin6_port);
+      bound.ss_family == AF_UNIX
+          ? 0
+          : ntohs(bound.ss_family == AF_INET
+                      ? reinterpret_cast<sockaddr_in *>(&bound)->sin_port
+                      : reinterpret_cast<sockaddr_in6 *>(&bound)->sin6_port);
 
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_NONBLOCK | O_CLOEXEC) != 0) {

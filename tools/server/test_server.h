@@ -254,6 +254,10 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   // 0 picks an ephemeral port.
   uint16_t port = 0;
+  // If set, listen on this Unix domain socket instead of host:port: a path
+  // (which must not exist), or "@name" for Linux's abstract namespace.
+  // base_url() is then "http://localhost".
+  std::string unix_socket;
   // SETTINGS_MAX_CONCURRENT_STREAMS sent to clients; 0 means not sent
   // (unlimited).
   uint32_t max_concurrent_streams = 100;

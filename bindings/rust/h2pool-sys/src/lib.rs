@@ -269,6 +269,30 @@ extern "C" {
     pub fn h2pool_config_set_retry_budget(cfg: *mut h2pool_config, burst: u32, percent: u32)
         -> c_int;
     pub fn h2pool_config_set_resolve_timeout_ms(cfg: *mut h2pool_config, ms: u32) -> c_int;
+    pub fn h2pool_config_set_dns_servers(cfg: *mut h2pool_config, servers: *const c_char)
+        -> c_int;
+    pub fn h2pool_config_add_resolve(cfg: *mut h2pool_config, entry: *const c_char) -> c_int;
+    pub fn h2pool_config_add_connect_to(cfg: *mut h2pool_config, entry: *const c_char) -> c_int;
+    pub fn h2pool_config_set_unix_socket(cfg: *mut h2pool_config, path: *const c_char) -> c_int;
+    pub fn h2pool_config_set_abstract_unix_socket(
+        cfg: *mut h2pool_config,
+        name: *const c_char,
+    ) -> c_int;
+    pub fn h2pool_config_set_local_address(cfg: *mut h2pool_config, address: *const c_char)
+        -> c_int;
+    pub fn h2pool_config_set_local_port_range(
+        cfg: *mut h2pool_config,
+        min_port: u32,
+        max_port: u32,
+    ) -> c_int;
+    pub fn h2pool_config_set_interface(cfg: *mut h2pool_config, name: *const c_char) -> c_int;
+    pub fn h2pool_config_set_tcp_keepalive(
+        cfg: *mut h2pool_config,
+        idle_s: u32,
+        interval_s: u32,
+        count: u32,
+    ) -> c_int;
+    pub fn h2pool_config_set_happy_eyeballs_delay_ms(cfg: *mut h2pool_config, ms: u32) -> c_int;
     pub fn h2pool_config_set_max_response_headers(
         cfg: *mut h2pool_config,
         max_bytes: u32,

@@ -1113,6 +1113,15 @@ pub struct Config {
     noproxy: Option<CString>,
     proxy_from_environment: Option<bool>,
     log: Option<(LogLevel, Arc<LogFn>)>,
+    dns_servers: Option<CString>,
+    resolve: Vec<CString>,
+    connect_to: Vec<CString>,
+    unix_socket: Option<(CString, bool)>,
+    local_address: Option<CString>,
+    local_port_range: Option<(u32, u32)>,
+    interface: Option<CString>,
+    tcp_keepalive: Option<(u32, u32, u32)>,
+    happy_eyeballs_delay: Option<Duration>,
     invalid: Option<String>,
 }
 
@@ -1267,6 +1276,82 @@ impl Config {
                 None
             }
         }
+    }
+
+    fn str_option(&mut self, s: &str, what: &str) -> Option<CString> {
+        match CString::new(s) {
+            Ok(c) => Some(c),
+            Err(_) => {
+                self.invalid = Some(format!("{} contains NUL", what));
+                None
+            }
+        }
+    }
+
+    /// DNS servers to ask instead of /etc/resolv.conf's, as curl's
+    /// --dns-servers: "127.0.0.1:5353,[::1]:53".
+    pub fn dns_servers(mut self, list: &str) -> Config {
+        self.dns_servers = self.str_option(list, "dns_servers");
+        self
+    }
+
+    /// Adds a curl --resolve entry, "host:port:addr[,addr]": connections
+    /// for host:port go to these addresses; TLS and :authority keep host.
+    pub fn resolve(mut self, entry: &str) -> Config {
+        if let Some(c) = self.str_option(entry, "resolve") {
+            self.resolve.push(c);
+        }
+        self
+    }
+
+    /// Adds a curl --connect-to entry, "host1:port1:host2:port2".
+    pub fn connect_to(mut self, entry: &str) -> Config {
+        if let Some(c) = self.str_option(entry, "connect_to") {
+            self.connect_to.push(c);
+        }
+        self
+    }
+
+    /// Every connection goes to this Unix domain socket (curl's
+    /// --unix-socket); `abstract_namespace`: a Linux abstract name.
+    pub fn unix_socket(mut self, path: impl AsRef<Path>, abstract_namespace: bool) -> Config {
+        self.unix_socket = self
+            .path_option(path.as_ref())
+            .map(|p| (p, abstract_namespace));
+        self
+    }
+
+    /// The local IP address TCP connections are made from.
+    pub fn local_address(mut self, address: &str) -> Config {
+        self.local_address = self.str_option(address, "local_address");
+        self
+    }
+
+    /// The local port range TCP connections bind to (curl's --local-port).
+    pub fn local_port_range(mut self, min: u16, max: u16) -> Config {
+        self.local_port_range = Some((u32::from(min), u32::from(max)));
+        self
+    }
+
+    /// A network device to bind TCP connections to (SO_BINDTODEVICE).
+    pub fn interface(mut self, name: &str) -> Config {
+        self.interface = self.str_option(name, "interface");
+        self
+    }
+
+    /// TCP keepalive: probes after `idle` without traffic, every
+    /// `interval`, `count` of them (0: the kernel's defaults).
+    pub fn tcp_keepalive(mut self, idle: Duration, interval: Duration, count: u32) -> Config {
+        let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+        self.tcp_keepalive = Some((secs(idle), secs(interval), count));
+        self
+    }
+
+    /// Happy Eyeballs attempt delay (RFC 8305); zero: one address at a
+    /// time. Default 250 ms.
+    pub fn happy_eyeballs_delay(mut self, d: Duration) -> Config {
+        self.happy_eyeballs_delay = Some(d);
+        self
     }
 
     /// PEM file of CA certificates to trust instead of the system's.
@@ -1491,6 +1576,65 @@ impl Config {
                 check(
                     sys::h2pool_config_set_decompression_limits(raw, bytes, ratio),
                     "decompression_limits",
+                )?;
+            }
+            if let Some(list) = &self.dns_servers {
+                check(
+                    sys::h2pool_config_set_dns_servers(raw, list.as_ptr()),
+                    "dns_servers",
+                )?;
+            }
+            for entry in &self.resolve {
+                check(
+                    sys::h2pool_config_add_resolve(raw, entry.as_ptr()),
+                    "resolve",
+                )?;
+            }
+            for entry in &self.connect_to {
+                check(
+                    sys::h2pool_config_add_connect_to(raw, entry.as_ptr()),
+                    "connect_to",
+                )?;
+            }
+            if let Some((path, abstract_namespace)) = &self.unix_socket {
+                let rc = if *abstract_namespace {
+                    sys::h2pool_config_set_abstract_unix_socket(raw, path.as_ptr())
+                } else {
+                    sys::h2pool_config_set_unix_socket(raw, path.as_ptr())
+                };
+                check(rc, "unix_socket")?;
+            }
+            if let Some(a) = &self.local_address {
+                check(
+                    sys::h2pool_config_set_local_address(raw, a.as_ptr()),
+                    "local_address",
+                )?;
+            }
+            if let Some((min, max)) = self.local_port_range {
+                check(
+                    sys::h2pool_config_set_local_port_range(raw, min, max),
+                    "local_port_range",
+                )?;
+            }
+            if let Some(name) = &self.interface {
+                check(
+                    sys::h2pool_config_set_interface(raw, name.as_ptr()),
+                    "interface",
+                )?;
+            }
+            if let Some((idle, interval, count)) = self.tcp_keepalive {
+                check(
+                    sys::h2pool_config_set_tcp_keepalive(raw, idle, interval, count),
+                    "tcp_keepalive",
+                )?;
+            }
+            if let Some(d) = self.happy_eyeballs_delay {
+                check(
+                    sys::h2pool_config_set_happy_eyeballs_delay_ms(
+                        raw,
+                        millis(d, "happy_eyeballs_delay")?,
+                    ),
+                    "happy_eyeballs_delay",
                 )?;
             }
             if let Some(path) = &self.tls_ca_file {

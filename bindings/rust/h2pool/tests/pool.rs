@@ -627,3 +627,44 @@ fn every_callback_box_is_reclaimed() {
         "a callback box was not reclaimed"
     );
 }
+
+/// resolve and connect_to reach the server under names no DNS knows
+/// (dns_servers points at a UDP socket that never answers); bad entries
+/// fail Pool::new with InvalidArgument.
+#[test]
+fn resolve_and_connect_to_overrides() {
+    let server = match Server::start() {
+        Some(s) => s,
+        None => return,
+    };
+    let port = server.url.rsplit(':').next().unwrap().to_string();
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let pool = Pool::new(
+        Config::new()
+            .dns_servers(&silent.local_addr().unwrap().to_string())
+            .resolve(&format!("app.test:{}:127.0.0.1", port))
+            .connect_to(&format!("other.test:80:127.0.0.1:{}", port))
+            .tcp_keepalive(Duration::from_secs(30), Duration::from_secs(10), 3)
+            .happy_eyeballs_delay(Duration::from_millis(100)),
+    )
+    .unwrap();
+    for url in [
+        format!("http://app.test:{}/?size=9&seed=2", port),
+        "http://other.test/?size=9&seed=2".to_string(),
+    ] {
+        let resp = pool
+            .send(Request::get(&url))
+            .unwrap_or_else(|e| panic!("{}: {}", url, e));
+        assert_eq!(resp.into_bytes().unwrap(), test_body(2, 9), "{}", url);
+    }
+    for cfg in [
+        Config::new().resolve("app.test:1"),
+        Config::new().connect_to("a:b:c:d"),
+        Config::new().dns_servers("dns.example"),
+        Config::new().local_address("eth0"),
+        Config::new().local_port_range(10, 5),
+    ] {
+        let err = Pool::new(cfg).err().expect("refused");
+        assert_eq!(err.code(), ErrorCode::InvalidArgument);
+    }
+}
