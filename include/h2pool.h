@@ -68,6 +68,15 @@ extern "C" {
  */
 H2POOL_EXTERN uint32_t h2pool_version(const char **str);
 
+/**
+ * The content-encodings this build decodes, as the static string it sends
+ * as accept-encoding (see h2pool_request_opts_set_auto_decompress()):
+ * "gzip, deflate", followed by ", br" when built with libbrotlidec and by
+ * ", zstd" when built with libzstd ("gzip, deflate, br, zstd" with both).
+ * Never NULL; do not free. Thread-safe.
+ */
+H2POOL_EXTERN const char *h2pool_supported_encodings(void);
+
 /* ------------------------------------------------------------------------ */
 /* Error codes                                                               */
 /* ------------------------------------------------------------------------ */
@@ -770,12 +779,21 @@ H2POOL_EXTERN int h2pool_request_opts_set_on_data(h2pool_request_opts *opts,
 
 /**
  * Automatic decompression, on by default: unless the caller sets
- * accept-encoding, "accept-encoding: gzip, deflate" is sent, and a response
- * whose content-encoding is a chain of gzip, x-gzip, deflate (zlib-wrapped
- * or raw) and identity is decoded as it arrives. Decoded responses lose
- * their content-encoding and content-length headers;
+ * accept-encoding, "accept-encoding: " h2pool_supported_encodings() is sent
+ * ("gzip, deflate, br, zstd" in a build with libbrotlidec and libzstd), and
+ * a response whose content-encoding is a chain of gzip, x-gzip, deflate
+ * (zlib-wrapped or raw), br, zstd and identity is decoded as it arrives,
+ * the last coding listed first. A br or zstd stream must end cleanly (a
+ * truncated stream, or bytes after its end, fail with H2POOL_ERR_DECODE);
+ * zstd bodies may hold several frames, skippable ones included, each with
+ * or without its content size, and a frame whose window exceeds 8 MiB is
+ * refused with H2POOL_ERR_DECODE (RFC 9659 caps the zstd content coding's
+ * window there; it also bounds the memory one zstd step holds, as the
+ * br format caps its window at 16 MiB). Decoded responses lose their
+ * content-encoding and content-length headers;
  * h2pool_response_content_encoding() returns the original encoding. Bodies
- * with any other encoding are passed through untouched.
+ * with any other encoding (br or zstd in a build without them included) are
+ * passed through untouched.
  */
 H2POOL_EXTERN int
 h2pool_request_opts_set_auto_decompress(h2pool_request_opts *opts, int enable);

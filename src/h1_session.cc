@@ -215,8 +215,11 @@ int H1Session::submit(Request &req) {
   } else if (!has_body && !caller_length && expects_content(req.method)) {
     out += "content-length: 0\r\n";
   }
-  if (req.add_accept_encoding)
-    out += "accept-encoding: gzip, deflate\r\n";
+  if (req.add_accept_encoding) {
+    out += "accept-encoding: ";
+    out += kAcceptEncoding;
+    out += "\r\n";
+  }
   for (const auto &h : req.headers) {
     // te: trailers is an HTTP/2 (and gRPC) request field; in HTTP/1.1 it
     // would need "connection: te", and means nothing to the exchange.

@@ -463,8 +463,8 @@ int H2Session::submit(Request &req) {
   nghttp2_nv *nva = max_fields > kInline ? heap_nva.data() : inline_nva.data();
   size_t n = 0;
   static const std::string kHttp = "http", kHttps = "https";
-  static const std::string kAcceptEncoding = "accept-encoding",
-                           kGzipDeflate = "gzip, deflate";
+  static const std::string kAcceptEncodingName = "accept-encoding",
+                           kAcceptEncodingValue = kAcceptEncoding;
   nva[n++] = make_nv(":method", 7, req.method);
   // RFC 9113 section 8.5: a CONNECT request carries only :method and
   // :authority.
@@ -482,7 +482,7 @@ int H2Session::submit(Request &req) {
     nva[n++] = make_nv("content-length", 14, content_length);
   }
   if (req.add_accept_encoding)
-    nva[n++] = make_nv(kAcceptEncoding, kGzipDeflate);
+    nva[n++] = make_nv(kAcceptEncodingName, kAcceptEncodingValue);
   for (const auto &h : req.headers)
     nva[n++] = make_nv(h.name, h.value);
 

@@ -202,6 +202,7 @@ pub type h2pool_data_cb =
 
 extern "C" {
     pub fn h2pool_version(str_: *mut *const c_char) -> u32;
+    pub fn h2pool_supported_encodings() -> *const c_char;
     pub fn h2pool_strerror(code: c_int) -> *const c_char;
 
     pub fn h2pool_error_code(err: *const h2pool_error) -> c_int;
