@@ -6,6 +6,9 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git
   libnghttp2-dev libevent-dev libssl-dev zlib1g-dev
+  # The br and zstd content-encodings (optional at build time; the tests
+  # also use their encoders).
+  libbrotli-dev libzstd-dev
   # HTTP/1.1 response parsing.
   libhttp-parser-dev
   libcmocka-dev libgtest-dev
