@@ -6,8 +6,10 @@
 // buffered so they can be written in argument order.
 #include <h2pool.h>
 
+#include <strings.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <cstdio>
@@ -40,7 +42,8 @@ const char kGetUsage[] =
     "  -o, --output FILE           write the bodies to FILE, not stdout\n"
     "  -i, --include               write the status line and headers before\n"
     "                              each body, and trailers after it\n"
-    "      --compressed            ask for gzip/deflate and decode it\n"
+    "      --compressed            ask for every content-encoding this build\n"
+    "                              decodes (-v shows them) and decode it\n"
     "      --timeout-ms N          per-request timeout in ms (0: none)\n"
     "  -v, --verbose               print status line and headers to stderr\n"
     "      --cacert FILE           trust the CA certificates in FILE (PEM)\n"
@@ -86,6 +89,8 @@ struct Settings {
   bool stream = false; // write the body as it arrives (one URL)
   std::string method;
   std::string data_file; // --data @FILE
+  // The accept-encoding h2pool adds (--compressed, none given); for -v.
+  std::string accept_encoding;
 };
 
 struct FileCloser {
@@ -156,8 +161,11 @@ void print_trailers(std::FILE *f, const Fields &trailers) {
 }
 
 void print_verbose(const Settings &s, const Fetch &f) {
-  std::fprintf(stderr, "* %s %s\n< %s\n", s.method.c_str(), f.url.c_str(),
-               status_line(f).c_str());
+  std::fprintf(stderr, "* %s %s\n", s.method.c_str(), f.url.c_str());
+  if (!s.accept_encoding.empty()) {
+    std::fprintf(stderr, "> accept-encoding: %s\n", s.accept_encoding.c_str());
+  }
+  std::fprintf(stderr, "< %s\n", status_line(f).c_str());
   for (auto &[n, v] : f.headers) {
     std::fprintf(stderr, "< %s: %s\n", n.c_str(), v.c_str());
   }
@@ -335,6 +343,12 @@ int cmd_get(const Args &args) {
     hdrs.push_back(h2pool_header{n.data(), n.size(), v.data(), v.size()});
   }
 
+  bool caller_ae = std::any_of(headers.begin(), headers.end(), [](auto &h) {
+    return strcasecmp(h.first.c_str(), "accept-encoding") == 0;
+  });
+  if (compressed && !caller_ae) {
+    settings.accept_encoding = h2pool_supported_encodings();
+  }
   OptsPtr opts = new_request_opts();
   check(h2pool_request_opts_set_auto_decompress(opts.get(), compressed ? 1 : 0),
         "h2pool_request_opts_set_auto_decompress");
