@@ -31,13 +31,9 @@ else()
 endif()
 
 # The optional decoders join the private requirements when built in.
-set(_h2pool_pc_requires "libnghttp2 libevent_core libevent_pthreads openssl zlib")
-if(H2POOL_WITH_BROTLI)
-  string(APPEND _h2pool_pc_requires " libbrotlidec")
-endif()
-if(H2POOL_WITH_ZSTD)
-  string(APPEND _h2pool_pc_requires " libzstd")
-endif()
+set(_h2pool_pc_requires libnghttp2 libevent_core libevent_pthreads openssl zlib
+  ${H2POOL_CODING_PC_MODULES})
+list(JOIN _h2pool_pc_requires " " _h2pool_pc_requires)
 
 # @VAR@ below is filled now; ${VAR} is evaluated by the install script.
 set(_h2pool_pc_code [=[
