@@ -358,6 +358,27 @@ H2POOL_EXTERN int h2pool_config_set_ping(h2pool_config *cfg,
                                          uint32_t timeout_ms);
 
 /**
+ * The stale-connection check (Chrome's "connection at risk"): a request
+ * placed on an HTTP/2 connection from which nothing has been read for
+ * `after_idle_ms` goes out together with a PING. If nothing at all arrives
+ * on the connection within `deadline_ms` of it, the connection is closed:
+ * a NAT mapping or firewall state that expired, or a server gone without a
+ * FIN, would otherwise hold the request until TCP gives up, minutes later.
+ * Requests sent with that PING or after it that received nothing are then
+ * sent again on another connection, whatever their method, as for a
+ * refused stream (nothing came back on the connection since, so the
+ * request most likely never reached the server; that cannot be proven when
+ * only the path back failed). Other requests on the connection fail with
+ * H2POOL_ERR_CONNECTION_LOST. Defaults 10000 and 5000: on, since the cost
+ * is one PING after a quiet spell and a live server answers a PING at once
+ * whatever its requests cost it. `after_idle_ms` 0 turns the check off;
+ * `deadline_ms` at least 1. HTTP/1.1 connections are not checked.
+ */
+H2POOL_EXTERN int h2pool_config_set_stale_check(h2pool_config *cfg,
+                                                uint32_t after_idle_ms,
+                                                uint32_t deadline_ms);
+
+/**
  * A connection that has carried this many streams takes no more and closes
  * once they finish (the pool opens another). 0 (the default) means no limit.
  */

@@ -229,6 +229,11 @@ extern "C" {
         connection_bytes: u32,
     ) -> c_int;
     pub fn h2pool_config_set_response_header_timeout_ms(cfg: *mut h2pool_config, ms: u32) -> c_int;
+    pub fn h2pool_config_set_stale_check(
+        cfg: *mut h2pool_config,
+        after_idle_ms: u32,
+        deadline_ms: u32,
+    ) -> c_int;
     pub fn h2pool_config_set_ping(
         cfg: *mut h2pool_config,
         interval_ms: u32,
