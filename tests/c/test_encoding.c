@@ -771,6 +771,40 @@ static void test_unknown_encoding_passes_through(void **state) {
   assert_true(e->ce_null);
 }
 
+/* A build without br or zstd treats them as any unknown coding: the body
+ * arrives as the server encoded it, headers intact. (The test server
+ * encodes both whatever the library decodes.) */
+static void test_codings_not_built_in_pass_through(void **state) {
+  fixture *f = *state;
+  const char *codings[] = {"br", "zstd"};
+  int checked = 0;
+  for (size_t i = 0; i < ARRAY_LEN(codings); i++) {
+    if (decodes(codings[i]))
+      continue;
+    enc_capture *e = &g_caps[i];
+    char pq[128];
+    snprintf(pq, sizeof pq, "/p?size=5000&seed=82&ce=%s", codings[i]);
+    get_enc(f, pq, NULL, NULL, 0, e, WAIT_MS);
+    assert_false(e->cap.had_err);
+    assert_int_equal(e->cap.status, 200);
+    assert_true(e->ce_null);
+    const char *ce = capture_header(&e->cap, "content-encoding");
+    assert_non_null(ce);
+    assert_string_equal(ce, codings[i]);
+    const char *crc = capture_header(&e->cap, "x-body-crc32");
+    assert_non_null(crc);
+    char got[16];
+    snprintf(got, sizeof got, "%08lx",
+             (unsigned long)crc32_of(e->cap.body, e->cap.body_len));
+    assert_string_equal(got, crc);
+    checked++;
+  }
+  if (checked == 0) {
+    print_message("skipped: this build decodes both br and zstd\n");
+    skip();
+  }
+}
+
 /* ---- streaming decompression -------------------------------------------- */
 
 static void test_streamed_decoding_matches_buffered(void **state) {
@@ -1004,6 +1038,7 @@ int main(void) {
       T(test_corrupt_zstd_fails_decode),
       T(test_zstd_window_over_8mib_fails_decode),
       T(test_unknown_encoding_passes_through),
+      T(test_codings_not_built_in_pass_through),
       T(test_streamed_decoding_matches_buffered),
       T(test_chained_decoding_paused_every_call_is_byte_exact),
       T(test_trailers_buffered),
