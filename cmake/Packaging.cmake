@@ -30,6 +30,11 @@ else()
   set(_h2pool_pc_includedir "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
 endif()
 
+# The optional decoders join the private requirements when built in.
+set(_h2pool_pc_requires libnghttp2 libevent_core libevent_pthreads openssl zlib libcares
+  ${H2POOL_CODING_PC_MODULES})
+list(JOIN _h2pool_pc_requires " " _h2pool_pc_requires)
+
 # @VAR@ below is filled now; ${VAR} is evaluated by the install script.
 set(_h2pool_pc_code [=[
 set(prefix "${CMAKE_INSTALL_PREFIX}")
@@ -38,6 +43,7 @@ set(libdir [[@_h2pool_pc_libdir@]])
 set(includedir [[@_h2pool_pc_includedir@]])
 set(PROJECT_DESCRIPTION [[@PROJECT_DESCRIPTION@]])
 set(PROJECT_VERSION [[@PROJECT_VERSION@]])
+set(H2POOL_PC_REQUIRES_PRIVATE [[@_h2pool_pc_requires@]])
 set(_h2pool_pc_file "$ENV{DESTDIR}@_h2pool_pc_dest@/h2pool.pc")
 message(STATUS "Installing: ${_h2pool_pc_file}")
 configure_file([[@PROJECT_SOURCE_DIR@/pkgconfig/h2pool.pc.in]]

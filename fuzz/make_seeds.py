@@ -4,7 +4,7 @@
 connection/: realistic server byte streams for fuzz_connection, each prefixed
 with the harness's two flag bytes (see fuzz_connection.cc). The client's
 three requests use streams 1, 3 and 5.
-decompress/: see DECOMPRESS_SEEDS below.
+decompress/, decompress_br/, decompress_zstd/: see DECOMPRESS_SEEDS below.
 url_headers/: FuzzedDataProvider inputs for fuzz_url_headers: strings that
 end at a backslash followed by another character.
 
@@ -200,6 +200,40 @@ URL_HEADER_SEEDS = {
 }
 
 
+# Python's standard library has neither brotli nor zstd: these streams were
+# made once with libbrotlienc 1.0.9 (quality 5, lgwin 22, and quality 11,
+# lgwin 24) and libzstd 1.5.4 (level 3), from TEXT and from 3000000 zeros.
+BR_TEXT = (
+    b"\x1b\x8f\x01\x00\x04\xca\x6d\xa9\x1e\x7d\x18\x8c\x55\x5f\x2c\xb2\xe0\x0b"
+    b"\x32\xd8\x80\x03\xf7\x30\xd2\x44\x64\x00\x18\x26\x72\x82\xad\xe0\x7e\x77"
+    b"\x1f\xcb\xc6\x7a\x55\x5c\x69\x62\x7d\x07\xcf\x6c\xc5\xc9\xc8\xe3\x86\x88"
+    b"\x63\x34\x28")
+BR_ZEROS = (
+    b"\x9b\xbf\xc6\x2d\x00\x24\x00\xe2\xb1\x40\xf2\x7c\x5b\x00")
+BR_TEXT_Q11 = (
+    b"\x1f\x8f\x01\xe8\x15\xa1\xd2\xa1\xdc\x96\xea\xd1\x97\x16\xb3\x2f\x06\xe1"
+    b"\x05\x27\xc8\x5a\x10\x68\x28\x22\x4c\x09\x84\x65\x0d\xcf\x56\x5d\x79\xec"
+    b"\xcd\x7c\xdd\x5c\x69\x50\xfa\x15\x74\xb0\x39\xd6\x49\x83\xc6\x10")
+ZSTD_TEXT = (
+    b"\x28\xb5\x2f\xfd\x60\x90\x00\xcd\x01\x00\xe4\x02\x68\x32\x70\x6f\x6f\x6c"
+    b"\x20\x66\x75\x7a\x7a\x20\x73\x65\x65\x64\x20\x74\x65\x78\x74\x2c\x20\x72"
+    b"\x65\x70\x65\x61\x74\x6f\x20\x63\x6f\x6d\x70\x72\x65\x73\x73\x20\x77\x65"
+    b"\x6c\x6c\x2e\x20\x02\x00\xb7\xaa\xd2\x95\xac\xd3\x09")
+ZSTD_TEXT_NO_SIZE_CHECKSUM = (
+    b"\x28\xb5\x2f\xfd\x04\x00\xcd\x01\x00\xe4\x02\x68\x32\x70\x6f\x6f\x6c\x20"
+    b"\x66\x75\x7a\x7a\x20\x73\x65\x65\x64\x20\x74\x65\x78\x74\x2c\x20\x72\x65"
+    b"\x70\x65\x61\x74\x6f\x20\x63\x6f\x6d\x70\x72\x65\x73\x73\x20\x77\x65\x6c"
+    b"\x6c\x2e\x20\x02\x00\xb7\xaa\xd2\x95\xac\xd3\x09\x60\xe4\xf0\x28")
+ZSTD_ZEROS = (
+    b"\x28\xb5\x2f\xfd\x80\x58\xc0\xc6\x2d\x00\x54\x00\x00\x10\x00\x00\x01\x00"
+    b"\xfb\xff\x39\xc0\x02\x02\x00\x10\x00\x02\x00\x10\x00\x02\x00\x10\x00\x02"
+    b"\x00\x10\x00\x02\x00\x10\x00\x02\x00\x10\x00\x02\x00\x10\x00\x02\x00\x10"
+    b"\x00\x02\x00\x10\x00\x02\x00\x10\x00\x02\x00\x10\x00\x02\x00\x10\x00\x02"
+    b"\x00\x10\x00\x02\x00\x10\x00\x02\x00\x10\x00\x02\x00\x10\x00\x02\x00\x10"
+    b"\x00\x02\x00\x10\x00\x02\x00\x10\x00\x02\x00\x10\x00\x02\x00\x10\x00\x03"
+    b"\x36\x0e\x00")
+
+
 # decompress/: FuzzedDataProvider inputs for fuzz_decompress: the
 # content-encoding value, then the body; the limits, the pause rate and the
 # chunk sizes come from the bytes at the end (FuzzedDataProvider takes
@@ -216,6 +250,43 @@ DECOMPRESS_SEEDS = {
     gzip.compress(b"b" * 100, mtime=0) + LIMITS_TAIL,
     "bomb": b"gzip\\x" + gzip.compress(b"\0" * 3000000, mtime=0) +
     LIMITS_TAIL,
+    "br_gzip_chain": b"br, gzip\\x" + gzip.compress(BR_TEXT, mtime=0) +
+    LIMITS_TAIL,
+    "zstd_deflate_chain": b"zstd,deflate\\x" + zlib.compress(ZSTD_TEXT) +
+    LIMITS_TAIL,
+}
+
+
+def zstd_raw_frame(data, window_log):
+    """A zstd frame of one raw block, with no content size: the window
+    descriptor alone says how much memory it asks for (RFC 8878 3.1.1.1.2)."""
+    assert len(data) < 1 << 21
+    return struct.pack("<IBB", 0xFD2FB528, 0x00, (window_log - 10) << 3) + \
+        struct.pack("<I", 1 | len(data) << 3)[:3] + data
+
+
+def zstd_skippable(data, variant=0):
+    return struct.pack("<II", 0x184D2A50 + variant, len(data)) + data
+
+
+# decompress_br/ and decompress_zstd/: as decompress/ without the
+# content-encoding value (the target fixes it).
+DECOMPRESS_BR_SEEDS = {
+    "text": BR_TEXT + LIMITS_TAIL,
+    "text_q11_lgwin24": BR_TEXT_Q11 + LIMITS_TAIL,
+    "bomb": BR_ZEROS + LIMITS_TAIL,
+    "truncated": BR_TEXT[:30] + LIMITS_TAIL,
+    "trailing_garbage": BR_TEXT + b"junk" + LIMITS_TAIL,
+}
+DECOMPRESS_ZSTD_SEEDS = {
+    "text": ZSTD_TEXT + LIMITS_TAIL,
+    "no_size_checksum": ZSTD_TEXT_NO_SIZE_CHECKSUM + LIMITS_TAIL,
+    "frames_and_skippable": zstd_skippable(b"meta") + ZSTD_TEXT +
+    zstd_skippable(b"", 15) + ZSTD_TEXT_NO_SIZE_CHECKSUM + LIMITS_TAIL,
+    "bomb": ZSTD_ZEROS + LIMITS_TAIL,
+    "window_8mib": zstd_raw_frame(TEXT, 23) + LIMITS_TAIL,
+    "window_16mib_refused": zstd_raw_frame(TEXT, 24) + LIMITS_TAIL,
+    "trailing_garbage": ZSTD_TEXT + b"junk" + LIMITS_TAIL,
 }
 
 # Through a proxy (flag byte 1 bit 6; bit 7: SOCKS5): the proxy's reply, then
@@ -256,3 +327,5 @@ if __name__ == "__main__":
     write("connection", CONNECTION_SEEDS)
     write("url_headers", URL_HEADER_SEEDS)
     write("decompress", DECOMPRESS_SEEDS)
+    write("decompress_br", DECOMPRESS_BR_SEEDS)
+    write("decompress_zstd", DECOMPRESS_ZSTD_SEEDS)

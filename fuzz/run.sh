@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builds the libFuzzer targets (if needed) and runs each for SECONDS
-# (default 50: the three targets take under 3 minutes): first over the
+# (default 50: the five targets take under 5 minutes): first over the
 # saved crash reproducers in fuzz/regressions/, then fuzzing from a scratch
 # copy of the seed corpus, so the repository's corpus is never modified. Exits non-zero if any target crashes, leaks,
 # times out or trips an invariant; the input that did it is left in
@@ -8,7 +8,8 @@
 #
 #   fuzz/run.sh [SECONDS]
 #   H2POOL_FUZZ_BUILD_DIR=/path/to/build  (default: <repo>/build-fuzz)
-#   H2POOL_FUZZ_TARGETS="connection url_headers decompress"  (default: all)
+#   H2POOL_FUZZ_TARGETS="connection url_headers decompress"  (default: all;
+#     decompress_br and decompress_zstd when the build has those codings)
 #
 # Needs clang with libFuzzer (Debian: clang libclang-rt-14-dev).
 set -eu
@@ -23,14 +24,24 @@ esac
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${H2POOL_FUZZ_BUILD_DIR:-$REPO/build-fuzz}
-TARGETS=${H2POOL_FUZZ_TARGETS:-"connection url_headers decompress"}
 
 if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
   CC=${CC:-clang} CXX=${CXX:-clang++} cmake -S "$REPO" -B "$BUILD_DIR" \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DH2POOL_BUILD_FUZZERS=ON -DH2POOL_SANITIZE=address,undefined \
     -DH2POOL_BUILD_TESTS=OFF -DH2POOL_BUILD_TOOLS=OFF >/dev/null
+else
+  # Refreshed, so the cache names the codings the sources now know.
+  cmake "$BUILD_DIR" >/dev/null
 fi
+# The per-coding targets exist when their coding is built in.
+default_targets="connection url_headers decompress"
+for coding in BROTLI:br ZSTD:zstd; do
+  if grep -q "^H2POOL_WITH_${coding%%:*}:BOOL=ON" "$BUILD_DIR/CMakeCache.txt"; then
+    default_targets="$default_targets decompress_${coding#*:}"
+  fi
+done
+TARGETS=${H2POOL_FUZZ_TARGETS:-$default_targets}
 build_targets=
 for t in $TARGETS; do build_targets="$build_targets fuzz_$t"; done
 # shellcheck disable=SC2086 # word splitting of the target list is wanted

@@ -68,6 +68,15 @@ extern "C" {
  */
 H2POOL_EXTERN uint32_t h2pool_version(const char **str);
 
+/**
+ * The content-encodings this build decodes, as the static string it sends
+ * as accept-encoding (see h2pool_request_opts_set_auto_decompress()):
+ * "gzip, deflate", followed by ", br" when built with libbrotlidec and by
+ * ", zstd" when built with libzstd ("gzip, deflate, br, zstd" with both).
+ * Never NULL; do not free. Thread-safe.
+ */
+H2POOL_EXTERN const char *h2pool_supported_encodings(void);
+
 /* ------------------------------------------------------------------------ */
 /* Error codes                                                               */
 /* ------------------------------------------------------------------------ */
@@ -370,6 +379,27 @@ h2pool_config_set_response_header_timeout_ms(h2pool_config *cfg, uint32_t ms);
 H2POOL_EXTERN int h2pool_config_set_ping(h2pool_config *cfg,
                                          uint32_t interval_ms,
                                          uint32_t timeout_ms);
+
+/**
+ * The stale-connection check (Chrome's "connection at risk"): a request
+ * placed on an HTTP/2 connection from which nothing has been read for
+ * `after_idle_ms` goes out together with a PING. If nothing at all arrives
+ * on the connection within `deadline_ms` of it, the connection is closed:
+ * a NAT mapping or firewall state that expired, or a server gone without a
+ * FIN, would otherwise hold the request until TCP gives up, minutes later.
+ * Requests sent with that PING or after it that received nothing are then
+ * sent again on another connection, whatever their method, as for a
+ * refused stream (nothing came back on the connection since, so the
+ * request most likely never reached the server; that cannot be proven when
+ * only the path back failed). Other requests on the connection fail with
+ * H2POOL_ERR_CONNECTION_LOST. Defaults 10000 and 5000: on, since the cost
+ * is one PING after a quiet spell and a live server answers a PING at once
+ * whatever its requests cost it. `after_idle_ms` 0 turns the check off;
+ * `deadline_ms` at least 1. HTTP/1.1 connections are not checked.
+ */
+H2POOL_EXTERN int h2pool_config_set_stale_check(h2pool_config *cfg,
+                                                uint32_t after_idle_ms,
+                                                uint32_t deadline_ms);
 
 /**
  * A connection that has carried this many streams takes no more and closes
@@ -988,12 +1018,21 @@ H2POOL_EXTERN int h2pool_request_opts_set_on_data(h2pool_request_opts *opts,
 
 /**
  * Automatic decompression, on by default: unless the caller sets
- * accept-encoding, "accept-encoding: gzip, deflate" is sent, and a response
- * whose content-encoding is a chain of gzip, x-gzip, deflate (zlib-wrapped
- * or raw) and identity is decoded as it arrives. Decoded responses lose
- * their content-encoding and content-length headers;
+ * accept-encoding, "accept-encoding: " h2pool_supported_encodings() is sent
+ * ("gzip, deflate, br, zstd" in a build with libbrotlidec and libzstd), and
+ * a response whose content-encoding is a chain of gzip, x-gzip, deflate
+ * (zlib-wrapped or raw), br, zstd and identity is decoded as it arrives,
+ * the last coding listed first. A br or zstd stream must end cleanly (a
+ * truncated stream, or bytes after its end, fail with H2POOL_ERR_DECODE);
+ * zstd bodies may hold several frames, skippable ones included, each with
+ * or without its content size, and a frame whose window exceeds 8 MiB is
+ * refused with H2POOL_ERR_DECODE (RFC 9659 caps the zstd content coding's
+ * window there; it also bounds the memory one zstd step holds, as the
+ * br format caps its window at 16 MiB). Decoded responses lose their
+ * content-encoding and content-length headers;
  * h2pool_response_content_encoding() returns the original encoding. Bodies
- * with any other encoding are passed through untouched.
+ * with any other encoding (br or zstd in a build without them included) are
+ * passed through untouched.
  */
 H2POOL_EXTERN int
 h2pool_request_opts_set_auto_decompress(h2pool_request_opts *opts, int enable);

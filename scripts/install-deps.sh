@@ -8,6 +8,9 @@ packages=(
   libnghttp2-dev libevent-dev libssl-dev zlib1g-dev
   # Asynchronous DNS on the loop thread.
   libc-ares-dev
+  # The br and zstd content-encodings (optional at build time; the tests
+  # also use their encoders).
+  libbrotli-dev libzstd-dev
   # HTTP/1.1 response parsing.
   libhttp-parser-dev
   libcmocka-dev libgtest-dev

@@ -11,6 +11,7 @@
 #include "call_gate.h"
 #include "completion_queue.h"
 #include "config.h"
+#include "decompress.h"
 #include "error.h"
 #include "headers.h"
 #include "log.h"
@@ -174,6 +175,10 @@ uint32_t h2pool_version(const char **str) {
   if (str)
     *str = H2POOL_VERSION_STRING;
   return H2POOL_VERSION_NUM;
+}
+
+const char *h2pool_supported_encodings(void) {
+  return h2pool_core::kAcceptEncoding;
 }
 
 const char *h2pool_strerror(int code) { return h2pool_core::error_text(code); }

@@ -119,6 +119,15 @@ int h2pool_config_set_ping(h2pool_config *cfg, uint32_t interval_ms,
   return H2POOL_OK;
 }
 
+int h2pool_config_set_stale_check(h2pool_config *cfg, uint32_t after_idle_ms,
+                                  uint32_t deadline_ms) {
+  if (cfg == nullptr || deadline_ms < 1)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->stale_after_idle_ms = after_idle_ms;
+  cfg->stale_deadline_ms = deadline_ms;
+  return H2POOL_OK;
+}
+
 int h2pool_config_set_max_requests_per_connection(h2pool_config *cfg,
                                                   uint32_t n) {
   if (cfg == nullptr)

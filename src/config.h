@@ -34,6 +34,8 @@ struct h2pool_config {
   uint32_t response_header_timeout_ms = 0; // 0: none
   uint32_t ping_interval_ms = 30000;       // 0: no PINGs
   uint32_t ping_timeout_ms = 10000;
+  uint32_t stale_after_idle_ms = 10000; // 0: no stale check
+  uint32_t stale_deadline_ms = 5000;
   uint32_t max_requests_per_connection = 0; // 0: unlimited
   uint32_t max_response_header_bytes = 256u << 10;
   uint32_t max_response_header_fields = 1000;

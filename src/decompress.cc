@@ -1,16 +1,40 @@
 #include "decompress.h"
 
+#include <zlib.h>
+
+#include <algorithm>
 #include <cstring>
+
+#if H2POOL_HAVE_BROTLI
+#include <brotli/decode.h>
+#endif
+#if H2POOL_HAVE_ZSTD
+#include <zstd.h>
+#include <zstd_errors.h>
+#endif
 
 #include "h2pool.h"
 
 namespace h2pool_core {
+
+// The order is Chrome's. Without q-values every listed coding is equally
+// acceptable (RFC 9110 12.5.3) and the server picks; the older codings stay
+// first for servers that take the first one they know.
+const char *const kAcceptEncoding = "gzip, deflate"
+#if H2POOL_HAVE_BROTLI
+                                    ", br"
+#endif
+#if H2POOL_HAVE_ZSTD
+                                    ", zstd"
+#endif
+    ;
+
 namespace {
 
 constexpr size_t kChunk = 64u << 10;
 constexpr uint64_t kRatioGrace = 1u << 20; // ratios of tiny bodies say little
 
-enum class Format { gzip, deflate_auto, deflate_zlib, deflate_raw };
+enum class Format { gzip, deflate_auto, deflate_zlib, deflate_raw, br, zstd };
 
 std::string trim_lower(std::string_view s) {
   size_t b = 0, e = s.size();
@@ -25,6 +49,160 @@ std::string trim_lower(std::string_view s) {
   return out;
 }
 
+// One call into a decoding library: what it took and gave, and why it
+// stopped.
+struct Step {
+  enum class Status { more, end, error };
+  Status status = Status::more;
+  size_t used = 0;
+  size_t produced = 0;
+  // The output block filled up, so the decoder may owe output it can give
+  // without more input.
+  bool owed = false;
+  int error = H2POOL_ERR_DECODE;
+};
+
+// A decoding library behind one interface, owning its state.
+class Codec {
+public:
+  virtual ~Codec() = default;
+  // Decodes from `in` into `out`; `*why` is set on Status::error.
+  virtual Step decode(const uint8_t *in, size_t avail, uint8_t *out,
+                      size_t space, std::string *why) = 0;
+  // Starts over for another gzip member.
+  virtual void reset() {}
+};
+
+class ZlibCodec final : public Codec {
+public:
+  ~ZlibCodec() override {
+    if (initialised_)
+      inflateEnd(&z_);
+  }
+  // window_bits as for inflateInit2(): 15+16 gzip, 15 zlib, -15 raw.
+  bool init(int window_bits) {
+    initialised_ = inflateInit2(&z_, window_bits) == Z_OK;
+    return initialised_;
+  }
+  void reset() override { inflateReset(&z_); }
+  Step decode(const uint8_t *in, size_t avail, uint8_t *out, size_t space,
+              std::string *why) override {
+    z_.next_in = const_cast<Bytef *>(in);
+    z_.avail_in = uInt(std::min<size_t>(avail, UINT32_MAX));
+    z_.next_out = out;
+    z_.avail_out = uInt(space);
+    int rc = inflate(&z_, Z_NO_FLUSH);
+    Step s;
+    s.used = z_.next_in - in;
+    s.produced = space - z_.avail_out;
+    // A match or stored block cut short may be owed with its input already
+    // consumed (raw DEFLATE has no trailer to come after it).
+    s.owed = rc == Z_OK && z_.avail_out == 0;
+    if (rc == Z_STREAM_END) {
+      s.status = Step::Status::end;
+    } else if (rc == Z_BUF_ERROR && s.used == 0 && s.produced == 0) {
+      // needs more input
+    } else if (rc != Z_OK) {
+      s.status = Step::Status::error;
+      if (why)
+        *why = std::string("corrupt compressed body: ") +
+               (z_.msg ? z_.msg : "zlib error " + std::to_string(rc));
+    }
+    return s;
+  }
+
+private:
+  z_stream z_{};
+  bool initialised_ = false;
+};
+
+#if H2POOL_HAVE_BROTLI
+class BrotliCodec final : public Codec {
+public:
+  BrotliCodec()
+      : state_(BrotliDecoderCreateInstance(nullptr, nullptr, nullptr)) {}
+  ~BrotliCodec() override {
+    if (state_)
+      BrotliDecoderDestroyInstance(state_);
+  }
+  bool ok() const { return state_ != nullptr; }
+  Step decode(const uint8_t *in, size_t avail, uint8_t *out, size_t space,
+              std::string *why) override {
+    size_t avail_in = avail, avail_out = space;
+    const uint8_t *next_in = in;
+    uint8_t *next_out = out;
+    BrotliDecoderResult rc = BrotliDecoderDecompressStream(
+        state_, &avail_in, &next_in, &avail_out, &next_out, nullptr);
+    Step s;
+    s.used = avail - avail_in;
+    s.produced = space - avail_out;
+    if (rc == BROTLI_DECODER_RESULT_SUCCESS) {
+      s.status = Step::Status::end;
+    } else if (rc == BROTLI_DECODER_RESULT_NEEDS_MORE_OUTPUT) {
+      s.owed = true;
+    } else if (rc == BROTLI_DECODER_RESULT_ERROR) {
+      BrotliDecoderErrorCode code = BrotliDecoderGetErrorCode(state_);
+      s.status = Step::Status::error;
+      // The ring buffer (up to the stream's 16 MiB window) is allocated as
+      // the stream asks for it.
+      if (code <= BROTLI_DECODER_ERROR_ALLOC_CONTEXT_MODES &&
+          code >= BROTLI_DECODER_ERROR_ALLOC_BLOCK_TYPE_TREES)
+        s.error = H2POOL_ERR_NOMEM;
+      if (why)
+        *why =
+            std::string("corrupt br body: ") + BrotliDecoderErrorString(code);
+    }
+    return s;
+  }
+
+private:
+  BrotliDecoderState *state_;
+};
+#endif
+
+#if H2POOL_HAVE_ZSTD
+class ZstdCodec final : public Codec {
+public:
+  ZstdCodec() : dctx_(ZSTD_createDCtx()) {}
+  ~ZstdCodec() override { ZSTD_freeDCtx(dctx_); }
+  bool init() {
+    static_assert(kZstdMaxWindow == 1u << 23, "windowLogMax below");
+    return dctx_ != nullptr && !ZSTD_isError(ZSTD_DCtx_setParameter(
+                                   dctx_, ZSTD_d_windowLogMax, 23));
+  }
+  // Frames follow one another, skippable ones included: after a frame's end
+  // the same context decodes the next (RFC 8878 3).
+  Step decode(const uint8_t *in, size_t avail, uint8_t *out, size_t space,
+              std::string *why) override {
+    ZSTD_inBuffer ib{in, avail, 0};
+    ZSTD_outBuffer ob{out, space, 0};
+    size_t rc = ZSTD_decompressStream(dctx_, &ob, &ib);
+    Step s;
+    s.used = ib.pos;
+    s.produced = ob.pos;
+    if (ZSTD_isError(rc)) {
+      s.status = Step::Status::error;
+      ZSTD_ErrorCode code = ZSTD_getErrorCode(rc);
+      if (code == ZSTD_error_memory_allocation)
+        s.error = H2POOL_ERR_NOMEM;
+      if (why)
+        *why = code == ZSTD_error_frameParameter_windowTooLarge
+                   ? "zstd frame needs a window over 8 MiB, more than the "
+                     "zstd content coding allows (RFC 9659)"
+                   : std::string("corrupt zstd body: ") + ZSTD_getErrorName(rc);
+    } else if (rc == 0) {
+      s.status = Step::Status::end; // a frame is complete and flushed
+    } else {
+      s.owed = ob.pos == ob.size;
+    }
+    return s;
+  }
+
+private:
+  ZSTD_DCtx *dctx_;
+};
+#endif
+
 } // namespace
 
 // Stages run in bounded blocks: each one decodes into its own block of
@@ -32,13 +210,11 @@ std::string trim_lower(std::string_view s) {
 // of it, so a chain of codings holds a few blocks whatever it expands to.
 struct ContentDecoder::Stage {
   Format format;
-  z_stream z{};
-  bool initialised = false;
-  bool ended = false; // Z_STREAM_END seen for the current member
+  std::unique_ptr<Codec> codec; // created with the first input
+  bool ended = false;           // end of the current member or frame
   bool saw_input = false;
-  // The last inflate() filled the block, so it may owe output it can give
-  // without more input: a match or stored block cut short, whose input may
-  // already be consumed (raw DEFLATE has no trailer to come after it).
+  // The last decode filled the block, so it may owe output it can give
+  // without more input.
   bool output_owed = false;
   // Stopped holding fewer input bytes than it must see together (a gzip
   // magic, a zlib header): the stage before may then add to a block this
@@ -51,11 +227,6 @@ struct ContentDecoder::Stage {
   size_t len = 0;
   uint64_t in_total = 0; // consumed
   uint64_t out_total = 0;
-
-  ~Stage() {
-    if (initialised)
-      inflateEnd(&z);
-  }
 };
 
 int ContentDecoder::create(std::string_view content_encoding,
@@ -78,6 +249,14 @@ int ContentDecoder::create(std::string_view content_encoding,
       codings.push_back(Format::gzip);
     else if (token == "deflate")
       codings.push_back(Format::deflate_auto);
+#if H2POOL_HAVE_BROTLI
+    else if (token == "br")
+      codings.push_back(Format::br);
+#endif
+#if H2POOL_HAVE_ZSTD
+    else if (token == "zstd")
+      codings.push_back(Format::zstd);
+#endif
     else
       return H2POOL_OK; // unknown coding: pass the body through untouched
   }
@@ -180,6 +359,62 @@ int ContentDecoder::check_limits(size_t index, std::string *why) const {
   return H2POOL_OK;
 }
 
+int ContentDecoder::init_stage(Stage &st, const uint8_t *in, size_t avail,
+                               std::string *why) {
+  if (st.format == Format::deflate_auto) {
+    // "deflate" is meant to be zlib-wrapped (RFC 9110), but servers also
+    // send raw DEFLATE; a valid zlib header tells them apart.
+    if (avail < 2) {
+      st.wants_input = true;
+      return H2POOL_OK;
+    }
+    bool zlib = (in[0] & 0x0f) == 8 && (in[0] >> 4) <= 7 &&
+                ((unsigned(in[0]) << 8) | in[1]) % 31 == 0;
+    st.format = zlib ? Format::deflate_zlib : Format::deflate_raw;
+  }
+  bool ok = false;
+  const char *library = "zlib";
+  switch (st.format) {
+  case Format::gzip:
+  case Format::deflate_zlib:
+  case Format::deflate_raw:
+  case Format::deflate_auto: {
+    auto z = std::make_unique<ZlibCodec>();
+    ok = z->init(st.format == Format::gzip           ? 15 + 16
+                 : st.format == Format::deflate_zlib ? 15
+                                                     : -15);
+    st.codec = std::move(z);
+    break;
+  }
+  case Format::br: {
+#if H2POOL_HAVE_BROTLI
+    library = "brotli";
+    auto b = std::make_unique<BrotliCodec>();
+    ok = b->ok();
+    st.codec = std::move(b);
+#endif
+    break;
+  }
+  case Format::zstd: {
+#if H2POOL_HAVE_ZSTD
+    library = "zstd";
+    auto z = std::make_unique<ZstdCodec>();
+    ok = z->init();
+    st.codec = std::move(z);
+#endif
+    break;
+  }
+  }
+  if (!ok) {
+    st.codec.reset();
+    if (why)
+      *why = std::string("cannot initialise ") + library;
+    return H2POOL_ERR_NOMEM;
+  }
+  st.block.reset(new uint8_t[kChunk]);
+  return H2POOL_OK;
+}
+
 int ContentDecoder::run_stage(size_t index, const Sink &sink, bool *paused,
                               bool *progress, std::string *why) {
   Stage &st = *stages_[index];
@@ -201,14 +436,19 @@ int ContentDecoder::run_stage(size_t index, const Sink &sink, bool *paused,
     if (st.ended) {
       if (avail == 0)
         return H2POOL_OK;
-      // After a complete member only another gzip member may follow.
+      // After a complete member only another gzip member may follow, and
+      // after a zstd frame another frame (zstd itself checks its magic).
+      if (st.format == Format::zstd) {
+        st.ended = false;
+        continue;
+      }
       if (st.format == Format::gzip && in[0] == 0x1f) {
         if (avail < 2) {
           st.wants_input = true; // the second magic byte
           return H2POOL_OK;
         }
         if (in[1] == 0x8b) {
-          inflateReset(&st.z);
+          st.codec->reset();
           st.ended = false;
           continue;
         }
@@ -217,32 +457,12 @@ int ContentDecoder::run_stage(size_t index, const Sink &sink, bool *paused,
         *why = "trailing garbage after the compressed body";
       return H2POOL_ERR_DECODE;
     }
-    if (!st.initialised) {
+    if (!st.codec) {
       if (avail == 0)
         return H2POOL_OK;
-      int window_bits = 15 + 16; // gzip wrapper only
-      if (st.format == Format::deflate_auto) {
-        // "deflate" is meant to be zlib-wrapped (RFC 9110), but servers
-        // also send raw DEFLATE; a valid zlib header tells them apart.
-        if (avail < 2) {
-          st.wants_input = true;
-          return H2POOL_OK;
-        }
-        bool zlib = (in[0] & 0x0f) == 8 && (in[0] >> 4) <= 7 &&
-                    ((unsigned(in[0]) << 8) | in[1]) % 31 == 0;
-        st.format = zlib ? Format::deflate_zlib : Format::deflate_raw;
-      }
-      if (st.format == Format::deflate_zlib)
-        window_bits = 15;
-      else if (st.format == Format::deflate_raw)
-        window_bits = -15;
-      if (inflateInit2(&st.z, window_bits) != Z_OK) {
-        if (why)
-          *why = "cannot initialise zlib";
-        return H2POOL_ERR_NOMEM;
-      }
-      st.initialised = true;
-      st.block.reset(new uint8_t[kChunk]);
+      int rc = init_stage(st, in, avail, why);
+      if (rc != H2POOL_OK || !st.codec)
+        return rc;
     }
     if (avail == 0 && !st.output_owed)
       return H2POOL_OK;
@@ -260,41 +480,30 @@ int ContentDecoder::run_stage(size_t index, const Sink &sink, bool *paused,
 
     st.saw_input = true;
     size_t space = kChunk - st.len;
-    st.z.next_in = const_cast<Bytef *>(in);
-    st.z.avail_in = uInt(std::min<size_t>(avail, UINT32_MAX));
-    st.z.next_out = st.block.get() + st.len;
-    st.z.avail_out = uInt(space);
-    int rc = inflate(&st.z, Z_NO_FLUSH);
-    size_t used = st.z.next_in - in;
-    size_t produced = space - st.z.avail_out;
+    Step step =
+        st.codec->decode(in, avail, st.block.get() + st.len, space, why);
     if (prev)
-      prev->pos += used;
+      prev->pos += step.used;
     else
-      in_pos_ += used;
-    st.in_total += used;
-    st.out_total += produced;
-    st.output_owed = rc == Z_OK && st.z.avail_out == 0;
-    if (rc == Z_STREAM_END) {
+      in_pos_ += step.used;
+    st.in_total += step.used;
+    st.out_total += step.produced;
+    st.output_owed = step.owed;
+    if (step.status == Step::Status::error)
+      return step.error;
+    if (step.status == Step::Status::end)
       st.ended = true;
-    } else if (rc == Z_BUF_ERROR && used == 0 && produced == 0) {
+    if (step.used == 0 && step.produced == 0 && !st.ended)
       return H2POOL_OK; // needs more input
-    } else if (rc != Z_OK) {
-      if (why)
-        *why = std::string("corrupt compressed body: ") +
-               (st.z.msg ? st.z.msg : "zlib error " + std::to_string(rc));
-      return H2POOL_ERR_DECODE;
-    }
-    if (used == 0 && produced == 0 && !st.ended)
-      return H2POOL_OK;
     *progress = true;
     // Before anyone sees the bytes, so no step ever hands on more than the
     // limits allow.
     int limit = check_limits(index, why);
     if (limit != H2POOL_OK)
       return limit;
-    st.len += produced;
+    st.len += step.produced;
     if (next) {
-      if (produced)
+      if (step.produced)
         next->wants_input = false;
     } else if (st.len > 0) {
       const uint8_t *p = st.block.get();

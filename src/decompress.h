@@ -1,9 +1,7 @@
 // Streaming decoder for HTTP content-encodings (gzip, x-gzip, deflate in
-// both its zlib-wrapped and raw forms, identity), with limits that stop
-// decompression bombs before they exhaust memory.
+// both its zlib-wrapped and raw forms, br and zstd when built in, identity),
+// with limits that stop decompression bombs before they exhaust memory.
 #pragma once
-
-#include <zlib.h>
 
 #include <cstdint>
 #include <functional>
@@ -13,6 +11,16 @@
 #include <vector>
 
 namespace h2pool_core {
+
+// The codings this build decodes, as sent in accept-encoding: "gzip,
+// deflate", then ", br" and ", zstd" when built with libbrotlidec and
+// libzstd. Also what h2pool_supported_encodings() returns.
+extern const char *const kAcceptEncoding;
+
+// zstd frames may ask for a window of at most this many bytes (RFC 9659:
+// 8 MiB for the "zstd" content coding); larger ones are refused, which also
+// bounds the memory one zstd step holds.
+constexpr uint64_t kZstdMaxWindow = 8u << 20;
 
 // With chained encodings every decoding step counts, not only the last: an
 // intermediate step can expand enormously even when the final body is small
@@ -50,11 +58,13 @@ public:
   // H2POOL_ERR_DECOMPRESSION_BOMB with the reason in `*why`.
   int pump(const Sink &sink, std::string *why);
   // True while the sink's last pause left decoded or encoded bytes behind
-  // (or output zlib may still give without more input).
+  // (or output a decoder may still give without more input).
   bool has_pending() const;
-  // Heap bytes held for encoded input and between decoding steps (zlib's own
-  // state aside): the received bytes not yet decoded plus at most one block
-  // per step, however much the body expands.
+  // Heap bytes held for encoded input and between decoding steps (the
+  // decoders' own state aside: zlib's 32 KiB window, brotli's ring buffer of
+  // at most 16 MiB, zstd's window of at most kZstdMaxWindow): the received
+  // bytes not yet decoded plus at most one block per step, however much the
+  // body expands.
   size_t buffered_bytes() const;
   // At the end of the body: H2POOL_OK if every stage ended cleanly, else
   // H2POOL_ERR_DECODE (truncated stream).
@@ -63,6 +73,7 @@ public:
 private:
   struct Stage;
   explicit ContentDecoder(const DecodeLimits &limits);
+  int init_stage(Stage &st, const uint8_t *in, size_t avail, std::string *why);
   int run_stage(size_t index, const Sink &sink, bool *paused, bool *progress,
                 std::string *why);
   int check_limits(size_t index, std::string *why) const;

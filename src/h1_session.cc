@@ -216,8 +216,11 @@ int H1Session::submit(Request &req) {
   } else if (!has_body && !caller_length && expects_content(req.method)) {
     out += "content-length: 0\r\n";
   }
-  if (req.add_accept_encoding)
-    out += "accept-encoding: gzip, deflate\r\n";
+  if (req.add_accept_encoding) {
+    out += "accept-encoding: ";
+    out += kAcceptEncoding;
+    out += "\r\n";
+  }
   // RFC 9218 section 5 applies to HTTP/1.1 too; a later change cannot be
   // sent (there is no frame for it) and only the server decides anyway.
   if (!req.caller_priority &&

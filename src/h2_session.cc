@@ -158,6 +158,9 @@ void ping_timer_cb(evutil_socket_t, short, void *arg) {
 void ping_timeout_cb(evutil_socket_t, short, void *arg) {
   static_cast<H2Session *>(arg)->on_ping_timeout();
 }
+void stale_timeout_cb(evutil_socket_t, short, void *arg) {
+  static_cast<H2Session *>(arg)->on_stale_timeout();
+}
 
 Request *stream_request(nghttp2_session *session, int32_t stream_id) {
   return static_cast<Request *>(
@@ -199,6 +202,7 @@ H2Session::H2Session(event_base *base, Connection &conn, const Logger &log,
       tls_(dynamic_cast<TlsTransport *>(transport_.get()) != nullptr) {
   ping_timer_.reset(evtimer_new(base_, ping_timer_cb, this));
   ping_timeout_timer_.reset(evtimer_new(base_, ping_timeout_cb, this));
+  stale_timer_.reset(evtimer_new(base_, stale_timeout_cb, this));
   update_capacity();
 }
 
@@ -233,7 +237,8 @@ void H2Session::start() {
   write_event_.reset(event_new(base_, fd, EV_WRITE, write_event_cb, this));
   nghttp2_session *session = nullptr;
   if (!read_event_ || !write_event_ || !ping_timer_ || !ping_timeout_timer_ ||
-      event_add(read_event_.get(), nullptr) != 0 || !shared_callbacks() ||
+      !stale_timer_ || event_add(read_event_.get(), nullptr) != 0 ||
+      !shared_callbacks() ||
       nghttp2_session_client_new3(
           &session, shared_callbacks(), this, shared_options(),
           settings_.allocator ? settings_.allocator->mem() : nullptr) != 0) {
@@ -306,6 +311,14 @@ Error H2Session::connection_error() const {
 void H2Session::classify(const Request &req, StreamEnd *end) const {
   int32_t stream_id = req.response.stream_id;
   bool above_goaway = goaway_received_ && stream_id > goaway_last_stream_id_;
+  if (!req.response_begun && stale_error_.code != H2POOL_OK &&
+      stream_id >= stale_first_stream_) {
+    // Sent with the stale check's PING or after it, on a connection from
+    // which nothing at all arrived since: the connection was gone.
+    end->unprocessed = true;
+    end->unprocessed_why = &stale_error_;
+    return;
+  }
   if (req.response_begun) {
     // The server processed it: never sent again. Above the GOAWAY, what
     // ended it was the GOAWAY (nghttp2 closes such streams as refused).
@@ -371,9 +384,16 @@ void H2Session::on_readable() {
   last_read_ms_ = loop_now_ms(base_);
   uint8_t fallback[16384];
   bool alive = true;
-  Transport::Status st = read_rounds(
-      *transport_, kMaxReadRounds, {fallback, sizeof fallback},
-      [&](const uint8_t *data, size_t len) { return alive = feed(data, len); });
+  Transport::Status st =
+      read_rounds(*transport_, kMaxReadRounds, {fallback, sizeof fallback},
+                  [&](const uint8_t *data, size_t len) {
+                    if (stale_check_) {
+                      // Any byte proves the connection is there.
+                      stale_check_ = false;
+                      evtimer_del(stale_timer_.get());
+                    }
+                    return alive = feed(data, len);
+                  });
   if (!alive)
     return;
   switch (st) {
@@ -467,8 +487,8 @@ int H2Session::submit(Request &req) {
   nghttp2_nv *nva = max_fields > kInline ? heap_nva.data() : inline_nva.data();
   size_t n = 0;
   static const std::string kHttp = "http", kHttps = "https";
-  static const std::string kAcceptEncoding = "accept-encoding",
-                           kGzipDeflate = "gzip, deflate";
+  static const std::string kAcceptEncodingName = "accept-encoding",
+                           kAcceptEncodingValue = kAcceptEncoding;
   nva[n++] = make_nv(":method", 7, req.method);
   // RFC 9113 section 8.5: a CONNECT request carries only :method and
   // :authority.
@@ -486,7 +506,7 @@ int H2Session::submit(Request &req) {
     nva[n++] = make_nv("content-length", 14, content_length);
   }
   if (req.add_accept_encoding)
-    nva[n++] = make_nv(kAcceptEncoding, kGzipDeflate);
+    nva[n++] = make_nv(kAcceptEncodingName, kAcceptEncodingValue);
   // RFC 9218 section 5: only a priority other than the default is worth
   // the bytes; a caller's own field goes as given, alone.
   std::string priority;
@@ -517,7 +537,36 @@ int H2Session::submit(Request &req) {
   streams_.push_back(&req);
   ++active_;
   peak_ = std::max(peak_, active_);
+  check_if_stale(stream_id);
   return H2POOL_OK;
+}
+
+void H2Session::check_if_stale(int32_t stream_id) {
+  if (!settings_.stale_after_idle_ms || stale_check_ || !settings_received_)
+    return;
+  if (loop_now_ms(base_) - last_read_ms_ < settings_.stale_after_idle_ms)
+    return;
+  // A connection silent for a while may be dead without either end knowing
+  // (a NAT or firewall forgot it, the server vanished without a FIN), and
+  // TCP would take minutes to say so. The PING goes out with the request,
+  // and a live server answers it at once whatever the request costs it.
+  stale_check_ = true;
+  stale_first_stream_ = stream_id;
+  nghttp2_submit_ping(session_.get(), NGHTTP2_FLAG_NONE, nullptr);
+  arm_timer(stale_timer_, settings_.stale_deadline_ms);
+}
+
+void H2Session::on_stale_timeout() {
+  if (ended_ || !stale_check_)
+    return;
+  stale_check_ = false;
+  stale_error_ = make_error(H2POOL_ERR_CONNECTION_LOST,
+                            "nothing from " + name_ + " within " +
+                                std::to_string(settings_.stale_deadline_ms) +
+                                " ms of a request sent with a PING after " +
+                                std::to_string(settings_.stale_after_idle_ms) +
+                                " ms of silence");
+  end(stale_error_);
 }
 
 void H2Session::reset(Request &req, uint32_t code) {
@@ -585,6 +634,7 @@ void H2Session::close(const Error &why) {
   ended_ = true;
   evtimer_del(ping_timer_.get());
   evtimer_del(ping_timeout_timer_.get());
+  evtimer_del(stale_timer_.get());
   if (session_) {
     if (!goaway_sent_)
       nghttp2_session_terminate_session(session_.get(), NGHTTP2_NO_ERROR);

@@ -36,6 +36,11 @@ struct H2Settings {
   uint32_t max_response_header_fields = 1000;
   uint32_t ping_interval_ms = 30000; // 0: no PINGs
   uint32_t ping_timeout_ms = 10000;
+  // A request on a connection that has read nothing for this long goes out
+  // with a PING; if nothing at all arrives within stale_deadline_ms the
+  // connection is closed. 0: never.
+  uint32_t stale_after_idle_ms = 10000;
+  uint32_t stale_deadline_ms = 5000;
   // Where the nghttp2 session allocates; null: malloc. It must outlive the
   // session and be used on one thread only (see session_alloc.h).
   SessionAllocator *allocator = nullptr;
@@ -85,6 +90,7 @@ public:
   void on_write_event();
   void on_ping_timer();
   void on_ping_timeout();
+  void on_stale_timeout();
 
 private:
   // Recomputes capacity() from the server's SETTINGS and the local cap:
@@ -114,6 +120,9 @@ private:
   // The server's GOAWAY as an error (GOAWAY, or CONNECTION_LOST for
   // NO_ERROR) with its code, last stream id and debug data.
   Error goaway_error() const;
+  // Starts the stale check when the request on `stream_id` is the first on
+  // a connection silent for stale_after_idle_ms.
+  void check_if_stale(int32_t stream_id);
   // Fills in how a stream that ends before its response completed ended.
   void classify(const Request &req, StreamEnd *end) const;
   // Returns received DATA bytes to the stream's flow-control window (the
@@ -148,6 +157,13 @@ private:
   EventPtr ping_timeout_timer_; // waiting for a PING ACK
   uint64_t last_read_ms_ = 0;
   bool ping_outstanding_ = false;
+
+  // The stale check ("connection at risk", as Chrome calls it): running
+  // from the request on stale_first_stream_ until anything is read.
+  EventPtr stale_timer_;
+  bool stale_check_ = false;
+  int32_t stale_first_stream_ = 0;
+  Error stale_error_; // set when the check failed and ended the connection
 
   RequestList streams_; // requests with an open stream here
 

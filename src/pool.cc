@@ -66,6 +66,8 @@ Pool::Pool(event_base *base, const Config &config, const Logger &log,
   h2.max_response_header_fields = config.max_response_header_fields;
   h2.ping_interval_ms = config.ping_interval_ms;
   h2.ping_timeout_ms = config.ping_timeout_ms;
+  h2.stale_after_idle_ms = config.stale_after_idle_ms;
+  h2.stale_deadline_ms = config.stale_deadline_ms;
   H1Settings &h1 = cs.h1;
   h1.body_limits = h2.body_limits;
   h1.max_response_header_bytes = config.max_response_header_bytes;
@@ -415,10 +417,11 @@ void Pool::retry_unprocessed(Endpoint &ep, Connection &conn, Request &req,
     finish(req, &e);
     return;
   }
-  H2POOL_LOG(
-      log_, H2POOL_LOG_DEBUG, "request %llu: stream %d %s; retrying (retry %u)",
-      (unsigned long long)req.id, req.response.stream_id,
-      end.refused ? "refused" : "above GOAWAY last_stream_id", req.retries + 1);
+  H2POOL_LOG(log_, H2POOL_LOG_DEBUG,
+             "request %llu: stream %d %s; retrying (retry %u)",
+             (unsigned long long)req.id, req.response.stream_id,
+             end.refused ? "refused" : req.retry_error.message.c_str(),
+             req.retries + 1);
   if (!end.refused) {
     // The connection is going away; another one takes it at once.
     requeue(ep, req);

@@ -87,7 +87,7 @@ struct Request {
   void *user_data = nullptr;
   uint32_t timeout_ms = 0; // 0: none
   bool add_content_length = false;
-  bool add_accept_encoding = false; // "gzip, deflate", for auto-decoding
+  bool add_accept_encoding = false; // kAcceptEncoding, for auto-decoding
   bool auto_decompress = true;
   uint8_t http_version = H2POOL_HTTP_VERSION_DEFAULT; // h2pool_http_version
   // RFC 9218 priority (priority.h); changed later only on the loop thread,

@@ -6,8 +6,10 @@
 // buffered so they can be written in argument order.
 #include <h2pool.h>
 
+#include <strings.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <cstdio>
@@ -85,7 +87,8 @@ const char kGetUsage[] =
     "                              %{num_connects}, %{exitcode}, %{errormsg},\n"
     "                              %{url}, %{method}; \\n \\t %%; @FILE reads\n"
     "                              FORMAT from FILE\n"
-    "      --compressed            ask for gzip/deflate and decode it\n"
+    "      --compressed            ask for every content-encoding this build\n"
+    "                              decodes (-v shows them) and decode it\n"
     "      --timeout-ms N          per-request timeout in ms (0: none)\n"
     "      --priority u=N[,i]      RFC 9218 urgency N (0 most urgent .. 7)\n"
     "                              and, with ',i', incremental (default\n"
@@ -152,6 +155,8 @@ struct Settings {
   std::string method;
   Progress *progress = nullptr; // one streamed transfer to a terminal
   std::string data_file;        // --data @FILE
+  // The accept-encoding h2pool adds (--compressed, none given); for -v.
+  std::string accept_encoding;
 };
 
 struct FileCloser {
@@ -255,6 +260,9 @@ void print_request(const Settings &s, const std::string &url,
                authority.c_str());
   for (auto &[n, v] : headers) {
     std::fprintf(stderr, "> %s: %s\n", n.c_str(), v.c_str());
+  }
+  if (!s.accept_encoding.empty()) {
+    std::fprintf(stderr, "> accept-encoding: %s\n", s.accept_encoding.c_str());
   }
   if (body_file) {
     std::fprintf(stderr, "> (body streamed from %s)\n", s.data_file.c_str());
@@ -505,6 +513,12 @@ int cmd_get(const Args &args) {
     hdrs.push_back(h2pool_header{n.data(), n.size(), v.data(), v.size()});
   }
 
+  bool caller_ae = std::any_of(headers.begin(), headers.end(), [](auto &h) {
+    return strcasecmp(h.first.c_str(), "accept-encoding") == 0;
+  });
+  if (compressed && !caller_ae) {
+    settings.accept_encoding = h2pool_supported_encodings();
+  }
   OptsPtr opts = new_request_opts();
   check(h2pool_request_opts_set_priority(opts.get(), priority.first,
                                          priority.second),

@@ -234,8 +234,9 @@ type Request struct {
 	// Trailer holds request trailers, sent after a BodyReader body; its
 	// values may be filled in until BodyReader returns io.EOF.
 	Trailer http.Header
-	// DisableDecompression turns off automatic gzip/deflate decoding:
-	// accept-encoding is not added and bodies arrive as sent.
+	// DisableDecompression turns off automatic decoding of the codings
+	// SupportedEncodings lists: accept-encoding is not added and bodies
+	// arrive as sent.
 	DisableDecompression bool
 	// Priority, if set, is sent as the priority header (unless Header has
 	// one) and orders the pool's queue when streams are scarce; the server
@@ -357,6 +358,13 @@ func newHandle(v interface{}) cgo.Handle {
 func deleteHandle(h cgo.Handle) {
 	h.Delete()
 	atomic.AddInt64(&liveHandles, -1)
+}
+
+// SupportedEncodings returns the content-encodings the library decodes, as
+// it sends them in Accept-Encoding: "gzip, deflate", then ", br" and
+// ", zstd" when it was built with libbrotlidec and libzstd.
+func SupportedEncodings() string {
+	return C.GoString(C.h2pool_supported_encodings())
 }
 
 // Version returns the version of the libh2pool loaded at run time, as

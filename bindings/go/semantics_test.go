@@ -303,6 +303,72 @@ func TestCallerAcceptEncodingGetsRawBytes(t *testing.T) {
 	}
 }
 
+// Bodies made once with libbrotlienc (quality 5) and libzstd (level 3):
+// Go's standard library has no encoder for either.
+const (
+	preEncodedText = "hello from a pre-encoded body, hello, hello, hello"
+	preEncodedBr   = "\x1b\x31\x00\x00\x04\xea\x64\xa9\xde\xfa\x7f\x0d\x8c\xcc\x34\x30\x91\x03\x87\x2c\xd3\x76\x90\xc3\x44\x0e\x30\x2b\xfb\xce\xa6\x25\x5a\x82\xbd\xf6\x11\x97\x9c\x7a\xa1\x1c\x00"
+	preEncodedZstd = "\x28\xb5\x2f\xfd\x20\x32\x5d\x01\x00\x44\x02\x68\x65\x6c\x6c\x6f\x20\x66\x72\x6f\x6d\x20\x61\x20\x70\x72\x65\x2d\x65\x6e\x63\x6f\x64\x65\x64\x20\x62\x6f\x64\x79\x2c\x20\x68\x65\x6c\x6c\x6f\x01\x00\x94\x5c\x9e"
+)
+
+// br and zstd, when the library has them, behave as gzip does: the
+// Transport asks for them itself, decodes them and says so with
+// Uncompressed; a caller's own Accept-Encoding gets the bytes as sent.
+func TestTransportDecodesBrAndZstdLikeGzip(t *testing.T) {
+	supported := SupportedEncodings()
+	if !strings.HasPrefix(supported, "gzip, deflate") {
+		t.Fatalf("SupportedEncodings() = %q", supported)
+	}
+	for _, c := range []struct{ coding, body string }{
+		{"br", preEncodedBr}, {"zstd", preEncodedZstd},
+	} {
+		t.Run(c.coding, func(t *testing.T) {
+			if !strings.Contains(supported+",", " "+c.coding+",") {
+				t.Skipf("libh2pool built without %s (%q)", c.coding, supported)
+			}
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("X-Got-Accept-Encoding", r.Header.Get("Accept-Encoding"))
+				w.Header().Set("Content-Encoding", c.coding)
+				w.Header().Set("Content-Length", strconv.Itoa(len(c.body)))
+				io.WriteString(w, c.body)
+			})
+			s, p := h2Server(t, h, Config{})
+			resp, err := client(p).Get(s.URL + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := mustRead(t, resp.Body)
+			resp.Body.Close()
+			if got != preEncodedText {
+				t.Errorf("body %q, want %q", got, preEncodedText)
+			}
+			if ae := resp.Header.Get("X-Got-Accept-Encoding"); ae != supported {
+				t.Errorf("server saw Accept-Encoding %q, want %q", ae, supported)
+			}
+			if !resp.Uncompressed || resp.ContentLength != -1 ||
+				resp.Header.Get("Content-Encoding") != "" {
+				t.Errorf("Uncompressed %v, ContentLength %d, headers %v",
+					resp.Uncompressed, resp.ContentLength, resp.Header)
+			}
+
+			req, _ := http.NewRequest("GET", s.URL+"/", nil)
+			req.Header.Set("Accept-Encoding", c.coding)
+			resp, err = client(p).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw := mustRead(t, resp.Body)
+			resp.Body.Close()
+			if raw != c.body || resp.Uncompressed ||
+				resp.Header.Get("Content-Encoding") != c.coding {
+				t.Errorf("caller's Accept-Encoding: body %q, Uncompressed %v, "+
+					"Content-Encoding %q", raw, resp.Uncompressed,
+					resp.Header.Get("Content-Encoding"))
+			}
+		})
+	}
+}
+
 func TestTransportDecodesWhatItAskedFor(t *testing.T) {
 	const text = "hello hello hello hello"
 	s, p := h2Server(t, gzipHandler(text), Config{})

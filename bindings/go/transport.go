@@ -24,7 +24,9 @@ import (
 type Transport struct {
 	Pool *Pool
 	// DisableCompression, as in http.Transport, stops h2pool from asking
-	// for and decoding gzip/deflate bodies.
+	// for and decoding compressed bodies. Where http.Transport asks for
+	// gzip alone, h2pool asks for every coding SupportedEncodings lists
+	// (br and zstd too, when built in), with the same semantics for each.
 	DisableCompression bool
 }
 

@@ -102,6 +102,7 @@ static void test_config_setters_reject_null_config(void **state) {
   assert_int_equal(h2pool_config_set_interface(NULL, "lo"), E);
   assert_int_equal(h2pool_config_set_tcp_keepalive(NULL, 1, 1, 1), E);
   assert_int_equal(h2pool_config_set_happy_eyeballs_delay_ms(NULL, 1), E);
+  assert_int_equal(h2pool_config_set_stale_check(NULL, 1, 1), E);
 }
 
 /* The network options: curl's syntax, checked when set. */
@@ -185,6 +186,9 @@ static void test_config_setters_reject_out_of_range(void **state) {
   assert_int_equal(h2pool_config_set_retry_budget(cfg, 100001, 100), E);
   assert_int_equal(h2pool_config_set_retry_budget(cfg, 10, 10001), E);
   assert_int_equal(h2pool_config_set_resolve_timeout_ms(cfg, 0), E);
+  /* Stale check: a deadline of at least 1 ms, also when off. */
+  assert_int_equal(h2pool_config_set_stale_check(cfg, 10000, 0), E);
+  assert_int_equal(h2pool_config_set_stale_check(cfg, 0, 0), E);
   /* Not an h2pool_log_level. */
   assert_int_equal(h2pool_config_set_log(cfg, NULL, -1, NULL), E);
   assert_int_equal(h2pool_config_set_log(cfg, NULL, H2POOL_LOG_DEBUG + 1, NULL),
@@ -221,6 +225,10 @@ static void test_config_setters_accept_boundaries(void **state) {
   assert_int_equal(h2pool_config_set_retry_budget(cfg, 0, 0), 0);
   assert_int_equal(h2pool_config_set_retry_budget(cfg, 100000, 10000), 0);
   assert_int_equal(h2pool_config_set_resolve_timeout_ms(cfg, 1), 0);
+  assert_int_equal(h2pool_config_set_stale_check(cfg, 0, 1), 0); /* off */
+  assert_int_equal(h2pool_config_set_stale_check(cfg, 1, 1), 0);
+  assert_int_equal(h2pool_config_set_stale_check(cfg, UINT32_MAX, UINT32_MAX),
+                   0);
   /* One config, many pools; free it while they live. */
   h2pool *a = NULL, *b = NULL;
   assert_int_equal(h2pool_create(cfg, &a), H2POOL_OK);

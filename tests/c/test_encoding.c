@@ -1,9 +1,10 @@
 /* Response decoding through the public API: automatic decompression of
- * gzip, x-gzip, deflate (zlib-wrapped and raw) and chains of them, buffered
- * and streamed; accept-encoding; decompression bombs and their limits;
- * corrupt encodings; unknown encodings passed through; trailers; and 1xx
- * interim responses. The test server encodes with zlib (ce=...) and reports
- * the CRC32 of the bytes it sent (x-body-crc32). */
+ * gzip, x-gzip, deflate (zlib-wrapped and raw), br, zstd and chains of
+ * them, buffered and streamed; accept-encoding; decompression bombs and
+ * their limits; corrupt encodings; unknown encodings passed through;
+ * trailers; and 1xx interim responses. The test server encodes with zlib,
+ * brotli and zstd (ce=...) and reports the CRC32 of the bytes it sent
+ * (x-body-crc32). The br and zstd tests skip in a build without them. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <pthread.h>
@@ -291,6 +292,28 @@ static bool reset_peak_rss(void) {
   return ok;
 }
 
+/* Whether h2pool_supported_encodings() lists `coding` as a whole token. */
+static bool decodes(const char *coding) {
+  const char *list = h2pool_supported_encodings();
+  size_t n = strlen(coding);
+  for (const char *p = list; (p = strstr(p, coding)) != NULL; p += n) {
+    bool starts = p == list || p[-1] == ' ';
+    bool ends = p[n] == '\0' || p[n] == ',';
+    if (starts && ends)
+      return true;
+  }
+  return false;
+}
+
+/* Skips the calling test in a build that does not decode `coding`. */
+#define REQUIRE_CODING(coding)                                                 \
+  do {                                                                         \
+    if (!decodes(coding)) {                                                    \
+      print_message("skipped: this build does not decode " coding "\n");       \
+      skip();                                                                  \
+    }                                                                          \
+  } while (0)
+
 /* ---- decoding, byte-exact ----------------------------------------------- */
 
 /* Buffered: every size decodes to exactly test_body(seed, n), the
@@ -346,6 +369,23 @@ static void test_chained_deflate_gzip_decodes(void **state) {
   check_decodes(state, "deflate,gzip", "deflate,gzip");
 }
 
+static void test_br_decodes_byte_exact(void **state) {
+  REQUIRE_CODING("br");
+  check_decodes(state, "br", "br");
+}
+
+static void test_zstd_decodes_byte_exact(void **state) {
+  REQUIRE_CODING("zstd");
+  check_decodes(state, "zstd", "zstd");
+}
+
+static void test_chained_gzip_br_zstd_decodes(void **state) {
+  REQUIRE_CODING("br");
+  REQUIRE_CODING("zstd");
+  check_decodes(state, "gzip,br,zstd", "gzip,br,zstd");
+  check_decodes(state, "zstd,deflate,br", "zstd,deflate,br");
+}
+
 /* Two content-encoding field lines, "gzip" and "gzip", over a body gzipped
  * twice: RFC 9110 5.3 makes that "gzip, gzip", so both are undone. The
  * server gzips once per request (ce=gzip) and adds the second line
@@ -389,7 +429,25 @@ static void test_accept_encoding_sent_by_default(void **state) {
   assert_false(e->cap.had_err);
   const char *ae = capture_header(&e->cap, "x-echo-accept-encoding");
   assert_non_null(ae);
-  assert_string_equal(ae, "gzip, deflate");
+  assert_string_equal(ae, h2pool_supported_encodings());
+}
+
+/* What the build was configured with, in the order the default
+ * accept-encoding lists it. */
+static void test_supported_encodings_match_the_build(void **state) {
+  (void)state;
+  const char *expected = "gzip, deflate"
+#if H2POOL_HAVE_BROTLI
+                         ", br"
+#endif
+#if H2POOL_HAVE_ZSTD
+                         ", zstd"
+#endif
+      ;
+  assert_string_equal(h2pool_supported_encodings(), expected);
+  assert_ptr_equal(h2pool_supported_encodings(), h2pool_supported_encodings());
+  assert_true(decodes("gzip") && decodes("deflate"));
+  assert_false(decodes("gzi") || decodes("zst") || decodes("b"));
 }
 
 static void test_auto_decompress_off_sends_no_accept_encoding(void **state) {
@@ -454,24 +512,26 @@ static void test_caller_accept_encoding_kept_as_given(void **state) {
 
 /* ---- bombs -------------------------------------------------------------- */
 
-static void test_gzip_bomb_fails_with_bounded_memory(void **state) {
+/* GET `pq`, a small body that decodes to 100 MiB of zeros: the request
+ * fails with H2POOL_ERR_DECOMPRESSION_BOMB while RSS stays far below that.
+ * `warm` is fetched first (the connection, the server's encoder) so what
+ * is measured is the bomb alone. */
+static void check_bomb(void **state, const char *warm, const char *pq) {
   fixture *f = *state;
   enc_capture *e = &g_caps[0];
-  /* Warm up the connection (and the server's zlib) so what is measured is
-   * the bomb alone. */
-  get_enc(f, "/warm?size=1000&ce=gzip", NULL, NULL, 0, e, WAIT_MS);
+  get_enc(f, warm, NULL, NULL, 0, e, WAIT_MS);
   assert_false(e->cap.had_err);
   enc_capture_reset(e, &f->w);
 
   bool hwm = reset_peak_rss();
   uint64_t before = rss_bytes();
-  get_enc(f, "/bomb?zeros=104857600&ce=gzip", NULL, NULL, 0, e, 60000);
+  get_enc(f, pq, NULL, NULL, 0, e, 60000);
   uint64_t after = rss_bytes();
   uint64_t peak = hwm ? peak_rss_bytes() : 0;
   print_message(
-      "bomb: rss before %llu KiB, after %llu KiB, peak %llu KiB "
+      "bomb %s: rss before %llu KiB, after %llu KiB, peak %llu KiB "
       "(peak %s)\n",
-      (unsigned long long)(before >> 10), (unsigned long long)(after >> 10),
+      pq, (unsigned long long)(before >> 10), (unsigned long long)(after >> 10),
       (unsigned long long)(peak >> 10), hwm ? "measured" : "unavailable");
   if (e->cap.had_err)
     print_message("bomb error: %s\n", e->cap.message);
@@ -481,6 +541,46 @@ static void test_gzip_bomb_fails_with_bounded_memory(void **state) {
   assert_true(after < before + limit);
   if (hwm && peak > 0)
     assert_true(peak < before + limit);
+}
+
+static void test_gzip_bomb_fails_with_bounded_memory(void **state) {
+  check_bomb(state, "/warm?size=1000&ce=gzip", "/bomb?zeros=104857600&ce=gzip");
+}
+
+static void test_br_bomb_fails_with_bounded_memory(void **state) {
+  REQUIRE_CODING("br");
+  check_bomb(state, "/warm?size=1000&ce=br", "/bomb?zeros=104857600&ce=br");
+}
+
+static void test_zstd_bomb_fails_with_bounded_memory(void **state) {
+  REQUIRE_CODING("zstd");
+  check_bomb(state, "/warm?size=1000&ce=zstd", "/bomb?zeros=104857600&ce=zstd");
+}
+
+/* br, then gzip over it: the outer gzip step is no bomb, the br step under
+ * it is; and gzip under br, where both expand. */
+static void test_nested_br_gzip_bombs_fail_with_bounded_memory(void **state) {
+  REQUIRE_CODING("br");
+  check_bomb(state, "/warm?size=1000&ce=br,gzip",
+             "/bomb?zeros=104857600&ce=br,gzip");
+  enc_capture_reset(&g_caps[0], g_w);
+  check_bomb(state, "/warm?size=1000&ce=gzip,br",
+             "/bomb?zeros=104857600&ce=gzip,br");
+}
+
+static void test_zstd_bomb_fails_in_streaming_mode(void **state) {
+  REQUIRE_CODING("zstd");
+  fixture *f = *state;
+  h2pool_request_opts *o = new_opts();
+  assert_int_equal(h2pool_request_opts_set_on_data(o, enc_on_data), H2POOL_OK);
+  enc_capture *e = &g_caps[0];
+  e->count_only = true;
+  get_enc(f, "/bomb?zeros=104857600&ce=zstd", o, NULL, 0, e, 60000);
+  h2pool_request_opts_free(o);
+  assert_true(e->cap.had_err);
+  assert_int_equal(e->cap.err, H2POOL_ERR_DECOMPRESSION_BOMB);
+  assert_false(e->nonzero);
+  assert_true(e->received < BOMB_BYTES);
 }
 
 static void test_gzip_bomb_fails_in_streaming_mode(void **state) {
@@ -581,6 +681,7 @@ static void test_nested_encoding_bomb_fails_with_bounded_memory(void **state) {
 static void check_corrupt(void **state, const char *ce, const char *kind) {
   fixture *f = *state;
   enc_capture *e = &g_caps[0];
+  enc_capture_reset(e, &f->w);
   char pq[256];
   snprintf(pq, sizeof pq, "/c?size=100000&seed=71&ce=%s&ce_corrupt=%s", ce,
            kind);
@@ -614,22 +715,94 @@ static void test_corrupt_zlib_adler_fails_decode(void **state) {
   check_corrupt(state, "deflate", "crc");
 }
 
+static void test_truncated_br_fails_decode(void **state) {
+  REQUIRE_CODING("br");
+  check_corrupt(state, "br", "truncate");
+}
+
+static void test_br_with_trailing_garbage_fails_decode(void **state) {
+  REQUIRE_CODING("br");
+  check_corrupt(state, "br", "trailing");
+}
+
+static void test_corrupt_zstd_fails_decode(void **state) {
+  REQUIRE_CODING("zstd");
+  check_corrupt(state, "zstd", "header");
+  check_corrupt(state, "zstd", "crc");
+  check_corrupt(state, "zstd", "truncate");
+  check_corrupt(state, "zstd", "trailing");
+}
+
+/* RFC 9659 caps the zstd content coding's window at 8 MiB: a frame that
+ * asks for 16 MiB is refused, one of 8 MiB decodes. */
+static void test_zstd_window_over_8mib_fails_decode(void **state) {
+  REQUIRE_CODING("zstd");
+  fixture *f = *state;
+  enc_capture *e = &g_caps[0];
+  get_enc(f, "/w?size=20000000&seed=3&ce=zstd&zstd_wlog=23", NULL, NULL, 0, e,
+          30000);
+  assert_false(e->cap.had_err);
+  assert_int_equal(e->cap.body_len, 20000000);
+  assert_true(capture_body_is_test_body(&e->cap, 3, 20000000));
+  enc_capture_reset(e, &f->w);
+  get_enc(f, "/w?size=20000000&seed=3&ce=zstd&zstd_wlog=24", NULL, NULL, 0, e,
+          30000);
+  assert_true(e->cap.had_err);
+  assert_int_equal(e->cap.err, H2POOL_ERR_DECODE);
+  assert_non_null(strstr(e->cap.message, "8 MiB"));
+}
+
 /* ---- unknown encodings -------------------------------------------------- */
 
 static void test_unknown_encoding_passes_through(void **state) {
   fixture *f = *state;
   enc_capture *e = &g_caps[0];
-  get_enc(f, "/u?size=5000&seed=81&ce_unknown=br", NULL, NULL, 0, e, WAIT_MS);
+  get_enc(f, "/u?size=5000&seed=81&ce_unknown=compress", NULL, NULL, 0, e,
+          WAIT_MS);
   assert_false(e->cap.had_err);
   assert_int_equal(e->cap.status, 200);
   assert_true(capture_body_is_test_body(&e->cap, 81, 5000));
   const char *ce = capture_header(&e->cap, "content-encoding");
   assert_non_null(ce);
-  assert_string_equal(ce, "br");
+  assert_string_equal(ce, "compress");
   const char *cl = capture_header(&e->cap, "content-length");
   assert_non_null(cl);
   assert_string_equal(cl, "5000");
   assert_true(e->ce_null);
+}
+
+/* A build without br or zstd treats them as any unknown coding: the body
+ * arrives as the server encoded it, headers intact. (The test server
+ * encodes both whatever the library decodes.) */
+static void test_codings_not_built_in_pass_through(void **state) {
+  fixture *f = *state;
+  const char *codings[] = {"br", "zstd"};
+  int checked = 0;
+  for (size_t i = 0; i < ARRAY_LEN(codings); i++) {
+    if (decodes(codings[i]))
+      continue;
+    enc_capture *e = &g_caps[i];
+    char pq[128];
+    snprintf(pq, sizeof pq, "/p?size=5000&seed=82&ce=%s", codings[i]);
+    get_enc(f, pq, NULL, NULL, 0, e, WAIT_MS);
+    assert_false(e->cap.had_err);
+    assert_int_equal(e->cap.status, 200);
+    assert_true(e->ce_null);
+    const char *ce = capture_header(&e->cap, "content-encoding");
+    assert_non_null(ce);
+    assert_string_equal(ce, codings[i]);
+    const char *crc = capture_header(&e->cap, "x-body-crc32");
+    assert_non_null(crc);
+    char got[16];
+    snprintf(got, sizeof got, "%08lx",
+             (unsigned long)crc32_of(e->cap.body, e->cap.body_len));
+    assert_string_equal(got, crc);
+    checked++;
+  }
+  if (checked == 0) {
+    print_message("skipped: this build decodes both br and zstd\n");
+    skip();
+  }
 }
 
 /* ---- streaming decompression -------------------------------------------- */
@@ -832,6 +1005,10 @@ int main(void) {
       /* First, while the process is small and quiet. */
       T(test_gzip_bomb_fails_with_bounded_memory),
       T(test_gzip_bomb_fails_in_streaming_mode),
+      T(test_br_bomb_fails_with_bounded_memory),
+      T(test_zstd_bomb_fails_with_bounded_memory),
+      T(test_nested_br_gzip_bombs_fail_with_bounded_memory),
+      T(test_zstd_bomb_fails_in_streaming_mode),
       T(test_nested_encoding_bomb_fails_with_bounded_memory),
       cmocka_unit_test_setup_teardown(
           test_raised_limits_decode_100mib_streaming, enc_setup_no_pool,
@@ -842,8 +1019,12 @@ int main(void) {
       T(test_deflate_raw_decodes_byte_exact),
       T(test_chained_gzip_gzip_decodes),
       T(test_chained_deflate_gzip_decodes),
+      T(test_br_decodes_byte_exact),
+      T(test_zstd_decodes_byte_exact),
+      T(test_chained_gzip_br_zstd_decodes),
       T(test_two_content_encoding_lines_are_both_decoded),
       T(test_accept_encoding_sent_by_default),
+      cmocka_unit_test(test_supported_encodings_match_the_build),
       T(test_auto_decompress_off_sends_no_accept_encoding),
       T(test_auto_decompress_off_delivers_encoded_bytes),
       T(test_caller_accept_encoding_kept_as_given),
@@ -852,7 +1033,12 @@ int main(void) {
       T(test_truncated_gzip_fails_decode),
       T(test_gzip_with_trailing_garbage_fails_decode),
       T(test_corrupt_zlib_adler_fails_decode),
+      T(test_truncated_br_fails_decode),
+      T(test_br_with_trailing_garbage_fails_decode),
+      T(test_corrupt_zstd_fails_decode),
+      T(test_zstd_window_over_8mib_fails_decode),
       T(test_unknown_encoding_passes_through),
+      T(test_codings_not_built_in_pass_through),
       T(test_streamed_decoding_matches_buffered),
       T(test_chained_decoding_paused_every_call_is_byte_exact),
       T(test_trailers_buffered),

@@ -162,6 +162,24 @@ expect_exit 0 "--verbose with status=503 and header=" get --verbose \
   else
     fail "verbose output: $(cat "$WORK/err")"
   fi
+# --compressed asks for every coding the library decodes, -v shows which,
+# and a body with all of them chained decodes.
+codings=
+expect_exit 0 "--compressed -v" get --compressed -v "$URL/" &&
+  codings=$(sed -n 's/^> accept-encoding: //p' "$WORK/err") &&
+  if [[ $codings == "gzip, deflate"* ]]; then
+    pass "verbose shows the accept-encoding sent: $codings"
+  else
+    fail "no accept-encoding in: $(cat "$WORK/err")"
+  fi
+ce=${codings//, /,}
+expect_exit 0 "--compressed with ce=$ce" get --compressed \
+  "$URL/?size=70000&seed=5&ce=$ce" &&
+  if [[ $(stat -c %s "$WORK/out") == 70000 ]]; then
+    pass "$ce decoded"
+  else
+    fail "ce=$ce: $(stat -c %s "$WORK/out") bytes"
+  fi
 expect_exit 1 "timeout reported as failure" get --timeout-ms 200 \
   "$URL/?delay_ms=5000" &&
   if grep -q "^h2pool: $URL/?delay_ms=5000: " "$WORK/err"; then

@@ -3,6 +3,13 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#if H2POOL_HAVE_BROTLI
+#include <brotli/encode.h>
+#endif
+#if H2POOL_HAVE_ZSTD
+#include <zstd.h>
+#endif
+
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -225,10 +232,19 @@ TEST(Decompress, IdentityAndUnknownPassThrough) {
   std::string why;
   EXPECT_EQ(ContentDecoder::create("identity", {}, &dec, &why), H2POOL_OK);
   EXPECT_EQ(dec, nullptr);
-  EXPECT_EQ(ContentDecoder::create("br", {}, &dec, &why), H2POOL_OK);
+  EXPECT_EQ(ContentDecoder::create("compress", {}, &dec, &why), H2POOL_OK);
   EXPECT_EQ(dec, nullptr);
-  EXPECT_EQ(ContentDecoder::create("gzip, br", {}, &dec, &why), H2POOL_OK);
+  EXPECT_EQ(ContentDecoder::create("gzip, compress", {}, &dec, &why),
+            H2POOL_OK);
   EXPECT_EQ(dec, nullptr) << "a chain with an unknown coding is left alone";
+#if !H2POOL_HAVE_BROTLI
+  EXPECT_EQ(ContentDecoder::create("gzip, br", {}, &dec, &why), H2POOL_OK);
+  EXPECT_EQ(dec, nullptr) << "br is unknown to a build without libbrotlidec";
+#endif
+#if !H2POOL_HAVE_ZSTD
+  EXPECT_EQ(ContentDecoder::create("zstd", {}, &dec, &why), H2POOL_OK);
+  EXPECT_EQ(dec, nullptr) << "zstd is unknown to a build without libzstd";
+#endif
 }
 
 TEST(Decompress, TooManyEncodingsIsABomb) {
@@ -467,6 +483,391 @@ TEST(Decompress, ThreeStepChainWithPausingSinkDecodesByteExact) {
     EXPECT_LE(peak, 2 * chunk + 3 * (64u << 10)) << "chunk " << chunk;
   }
 }
+
+TEST(Decompress, AcceptEncodingListsWhatIsBuiltIn) {
+  std::string expected = "gzip, deflate";
+#if H2POOL_HAVE_BROTLI
+  expected += ", br";
+#endif
+#if H2POOL_HAVE_ZSTD
+  expected += ", zstd";
+#endif
+  EXPECT_EQ(std::string(kAcceptEncoding), expected);
+  EXPECT_STREQ(h2pool_supported_encodings(), kAcceptEncoding);
+}
+
+#if H2POOL_HAVE_BROTLI || H2POOL_HAVE_ZSTD
+// Every `times` copies of `piece` handed to `feed` in batches of about
+// 256 KiB, so a bomb's hundreds of MiB are never held whole.
+template <typename Feed>
+void feed_repeated(const std::string &piece, size_t times, Feed feed) {
+  std::string batch;
+  size_t per_batch = std::max<size_t>(1, (256u << 10) / piece.size());
+  for (size_t i = 0; i < per_batch; ++i)
+    batch += piece;
+  for (size_t done = 0; done < times;) {
+    size_t k = std::min(per_batch, times - done);
+    feed(batch.data(), k * piece.size());
+    done += k;
+  }
+}
+
+// Pumps `wire` (all appended at once) into a sink that pauses after every
+// piece, until the whole body arrived.
+void expect_resumes_after_pauses(const std::string &encoding,
+                                 const std::string &wire,
+                                 const std::string &body) {
+  std::unique_ptr<ContentDecoder> dec;
+  std::string why, out;
+  ASSERT_EQ(ContentDecoder::create(encoding, {}, &dec, &why), H2POOL_OK);
+  ASSERT_NE(dec, nullptr);
+  dec->append(reinterpret_cast<const uint8_t *>(wire.data()), wire.size());
+  int pauses = 0;
+  auto sink = [&](const uint8_t *p, size_t n) {
+    out.append(reinterpret_cast<const char *>(p), n);
+    return false;
+  };
+  while (out.size() < body.size() && pauses < 100000) {
+    ASSERT_EQ(dec->pump(sink, &why), H2POOL_OK) << why;
+    ++pauses;
+  }
+  EXPECT_GT(pauses, 2);
+  EXPECT_TRUE(out == body);
+  EXPECT_FALSE(dec->has_pending());
+  EXPECT_EQ(dec->finish(&why), H2POOL_OK) << why;
+}
+
+// A bomb the ratio limit stops soon after the first MiB, whether it arrives
+// in small pieces or whole, with the decoder's buffers and the process's
+// RSS staying small; `step` names the step that must be blamed, if any.
+void expect_ratio_bomb(const std::string &encoding, const std::string &wire,
+                       const std::string &step = "") {
+  for (size_t chunk : {size_t(1000), wire.size()}) {
+    SCOPED_TRACE(encoding + ", chunk " + std::to_string(chunk));
+    Watched w = decode_watched(encoding, wire, chunk);
+    EXPECT_EQ(w.rc, H2POOL_ERR_DECOMPRESSION_BOMB) << w.why;
+    EXPECT_NE(w.why.find("ratio"), std::string::npos) << w.why;
+    EXPECT_NE(w.why.find(step), std::string::npos) << w.why;
+    EXPECT_LT(w.delivered, 4u << 20);
+    EXPECT_LT(w.peak_buffered, kBufferBound);
+    EXPECT_LT(w.peak_rss_growth, kRssBound);
+    std::printf("%s bomb, wire %zu bytes in pieces of %zu: peak buffered %zu "
+                "bytes, peak RSS growth %llu KiB\n",
+                encoding.c_str(), wire.size(), chunk, w.peak_buffered,
+                (unsigned long long)(w.peak_rss_growth >> 10));
+  }
+}
+
+// With the ratio limit out of the way, the size limit stops `wire` (which
+// expands to more than 10 MiB) at 10 MiB.
+void expect_size_limit_stops(const std::string &encoding,
+                             const std::string &wire) {
+  DecodeLimits limits;
+  limits.max_ratio = 1u << 30;
+  limits.max_bytes = 10u << 20;
+  Result r = decode(encoding, wire, 16384, limits);
+  EXPECT_EQ(r.rc, H2POOL_ERR_DECOMPRESSION_BOMB);
+  EXPECT_NE(r.why.find("exceeds 10485760 bytes"), std::string::npos) << r.why;
+  EXPECT_LE(r.out.size(), 10u << 20);
+}
+#endif
+
+#if H2POOL_HAVE_BROTLI
+std::string brotli(const std::string &in, int quality = 5, int lgwin = 22) {
+  size_t size = BrotliEncoderMaxCompressedSize(in.size());
+  std::string out(size ? size : 16, '\0');
+  size = out.size();
+  EXPECT_TRUE(
+      BrotliEncoderCompress(quality, lgwin, BROTLI_MODE_GENERIC, in.size(),
+                            reinterpret_cast<const uint8_t *>(in.data()), &size,
+                            reinterpret_cast<uint8_t *>(out.data())));
+  out.resize(size);
+  return out;
+}
+
+// brotli of `times` copies of `piece`, encoded as it is fed.
+std::string brotli_repeated(const std::string &piece, size_t times,
+                            int lgwin = 22) {
+  BrotliEncoderState *enc =
+      BrotliEncoderCreateInstance(nullptr, nullptr, nullptr);
+  BrotliEncoderSetParameter(enc, BROTLI_PARAM_QUALITY, 5);
+  BrotliEncoderSetParameter(enc, BROTLI_PARAM_LGWIN, uint32_t(lgwin));
+  std::string out;
+  auto run = [&](const char *p, size_t n, BrotliEncoderOperation op) {
+    size_t avail_in = n;
+    const uint8_t *next_in = reinterpret_cast<const uint8_t *>(p);
+    do {
+      uint8_t buf[1u << 16];
+      size_t avail_out = sizeof buf;
+      uint8_t *next_out = buf;
+      EXPECT_TRUE(BrotliEncoderCompressStream(enc, op, &avail_in, &next_in,
+                                              &avail_out, &next_out, nullptr));
+      out.append(reinterpret_cast<char *>(buf), sizeof buf - avail_out);
+    } while (avail_in > 0 || BrotliEncoderHasMoreOutput(enc) ||
+             (op == BROTLI_OPERATION_FINISH && !BrotliEncoderIsFinished(enc)));
+  };
+  feed_repeated(piece, times, [&](const char *p, size_t n) {
+    run(p, n, BROTLI_OPERATION_PROCESS);
+  });
+  run(nullptr, 0, BROTLI_OPERATION_FINISH);
+  BrotliEncoderDestroyInstance(enc);
+  return out;
+}
+
+TEST(DecompressBr, RoundTripInSmallChunks) {
+  std::string body = sample(300000);
+  std::string wire = brotli(body);
+  for (size_t chunk : {size_t(1), size_t(7), size_t(16384), size_t(1) << 20}) {
+    Result r = decode("br", wire, chunk);
+    ASSERT_EQ(r.rc, H2POOL_OK) << r.why;
+    EXPECT_TRUE(r.out == body) << "chunk " << chunk;
+  }
+  EXPECT_EQ(decode("BR", brotli("abc")).out, "abc");
+}
+
+TEST(DecompressBr, LargestWindowAndQualityDecode) {
+  std::string body = sample(512u << 10);
+  Result r = decode("br", brotli(body, 11, 24), 65536);
+  ASSERT_EQ(r.rc, H2POOL_OK) << r.why;
+  EXPECT_TRUE(r.out == body);
+}
+
+TEST(DecompressBr, EmptyStreamDecodesToNothing) {
+  Result r = decode("br", brotli(""));
+  ASSERT_EQ(r.rc, H2POOL_OK) << r.why;
+  EXPECT_TRUE(r.out.empty());
+}
+
+TEST(DecompressBr, TruncatedStreamFails) {
+  std::string wire = brotli(sample(100000));
+  for (size_t keep : {size_t(1), wire.size() / 2, wire.size() - 1}) {
+    Result r = decode("br", wire.substr(0, keep));
+    EXPECT_EQ(r.rc, H2POOL_ERR_DECODE) << "kept " << keep;
+    EXPECT_NE(r.why.find("truncated"), std::string::npos) << r.why;
+  }
+}
+
+TEST(DecompressBr, TrailingGarbageFails) {
+  Result r = decode("br", brotli("abc") + "junk");
+  EXPECT_EQ(r.rc, H2POOL_ERR_DECODE);
+  EXPECT_NE(r.why.find("trailing"), std::string::npos) << r.why;
+  // br has no members: a second stream after the first is garbage too.
+  EXPECT_EQ(decode("br", brotli("abc") + brotli("def")).rc, H2POOL_ERR_DECODE);
+}
+
+TEST(DecompressBr, CorruptStreamFails) {
+  std::mt19937 rng(7);
+  std::string noise(4096, '\0');
+  for (auto &c : noise)
+    c = char(rng());
+  Result r = decode("br", noise);
+  EXPECT_EQ(r.rc, H2POOL_ERR_DECODE);
+  EXPECT_FALSE(r.why.empty());
+}
+
+TEST(DecompressBr, PausingSinkResumesWhereItStopped) {
+  std::string body = sample(500000);
+  expect_resumes_after_pauses("br", brotli(body), body);
+}
+
+// 1 GiB of zeros is a few KB of br: the ratio limit stops it after the first
+// MiB, holding a block and brotli's ring buffer (4 MiB for lgwin 22).
+TEST(DecompressBr, BombFailsWithBoundedMemory) {
+  std::string wire = brotli_repeated(std::string(1u << 20, '\0'), 1024);
+  ASSERT_LT(wire.size(), 64u << 10);
+  expect_ratio_bomb("br", wire);
+}
+
+TEST(DecompressBr, SizeLimitStopsABomb) {
+  expect_size_limit_stops("br",
+                          brotli_repeated(std::string(1u << 20, '\0'), 100));
+}
+
+// br then gzip ("br, gzip"): gzip's step is small, the br step under it
+// explodes; and the other way round ("gzip, br"), where both steps expand.
+TEST(DecompressBr, NestedBombsFailInEitherOrder) {
+  std::string br_bomb = brotli_repeated(std::string(1u << 20, '\0'), 1024);
+  std::string gzip_bomb =
+      gzip_repeated(std::string(1u << 20, '\0'), 256); // 256 MiB of zeros
+  expect_ratio_bomb("br, gzip", gzip(br_bomb), "decoding step 2 of 2");
+  expect_ratio_bomb("gzip, br", brotli(gzip_bomb), "decoding step 2 of 2");
+}
+#endif // H2POOL_HAVE_BROTLI
+
+#if H2POOL_HAVE_ZSTD
+// One frame; content_size false leaves the size out of the frame header (as
+// a streaming encoder does), window_log 0 keeps the level's window.
+std::string zstd(const std::string &in, bool content_size = true,
+                 int window_log = 0, bool checksum = true) {
+  ZSTD_CCtx *cctx = ZSTD_createCCtx();
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, 3);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, content_size ? 1 : 0);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, checksum ? 1 : 0);
+  if (window_log)
+    EXPECT_FALSE(ZSTD_isError(
+        ZSTD_CCtx_setParameter(cctx, ZSTD_c_windowLog, window_log)));
+  std::string out(ZSTD_compressBound(in.size()), '\0');
+  size_t n = ZSTD_compress2(cctx, out.data(), out.size(), in.data(), in.size());
+  EXPECT_FALSE(ZSTD_isError(n)) << ZSTD_getErrorName(n);
+  ZSTD_freeCCtx(cctx);
+  out.resize(ZSTD_isError(n) ? 0 : n);
+  return out;
+}
+
+// zstd of `times` copies of `piece`, encoded as it is fed (no content size).
+std::string zstd_repeated(const std::string &piece, size_t times) {
+  ZSTD_CCtx *cctx = ZSTD_createCCtx();
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, 3);
+  std::string out;
+  auto run = [&](const char *p, size_t n, ZSTD_EndDirective mode) {
+    ZSTD_inBuffer ib{p, n, 0};
+    size_t left;
+    do {
+      char buf[1u << 16];
+      ZSTD_outBuffer ob{buf, sizeof buf, 0};
+      left = ZSTD_compressStream2(cctx, &ob, &ib, mode);
+      EXPECT_FALSE(ZSTD_isError(left));
+      out.append(buf, ob.pos);
+    } while (ib.pos < ib.size || (mode == ZSTD_e_end && left != 0));
+  };
+  feed_repeated(piece, times,
+                [&](const char *p, size_t n) { run(p, n, ZSTD_e_continue); });
+  run(nullptr, 0, ZSTD_e_end);
+  ZSTD_freeCCtx(cctx);
+  return out;
+}
+
+// A skippable frame (RFC 8878 3.1.2) holding `data`.
+std::string skippable(const std::string &data, uint8_t variant = 0) {
+  std::string out;
+  uint32_t magic = 0x184D2A50u + variant, size = uint32_t(data.size());
+  for (uint32_t v : {magic, size})
+    for (int i = 0; i < 4; ++i)
+      out.push_back(char((v >> (8 * i)) & 0xff));
+  return out + data;
+}
+
+TEST(DecompressZstd, FramesWithAndWithoutContentSizeRoundTrip) {
+  std::string body = sample(300000);
+  for (bool content_size : {true, false}) {
+    std::string wire = zstd(body, content_size);
+    for (size_t chunk : {size_t(1), size_t(7), size_t(16384), wire.size()}) {
+      Result r = decode("zstd", wire, chunk);
+      ASSERT_EQ(r.rc, H2POOL_OK) << r.why;
+      EXPECT_TRUE(r.out == body)
+          << "chunk " << chunk << " content size " << content_size;
+    }
+  }
+  EXPECT_EQ(decode("ZSTD", zstd("abc")).out, "abc");
+}
+
+TEST(DecompressZstd, ConcatenatedFramesAreOneBody) {
+  std::string a = sample(100000), b = "second frame", c = sample(70000);
+  std::string wire = zstd(a) + zstd(b, false) + zstd(c);
+  for (size_t chunk : {size_t(3), size_t(4096), wire.size()}) {
+    Result r = decode("zstd", wire, chunk);
+    ASSERT_EQ(r.rc, H2POOL_OK) << r.why;
+    EXPECT_TRUE(r.out == a + b + c) << "chunk " << chunk;
+  }
+}
+
+TEST(DecompressZstd, SkippableFramesAreSkipped) {
+  std::string a = sample(5000), b = sample(9000);
+  std::string wire = skippable("metadata") + zstd(a) + skippable("", 15) +
+                     zstd(b) + skippable(std::string(100000, 'x'), 3);
+  for (size_t chunk : {size_t(1), size_t(1000), wire.size()}) {
+    Result r = decode("zstd", wire, chunk);
+    ASSERT_EQ(r.rc, H2POOL_OK) << r.why;
+    EXPECT_TRUE(r.out == a + b) << "chunk " << chunk;
+  }
+  Result only = decode("zstd", skippable("nothing else"));
+  ASSERT_EQ(only.rc, H2POOL_OK) << only.why;
+  EXPECT_TRUE(only.out.empty());
+}
+
+TEST(DecompressZstd, EmptyFrameDecodesToNothing) {
+  for (bool content_size : {true, false}) {
+    Result r = decode("zstd", zstd("", content_size));
+    ASSERT_EQ(r.rc, H2POOL_OK) << r.why;
+    EXPECT_TRUE(r.out.empty());
+  }
+}
+
+// RFC 9659: the zstd content coding's window is at most 8 MiB. 2^23 passes,
+// 2^24 is refused before a byte is decoded.
+TEST(DecompressZstd, WindowOver8MiBIsRefused) {
+  std::string body = sample(20u << 20);
+  Result ok = decode("zstd", zstd(body, false, 23), 65536);
+  ASSERT_EQ(ok.rc, H2POOL_OK) << ok.why;
+  EXPECT_TRUE(ok.out == body);
+  Result big = decode("zstd", zstd(body, false, 24), 65536);
+  EXPECT_EQ(big.rc, H2POOL_ERR_DECODE);
+  EXPECT_NE(big.why.find("8 MiB"), std::string::npos) << big.why;
+  EXPECT_TRUE(big.out.empty());
+}
+
+TEST(DecompressZstd, TruncatedFrameFails) {
+  std::string wire = zstd(sample(100000), false);
+  for (size_t keep : {size_t(1), size_t(5), wire.size() / 2, wire.size() - 1}) {
+    Result r = decode("zstd", wire.substr(0, keep));
+    EXPECT_EQ(r.rc, H2POOL_ERR_DECODE) << "kept " << keep;
+    EXPECT_NE(r.why.find("truncated"), std::string::npos) << r.why;
+  }
+  // A complete frame followed by part of another.
+  std::string two = zstd("abc") + zstd("def");
+  EXPECT_EQ(decode("zstd", two.substr(0, two.size() - 2)).rc,
+            H2POOL_ERR_DECODE);
+}
+
+TEST(DecompressZstd, TrailingGarbageFails) {
+  Result r = decode("zstd", zstd("abc") + "junk and more junk");
+  EXPECT_EQ(r.rc, H2POOL_ERR_DECODE);
+  EXPECT_FALSE(r.why.empty());
+}
+
+TEST(DecompressZstd, BadChecksumFails) {
+  std::string wire = zstd(sample(10000));
+  wire[wire.size() - 2] ^= 0x55; // inside the XXH64 checksum
+  Result r = decode("zstd", wire);
+  EXPECT_EQ(r.rc, H2POOL_ERR_DECODE);
+  EXPECT_NE(r.why.find("zstd"), std::string::npos) << r.why;
+}
+
+TEST(DecompressZstd, PausingSinkResumesWhereItStopped) {
+  std::string body = sample(500000);
+  expect_resumes_after_pauses("zstd", zstd(body, false), body);
+}
+
+TEST(DecompressZstd, BombFailsWithBoundedMemory) {
+  std::string wire = zstd_repeated(std::string(1u << 20, '\0'), 1024);
+  ASSERT_LT(wire.size(), 128u << 10);
+  expect_ratio_bomb("zstd", wire);
+}
+
+TEST(DecompressZstd, SizeLimitStopsABomb) {
+  expect_size_limit_stops("zstd",
+                          zstd_repeated(std::string(1u << 20, '\0'), 100));
+}
+
+// zstd then gzip: the outer gzip step passes, the zstd step under it fails.
+TEST(DecompressZstd, NestedBombFails) {
+  expect_ratio_bomb("zstd, gzip",
+                    gzip(zstd_repeated(std::string(1u << 20, '\0'), 1024)),
+                    "decoding step 2 of 2");
+}
+#endif // H2POOL_HAVE_ZSTD
+
+#if H2POOL_HAVE_BROTLI && H2POOL_HAVE_ZSTD
+// Every coding in one chain, undone in reverse, with a pausing sink.
+TEST(Decompress, GzipBrZstdChainDecodesByteExact) {
+  const std::string body = sample(2u << 20);
+  const std::string wire = zstd(brotli(gzip(body)), false);
+  Result r = decode("gzip, br, zstd", wire, 5000);
+  ASSERT_EQ(r.rc, H2POOL_OK) << r.why;
+  EXPECT_TRUE(r.out == body);
+  expect_resumes_after_pauses("gzip, br, zstd", wire, body);
+}
+#endif
 
 } // namespace
 } // namespace h2pool_core

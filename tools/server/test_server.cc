@@ -19,6 +19,13 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#if H2POOL_SERVER_HAVE_BROTLI
+#include <brotli/encode.h>
+#endif
+#if H2POOL_SERVER_HAVE_ZSTD
+#include <zstd.h>
+#endif
+
 #include <algorithm>
 #include <atomic>
 #include <bit>
@@ -166,7 +173,7 @@ enum class Fault {
 };
 
 // ce=: one step of the encoding chain.
-enum class Coding { identity, gzip, zlib, raw };
+enum class Coding { identity, gzip, zlib, raw, br, zstd };
 enum class Corrupt { none, header, crc, truncate, trailing };
 
 std::string_view trim(std::string_view s) {
@@ -208,6 +215,14 @@ bool parse_codings(std::string_view value, std::vector<Coding> &out,
       written = "deflate";
     } else if (token == "identity") {
       out.push_back(Coding::identity);
+#if H2POOL_SERVER_HAVE_BROTLI
+    } else if (token == "br") {
+      out.push_back(Coding::br);
+#endif
+#if H2POOL_SERVER_HAVE_ZSTD
+    } else if (token == "zstd") {
+      out.push_back(Coding::zstd);
+#endif
     } else {
       return false;
     }
@@ -281,6 +296,88 @@ bool deflate_into(Coding coding,
   return ok;
 }
 
+#if H2POOL_SERVER_HAVE_BROTLI
+// As deflate_into(), with brotli at quality 5 (its speed/ratio middle).
+bool br_into(const std::function<size_t(uint8_t *, size_t)> &next,
+             std::string &out) {
+  std::unique_ptr<BrotliEncoderState, void (*)(BrotliEncoderState *)> enc(
+      BrotliEncoderCreateInstance(nullptr, nullptr, nullptr),
+      BrotliEncoderDestroyInstance);
+  if (!enc || !BrotliEncoderSetParameter(enc.get(), BROTLI_PARAM_QUALITY, 5)) {
+    return false;
+  }
+  std::vector<uint8_t> in(kDeflateChunk);
+  std::vector<uint8_t> buf(kDeflateChunk);
+  size_t avail_in = 0;
+  const uint8_t *next_in = in.data();
+  BrotliEncoderOperation op = BROTLI_OPERATION_PROCESS;
+  for (;;) {
+    if (avail_in == 0 && op == BROTLI_OPERATION_PROCESS) {
+      avail_in = next(in.data(), in.size());
+      next_in = in.data();
+      if (avail_in == 0) {
+        op = BROTLI_OPERATION_FINISH;
+      }
+    }
+    size_t avail_out = buf.size();
+    uint8_t *next_out = buf.data();
+    if (!BrotliEncoderCompressStream(enc.get(), op, &avail_in, &next_in,
+                                     &avail_out, &next_out, nullptr)) {
+      return false;
+    }
+    size_t produced = buf.size() - avail_out;
+    if (out.size() + produced > kMaxEncodedBody) {
+      return false;
+    }
+    out.append(reinterpret_cast<const char *>(buf.data()), produced);
+    if (op == BROTLI_OPERATION_FINISH && BrotliEncoderIsFinished(enc.get())) {
+      return true;
+    }
+  }
+}
+#endif
+
+#if H2POOL_SERVER_HAVE_ZSTD
+// As deflate_into(), with zstd at level 3 and a checksum; window_log 0 keeps
+// the level's window, another value forces it (zstd_wlog=).
+bool zstd_into(const std::function<size_t(uint8_t *, size_t)> &next,
+               int window_log, std::string &out) {
+  std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx *)> cctx(ZSTD_createCCtx(),
+                                                           ZSTD_freeCCtx);
+  if (!cctx ||
+      ZSTD_isError(
+          ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, 3)) ||
+      ZSTD_isError(
+          ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_checksumFlag, 1)) ||
+      (window_log != 0 && ZSTD_isError(ZSTD_CCtx_setParameter(
+                              cctx.get(), ZSTD_c_windowLog, window_log)))) {
+    return false;
+  }
+  std::vector<uint8_t> in(kDeflateChunk);
+  std::vector<uint8_t> buf(kDeflateChunk);
+  ZSTD_inBuffer ib{in.data(), 0, 0};
+  ZSTD_EndDirective mode = ZSTD_e_continue;
+  for (;;) {
+    if (ib.pos == ib.size && mode == ZSTD_e_continue) {
+      ib.size = next(in.data(), in.size());
+      ib.pos = 0;
+      if (ib.size == 0) {
+        mode = ZSTD_e_end;
+      }
+    }
+    ZSTD_outBuffer ob{buf.data(), buf.size(), 0};
+    size_t left = ZSTD_compressStream2(cctx.get(), &ob, &ib, mode);
+    if (ZSTD_isError(left) || out.size() + ob.pos > kMaxEncodedBody) {
+      return false;
+    }
+    out.append(reinterpret_cast<const char *>(buf.data()), ob.pos);
+    if (mode == ZSTD_e_end && left == 0) {
+      return true;
+    }
+  }
+}
+#endif
+
 struct Script {
   bool echo = false;
   int status = 200;
@@ -316,6 +413,7 @@ struct Script {
   std::string ce_announce; // content-encoding to send ("" = none)
   bool has_ce = false;
   Corrupt corrupt = Corrupt::none;
+  int zstd_window_log = 0; // zstd_wlog=; 0: the level's
   std::string ce_unknown;
   std::vector<std::pair<std::string, std::string>> trailers;
   std::vector<int> early;
@@ -433,6 +531,10 @@ Script parse_script(std::string_view path) {
       } else {
         ok = false;
       }
+    } else if (key == "zstd_wlog") {
+      uint32_t n = 0;
+      ok = parse_number(value, n) && n >= 10 && n <= 30;
+      script.zstd_window_log = static_cast<int>(n);
     } else if (key == "ce_unknown") {
       ok = !trim(value).empty() && value.find(',') == std::string::npos;
       script.ce_unknown = std::string(trim(value));
@@ -1630,7 +1732,23 @@ bool ServerConnection::encode_body(ServerStream *stream) {
       };
     }
     std::string out;
-    if (!deflate_into(codings[i], next, out)) {
+    bool encoded = false;
+    switch (codings[i]) {
+    case Coding::br:
+#if H2POOL_SERVER_HAVE_BROTLI
+      encoded = br_into(next, out);
+#endif
+      break;
+    case Coding::zstd:
+#if H2POOL_SERVER_HAVE_ZSTD
+      encoded = zstd_into(next, sc.zstd_window_log, out);
+#endif
+      break;
+    default:
+      encoded = deflate_into(codings[i], next, out);
+      break;
+    }
+    if (!encoded) {
       return false;
     }
     current = std::move(out);
@@ -1645,7 +1763,7 @@ bool ServerConnection::encode_body(ServerStream *stream) {
     break;
   case Corrupt::crc: {
     Coding last = codings.back();
-    size_t at = last == Coding::gzip ? 8 : 1;
+    size_t at = last == Coding::gzip ? 8 : last == Coding::zstd ? 4 : 1;
     if (current.size() >= at) {
       size_t i = current.size() - at;
       current[i] = static_cast<char>(current[i] ^ 0x5a);

@@ -29,7 +29,11 @@
 //                     "deflate,gzip" is DEFLATE first, then gzip), each one
 //                     of gzip and x-gzip (gzip wrapper), deflate (zlib
 //                     wrapper), deflate-raw (raw DEFLATE, announced as
-//                     "deflate") or identity (unchanged). At most 16.
+//                     "deflate"), br (brotli, quality 5), zstd (level 3,
+//                     with a checksum; zstd_wlog=N forces window log N,
+//                     10..30) or identity (unchanged); br and zstd only
+//                     when the server was built with libbrotlienc and
+//                     libzstd. At most 16.
 //                     "content-encoding" announces LIST as given (spaces
 //                     around commas kept), with each deflate-raw written
 //                     "deflate"; content-length is the encoded size (unless
@@ -40,13 +44,15 @@
 //     ce_corrupt=KIND damage the encoded body (needs ce=): "header" flips
 //                     every bit of byte 0 (breaks the gzip magic / zlib
 //                     header), "crc" flips a byte of the checksum trailer
-//                     (gzip CRC32 at size-8, zlib Adler-32 at size-1; raw
-//                     DEFLATE has none, so its last byte), "truncate" cuts
+//                     (gzip CRC32 at size-8, zlib Adler-32 at size-1, zstd
+//                     XXH64 at size-4; raw DEFLATE and br have none, so
+//                     their last byte), "truncate" cuts
 //                     off the second half (keeps size/2 bytes), "trailing"
 //                     appends the 16 bytes "trailing garbage".
-//     ce_unknown=TOKEN  append TOKEN (one token, e.g. br) to the announced
-//                     content-encoding without transforming the body; alone,
-//                     the body is sent plain with "content-encoding: TOKEN".
+//     ce_unknown=TOKEN  append TOKEN (one token, e.g. compress) to the
+//                     announced content-encoding without transforming the
+//                     body; alone, the body is sent plain with
+//                     "content-encoding: TOKEN".
 //     Whenever ce= or ce_unknown= is given the response also carries
 //     "x-body-crc32: XXXXXXXX" (8 lower-case hex digits, zlib's CRC32 of the
 //     body bytes exactly as sent) and "x-identity-length: N" (the size of

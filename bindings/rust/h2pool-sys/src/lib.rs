@@ -217,6 +217,7 @@ pub type h2pool_data_cb =
 
 extern "C" {
     pub fn h2pool_version(str_: *mut *const c_char) -> u32;
+    pub fn h2pool_supported_encodings() -> *const c_char;
     pub fn h2pool_strerror(code: c_int) -> *const c_char;
 
     pub fn h2pool_error_code(err: *const h2pool_error) -> c_int;
@@ -243,6 +244,11 @@ extern "C" {
         connection_bytes: u32,
     ) -> c_int;
     pub fn h2pool_config_set_response_header_timeout_ms(cfg: *mut h2pool_config, ms: u32) -> c_int;
+    pub fn h2pool_config_set_stale_check(
+        cfg: *mut h2pool_config,
+        after_idle_ms: u32,
+        deadline_ms: u32,
+    ) -> c_int;
     pub fn h2pool_config_set_ping(
         cfg: *mut h2pool_config,
         interval_ms: u32,

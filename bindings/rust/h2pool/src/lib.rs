@@ -459,8 +459,10 @@ impl Request {
         self
     }
 
-    /// Automatic gzip/deflate decoding, on by default: "accept-encoding:
-    /// gzip, deflate" is sent unless set, and such bodies are decoded.
+    /// Automatic decoding, on by default: unless the request sets
+    /// accept-encoding, [`supported_encodings`] is sent as its value ("gzip,
+    /// deflate, br, zstd" with br and zstd built in), and bodies in those
+    /// codings are decoded.
     pub fn auto_decompress(mut self, enable: bool) -> Request {
         self.auto_decompress = Some(enable);
         self
@@ -2560,6 +2562,18 @@ impl fmt::Debug for ResponseFuture {
             .field("finished", &self.finished)
             .finish()
     }
+}
+
+/// The content-encodings the libh2pool loaded at run time decodes, as it
+/// sends them in accept-encoding: "gzip, deflate", then ", br" and ", zstd"
+/// when it was built with libbrotlidec and libzstd.
+pub fn supported_encodings() -> &'static str {
+    // A static NUL-terminated string, never NULL.
+    let s = unsafe { sys::h2pool_supported_encodings() };
+    if s.is_null() {
+        return "";
+    }
+    unsafe { CStr::from_ptr(s) }.to_str().unwrap_or("")
 }
 
 /// The version of the libh2pool loaded at run time: 0xMMmmpp and

@@ -109,6 +109,28 @@ fn priority_is_sent_as_the_header_unless_the_request_has_one() {
 }
 
 #[test]
+fn every_supported_encoding_is_asked_for_and_decoded() {
+    let supported = h2pool::supported_encodings();
+    assert!(supported.starts_with("gzip, deflate"), "{supported:?}");
+    let server = match Server::start() {
+        Some(s) => s,
+        None => return,
+    };
+    let pool = Pool::new(Config::new()).unwrap();
+    let resp = pool.send(Request::get(&server.url("/?echo_header=accept-encoding"))).unwrap();
+    assert_eq!(resp.header_str("x-echo-accept-encoding"), Some(supported));
+    for coding in supported.split(", ") {
+        let url = server.url(&format!("/?size=200000&seed=9&ce={coding}"));
+        let resp = pool.send(Request::get(&url)).unwrap();
+        assert_eq!(resp.status(), 200, "{coding}");
+        assert_eq!(resp.content_encoding(), Some(coding));
+        assert_eq!(resp.header_str("content-encoding"), None, "{coding}");
+        let body = resp.into_bytes().unwrap();
+        assert!(body == test_body(9, 200_000), "{coding}: {} bytes", body.len());
+    }
+}
+
+#[test]
 fn send_with_calls_back_once_on_the_loop_thread() {
     let server = match Server::start() {
         Some(s) => s,
