@@ -250,10 +250,10 @@ void print_request(const Settings &s, const std::string &url,
     authority = url.substr(start, slash == std::string::npos ? std::string::npos
                                                              : slash - start);
     if (slash != std::string::npos) {
-      path = url.substr(slash);
-      if (path[0] == '?') {
-        path.insert(0, "/");
-      }
+      // "?q" alone is the path "/?q". (Appended rather than inserted at
+      // 0, on which GCC 12 warns falsely, -Wrestrict.)
+      path = url[slash] == '?' ? "/" : "";
+      path.append(url, slash, std::string::npos);
     }
   }
   std::fprintf(stderr, "> %s %s\n> host: %s\n", s.method.c_str(), path.c_str(),
