@@ -493,6 +493,9 @@ func (p *Pool) send(ctx context.Context, c *call) error {
 		go c.upload()
 	}
 	cancelled := false
+	// A context that can never end (context.Background()) has no Done
+	// channel: a plain receive then costs less than a select.
+	done := ctx.Done()
 	for {
 		c.mu.Lock()
 		ready := c.headReady
@@ -500,8 +503,8 @@ func (p *Pool) send(ctx context.Context, c *call) error {
 		if ready {
 			break
 		}
-		if cancelled {
-			<-c.wake // prompt: the cancellation completes the request
+		if cancelled || done == nil {
+			<-c.wake // when cancelled: prompt, the cancellation completes the request
 			continue
 		}
 		select {
@@ -616,7 +619,9 @@ func (p *Pool) endBody(id uint64, trailer http.Header) {
 // stream while the bytes not yet read reach its download buffer, so a slow
 // reader holds the server back instead of filling memory.
 type body struct {
-	c   *call
+	c *call
+	// The request's context, or nil for one that can never end (no Done
+	// channel), which lets Read wait without a select.
 	ctx context.Context
 	// The response whose Trailer EOF fills: one of them.
 	resp  *Response
@@ -704,6 +709,13 @@ func (b *body) ctxOrBackground() context.Context {
 		return b.ctx
 	}
 	return context.Background()
+}
+
+// setContext records the context Read honours.
+func (b *body) setContext(ctx context.Context) {
+	if ctx.Done() != nil {
+		b.ctx = ctx
+	}
 }
 
 // Close stops the response: a stream still running is reset (CANCEL) and

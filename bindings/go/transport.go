@@ -126,7 +126,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	r := c.resp
 	b := &c.b
-	b.ctx = ctx
+	b.setContext(ctx)
 	resp := &http.Response{
 		Status:        fmt.Sprintf("%d %s", r.StatusCode, http.StatusText(r.StatusCode)),
 		StatusCode:    r.StatusCode,
