@@ -157,13 +157,15 @@ for line in open(raw):
 med = lambda rs, k: statistics.median(x[k] for x in rs)
 base = med(rows["Go net/http"], "cpu_us_per_req")
 print(f"GET of 6 B over TLS from h2o, {n} requests from {g} goroutines, medians of {len(rows['Go net/http'])}:\n")
-print("| client | CPU us/req | vs net/http | req/s | peak RSS MiB |")
-print("|---|---:|---:|---:|---:|")
+print("| client | CPU us/req | vs net/http | req/s | peak RSS MiB | Go allocs/req |")
+print("|---|---:|---:|---:|---:|---:|")
 for label, rs in rows.items():
     if rs[0]["scenario"] != "get":
         continue
     cpu = med(rs, "cpu_us_per_req")
-    print(f"| {label} | {cpu:.1f} | {cpu / base:.2f}x | {med(rs, 'requests') / med(rs, 'wall_s'):,.0f} | {med(rs, 'peak_rss_kib') / 1024:.1f} |")
+    allocs = med(rs, "allocs_per_req") if all("allocs_per_req" in x for x in rs) else None
+    shown = f"{allocs:.1f}" if allocs else "-"
+    print(f"| {label} | {cpu:.1f} | {cpu / base:.2f}x | {med(rs, 'requests') / med(rs, 'wall_s'):,.0f} | {med(rs, 'peak_rss_kib') / 1024:.1f} | {shown} |")
 print(f"\nBulk through h2pool serve (h2c), {nbytes / 2**30:g} GiB in one request:\n")
 print("| client | MB/s | CPU s | peak RSS MiB |")
 print("|---|---:|---:|---:|")

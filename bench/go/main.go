@@ -17,6 +17,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -36,6 +38,9 @@ type result struct {
 	CPUS         float64 `json:"cpu_s"`
 	CPUUsPerReq  float64 `json:"cpu_us_per_req"`
 	PeakRSSKiB   int64   `json:"peak_rss_kib"`
+	// Go heap allocations per request (0 for clients not written in Go).
+	AllocsPerReq     float64 `json:"allocs_per_req"`
+	AllocBytesPerReq float64 `json:"alloc_bytes_per_req"`
 	FirstFailure string  `json:"first_failure,omitempty"`
 }
 
@@ -67,6 +72,8 @@ func main() {
 	c := flag.Int("c", 400, "goroutines")
 	upload := flag.Int64("upload", 0, "stream this many bytes up in one request instead")
 	download := flag.Int64("download", 0, "read this many bytes down in one request instead")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured part to this file")
+	memProfile := flag.String("memprofile", "", "write an allocation profile to this file at the end")
 	flag.Parse()
 	if *target == "" {
 		fmt.Fprintln(os.Stderr, "gobench: -url is required")
@@ -134,6 +141,20 @@ func main() {
 		atomic.AddInt64(&moved, k)
 	}
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gobench:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		runtime.MemProfileRate = 1 // every allocation, for exact counts
+	}
+	var mem0 runtime.MemStats
+	runtime.ReadMemStats(&mem0)
 	cpu0 := cpuSeconds()
 	start := time.Now()
 	ctx := context.Background()
@@ -188,6 +209,16 @@ func main() {
 	res.Failed = failed
 	res.Bytes = moved
 	res.PeakRSSKiB = peakRSS()
+	var mem1 runtime.MemStats
+	runtime.ReadMemStats(&mem1)
+	res.AllocsPerReq = float64(mem1.Mallocs-mem0.Mallocs) / float64(res.Requests)
+	res.AllocBytesPerReq = float64(mem1.TotalAlloc-mem0.TotalAlloc) / float64(res.Requests)
+	if *memProfile != "" {
+		if f, err := os.Create(*memProfile); err == nil {
+			pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+	}
 	if v := firstErr.Load(); v != nil {
 		res.FirstFailure = v.(string)
 	}

@@ -770,7 +770,7 @@ func (p *Pool) Do(ctx context.Context, req *Request) (*Response, error) {
 	if err := p.send(ctx, c); err != nil {
 		return nil, err
 	}
-	c.b.ctx = ctx
+	c.b.setContext(ctx)
 	c.b.resp = c.resp
 	return c.resp, nil
 }

@@ -216,11 +216,22 @@ func (d *drainer) free() {
 }
 
 // run drains until the queue is shut down and empty.
+//
+// Per batch it takes the call table's lock twice (once to look every
+// event's call up, once to release the completed ones) and wakes each
+// caller once, after its events of the batch are all delivered: a small
+// response usually arrives as HEADERS, DATA and COMPLETE in one batch, and
+// waking at each of them would make its goroutine run and park up to three
+// times.
 func (d *drainer) run() {
 	defer close(d.done)
 	out := unsafe.Slice(d.out, drainBatch)
 	toFree := unsafe.Slice(d.toFree, drainBatch)
 	scratch := unsafe.Slice((*byte)(unsafe.Pointer(d.scratch)), drainScratch)
+	calls := make([]*call, drainBatch)
+	wake := make([]*call, 0, drainBatch)
+	done := make([]uintptr, 0, drainBatch)
+	var seq uint64
 	nfree := 0
 	for {
 		n := int(C.h2pool_go_next(d.q, d.out, drainBatch, -1, d.toFree,
@@ -230,9 +241,19 @@ func (d *drainer) run() {
 			return // H2POOL_ERR_QUEUE_CLOSED: every request has completed
 		}
 		batch := out[:n]
+		d.calls.lookup(batch, calls)
+		// A call's COMPLETE is its last event, so a call marked here gets
+		// no data after this batch.
+		seq++
+		for i := range batch {
+			if batch[i].kind == C.H2POOL_EVENT_COMPLETE {
+				calls[i].completesIn = seq
+			}
+		}
 		for i := range batch {
 			ev := &batch[i]
-			c := d.calls.get(uintptr(ev.handle))
+			c := calls[i]
+			calls[i] = nil
 			var packed []byte
 			if ev.kind == C.H2POOL_EVENT_HEADERS || ev.kind == C.H2POOL_EVENT_COMPLETE {
 				if ev.off != ^C.size_t(0) {
@@ -241,40 +262,47 @@ func (d *drainer) run() {
 					packed = packSlow(ev.ev, int(ev.packed))
 				}
 			}
-			keep := false
+			keep, woken := false, false
 			switch ev.kind {
 			case C.H2POOL_EVENT_HEADERS:
 				c.onHeaders(uint64(ev.id), packed)
+				woken = true
 			case C.H2POOL_EVENT_DATA:
 				// When the request's completion is in this same batch no
 				// more data will come: the bytes are copied and the event
 				// freed with the batch, saving a cgo call per response.
-				if completesLater(batch[i+1:], ev.handle) {
-					c.onData(nil, unsafe.Slice((*byte)(unsafe.Pointer(ev.data)), int(ev.len)))
+				data := unsafe.Slice((*byte)(unsafe.Pointer(ev.data)), int(ev.len))
+				if c.completesIn == seq {
+					woken = c.onData(nil, data)
 				} else {
-					keep = c.onData(ev.ev, unsafe.Slice((*byte)(unsafe.Pointer(ev.data)), int(ev.len)))
+					keep = c.onData(ev.ev, data)
+					woken = keep
 				}
 			case C.H2POOL_EVENT_WRITABLE:
 				c.onWritable()
 			case C.H2POOL_EVENT_COMPLETE:
-				d.calls.remove(uintptr(ev.handle))
+				done = append(done, uintptr(ev.handle))
 				c.onComplete(Code(ev.code), packed)
+				woken = true
+			}
+			if woken && !c.wakeQueued {
+				c.wakeQueued = true
+				wake = append(wake, c)
 			}
 			if !keep {
 				toFree[nfree] = ev.ev
 				nfree++
 			}
 		}
-	}
-}
-
-func completesLater(rest []C.h2pool_go_event, handle C.uintptr_t) bool {
-	for i := range rest {
-		if rest[i].handle == handle && rest[i].kind == C.H2POOL_EVENT_COMPLETE {
-			return true
+		d.calls.removeAll(done)
+		done = done[:0]
+		for i, c := range wake {
+			c.wakeQueued = false
+			c.notify()
+			wake[i] = nil
 		}
+		wake = wake[:0]
 	}
-	return false
 }
 
 func packSlow(ev *C.h2pool_event, n int) []byte {
@@ -405,19 +433,31 @@ func (t *callTable) add(c *call) uintptr {
 	return h
 }
 
-func (t *callTable) get(h uintptr) *call {
+// lookup fills calls[i] with the call of batch[i], under one lock.
+func (t *callTable) lookup(batch []C.h2pool_go_event, calls []*call) {
 	t.mu.Lock()
-	c := t.slots[h-1]
+	for i := range batch {
+		calls[i] = t.slots[batch[i].handle-1]
+	}
 	t.mu.Unlock()
-	return c
 }
 
 func (t *callTable) remove(h uintptr) {
+	t.removeAll([]uintptr{h})
+}
+
+// removeAll frees the slots of calls that are over, under one lock.
+func (t *callTable) removeAll(hs []uintptr) {
+	if len(hs) == 0 {
+		return
+	}
 	t.mu.Lock()
-	t.slots[h-1] = nil
-	t.free = append(t.free, h)
+	for _, h := range hs {
+		t.slots[h-1] = nil
+	}
+	t.free = append(t.free, hs...)
 	t.mu.Unlock()
-	atomic.AddInt64(&liveHandles, -1)
+	atomic.AddInt64(&liveHandles, -int64(len(hs)))
 }
 
 // bufPool recycles the buffers upload goroutines read request bodies into.

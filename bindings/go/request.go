@@ -11,13 +11,23 @@ package h2pool
 // native uint32) and bytes. The field array is built here, pointing into
 // `buf`, which h2pool_queue_request copies, so a request costs one cgo
 // call and no C allocation. The user data is a callTable slot (an
-// integer), never a Go pointer.
-static int h2pool_go_queue_request(h2pool *pool, h2pool_queue *queue,
-                                   const uint8_t *buf, size_t method_len,
-                                   size_t url_len, size_t nheaders,
-                                   const uint8_t *body, size_t body_len,
-                                   const h2pool_request_opts *opts,
-                                   uintptr_t handle, uint64_t *out_id) {
+// integer), never a Go pointer. Returns the request's id (ids are positive
+// and far below 2^63) or a negative H2POOL_ERR_* code.
+//
+// The handles come as integers: cgo boxes each pointer to an incomplete C
+// type it is given into an interface for its pointer check, one heap
+// allocation per argument per call, and an out parameter would be one
+// more. On the path every request takes, that was three allocations.
+static int64_t h2pool_go_queue_request(uintptr_t pool_handle,
+                                       uintptr_t queue_handle,
+                                       const uint8_t *buf, size_t method_len,
+                                       size_t url_len, size_t nheaders,
+                                       const uint8_t *body, size_t body_len,
+                                       uintptr_t opts_handle,
+                                       uintptr_t handle) {
+  h2pool *pool = (h2pool *)pool_handle;
+  h2pool_queue *queue = (h2pool_queue *)queue_handle;
+  const h2pool_request_opts *opts = (const h2pool_request_opts *)opts_handle;
   h2pool_header room[16];
   h2pool_header *hs = room;
   if (nheaders > sizeof room / sizeof room[0]) {
@@ -41,12 +51,13 @@ static int h2pool_go_queue_request(h2pool *pool, h2pool_queue *queue,
     hs[i].value_len = vl;
     p += vl;
   }
+  uint64_t id = 0;
   int rc = h2pool_queue_request(pool, queue, method, url,
                                 nheaders ? hs : NULL, nheaders, body,
-                                body_len, opts, (void *)handle, out_id);
+                                body_len, opts, (void *)handle, &id);
   if (hs != room)
     free(hs);
-  return rc;
+  return rc != 0 ? (int64_t)rc : (int64_t)id;
 }
 */
 import "C"
@@ -216,14 +227,17 @@ type call struct {
 	writable  chan struct{} // streamed uploads only
 	finished  chan struct{} // closed at the completion; uploads only
 	headSeen  bool          // drainer only
+	// Drainer only: the batch (by sequence number) holding the request's
+	// completion, and whether the caller is to be woken at the batch's end.
+	completesIn uint64
+	wakeQueued  bool
 
 	// Room for the common case, so that a small exchange allocates less:
 	// one body chunk, and a small body's bytes.
 	chunkRoom [1]chunk
 	smallRoom [64]byte
 	smallUsed bool
-	respRoom  Response   // *resp, saving an allocation
-	cid       C.uint64_t // h2pool_queue_request's out_id
+	respRoom  Response // *resp, saving an allocation
 }
 
 func newCall(p *Pool) *call {
@@ -289,10 +303,10 @@ func (c *call) onHeaders(id uint64, packed []byte) {
 	c.mu.Lock()
 	c.headReady = true
 	c.mu.Unlock()
-	c.notify()
 }
 
-// Drainer goroutine: body bytes. Returns whether the body keeps the event.
+// Drainer goroutine: body bytes. Returns whether the body took them (and,
+// when ev is not nil, keeps the event); the drainer then wakes the reader.
 // Bytes to copy (ev nil) are copied here: into the call itself when they
 // are few and the first.
 func (c *call) onData(ev *C.h2pool_event, data []byte) bool {
@@ -311,8 +325,7 @@ func (c *call) onData(ev *C.h2pool_event, data []byte) bool {
 	}
 	c.chunks = append(c.chunks, chunk{ev: ev, data: data})
 	c.mu.Unlock()
-	c.notify()
-	return ev != nil
+	return true
 }
 
 func (c *call) onWritable() {
@@ -361,7 +374,6 @@ func (c *call) onComplete(code Code, packed []byte) {
 	if c.finished != nil {
 		close(c.finished)
 	}
-	c.notify()
 }
 
 // failure is the error a request ended with, seen from ctx: a context that
@@ -514,20 +526,24 @@ func (p *Pool) exchange(ctx context.Context, c *call) error {
 			opts = p.optsStreamRaw
 		}
 	}
-	rc := C.h2pool_go_queue_request(p.c, p.q, (*C.uint8_t)(unsafe.Pointer(&packed[0])),
+	rc := C.h2pool_go_queue_request(C.uintptr_t(uintptr(unsafe.Pointer(p.c))),
+		C.uintptr_t(uintptr(unsafe.Pointer(p.q))), (*C.uint8_t)(unsafe.Pointer(&packed[0])),
 		C.size_t(len(o.method)), C.size_t(len(o.url)), C.size_t(len(sc.fields)),
-		bodyPtr, C.size_t(len(o.body)), opts, C.uintptr_t(h), &c.cid)
+		bodyPtr, C.size_t(len(o.body)), C.uintptr_t(uintptr(unsafe.Pointer(opts))), C.uintptr_t(h))
 	p.mu.RUnlock()
-	if rc != 0 {
+	if rc < 0 {
 		p.calls.remove(h) // refused: no event will come
 		closeBody()
 		return codeError(Code(rc), "%s %s", o.method, o.shown())
 	}
-	c.id = uint64(c.cid)
+	c.id = uint64(rc)
 	if o.reader != nil {
 		go c.upload()
 	}
 	cancelled := false
+	// A context that can never end (context.Background()) has no Done
+	// channel: a plain receive then costs less than a select.
+	done := ctx.Done()
 	for {
 		c.mu.Lock()
 		ready := c.headReady
@@ -535,8 +551,8 @@ func (p *Pool) exchange(ctx context.Context, c *call) error {
 		if ready {
 			break
 		}
-		if cancelled {
-			<-c.wake // prompt: the cancellation completes the request
+		if cancelled || done == nil {
+			<-c.wake // when cancelled: prompt, the cancellation completes the request
 			continue
 		}
 		select {
@@ -651,7 +667,9 @@ func (p *Pool) endBody(id uint64, trailer http.Header) {
 // stream while the bytes not yet read reach its download buffer, so a slow
 // reader holds the server back instead of filling memory.
 type body struct {
-	c   *call
+	c *call
+	// The request's context, or nil for one that can never end (no Done
+	// channel), which lets Read wait without a select.
 	ctx context.Context
 	// The response whose Trailer EOF fills: one of them.
 	resp  *Response
@@ -739,6 +757,13 @@ func (b *body) ctxOrBackground() context.Context {
 		return b.ctx
 	}
 	return context.Background()
+}
+
+// setContext records the context Read honours.
+func (b *body) setContext(ctx context.Context) {
+	if ctx.Done() != nil {
+		b.ctx = ctx
+	}
 }
 
 // Close stops the response: a stream still running is reset (CANCEL) and

@@ -833,3 +833,53 @@ func TestProtoNamesTheProtocolUsed(t *testing.T) {
 		t.Errorf("Do over HTTP/1.1: Proto %q, StreamID %d", resp.Proto, resp.StreamID)
 	}
 }
+
+// Status reads as net/http's does, named codes and unnamed ones alike; the
+// fields HTTP/2 forbids are left out (TE only as "trailers") without
+// touching the caller's header map.
+func TestStatusLineAndConnectionSpecificFields(t *testing.T) {
+	s, p := h2Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		code, _ := strconv.Atoi(r.URL.Query().Get("code"))
+		w.Header().Set("X-Seen", fmt.Sprintf("te=%q keepalive=%q x=%q",
+			r.Header.Get("Te"), r.Header.Get("Keep-Alive"), r.Header.Get("X-Mine")))
+		w.WriteHeader(code)
+	}), Config{})
+	c := client(p)
+	for _, tc := range []struct {
+		code int
+		want string
+	}{{200, "200 OK"}, {404, "404 Not Found"}, {299, "299 "}, {418, "418 I'm a teapot"}} {
+		resp, err := c.Get(fmt.Sprintf("%s/?code=%d", s.URL, tc.code))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.Status != tc.want {
+			t.Errorf("status %d: %q, want %q", tc.code, resp.Status, tc.want)
+		}
+	}
+	req, _ := http.NewRequest("GET", s.URL+"/?code=200", nil)
+	req.Header.Set("Te", "trailers, deflate")
+	req.Header.Set("Keep-Alive", "timeout=5")
+	req.Header.Set("X-Mine", "1")
+	before := fmt.Sprint(req.Header)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got, want := resp.Header.Get("X-Seen"), `te="" keepalive="" x="1"`; got != want {
+		t.Errorf("server saw %s, want %s", got, want)
+	}
+	if after := fmt.Sprint(req.Header); after != before {
+		t.Errorf("caller's header changed: %s -> %s", before, after)
+	}
+	req.Header = http.Header{"Te": {"trailers"}, "X-Mine": {"2"}}
+	if resp, err = c.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got, want := resp.Header.Get("X-Seen"), `te="trailers" keepalive="" x="2"`; got != want {
+		t.Errorf("server saw %s, want %s", got, want)
+	}
+}

@@ -1,9 +1,9 @@
 package h2pool
 
 import (
-	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -78,23 +78,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	c := newCall(t.Pool)
 	o := &c.o
 	o.method, o.raw = method, t.DisableCompression
-	header := make(http.Header, len(req.Header))
-	for k, vs := range req.Header {
-		ck := http.CanonicalHeaderKey(k)
-		if hopByHop[ck] {
-			continue
-		}
-		if ck == "Te" {
-			// Only "TE: trailers" may be sent over HTTP/2.
-			for _, v := range vs {
-				if strings.EqualFold(strings.TrimSpace(v), "trailers") {
-					header.Add(k, "trailers")
-				}
-			}
-			continue
-		}
-		header[k] = vs
-	}
+	header := sendableHeader(req.Header)
 	host := ""
 	if req.Host != "" && req.Host != req.URL.Host {
 		host = req.Host
@@ -128,9 +112,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	r := c.resp
 	b := &c.b
-	b.ctx = ctx
+	b.setContext(ctx)
 	resp := &http.Response{
-		Status:        fmt.Sprintf("%d %s", r.StatusCode, http.StatusText(r.StatusCode)),
+		Status:        statusLine(r.StatusCode),
 		StatusCode:    r.StatusCode,
 		Proto:         r.Proto,
 		ProtoMajor:    r.ProtoMajor,
@@ -144,4 +128,58 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	b.hresp = resp
 	return resp, nil
+}
+
+// sendableHeader is h without the fields HTTP/2 forbids (connection-specific
+// ones, and TE other than "trailers"): h itself when it has none, which is
+// the common case, else a filtered copy (the caller's map is never changed).
+func sendableHeader(h http.Header) http.Header {
+	clean := true
+	for k := range h {
+		if ck := http.CanonicalHeaderKey(k); hopByHop[ck] || ck == "Te" {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return h
+	}
+	out := make(http.Header, len(h))
+	for k, vs := range h {
+		ck := http.CanonicalHeaderKey(k)
+		if hopByHop[ck] {
+			continue
+		}
+		if ck == "Te" {
+			// Only "TE: trailers" may be sent over HTTP/2.
+			for _, v := range vs {
+				if strings.EqualFold(strings.TrimSpace(v), "trailers") {
+					out.Add(k, "trailers")
+				}
+			}
+			continue
+		}
+		out[k] = vs
+	}
+	return out
+}
+
+// statusLines holds http.Response.Status for the codes net/http names,
+// built once rather than formatted per response.
+var statusLines = func() (t [600]string) {
+	for code := range t {
+		if text := http.StatusText(code); text != "" {
+			t[code] = strconv.Itoa(code) + " " + text
+		}
+	}
+	return t
+}()
+
+// statusLine is http.Response.Status for code: "200 OK", or "299 " for a
+// code without a name, as net/http shows one.
+func statusLine(code int) string {
+	if code >= 0 && code < len(statusLines) && statusLines[code] != "" {
+		return statusLines[code]
+	}
+	return strconv.Itoa(code) + " " + http.StatusText(code)
 }
