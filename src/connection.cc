@@ -124,6 +124,12 @@ void Connection::on_connect_phase(Phase phase) {
   }
 }
 
+void Connection::on_transport_connected() {
+  // The end of CONNECT: through a proxy, before its tunnel is set up.
+  if (!times_.tcp_connected)
+    times_.tcp_connected = monotonic_ns();
+}
+
 void Connection::describe_peer(const Transport &transport,
                                const std::string &alpn) {
   sockaddr_storage ss{};

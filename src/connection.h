@@ -156,6 +156,7 @@ public:
 private:
   // ConnectorOwner.
   void on_connect_phase(Phase phase) override;
+  void on_transport_connected() override;
   void on_connected(std::unique_ptr<Transport> transport,
                     const std::string &alpn, bool tls_resumed) override;
   void on_connect_failed(const Error &why) override;

@@ -279,6 +279,7 @@ void Connector::on_tcp_connected(evutil_socket_t fd) {
   // Requests are small and latency-bound; Nagle would hold them back.
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   evutil_make_socket_nonblocking(fd);
+  owner_.on_transport_connected();
   if (target_.proxy) {
     tunnel_started_ = true;
     ProxyTunnelOwner &self = *this;

@@ -72,6 +72,10 @@ public:
 
   // The connector moved on to `phase`.
   virtual void on_connect_phase(Phase phase) = 0;
+  // The TCP (or Unix socket) connection is up: to the origin, or to the
+  // proxy, before the tunnel (which, as curl counts it, belongs to the
+  // connect's aftermath, not to the connect).
+  virtual void on_transport_connected() {}
   // The byte stream is up (over TLS: handshake done, `alpn` is the protocol
   // the server selected, empty if none). The connector is done; the owner
   // may destroy it inside this call.

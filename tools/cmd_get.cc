@@ -114,7 +114,8 @@ const char kGetUsage[] =
     "                              ALL_PROXY, as curl reads them\n"
     "  -U, --proxy-user USER:PASS  the proxy's credentials\n"
     "      --noproxy LIST          hosts that bypass the proxy (\"*\": all);\n"
-    "                              default: the environment's NO_PROXY\n" H2POOL_CLI_NETWORK_USAGE
+    "                              default: the environment's "
+    "NO_PROXY\n" H2POOL_CLI_NETWORK_USAGE
     "  -h, --help                  show this help\n"
     "\n"
     "Exit status: 0 if every URL got a response (any HTTP status), 1 if\n"

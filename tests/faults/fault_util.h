@@ -51,6 +51,8 @@ struct Call {
   std::string reason;
   std::vector<std::pair<std::string, std::string>> headers, trailers;
   uint64_t id = 0;
+  // h2pool_{response,error}_timing_us of CONNECT and APPCONNECT.
+  int64_t connect_us = -1, appconnect_us = -1;
   Clock::time_point submitted;
   Clock::time_point done_at;
 
@@ -81,6 +83,12 @@ struct Call {
       if (c->calls == 1) {
         c->done_at = Clock::now();
         c->ok = err == nullptr;
+        c->connect_us =
+            resp ? h2pool_response_timing_us(resp, H2POOL_TIMING_CONNECT)
+                 : h2pool_error_timing_us(err, H2POOL_TIMING_CONNECT);
+        c->appconnect_us =
+            resp ? h2pool_response_timing_us(resp, H2POOL_TIMING_APPCONNECT)
+                 : h2pool_error_timing_us(err, H2POOL_TIMING_APPCONNECT);
         if (err) {
           c->code = h2pool_error_code(err);
           c->http2_code = h2pool_error_http2_code(err);

@@ -617,6 +617,21 @@ TEST_F(Proxies, HttpsProxyCarriesTlsInsideTls) {
   EXPECT_EQ(proxy_->connections(), 1u);
 }
 
+// As curl counts it, CONNECT ends when TCP to the proxy is up; the tunnel
+// and the origin's TLS handshake come before APPCONNECT.
+TEST_F(Proxies, TunnelSetupCountsAfterConnectAndBeforeAppconnect) {
+  std::string target = tls_url();
+  TestProxyOptions o;
+  o.reply_delay_ms = 300;
+  start_proxy(o);
+  Call &call = client(proxy_url("http")).get(target);
+  WAIT_DONE(call);
+  ASSERT_TRUE(call.ok) << call.describe();
+  EXPECT_GE(call.connect_us, 0);
+  EXPECT_LT(call.connect_us, 300000);
+  EXPECT_GE(call.appconnect_us, 300000);
+}
+
 TEST_F(Proxies, HttpsProxyCertificateIsVerifiedAgainstItsName) {
   start_proxy(tls_proxy_options());
   Config cfg;

@@ -317,6 +317,11 @@ bool TestProxy::serve_http(int client, void *ssl_ptr, TestProxyRecord &rec,
     }
     return false;
   }
+  if (options_.reply_delay_ms > 0) {
+    // A slow proxy, not synchronisation: nothing waits on this.
+    pollfd p{client, 0, 0};
+    ::poll(&p, 1, options_.reply_delay_ms);
+  }
   if (!options_.user.empty() &&
       rec.proxy_authorization !=
           "Basic " + base64(options_.user + ":" + options_.password)) {

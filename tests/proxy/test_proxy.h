@@ -35,6 +35,8 @@ struct TestProxyOptions {
   // Once the request arrived, answer nothing and keep the connection open
   // until the client closes it (or the proxy stops).
   bool stall_before_reply = false;
+  // HTTP: wait this long before answering a CONNECT (a slow proxy).
+  int reply_delay_ms = 0;
   // SOCKS5: answer the CONNECT request with this reply code instead of
   // connecting (0 connects).
   uint8_t socks_reply = 0;
