@@ -197,6 +197,7 @@ type drainer struct {
 	toFree  **C.h2pool_event
 	scratch *C.uint8_t
 	done    chan struct{}
+	addrs   addrCache // peers' "ip:port", for the timings
 }
 
 func newDrainer(q *C.h2pool_queue, calls *callTable) *drainer {
@@ -342,6 +343,18 @@ func (u *unpacker) u32() uint32 {
 func (u *unpacker) u64() uint64 {
 	lo := uint64(u.u32())
 	return lo | uint64(u.u32())<<32
+}
+
+// raw is a length-prefixed field's bytes, aliasing the packed buffer.
+func (u *unpacker) raw() []byte {
+	n := int(u.u32())
+	if n > len(u.b) {
+		u.bad = true
+		return nil
+	}
+	b := u.b[:n]
+	u.b = u.b[n:]
+	return b
 }
 
 func (u *unpacker) str() string {

@@ -271,7 +271,7 @@ func (c *call) onHeaders(id uint64, packed []byte) {
 	r.ContentEncoding = u.str()
 	r.Header = u.fields()
 	r.c = c
-	c.timings = u.timings() // drainer only until headReady
+	c.timings = u.timings(&c.p.drain.addrs) // drainer only until headReady
 	c.timed = true
 	if r.Header == nil {
 		r.Header = make(http.Header)
@@ -357,7 +357,7 @@ func (c *call) onComplete(code Code, packed []byte) {
 		u.u64()
 		u.str()
 	}
-	t := u.timings()
+	t := u.timings(&c.p.drain.addrs)
 	if e != nil {
 		e.Timings = t
 	}
@@ -495,10 +495,14 @@ func (p *Pool) exchange(ctx context.Context, c *call) error {
 	if o.reader != nil {
 		c.writable = make(chan struct{}, 1)
 		c.finished = make(chan struct{})
-		if rc := C.h2pool_request_opts_new(&opts); rc != 0 {
+		// Its own variable: the address taken moves it to the heap, which
+		// only streamed uploads should pay for.
+		var own *C.h2pool_request_opts
+		if rc := C.h2pool_request_opts_new(&own); rc != 0 {
 			closeBody()
 			return codeError(Code(rc), "h2pool_request_opts_new")
 		}
+		opts = own
 		defer C.h2pool_request_opts_free(opts)
 		C.h2pool_request_opts_set_queue_streaming(opts, 1)
 		if o.raw {

@@ -57,8 +57,11 @@ func (r *Response) Timings() Timings {
 	return r.c.timings
 }
 
-// timings reads what h2pool_go_timings wrote.
-func (u *unpacker) timings() Timings {
+// timings reads what h2pool_go_timings wrote. The peer's "ip:port" comes
+// from `addrs` when it was seen lately: a pool talks to few peers, and
+// building the string for every head and completion was two allocations
+// each.
+func (u *unpacker) timings(addrs *addrCache) Timings {
 	var t Timings
 	for _, d := range []*time.Duration{&t.Queued, &t.NameLookup, &t.Connect,
 		&t.AppConnect, &t.PreTransfer, &t.StartTransfer, &t.Total} {
@@ -71,12 +74,37 @@ func (u *unpacker) timings() Timings {
 	}
 	t.Reused = u.u32() == 1
 	t.NumConnects = int(int32(u.u32()))
-	ip := u.str()
+	ip := u.raw()
 	port := int(u.u32())
-	if ip != "" {
-		t.RemoteAddr = net.JoinHostPort(ip, strconv.Itoa(port))
+	if len(ip) > 0 {
+		t.RemoteAddr = addrs.get(ip, port)
 	}
 	return t
+}
+
+// addrCache remembers the "ip:port" strings of the last few peers. The
+// drainer goroutine owns it.
+type addrCache struct {
+	entries [8]struct {
+		ip   string
+		port int
+		addr string
+	}
+	next int
+}
+
+func (a *addrCache) get(ip []byte, port int) string {
+	for i := range a.entries {
+		e := &a.entries[i]
+		if e.port == port && e.addr != "" && string(ip) == e.ip {
+			return e.addr
+		}
+	}
+	e := &a.entries[a.next]
+	a.next = (a.next + 1) % len(a.entries)
+	e.ip, e.port = string(ip), port
+	e.addr = net.JoinHostPort(e.ip, strconv.Itoa(port))
+	return e.addr
 }
 
 // hostPort is the "host:port" net/http's GetConn hook is given.
