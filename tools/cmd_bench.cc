@@ -49,7 +49,8 @@ const char kBenchUsage[] =
     "  -x, --proxy URL         tunnel every connection through the proxy\n"
     "                          URL (as get; default: the environment's)\n"
     "  -U, --proxy-user USER:PASS  the proxy's credentials\n"
-    "      --noproxy LIST      hosts that bypass the proxy\n" H2POOL_CLI_NETWORK_USAGE
+    "      --noproxy LIST      hosts that bypass the "
+    "proxy\n" H2POOL_CLI_NETWORK_USAGE
     "  -h, --help              show this help\n"
     "\n"
     "Exit status: 0 if every request succeeded (any HTTP status), 1 if any\n"
