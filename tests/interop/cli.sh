@@ -27,16 +27,9 @@ on_exit kill_serve_and_cleanup
 # expect_exit WANT DESCRIPTION ARGS...: runs the CLI, checks its exit status;
 # stdout and stderr are left in $WORK/out and $WORK/err.
 expect_exit() {
-  local want=$1 what=$2 rc
+  local want=$1 what=$2
   shift 2
-  h2pool "$@" >"$WORK/out" 2>"$WORK/err"
-  rc=$?
-  if ((rc == want)); then
-    pass "$what (exit $rc)"
-    return 0
-  fi
-  fail "$what: exit $rc, want $want; stderr: $(head -c 400 "$WORK/err")"
-  return 1
+  expect_status "$want" "$what" h2pool "$@"
 }
 
 # check DESCRIPTION COMMAND...: passes or fails on COMMAND's status.

@@ -25,16 +25,9 @@ stop_all() {
 on_exit stop_all
 
 expect_exit() {
-  local want=$1 what=$2 rc
+  local want=$1 what=$2
   shift 2
-  timeout 30 "$CLI" "$@" >"$WORK/out" 2>"$WORK/err"
-  rc=$?
-  if ((rc == want)); then
-    pass "$what (exit $rc)"
-    return 0
-  fi
-  fail "$what: exit $rc, want $want; stderr: $(head -c 400 "$WORK/err")"
-  return 1
+  expect_status "$want" "$what" timeout 30 "$CLI" "$@"
 }
 err_has() {
   if grep -qF -- "$2" "$WORK/err"; then pass "$1"; else

@@ -57,6 +57,22 @@ fail() {
   printf '[%s] FAIL %s\n' "$HARNESS_PREFIX" "$*"
 }
 
+# expect_status WANT WHAT COMMAND...: runs COMMAND with its output in
+# $WORK/out and $WORK/err, and passes if it exits with WANT (failing with
+# the start of its stderr otherwise). Returns whether it passed.
+expect_status() {
+  local want=$1 what=$2 rc
+  shift 2
+  "$@" >"$WORK/out" 2>"$WORK/err"
+  rc=$?
+  if ((rc == want)); then
+    pass "$what (exit $rc)"
+    return 0
+  fi
+  fail "$what: exit $rc, want $want; stderr: $(head -c 400 "$WORK/err")"
+  return 1
+}
+
 # now_ms: the wall clock in milliseconds, for deadlines (bash's $SECONDS is
 # too coarse for the short polls below).
 now_ms() { date +%s%3N; }

@@ -71,16 +71,9 @@ CLOSED=http://127.0.0.1:$(pick_port)
 
 # run WANT_EXIT DESCRIPTION ARGS...: stdout/stderr in $WORK/out, $WORK/err.
 run() {
-  local want=$1 what=$2 rc
+  local want=$1 what=$2
   shift 2
-  h2pool "$@" >"$WORK/out" 2>"$WORK/err"
-  rc=$?
-  if ((rc == want)); then
-    pass "$what (exit $rc)"
-    return 0
-  fi
-  fail "$what: exit $rc, want $want; stderr: $(head -c 400 "$WORK/err")"
-  return 1
+  expect_status "$want" "$what" h2pool "$@"
 }
 connects() { grep -c 'CONNECT' "$WORK/tinyproxy.log"; }
 # check DESCRIPTION COMMAND...: passes or fails on COMMAND's status.
