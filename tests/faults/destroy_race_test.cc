@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,18 +34,34 @@ using h2pool_testing::TestServer;
 
 // One accepted (or refused) request: how many completions it saw, and the
 // last code.
+// Set by the first completion the shutdown runs, before destroy returns:
+// from then on no thread starts a call. A submitter checks it and makes its
+// call under the shared lock, and the completion sets it under the
+// exclusive one, so no call can slip in between a check that came too early
+// and the pool being freed (which a preempted thread otherwise could).
+// The completion never waits long: the shutdown runs once the calls that
+// were inside the pool have left it, and later calls are refused at once.
+struct Closing {
+  std::shared_mutex mu;
+  bool flag = false;
+  void set() {
+    std::unique_lock<std::shared_mutex> lock(mu);
+    flag = true;
+  }
+};
+
 struct Slot {
   std::atomic<int> calls{0};
   std::atomic<int> code{1};
-  bool accepted = false;                // written by the submitting thread
-  std::atomic<bool> *closing = nullptr; // set when completed by the shutdown
+  bool accepted = false;      // written by the submitting thread
+  Closing *closing = nullptr; // set when completed by the shutdown
 };
 
 void slot_cb(const h2pool_response *, const h2pool_error *err, void *ud) {
   auto s = static_cast<Slot *>(ud);
   int code = err ? h2pool_error_code(err) : H2POOL_OK;
   if (code == H2POOL_ERR_POOL_CLOSED && s->closing)
-    s->closing->store(true);
+    s->closing->set();
   s->code.store(code);
   s->calls.fetch_add(1);
 }
@@ -140,9 +157,7 @@ TEST_F(DestroyRace, SubmittersRacingDestroyGetPoolClosedOrExactlyOneCallback) {
   for (int round = 0; round < rounds; ++round) {
     h2pool *pool = nullptr;
     ASSERT_EQ(h2pool_create(nullptr, &pool), H2POOL_OK);
-    // Set by the first completion the shutdown runs, before destroy
-    // returns: from then on no thread starts a call.
-    std::atomic<bool> closing{false};
+    Closing closing;
     std::vector<std::unique_ptr<Slot[]>> slots;
     for (int t = 0; t < kSubmitters; ++t) {
       slots.push_back(std::make_unique<Slot[]>(kSlots));
@@ -161,8 +176,8 @@ TEST_F(DestroyRace, SubmittersRacingDestroyGetPoolClosedOrExactlyOneCallback) {
       // completes them (and sets `closing`).
       uint64_t last_fast_id = 0;
       for (uint64_t i = 0;; ++i) {
-        // Nothing between this check and the call may block.
-        if (closing.load())
+        std::shared_lock<std::shared_mutex> checked(closing.mu);
+        if (closing.flag)
           return;
         int rc;
         switch (i % 4) {
