@@ -55,6 +55,7 @@ Call &request_with(Client &client, const std::string &url,
 TEST(Priority, HeaderSentOnlyWhenNotDefaultAndCallersWins) {
   TestServer server;
   ASSERT_EQ(server.start(), 0);
+  Call e; // outlives the client, whose destruction waits for its callback
   Client client(nullptr);
   Opts urgent, incremental, defaults, overridden;
   ASSERT_EQ(h2pool_request_opts_set_priority(urgent, 0, 0), H2POOL_OK);
@@ -67,7 +68,6 @@ TEST(Priority, HeaderSentOnlyWhenNotDefaultAndCallersWins) {
   Call &c = request_with(client, base + "/default", defaults);
   Call &d = client.get(base + "/none");
   // The caller's own field goes out alone, whatever the options say.
-  Call e;
   h2pool_header h = {"Priority", 8, "u=1", 3};
   ASSERT_EQ(h2pool_request(client.pool(), "GET", (base + "/caller").c_str(), &h,
                            1, nullptr, 0, overridden, &Call::callback, &e,
@@ -213,6 +213,10 @@ Timings overtake(bool rfc9218, int bulk_u, int bulk_i, int urgent_u,
   so.record_limit = 64;
   TestServer server(so);
   EXPECT_EQ(server.start(), 0);
+  // Declared before the client, so they outlive it: destroying the pool
+  // waits for the completion callbacks that still touch them.
+  std::vector<std::unique_ptr<Download>> bulk;
+  Download urgent;
   Config cfg;
   EXPECT_EQ(h2pool_config_set_max_connections_per_endpoint(cfg, 1), H2POOL_OK);
   Client client(cfg);
@@ -228,7 +232,6 @@ Timings overtake(bool rfc9218, int bulk_u, int bulk_i, int urgent_u,
             : h2pool_request_opts_set_priority(urgent_opts, urgent_u, urgent_i),
       H2POOL_OK);
   std::string base = server.base_url();
-  std::vector<std::unique_ptr<Download>> bulk;
   auto submit = [&](Download &d, const std::string &url,
                     const h2pool_request_opts *opts) {
     d.call.submitted = Clock::now();
@@ -251,7 +254,6 @@ Timings overtake(bool rfc9218, int bulk_u, int bulk_i, int urgent_u,
   // Raised, it is as large as the others: without the update it would
   // finish last, having started last.
   const uint64_t urgent_bytes = raise ? kBulkBytes : kUrgentBytes;
-  Download urgent;
   submit(urgent, base + "/urgent?zeros=" + std::to_string(urgent_bytes),
          urgent_opts);
   if (raise) {
