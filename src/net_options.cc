@@ -11,34 +11,18 @@
 #include <cerrno>
 #include <cstring>
 
+#include "url.h"
+
 namespace h2pool_core {
 namespace {
 
-std::string lower(std::string s) {
-  for (char &c : s)
-    if (c >= 'A' && c <= 'Z')
-      c = char(c - 'A' + 'a');
-  return s;
-}
-
-// A port in decimal, 1..65535; "" is 0 when `empty_ok`.
-bool parse_port(const std::string &s, bool empty_ok, uint16_t *out) {
+// parse_port(), with "" read as 0 when `empty_ok`.
+bool port_or_empty(const std::string &s, bool empty_ok, uint16_t *out) {
   if (s.empty()) {
     *out = 0;
     return empty_ok;
   }
-  if (s.size() > 5)
-    return false;
-  uint32_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9')
-      return false;
-    v = v * 10 + uint32_t(c - '0');
-  }
-  if (v < 1 || v > 65535)
-    return false;
-  *out = uint16_t(v);
-  return true;
+  return parse_port(s, out);
 }
 
 // Splits "host:rest" where host may be "[v6]"; the brackets are removed.
@@ -67,7 +51,7 @@ bool take_port(const std::string &s, size_t *pos, bool empty_ok,
   size_t colon = s.find(':', *pos);
   if (colon == std::string::npos)
     return false;
-  if (!parse_port(s.substr(*pos, colon - *pos), empty_ok, port))
+  if (!port_or_empty(s.substr(*pos, colon - *pos), empty_ok, port))
     return false;
   *pos = colon + 1;
   return true;
@@ -88,7 +72,7 @@ bool parse_resolve_override(const std::string &text, ResolveOverride *out) {
   if (!take_host(text, &pos, &r.host) || r.host.empty() ||
       !valid_host(r.host) || !take_port(text, &pos, false, &r.port))
     return false;
-  r.host = lower(r.host);
+  r.host = ascii_lower(r.host);
   std::string list = text.substr(pos);
   if (list.empty())
     return false;
@@ -118,9 +102,9 @@ bool parse_connect_to(const std::string &text, ConnectTo *out) {
       !take_port(text, &pos, true, &c.from_port) ||
       !take_host(text, &pos, &c.to_host) || !valid_host(c.to_host))
     return false;
-  if (!parse_port(text.substr(pos), true, &c.to_port))
+  if (!port_or_empty(text.substr(pos), true, &c.to_port))
     return false;
-  c.from_host = lower(c.from_host);
+  c.from_host = ascii_lower(c.from_host);
   *out = std::move(c);
   return true;
 }
@@ -141,12 +125,12 @@ bool parse_dns_servers(const std::string &text, std::vector<Address> *out) {
       host = item.substr(1, close - 1);
       std::string rest = item.substr(close + 1);
       if (!rest.empty() &&
-          (rest[0] != ':' || !parse_port(rest.substr(1), false, &port)))
+          (rest[0] != ':' || !port_or_empty(rest.substr(1), false, &port)))
         return false;
     } else if (std::count(item.begin(), item.end(), ':') == 1) {
       size_t colon = item.find(':');
       host = item.substr(0, colon);
-      if (!parse_port(item.substr(colon + 1), false, &port))
+      if (!port_or_empty(item.substr(colon + 1), false, &port))
         return false;
     }
     Address a;
@@ -183,7 +167,7 @@ bool make_unix_address(const std::string &path, bool abstract, Address *out) {
 
 void apply_connect_to(const NetOptions &net, std::string *host,
                       uint16_t *port) {
-  std::string h = lower(*host);
+  std::string h = ascii_lower(*host);
   for (const ConnectTo &c : net.connect_to) {
     if ((!c.from_host.empty() && c.from_host != h) ||
         (c.from_port != 0 && c.from_port != *port))
@@ -199,7 +183,7 @@ void apply_connect_to(const NetOptions &net, std::string *host,
 const std::vector<Address> *find_resolve_override(const NetOptions &net,
                                                   const std::string &host,
                                                   uint16_t port) {
-  std::string h = lower(host);
+  std::string h = ascii_lower(host);
   for (const ResolveOverride &r : net.resolve)
     if (r.host == h && r.port == port)
       return &r.addresses;

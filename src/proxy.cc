@@ -8,25 +8,18 @@
 #include <cstring>
 
 #include "h2pool.h"
+#include "url.h"
 
 namespace h2pool_core {
 namespace {
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; }
-
-std::string lowered(std::string_view s) {
-  std::string out(s);
-  for (char &c : out)
-    c = lower(c);
-  return out;
-}
-
 int hex_value(char c) {
   if (c >= '0' && c <= '9')
     return c - '0';
-  c = lower(c);
   if (c >= 'a' && c <= 'f')
     return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
   return -1;
 }
 
@@ -46,29 +39,6 @@ bool percent_decode(std::string_view in, std::string *out) {
     i += 2;
   }
   return true;
-}
-
-bool parse_port(std::string_view text, uint16_t *port) {
-  if (text.empty() || text.size() > 5)
-    return false;
-  unsigned value = 0;
-  auto [end, ec] =
-      std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || value < 1 ||
-      value > 65535)
-    return false;
-  *port = uint16_t(value);
-  return true;
-}
-
-bool host_chars_ok(std::string_view host) {
-  for (char c : host) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
-    if (!ok)
-      return false;
-  }
-  return !host.empty();
 }
 
 int invalid(std::string *why, const char *reason) {
@@ -158,7 +128,7 @@ int parse_proxy_url(std::string_view text, ProxyTarget *out, std::string *why) {
   size_t sep = rest.find("://");
   std::string scheme = "http";
   if (sep != std::string_view::npos) {
-    scheme = lowered(rest.substr(0, sep));
+    scheme = ascii_lower(rest.substr(0, sep));
     rest = rest.substr(sep + 3);
   }
   if (scheme == "http") {
@@ -201,13 +171,13 @@ int parse_proxy_url(std::string_view text, ProxyTarget *out, std::string *why) {
     return invalid(why, "proxy URL has a malformed host or port");
   if (!port.empty() && !parse_port(port, &t.port))
     return invalid(why, "proxy URL port must be 1..65535");
-  t.host = lowered(host);
+  t.host = ascii_lower(host);
   int family = 0;
   uint8_t addr[16];
   t.host_is_ip = parse_address(t.host, &family, addr);
   if (bracketed && family != AF_INET6)
     return invalid(why, "proxy URL has a malformed IPv6 address");
-  if (!t.host_is_ip && !host_chars_ok(t.host))
+  if (!t.host_is_ip && !is_host_name(t.host))
     return invalid(why, "proxy URL has a malformed host name");
   std::string shown = family == AF_INET6 ? "[" + t.host + "]" : t.host;
   t.name = scheme + "://" + shown + ":" + std::to_string(t.port);
@@ -242,8 +212,8 @@ void NoProxy::parse(std::string_view list) {
       if (!port.empty() && !parse_port(port, &e.port))
         continue;
     }
-    std::string name =
-        lowered(slash == std::string_view::npos ? host : item.substr(0, slash));
+    std::string name = ascii_lower(
+        slash == std::string_view::npos ? host : item.substr(0, slash));
     if (parse_address(name, &e.family, e.addr)) {
       int max_bits = e.family == AF_INET ? 32 : 128;
       e.prefix = max_bits;

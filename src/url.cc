@@ -346,4 +346,33 @@ int parse_url(std::string_view text, Url *out, std::string *why) {
   return H2POOL_OK;
 }
 
+std::string ascii_lower(std::string_view s) {
+  std::string out(s);
+  for (char &c : out)
+    c = lower(c);
+  return out;
+}
+
+bool parse_port(std::string_view text, uint16_t *port) {
+  if (text.empty() || text.size() > 5)
+    return false;
+  uint32_t v = 0;
+  for (char c : text) {
+    if (!is_digit(c))
+      return false;
+    v = v * 10 + uint32_t(c - '0');
+  }
+  if (v < 1 || v > 65535)
+    return false;
+  *port = uint16_t(v);
+  return true;
+}
+
+bool is_host_name(std::string_view host) {
+  for (char c : host)
+    if (!is_host_char(c))
+      return false;
+  return !host.empty();
+}
+
 } // namespace h2pool_core

@@ -31,4 +31,13 @@ struct Url {
 // compare and a scan of the path; the result is the same either way.
 int parse_url(std::string_view text, Url *out, std::string *why);
 
+// For the other places that read hosts and ports (proxy URLs, NO_PROXY
+// lists, curl-style overrides), so that they agree with parse_url().
+// ASCII lower case (host names, schemes): never by locale.
+std::string ascii_lower(std::string_view s);
+// A decimal port: one to five digits, 1..65535.
+bool parse_port(std::string_view text, uint16_t *port);
+// A non-empty host name of the characters parse_url() accepts in one.
+bool is_host_name(std::string_view host);
+
 } // namespace h2pool_core
