@@ -606,6 +606,31 @@ H2POOL_EXTERN int h2pool_config_set_happy_eyeballs_delay_ms(h2pool_config *cfg,
 H2POOL_EXTERN int h2pool_config_set_retry_idempotent(h2pool_config *cfg,
                                                      int enable);
 
+/**
+ * Connection coalescing (RFC 9113 section 9.1.1, as browsers and OkHttp
+ * do it). On by default; a zero `enabled` turns it off, and every origin
+ * then gets connections of its own.
+ *
+ * A request for https://b:port goes on an existing HTTP/2 connection
+ * opened for another origin https://a:port when all of these hold:
+ *  - that connection's server certificate verified and is valid for b
+ *    (the same name rules as the handshake; never under
+ *    h2pool_config_set_tls_insecure_skip_verify());
+ *  - b resolves (through the pool's resolver, --resolve and --connect-to
+ *    overrides included) to the address and port the connection is
+ *    connected to; or, once the server sent an ORIGIN frame (RFC 8336),
+ *    b is in the connection's origin set (its own origin plus those the
+ *    frames listed, at most 64), whatever DNS says;
+ *  - the same port, the same HTTP version setting, no proxy (requests
+ *    through a proxy are never coalesced), and not a Unix socket.
+ * A server that answers such a request with 421 (Misdirected Request) is
+ * taken at its word: the request goes again, once and whatever its method,
+ * on a connection of its own origin, the caller sees only that final
+ * response, and b is not sent to that connection again.
+ * H2POOL_STAT_REQUESTS_COALESCED counts the requests placed this way.
+ */
+H2POOL_EXTERN int h2pool_config_set_coalescing(h2pool_config *cfg, int enabled);
+
 /** Which HTTP version to speak; see h2pool_config_set_http_version(). */
 typedef enum h2pool_http_version {
   /** https://: offer ALPN "h2" and "http/1.1" and speak what the server
@@ -1414,7 +1439,11 @@ typedef enum h2pool_stat {
   H2POOL_STAT_CONNECTIONS_FAILED = 13,
   /** Gauge: requests the server did not process that wait to be sent again
    *  (out a retry delay, or for the retry budget). */
-  H2POOL_STAT_REQUESTS_AWAITING_RETRY = 14
+  H2POOL_STAT_REQUESTS_AWAITING_RETRY = 14,
+  /** Counter: requests placed on a connection opened for another origin
+   *  (connection coalescing; see h2pool_config_set_coalescing()). Counted
+   *  for the endpoint of the request's own origin. */
+  H2POOL_STAT_REQUESTS_COALESCED = 15
 } h2pool_stat;
 
 /**

@@ -310,6 +310,13 @@ int h2pool_config_set_retry_idempotent(h2pool_config *cfg, int enable) {
   return H2POOL_OK;
 }
 
+int h2pool_config_set_coalescing(h2pool_config *cfg, int enabled) {
+  if (cfg == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->coalescing = enabled != 0;
+  return H2POOL_OK;
+}
+
 int h2pool_config_set_http_version(h2pool_config *cfg,
                                    h2pool_http_version version) {
   if (cfg == nullptr || version < H2POOL_HTTP_VERSION_DEFAULT ||

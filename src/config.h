@@ -24,6 +24,7 @@ struct h2pool_config {
   // Failed connections a request may live through (see h2pool.h).
   uint32_t max_retries = 3;
   bool retry_idempotent = false;
+  bool coalescing = true; // share HTTP/2 TLS connections between origins
   uint32_t reconnect_backoff_initial_ms = 100;
   uint32_t reconnect_backoff_max_ms = 10000;
   uint32_t retry_backoff_initial_ms = 10;

@@ -167,6 +167,17 @@ void Connection::describe_peer(const Transport &transport,
              tls.c_str());
 }
 
+void Connection::keep_certificate(const Transport &transport) {
+  // Through a proxy the peer address is the proxy's, which says nothing
+  // of where another name leads; unverified, a certificate proves nothing.
+  auto t = dynamic_cast<const TlsTransport *>(&transport);
+  if (!t || target_.proxy || !target_.tls->context->verifies() ||
+      SSL_get_verify_result(t->ssl()) != X509_V_OK)
+    return;
+  coalesce_.set_certificate(X509Ptr(SSL_get1_peer_certificate(t->ssl())));
+  coalesce_.set_peer(times_.remote_ip, times_.remote_port);
+}
+
 void Connection::on_connected(std::unique_ptr<Transport> transport,
                               const std::string &alpn, bool tls_resumed) {
   int64_t now = monotonic_ns();
@@ -177,6 +188,7 @@ void Connection::on_connected(std::unique_ptr<Transport> transport,
     times_.tls_done = now;
   tls_resumed_ = tls_resumed;
   describe_peer(*transport, alpn);
+  keep_certificate(*transport);
   int version = target_.http_version;
   bool http1 = version == H2POOL_HTTP_VERSION_1_1;
   if (is_tls()) {
@@ -242,6 +254,16 @@ void Connection::response_begun() {
     return;
   useful_ = true;
   owner_.on_connection_useful(*this);
+}
+
+void Connection::session_origin(const nghttp2_ext_origin &frame) {
+  // RFC 8336 section 2.1: meaningful only over TLS, where the handshake
+  // authenticated the server.
+  if (!coalesce_.has_certificate())
+    return;
+  coalesce_.on_origin_frame(frame, target_.host, target_.port);
+  H2POOL_LOG(log_, H2POOL_LOG_DEBUG, "conn %llu: ORIGIN frame with %zu origins",
+             (unsigned long long)id_, frame.nov);
 }
 
 void Connection::stream_closed(Request &req, const StreamEnd &end) {

@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 
+#include "coalesce.h"
 #include "connector.h"
 #include "error.h"
 #include "h1_session.h"
@@ -114,6 +115,11 @@ public:
   const ConnectionTimes &times() const { return times_; }
   // Exchanges (streams) that have ended on it.
   uint64_t exchanges_done() const { return streams_closed_; }
+  // What it offers requests for other origins (see coalesce.h): the
+  // verified certificate of a direct TLS connection, the ORIGIN frames'
+  // origin set, the names the server sent away with 421.
+  const CoalesceInfo &coalesce() const { return coalesce_; }
+  CoalesceInfo &coalesce() { return coalesce_; }
 
   // Opens a stream for `req`. Returns H2POOL_OK, or an error code if the
   // connection cannot take it (the request is then untouched).
@@ -139,6 +145,8 @@ public:
   void session_changed();
   void session_goaway();
   void response_begun();
+  // An ORIGIN frame (RFC 8336) arrived.
+  void session_origin(const nghttp2_ext_origin &frame);
   void stream_closed(Request &req, const StreamEnd &end);
   void session_ended(const Error &why);
   // The session ended in order, for reasons of its own protocol (an
@@ -163,6 +171,8 @@ private:
 
   // Notes the peer's address and logs what was negotiated.
   void describe_peer(const Transport &transport, const std::string &alpn);
+  // Keeps a direct TLS connection's verified certificate for coalescing.
+  void keep_certificate(const Transport &transport);
   // The one place the state changes.
   void enter(State next);
 
@@ -184,6 +194,7 @@ private:
   uint64_t streams_opened_ = 0;
   uint64_t streams_closed_ = 0;
   ConnectionTimes times_;
+  CoalesceInfo coalesce_;
   bool tls_resumed_ = false;
   bool useful_ = false;
   bool was_ready_ = false;

@@ -25,6 +25,7 @@ void Endpoint::Counters::add(const Counters &o) {
   peak_streams = std::max(peak_streams, o.peak_streams);
   tls_handshakes += o.tls_handshakes;
   tls_resumed += o.tls_resumed;
+  coalesced += o.coalesced;
 }
 
 Endpoint::Endpoint(event_base *base, EndpointListener &listener,

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "backoff.h"
+#include "coalesce.h"
 #include "connection.h"
 #include "connector.h"
 #include "handles.h"
@@ -53,6 +54,7 @@ public:
     uint64_t completed = 0, failed = 0, retried = 0;
     uint64_t peak_streams = 0;
     uint64_t tls_handshakes = 0, tls_resumed = 0;
+    uint64_t coalesced = 0; // requests placed on other endpoints' connections
     void add(const Counters &o);
   };
 
@@ -68,6 +70,7 @@ public:
 
   const std::string &name() const { return target_.name; }
   const std::string &host() const { return target_.host; }
+  bool host_is_ip() const { return tls_.host_is_ip; }
   uint16_t port() const { return target_.port; }
   bool https() const { return target_.tls != nullptr; }
   int http_version() const { return target_.http_version; }
@@ -134,6 +137,8 @@ public:
   RetryBudget budget;
   Counters counters;
   TlsSessionCache tls_sessions;
+  // Where the host leads, for sharing another endpoint's connection.
+  AddressLookup lookup;
   // Listed for the pool's next dispatch pass (set and cleared only by the
   // pool's mark_dirty and dispatch_dirty).
   bool dirty = false;

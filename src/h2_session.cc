@@ -139,6 +139,9 @@ nghttp2_option *shared_options() {
     // connection's at once, a stream's once its bytes are delivered, so a
     // paused response holds back its own stream only.
     nghttp2_option_set_no_auto_window_update(opt, 1);
+    // RFC 8336 ORIGIN frames narrow or widen the origins a connection may
+    // be shared by (coalesce.h); nghttp2 drops them unless asked to parse.
+    nghttp2_option_set_builtin_recv_extension_type(opt, NGHTTP2_ORIGIN);
     return OptionPtr(opt);
   }();
   return options.get();
@@ -899,6 +902,11 @@ int H2Session::on_frame_recv(const nghttp2_frame *frame) {
     Request *req = stream_request(session_.get(), frame->hd.stream_id);
     if (!req)
       break;
+    if (frame->hd.type == NGHTTP2_HEADERS && misdirected(*req)) {
+      nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE,
+                                frame->hd.stream_id, NGHTTP2_CANCEL);
+      break;
+    }
     if (frame->hd.type == NGHTTP2_HEADERS && req->got_headers &&
         !req->headers_delivered && req->local_error.code == H2POOL_OK &&
         begin_body(*req, settings_.body_limits) != H2POOL_OK)
@@ -914,6 +922,11 @@ int H2Session::on_frame_recv(const nghttp2_frame *frame) {
       evtimer_del(ping_timeout_timer_.get());
       arm_timer(ping_timer_, settings_.ping_interval_ms);
     }
+    break;
+  case NGHTTP2_ORIGIN:
+    if (frame->hd.stream_id == 0)
+      conn_.session_origin(
+          *static_cast<const nghttp2_ext_origin *>(frame->ext.payload));
     break;
   case NGHTTP2_GOAWAY:
     goaway_received_ = true;
@@ -936,6 +949,23 @@ int H2Session::on_frame_recv(const nghttp2_frame *frame) {
     break;
   }
   return 0;
+}
+
+bool H2Session::misdirected(Request &req) {
+  // RFC 9110 section 15.5.20: 421 on a connection shared with another
+  // origin means the server will not serve this one here; the request
+  // may go again on a connection of its own, whatever its method. Nothing
+  // of this response reaches the caller (local_error keeps its body out),
+  // unless the request cannot be sent again.
+  if (!req.coalesced || req.response.status != 421 || !req.got_headers ||
+      req.headers_delivered || req.local_error.code != H2POOL_OK ||
+      !req.body_replayable())
+    return false;
+  req.misdirected = true;
+  req.local_error =
+      make_error(H2POOL_ERR_STREAM_RESET,
+                 "421 Misdirected Request on a shared connection");
+  return true;
 }
 
 int H2Session::on_data_chunk(int32_t stream_id, const uint8_t *data,

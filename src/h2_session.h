@@ -123,6 +123,10 @@ private:
   // Starts the stale check when the request on `stream_id` is the first on
   // a connection silent for stale_after_idle_ms.
   void check_if_stale(int32_t stream_id);
+  // Whether the final response of `req` is a 421 to a request that was
+  // sent on a connection opened for another origin: it is then marked
+  // (Request::misdirected) for the pool to send again.
+  static bool misdirected(Request &req);
   // Fills in how a stream that ends before its response completed ended.
   void classify(const Request &req, StreamEnd *end) const;
   // Returns received DATA bytes to the stream's flow-control window (the

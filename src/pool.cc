@@ -492,7 +492,85 @@ Connection *Pool::busiest_with_room(Endpoint &ep, uint64_t except_id) {
     if (c->id() != except_id && c->has_free_slot() &&
         (!best || c->active_streams() > best->active_streams()))
       best = c.get();
+  if (best || shareable_.empty() || !may_coalesce(ep))
+    return best;
+  for (Connection *c : shareable_)
+    if (c->id() != except_id && c->has_free_slot() &&
+        may_share(ep, *c, nullptr) &&
+        (!best || c->active_streams() > best->active_streams()))
+      best = c;
   return best;
+}
+
+// --- coalescing
+// ----------------------------------------------------------------
+
+bool Pool::may_coalesce(const Endpoint &ep) const {
+  // A Unix socket leads wherever it leads, whatever the name: no address
+  // to compare.
+  return config_.coalescing && ep.https() && !ep.proxy() &&
+         ep.http_version() != H2POOL_HTTP_VERSION_1_1 &&
+         config_.net.unix_socket.length == 0;
+}
+
+bool Pool::may_share(const Endpoint &ep, const Connection &conn,
+                     bool *need_lookup) const {
+  const Endpoint *home = conn.endpoint();
+  const CoalesceInfo &info = conn.coalesce();
+  if (home == &ep || home->port() != ep.port() ||
+      home->http_version() != ep.http_version() || home->proxy() ||
+      conn.protocol() != H2POOL_PROTOCOL_HTTP_2 || info.excluded(ep.host()) ||
+      !info.covers(ep.host(), ep.host_is_ip()))
+    return false;
+  // RFC 8336 section 2.4: with an origin set, DNS need not agree.
+  if (info.has_origin_set())
+    return info.in_origin_set(ep.host(), ep.port());
+  if (ep.lookup.fresh(base_))
+    return info.peer_in(ep.lookup.addresses());
+  if (need_lookup)
+    *need_lookup = true;
+  return false;
+}
+
+bool Pool::look_up_for_sharing(Endpoint &ep) {
+  if (ep.lookup.running())
+    return true;
+  if (shareable_.empty() || ep.lookup.fresh(base_) || !may_coalesce(ep))
+    return false;
+  bool need = false;
+  for (Connection *c : shareable_) {
+    may_share(ep, *c, &need);
+    if (need)
+      break;
+  }
+  if (!need)
+    return false;
+  Endpoint *target = &ep;
+  ep.lookup.start(base_, resolver_, config_.net, ep.host(), ep.port(),
+                  config_.resolve_timeout_ms,
+                  [this, target] { mark_dirty(*target); });
+  if (ep.lookup.running())
+    return true;
+  // Answered at once (an override or a literal): place what now fits.
+  place_queued(ep);
+  return false;
+}
+
+void Pool::retry_misdirected(Endpoint &ep, Connection &conn, Request &req) {
+  conn.coalesce().exclude(ep.host());
+  req.misdirected = false;
+  req.coalesced = false;
+  req.no_coalesce = true;
+  if (req.phase_timer_armed) { // the response-header timeout
+    event_del(&req.phase_timer);
+    req.phase_timer_armed = false;
+  }
+  H2POOL_LOG(log_, H2POOL_LOG_INFO,
+             "request %llu: 421 from connection %llu of %s; retrying on a "
+             "connection of %s",
+             (unsigned long long)req.id, (unsigned long long)conn.id(),
+             conn.name().c_str(), ep.name().c_str());
+  requeue(ep, req);
 }
 
 bool Pool::place(Endpoint &ep, Connection &conn, Request &req) {
@@ -503,6 +581,14 @@ bool Pool::place(Endpoint &ep, Connection &conn, Request &req) {
   }
   req.state = Request::State::in_flight;
   req.refused_by = 0;
+  req.coalesced = conn.endpoint() != &ep;
+  if (req.coalesced) {
+    ++ep.counters.coalesced;
+    H2POOL_LOG(log_, H2POOL_LOG_DEBUG,
+               "coalesced %s onto connection %llu of %s (request %llu)",
+               ep.name().c_str(), (unsigned long long)conn.id(),
+               conn.endpoint()->name().c_str(), (unsigned long long)req.id);
+  }
   // Reused: up before the request came, or it has served another since.
   const ConnectionTimes &ct = conn.times();
   req.times.placed = monotonic_ns();
@@ -539,6 +625,11 @@ void Pool::place_queued(Endpoint &ep) {
     if (!target)
       break;
     Request *req = ep.pending.pop_front();
+    if (req->no_coalesce && target->endpoint() != &ep) {
+      // Answered 421 on a shared connection: it waits for one of its own.
+      deferred.push_back(req);
+      continue;
+    }
     if (req->refused_by == target->id()) {
       // The server refused this request on that connection: another one,
       // if there is or may be one; the same one only as a last resort.
@@ -570,6 +661,9 @@ void Pool::dispatch(Endpoint &ep) {
     return;
   release_throttled(ep);
   place_queued(ep);
+  // A connection it may share, once its host is looked up: nothing of its
+  // own is opened meanwhile.
+  bool looking_up = !ep.pending.empty() && look_up_for_sharing(ep);
   // Throttled requests with nothing under way that could refill the
   // budget would wait forever: the server refuses more than it serves.
   if (!ep.throttled.empty() && ep.pending.empty() && ep.retrying.empty() &&
@@ -588,7 +682,7 @@ void Pool::dispatch(Endpoint &ep) {
                                 ? 1
                                 : expected_capacity(config_);
   size_t expected = ep.setting_up() * per_connection;
-  while (ep.pending.size() > expected &&
+  while (!looking_up && ep.pending.size() > expected &&
          ep.may_open(config_.max_connections_per_endpoint)) {
     open_connection(ep);
     expected += per_connection;
@@ -618,8 +712,15 @@ void Pool::on_connection_state(Connection &conn, Connection::State from,
   conn.endpoint()->on_connection_state(from, to);
   if (to == Connection::State::settings)
     conn.endpoint()->set_protocol(conn.protocol());
-  if (to == Connection::State::ready)
+  if (to == Connection::State::ready) {
     observe(*conn.endpoint(), conn, PoolObserver::Event::ready);
+    if (conn.coalesce().has_certificate() &&
+        conn.protocol() == H2POOL_PROTOCOL_HTTP_2 && !conn.endpoint()->proxy())
+      shareable_.push_back(&conn);
+  } else if (from == Connection::State::ready) {
+    shareable_.erase(std::remove(shareable_.begin(), shareable_.end(), &conn),
+                     shareable_.end());
+  }
 }
 
 void Pool::on_tls_established(Connection &conn) {
@@ -642,9 +743,14 @@ void Pool::on_connection_useful(Connection &conn) {
 
 void Pool::on_stream_closed(Connection &conn, Request &req,
                             const StreamEnd &end) {
-  // A request only ever goes to connections of its own endpoint.
+  // Its own endpoint, whose connection `conn` may not be (coalescing).
   Endpoint &ep = *req.endpoint;
-  assert(&ep == conn.endpoint());
+  if (req.coalesced)
+    mark_dirty(ep); // a shared connection has room again for its queue
+  if (req.misdirected && !closing_) {
+    retry_misdirected(ep, conn, req);
+    return;
+  }
   if (req.local_error.code != H2POOL_OK) {
     Error e = req.local_error;
     finish(req, &e);
@@ -714,6 +820,17 @@ Connection *Pool::connection_of(Request &req) {
   for (auto &conn : req.endpoint->connections)
     if (conn->id() == req.response.connection_id)
       return conn.get();
+  if (!req.coalesced)
+    return nullptr;
+  // On another endpoint's connection: ready ones first, then any (one
+  // draining since).
+  for (Connection *conn : shareable_)
+    if (conn->id() == req.response.connection_id)
+      return conn;
+  for (Endpoint *ep : endpoint_order_)
+    for (auto &conn : ep->connections)
+      if (conn->id() == req.response.connection_id)
+        return conn.get();
   return nullptr;
 }
 
@@ -895,6 +1012,7 @@ h2pool_stats *Pool::snapshot() const {
     v[H2POOL_STAT_REQUESTS_RETRIED] = c.retried;
     v[H2POOL_STAT_TLS_HANDSHAKES] = c.tls_handshakes;
     v[H2POOL_STAT_TLS_RESUMED] = c.tls_resumed;
+    v[H2POOL_STAT_REQUESTS_COALESCED] = c.coalesced;
     v[H2POOL_STAT_PEAK_STREAMS_PER_CONNECTION] = c.peak_streams;
   };
   fill(retired_, stats->total);

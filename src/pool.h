@@ -19,6 +19,15 @@
 //    method; a refused one after a jittered delay and only within the
 //    endpoint's retry budget, both bounded by its deadline.
 //  - A request whose response has begun is never sent again.
+//
+// Coalescing (coalesce.h): an https:// endpoint with no connection of its
+// own that has room may place requests on a ready HTTP/2 connection of
+// another endpoint (same port, HTTP version and TLS settings, no proxy)
+// whose certificate covers its host, when its host resolves to that
+// connection's address or the connection's ORIGIN frames list it. Its
+// own lookup runs first (opening nothing meanwhile) when such a
+// connection exists. A 421 on a shared connection sends the request again
+// on a connection of its own origin.
 #pragma once
 
 #include <atomic>
@@ -145,8 +154,24 @@ private:
   void dispatch(Endpoint &ep);
   void place_queued(Endpoint &ep);
   // The busiest connection of `ep` with a free stream slot, other than the
-  // one with id `except_id`; null if none.
+  // one with id `except_id`; null if none. Without one of its own, the
+  // busiest connection of another endpoint it may share (may_share).
   Connection *busiest_with_room(Endpoint &ep, uint64_t except_id);
+
+  // Coalescing.
+  // Whether `ep` may use other endpoints' connections at all.
+  bool may_coalesce(const Endpoint &ep) const;
+  // Whether requests of `ep` may go on `conn` (a connection of another
+  // endpoint) now. `need_lookup`, if not null, is set when only the
+  // answer of ep's lookup is missing to decide.
+  bool may_share(const Endpoint &ep, const Connection &conn,
+                 bool *need_lookup) const;
+  // Starts ep's lookup if a connection it may share waits for its answer.
+  // True while the lookup runs: ep then opens no connection of its own.
+  bool look_up_for_sharing(Endpoint &ep);
+  // The server answered 421 to `req` on `conn`, shared with ep's origin:
+  // the request goes again, on a connection of its own origin.
+  void retry_misdirected(Endpoint &ep, Connection &conn, Request &req);
   // Opens a stream for `req` on `conn`; false (conn is then draining) if
   // the connection could not take it.
   bool place(Endpoint &ep, Connection &conn, Request &req);
@@ -183,7 +208,10 @@ private:
   ProxyRules proxies_;
   std::unordered_map<std::string, std::unique_ptr<Endpoint>> endpoints_;
   std::vector<Endpoint *> endpoint_order_; // creation order, for stats
-  Endpoint *last_endpoint_ = nullptr;      // where the last request went
+  // Ready HTTP/2 connections with a verified certificate: those other
+  // endpoints may share.
+  std::vector<Connection *> shareable_;
+  Endpoint *last_endpoint_ = nullptr; // where the last request went
   // Counters of endpoints that have been evicted, so pool-wide totals
   // never go backwards.
   Endpoint::Counters retired_;

@@ -138,6 +138,11 @@ struct Request {
   bool end_stream = false;     // the response ended with END_STREAM
   bool in_trailers = false;    // receiving the header block after the final one
   bool counted_waiting = true; // still counted against max_pending_requests
+  // Coalescing: on a connection of another origin's endpoint; answered 421
+  // there (to be sent again on one of its own); kept off shared ones.
+  bool coalesced = false;
+  bool misdirected = false;
+  bool no_coalesce = false;
 
   // Intrusive list links: a request sits in exactly one list at a time: one
   // of its endpoint's waiting lists or its session's stream list.

@@ -163,6 +163,19 @@ SSL *TlsContext::new_ssl(const std::string &host, bool host_is_ip,
   return ssl;
 }
 
+bool certificate_covers(X509 *cert, const std::string &host, bool host_is_ip) {
+  if (!cert || host.empty())
+    return false;
+  if (host_is_ip)
+    return X509_check_ip_asc(cert, host.c_str(), 0) == 1;
+  std::string name = host;
+  if (name.back() == '.')
+    name.pop_back();
+  // Flags 0, as new_ssl() leaves the handshake's check: the same names
+  // pass both.
+  return X509_check_host(cert, name.data(), name.size(), 0, nullptr) == 1;
+}
+
 Error tls_failure_error(SSL *ssl, unsigned long last_error,
                         const std::string &name) {
   long verify = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;

@@ -59,11 +59,24 @@ public:
   SSL *new_ssl(const std::string &host, bool host_is_ip,
                const TlsSessionCache *cache, TlsSessionSink *sink) const;
 
+  // Whether handshakes verify the server's certificate (not under
+  // tls_insecure): only then does a certificate prove anything.
+  bool verifies() const { return verify_; }
+
 private:
   explicit TlsContext(SSL_CTX *ctx, bool verify) : ctx_(ctx), verify_(verify) {}
   std::unique_ptr<SSL_CTX, SslCtxDeleter> ctx_;
   bool verify_;
 };
+
+// Whether `cert` (a server certificate whose chain verified) is valid for
+// `host`, a name or an IP literal without brackets, by the rules the
+// handshake applies (SSL_set1_host, X509_VERIFY_PARAM_set1_ip_asc):
+// subjectAltName entries (the subject CN only without DNS entries),
+// wildcards in the left-most label, a trailing dot ignored. Connection
+// coalescing asks it
+// for names other than the one the connection was opened for.
+bool certificate_covers(X509 *cert, const std::string &host, bool host_is_ip);
 
 // OpenSSL's most recent error queue entry as text (and clears the queue).
 std::string openssl_error_string(unsigned long code = 0);

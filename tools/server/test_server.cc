@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
@@ -12,6 +13,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -85,6 +88,10 @@ using EventPtr = std::unique_ptr<event, EventDeleter>;
 using SessionPtr = std::unique_ptr<nghttp2_session, SessionDeleter>;
 using CallbacksPtr =
     std::unique_ptr<nghttp2_session_callbacks, CallbacksDeleter>;
+struct SslCtxDeleter {
+  void operator()(SSL_CTX *p) const { SSL_CTX_free(p); }
+};
+using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
 
 class Fd {
 public:
@@ -701,6 +708,10 @@ public:
   // A request's HEADERS arrived: refuse_every and read_pause_ms. Returns
   // whether the stream was refused.
   bool on_request_headers(ServerStream *stream);
+  // ServerOptions::origin_frame: queues the ORIGIN frame. Returns 0 or -1.
+  int submit_origin_frame();
+  // ServerOptions::misdirect_host: whether `stream` gets a 421 here.
+  bool misdirected(const ServerStream *stream) const;
   // read_pause_ms: stop reading the socket now, resume on a timer.
   void begin_read_pause();
   void on_read_pause_expired();
@@ -752,7 +763,8 @@ public:
     if (!options_.unix_socket.empty())
       return "http://localhost";
     bool v6 = options_.host.find(':') != std::string::npos;
-    return "http://" + (v6 ? "[" + options_.host + "]" : options_.host) + ":" +
+    return (options_.tls_cert_file.empty() ? "http://" : "https://") +
+           (v6 ? "[" + options_.host + "]" : options_.host) + ":" +
            std::to_string(port());
   }
   ServerStats stats() const {
@@ -771,6 +783,11 @@ public:
 
   // Loop thread only.
   void on_accept(evutil_socket_t fd);
+  // ServerOptions::tls_cert_file: the context every connection's TLS
+  // comes from. Returns 0 or a negative errno value.
+  int make_tls_context();
+  // A bufferevent for an accepted socket: plain, or TLS (accepting).
+  BufferEventPtr make_bufferevent(evutil_socket_t fd);
   void close_connection(ServerConnection *conn);
   void on_wake();
   event_base *base() const { return base_.get(); }
@@ -823,6 +840,7 @@ private:
   uint64_t next_connection_id_ = 1;
 
   CallbacksPtr callbacks_;
+  SslCtxPtr tls_;
   EventBasePtr base_;
   ListenerPtr listener_;
   Fd wake_read_;
@@ -1208,7 +1226,7 @@ int ServerConnection::start() {
         session_.get(), NGHTTP2_FLAG_NONE, 0,
         static_cast<int32_t>(*script_.initial_window_size));
   }
-  if (send() != 0) {
+  if (submit_origin_frame() != 0 || send() != 0) {
     return -1;
   }
   return run_after_settings();
@@ -1523,6 +1541,9 @@ void ServerConnection::respond(ServerStream *stream) {
     return;
   }
   int status = script.error.empty() ? script.status : 400;
+  if (misdirected(stream)) {
+    status = 421;
+  }
   if (!script.error.empty()) {
     stream->body_buffer_ = script.error;
   } else if (script.has_size) {
@@ -2146,6 +2167,9 @@ int Server::start() {
   wake_read_.reset(pipe_fds[0]);
   wake_write_.reset(pipe_fds[1]);
 
+  if (int rv = make_tls_context(); rv != 0) {
+    return rv;
+  }
   if (!callbacks_) {
     callbacks_ = make_callbacks();
     if (!callbacks_) {
@@ -2235,10 +2259,8 @@ void Server::on_accept(evutil_socket_t fd) {
   // Responses are written in whole frames already; Nagle would only add
   // latency between a request and its small response.
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  BufferEventPtr bev(
-      bufferevent_socket_new(base_.get(), fd, BEV_OPT_CLOSE_ON_FREE));
+  BufferEventPtr bev = make_bufferevent(fd);
   if (!bev) {
-    evutil_closesocket(fd);
     return;
   }
   std::unique_ptr<ServerConnection> conn;
@@ -2263,6 +2285,87 @@ void Server::on_accept(evutil_socket_t fd) {
     return;
   }
   bufferevent_enable(raw->bev_.get(), EV_READ | EV_WRITE);
+}
+
+int Server::make_tls_context() {
+  if (options_.tls_cert_file.empty() || tls_) {
+    return 0;
+  }
+  SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
+  if (!ctx ||
+      SSL_CTX_use_certificate_chain_file(ctx.get(),
+                                         options_.tls_cert_file.c_str()) != 1 ||
+      SSL_CTX_use_PrivateKey_file(ctx.get(), options_.tls_key_file.c_str(),
+                                  SSL_FILETYPE_PEM) != 1) {
+    ERR_clear_error();
+    return -EINVAL;
+  }
+  // RFC 9113 section 3.2: "h2" over TLS; a client that offers only
+  // HTTP/1.1 gets no protocol, and speaks that.
+  SSL_CTX_set_alpn_select_cb(
+      ctx.get(),
+      [](SSL *, const unsigned char **out, unsigned char *outlen,
+         const unsigned char *in, unsigned int inlen, void *) {
+        static const unsigned char h2[] = {2, 'h', '2'};
+        unsigned char *sel = nullptr;
+        if (SSL_select_next_proto(&sel, outlen, h2, sizeof h2, in, inlen) !=
+            OPENSSL_NPN_NEGOTIATED) {
+          return SSL_TLSEXT_ERR_NOACK;
+        }
+        *out = sel;
+        return SSL_TLSEXT_ERR_OK;
+      },
+      nullptr);
+  tls_ = std::move(ctx);
+  return 0;
+}
+
+BufferEventPtr Server::make_bufferevent(evutil_socket_t fd) {
+  BufferEventPtr bev;
+  if (!tls_) {
+    bev.reset(bufferevent_socket_new(base_.get(), fd, BEV_OPT_CLOSE_ON_FREE));
+  } else if (SSL *ssl = SSL_new(tls_.get())) {
+    // Frees the SSL object with the bufferevent; what nghttp2 writes
+    // before the handshake is done waits in its output buffer.
+    bev.reset(bufferevent_openssl_socket_new(base_.get(), fd, ssl,
+                                             BUFFEREVENT_SSL_ACCEPTING,
+                                             BEV_OPT_CLOSE_ON_FREE));
+    if (!bev) {
+      SSL_free(ssl);
+    }
+  }
+  if (!bev) {
+    evutil_closesocket(fd);
+  }
+  return bev;
+}
+
+int ServerConnection::submit_origin_frame() {
+  const auto &origins = server_->options().origin_frame;
+  if (!origins) {
+    return 0;
+  }
+  std::vector<nghttp2_origin_entry> ov;
+  for (const std::string &o : *origins) {
+    ov.push_back(
+        {reinterpret_cast<uint8_t *>(const_cast<char *>(o.data())), o.size()});
+  }
+  return nghttp2_submit_origin(session_.get(), NGHTTP2_FLAG_NONE, ov.data(),
+                               ov.size()) == 0
+             ? 0
+             : -1;
+}
+
+bool ServerConnection::misdirected(const ServerStream *stream) const {
+  const std::string &host = server_->options().misdirect_host;
+  const std::string &authority = stream->request_.authority;
+  if (host.empty() || authority.substr(0, authority.rfind(':')) != host) {
+    return false;
+  }
+  SSL *ssl = bufferevent_openssl_get_ssl(bev_.get());
+  const char *sni =
+      ssl ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) : nullptr;
+  return !sni || host != sni;
 }
 
 void Server::close_connection(ServerConnection *conn) {

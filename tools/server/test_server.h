@@ -115,6 +115,9 @@
 //                       ACKs it, ServerStats::peak_streams_after_settings_ack
 //                       tracks the streams open at once on that connection
 //
+// TLS, ORIGIN frames and 421 for connection coalescing tests: see
+// ServerOptions::tls_cert_file, origin_frame and misdirect_host.
+//
 // Per connection (ConnectionScript: ServerOptions::connection, or
 // ServerOptions::connection_script for a script chosen per connection id):
 // never send SETTINGS (a silent peer: the server only reads and discards),
@@ -294,6 +297,19 @@ struct ServerOptions {
   // nghttp2 default, RFC 7540's tree, which every h2pool stream shares
   // equally.
   bool rfc9218 = false;
+  // TLS instead of h2c: the certificate chain and key (PEM files) the
+  // server presents, ALPN "h2" only. base_url() is then https://.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // RFC 8336: an ORIGIN frame listing these origins ("https://host[:port]")
+  // right after each connection's SETTINGS; an empty list sends an empty
+  // frame. Unset: none.
+  std::optional<std::vector<std::string>> origin_frame;
+  // Requests whose :authority names this host (any port) are answered 421
+  // Misdirected Request on every connection whose TLS SNI is another name,
+  // as a server does that will not serve an origin on a connection set up
+  // for another. Empty: never.
+  std::string misdirect_host;
 };
 
 // An RST_STREAM the server received from a client.

@@ -151,6 +151,7 @@ pub const H2POOL_STAT_TLS_HANDSHAKES: h2pool_stat = 11;
 pub const H2POOL_STAT_TLS_RESUMED: h2pool_stat = 12;
 pub const H2POOL_STAT_CONNECTIONS_FAILED: h2pool_stat = 13;
 pub const H2POOL_STAT_REQUESTS_AWAITING_RETRY: h2pool_stat = 14;
+pub const H2POOL_STAT_REQUESTS_COALESCED: h2pool_stat = 15;
 
 /// `h2pool_endpoint_state`.
 pub type h2pool_endpoint_state = c_int;
@@ -257,6 +258,7 @@ extern "C" {
     pub fn h2pool_config_set_max_requests_per_connection(cfg: *mut h2pool_config, n: u32) -> c_int;
     pub fn h2pool_config_set_max_retries(cfg: *mut h2pool_config, n: u32) -> c_int;
     pub fn h2pool_config_set_retry_idempotent(cfg: *mut h2pool_config, enable: c_int) -> c_int;
+    pub fn h2pool_config_set_coalescing(cfg: *mut h2pool_config, enabled: c_int) -> c_int;
     pub fn h2pool_config_set_http_version(
         cfg: *mut h2pool_config,
         version: h2pool_http_version,
