@@ -148,7 +148,9 @@ private:
   // one with id `except_id`; null if none.
   Connection *busiest_with_room(Endpoint &ep, uint64_t except_id);
   // Opens a stream for `req` on `conn`; false (conn is then draining) if
-  // the connection could not take it.
+  // the connection could not take it. True also when the request itself
+  // cannot go on this server (an extended CONNECT it does not allow): it
+  // is then finished with that error.
   bool place(Endpoint &ep, Connection &conn, Request &req);
   void open_connection(Endpoint &ep);
   void reap();
