@@ -66,6 +66,17 @@ public:
     }
     EXPECT_EQ(h2pool_request_resume_upload(pool_, id_), H2POOL_OK);
   }
+  // Opens the tunnel and waits for its response headers.
+  bool open_and_wait(const std::string &url) {
+    return open(url) == H2POOL_OK && wait_open();
+  }
+  // Ends the caller's side and expects the tunnel to complete successfully.
+  ::testing::AssertionResult close_cleanly() {
+    finish();
+    if (done.wait() && done.ok)
+      return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << done.describe();
+  }
   bool wait_open(Ms timeout = kWait) {
     std::unique_lock<std::mutex> lock(mu_);
     return cv_.wait_for(lock, timeout, [&] { return status_ != 0; });
@@ -180,8 +191,7 @@ TEST(Tunnel, EchoesBothWaysBeyondTheFlowControlWindows) {
             H2POOL_OK);
   TunnelPool client(cfg);
   Tunnel &t = client.tunnel();
-  ASSERT_EQ(t.open(server.base_url() + "/chat?room=1"), H2POOL_OK);
-  ASSERT_TRUE(t.wait_open());
+  ASSERT_TRUE(t.open_and_wait(server.base_url() + "/chat?room=1"));
   EXPECT_EQ(t.status(), 200);
 
   const std::vector<std::string> messages = {"hello", pattern(1 << 20, 'a'),
@@ -194,9 +204,7 @@ TEST(Tunnel, EchoesBothWaysBeyondTheFlowControlWindows) {
         << t.received().size() << " of " << expected.size();
   }
   EXPECT_TRUE(t.received() == expected) << "echo differs";
-  t.finish();
-  ASSERT_TRUE(t.done.wait()) << t.done.describe();
-  EXPECT_TRUE(t.done.ok) << t.done.describe();
+  EXPECT_TRUE(t.close_cleanly());
   EXPECT_EQ(t.done.status, 200);
   EXPECT_EQ(t.done.body, ""); // streamed, not buffered
 
@@ -294,11 +302,7 @@ TEST(Tunnel, TunnelsAndRequestsShareOneConnection) {
   }
   for (auto &t : tunnels) {
     EXPECT_EQ(t->connection_id(), conn);
-    t->finish();
-  }
-  for (auto &t : tunnels) {
-    ASSERT_TRUE(t->done.wait()) << t->done.describe();
-    EXPECT_TRUE(t->done.ok) << t->done.describe();
+    EXPECT_TRUE(t->close_cleanly());
   }
   ServerStats st = server.stats();
   EXPECT_EQ(st.connections_accepted, 1u);
@@ -326,13 +330,11 @@ TEST(Tunnel, CountsAgainstMaxConcurrentStreams) {
                                [](uint64_t n) { return n == 1; }));
   EXPECT_EQ(client.stat(H2POOL_STAT_STREAMS_ACTIVE), 2u);
   EXPECT_EQ(calls(get), 0) << get.describe();
-  a.finish();
-  ASSERT_TRUE(a.done.wait()) << a.done.describe();
+  EXPECT_TRUE(a.close_cleanly());
   ASSERT_TRUE(get.wait()) << get.describe();
   EXPECT_TRUE(get.ok) << get.describe();
   EXPECT_LE(server.stats().peak_concurrent_streams, 2u);
-  b.finish();
-  ASSERT_TRUE(b.done.wait()) << b.done.describe();
+  EXPECT_TRUE(b.close_cleanly());
 }
 
 TEST(Tunnel, NonSuccessStatusIsAnOrdinaryResponse) {
@@ -364,13 +366,10 @@ TEST(Tunnel, RefusedTunnelIsRetried) {
   Call &get = client.get(server.base_url() + "/");
   ASSERT_TRUE(get.wait()) << get.describe();
   Tunnel &t = client.tunnel();
-  ASSERT_EQ(t.open(server.base_url() + "/chat"), H2POOL_OK);
-  ASSERT_TRUE(t.wait_open());
+  ASSERT_TRUE(t.open_and_wait(server.base_url() + "/chat"));
   t.send("once more");
   ASSERT_TRUE(t.wait_received(9));
-  t.finish();
-  ASSERT_TRUE(t.done.wait()) << t.done.describe();
-  EXPECT_TRUE(t.done.ok) << t.done.describe();
+  EXPECT_TRUE(t.close_cleanly());
   EXPECT_EQ(server.stats().streams_refused, 1u);
   EXPECT_EQ(server.stats().tunnels_opened, 1u);
 }
@@ -382,8 +381,7 @@ TEST(Tunnel, PoolDefaultTimeoutDoesNotCutAnOpenTunnel) {
   ASSERT_EQ(h2pool_config_set_request_timeout_ms(cfg, 300), H2POOL_OK);
   TunnelPool client(cfg);
   Tunnel &t = client.tunnel();
-  ASSERT_EQ(t.open(server.base_url() + "/chat"), H2POOL_OK);
-  ASSERT_TRUE(t.wait_open());
+  ASSERT_TRUE(t.open_and_wait(server.base_url() + "/chat"));
   // A request that outlives the tunnel's 300 ms: once it is answered, the
   // tunnel's timer has long fired.
   Opts slow;
@@ -395,9 +393,7 @@ TEST(Tunnel, PoolDefaultTimeoutDoesNotCutAnOpenTunnel) {
   EXPECT_EQ(calls(t.done), 0) << t.done.describe();
   t.send("still open");
   ASSERT_TRUE(t.wait_received(10));
-  t.finish();
-  ASSERT_TRUE(t.done.wait()) << t.done.describe();
-  EXPECT_TRUE(t.done.ok) << t.done.describe();
+  EXPECT_TRUE(t.close_cleanly());
 }
 
 TEST(Tunnel, RequestTimeoutBoundsTheWholeTunnel) {
@@ -407,8 +403,7 @@ TEST(Tunnel, RequestTimeoutBoundsTheWholeTunnel) {
   TunnelPool client(cfg);
   Tunnel &t = client.tunnel();
   ASSERT_EQ(h2pool_request_opts_set_timeout_ms(t.opts(), 500), H2POOL_OK);
-  ASSERT_EQ(t.open(server.base_url() + "/chat"), H2POOL_OK);
-  ASSERT_TRUE(t.wait_open());
+  ASSERT_TRUE(t.open_and_wait(server.base_url() + "/chat"));
   ASSERT_TRUE(t.done.wait()) << t.done.describe();
   EXPECT_EQ(t.done.code, H2POOL_ERR_TIMEOUT) << t.done.describe();
   ASSERT_TRUE(server.wait_for_stats(
