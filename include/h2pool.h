@@ -219,7 +219,13 @@ typedef enum h2pool_code {
   /** The proxy's answer was not HTTP/1.1 (or not SOCKS5): a malformed or
    *  oversized (16 KiB) CONNECT response head, a wrong SOCKS version, an
    *  authentication method that was not offered. */
-  H2POOL_ERR_PROXY_PROTOCOL = -45
+  H2POOL_ERR_PROXY_PROTOCOL = -45,
+  /** An extended CONNECT request (h2pool_request_opts_set_protocol())
+   *  could not be sent: the server's SETTINGS did not include
+   *  SETTINGS_ENABLE_CONNECT_PROTOCOL=1 (RFC 8441 section 3), or the
+   *  connection speaks HTTP/1.1, which has no extended CONNECT. Nothing was
+   *  sent; the connection carries on with other requests. */
+  H2POOL_ERR_CONNECT_PROTOCOL_UNSUPPORTED = -48
 } h2pool_code;
 
 /**
@@ -1097,6 +1103,61 @@ h2pool_request_opts_set_http_version(h2pool_request_opts *opts,
 H2POOL_EXTERN int h2pool_request_opts_set_priority(h2pool_request_opts *opts,
                                                    int urgency,
                                                    int incremental);
+
+/**
+ * Extended CONNECT (RFC 8441): requests made with these options open a
+ * tunnel, a bidirectional byte stream on one HTTP/2 stream of a pooled
+ * connection, for the protocol `protocol` (NUL-terminated, an RFC 9110
+ * token of at most 64 bytes, sent as the ":protocol" pseudo-header; for
+ * WebSockets over HTTP/2, "websocket"). NULL or "" turns it off. Returns
+ * H2POOL_ERR_INVALID_ARGUMENT for a NULL `opts` or a `protocol` that is not
+ * a token. The string is copied.
+ *
+ * A tunnel is an ordinary request, so it needs no API of its own:
+ * - The method must be "CONNECT" (h2pool_request() refuses other methods
+ *   with H2POOL_ERR_INVALID_METHOD while a protocol is set). The URL's
+ *   scheme, path and authority are sent as :scheme, :path and :authority
+ *   (RFC 8441 section 4); no content-length and no accept-encoding are
+ *   added, and a content-length header of the caller's is refused
+ *   (H2POOL_ERR_INVALID_HEADER). The response is never decoded.
+ * - The upload direction is the request body, best from a body reader
+ *   (h2pool_request_opts_set_body_reader() with content_length -1, or
+ *   h2pool_queue_request() with h2pool_request_opts_set_queue_upload()):
+ *   the reader returns H2POOL_BODY_WAIT while the caller has nothing to
+ *   send, h2pool_request_resume_upload() wakes it, and its end of file
+ *   ends the caller's side of the tunnel (END_STREAM, like a TCP FIN). A
+ *   fixed body is sent and then ends the caller's side at once.
+ * - The download direction is the response body: set an on_data callback
+ *   (h2pool_request_opts_set_on_data()) to get the bytes as they arrive;
+ *   H2POOL_DATA_PAUSE and h2pool_request_resume_download() hold the server
+ *   back by flow control as for any response. Without on_data the bytes
+ *   are buffered, under the response body limit.
+ * - A 2xx response means the tunnel is open: on_headers is called with it.
+ *   The completion callback runs once both sides have ended the stream
+ *   (successfully), or on a reset, a lost connection, h2pool_cancel() or a
+ *   timeout. Any other status is an ordinary response (its body, then the
+ *   completion); if the server ends it while the caller's side is still
+ *   open, the pool resets the stream (CANCEL) so that the upload stops.
+ * - Only over HTTP/2, and only on a connection whose server sent
+ *   SETTINGS_ENABLE_CONNECT_PROTOCOL=1: the pool decides once the server's
+ *   SETTINGS have arrived (every request waits for them anyway) and
+ *   otherwise fails the request with H2POOL_ERR_CONNECT_PROTOCOL_UNSUPPORTED
+ *   without sending anything. An HTTP/1.1 connection (by ALPN or by
+ *   configuration) fails it the same way. A tunnel shares its connection
+ *   with other requests and tunnels, and counts against the server's
+ *   SETTINGS_MAX_CONCURRENT_STREAMS like any stream.
+ * - Retries: as any request whose body comes from a reader, a tunnel is
+ *   sent again only when the server provably did not process it
+ *   (REFUSED_STREAM, or above a GOAWAY's last stream id) and no byte of
+ *   its upload had been read; never once a response began.
+ * - Timeouts: a timeout set on the request
+ * (h2pool_request_opts_set_timeout_ms()) bounds the whole life of the tunnel.
+ * The pool's default request timeout (h2pool_config_set_request_timeout_ms())
+ * only bounds its setup: it does not cut a tunnel that is open (2xx received).
+ * The response-header timeout applies as for any request.
+ */
+H2POOL_EXTERN int h2pool_request_opts_set_protocol(h2pool_request_opts *opts,
+                                                   const char *protocol);
 
 /**
  * Submits a request. Thread-safe, and may be called from a completion

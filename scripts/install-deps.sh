@@ -28,6 +28,9 @@ packages=(
   clang libclang-rt-14-dev
   # A real DNS server for the resolver tests (tests/faults/resolver_test).
   dnsmasq
+  # WebSocket-over-HTTP/2 (RFC 8441) servers for tests/websocket: hypercorn
+  # (run with Debian's /usr/bin/python3) and Node's http2 module.
+  python3-hypercorn python3-h2 nodejs
   # Used by the test scripts (free-port lookup, binary file comparison).
   python3 iproute2 procps
 )

@@ -154,6 +154,32 @@ private:
   bool loop_thread_;
 };
 
+// An extended CONNECT (RFC 8441) request: the method it needs, and what an
+// ordinary request adds that a tunnel must not have. Returns H2POOL_OK, or
+// the refusal's code with the reason in `*why`.
+int prepare_tunnel(const h2pool_request_opts &opts,
+                   const h2pool_core::RequestHeaders &headers,
+                   h2pool_core::Request *req, std::string *why) {
+  if (req->method != "CONNECT") {
+    *why = "a :protocol (" + opts.protocol + ") needs the method CONNECT";
+    return H2POOL_ERR_INVALID_METHOD;
+  }
+  if (headers.has_content_length) {
+    // The stream carries a byte stream of no set length (RFC 8441 section
+    // 4 leaves CONNECT's rules of RFC 9113 section 8.5 in force).
+    *why = "a tunnel's request has no content-length";
+    return H2POOL_ERR_INVALID_HEADER;
+  }
+  req->protocol = opts.protocol;
+  req->add_content_length = false;
+  // The tunnel's bytes are the protocol's own: nothing to decode.
+  req->auto_decompress = false;
+  req->add_accept_encoding = false;
+  if (!opts.has_timeout && req->timeout_ms)
+    req->timeout_until_open = true;
+  return H2POOL_OK;
+}
+
 // Queues `op` for request `id` on the loop thread.
 int post_request_op(h2pool *pool, uint64_t id,
                     void (h2pool_core::Pool::*op)(uint64_t)) {
@@ -447,6 +473,11 @@ int h2pool_core::submit_request(h2pool *pool, const char *method,
     req->timeout_ms = (opts && opts->has_timeout)
                           ? opts->timeout_ms
                           : pool->config.request_timeout_ms;
+    if (opts && !opts->protocol.empty()) {
+      rc = prepare_tunnel(*opts, normalized, req.get(), &why);
+      if (rc != H2POOL_OK)
+        return log_refusal(pool, rc, url, why);
+    }
     req->cb = cb;
     req->user_data = user_data;
 

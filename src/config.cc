@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "config.h"
+#include "headers.h"
 #include "proxy.h"
 
 #include <net/if.h>
@@ -553,6 +554,20 @@ int h2pool_request_opts_set_priority(h2pool_request_opts *opts, int urgency,
   opts->urgency = uint8_t(urgency);
   opts->incremental = incremental != 0;
   return H2POOL_OK;
+}
+
+int h2pool_request_opts_set_protocol(h2pool_request_opts *opts,
+                                     const char *protocol) {
+  if (opts == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  // RFC 8441 section 4: the value is a protocol token of the HTTP Upgrade
+  // Token Registry ("websocket"); a bound keeps it a token, not a payload.
+  constexpr size_t kMaxProtocol = 64;
+  if (protocol && *protocol &&
+      (std::strlen(protocol) > kMaxProtocol ||
+       !h2pool_core::valid_method(protocol)))
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  return guarded_assign(opts->protocol, protocol);
 }
 
 int h2pool_request_opts_set_auto_decompress(h2pool_request_opts *opts,

@@ -98,6 +98,8 @@ struct h2pool_request_opts {
   // RFC 9218 priority; the defaults of its section 4.
   uint8_t urgency = 3;
   bool incremental = false;
+  // Extended CONNECT (RFC 8441): the :protocol to send; empty: none.
+  std::string protocol;
 };
 
 namespace h2pool_core {

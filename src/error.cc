@@ -98,6 +98,8 @@ const char *error_text(int code) {
     return "proxy closed the connection during tunnel setup";
   case H2POOL_ERR_PROXY_PROTOCOL:
     return "proxy sent a malformed reply";
+  case H2POOL_ERR_CONNECT_PROTOCOL_UNSUPPORTED:
+    return "server does not support extended CONNECT";
   default:
     return "unknown error";
   }

@@ -174,6 +174,10 @@ void H1Session::fail(int code, const std::string &message) {
 }
 
 int H1Session::submit(Request &req) {
+  // Extended CONNECT (RFC 8441) is HTTP/2's; HTTP/1.1 would need Upgrade,
+  // which the caller did not ask for.
+  if (!req.protocol.empty())
+    return H2POOL_ERR_CONNECT_PROTOCOL_UNSUPPORTED;
   if (ended_ || !current_.empty())
     return H2POOL_ERR_INTERNAL;
   req.reset_for_retry();

@@ -477,14 +477,31 @@ void H2Session::on_transport_closed(Transport::Status st) {
   end(err);
 }
 
+bool H2Session::allows_extended_connect() const {
+  // RFC 8441 section 3: only once the server said so in its SETTINGS.
+  // Requests are placed only on connections whose SETTINGS have arrived,
+  // so "not yet" never reaches here as "no".
+  return session_ && settings_received_ &&
+         nghttp2_session_get_remote_settings(
+             session_.get(), NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL) == 1;
+}
+
 int H2Session::submit(Request &req) {
+  if (!req.protocol.empty() && !allows_extended_connect()) {
+    H2POOL_LOG(log_, H2POOL_LOG_INFO,
+               "conn %llu: request %llu: %s did not enable extended CONNECT "
+               "(SETTINGS_ENABLE_CONNECT_PROTOCOL)",
+               (unsigned long long)id_, (unsigned long long)req.id,
+               name_.c_str());
+    return H2POOL_ERR_CONNECT_PROTOCOL_UNSUPPORTED;
+  }
   // Pseudo-headers, content-length and accept-encoding come before the
   // caller's fields. Most requests fit the stack array; only unusually many
   // headers allocate.
   constexpr size_t kInline = 24;
   std::array<nghttp2_nv, kInline> inline_nva;
   std::vector<nghttp2_nv> heap_nva;
-  size_t max_fields = 7 + req.headers.size();
+  size_t max_fields = 8 + req.headers.size();
   if (max_fields > kInline)
     heap_nva.resize(max_fields);
   nghttp2_nv *nva = max_fields > kInline ? heap_nva.data() : inline_nva.data();
@@ -494,8 +511,11 @@ int H2Session::submit(Request &req) {
                            kAcceptEncodingValue = kAcceptEncoding;
   nva[n++] = make_nv(":method", 7, req.method);
   // RFC 9113 section 8.5: a CONNECT request carries only :method and
-  // :authority.
-  bool connect = req.method == "CONNECT";
+  // :authority; an extended CONNECT (RFC 8441 section 4) carries :scheme
+  // and :path too, and its :protocol.
+  bool connect = req.method == "CONNECT" && req.protocol.empty();
+  if (!req.protocol.empty())
+    nva[n++] = make_nv(":protocol", 9, req.protocol);
   if (!connect)
     nva[n++] =
         make_nv(":scheme", 7, req.url.scheme == Scheme::https ? kHttps : kHttp);
@@ -583,6 +603,19 @@ void H2Session::reset(Request &req, uint32_t code) {
                               req.response.stream_id, code);
     flush();
   }
+}
+
+void H2Session::end_refused_tunnel(Request &req, int32_t stream_id) {
+  // The server answered the tunnel with a complete ordinary response: no
+  // tunnel will open, so an upload that waits for the caller's next bytes
+  // would keep the stream (and the request) open for nothing. The response
+  // is complete, so the request completes now; the reset only stops our
+  // side, and is not the server's fault (no local_error).
+  streams_.remove(&req);
+  nghttp2_session_set_stream_user_data(session_.get(), stream_id, nullptr);
+  nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, stream_id,
+                            NGHTTP2_CANCEL);
+  conn_.stream_closed(req, StreamEnd{});
 }
 
 void H2Session::update_priority(Request &req) {
@@ -912,8 +945,13 @@ int H2Session::on_frame_recv(const nghttp2_frame *frame) {
         begin_body(*req, settings_.body_limits) != H2POOL_OK)
       nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE,
                                 frame->hd.stream_id, NGHTTP2_CANCEL);
-    if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && req->got_headers)
+    if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && req->got_headers) {
       req->end_stream = true;
+      if (!req->protocol.empty() && !req->tunnel_open() &&
+          !nghttp2_session_get_stream_local_close(session_.get(),
+                                                  frame->hd.stream_id))
+        end_refused_tunnel(*req, frame->hd.stream_id); // may free req
+    }
     break;
   }
   case NGHTTP2_PING:

@@ -93,6 +93,12 @@ public:
   void on_stale_timeout();
 
 private:
+  // The server's SETTINGS enabled extended CONNECT (RFC 8441).
+  bool allows_extended_connect() const;
+  // A tunnel's non-2xx response ended while the caller's side of the
+  // stream is still open: stops the upload (see the header's
+  // h2pool_request_opts_set_protocol()).
+  void end_refused_tunnel(Request &req, int32_t stream_id);
   // Recomputes capacity() from the server's SETTINGS and the local cap:
   // placement asks for it for every request, SETTINGS change it rarely.
   void update_capacity();

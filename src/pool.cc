@@ -236,6 +236,10 @@ void Pool::cancel(uint64_t id) {
 
 void Pool::on_request_timeout(Request &req) {
   req.timer_armed = false;
+  // The pool's default timeout is meant for exchanges; an open tunnel
+  // lives as long as its peers want (h2pool_request_opts_set_protocol()).
+  if (req.timeout_until_open && req.tunnel_open())
+    return;
   abort(req, make_error(H2POOL_ERR_TIMEOUT, "request timed out after " +
                                                 std::to_string(req.timeout_ms) +
                                                 " ms"));
@@ -575,7 +579,21 @@ void Pool::retry_misdirected(Endpoint &ep, Connection &conn, Request &req) {
 
 bool Pool::place(Endpoint &ep, Connection &conn, Request &req) {
   bool reused = conn.ever_used();
-  if (conn.submit(req) != H2POOL_OK) {
+  int rc = conn.submit(req);
+  if (rc == H2POOL_ERR_CONNECT_PROTOCOL_UNSUPPORTED) {
+    // The request, not the connection, is what cannot go: the server's
+    // SETTINGS (or HTTP/1.1) rule out its extended CONNECT, and every
+    // connection to this server would say the same.
+    Error e = make_error(rc, "server " + conn.name() +
+                                 (conn.protocol() == H2POOL_PROTOCOL_HTTP_1_1
+                                      ? " speaks HTTP/1.1, which has no "
+                                        "extended CONNECT"
+                                      : " did not enable extended CONNECT "
+                                        "(SETTINGS_ENABLE_CONNECT_PROTOCOL)"));
+    finish(req, &e);
+    return true;
+  }
+  if (rc != H2POOL_OK) {
     conn.drain(); // it cannot take streams; stop offering it any
     return false;
   }

@@ -173,7 +173,9 @@ private:
   // the request goes again, on a connection of its own origin.
   void retry_misdirected(Endpoint &ep, Connection &conn, Request &req);
   // Opens a stream for `req` on `conn`; false (conn is then draining) if
-  // the connection could not take it.
+  // the connection could not take it. True also when the request itself
+  // cannot go on this server (an extended CONNECT it does not allow): it
+  // is then finished with that error.
   bool place(Endpoint &ep, Connection &conn, Request &req);
   void open_connection(Endpoint &ep);
   void reap();

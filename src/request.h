@@ -65,6 +65,9 @@ struct Request {
   std::string method;
   Url url;
   std::string authority; // :authority actually sent
+  // Extended CONNECT (RFC 8441): the :protocol of the tunnel this request
+  // opens; empty for every other request.
+  std::string protocol;
   std::vector<HeaderField> headers;
   // The request body: `body_data`/`body_size` point into `body` (copied) or
   // at the caller's buffer (borrowed, released through `body_release`), or
@@ -97,6 +100,9 @@ struct Request {
   uint8_t urgency = 3;
   bool incremental = false;
   bool caller_priority = false;
+  // A tunnel (`protocol` set) under the pool's default timeout: it bounds
+  // the setup only, not the open tunnel (see tunnel_open()).
+  bool timeout_until_open = false;
 
   // Loop-thread state.
   Pool *owner = nullptr;        // the pool handling it
@@ -162,6 +168,10 @@ struct Request {
   // A retry must resend the body; a body read from a callback can only be
   // resent if none of it was read yet.
   bool body_replayable() const { return !body_reader || body_offset == 0; }
+  // An extended CONNECT whose 2xx response arrived: the tunnel is open.
+  bool tunnel_open() const {
+    return !protocol.empty() && got_headers && response.status / 100 == 2;
+  }
   // Whether a paused streaming response still holds undelivered bytes.
   bool has_pending_body() const {
     return pending_raw.size() > pending_raw_pos ||

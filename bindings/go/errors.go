@@ -57,6 +57,9 @@ const (
 	CodeProxyRefused           Code = C.H2POOL_ERR_PROXY_REFUSED
 	CodeProxyClosed            Code = C.H2POOL_ERR_PROXY_CLOSED
 	CodeProxyProtocol          Code = C.H2POOL_ERR_PROXY_PROTOCOL
+
+	// Extended CONNECT (RFC 8441) is not allowed by the server.
+	CodeConnectProtocolUnsupported Code = C.H2POOL_ERR_CONNECT_PROTOCOL_UNSUPPORTED
 )
 
 // String returns libh2pool's static description of the code
@@ -195,6 +198,8 @@ var (
 	ErrProxyRefused           = newSentinel(CodeProxyRefused)
 	ErrProxyClosed            = newSentinel(CodeProxyClosed)
 	ErrProxyProtocol          = newSentinel(CodeProxyProtocol)
+
+	ErrConnectProtocolUnsupported = newSentinel(CodeConnectProtocolUnsupported)
 	// ErrTLS matches every TLS error code.
 	ErrTLS = &Error{HTTP2Code: -1, GoawayLastStreamID: -1, Message: "TLS error", sentinel: true}
 )

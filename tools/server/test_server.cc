@@ -634,6 +634,15 @@ struct ServerStream {
   // fault_delay_ms: the fault waits on this timer once its point is reached.
   bool fault_delayed_ = false;
   EventPtr fault_timer_;
+
+  // ServerOptions::extended_connect: this stream is an echo tunnel. The
+  // client's bytes wait in tunnel_buffer_ (from tunnel_pos_) until the data
+  // provider sends them back; tunnel_eof_ once the client ended its side.
+  ssize_t read_tunnel(uint8_t *buf, size_t length, uint32_t *data_flags);
+  bool tunnel_ = false;
+  bool tunnel_eof_ = false;
+  std::string tunnel_buffer_;
+  size_t tunnel_pos_ = 0;
 };
 
 class ServerConnection {
@@ -715,6 +724,15 @@ public:
   // read_pause_ms: stop reading the socket now, resume on a timer.
   void begin_read_pause();
   void on_read_pause_expired();
+  // ServerOptions::extended_connect: whether `stream` (its request HEADERS
+  // just arrived) is an extended CONNECT, which is then answered at once:
+  // opened as an echo tunnel (recorded, 200), or, when its path has
+  // status=N for a non-2xx N, with that ordinary scripted response.
+  bool open_tunnel(ServerStream *stream);
+  // Bytes of an open tunnel arrived, or (`eof`) the client's END_STREAM:
+  // queued for echoing.
+  void feed_tunnel(ServerStream *stream, const uint8_t *data, size_t len,
+                   bool eof);
 
   Server *server_;
   uint64_t id_;
@@ -909,6 +927,8 @@ int on_header(nghttp2_session *session, const nghttp2_frame *frame,
       req.authority = v;
     } else if (n == ":path") {
       req.path = v;
+    } else if (n == ":protocol") {
+      req.protocol = v;
     } else if (!n.empty() && n[0] != ':') {
       req.headers.emplace_back(n, v);
     }
@@ -927,6 +947,14 @@ int on_data_chunk_recv(nghttp2_session *session, uint8_t flags,
   auto stream = static_cast<ServerStream *>(
       nghttp2_session_get_stream_user_data(session, stream_id));
   if (!stream) {
+    return 0;
+  }
+  if (stream->tunnel_) {
+    try {
+      conn->feed_tunnel(stream, data, len, false);
+    } catch (...) {
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
     return 0;
   }
   stream->body_length_ += len;
@@ -956,11 +984,28 @@ int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
     // Whatever still arrives before nghttp2 closes the stream is dropped.
     return 0;
   }
+  bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+  if (stream->tunnel_) {
+    if (end_stream) {
+      conn->feed_tunnel(stream, nullptr, 0, true);
+    }
+    return 0;
+  }
   if (frame->hd.type == NGHTTP2_DATA) {
     stream->had_body_ = true;
   } else if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
     if (conn->on_request_headers(stream)) {
       return 0;
+    }
+    try {
+      if (conn->open_tunnel(stream)) {
+        if (end_stream) {
+          conn->feed_tunnel(stream, nullptr, 0, true);
+        }
+        return 0;
+      }
+    } catch (...) {
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
     // The path is known before any DATA, so decide here whether to keep the
     // body: echo needs it whatever the recording options say.
@@ -1040,6 +1085,9 @@ ssize_t read_response_body(nghttp2_session *session, int32_t stream_id,
   (void)session;
   (void)stream_id;
   (void)user_data;
+  if (stream->tunnel_) {
+    return stream->read_tunnel(buf, length, data_flags);
+  }
   return stream->read_body(buf, length, data_flags);
 }
 
@@ -1161,6 +1209,30 @@ ssize_t ServerStream::read_body(uint8_t *buf, size_t length,
   return static_cast<ssize_t>(n);
 }
 
+ssize_t ServerStream::read_tunnel(uint8_t *buf, size_t length,
+                                  uint32_t *data_flags) {
+  size_t n = std::min(length, tunnel_buffer_.size() - tunnel_pos_);
+  if (n == 0) {
+    if (tunnel_eof_) {
+      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+      return 0;
+    }
+    return NGHTTP2_ERR_DEFERRED; // feed_tunnel resumes it
+  }
+  std::memcpy(buf, tunnel_buffer_.data() + tunnel_pos_, n);
+  tunnel_pos_ += n;
+  if (tunnel_pos_ == tunnel_buffer_.size()) {
+    tunnel_buffer_.clear();
+    tunnel_pos_ = 0;
+    if (tunnel_eof_) {
+      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    }
+  }
+  conn_->server_->update_stats(
+      [n](ServerStats &s) { s.tunnel_bytes_echoed += n; });
+  return static_cast<ssize_t>(n);
+}
+
 // ---------------------------------------------------------------------------
 // ServerConnection
 
@@ -1196,7 +1268,7 @@ int ServerConnection::start() {
   }
   session_.reset(raw);
   settings_sent_ = 1;
-  nghttp2_settings_entry iv[3];
+  nghttp2_settings_entry iv[4];
   size_t niv = 0;
   if (script_.settings_mcs_initial) {
     iv[niv++] = {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
@@ -1213,6 +1285,10 @@ int ServerConnection::start() {
     // RFC 9218 section 2.1; with it, nghttp2's server session schedules
     // DATA by the urgency and incremental flag of each stream.
     iv[niv++] = {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1};
+  }
+  if (options.extended_connect) {
+    // RFC 8441 section 3; nghttp2 then accepts :protocol on CONNECT.
+    iv[niv++] = {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1};
   }
   if (nghttp2_submit_settings(session_.get(), NGHTTP2_FLAG_NONE, iv, niv) !=
       0) {
@@ -2027,6 +2103,59 @@ bool ServerConnection::on_request_headers(ServerStream *stream) {
                             stream->stream_id_, NGHTTP2_REFUSED_STREAM);
   server_->update_stats([](ServerStats &s) { ++s.streams_refused; });
   return true;
+}
+
+bool ServerConnection::open_tunnel(ServerStream *stream) {
+  const RecordedRequest &req = stream->request_;
+  if (!server_->options().extended_connect || req.method != "CONNECT" ||
+      req.protocol.empty()) {
+    return false;
+  }
+  Script script = parse_script(req.path);
+  if (script.error.empty() && script.status / 100 != 2) {
+    // status=N: refused with an ordinary response, at once (the client's
+    // side of the stream is still open).
+    handle_request(stream);
+    return true;
+  }
+  stream->tunnel_ = true;
+  stream->handled_ = true;
+  stream->request_number_ = server_->count_request();
+  ++requests_seen_;
+  RecordedRequest record = req;
+  record.connection_id = id_;
+  record.stream_id = stream->stream_id_;
+  server_->record(std::move(record));
+  server_->update_stats([](ServerStats &s) { ++s.tunnels_opened; });
+  static const std::string kStatus = "200";
+  std::string count = std::to_string(stream->request_number_);
+  const nghttp2_nv nva[] = {
+      {reinterpret_cast<uint8_t *>(const_cast<char *>(":status")),
+       reinterpret_cast<uint8_t *>(const_cast<char *>(kStatus.data())), 7,
+       kStatus.size(), NGHTTP2_NV_FLAG_NONE},
+      {reinterpret_cast<uint8_t *>(const_cast<char *>("x-request-count")),
+       reinterpret_cast<uint8_t *>(count.data()), 15, count.size(),
+       NGHTTP2_NV_FLAG_NONE},
+  };
+  nghttp2_data_provider provider;
+  provider.source.ptr = stream;
+  provider.read_callback = read_response_body;
+  if (nghttp2_submit_response(session_.get(), stream->stream_id_, nva, 2,
+                              &provider) != 0) {
+    nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE,
+                              stream->stream_id_, NGHTTP2_INTERNAL_ERROR);
+  }
+  return true;
+}
+
+void ServerConnection::feed_tunnel(ServerStream *stream, const uint8_t *data,
+                                   size_t len, bool eof) {
+  if (len > 0) {
+    stream->tunnel_buffer_.append(reinterpret_cast<const char *>(data), len);
+  }
+  stream->tunnel_eof_ = stream->tunnel_eof_ || eof;
+  // The provider said DEFERRED when it ran dry; harmless otherwise.
+  nghttp2_session_resume_data(session_.get(), stream->stream_id_);
 }
 
 void ServerConnection::begin_read_pause() {

@@ -310,6 +310,18 @@ struct ServerOptions {
   // as a server does that will not serve an origin on a connection set up
   // for another. Empty: never.
   std::string misdirect_host;
+  // RFC 8441: announce SETTINGS_ENABLE_CONNECT_PROTOCOL=1 and serve
+  // extended CONNECT requests (a CONNECT with :protocol, any protocol and
+  // path) as echo tunnels: 200 as soon as the request's HEADERS arrive,
+  // then every DATA byte the client sends comes back on the stream, in
+  // order; the client's END_STREAM ends the response once all is echoed.
+  // Bytes waiting to be echoed are buffered without bound (the server's
+  // receive window reopens as they arrive). Each tunnel is recorded as a
+  // request when it opens (its body empty) and counted in tunnels_opened.
+  // A path with status=N (N not 2xx) refuses the tunnel instead: the
+  // scripted response to the path, sent at once.
+  // Off: nghttp2 refuses such a request (RST_STREAM(PROTOCOL_ERROR)).
+  bool extended_connect = false;
 };
 
 // An RST_STREAM the server received from a client.
@@ -326,6 +338,7 @@ struct RecordedRequest {
   std::string scheme;
   std::string authority;
   std::string path;
+  std::string protocol; // :protocol of an extended CONNECT (RFC 8441)
   std::vector<std::pair<std::string, std::string>> headers; // regular only
   std::string body;
 };
@@ -358,6 +371,9 @@ struct ServerStats {
   uint64_t settings_lowered_acked = 0; // ... and ACKed by the client
   uint32_t peak_streams_after_settings_ack = 0;
   uint64_t priority_updates = 0; // PRIORITY_UPDATE frames (rfc9218 only)
+  // extended_connect: tunnels opened, and bytes echoed on them.
+  uint64_t tunnels_opened = 0;
+  uint64_t tunnel_bytes_echoed = 0;
 };
 
 class TestServer {

@@ -97,6 +97,7 @@ pub const H2POOL_ERR_PROXY_AUTH: h2pool_code = -42;
 pub const H2POOL_ERR_PROXY_REFUSED: h2pool_code = -43;
 pub const H2POOL_ERR_PROXY_CLOSED: h2pool_code = -44;
 pub const H2POOL_ERR_PROXY_PROTOCOL: h2pool_code = -45;
+pub const H2POOL_ERR_CONNECT_PROTOCOL_UNSUPPORTED: h2pool_code = -48;
 
 /// `h2pool_log_level`.
 pub type h2pool_log_level = c_int;
@@ -375,6 +376,10 @@ extern "C" {
         opts: *mut h2pool_request_opts,
         urgency: c_int,
         incremental: c_int,
+    ) -> c_int;
+    pub fn h2pool_request_opts_set_protocol(
+        opts: *mut h2pool_request_opts,
+        protocol: *const c_char,
     ) -> c_int;
 
     pub fn h2pool_request(

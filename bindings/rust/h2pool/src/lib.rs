@@ -190,6 +190,9 @@ error_codes! {
     ProxyClosed = sys::H2POOL_ERR_PROXY_CLOSED,
     /// The proxy's answer was not HTTP/1.1 or SOCKS5.
     ProxyProtocol = sys::H2POOL_ERR_PROXY_PROTOCOL,
+    /// The server does not allow extended CONNECT (RFC 8441), or speaks
+    /// HTTP/1.1.
+    ConnectProtocolUnsupported = sys::H2POOL_ERR_CONNECT_PROTOCOL_UNSUPPORTED,
 }
 
 impl ErrorCode {
