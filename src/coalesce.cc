@@ -78,14 +78,9 @@ void AddressLookup::start(event_base *base, Resolver &resolver,
   std::string to_host = host;
   uint16_t to_port = port;
   apply_connect_to(net, &to_host, &to_port);
-  if (const std::vector<Address> *fixed =
-          find_resolve_override(net, to_host, to_port)) {
-    finish(*fixed);
-    return;
-  }
-  Address literal;
-  if (parse_ip_literal(to_host, to_port, &literal)) {
-    finish({literal});
+  std::vector<Address> fixed;
+  if (fixed_addresses(net, to_host, to_port, &fixed)) {
+    finish(std::move(fixed));
     return;
   }
   running_ = true;

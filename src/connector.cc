@@ -86,16 +86,10 @@ void Connector::start() {
     start_connecting({n.unix_socket});
     return;
   }
-  Address literal;
-  if (const std::vector<Address> *fixed =
-          find_resolve_override(n, dial_host_, dial_port_)) {
+  std::vector<Address> fixed;
+  if (fixed_addresses(n, dial_host_, dial_port_, &fixed)) {
     owner_.on_connect_phase(ConnectorOwner::Phase::connecting);
-    start_connecting(*fixed);
-    return;
-  }
-  if (parse_ip_literal(dial_host_, dial_port_, &literal)) {
-    owner_.on_connect_phase(ConnectorOwner::Phase::connecting);
-    start_connecting({literal});
+    start_connecting(std::move(fixed));
     return;
   }
   owner_.on_connect_phase(ConnectorOwner::Phase::resolving);

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "resolver.h"
 #include "url.h"
 
 namespace h2pool_core {
@@ -188,6 +189,20 @@ const std::vector<Address> *find_resolve_override(const NetOptions &net,
     if (r.host == h && r.port == port)
       return &r.addresses;
   return nullptr;
+}
+
+bool fixed_addresses(const NetOptions &net, const std::string &host,
+                     uint16_t port, std::vector<Address> *out) {
+  if (const std::vector<Address> *fixed =
+          find_resolve_override(net, host, port)) {
+    *out = *fixed;
+    return true;
+  }
+  Address literal;
+  if (!parse_ip_literal(host, port, &literal))
+    return false;
+  *out = {literal};
+  return true;
 }
 
 std::string prepare_socket(int fd, int family, const NetOptions &net) {

@@ -72,6 +72,11 @@ void apply_connect_to(const NetOptions &net, std::string *host, uint16_t *port);
 const std::vector<Address> *find_resolve_override(const NetOptions &net,
                                                   const std::string &host,
                                                   uint16_t port);
+// The addresses host:port has without asking a resolver: its --resolve
+// override, else the host itself when it is an IP literal. False if
+// neither applies (a name to look up).
+bool fixed_addresses(const NetOptions &net, const std::string &host,
+                     uint16_t port, std::vector<Address> *out);
 
 // Socket setup before connect(): local binding and keepalive. Returns an
 // empty string, or why it failed.
