@@ -123,6 +123,11 @@ uint32_t Pool::linger_ms() const {
 }
 
 void Pool::handle(Loop::Batch &batch) {
+  // Request timers count from now, not from the start of a loop turn that
+  // began before some of these submissions were made: otherwise a timeout
+  // could fire before timeout_ms had passed since h2pool_request().
+  if (!batch.requests.empty())
+    event_base_update_cache_time(base_);
   for (auto &req : batch.requests)
     accept(std::move(req));
   for (uint64_t id : batch.cancels)
