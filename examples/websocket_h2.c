@@ -295,7 +295,8 @@ static int64_t read_upload(uint8_t *dst, size_t len, int *eof,
   size_t n = t->out.len - t->out_pos;
   if (n > len)
     n = len;
-  memcpy(dst, t->out.p + t->out_pos, n);
+  if (n > 0) /* nothing queued yet: the buffer may not exist */
+    memcpy(dst, t->out.p + t->out_pos, n);
   t->out_pos += n;
   if (t->out_pos == t->out.len) {
     t->out.len = t->out_pos = 0;
