@@ -863,7 +863,8 @@ H2POOL_EXTERN int h2pool_config_set_log(h2pool_config *cfg, h2pool_log_cb cb,
 /* Pool                                                                      */
 /* ------------------------------------------------------------------------ */
 
-/** A connection pool with its own event-loop thread. */
+/** A connection pool with its own event-loop thread (or the caller's loop:
+ * see h2pool_create_on_base() and h2pool_create_external()). */
 typedef struct h2pool h2pool;
 
 /**
@@ -909,6 +910,131 @@ H2POOL_EXTERN int h2pool_create(const h2pool_config *cfg, h2pool **out);
  * was between two calls may resume only after h2pool_destroy() returned.
  */
 H2POOL_EXTERN void h2pool_destroy(h2pool *pool);
+
+/* ------------------------------------------------------------------------ */
+/* Running inside the caller's event loop                                    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * h2pool_create() runs the pool on a thread of its own. The two functions
+ * below run it with no thread of h2pool's, inside the caller's loop: on a
+ * libevent base the caller dispatches, or, for any other loop (epoll, libuv,
+ * a game loop), through descriptors and a timeout the caller waits on, in
+ * the manner of libcurl's multi_socket_action interface.
+ *
+ * In both, "the loop thread" of this header means the caller's thread that
+ * runs the loop: completion, streaming and log callbacks run there, during
+ * event_base_dispatch() or h2pool_socket_action(). Every other function
+ * keeps its thread-safety: h2pool_request() and the rest may be called from
+ * any thread (they queue work and wake the loop through an eventfd, which
+ * the loop watches like any other descriptor), and h2pool_stats_get() from
+ * another thread waits until the loop has run. The contract is the same as
+ * with a thread: every accepted request gets exactly one completion.
+ *
+ * h2pool_destroy() on the loop thread outside any callback (between two
+ * loop turns) is synchronous: every completion runs, the pool's descriptors
+ * are closed (and, for an external pool, reported removed) and the pool is
+ * freed before it returns. From a callback of the loop, or from another
+ * thread, it returns at once and the pool finishes on the loop: the
+ * remaining completions run, and the pool is freed, on the base's next
+ * loop turn (on_base) or during a later h2pool_socket_action() call
+ * (external), which reports every descriptor removed and the timer
+ * cancelled; keep the loop running until then.
+ *
+ * The loop thread's writes to a peer that has gone away never raise
+ * SIGPIPE (h2pool's sockets are written with MSG_NOSIGNAL), with one
+ * exception: a DNS lookup that falls back to TCP, through c-ares, on a
+ * thread that has not ignored SIGPIPE. A program that may meet DNS over
+ * TCP ignores or blocks SIGPIPE, as programs using sockets generally do.
+ */
+
+struct event_base;
+
+/**
+ * Creates a pool whose events live on the caller's libevent `base`
+ * (libevent 2.1), with no thread of h2pool's: callbacks run during the
+ * caller's event_base_dispatch()/event_base_loop(). Call it on the thread
+ * that dispatches `base`; that thread is the pool's loop thread. `base` is
+ * not taken over: it must outlive the pool (destroy the pool first), and it
+ * needs no locking (evthread) unless the caller's own code wants it. While
+ * the pool lives it keeps an event on `base`, so event_base_dispatch() does
+ * not return for want of events. `cfg` as for h2pool_create(). Returns
+ * H2POOL_ERR_INVALID_ARGUMENT for a NULL `base` or `out`.
+ */
+H2POOL_EXTERN int h2pool_create_on_base(const h2pool_config *cfg,
+                                        struct event_base *base, h2pool **out);
+
+/** What a descriptor is to be watched for (h2pool_socket_cb). */
+#define H2POOL_POLL_IN 1
+#define H2POOL_POLL_OUT 2
+#define H2POOL_POLL_INOUT 3
+/** The descriptor is no longer of interest: stop watching it. */
+#define H2POOL_POLL_REMOVE 4
+/** For h2pool_socket_action(): the timer ran out (no descriptor). */
+#define H2POOL_SOCKET_TIMEOUT (-1)
+
+/**
+ * Told, for an external pool, what to watch `fd` for from now on:
+ * H2POOL_POLL_IN, _OUT, _INOUT, or _REMOVE (stop: h2pool may close the
+ * descriptor right after, and a later descriptor with the same number is
+ * reported anew). Called on the loop thread, from h2pool_create_external()
+ * and h2pool_socket_action(); it must not call h2pool_socket_action() or
+ * h2pool_destroy() itself (h2pool_request() and the like are fine).
+ */
+typedef void (*h2pool_socket_cb)(int fd, int what, void *user_data);
+
+/**
+ * Told, for an external pool, when to call h2pool_socket_action(pool,
+ * H2POOL_SOCKET_TIMEOUT, 0) at the latest: after `timeout_ms` milliseconds
+ * (0: as soon as possible), replacing the previous timer; -1 cancels it.
+ * Called only when the deadline changes. Same rules as h2pool_socket_cb.
+ */
+typedef void (*h2pool_timer_cb)(long timeout_ms, void *user_data);
+
+/** Sets the descriptor callback of external pools (NULL clears it). */
+H2POOL_EXTERN int h2pool_config_set_socket_callback(h2pool_config *cfg,
+                                                    h2pool_socket_cb cb,
+                                                    void *user_data);
+
+/** Sets the timer callback of external pools (NULL clears it). */
+H2POOL_EXTERN int h2pool_config_set_timer_callback(h2pool_config *cfg,
+                                                   h2pool_timer_cb cb,
+                                                   void *user_data);
+
+/**
+ * Creates a pool driven by the caller's own loop, with no thread of
+ * h2pool's: the socket callback says which descriptors to watch and the
+ * timer callback when to call in regardless; whenever a watched descriptor
+ * is ready or the timer runs out, the caller calls h2pool_socket_action(),
+ * and the pool does its work there. The first descriptor (the wake-up
+ * eventfd) is reported before this returns. The calling thread is the loop
+ * thread until h2pool_socket_action() is called from another. Both
+ * callbacks must have been set on `cfg` (else H2POOL_ERR_INVALID_ARGUMENT);
+ * otherwise as h2pool_create().
+ */
+H2POOL_EXTERN int h2pool_create_external(const h2pool_config *cfg,
+                                         h2pool **out);
+
+/**
+ * Runs an external pool's work: reads and writes what its descriptors
+ * allow, fires the timers that are due, runs the callbacks that follow,
+ * and reports changes through the socket and timer callbacks. `fd` is the
+ * descriptor found ready, or H2POOL_SOCKET_TIMEOUT; `events` what it was
+ * ready for (H2POOL_POLL_IN / _OUT, or 0). Both are hints: every
+ * descriptor of the pool is checked, without blocking, on each call, so a
+ * spurious or coalesced call is harmless. Call it from one thread at a
+ * time; that thread is the loop thread. Returns 0; H2POOL_POOL_FREED when
+ * this call finished an asynchronous h2pool_destroy() (see above) and freed
+ * the pool, having reported every descriptor removed and the timer
+ * cancelled (the pool must not be used again); or
+ * H2POOL_ERR_INVALID_ARGUMENT for a NULL pool, a pool not made by
+ * h2pool_create_external(), an `fd` below -1, unknown `events` bits, or a
+ * call from inside one of the pool's callbacks.
+ */
+H2POOL_EXTERN int h2pool_socket_action(h2pool *pool, int fd, int events);
+
+/** Returned by h2pool_socket_action() when the call freed the pool. */
+#define H2POOL_POOL_FREED 1
 
 /* ------------------------------------------------------------------------ */
 /* Requests                                                                  */

@@ -9,6 +9,7 @@
 #include <new>
 
 #include "call_gate.h"
+#include "callback_scope.h"
 #include "completion_queue.h"
 #include "config.h"
 #include "decompress.h"
@@ -23,6 +24,9 @@
 #include "testing_hooks.h"
 #include "tls.h"
 #include "url.h"
+#include "watch_reporter.h"
+
+#include <event2/event.h>
 
 // Refused requests waiting to be logged on the loop thread (h2pool_log_cb
 // promises that thread): the first refusal queues one task carrying its
@@ -57,6 +61,13 @@ struct h2pool {
   RefusalLog refusals;
   // Streamed uploads of queued requests, for h2pool_request_write_body().
   h2pool_core::UploadRegistry uploads;
+  // External pools: what the caller's loop is told to watch.
+  std::unique_ptr<h2pool_core::WatchReporter> watches;
+  // Pools on the caller's loop, loop thread: inside h2pool_socket_action(),
+  // and whether an asynchronous h2pool_destroy() has finished the shutdown
+  // (the pool is then freed as soon as the current pass is over).
+  bool in_action = false;
+  bool finished = false;
 };
 
 namespace {
@@ -229,7 +240,10 @@ const char *h2pool_error_message(const h2pool_error *err) {
   return err ? err->message.c_str() : "";
 }
 
-int h2pool_create(const h2pool_config *cfg, h2pool **out) {
+namespace {
+
+int create_pool(const h2pool_config *cfg, h2pool **out,
+                h2pool_core::Loop::Mode mode, event_base *caller_base) {
   static const h2pool_config defaults;
   const h2pool_config &c = cfg ? *cfg : defaults;
   h2pool_core::ResolverSettings rs;
@@ -249,15 +263,39 @@ int h2pool_create(const h2pool_config *cfg, h2pool **out) {
           return nullptr;
         return r;
       },
-      out);
+      out, nullptr, mode, caller_base);
+}
+
+} // namespace
+
+int h2pool_create(const h2pool_config *cfg, h2pool **out) {
+  return create_pool(cfg, out, h2pool_core::Loop::Mode::own_thread, nullptr);
+}
+
+int h2pool_create_on_base(const h2pool_config *cfg, event_base *base,
+                          h2pool **out) {
+  if (out)
+    *out = nullptr;
+  if (base == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  return create_pool(cfg, out, h2pool_core::Loop::Mode::caller_base, base);
+}
+
+int h2pool_create_external(const h2pool_config *cfg, h2pool **out) {
+  if (out)
+    *out = nullptr;
+  if (cfg == nullptr || cfg->socket_cb == nullptr || cfg->timer_cb == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  return create_pool(cfg, out, h2pool_core::Loop::Mode::external, nullptr);
 }
 
 } // extern "C"
 
 int h2pool_core::create_pool_with_resolver(const h2pool_config *cfg,
                                            const ResolverFactory &make_resolver,
-                                           h2pool **out,
-                                           PoolObserver *observer) {
+                                           h2pool **out, PoolObserver *observer,
+                                           Loop::Mode mode,
+                                           event_base *caller_base) {
   if (out == nullptr)
     return H2POOL_ERR_INVALID_ARGUMENT;
   *out = nullptr;
@@ -295,7 +333,8 @@ int h2pool_core::create_pool_with_resolver(const h2pool_config *cfg,
                  "TLS certificate verification is disabled for this pool: "
                  "any server can impersonate any other");
     int rc = pool->loop.init(
-        [raw](h2pool_core::Loop::Batch &batch) { raw->pool->handle(batch); });
+        [raw](h2pool_core::Loop::Batch &batch) { raw->pool->handle(batch); },
+        mode, caller_base);
     if (rc != H2POOL_OK)
       return rc;
     pool->resolver = make_resolver(pool->loop);
@@ -310,6 +349,11 @@ int h2pool_core::create_pool_with_resolver(const h2pool_config *cfg,
     rc = pool->loop.start();
     if (rc != H2POOL_OK)
       return rc;
+    if (mode == Loop::Mode::external) {
+      pool->watches = std::make_unique<WatchReporter>(
+          c.socket_cb, c.socket_user_data, c.timer_cb, c.timer_user_data);
+      pool->watches->report(pool->loop.base(), {});
+    }
     *out = pool.release();
     return H2POOL_OK;
   });
@@ -332,9 +376,81 @@ void free_pool(h2pool *pool) {
   H2POOL_LOG(log, H2POOL_LOG_DEBUG, "pool destroyed");
 }
 
+// h2pool_destroy() of a pool on the caller's loop, once the gate is closed.
+void destroy_on_callers_loop(h2pool *pool) {
+  using Mode = h2pool_core::Loop::Mode;
+  h2pool_core::Loop &loop = pool->loop;
+  bool in_callback = !loop.on_loop_thread() || loop.driving() ||
+                     pool->in_action || h2pool_core::CallbackScope::active();
+  if (!in_callback) {
+    // Between two loop turns, on the loop thread: nothing of the pool is on
+    // the stack, so all of it can end here. The queued batch goes first, so
+    // a request accepted before the gate closed is completed like the rest,
+    // and a call on another thread waiting for the loop is answered.
+    loop.close([pool] { pool->pool->shutdown(); });
+    loop.run_queued();
+    if (pool->watches)
+      pool->watches->report_none();
+    free_pool(pool);
+    return;
+  }
+  // Inside a callback (or on another thread): the shutdown runs on the loop
+  // as the last queued task, and the pool is freed once no callback of its
+  // is on the stack: on the base's next turn, or at the end of the
+  // h2pool_socket_action() pass.
+  loop.close([pool] {
+    pool->pool->shutdown();
+    if (pool->loop.mode() == Mode::external) {
+      pool->finished = true;
+      return;
+    }
+    static const timeval now{0, 0};
+    if (event_base_once(
+            pool->loop.base(), -1, EV_TIMEOUT,
+            [](evutil_socket_t, short, void *arg) {
+              free_pool(static_cast<h2pool *>(arg));
+            },
+            pool, &now) != 0) {
+      // Without the one-shot event the pool cannot be freed safely from
+      // here: leaking it is the lesser harm, and it is said.
+      H2POOL_LOG(pool->log, H2POOL_LOG_ERROR,
+                 "cannot schedule the pool's release on the event base; "
+                 "the pool is leaked");
+    }
+  });
+}
+
 } // namespace
 
 extern "C" {
+
+int h2pool_socket_action(h2pool *pool, int fd, int events) {
+  if (pool == nullptr || fd < H2POOL_SOCKET_TIMEOUT ||
+      (events & ~(H2POOL_POLL_IN | H2POOL_POLL_OUT)) != 0 ||
+      pool->loop.mode() != h2pool_core::Loop::Mode::external || pool->in_action)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  // Not through the gate: only the loop thread frees a pool on the
+  // caller's loop, and this is the loop thread.
+  return guarded([&]() -> int {
+    struct InAction {
+      bool &flag;
+      explicit InAction(bool &f) : flag(f) { flag = true; }
+      ~InAction() { flag = false; }
+    };
+    {
+      InAction in(pool->in_action);
+      pool->loop.drive();
+      if (!pool->finished)
+        pool->watches->report(pool->loop.base(),
+                              pool->loop.take_closed_sockets());
+    }
+    if (!pool->finished)
+      return H2POOL_OK;
+    pool->watches->report_none();
+    free_pool(pool);
+    return H2POOL_POOL_FREED;
+  });
+}
 
 void h2pool_destroy(h2pool *pool) {
   if (pool == nullptr)
@@ -348,6 +464,10 @@ void h2pool_destroy(h2pool *pool) {
       return;
   }
   // From here every call is refused with H2POOL_ERR_POOL_CLOSED.
+  if (pool->loop.mode() != h2pool_core::Loop::Mode::own_thread) {
+    destroy_on_callers_loop(pool);
+    return;
+  }
   auto last_task = [pool] {
     pool->pool->shutdown();
     pool->loop.stop();

@@ -1,4 +1,5 @@
 #include "body.h"
+#include "callback_scope.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -21,7 +22,11 @@ int emit(Request &req, const uint8_t *p, size_t n, const BodyLimits &limits,
   *go_on = true;
   req.body_bytes += n;
   if (req.on_data) {
-    int rc = req.on_data(p, n, req.user_data);
+    int rc;
+    {
+      CallbackScope in_callback;
+      rc = req.on_data(p, n, req.user_data);
+    }
     if (rc == H2POOL_DATA_PAUSE) {
       req.download_paused = true;
       *go_on = false;
@@ -107,9 +112,12 @@ int begin_body(Request &req, const BodyLimits &limits) {
   // The timings so far (TOTAL: until now); completion records them again.
   if (req.on_headers)
     req.record_timings(nullptr);
-  if (req.on_headers && req.on_headers(&req.response, req.user_data) != 0)
-    return fail(req, H2POOL_ERR_ABORTED,
-                "on_headers callback aborted the request");
+  if (req.on_headers) {
+    CallbackScope in_callback;
+    if (req.on_headers(&req.response, req.user_data) != 0)
+      return fail(req, H2POOL_ERR_ABORTED,
+                  "on_headers callback aborted the request");
+  }
   return H2POOL_OK;
 }
 
@@ -173,7 +181,11 @@ int64_t read_request_body(Request &req, uint8_t *buf, size_t len, bool *eof) {
     return int64_t(n);
   }
   int reader_eof = 0;
-  int64_t n = req.body_reader(buf, len, &reader_eof, req.user_data);
+  int64_t n;
+  {
+    CallbackScope in_callback;
+    n = req.body_reader(buf, len, &reader_eof, req.user_data);
+  }
   if (n == H2POOL_BODY_WAIT || (n == 0 && !reader_eof)) {
     req.upload_deferred = true;
     return kBodyWait;

@@ -436,6 +436,24 @@ int h2pool_config_set_log(h2pool_config *cfg, h2pool_log_cb cb, int level,
   return H2POOL_OK;
 }
 
+int h2pool_config_set_socket_callback(h2pool_config *cfg, h2pool_socket_cb cb,
+                                      void *user_data) {
+  if (cfg == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->socket_cb = cb;
+  cfg->socket_user_data = cb ? user_data : nullptr;
+  return H2POOL_OK;
+}
+
+int h2pool_config_set_timer_callback(h2pool_config *cfg, h2pool_timer_cb cb,
+                                     void *user_data) {
+  if (cfg == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->timer_cb = cb;
+  cfg->timer_user_data = cb ? user_data : nullptr;
+  return H2POOL_OK;
+}
+
 int h2pool_config_set_proxy(h2pool_config *cfg, const char *url) {
   if (cfg == nullptr)
     return H2POOL_ERR_INVALID_ARGUMENT;

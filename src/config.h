@@ -73,6 +73,11 @@ struct h2pool_config {
   // to ask (empty: /etc/resolv.conf's).
   h2pool_core::NetOptions net;
   std::vector<h2pool_core::Address> dns_servers;
+  // External pools (h2pool_create_external).
+  h2pool_socket_cb socket_cb = nullptr;
+  void *socket_user_data = nullptr;
+  h2pool_timer_cb timer_cb = nullptr;
+  void *timer_user_data = nullptr;
   h2pool_log_cb log_cb = nullptr;
   int log_level = H2POOL_LOG_NONE;
   void *log_user_data = nullptr;

@@ -1,4 +1,5 @@
 #include "connector.h"
+#include "socket_close.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -42,8 +43,7 @@ Connector::Connector(event_base *base, ConnectorOwner &owner, const Logger &log,
 
 Connector::Attempt::~Attempt() {
   event.reset();
-  if (fd >= 0)
-    ::close(fd);
+  close_socket(fd);
 }
 
 Connector::~Connector() {
@@ -324,7 +324,7 @@ void Connector::on_stream_to_origin(evutil_socket_t fd,
   }
   if (!ssl) {
     if (!outer)
-      ::close(fd);
+      close_socket(fd);
     fail(make_error(H2POOL_ERR_TLS_CONFIG, "cannot set up TLS for " + t.host +
                                                ": " + openssl_error_string()));
     return;

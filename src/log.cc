@@ -1,4 +1,5 @@
 #include "log.h"
+#include "callback_scope.h"
 
 #include <cstdarg>
 #include <cstdio>
@@ -13,6 +14,7 @@ void Logger::log(int level, const char *fmt, ...) const {
   va_start(ap, fmt);
   vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
+  CallbackScope in_callback;
   cb_(level, buf, user_data_);
 }
 

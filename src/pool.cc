@@ -1,4 +1,5 @@
 #include "pool.h"
+#include "callback_scope.h"
 
 #include <algorithm>
 #include <cassert>
@@ -327,6 +328,7 @@ void Pool::finish(Request &req, const Error *err) {
         break;
       }
   try {
+    CallbackScope in_callback;
     if (req.body_release) {
       auto release = req.body_release;
       req.body_release = nullptr;

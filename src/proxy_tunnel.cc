@@ -1,4 +1,5 @@
 #include "proxy_tunnel.h"
+#include "socket_close.h"
 
 #include <arpa/inet.h>
 #include <http_parser.h>
@@ -164,7 +165,7 @@ void ProxyTunnel::start(evutil_socket_t fd) {
       ssl = nullptr;
     }
     if (!ssl) {
-      ::close(fd);
+      close_socket(fd);
       fail(H2POOL_ERR_TLS_CONFIG, "cannot set up TLS for proxy " + proxy_.name +
                                       ": " + openssl_error_string());
       return;

@@ -1,4 +1,5 @@
 #include "resolver.h"
+#include "socket_close.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -364,6 +365,8 @@ void AresResolver::deliver(std::vector<Waiter> waiters,
 
 void AresResolver::on_socket_state(int fd, bool readable, bool writable) {
   if (!readable && !writable) {
+    // c-ares says so right before it closes the socket.
+    note_socket_closing(fd);
     sockets_.erase(fd);
     return;
   }

@@ -22,6 +22,8 @@ using ResolverFactory = std::function<std::unique_ptr<Resolver>(Loop &)>;
 // pool.
 int create_pool_with_resolver(const h2pool_config *cfg,
                               const ResolverFactory &make_resolver,
-                              h2pool **out, PoolObserver *observer = nullptr);
+                              h2pool **out, PoolObserver *observer = nullptr,
+                              Loop::Mode mode = Loop::Mode::own_thread,
+                              event_base *caller_base = nullptr);
 
 } // namespace h2pool_core

@@ -1,4 +1,5 @@
 #include "transport.h"
+#include "socket_close.h"
 
 #include <event2/event.h>
 
@@ -11,10 +12,7 @@
 
 namespace h2pool_core {
 
-Transport::~Transport() {
-  if (fd_ >= 0)
-    ::close(fd_);
-}
+Transport::~Transport() { close_socket(fd_); }
 
 Transport::Result Transport::fail_errno(int err) {
   sys_error_ = err;
@@ -126,10 +124,49 @@ BIO_METHOD *transport_bio_method() {
   return method;
 }
 
+// OpenSSL's socket BIO writes with write(2), which raises SIGPIPE when the
+// peer has gone; a pool running on the caller's thread (h2pool_create_on_base,
+// h2pool_create_external) cannot block that signal there as its own loop
+// thread does. This BIO is the socket BIO with send(MSG_NOSIGNAL) for its
+// writes; everything else (reads, the descriptor, shutdown) is OpenSSL's.
+int nosignal_socket_write(BIO *bio, const char *data, int len) {
+  int fd = -1;
+  BIO_get_fd(bio, &fd);
+  BIO_clear_retry_flags(bio);
+  ssize_t n = ::send(fd, data, size_t(len), MSG_NOSIGNAL);
+  if (n < 0 && BIO_sock_should_retry(int(n)))
+    BIO_set_retry_write(bio);
+  return int(n);
+}
+
+const BIO_METHOD *nosignal_socket_method() {
+  static BIO_METHOD *method = [] {
+    const BIO_METHOD *sock = BIO_s_socket();
+    BIO_METHOD *m = BIO_meth_new(BIO_TYPE_SOCKET, "h2pool socket");
+    if (m) {
+      BIO_meth_set_write(m, nosignal_socket_write);
+      BIO_meth_set_read(m, BIO_meth_get_read(sock));
+      BIO_meth_set_puts(m, BIO_meth_get_puts(sock));
+      BIO_meth_set_ctrl(m, BIO_meth_get_ctrl(sock));
+      BIO_meth_set_create(m, BIO_meth_get_create(sock));
+      BIO_meth_set_destroy(m, BIO_meth_get_destroy(sock));
+    }
+    return m;
+  }();
+  return method;
+}
+
 } // namespace
 
 TlsTransport::TlsTransport(int fd, SSL *ssl) : Transport(fd), ssl_(ssl) {
-  SSL_set_fd(ssl_, fd);
+  const BIO_METHOD *method = nosignal_socket_method();
+  BIO *bio = method ? BIO_new(method) : nullptr;
+  if (bio) {
+    BIO_set_fd(bio, fd, BIO_NOCLOSE);
+    SSL_set_bio(ssl_, bio, bio);
+  } else {
+    SSL_set_fd(ssl_, fd); // out of memory: the plain socket BIO still works
+  }
   set_modes();
 }
 

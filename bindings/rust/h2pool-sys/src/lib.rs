@@ -9,7 +9,7 @@
 #![allow(non_camel_case_types)]
 
 use std::marker::{PhantomData, PhantomPinned};
-use std::os::raw::{c_char, c_int, c_void};
+use std::os::raw::{c_char, c_int, c_long, c_void};
 
 macro_rules! opaque {
     ($($(#[$doc:meta])* $name:ident;)*) => {$(
@@ -25,6 +25,8 @@ macro_rules! opaque {
 opaque! {
     /// A connection pool (`h2pool`).
     h2pool;
+    /// libevent's `struct event_base`, for `h2pool_create_on_base`.
+    event_base;
     /// Pool configuration (`h2pool_config`).
     h2pool_config;
     /// Per-request options (`h2pool_request_opts`).
@@ -186,6 +188,22 @@ pub struct h2pool_header {
     pub value_len: usize,
 }
 
+/// An external pool's descriptor callback: watch `fd` for `what`
+/// (`H2POOL_POLL_*`), or stop watching it (`H2POOL_POLL_REMOVE`).
+pub type h2pool_socket_cb =
+    Option<unsafe extern "C" fn(fd: c_int, what: c_int, user_data: *mut c_void)>;
+/// An external pool's timer callback: call in after `timeout_ms` (-1: never).
+pub type h2pool_timer_cb =
+    Option<unsafe extern "C" fn(timeout_ms: c_long, user_data: *mut c_void)>;
+
+pub const H2POOL_POLL_IN: c_int = 1;
+pub const H2POOL_POLL_OUT: c_int = 2;
+pub const H2POOL_POLL_INOUT: c_int = 3;
+pub const H2POOL_POLL_REMOVE: c_int = 4;
+pub const H2POOL_SOCKET_TIMEOUT: c_int = -1;
+/// Returned by `h2pool_socket_action` when the call freed the pool.
+pub const H2POOL_POOL_FREED: c_int = 1;
+
 /// The log callback: `msg` is borrowed for the call.
 pub type h2pool_log_cb =
     Option<unsafe extern "C" fn(level: c_int, msg: *const c_char, user_data: *mut c_void)>;
@@ -342,6 +360,23 @@ extern "C" {
 
     pub fn h2pool_create(cfg: *const h2pool_config, out: *mut *mut h2pool) -> c_int;
     pub fn h2pool_destroy(pool: *mut h2pool);
+    pub fn h2pool_create_on_base(
+        cfg: *const h2pool_config,
+        base: *mut event_base,
+        out: *mut *mut h2pool,
+    ) -> c_int;
+    pub fn h2pool_config_set_socket_callback(
+        cfg: *mut h2pool_config,
+        cb: h2pool_socket_cb,
+        user_data: *mut c_void,
+    ) -> c_int;
+    pub fn h2pool_config_set_timer_callback(
+        cfg: *mut h2pool_config,
+        cb: h2pool_timer_cb,
+        user_data: *mut c_void,
+    ) -> c_int;
+    pub fn h2pool_create_external(cfg: *const h2pool_config, out: *mut *mut h2pool) -> c_int;
+    pub fn h2pool_socket_action(pool: *mut h2pool, fd: c_int, events: c_int) -> c_int;
 
     pub fn h2pool_request_opts_new(out: *mut *mut h2pool_request_opts) -> c_int;
     pub fn h2pool_request_opts_free(opts: *mut h2pool_request_opts);
