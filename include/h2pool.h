@@ -691,16 +691,41 @@ H2POOL_EXTERN int h2pool_config_set_max_response_headers(h2pool_config *cfg,
 
 /**
  * HTTP/2 flow-control windows h2pool advertises for response data: per
- * stream (SETTINGS_INITIAL_WINDOW_SIZE) and per connection (a WINDOW_UPDATE
- * on stream 0 right after the preface). The server may have this much
- * response data in flight before h2pool has handed it on; large windows
- * keep bulk downloads from stalling on round trips, small ones bound the
- * memory a paused or slow consumer can be sent. Defaults 8 MiB per stream
- * and 64 MiB per connection; stream_bytes from 1, connection_bytes from
- * 65535 (the protocol's initial value), both at most 2^31 - 1.
+ * stream (SETTINGS_INITIAL_WINDOW_SIZE) and per connection (WINDOW_UPDATE
+ * on stream 0). The server may have this much response data in flight
+ * before h2pool has handed it on; large windows keep bulk downloads from
+ * stalling on round trips, small ones bound the memory a paused or slow
+ * consumer can be sent. With adaptive windows (the default, see
+ * h2pool_config_set_adaptive_window()) these are the caps the windows grow
+ * to; without, every connection advertises them from the start. Defaults
+ * 8 MiB per stream and 64 MiB per connection; stream_bytes from 1,
+ * connection_bytes from 65535 (the protocol's initial value), both at most
+ * 2^31 - 1.
  */
 H2POOL_EXTERN int h2pool_config_set_flow_control_windows(
     h2pool_config *cfg, uint32_t stream_bytes, uint32_t connection_bytes);
+
+/**
+ * Adaptive HTTP/2 flow-control windows (bandwidth-delay product estimation,
+ * as gRPC and hyper do it). On by default; a zero `enabled` turns it off.
+ *
+ * A connection starts with a 256 KiB stream window and a 1 MiB connection
+ * window (or the caps of h2pool_config_set_flow_control_windows(), if
+ * smaller). Each time 64 KiB of response data has arrived since the last
+ * probe, a PING (payload "h2poolBD") measures one round trip; when the data of that round trip filled most of
+ * the window, the window is what limits the transfer, and both windows grow
+ * to twice what was measured (the connection's to twice the stream's), up
+ * to the caps: a SETTINGS frame raises every stream's window, open ones
+ * included, and a WINDOW_UPDATE the connection's. So a download over a long
+ * fat pipe is not held to window / RTT, while a connection that never needs
+ * more keeps small windows, and a paused or slow stream can be sent no
+ * more than that. Probes that do not grow the window come at most every
+ * 100 ms, then ever further apart (up to 10 s); at the caps, none.
+ * Windows never shrink. H2POOL_STAT_PEAK_STREAM_WINDOW shows how far they
+ * grew. HTTP/1.1 connections are unaffected.
+ */
+H2POOL_EXTERN int h2pool_config_set_adaptive_window(h2pool_config *cfg,
+                                                    int enabled);
 
 /**
  * Maximum bytes of a response body kept in memory; a larger body fails the
@@ -1630,7 +1655,11 @@ typedef enum h2pool_stat {
   /** Counter: requests placed on a connection opened for another origin
    *  (connection coalescing; see h2pool_config_set_coalescing()). Counted
    *  for the endpoint of the request's own origin. */
-  H2POOL_STAT_REQUESTS_COALESCED = 15
+  H2POOL_STAT_REQUESTS_COALESCED = 15,
+  /** Gauge: the largest per-stream flow-control window (bytes) advertised
+   *  on any HTTP/2 connection, closed ones included: with adaptive windows
+   *  (h2pool_config_set_adaptive_window()), how far they grew. */
+  H2POOL_STAT_PEAK_STREAM_WINDOW = 16
 } h2pool_stat;
 
 /**

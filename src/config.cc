@@ -357,6 +357,13 @@ int h2pool_config_set_flow_control_windows(h2pool_config *cfg,
   return H2POOL_OK;
 }
 
+int h2pool_config_set_adaptive_window(h2pool_config *cfg, int enabled) {
+  if (cfg == nullptr)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->adaptive_window = enabled != 0;
+  return H2POOL_OK;
+}
+
 int h2pool_config_set_max_response_body_bytes(h2pool_config *cfg, uint64_t n) {
   if (cfg == nullptr || n < 1)
     return H2POOL_ERR_INVALID_ARGUMENT;

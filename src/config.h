@@ -40,10 +40,11 @@ struct h2pool_config {
   uint32_t max_requests_per_connection = 0; // 0: unlimited
   uint32_t max_response_header_bytes = 256u << 10;
   uint32_t max_response_header_fields = 1000;
-  // Flow-control windows we advertise. Large windows let bulk downloads run
-  // at loopback speed without waiting for WINDOW_UPDATE round trips.
+  // Flow-control windows we advertise: with adaptive windows, the caps they
+  // grow to (see bdp_estimator.h); without, what every connection gets.
   uint32_t stream_window_bytes = 8u << 20;
   uint32_t connection_window_bytes = 64u << 20;
+  bool adaptive_window = true;
   std::string tls_ca_file; // empty: system trust store
   std::string tls_ca_dir;
   std::string tls_cert_file; // client certificate chain (mutual TLS)

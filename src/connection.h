@@ -92,6 +92,9 @@ public:
   size_t peak_streams() const {
     return session_ ? session_->peak_streams() : 0;
   }
+  uint32_t peak_stream_window() const {
+    return session_ ? session_->peak_stream_window() : 0;
+  }
   // The protocol the session speaks (an h2pool_protocol); unknown before
   // the byte stream is up.
   int protocol() const {

@@ -23,6 +23,7 @@ void Endpoint::Counters::add(const Counters &o) {
   failed += o.failed;
   retried += o.retried;
   peak_streams = std::max(peak_streams, o.peak_streams);
+  peak_stream_window = std::max(peak_stream_window, o.peak_stream_window);
   tls_handshakes += o.tls_handshakes;
   tls_resumed += o.tls_resumed;
   coalesced += o.coalesced;

@@ -53,6 +53,7 @@ public:
     uint64_t created = 0, reused = 0, closed = 0, failed_connections = 0;
     uint64_t completed = 0, failed = 0, retried = 0;
     uint64_t peak_streams = 0;
+    uint64_t peak_stream_window = 0; // of connections closed
     uint64_t tls_handshakes = 0, tls_resumed = 0;
     uint64_t coalesced = 0; // requests placed on other endpoints' connections
     void add(const Counters &o);

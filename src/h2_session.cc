@@ -20,6 +20,9 @@ constexpr int kMaxReadRounds = 4;
 // mark of output).
 constexpr int kMaxWriteRounds = 4;
 constexpr uint32_t kMaxStreamsWithoutServerLimit = 1000;
+// The payload of the PINGs that measure the bandwidth-delay product, which
+// tells their ACKs from those of the health and stale checks (all zeros).
+constexpr uint8_t kProbePayload[8] = {'h', '2', 'p', 'o', 'o', 'l', 'B', 'D'};
 
 // --- nghttp2 trampolines ---------------------------------------------------
 
@@ -203,6 +206,20 @@ H2Session::H2Session(event_base *base, Connection &conn, const Logger &log,
     : base_(base), conn_(conn), log_(log), settings_(settings), id_(id),
       name_(name), transport_(std::move(transport)),
       tls_(dynamic_cast<TlsTransport *>(transport_.get()) != nullptr) {
+  stream_window_ = settings_.stream_window_bytes;
+  connection_window_ = settings_.connection_window_bytes;
+  if (settings_.adaptive_window) {
+    stream_window_ = std::min(stream_window_, kInitialStreamWindow);
+    connection_window_ = std::min(connection_window_, kInitialConnectionWindow);
+    // The estimate drives the stream window; the connection's follows at
+    // twice it, so the estimator's cap covers both caps.
+    uint32_t cap = std::max(settings_.stream_window_bytes,
+                            settings_.connection_window_bytes / 2);
+    if (stream_window_ < settings_.stream_window_bytes ||
+        connection_window_ < settings_.connection_window_bytes)
+      bdp_ = std::make_unique<BdpEstimator>(stream_window_, cap);
+  }
+  peak_stream_window_ = stream_window_;
   ping_timer_.reset(evtimer_new(base_, ping_timer_cb, this));
   ping_timeout_timer_.reset(evtimer_new(base_, ping_timeout_cb, this));
   stale_timer_.reset(evtimer_new(base_, stale_timeout_cb, this));
@@ -251,17 +268,16 @@ void H2Session::start() {
   session_.reset(session);
   nghttp2_settings_entry iv[] = {
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, settings_.stream_window_bytes},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, stream_window_},
       // RFC 9218 section 2.1: we signal priorities with the priority
       // header and PRIORITY_UPDATE, never with RFC 7540's PRIORITY frames.
       {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   };
   nghttp2_submit_settings(session_.get(), NGHTTP2_FLAG_NONE, iv,
                           sizeof iv / sizeof iv[0]);
-  if (settings_.connection_window_bytes > 65535)
-    nghttp2_session_set_local_window_size(
-        session_.get(), NGHTTP2_FLAG_NONE, 0,
-        int32_t(settings_.connection_window_bytes));
+  if (connection_window_ > 65535)
+    nghttp2_session_set_local_window_size(session_.get(), NGHTTP2_FLAG_NONE, 0,
+                                          int32_t(connection_window_));
   last_read_ms_ = loop_now_ms(base_);
   arm_timer(ping_timer_, settings_.ping_interval_ms);
   flush();
@@ -664,6 +680,62 @@ void H2Session::consume_stream(int32_t stream_id, size_t len) {
   nghttp2_session_consume_stream(session_.get(), stream_id, len);
 }
 
+void H2Session::measure_data(size_t len) {
+  if (!bdp_)
+    return;
+  // The clock is read only when a probe could go out.
+  if (bdp_->probing()) {
+    bdp_->on_data(len, 0);
+    return;
+  }
+  int64_t now = monotonic_ns();
+  if (!bdp_->on_data(len, now))
+    return;
+  if (nghttp2_submit_ping(session_.get(), NGHTTP2_FLAG_NONE, kProbePayload) !=
+      0) {
+    bdp_.reset(); // out of memory: keep the windows we have
+    return;
+  }
+  bdp_->probe_sent(now);
+}
+
+void H2Session::on_probe_ack() {
+  if (!bdp_)
+    return;
+  uint32_t estimate = bdp_->on_ack(monotonic_ns());
+  if (estimate) {
+    uint64_t connection =
+        std::max<uint64_t>(connection_window_, uint64_t(estimate) * 2);
+    raise_windows(std::min(estimate, settings_.stream_window_bytes),
+                  uint32_t(std::min<uint64_t>(
+                      connection, settings_.connection_window_bytes)));
+  }
+  if (bdp_->done() || (stream_window_ >= settings_.stream_window_bytes &&
+                       connection_window_ >= settings_.connection_window_bytes))
+    bdp_.reset();
+}
+
+void H2Session::raise_windows(uint32_t stream, uint32_t connection) {
+  if (stream > stream_window_) {
+    // RFC 9113 section 6.9.2: a new SETTINGS_INITIAL_WINDOW_SIZE moves
+    // the window of every open stream by the difference, so one frame
+    // raises them all.
+    nghttp2_settings_entry iv{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, stream};
+    if (nghttp2_submit_settings(session_.get(), NGHTTP2_FLAG_NONE, &iv, 1) ==
+        0) {
+      stream_window_ = stream;
+      peak_stream_window_ = std::max(peak_stream_window_, stream);
+    }
+  }
+  if (connection > connection_window_ &&
+      nghttp2_session_set_local_window_size(session_.get(), NGHTTP2_FLAG_NONE,
+                                            0, int32_t(connection)) == 0)
+    connection_window_ = connection;
+  H2POOL_LOG(log_, H2POOL_LOG_DEBUG,
+             "conn %llu: flow-control windows %u (stream), %u (connection)",
+             (unsigned long long)id_, stream_window_, connection_window_);
+}
+
 void H2Session::close(const Error &why) {
   if (ended_)
     return;
@@ -955,6 +1027,12 @@ int H2Session::on_frame_recv(const nghttp2_frame *frame) {
     break;
   }
   case NGHTTP2_PING:
+    if ((frame->hd.flags & NGHTTP2_FLAG_ACK) &&
+        std::memcmp(frame->ping.opaque_data, kProbePayload,
+                    sizeof kProbePayload) == 0) {
+      on_probe_ack();
+      break;
+    }
     if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && ping_outstanding_) {
       ping_outstanding_ = false;
       evtimer_del(ping_timeout_timer_.get());
@@ -1008,6 +1086,7 @@ bool H2Session::misdirected(Request &req) {
 
 int H2Session::on_data_chunk(int32_t stream_id, const uint8_t *data,
                              size_t len) {
+  measure_data(len);
   Request *req = stream_request(session_.get(), stream_id);
   size_t delivered = len; // bytes nobody holds back
   int rc = H2POOL_OK;

@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include "bdp_estimator.h"
 #include "body.h"
 #include "error.h"
 #include "handles.h"
@@ -29,8 +30,11 @@ class Connection;
 
 struct H2Settings {
   uint32_t local_max_streams = 0; // 0: the server's limit
+  // The windows we advertise: with adaptive_window, the caps they grow to
+  // from kInitialStreamWindow and kInitialConnectionWindow.
   uint32_t stream_window_bytes = 8u << 20;
   uint32_t connection_window_bytes = 64u << 20;
+  bool adaptive_window = true;
   BodyLimits body_limits; // response body size and decoding limits
   uint32_t max_response_header_bytes = 256u << 10;
   uint32_t max_response_header_fields = 1000;
@@ -48,6 +52,10 @@ struct H2Settings {
 
 class H2Session final : public Session {
 public:
+  // Where adaptive windows start (bdp_estimator.h).
+  static constexpr uint32_t kInitialStreamWindow = 256u << 10;
+  static constexpr uint32_t kInitialConnectionWindow = 1u << 20;
+
   // `conn` and `log` must outlive the session; `name` is used in messages.
   H2Session(event_base *base, Connection &conn, const Logger &log,
             const H2Settings &settings, uint64_t id, const std::string &name,
@@ -138,6 +146,15 @@ private:
   // Returns received DATA bytes to the stream's flow-control window (the
   // connection's was returned on receipt).
   void consume_stream(int32_t stream_id, size_t len);
+  // Adaptive windows: counts `len` DATA bytes, sending a probe PING when
+  // the estimator asks for one.
+  void measure_data(size_t len);
+  // The probe's ACK: grows the windows if the estimate did.
+  void on_probe_ack();
+  // Advertises a stream window of `stream` bytes for every stream (open
+  // ones included) and a connection window of `connection` bytes, where
+  // they are larger than what was advertised.
+  void raise_windows(uint32_t stream, uint32_t connection);
 
   event_base *base_;
   Connection &conn_;
@@ -176,6 +193,11 @@ private:
   Error stale_error_; // set when the check failed and ended the connection
 
   RequestList streams_; // requests with an open stream here
+
+  // Adaptive windows: null when off or once the windows reached the caps.
+  std::unique_ptr<BdpEstimator> bdp_;
+  uint32_t stream_window_ = 0;     // advertised (SETTINGS_INITIAL_WINDOW_SIZE)
+  uint32_t connection_window_ = 0; // advertised for stream 0
 
   bool goaway_received_ = false;
   int32_t goaway_last_stream_id_ = 0;

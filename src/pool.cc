@@ -60,6 +60,7 @@ Pool::Pool(event_base *base, const Config &config, const Logger &log,
   h2.local_max_streams = config.max_concurrent_streams;
   h2.stream_window_bytes = config.stream_window_bytes;
   h2.connection_window_bytes = config.connection_window_bytes;
+  h2.adaptive_window = config.adaptive_window;
   h2.body_limits.max_body_bytes = config.max_response_body_bytes;
   h2.body_limits.decode.max_bytes = config.decode_max_bytes;
   h2.body_limits.decode.max_ratio = config.decode_max_ratio;
@@ -930,6 +931,8 @@ void Pool::on_connection_closed(Connection &conn, const Error &why) {
   ++ep.counters.closed;
   ep.counters.peak_streams =
       std::max<uint64_t>(ep.counters.peak_streams, conn.peak_streams());
+  ep.counters.peak_stream_window = std::max<uint64_t>(
+      ep.counters.peak_stream_window, conn.peak_stream_window());
   auto it = std::find_if(ep.connections.begin(), ep.connections.end(),
                          [&](const auto &c) { return c.get() == &conn; });
   if (it != ep.connections.end()) {
@@ -1039,6 +1042,7 @@ h2pool_stats *Pool::snapshot() const {
     v[H2POOL_STAT_TLS_RESUMED] = c.tls_resumed;
     v[H2POOL_STAT_REQUESTS_COALESCED] = c.coalesced;
     v[H2POOL_STAT_PEAK_STREAMS_PER_CONNECTION] = c.peak_streams;
+    v[H2POOL_STAT_PEAK_STREAM_WINDOW] = c.peak_stream_window;
   };
   fill(retired_, stats->total);
   for (const Endpoint *ep : endpoint_order_) {
@@ -1056,9 +1060,12 @@ h2pool_stats *Pool::snapshot() const {
         ++v[H2POOL_STAT_CONNECTIONS_IDLE];
       v[H2POOL_STAT_STREAMS_ACTIVE] += conn->active_streams();
       peak = std::max<uint64_t>(peak, conn->peak_streams());
+      uint64_t &window = v[H2POOL_STAT_PEAK_STREAM_WINDOW];
+      window = std::max<uint64_t>(window, conn->peak_stream_window());
     }
     for (size_t i = 0; i < kStatCount; ++i) {
-      if (i == H2POOL_STAT_PEAK_STREAMS_PER_CONNECTION)
+      if (i == H2POOL_STAT_PEAK_STREAMS_PER_CONNECTION ||
+          i == H2POOL_STAT_PEAK_STREAM_WINDOW)
         stats->total[i] = std::max(stats->total[i], v[i]);
       else
         stats->total[i] += v[i];

@@ -67,11 +67,14 @@ public:
   // closed.
   size_t active_streams() const { return active_; }
   size_t peak_streams() const { return peak_; }
+  // The largest per-stream flow-control window advertised (HTTP/2 only).
+  uint32_t peak_stream_window() const { return peak_stream_window_; }
 
 protected:
   uint32_t capacity_ = 0;
   size_t active_ = 0;
   size_t peak_ = 0;
+  uint32_t peak_stream_window_ = 0;
 };
 
 } // namespace h2pool_core

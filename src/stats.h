@@ -9,7 +9,7 @@
 #include "h2pool.h"
 
 namespace h2pool_core {
-constexpr size_t kStatCount = size_t(H2POOL_STAT_REQUESTS_COALESCED) + 1;
+constexpr size_t kStatCount = size_t(H2POOL_STAT_PEAK_STREAM_WINDOW) + 1;
 using StatValues = std::array<uint64_t, kStatCount>;
 } // namespace h2pool_core
 

@@ -97,9 +97,11 @@ TEST_F(RawFrames, WellFormedRawResponseSucceeds) {
   EXPECT_EQ(o.call->body, "hello");
 }
 
-// The windows set with h2pool_config_set_flow_control_windows() are what
-// the client announces: SETTINGS_INITIAL_WINDOW_SIZE for streams and a
-// WINDOW_UPDATE on stream 0 raising the connection's from 65535.
+// Without adaptive windows, the windows set with
+// h2pool_config_set_flow_control_windows() are what the client announces:
+// SETTINGS_INITIAL_WINDOW_SIZE for streams and a WINDOW_UPDATE on stream 0
+// raising the connection's from 65535. (With them, the caps they grow to:
+// window_test.cc.)
 TEST_F(RawFrames, ConfiguredFlowControlWindowsAreAnnounced) {
   constexpr uint32_t kStreamWindow = 3u << 20, kConnectionWindow = 96u << 20;
   std::mutex mu;
@@ -134,6 +136,7 @@ TEST_F(RawFrames, ConfiguredFlowControlWindowsAreAnnounced) {
   ASSERT_EQ(h2pool_config_set_flow_control_windows(cfg, kStreamWindow,
                                                    kConnectionWindow),
             H2POOL_OK);
+  ASSERT_EQ(h2pool_config_set_adaptive_window(cfg, 0), H2POOL_OK);
   h2pool_config_set_request_timeout_ms(cfg, 20000);
   client_ = std::make_unique<Client>(cfg.get());
   Call &call = client_->get(server_->base_url() + "/");
