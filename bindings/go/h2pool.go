@@ -99,9 +99,13 @@ type Config struct {
 	// it. Larger windows keep bulk downloads from stalling on round trips;
 	// smaller ones bound what a slow consumer can be sent. Defaults 8 MiB
 	// and 64 MiB; StreamWindow from 1, ConnectionWindow from 65535, both at
-	// most 2^31-1 (ErrInvalidArgument otherwise).
+	// most 2^31-1 (ErrInvalidArgument otherwise). With adaptive windows
+	// (the default) they are the caps the windows grow to as the measured
+	// bandwidth-delay product calls for; FixedWindows advertises them from
+	// the start instead (h2pool_config_set_adaptive_window).
 	StreamWindow     int
 	ConnectionWindow int
+	FixedWindows     bool
 	// MaxDecodedBytes and MaxDecodeRatio limit automatic decompression
 	// (ErrDecompressionBomb beyond). Defaults 100 MiB and 100.
 	MaxDecodedBytes int64
@@ -618,6 +622,9 @@ func applyConfig(ccfg *C.h2pool_config, cfg *Config) error {
 				return 0, err
 			}
 			return C.h2pool_config_set_flow_control_windows(ccfg, s, c), nil
+		}},
+		{!cfg.FixedWindows, "FixedWindows", func() (C.int, error) {
+			return C.h2pool_config_set_adaptive_window(ccfg, 0), nil
 		}},
 		{cfg.MaxResponseBodyBytes == 0, "MaxResponseBodyBytes", func() (C.int, error) {
 			if cfg.MaxResponseBodyBytes < 0 {

@@ -155,6 +155,7 @@ pub const H2POOL_STAT_TLS_RESUMED: h2pool_stat = 12;
 pub const H2POOL_STAT_CONNECTIONS_FAILED: h2pool_stat = 13;
 pub const H2POOL_STAT_REQUESTS_AWAITING_RETRY: h2pool_stat = 14;
 pub const H2POOL_STAT_REQUESTS_COALESCED: h2pool_stat = 15;
+pub const H2POOL_STAT_PEAK_STREAM_WINDOW: h2pool_stat = 16;
 
 /// `h2pool_endpoint_state`.
 pub type h2pool_endpoint_state = c_int;
@@ -263,6 +264,7 @@ extern "C" {
         stream_bytes: u32,
         connection_bytes: u32,
     ) -> c_int;
+    pub fn h2pool_config_set_adaptive_window(cfg: *mut h2pool_config, enabled: c_int) -> c_int;
     pub fn h2pool_config_set_response_header_timeout_ms(cfg: *mut h2pool_config, ms: u32) -> c_int;
     pub fn h2pool_config_set_stale_check(
         cfg: *mut h2pool_config,

@@ -1099,6 +1099,7 @@ pub struct Config {
     max_lifetime: Option<Duration>,
     max_response_body_bytes: Option<u64>,
     flow_control_windows: Option<(u32, u32)>,
+    adaptive_window: Option<bool>,
     response_header_timeout: Option<Duration>,
     ping: Option<(Duration, Duration)>,
     max_requests_per_connection: Option<u32>,
@@ -1257,6 +1258,15 @@ impl Config {
     /// [`ErrorCode::InvalidArgument`] otherwise.
     pub fn flow_control_windows(mut self, stream_bytes: u32, connection_bytes: u32) -> Config {
         self.flow_control_windows = Some((stream_bytes, connection_bytes));
+        self
+    }
+
+    /// Adaptive flow-control windows (on by default): windows start small
+    /// and grow, up to [`Config::flow_control_windows`], to the
+    /// bandwidth-delay product the pool measures with PINGs. `false`
+    /// advertises the configured windows from the start.
+    pub fn adaptive_window(mut self, enabled: bool) -> Config {
+        self.adaptive_window = Some(enabled);
         self
     }
 
@@ -1533,6 +1543,12 @@ impl Config {
                 check(
                     sys::h2pool_config_set_flow_control_windows(raw, stream, connection),
                     "flow_control_windows",
+                )?;
+            }
+            if let Some(enabled) = self.adaptive_window {
+                check(
+                    sys::h2pool_config_set_adaptive_window(raw, c_int::from(enabled)),
+                    "adaptive_window",
                 )?;
             }
             if let Some((interval, timeout)) = self.ping {
