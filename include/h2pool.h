@@ -712,9 +712,11 @@ H2POOL_EXTERN int h2pool_config_set_flow_control_windows(
  * A connection starts with a 256 KiB stream window and a 1 MiB connection
  * window (or the caps of h2pool_config_set_flow_control_windows(), if
  * smaller). Each time 64 KiB of response data has arrived since the last
- * probe, a PING (payload "h2poolBD") measures one round trip; when the data of that round trip filled most of
- * the window, the window is what limits the transfer, and both windows grow
- * to twice what was measured (the connection's to twice the stream's), up
+ * probe, a PING (payload "h2poolBD") measures one round trip; when the data
+ * of that round trip was most of what the window lets flow (half of it is
+ * returned at a time), the window is what limits the transfer, and the
+ * stream window grows to four times what was measured (the connection's to
+ * twice the stream's), up
  * to the caps: a SETTINGS frame raises every stream's window, open ones
  * included, and a WINDOW_UPDATE the connection's. So a download over a long
  * fat pipe is not held to window / RTT, while a connection that never needs

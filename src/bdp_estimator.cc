@@ -25,26 +25,24 @@ bool BdpEstimator::on_data(size_t len, int64_t now_ns) {
   return true;
 }
 
-void BdpEstimator::probe_sent(int64_t now_ns) {
+void BdpEstimator::probe_sent() {
   triggered_ = false;
   probe_out_ = true;
-  sent_ns_ = now_ns;
 }
 
 uint32_t BdpEstimator::on_ack(int64_t now_ns) {
   if (!probe_out_)
     return 0;
   probe_out_ = false;
-  int64_t rtt = std::max<int64_t>(now_ns - sent_ns_, 1);
-  double rate = double(sample_) / double(rtt);
-  best_rate_ = std::max(best_rate_, rate);
-  // Window-limited: one round trip brought (nearly) a whole window. The
-  // rate check keeps a sample inflated by queueing (a longer round trip at
-  // the same rate) from growing the window, as gRPC's does.
-  bool grow =
-      sample_ * 3 >= uint64_t(window_) * 2 && rate >= best_rate_ && !done();
+  // Window-limited: one round trip brought most of the half of the window
+  // that flows while the other half waits to be returned. (gRPC
+  // also asks that the sample's rate be the best yet, against round trips
+  // inflated by queueing; but then one burst read late, as a busy reader
+  // sees it, holds the window small for good. Here the cap bounds what an
+  // overfull buffer on the path can make the estimate overshoot.)
+  bool grow = sample_ * 3 >= uint64_t(window_) && !done();
   if (grow) {
-    window_ = uint32_t(std::min<uint64_t>(sample_ * 2, cap_));
+    window_ = uint32_t(std::min<uint64_t>(sample_ * 4, cap_));
     backoff_ns_ = 0;
     next_probe_ns_ = now_ns;
     return window_;

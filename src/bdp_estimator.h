@@ -8,10 +8,15 @@
 // once 64 KiB of DATA has arrived since the last probe and none is out, a
 // PING goes out, and the DATA bytes that arrive until its ACK are one round
 // trip's worth. (The 64 KiB keep connections that carry only small
-// responses from probing for nothing.) If they filled at
-// least two thirds of the current window, the window was what limited the
-// transfer: it becomes twice the sample, up to the cap. A sample that does
-// not grow the window pushes the next probe further out (100 ms, then four
+// responses from probing for nothing.) The window is returned by
+// WINDOW_UPDATE once half of it was taken (nghttp2's rule), so a transfer
+// the window limits brings about half the window per round trip: a sample
+// of at least a third of the window (two thirds of that half) says the
+// window was the limit, and the window becomes four times the sample (the
+// half that flows per round trip doubled), up to the cap. (A bottleneck with
+// an overfull buffer lengthens the round trip as the window grows, so the
+// estimate can overshoot the path's product: the cap bounds it.) A sample that
+// does not grow the window pushes the next probe further out (100 ms, then four
 // times longer each time, up to 10 s), so a connection whose window is right
 // sends almost no PINGs; once the window reaches its cap, none.
 //
@@ -32,7 +37,7 @@ public:
   // `len` DATA bytes arrived at `now_ns`. True when a probe PING should go
   // out now; the caller sends it and calls probe_sent().
   bool on_data(size_t len, int64_t now_ns);
-  void probe_sent(int64_t now_ns);
+  void probe_sent();
   // The probe's ACK arrived. Returns the new window when it grew, else 0.
   uint32_t on_ack(int64_t now_ns);
 
@@ -53,8 +58,6 @@ private:
   bool triggered_ = false; // on_data() asked for a probe not yet sent
   uint64_t sample_ = 0;    // bytes since the probe went out
   uint64_t unprobed_ = 0;  // bytes since the last probe was asked for
-  int64_t sent_ns_ = 0;
-  double best_rate_ = 0; // highest bytes per ns seen
   int64_t next_probe_ns_ = 0;
   int64_t backoff_ns_ = 0; // 0: the last sample grew the window
 };

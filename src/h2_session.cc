@@ -273,8 +273,9 @@ void H2Session::start() {
       // header and PRIORITY_UPDATE, never with RFC 7540's PRIORITY frames.
       {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   };
-  nghttp2_submit_settings(session_.get(), NGHTTP2_FLAG_NONE, iv,
-                          sizeof iv / sizeof iv[0]);
+  if (nghttp2_submit_settings(session_.get(), NGHTTP2_FLAG_NONE, iv,
+                              sizeof iv / sizeof iv[0]) == 0)
+    ++settings_unacked_;
   if (connection_window_ > 65535)
     nghttp2_session_set_local_window_size(session_.get(), NGHTTP2_FLAG_NONE, 0,
                                           int32_t(connection_window_));
@@ -681,7 +682,7 @@ void H2Session::consume_stream(int32_t stream_id, size_t len) {
 }
 
 void H2Session::measure_data(size_t len) {
-  if (!bdp_)
+  if (!bdp_ || settings_unacked_ > 0)
     return;
   // The clock is read only when a probe could go out.
   if (bdp_->probing()) {
@@ -696,7 +697,7 @@ void H2Session::measure_data(size_t len) {
     bdp_.reset(); // out of memory: keep the windows we have
     return;
   }
-  bdp_->probe_sent(now);
+  bdp_->probe_sent();
 }
 
 void H2Session::on_probe_ack() {
@@ -723,6 +724,7 @@ void H2Session::raise_windows(uint32_t stream, uint32_t connection) {
     nghttp2_settings_entry iv{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, stream};
     if (nghttp2_submit_settings(session_.get(), NGHTTP2_FLAG_NONE, &iv, 1) ==
         0) {
+      ++settings_unacked_;
       stream_window_ = stream;
       peak_stream_window_ = std::max(peak_stream_window_, stream);
     }
@@ -986,8 +988,11 @@ int H2Session::on_frame_recv(const nghttp2_frame *frame) {
     ++frames_received_[frame->hd.type];
   switch (frame->hd.type) {
   case NGHTTP2_SETTINGS:
-    if (frame->hd.flags & NGHTTP2_FLAG_ACK)
+    if (frame->hd.flags & NGHTTP2_FLAG_ACK) {
+      if (settings_unacked_ > 0)
+        --settings_unacked_;
       break;
+    }
     if (!settings_received_) {
       settings_received_ = true;
       update_capacity();

@@ -198,6 +198,10 @@ private:
   std::unique_ptr<BdpEstimator> bdp_;
   uint32_t stream_window_ = 0;     // advertised (SETTINGS_INITIAL_WINDOW_SIZE)
   uint32_t connection_window_ = 0; // advertised for stream 0
+  // Our SETTINGS frames the server has not yet acknowledged: until it
+  // has, it may still send by the window before, and a probe would
+  // measure that.
+  uint32_t settings_unacked_ = 0;
 
   bool goaway_received_ = false;
   int32_t goaway_last_stream_id_ = 0;
