@@ -402,6 +402,9 @@ void H2Session::on_readable() {
   if (ended_ || !session_)
     return;
   last_read_ms_ = loop_now_ms(base_);
+  // What this pass reads arrived by now: first bytes, completions and
+  // window samples share this reading.
+  ClockPass pass;
   uint8_t fallback[16384];
   bool alive = true;
   Transport::Status st =
@@ -684,13 +687,8 @@ void H2Session::consume_stream(int32_t stream_id, size_t len) {
 void H2Session::measure_data(size_t len) {
   if (!bdp_ || settings_unacked_ > 0)
     return;
-  // The clock is read only when a probe could go out.
-  if (bdp_->probing()) {
-    bdp_->on_data(len, 0);
-    return;
-  }
-  int64_t now = monotonic_ns();
-  if (!bdp_->on_data(len, now))
+  // DATA arrives in read passes: the pass's reading is when it arrived.
+  if (!bdp_->on_data(len, pass_now_ns()))
     return;
   if (nghttp2_submit_ping(session_.get(), NGHTTP2_FLAG_NONE, kProbePayload) !=
       0) {
@@ -703,7 +701,7 @@ void H2Session::measure_data(size_t len) {
 void H2Session::on_probe_ack() {
   if (!bdp_)
     return;
-  uint32_t estimate = bdp_->on_ack(monotonic_ns());
+  uint32_t estimate = bdp_->on_ack(pass_now_ns());
   if (estimate) {
     uint64_t connection =
         std::max<uint64_t>(connection_window_, uint64_t(estimate) * 2);
@@ -800,6 +798,7 @@ bool H2Session::fill_output() {
   // Stop collecting at the high-water mark so that a large upload waits in
   // nghttp2 (its data source pulls on demand), not in memory here.
   std::string &out = out_.tail();
+  ClockPass pass(true); // the request heads serialised now leave now
   while (out.size() < kOutputHighWater) {
     const uint8_t *data;
     ssize_t n = nghttp2_session_mem_send(session_.get(), &data);
@@ -891,7 +890,7 @@ int H2Session::on_begin_headers(const nghttp2_frame *frame) {
       // From here the server has acted on the request: it is never sent
       // again, and this connection has proved it serves.
       req->response_begun = true;
-      req->times.first_byte = monotonic_ns();
+      req->times.first_byte = std::max(pass_now_ns(), req->times.pretransfer);
       conn_.response_begun();
     }
   }
@@ -1175,7 +1174,7 @@ int H2Session::on_frame_sent(const nghttp2_frame *frame) {
     // nghttp2 has serialised the request's HEADERS into the buffer that
     // flush() writes to the socket in the same pass.
     if (Request *req = stream_request(session_.get(), frame->hd.stream_id))
-      req->times.pretransfer = monotonic_ns();
+      req->times.pretransfer = std::max(pass_now_ns(), req->times.placed);
   if (frame->hd.type == NGHTTP2_RST_STREAM) {
     // nghttp2 resets a stream itself when the response breaks HTTP/2's
     // message rules (bad pseudo-headers, content-length mismatch, ...).

@@ -617,7 +617,7 @@ bool Pool::place(Endpoint &ep, Connection &conn, Request &req) {
   }
   // Reused: up before the request came, or it has served another since.
   const ConnectionTimes &ct = conn.times();
-  req.times.placed = monotonic_ns();
+  req.times.placed = std::max(pass_now_ns(), req.times.submitted);
   req.times.note_connection(ct, ct.established < req.times.submitted ||
                                     conn.exchanges_done() > 0);
   req.response.timings.remote_ip = ct.remote_ip;

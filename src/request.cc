@@ -1,5 +1,7 @@
 #include "request.h"
 
+#include <algorithm>
+
 #include <event2/event.h>
 
 #include <cassert>
@@ -29,7 +31,10 @@
 namespace h2pool_core {
 void Request::record_timings(Error *err) {
   response.timings.edges = times;
-  response.timings.end = monotonic_ns();
+  // Inside a read pass, the pass's reading: when the last bytes arrived.
+  // Never before an edge this request already reached.
+  response.timings.end = std::max({pass_now_ns(), times.submitted, times.placed,
+                                   times.pretransfer, times.first_byte});
   if (err)
     err->timings.set(response.timings);
 }

@@ -14,6 +14,19 @@ int64_t monotonic_ns() {
   return ns ? ns : 1;
 }
 
+namespace {
+thread_local int64_t pass_reading = 0; // 0: no pass under way
+} // namespace
+
+ClockPass::ClockPass(bool fresh) : saved_(pass_reading) {
+  if (fresh || pass_reading == 0)
+    pass_reading = monotonic_ns();
+}
+
+ClockPass::~ClockPass() { pass_reading = saved_; }
+
+int64_t pass_now_ns() { return pass_reading ? pass_reading : monotonic_ns(); }
+
 void RequestTimes::note_connection(const ConnectionTimes &c,
                                    bool reused_connection) {
   has_connection = true;

@@ -3,9 +3,12 @@
 // namelookup <= connect <= appconnect <= pretransfer <= starttransfer <=
 // total for the phases reached.
 //
-// The edges are real reads of CLOCK_MONOTONIC, taken at the few places a
-// phase ends (a handful per request and per connection), not libevent's
-// cached loop time, which can be a whole loop turn old.
+// The edges are real reads of CLOCK_MONOTONIC, not libevent's cached loop
+// time, which can be a whole loop turn old. Edges that many requests reach
+// in the same pass (bytes read in one batch, request heads serialised in one
+// output pass, a batch of placements) share one reading of the clock taken
+// when the pass begins (ClockPass): that is when the bytes arrived or left,
+// and it spares a clock read per request and edge.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +21,23 @@ namespace h2pool_core {
 
 // Nanoseconds of CLOCK_MONOTONIC; never 0 (0 marks "not reached" below).
 int64_t monotonic_ns();
+
+// One reading of the clock for the duration of a pass over I/O on the loop
+// thread; pass_now_ns() returns the current pass's reading, or a fresh one
+// outside any pass. A nested pass keeps the outer reading, unless it is
+// `fresh` (an output pass inside a read pass: callbacks in between may have
+// taken a while), and the outer one applies again once it ends.
+class ClockPass {
+public:
+  explicit ClockPass(bool fresh = false);
+  ~ClockPass();
+  ClockPass(const ClockPass &) = delete;
+  ClockPass &operator=(const ClockPass &) = delete;
+
+private:
+  int64_t saved_;
+};
+int64_t pass_now_ns();
 
 // When one connection's setup phases ended (monotonic ns; 0: not reached),
 // and whom it reached.
