@@ -134,7 +134,12 @@ int QueueCore::next(h2pool_event **out, size_t max, int timeout_ms) {
   }
   if (head_ == nullptr) {
     tail_ = nullptr;
-    if (!drained_locked())
+    // Taking the last event of a drained queue leaves the descriptor
+    // readable for good. The event may be taken before the flush that
+    // would have signalled it, and that flush then finds nothing to do.
+    if (drained_locked())
+      signal_locked();
+    else
       unsignal_locked();
   } else if (waiters_) {
     // More than this caller took: another waiter may have the rest.
