@@ -312,7 +312,10 @@ EOF
   fi
 }
 
-# scenario KEY "TITLE" KIND PATH SIZE N C M SCHEME [h1]
+# scenario KEY "TITLE" KIND PATH SIZE N C M SCHEME [h1|st]
+# h1: every client speaks HTTP/1.1. st: h2pool submits from a caller thread
+# (bench --submit-thread), the way bindings and most applications use it;
+# the reference clients run as in the row without it.
 scenario() {
   local key=$1 title=$2 kind=$3 path=$4 size=$5 n=$6 c=$7 m=$8 scheme=$9
   local proto=${10:-h2}
@@ -322,6 +325,8 @@ scenario() {
   PROTO_H2LOAD=() PROTO_H2POOL=() PROTO_CURL=()
   if [[ $proto == h1 ]]; then
     PROTO_H2LOAD=(--h1) PROTO_H2POOL=(--http1.1) PROTO_CURL=(--http1.1)
+  elif [[ $proto == st ]]; then
+    PROTO_H2POOL=(--submit-thread)
   fi
   [[ $QUICK -eq 1 ]] && n=$((n / 10))
   if [[ $scheme == https ]]; then
@@ -424,6 +429,7 @@ if [[ $DO_LOAD -eq 1 ]]; then
   scenario small-c1m100-tls "6 B GET, c=1 m=100, TLS"              rps  6b 6       200000  1 100 https
   scenario small-c4m100-h2c "6 B GET, c=4 m=100 (throughput), h2c" rps  6b 6       200000  4 100 http
   scenario small-c4m100-tls "6 B GET, c=4 m=100 (throughput), TLS" rps  6b 6       200000  4 100 https
+  scenario small-c4m100-tls-st "6 B GET, c=4 m=100, TLS, h2pool --submit-thread" rps 6b 6 200000 4 100 https st
   scenario 1k-c4m100-h2c    "1 KiB GET, c=4 m=100, h2c"            rps  1k 1024    200000  4 100 http
   scenario 1k-c4m100-tls    "1 KiB GET, c=4 m=100, TLS"            rps  1k 1024    200000  4 100 https
   scenario bulk-h2c         "1 MiB GET, c=4 m=10 (bulk), h2c"      bulk 1m 1048576 1000    4 10 http

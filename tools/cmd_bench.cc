@@ -38,8 +38,9 @@ const char kBenchUsage[] =
     "      --discard-body      stream bodies through on_data and drop them\n"
     "                          (as h2load does) instead of buffering them\n"
     "      --submit-thread     submit from a thread of its own (per pool),\n"
-    "                          which completions hand their slots to, instead\n"
-    "                          of from the completion callback\n"
+    "                          which takes the completions from a completion\n"
+    "                          queue (bodies whole, --discard-body aside)\n"
+    "                          instead of from the completion callback\n"
     "      --cacert FILE       trust the CA certificates in FILE (PEM)\n"
     "      --cert FILE --key FILE  client certificate and key (mutual TLS)\n"
     "  -k, --insecure          do not verify server certificates\n"
@@ -202,6 +203,12 @@ int cmd_bench(const Args &args) {
     check(h2pool_request_opts_set_on_data(opts.get(), discard_body),
           "h2pool_request_opts_set_on_data");
   }
+  // --submit-thread goes through a completion queue, which runs no
+  // callbacks: its requests take the timeout only, and their bodies come
+  // whole in the completion event.
+  OptsPtr queue_opts = new_request_opts();
+  check(h2pool_request_opts_set_timeout_ms(queue_opts.get(), timeout_ms),
+        "h2pool_request_opts_set_timeout_ms");
 
   // Split requests and connections over the pools as evenly as possible.
   std::vector<Worker> workers(threads);
@@ -229,7 +236,7 @@ int cmd_bench(const Args &args) {
         },
         opts.get());
     if (submit_thread) {
-      w.runner->submit_from_thread();
+      w.runner->submit_from_thread(queue_opts.get());
     }
     w.pool = new_pool(cfg.get());
   }

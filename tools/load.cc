@@ -28,6 +28,7 @@ LoadRunner::~LoadRunner() {
   if (feeder_.joinable()) {
     feeder_.join();
   }
+  h2pool_queue_destroy(queue_);
 }
 
 void LoadRunner::start(h2pool *pool) {
@@ -35,9 +36,14 @@ void LoadRunner::start(h2pool *pool) {
   started_at_ = Clock::now();
   finished_at_ = started_at_;
   if (use_feeder_) {
-    std::lock_guard<std::mutex> lock(feed_mu_);
-    for (Slot &s : slots_) {
-      freed_.push_back(&s);
+    int rc = h2pool_queue_create(&queue_);
+    if (rc != H2POOL_OK) {
+      // Without a queue nothing can be submitted: every request is refused.
+      for (uint64_t i = next_index_.exchange(count_); i < count_; ++i) {
+        on_complete_(i, nullptr, nullptr, rc, 0);
+        mark_completed();
+      }
+      return;
     }
     feeder_ = std::thread([this] { feed(); });
     return;
@@ -48,20 +54,40 @@ void LoadRunner::start(h2pool *pool) {
 }
 
 void LoadRunner::feed() {
-  std::vector<Slot *> batch;
-  // Once every index is claimed there is nothing left to submit; the
-  // remaining completions only queue slots nobody needs.
-  while (next_index_.load(std::memory_order_relaxed) < count_) {
-    {
-      std::unique_lock<std::mutex> lock(feed_mu_);
-      feed_cv_.wait(lock, [this] { return !freed_.empty(); });
-      batch.swap(freed_);
-    }
-    for (Slot *slot : batch) {
-      submit_next(slot);
-    }
-    batch.clear();
+  for (Slot &s : slots_) {
+    submit_next(&s);
   }
+  constexpr size_t kBatch = 512;
+  h2pool_event *events[kBatch];
+  // Every accepted request completes exactly once, so the queue delivers
+  // until the last one has; the wait is bounded by the requests' own
+  // outcomes (and their timeouts, if set).
+  while (completed_.load(std::memory_order_acquire) < count_) {
+    int n = h2pool_queue_next(queue_, events, kBatch, -1);
+    if (n < 0) {
+      break; // cannot happen while requests are under way
+    }
+    for (int i = 0; i < n; ++i) {
+      if (h2pool_event_kind(events[i]) == H2POOL_EVENT_COMPLETE) {
+        complete_queued(events[i]);
+      } else {
+        h2pool_event_free(events[i]);
+      }
+    }
+  }
+}
+
+void LoadRunner::complete_queued(h2pool_event *ev) {
+  auto slot = static_cast<Slot *>(h2pool_event_user_data(ev));
+  auto now = Clock::now();
+  auto latency =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now - slot->sent)
+          .count();
+  on_complete_(slot->index, h2pool_event_response(ev), h2pool_event_error(ev),
+               0, static_cast<uint64_t>(std::max<int64_t>(latency, 0)));
+  h2pool_event_free(ev);
+  mark_completed();
+  submit_next(slot, &now);
 }
 
 void LoadRunner::submit_next(Slot *slot, const Clock::time_point *now) {
@@ -81,11 +107,14 @@ void LoadRunner::submit_next(Slot *slot, const Clock::time_point *now) {
     // serves as this request's start, one clock read per request as h2load.
     slot->sent = now ? *now : Clock::now();
     now = nullptr; // a refused request's successor reads it afresh
-    int rc = h2pool_request(pool_, "GET", url, nullptr, 0, nullptr, 0, opts_,
-                            &LoadRunner::on_response, slot, nullptr);
+    int rc =
+        queue_ ? h2pool_queue_request(pool_, queue_, "GET", url, nullptr, 0,
+                                      nullptr, 0, queue_opts_, slot, nullptr)
+               : h2pool_request(pool_, "GET", url, nullptr, 0, nullptr, 0,
+                                opts_, &LoadRunner::on_response, slot, nullptr);
     if (rc == H2POOL_OK) {
-      // From here the slot belongs to the callback, which may already be
-      // running on the loop thread.
+      // From here the slot belongs to the callback (which may already be
+      // running on the loop thread) or to the queue's completion.
       return;
     }
     on_complete_(index, nullptr, nullptr, rc, 0);
@@ -106,18 +135,6 @@ void LoadRunner::on_response(const h2pool_response *resp,
   // Count this one before reusing the slot: the next request's callback
   // may run (on the loop thread) before submit_next() returns here.
   self->mark_completed();
-  if (self->use_feeder_) {
-    bool wake;
-    {
-      std::lock_guard<std::mutex> lock(self->feed_mu_);
-      wake = self->freed_.empty(); // the feeder sleeps only when it is
-      self->freed_.push_back(slot);
-    }
-    if (wake) {
-      self->feed_cv_.notify_one();
-    }
-    return;
-  }
   self->submit_next(slot, &now);
 }
 

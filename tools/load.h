@@ -47,11 +47,18 @@ public:
   LoadRunner(const LoadRunner &) = delete;
   LoadRunner &operator=(const LoadRunner &) = delete;
 
-  // Before start(): submit from a thread of the runner's own rather than
-  // from the completion callbacks, which then only queue the freed slot and
-  // wake that thread. This is how an application that produces requests
-  // elsewhere drives the pool; each wake-up takes every slot queued so far.
-  void submit_from_thread() { use_feeder_ = true; }
+  // Before start(): submit from a thread of the runner's own, which takes
+  // the completions from a completion queue (h2pool_queue) and submits the
+  // next request for each, as an application that produces requests
+  // elsewhere (and every binding) drives the pool: completions reach that
+  // thread in batches, one wake-up per loop pass, and each batch's
+  // submissions reach the loop with one wake-up. `queue_opts` are the
+  // options of those requests (no callbacks: the queue refuses them), null
+  // for the defaults; bodies arrive whole in the completion event.
+  void submit_from_thread(const h2pool_request_opts *queue_opts) {
+    use_feeder_ = true;
+    queue_opts_ = queue_opts;
+  }
 
   // Submits the first `window` requests from the calling thread. The runner
   // must outlive every callback: destroy the pool before the runner.
@@ -82,13 +89,16 @@ private:
 
   static void on_response(const h2pool_response *resp, const h2pool_error *err,
                           void *user_data);
-  // Claims indexes for `slot` until a submission is accepted or none remain.
+  // Claims indexes for `slot` until a submission is accepted or none remain;
+  // through the queue once submit_from_thread() has made one.
   // `now`, if given, is a clock reading just taken (by the completion that
   // freed the slot).
   void submit_next(Slot *slot, const Clock::time_point *now = nullptr);
   void mark_completed();
   // The submitting thread of submit_from_thread().
   void feed();
+  // A request of the queue has completed.
+  void complete_queued(h2pool_event *ev);
 
   const uint64_t count_;
   UrlFn url_; // empty when every request goes to fixed_url_
@@ -106,10 +116,9 @@ private:
   bool done_ = false;
 
   bool use_feeder_ = false;
+  const h2pool_request_opts *queue_opts_ = nullptr;
+  h2pool_queue *queue_ = nullptr; // submit_from_thread(): owned
   std::thread feeder_;
-  std::mutex feed_mu_;
-  std::condition_variable feed_cv_;
-  std::vector<Slot *> freed_; // guarded by feed_mu_
 };
 
 // Latency summary over the given samples (nanoseconds), which it reorders.
