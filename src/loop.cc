@@ -1,6 +1,5 @@
 #include "loop.h"
 #include "socket_close.h"
-#include "timing.h"
 
 #include <pthread.h>
 #include <sys/eventfd.h>
@@ -174,9 +173,6 @@ void Loop::on_wake(short what) {
     wake_pending_ = false;
   }
   local_pending_ = false;
-  // Every request of the batch was submitted before the swap above: one
-  // reading taken now stamps their placement.
-  ClockPass pass;
   for (auto &request : local_requests_)
     draining_.requests.push_back(std::move(request));
   local_requests_.clear();

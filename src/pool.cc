@@ -130,6 +130,9 @@ void Pool::handle(Loop::Batch &batch) {
   // could fire before timeout_ms had passed since h2pool_request().
   if (!batch.requests.empty())
     event_base_update_cache_time(base_);
+  // Every request of the batch was submitted before the loop took it: one
+  // reading taken now stamps the placements this batch makes.
+  ClockPass pass;
   for (auto &req : batch.requests)
     accept(std::move(req));
   for (uint64_t id : batch.cancels)
