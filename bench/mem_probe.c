@@ -16,7 +16,9 @@
  * they are in flight; wait for all to complete and sample RSS again with the
  * connections pooled and idle, before and after malloc_trim(0) (which hands
  * freed heap back to the kernel, so the figure counts live memory only).
- * RSS is read from /proc/self/statm. The last line is a JSON object.
+ * RSS is read from /proc/self/statm; the live heap (mallinfo2) is printed
+ * beside it, to tell live memory from fragmentation. The last line is a
+ * JSON object.
  */
 #define _GNU_SOURCE
 #include <h2pool.h>
@@ -68,6 +70,15 @@ static long rss_kib(void) {
   }
   fclose(f);
   return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Bytes the process's malloc has handed out and not had back (all arenas,
+ * its mmap'ed blocks included): live heap, without the free chunks and
+ * fragmentation that RSS also counts. Blocks h2pool maps itself (each
+ * session's frame buffer, see src/session_alloc.h) are not in it. */
+static long heap_kib(void) {
+  struct mallinfo2 mi = mallinfo2();
+  return (long)((mi.uordblks + mi.hblkhd) / 1024);
 }
 
 static uint64_t stat_of(h2pool *pool, h2pool_stat which) {
@@ -142,6 +153,7 @@ int main(int argc, char **argv) {
   }
   malloc_trim(0);
   long rss_base = rss_kib();
+  long heap_base = heap_kib();
   uint64_t open_base = stat_of(pool, H2POOL_STAT_CONNECTIONS_OPEN);
 
   for (long i = 0; i < k; ++i)
@@ -158,6 +170,7 @@ int main(int argc, char **argv) {
     sleep_ms(10);
   }
   long rss_inflight = rss_kib();
+  long heap_inflight = heap_kib();
   uint64_t open_inflight = stat_of(pool, H2POOL_STAT_CONNECTIONS_OPEN);
 
   wait_done(1 + (uint64_t)k);
@@ -165,6 +178,7 @@ int main(int argc, char **argv) {
   long rss_idle_raw = rss_kib();
   malloc_trim(0);
   long rss_idle = rss_kib();
+  long heap_idle = heap_kib();
   uint64_t open_idle = stat_of(pool, H2POOL_STAT_CONNECTIONS_OPEN);
   uint64_t idle = stat_of(pool, H2POOL_STAT_CONNECTIONS_IDLE);
   uint64_t created = stat_of(pool, H2POOL_STAT_CONNECTIONS_CREATED);
@@ -175,6 +189,10 @@ int main(int argc, char **argv) {
   double per_conn_idle =
       new_conns ? (double)(rss_idle - rss_base) / (double)new_conns : 0;
   double per_unit_inflight = (double)(rss_inflight - rss_base) / (double)k;
+  double heap_per_conn_idle =
+      new_conns ? (double)(heap_idle - heap_base) / (double)new_conns : 0;
+  double heap_per_unit_inflight =
+      (double)(heap_inflight - heap_base) / (double)k;
   printf("mem_probe %s %ld %s\n", argv[1], k, url);
   printf("  baseline (1 idle connection): %ld KiB\n", rss_base);
   printf("  in flight: %ld KiB, %llu streams active, %llu connections open\n",
@@ -187,6 +205,10 @@ int main(int argc, char **argv) {
   printf("  %.1f KiB per in-flight %s; %.1f KiB per idle pooled connection\n",
          per_unit_inflight, conns_mode ? "connection+stream" : "stream",
          per_conn_idle);
+  printf("  live heap: %.1f KiB per in-flight %s; %.1f KiB per idle "
+         "pooled connection\n",
+         heap_per_unit_inflight, conns_mode ? "connection+stream" : "stream",
+         heap_per_conn_idle);
   if (done_err)
     printf("  %llu requests failed; first: %s\n", (unsigned long long)done_err,
            first_err);
@@ -195,10 +217,13 @@ int main(int argc, char **argv) {
          "\"rss_idle_kib\":%ld,\"streams_active\":%llu,"
          "\"connections_open_inflight\":%llu,\"connections_open_idle\":%llu,"
          "\"connections_idle\":%llu,\"kib_per_inflight\":%.2f,"
-         "\"kib_per_idle_connection\":%.2f}\n",
+         "\"kib_per_idle_connection\":%.2f,"
+         "\"heap_kib_per_inflight\":%.2f,"
+         "\"heap_kib_per_idle_connection\":%.2f}\n",
          argv[1], k, (unsigned long long)done_err, rss_base, rss_inflight,
          rss_idle_raw, rss_idle, (unsigned long long)active,
          (unsigned long long)open_inflight, (unsigned long long)open_idle,
-         (unsigned long long)idle, per_unit_inflight, per_conn_idle);
+         (unsigned long long)idle, per_unit_inflight, per_conn_idle,
+         heap_per_unit_inflight, heap_per_conn_idle);
   return done_err ? 1 : 0;
 }

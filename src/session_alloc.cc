@@ -7,6 +7,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 // Blocks on our free lists are invisible to AddressSanitizer's own
 // quarantine, so without help it could not see nghttp2 touching a block
 // after freeing it, or writing past the size it asked for into the slack of
@@ -35,12 +38,13 @@ namespace {
 // max_align_t keeps the payload as aligned as malloc's own result.
 struct alignas(std::max_align_t) Header {
   size_t size;   // bytes the caller asked for, for realloc's copy
-  uint32_t cls;  // size class, or kLarge
+  uint32_t cls;  // size class, kLarge or kMapped
   uint32_t mark; // kLive or kCached, to catch double frees in debug builds
 };
 static_assert(sizeof(Header) % alignof(std::max_align_t) == 0);
 
 constexpr uint32_t kLarge = UINT32_MAX;
+constexpr uint32_t kMapped = UINT32_MAX - 1; // large, and mmap'ed on its own
 constexpr uint32_t kLive = 0x6832'7061;
 constexpr uint32_t kCached = 0x6672'6565;
 
@@ -96,6 +100,26 @@ inline void expose(void *payload, size_t size, unsigned cls) {
   H2POOL_UNPOISON(payload, size);
   H2POOL_POISON(static_cast<char *>(payload) + size, kClassSize[cls] - size);
 }
+
+// The whole pages a mapped block of `size` payload bytes spans, or 0 on
+// overflow.
+size_t mapped_length(size_t size) {
+  static const size_t page = size_t(sysconf(_SC_PAGESIZE));
+  if (size > SIZE_MAX - sizeof(Header) - page)
+    return 0;
+  return (sizeof(Header) + size + page - 1) / page * page;
+}
+
+Header *map_block(size_t size) {
+  size_t len = mapped_length(size);
+  if (len == 0)
+    return nullptr;
+  void *p = mmap(nullptr, len, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : static_cast<Header *>(p);
+}
+
+void unmap_block(Header *h) { munmap(h, mapped_length(h->size)); }
 
 void *mem_malloc(size_t size, void *mem_user_data) {
   auto alloc = static_cast<SessionAllocator *>(mem_user_data);
@@ -173,14 +197,22 @@ void *SessionAllocator::take(unsigned cls, size_t size) noexcept {
 void *SessionAllocator::take_large(size_t size, bool zero) noexcept {
   if (size > SIZE_MAX - sizeof(Header))
     return nullptr;
-  // calloc, not malloc + memset, so that big zeroed blocks served by mmap
-  // are not touched page by page.
-  auto h = static_cast<Header *>(zero ? std::calloc(1, sizeof(Header) + size)
-                                      : std::malloc(sizeof(Header) + size));
+  Header *h;
+  uint32_t cls = kLarge;
+  if (size >= kMapMin) {
+    // Fresh anonymous pages are zero already.
+    h = map_block(size);
+    cls = kMapped;
+  } else {
+    // calloc, not malloc + memset, so that big zeroed blocks served by mmap
+    // are not touched page by page.
+    h = static_cast<Header *>(zero ? std::calloc(1, sizeof(Header) + size)
+                                   : std::malloc(sizeof(Header) + size));
+  }
   if (!h)
     return nullptr;
   h->size = size;
-  h->cls = kLarge;
+  h->cls = cls;
   set_mark(h, kLive);
   ++handed_out_;
   ++in_use_;
@@ -217,6 +249,11 @@ void SessionAllocator::release(void *ptr) noexcept {
   if (h->cls == kLarge) {
     --large_in_use_;
     std::free(h);
+    return;
+  }
+  if (h->cls == kMapped) {
+    --large_in_use_;
+    unmap_block(h);
     return;
   }
   unsigned cls = h->cls;
@@ -257,7 +294,20 @@ void *SessionAllocator::reallocate(void *ptr, size_t size) noexcept {
     nh->size = size;
     return payload_of(nh);
   }
-  if (h->cls != kLarge && size <= kMaxSmall && class_of(size) == h->cls) {
+  if (h->cls == kMapped && size >= kMapMin) {
+    // The kernel moves the pages (no copy) if they cannot grow in place.
+    size_t old_len = mapped_length(h->size), new_len = mapped_length(size);
+    if (new_len == 0)
+      return nullptr;
+    void *p =
+        new_len == old_len ? h : mremap(h, old_len, new_len, MREMAP_MAYMOVE);
+    if (p == MAP_FAILED)
+      return nullptr;
+    auto nh = static_cast<Header *>(p);
+    nh->size = size;
+    return payload_of(nh);
+  }
+  if (h->cls < kMapped && size <= kMaxSmall && class_of(size) == h->cls) {
     h->size = size;
     expose(ptr, size, h->cls);
     return ptr;

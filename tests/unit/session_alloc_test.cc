@@ -12,6 +12,9 @@
 #include <string_view>
 #include <vector>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 namespace h2pool_core {
 namespace {
 
@@ -113,6 +116,59 @@ TEST(SessionAlloc, CallocZeroesLargeBlock) {
   EXPECT_TRUE(all_zero(z, 30000));
   EXPECT_EQ(alloc.counters().large, 2u);
   alloc.release(z);
+}
+
+// Whether the page holding `p` is resident.
+bool resident(const void *p) {
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  unsigned char vec = 0;
+  void *start = reinterpret_cast<void *>(uintptr_t(p) / page * page);
+  EXPECT_EQ(mincore(start, page, &vec), 0);
+  return vec & 1;
+}
+
+TEST(SessionAlloc, BigBlocksTakeNoMemoryUntilWritten) {
+  SessionAllocator alloc;
+  // The size of nghttp2's outbound frame buffer (9 + 1 + 16384).
+  const size_t n = 16394;
+  static_assert(n >= SessionAllocator::kMapMin);
+  auto p = static_cast<unsigned char *>(alloc.allocate(n));
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(max_aligned(p));
+  EXPECT_FALSE(resident(p + n - 1)); // untouched: no memory behind it yet
+  p[n - 1] = 7;
+  EXPECT_TRUE(resident(p + n - 1));
+  alloc.release(p);
+
+  // A zeroed one needs no writes to be zero, and stays untouched.
+  auto z = static_cast<unsigned char *>(alloc.allocate_zeroed(1, n));
+  ASSERT_NE(z, nullptr);
+  EXPECT_FALSE(resident(z + n - 1));
+  EXPECT_TRUE(all_zero(z, n));
+  alloc.release(z);
+  EXPECT_EQ(alloc.counters().in_use, 0u);
+}
+
+TEST(SessionAlloc, MappedBlocksResizeKeepingContents) {
+  SessionAllocator alloc;
+  auto data = pattern(200000, 5);
+  void *p = alloc.allocate(20000);
+  ASSERT_NE(p, nullptr);
+  std::memcpy(p, data.data(), 20000);
+  // Grow (pages move or extend), shrink within the mapping, shrink to a
+  // small class, grow back to a mapping.
+  for (size_t n : {size_t(200000), size_t(17000), size_t(100), size_t(30000)}) {
+    size_t keep = std::min(n, alloc.class_size_for(n));
+    void *q = alloc.reallocate(p, n);
+    ASSERT_NE(q, nullptr) << n;
+    EXPECT_TRUE(max_aligned(q));
+    size_t check = n == 30000 ? 100 : std::min<size_t>(keep, 20000);
+    EXPECT_EQ(std::memcmp(q, data.data(), check), 0) << "resized to " << n;
+    std::memcpy(q, data.data(), n);
+    p = q;
+  }
+  alloc.release(p);
+  EXPECT_EQ(alloc.counters().in_use, 0u);
 }
 
 TEST(SessionAlloc, OverflowingSizesFail) {
