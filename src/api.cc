@@ -615,7 +615,7 @@ int h2pool_core::submit_request(h2pool *pool, const char *method,
         pool->uploads.add(id, call->shared_from_this());
       call->attach(*req, id);
     }
-    req->times.submitted = h2pool_core::monotonic_ns();
+    req->times().submitted = h2pool_core::monotonic_ns();
     rc = pool->loop.submit(std::move(req));
     if (rc != H2POOL_OK) {
       pool->waiting.fetch_sub(1, std::memory_order_relaxed);

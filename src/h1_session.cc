@@ -411,8 +411,8 @@ WriteResult H1Session::write_out() {
   // The head is the first thing queued for an exchange: the first write
   // after submit() hands it (or its start) to the socket.
   if (w != WriteResult::closed)
-    if (Request *req = current_.front(); req && !req->times.pretransfer)
-      req->times.pretransfer = monotonic_ns();
+    if (Request *req = current_.front(); req && !req->times().pretransfer)
+      req->times().pretransfer = monotonic_ns();
   // A paused response does not read; a write waiting for a TLS read must
   // still be woken.
   if (w == WriteResult::blocked && write_wants_read_ && read_paused_)
@@ -523,7 +523,7 @@ bool H1Session::feed(const uint8_t *data, size_t len) {
       // From here the server has acted on the request: it is never sent
       // again, and this connection has proved it serves.
       req->response_begun = true;
-      req->times.first_byte = monotonic_ns();
+      req->times().first_byte = monotonic_ns();
       conn_.response_begun();
       if (ended_)
         return false;

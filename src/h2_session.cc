@@ -890,7 +890,8 @@ int H2Session::on_begin_headers(const nghttp2_frame *frame) {
       // From here the server has acted on the request: it is never sent
       // again, and this connection has proved it serves.
       req->response_begun = true;
-      req->times.first_byte = std::max(pass_now_ns(), req->times.pretransfer);
+      req->times().first_byte =
+          std::max(pass_now_ns(), req->times().pretransfer);
       conn_.response_begun();
     }
   }
@@ -1174,7 +1175,7 @@ int H2Session::on_frame_sent(const nghttp2_frame *frame) {
     // nghttp2 has serialised the request's HEADERS into the buffer that
     // flush() writes to the socket in the same pass.
     if (Request *req = stream_request(session_.get(), frame->hd.stream_id))
-      req->times.pretransfer = std::max(pass_now_ns(), req->times.placed);
+      req->times().pretransfer = std::max(pass_now_ns(), req->times().placed);
   if (frame->hd.type == NGHTTP2_RST_STREAM) {
     // nghttp2 resets a stream itself when the response breaks HTTP/2's
     // message rules (bad pseudo-headers, content-length mismatch, ...).

@@ -8,14 +8,16 @@
 namespace h2pool_core {
 namespace {
 
-void request_timer_cb(evutil_socket_t, short, void *arg) {
-  auto req = static_cast<Request *>(arg);
-  req->owner->on_request_timeout(*req);
-}
+// Deadline tags: which of a request's two deadlines fell due.
+constexpr uint32_t kTimeoutTag = 0;
+constexpr uint32_t kPhaseTag = 1;
 
-void phase_timer_cb(evutil_socket_t, short, void *arg) {
-  auto req = static_cast<Request *>(arg);
-  req->owner->on_phase_timeout(*req);
+void deadline_fired(void *, Deadline &d) {
+  auto req = static_cast<Request *>(d.target);
+  if (d.tag == kTimeoutTag)
+    req->owner->on_request_timeout(*req);
+  else
+    req->owner->on_phase_timeout(*req);
 }
 
 // RFC 9110 section 9.2.2: repeating these has the effect of sending them once.
@@ -45,7 +47,8 @@ Pool::Pool(event_base *base, const Config &config, const Logger &log,
            PoolObserver *observer)
     : base_(base), config_(config), log_(log), resolver_(resolver),
       waiting_(waiting), tls_(std::move(tls)), cache_(cache),
-      observer_(observer), rng_(seed()) {
+      observer_(observer), rng_(seed()),
+      deadlines_(base, deadline_fired, this) {
   ConnectionSettings &cs = connection_settings_;
   cs.connect.resolve_timeout_ms = config.resolve_timeout_ms;
   cs.connect.connect_timeout_ms = config.connect_timeout_ms;
@@ -81,16 +84,6 @@ Pool::Pool(event_base *base, const Config &config, const Logger &log,
                         config.reconnect_backoff_max_ms};
   retry_backoff_ = {config.retry_backoff_initial_ms,
                     config.retry_backoff_max_ms};
-  if (config.response_header_timeout_ms) {
-    timeval tv = ms_to_timeval(config.response_header_timeout_ms);
-    header_timeout_ = event_base_init_common_timeout(base_, &tv);
-  }
-  if (config.request_timeout_ms) {
-    // Requests with the pool's default timeout all expire in submission
-    // order, which libevent's common-timeout queue handles in O(1).
-    timeval tv = ms_to_timeval(config.request_timeout_ms);
-    default_timeout_ = event_base_init_common_timeout(base_, &tv);
-  }
   dispatch_event_.reset(event_new(
       base_, -1, 0,
       [](evutil_socket_t, short, void *arg) {
@@ -107,11 +100,9 @@ Pool::Pool(event_base *base, const Config &config, const Logger &log,
 
 Pool::~Pool() {
   // shutdown() has normally run; this only frees what is left.
-  requests_.for_each([](uint64_t, Request *req) {
-    if (req->timer_armed)
-      event_del(&req->timer);
-    if (req->phase_timer_armed)
-      event_del(&req->phase_timer);
+  requests_.for_each([this](uint64_t, Request *req) {
+    deadlines_.disarm(req->timeout);
+    deadlines_.disarm(req->phase_deadline);
   });
   graveyard_.clear();
   endpoints_.clear();
@@ -223,15 +214,12 @@ void Pool::accept(std::unique_ptr<Request> owned) {
   req.endpoint = &ep;
   ep.request_added();
   if (req.timeout_ms) {
-    event_assign(&req.timer, base_, -1, 0, request_timer_cb, &req);
-    timeval tv = ms_to_timeval(req.timeout_ms);
-    const timeval *when =
-        (default_timeout_ && req.timeout_ms == config_.request_timeout_ms)
-            ? default_timeout_
-            : &tv;
-    event_add(&req.timer, when);
-    req.timer_armed = true;
-    req.deadline_ms = loop_now_ms(base_) + req.timeout_ms;
+    if (!deadlines_.arm(req.timeout, pass_now_ns(), req.timeout_ms, &req,
+                        kTimeoutTag)) {
+      Error e = make_error(H2POOL_ERR_NOMEM, "no memory for the timeout");
+      finish(req, &e);
+      return;
+    }
   }
   req.state = Request::State::queued;
   ep.pending.push_back(&req);
@@ -245,7 +233,6 @@ void Pool::cancel(uint64_t id) {
 }
 
 void Pool::on_request_timeout(Request &req) {
-  req.timer_armed = false;
   // The pool's default timeout is meant for exchanges; an open tunnel
   // lives as long as its peers want (h2pool_request_opts_set_protocol()).
   if (req.timeout_until_open && req.tunnel_open())
@@ -256,7 +243,6 @@ void Pool::on_request_timeout(Request &req) {
 }
 
 void Pool::on_phase_timeout(Request &req) {
-  req.phase_timer_armed = false;
   Endpoint &ep = *req.endpoint;
   if (req.state == Request::State::retrying) {
     ep.retrying.remove(&req);
@@ -300,14 +286,8 @@ void Pool::abort(Request &req, const Error &err) {
 }
 
 void Pool::finish(Request &req, const Error *err) {
-  if (req.timer_armed) {
-    event_del(&req.timer);
-    req.timer_armed = false;
-  }
-  if (req.phase_timer_armed) {
-    event_del(&req.phase_timer);
-    req.phase_timer_armed = false;
-  }
+  deadlines_.disarm(req.timeout);
+  deadlines_.disarm(req.phase_deadline);
   if (req.counted_waiting) {
     waiting_.fetch_sub(1, std::memory_order_relaxed);
     req.counted_waiting = false;
@@ -324,7 +304,7 @@ void Pool::finish(Request &req, const Error *err) {
   }
 
   req.response.request_id = req.id;
-  if (err && !req.times.has_connection && req.endpoint)
+  if (err && !req.times().has_connection && req.endpoint)
     // It failed waiting: what it waited for is the connection being set up.
     for (auto &conn : req.endpoint->connections)
       if (!conn->was_ready() && conn->state() != Connection::State::closed) {
@@ -388,13 +368,15 @@ void Pool::retry_after(Endpoint &ep, Request &req, uint32_t delay_ms) {
   ++req.retries;
   req.state = Request::State::retrying;
   ep.retrying.push_back(&req);
-  event_assign(&req.phase_timer, base_, -1, 0, phase_timer_cb, &req);
-  timeval tv = ms_to_timeval(delay_ms);
-  // From now, not from the start of a loop turn that may have run long:
-  // a refused request waits its full backoff (see connection_failed()).
-  event_base_update_cache_time(base_);
-  event_add(&req.phase_timer, &tv);
-  req.phase_timer_armed = true;
+  // From now, not from the start of a pass that may have run long: a
+  // refused request waits its full backoff (see connection_failed()).
+  if (!deadlines_.arm(req.phase_deadline, monotonic_ns(), delay_ms, &req,
+                      kPhaseTag)) {
+    // Too short of memory to time the delay: retry without it.
+    ep.retrying.remove(&req);
+    req.state = Request::State::queued;
+    ep.pending.push_front(&req);
+  }
   mark_dirty(ep);
 }
 
@@ -414,10 +396,7 @@ void Pool::throttle(Endpoint &ep, Request &req) {
 void Pool::retry_unprocessed(Endpoint &ep, Connection &conn, Request &req,
                              const StreamEnd &end) {
   req.retry_error = *end.unprocessed_why;
-  if (req.phase_timer_armed) { // the response-header timeout
-    event_del(&req.phase_timer);
-    req.phase_timer_armed = false;
-  }
+  deadlines_.disarm(req.phase_deadline); // the response-header timeout
   if (!req.body_replayable()) {
     Error e = req.retry_error;
     e.message += " (not retried: its body came from a reader and cannot be "
@@ -446,7 +425,8 @@ void Pool::retry_unprocessed(Endpoint &ep, Connection &conn, Request &req,
   // connection if there is one, and only as fast as the budget allows.
   req.refused_by = conn.id();
   uint32_t delay = retry_backoff_.delay_ms(req.retries + 1, rng_);
-  if (req.deadline_ms && loop_now_ms(base_) + delay >= req.deadline_ms) {
+  if (req.timeout.armed() &&
+      monotonic_ns() + int64_t(delay) * 1000000 >= req.timeout.when_ns) {
     Error e = req.retry_error;
     e.message += " (no time left to retry before the request's deadline)";
     finish(req, &e);
@@ -576,10 +556,7 @@ void Pool::retry_misdirected(Endpoint &ep, Connection &conn, Request &req) {
   req.misdirected = false;
   req.coalesced = false;
   req.no_coalesce = true;
-  if (req.phase_timer_armed) { // the response-header timeout
-    event_del(&req.phase_timer);
-    req.phase_timer_armed = false;
-  }
+  deadlines_.disarm(req.phase_deadline); // the response-header timeout
   H2POOL_LOG(log_, H2POOL_LOG_INFO,
              "request %llu: 421 from connection %llu of %s; retrying on a "
              "connection of %s",
@@ -620,17 +597,18 @@ bool Pool::place(Endpoint &ep, Connection &conn, Request &req) {
   }
   // Reused: up before the request came, or it has served another since.
   const ConnectionTimes &ct = conn.times();
-  req.times.placed = std::max(pass_now_ns(), req.times.submitted);
-  req.times.note_connection(ct, ct.established < req.times.submitted ||
-                                    conn.exchanges_done() > 0);
+  req.times().placed = std::max(pass_now_ns(), req.times().submitted);
+  req.times().note_connection(ct, ct.established < req.times().submitted ||
+                                      conn.exchanges_done() > 0);
   req.response.timings.remote_ip = ct.remote_ip;
   req.response.timings.remote_port = ct.remote_port;
-  if (header_timeout_) {
-    if (req.phase_timer_armed)
-      event_del(&req.phase_timer);
-    event_assign(&req.phase_timer, base_, -1, 0, phase_timer_cb, &req);
-    event_add(&req.phase_timer, header_timeout_);
-    req.phase_timer_armed = true;
+  if (config_.response_header_timeout_ms &&
+      !deadlines_.arm(req.phase_deadline, pass_now_ns(),
+                      config_.response_header_timeout_ms, &req, kPhaseTag)) {
+    // Too short of memory to time the headers: do without.
+    H2POOL_LOG(log_, H2POOL_LOG_WARN,
+               "request %llu: no memory for its response-header timeout",
+               (unsigned long long)req.id);
   }
   if (req.counted_waiting) {
     waiting_.fetch_sub(1, std::memory_order_relaxed);
@@ -978,7 +956,7 @@ void Pool::on_connection_closed(Connection &conn, const Error &why) {
 
 void Pool::note_waited_for(Request &req, const Connection &conn) {
   const ConnectionTimes &ct = conn.times();
-  req.times.note_connection(ct, false);
+  req.times().note_connection(ct, false);
   req.response.timings.remote_ip = ct.remote_ip;
   req.response.timings.remote_port = ct.remote_port;
 }

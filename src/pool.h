@@ -202,8 +202,8 @@ private:
   BackoffPolicy reconnect_backoff_;
   BackoffPolicy retry_backoff_;
   mutable Rng rng_;
-  const timeval *default_timeout_ = nullptr; // libevent common timeout
-  const timeval *header_timeout_ = nullptr;  // likewise; null: no limit
+  // The requests' timeouts, response-header timeouts and retry delays.
+  DeadlineQueue deadlines_;
 
   // Which origins go through which proxy; fixed for the pool's life, so
   // an origin's endpoint always has the same route.

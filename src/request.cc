@@ -30,7 +30,7 @@
 
 namespace h2pool_core {
 void Request::record_timings(Error *err) {
-  response.timings.edges = times;
+  const RequestTimes &times = response.timings.edges;
   // Inside a read pass, the pass's reading: when the last bytes arrived.
   // Never before an edge this request already reached.
   response.timings.end = std::max({pass_now_ns(), times.submitted, times.placed,
@@ -40,7 +40,7 @@ void Request::record_timings(Error *err) {
 }
 
 void Request::reset_for_retry() {
-  times.new_attempt();
+  times().new_attempt();
   body_offset = 0;
   got_headers = false;
   response_begun = false;
@@ -70,12 +70,9 @@ void Request::reset_for_retry() {
 
 void Request::reset_for_reuse() noexcept {
   assert(owner_list == nullptr);
-  // The pool deletes its timers before it lets go of a request; should one
-  // still be pending, libevent would fire it into the next request.
-  if (timer_armed)
-    event_del(&timer);
-  if (phase_timer_armed)
-    event_del(&phase_timer);
+  // The pool disarms its deadlines before it lets go of a request; should
+  // one still be armed, it would fire into the next request.
+  assert(!timeout.armed() && !phase_deadline.armed());
 
   // Buffers are kept in the order they are most often needed, while they
   // fit a budget, so one large response cannot pin its memory in the cache.

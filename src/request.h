@@ -3,8 +3,6 @@
 // connection, and the connection fills in the response.
 #pragma once
 
-#include <event2/event_struct.h>
-
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -12,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "deadline_queue.h"
 #include "decompress.h"
 #include "error.h"
 #include "fields.h"
@@ -108,7 +107,6 @@ struct Request {
   Pool *owner = nullptr;        // the pool handling it
   Endpoint *endpoint = nullptr; // the pool's endpoint for it
   uint64_t refused_by = 0;      // connection that refused it; retry elsewhere
-  uint64_t deadline_ms = 0;     // loop clock; 0: none
   // The last connection whose failure counted against this request (each
   // failed connection counts once), and how many have.
   uint64_t charged_connection = 0;
@@ -125,14 +123,11 @@ struct Request {
   size_t header_fields = 0; // response header fields, for the limit
   Error local_error;        // set when we reset the stream ourselves
   h2pool_response response;
-  RequestTimes times; // the edges its timings are computed from
-  struct event timer; // request timeout (event_assign'ed)
+  Deadline timeout; // the request timeout (the pool's DeadlineQueue)
   // In flight: the response-header timeout; retrying: the retry delay.
-  struct event phase_timer;
+  Deadline phase_deadline;
   uint32_t attempts = 0; // streams opened for this request so far
   State state = State::submitted;
-  bool timer_armed = false;
-  bool phase_timer_armed = false;
   bool body_eof = false;          // the body reader reported its end
   bool upload_deferred = false;   // the body reader said H2POOL_BODY_WAIT
   bool headers_delivered = false; // final headers processed (on_headers)
@@ -156,6 +151,9 @@ struct Request {
   Request *next = nullptr;
   void *owner_list = nullptr; // the list it is in, for assertions and removal
 
+  // The edges its timings are computed from, kept where the response's
+  // accessors read them.
+  RequestTimes &times() { return response.timings.edges; }
   // Puts the timings as of now into the response (and `err`, if any).
   void record_timings(Error *err);
   // Resets the per-attempt response state before a retry.
