@@ -181,7 +181,7 @@ int prepare_tunnel(const h2pool_request_opts &opts,
     *why = "a tunnel's request has no content-length";
     return H2POOL_ERR_INVALID_HEADER;
   }
-  req->protocol = opts.protocol;
+  req->make_rare().protocol = opts.protocol;
   req->add_content_length = false;
   // The tunnel's bytes are the protocol's own: nothing to decode.
   req->auto_decompress = false;
@@ -548,8 +548,9 @@ int h2pool_core::submit_request(h2pool *pool, const char *method,
 
     req->method = method;
     req->headers = std::move(normalized.fields);
-    req->authority = normalized.authority.empty() ? req->url.authority
-                                                  : normalized.authority;
+    if (!normalized.authority.empty() &&
+        normalized.authority != req->url.authority)
+      req->make_rare().authority = std::move(normalized.authority);
     if (opts && (opts->body_reader || opts->queue_upload)) {
       int64_t length = opts->body_reader ? opts->body_content_length
                                          : opts->queue_upload_length;

@@ -11,7 +11,7 @@ namespace h2pool_core {
 namespace {
 
 int fail(Request &req, int code, std::string message) {
-  req.local_error = make_error(code, std::move(message));
+  req.set_local_error(make_error(code, std::move(message)));
   return code;
 }
 
@@ -90,7 +90,7 @@ int begin_body(Request &req, const BodyLimits &limits) {
         // What the caller now reads is the decoded body: the headers that
         // described the encoded one would mislead. (HTTP/2 field names are
         // lower case; nghttp2 rejects others.)
-        req.response.content_encoding = std::move(*ce);
+        req.response.make_rare().content_encoding = std::move(*ce);
         headers.remove({"content-encoding", "content-length"});
       }
     }
@@ -126,7 +126,8 @@ int accept_body(Request &req, const uint8_t *data, size_t len,
   if (req.download_paused) {
     // Not consumed: the stream's flow-control window closes behind these
     // bytes, which is what holds the server back.
-    req.pending_raw.append(reinterpret_cast<const char *>(data), len);
+    req.make_rare().pending_raw.append(reinterpret_cast<const char *>(data),
+                                       len);
     *consumed = 0;
     return H2POOL_OK;
   }
@@ -147,25 +148,29 @@ int resume_body(Request &req, const BodyLimits &limits, size_t *consumed) {
   // stays here behind a still-closed window, instead of reaching it in one
   // piece as large as the stream's window.
   constexpr size_t kPiece = 16384;
+  if (!req.rare)
+    return H2POOL_OK; // nothing was held back
+  // The box stays put while the bytes are handed on: a response under way
+  // is never reset for a retry.
+  std::string &raw = req.rare->pending_raw;
+  size_t &pos = req.rare->pending_raw_pos;
   int rc = H2POOL_OK;
-  while (rc == H2POOL_OK && req.pending_raw_pos < req.pending_raw.size() &&
-         !req.download_paused) {
-    size_t n = std::min(kPiece, req.pending_raw.size() - req.pending_raw_pos);
-    const auto *p = reinterpret_cast<const uint8_t *>(req.pending_raw.data()) +
-                    req.pending_raw_pos;
-    req.pending_raw_pos += n;
+  while (rc == H2POOL_OK && pos < raw.size() && !req.download_paused) {
+    size_t n = std::min(kPiece, raw.size() - pos);
+    const auto *p = reinterpret_cast<const uint8_t *>(raw.data()) + pos;
+    pos += n;
     *consumed += n;
     rc = process(req, p, n, limits);
   }
-  if (req.pending_raw_pos == req.pending_raw.size()) {
-    req.pending_raw.clear(); // keeps its capacity for the next pause
-    req.pending_raw_pos = 0;
-  } else if (req.pending_raw_pos * 2 >= req.pending_raw.size()) {
+  if (pos == raw.size()) {
+    raw.clear(); // keeps its capacity for the next pause
+    pos = 0;
+  } else if (pos * 2 >= raw.size()) {
     // Bytes that arrive while paused again are appended: dropping the
     // delivered half now and then keeps the buffer within twice the
     // window, at an amortised constant cost per byte.
-    req.pending_raw.erase(0, req.pending_raw_pos);
-    req.pending_raw_pos = 0;
+    raw.erase(0, pos);
+    pos = 0;
   }
   return rc;
 }

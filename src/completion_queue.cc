@@ -191,7 +191,7 @@ void QueueCall::attach(Request &req, uint64_t id) {
   }
   if (opts_.stream_upload) {
     req.body_reader = &QueueCall::read_body;
-    req.body_trailers = &QueueCall::trailers;
+    req.make_rare().body_trailers = &QueueCall::trailers;
   }
 }
 

@@ -168,15 +168,15 @@ void H1Session::fail(int code, const std::string &message) {
     return;
   Error e = make_error(code, message);
   if (Request *req = current_.front())
-    if (req->local_error.code == H2POOL_OK)
-      req->local_error = e;
+    if (req->local_error().code == H2POOL_OK)
+      req->set_local_error(e);
   end(e);
 }
 
 int H1Session::submit(Request &req) {
   // Extended CONNECT (RFC 8441) is HTTP/2's; HTTP/1.1 would need Upgrade,
   // which the caller did not ask for.
-  if (!req.protocol.empty())
+  if (!req.protocol().empty())
     return H2POOL_ERR_CONNECT_PROTOCOL_UNSUPPORTED;
   if (ended_ || !current_.empty())
     return H2POOL_ERR_INTERNAL;
@@ -207,9 +207,9 @@ int H1Session::submit(Request &req) {
   std::string &out = out_.tail();
   out += req.method;
   out += ' ';
-  out += req.method == "CONNECT" ? req.authority : req.url.path;
+  out += req.method == "CONNECT" ? req.authority() : req.url.path;
   out += " HTTP/1.1\r\nhost: ";
-  out += req.authority;
+  out += req.authority();
   out += "\r\n";
   if (chunked_upload_) {
     out += "transfer-encoding: chunked\r\n";
@@ -284,7 +284,7 @@ void H1Session::resume_download(Request &req) {
     return;
   size_t consumed = 0;
   if (resume_body(req, settings_.body_limits, &consumed) != H2POOL_OK) {
-    fail(req.local_error.code, req.local_error.message);
+    fail(req.local_error().code, req.local_error().message);
     return;
   }
   if (!req.download_paused && read_paused_ && !ended_) {
@@ -329,7 +329,7 @@ bool H1Session::fill_body() {
       out.resize(base);
       if (n == kBodyWait)
         return true;
-      fail(req->local_error.code, req->local_error.message);
+      fail(req->local_error().code, req->local_error().message);
       return false;
     }
     out.resize(base + size_t(n));
@@ -337,12 +337,12 @@ bool H1Session::fill_body() {
                           (eof && req->body_offset != declared_length_))) {
       // The server would read the difference as the next request's bytes,
       // or wait for ever.
-      req->local_error = make_error(
+      req->set_local_error(make_error(
           H2POOL_ERR_BODY_SOURCE,
           "body read callback supplied " + std::to_string(req->body_offset) +
               (eof ? "" : " or more") + " bytes for a content-length of " +
-              std::to_string(declared_length_));
-      fail(req->local_error.code, req->local_error.message);
+              std::to_string(declared_length_)));
+      fail(req->local_error().code, req->local_error().message);
       return false;
     }
     if (chunked_upload_) {
@@ -358,18 +358,18 @@ bool H1Session::fill_body() {
         append_request_trailers(*req, out);
         out += "\r\n";
       }
-    } else if (eof && req->body_trailers) {
+    } else if (eof && req->body_trailers()) {
       // A body framed by its content-length has nowhere to put trailers
       // (RFC 9112 section 7.1.2 puts them in the last chunk): failing says
       // so, where dropping them would lose what the caller meant to send.
       std::vector<HeaderField> trailers;
-      req->body_trailers(req->user_data, &trailers);
+      req->body_trailers()(req->user_data, &trailers);
       if (!trailers.empty()) {
-        req->local_error = make_error(
+        req->set_local_error(make_error(
             H2POOL_ERR_INVALID_HEADER,
             "HTTP/1.1 sends request trailers only with a chunked body: "
-            "give the streamed upload no content length");
-        fail(req->local_error.code, req->local_error.message);
+            "give the streamed upload no content length"));
+        fail(req->local_error().code, req->local_error().message);
         return false;
       }
     }
@@ -380,10 +380,10 @@ bool H1Session::fill_body() {
 }
 
 void H1Session::append_request_trailers(Request &req, std::string &out) {
-  if (!req.body_trailers)
+  if (!req.body_trailers())
     return;
   std::vector<HeaderField> trailers;
-  req.body_trailers(req.user_data, &trailers);
+  req.body_trailers()(req.user_data, &trailers);
   for (const auto &t : trailers) {
     out += t.name;
     out += ": ";
@@ -546,8 +546,8 @@ bool H1Session::feed(const uint8_t *data, size_t len) {
       continue;
     }
     if (err != HPE_OK) {
-      if (req->local_error.code != H2POOL_OK) {
-        fail(req->local_error.code, req->local_error.message);
+      if (req->local_error().code != H2POOL_OK) {
+        fail(req->local_error().code, req->local_error().message);
       } else if (callback_failure_ != H2POOL_OK) {
         fail(callback_failure_, callback_failure_ == H2POOL_ERR_NOMEM
                                     ? "out of memory while receiving a response"
@@ -636,7 +636,7 @@ int H1Session::on_status(const char *at, size_t len) {
   Request *req = current_.front();
   if (!req || !count_header_bytes(*req, len))
     return -1;
-  req->response.reason.append(at, len);
+  req->response.make_rare().reason.append(at, len);
   return 0;
 }
 
@@ -651,26 +651,26 @@ int H1Session::commit_field() {
   // name ("Content-Length : 5"): RFC 9112 section 5.1 says to reject it.
   if (!nghttp2_check_header_name(
           reinterpret_cast<const uint8_t *>(field_.data()), field_.size())) {
-    req->local_error =
+    req->set_local_error(
         make_error(H2POOL_ERR_MALFORMED_RESPONSE,
                    "malformed HTTP/1.1 response from " + name_ +
-                       ": invalid header field name '" + field_ + "'");
+                       ": invalid header field name '" + field_ + "'"));
     return -1;
   }
   req->header_bytes += kFieldOverhead;
   ++req->header_fields;
   if (req->header_bytes > settings_.max_response_header_bytes ||
       req->header_fields > settings_.max_response_header_fields) {
-    req->local_error = make_error(
+    req->set_local_error(make_error(
         H2POOL_ERR_HEADER_SECTION_TOO_LARGE,
         "response headers exceed " +
             std::to_string(settings_.max_response_header_bytes) + " bytes or " +
-            std::to_string(settings_.max_response_header_fields) + " fields");
+            std::to_string(settings_.max_response_header_fields) + " fields"));
     return -1;
   }
   std::string_view value = trim_ows(value_);
   if (req->in_trailers) {
-    req->response.trailers.add(field_, value);
+    req->response.make_rare().trailers.add(field_, value);
   } else if (parser_.status_code >= 200) { // not an interim (1xx) response
     if (req->response.headers.empty())
       req->response.headers.reserve(256, 8);
@@ -686,10 +686,10 @@ bool H1Session::count_header_bytes(Request &req, size_t len) {
   req.header_bytes += len;
   if (req.header_bytes <= settings_.max_response_header_bytes)
     return true;
-  req.local_error = make_error(
+  req.set_local_error(make_error(
       H2POOL_ERR_HEADER_SECTION_TOO_LARGE,
       "response header section exceeds " +
-          std::to_string(settings_.max_response_header_bytes) + " bytes");
+          std::to_string(settings_.max_response_header_bytes) + " bytes"));
   return false;
 }
 
@@ -733,7 +733,7 @@ int H1Session::on_body(const char *at, size_t len) {
   Request *req = current_.front();
   if (!req)
     return -1;
-  if (!req->got_headers || req->local_error.code != H2POOL_OK)
+  if (!req->got_headers || req->local_error().code != H2POOL_OK)
     return 0;
   size_t consumed;
   if (accept_body(*req, reinterpret_cast<const uint8_t *>(at), len,
@@ -795,7 +795,8 @@ bool H1Session::handle_event() {
     }
     if (parser_.status_code < 200) {
       // Interim: its fields were not kept, nor is its reason phrase.
-      req->response.reason.clear();
+      if (req->response.rare)
+        req->response.rare->reason.clear();
       req->header_bytes = 0;
       req->header_fields = 0;
       if (parser_.status_code == 100 && waiting_continue_) {
@@ -846,7 +847,7 @@ bool H1Session::final_headers(Request &req) {
     close_after_ = true;
   }
   if (begin_body(req, settings_.body_limits) != H2POOL_OK) {
-    fail(req.local_error.code, req.local_error.message);
+    fail(req.local_error().code, req.local_error().message);
     return false;
   }
   return !ended_;

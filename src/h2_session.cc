@@ -507,7 +507,7 @@ bool H2Session::allows_extended_connect() const {
 }
 
 int H2Session::submit(Request &req) {
-  if (!req.protocol.empty() && !allows_extended_connect()) {
+  if (!req.protocol().empty() && !allows_extended_connect()) {
     H2POOL_LOG(log_, H2POOL_LOG_INFO,
                "conn %llu: request %llu: %s did not enable extended CONNECT "
                "(SETTINGS_ENABLE_CONNECT_PROTOCOL)",
@@ -533,13 +533,13 @@ int H2Session::submit(Request &req) {
   // RFC 9113 section 8.5: a CONNECT request carries only :method and
   // :authority; an extended CONNECT (RFC 8441 section 4) carries :scheme
   // and :path too, and its :protocol.
-  bool connect = req.method == "CONNECT" && req.protocol.empty();
-  if (!req.protocol.empty())
-    nva[n++] = make_nv(":protocol", 9, req.protocol);
+  bool connect = req.method == "CONNECT" && req.protocol().empty();
+  if (!req.protocol().empty())
+    nva[n++] = make_nv(":protocol", 9, req.protocol());
   if (!connect)
     nva[n++] =
         make_nv(":scheme", 7, req.url.scheme == Scheme::https ? kHttps : kHttp);
-  nva[n++] = make_nv(":authority", 10, req.authority);
+  nva[n++] = make_nv(":authority", 10, req.authority());
   if (!connect)
     nva[n++] = make_nv(":path", 5, req.url.path);
   std::string content_length;
@@ -872,11 +872,11 @@ int H2Session::on_invalid_frame(const nghttp2_frame *frame, int lib_error) {
   // it.
   if (frame->hd.stream_id != 0)
     if (Request *req = stream_request(session_.get(), frame->hd.stream_id))
-      if (req->local_error.code == H2POOL_OK) {
-        req->local_error =
+      if (req->local_error().code == H2POOL_OK) {
+        req->set_local_error(
             make_error(H2POOL_ERR_PROTOCOL, "malformed response from " + name_ +
-                                                ": " + last_nghttp2_error_);
-        req->local_error.http2_code = NGHTTP2_PROTOCOL_ERROR;
+                                                ": " + last_nghttp2_error_));
+        req->make_rare().local_error.http2_code = NGHTTP2_PROTOCOL_ERROR;
       }
   return 0;
 }
@@ -912,16 +912,16 @@ int H2Session::on_header(const nghttp2_frame *frame, const uint8_t *name,
       req->header_fields > settings_.max_response_header_fields) {
     // Beyond the limits a server is broken or hostile, and buffering more
     // only helps it exhaust our memory.
-    req->local_error = make_error(
+    req->set_local_error(make_error(
         H2POOL_ERR_RESPONSE_TOO_LARGE,
         "response headers exceed " +
             std::to_string(settings_.max_response_header_bytes) + " bytes or " +
-            std::to_string(settings_.max_response_header_fields) + " fields");
+            std::to_string(settings_.max_response_header_fields) + " fields"));
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   }
   if (req->in_trailers) {
     if (namelen > 0 && name[0] != ':')
-      req->response.trailers.add(
+      req->response.make_rare().trailers.add(
           {reinterpret_cast<const char *>(name), namelen},
           {reinterpret_cast<const char *>(value), valuelen});
     return 0;
@@ -934,12 +934,12 @@ int H2Session::on_header(const nghttp2_frame *frame, const uint8_t *name,
       // Three digits, so nghttp2 lets it through, but no such status
       // exists (RFC 9110 section 15): fail before any body byte is handed
       // on as if it belonged to a response.
-      req->local_error = make_error(
+      req->set_local_error(make_error(
           H2POOL_ERR_PROTOCOL,
           "invalid :status " +
               std::string(reinterpret_cast<const char *>(value), valuelen) +
-              " from " + name_);
-      req->local_error.http2_code = NGHTTP2_PROTOCOL_ERROR;
+              " from " + name_));
+      req->make_rare().local_error.http2_code = NGHTTP2_PROTOCOL_ERROR;
       return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
     // 1xx responses are interim: the final response follows in a later
@@ -1018,13 +1018,13 @@ int H2Session::on_frame_recv(const nghttp2_frame *frame) {
       break;
     }
     if (frame->hd.type == NGHTTP2_HEADERS && req->got_headers &&
-        !req->headers_delivered && req->local_error.code == H2POOL_OK &&
+        !req->headers_delivered && req->local_error().code == H2POOL_OK &&
         begin_body(*req, settings_.body_limits) != H2POOL_OK)
       nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE,
                                 frame->hd.stream_id, NGHTTP2_CANCEL);
     if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && req->got_headers) {
       req->end_stream = true;
-      if (!req->protocol.empty() && !req->tunnel_open() &&
+      if (!req->protocol().empty() && !req->tunnel_open() &&
           !nghttp2_session_get_stream_local_close(session_.get(),
                                                   frame->hd.stream_id))
         end_refused_tunnel(*req, frame->hd.stream_id); // may free req
@@ -1079,13 +1079,13 @@ bool H2Session::misdirected(Request &req) {
   // of this response reaches the caller (local_error keeps its body out),
   // unless the request cannot be sent again.
   if (!req.coalesced || req.response.status != 421 || !req.got_headers ||
-      req.headers_delivered || req.local_error.code != H2POOL_OK ||
+      req.headers_delivered || req.local_error().code != H2POOL_OK ||
       !req.body_replayable())
     return false;
   req.misdirected = true;
-  req.local_error =
+  req.set_local_error(
       make_error(H2POOL_ERR_STREAM_RESET,
-                 "421 Misdirected Request on a shared connection");
+                 "421 Misdirected Request on a shared connection"));
   return true;
 }
 
@@ -1095,7 +1095,7 @@ int H2Session::on_data_chunk(int32_t stream_id, const uint8_t *data,
   Request *req = stream_request(session_.get(), stream_id);
   size_t delivered = len; // bytes nobody holds back
   int rc = H2POOL_OK;
-  if (req && req->local_error.code == H2POOL_OK && req->got_headers)
+  if (req && req->local_error().code == H2POOL_OK && req->got_headers)
     rc = accept_body(*req, data, len, settings_.body_limits, &delivered);
   // The connection's window reopens at once, whatever happens to the
   // bytes: only the stream's stays closed behind a paused response, so the
@@ -1144,7 +1144,7 @@ ssize_t H2Session::read_request_body(int32_t stream_id, uint8_t *buf,
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   if (eof) {
     *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-    if (req->body_trailers)
+    if (req->body_trailers())
       send_request_trailers(*req, stream_id, data_flags);
   }
   return ssize_t(n);
@@ -1153,7 +1153,7 @@ ssize_t H2Session::read_request_body(int32_t stream_id, uint8_t *buf,
 void H2Session::send_request_trailers(Request &req, int32_t stream_id,
                                       uint32_t *data_flags) {
   std::vector<HeaderField> trailers;
-  req.body_trailers(req.user_data, &trailers);
+  req.body_trailers()(req.user_data, &trailers);
   if (trailers.empty())
     return;
   std::vector<nghttp2_nv> nva;
@@ -1181,13 +1181,13 @@ int H2Session::on_frame_sent(const nghttp2_frame *frame) {
     // message rules (bad pseudo-headers, content-length mismatch, ...).
     // That is the server's fault, but not a reset *by* the server.
     Request *req = stream_request(session_.get(), frame->hd.stream_id);
-    if (req && req->local_error.code == H2POOL_OK) {
-      req->local_error = make_error(H2POOL_ERR_PROTOCOL,
-                                    "malformed response from " + name_ +
-                                        (last_nghttp2_error_.empty()
-                                             ? std::string()
-                                             : ": " + last_nghttp2_error_));
-      req->local_error.http2_code = frame->rst_stream.error_code;
+    if (req && req->local_error().code == H2POOL_OK) {
+      req->set_local_error(make_error(H2POOL_ERR_PROTOCOL,
+                                      "malformed response from " + name_ +
+                                          (last_nghttp2_error_.empty()
+                                               ? std::string()
+                                               : ": " + last_nghttp2_error_)));
+      req->make_rare().local_error.http2_code = frame->rst_stream.error_code;
     }
   }
   if (frame->hd.type == NGHTTP2_GOAWAY) {

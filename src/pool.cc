@@ -34,6 +34,9 @@ uint32_t expected_capacity(const Config &config) {
              : 100u;
 }
 
+// Request heads placed between serialisations (see place_queued()).
+constexpr size_t kSerializeEvery = 64;
+
 uint64_t seed() {
   std::random_device rd;
   return (uint64_t(rd()) << 32) ^ rd();
@@ -395,10 +398,10 @@ void Pool::throttle(Endpoint &ep, Request &req) {
 
 void Pool::retry_unprocessed(Endpoint &ep, Connection &conn, Request &req,
                              const StreamEnd &end) {
-  req.retry_error = *end.unprocessed_why;
+  req.make_rare().retry_error = *end.unprocessed_why;
   deadlines_.disarm(req.phase_deadline); // the response-header timeout
   if (!req.body_replayable()) {
-    Error e = req.retry_error;
+    Error e = req.retry_error();
     e.message += " (not retried: its body came from a reader and cannot be "
                  "sent again)";
     finish(req, &e);
@@ -407,14 +410,14 @@ void Pool::retry_unprocessed(Endpoint &ep, Connection &conn, Request &req,
   // Above a GOAWAY on a connection that has not served: the connection is
   // failing, and this request waited on it.
   if (!end.refused && !conn.useful() && !charge(req, conn.id())) {
-    Error e = gave_up(req, req.retry_error);
+    Error e = gave_up(req, req.retry_error());
     finish(req, &e);
     return;
   }
   H2POOL_LOG(log_, H2POOL_LOG_DEBUG,
              "request %llu: stream %d %s; retrying (retry %u)",
              (unsigned long long)req.id, req.response.stream_id,
-             end.refused ? "refused" : req.retry_error.message.c_str(),
+             end.refused ? "refused" : req.retry_error().message.c_str(),
              req.retries + 1);
   if (!end.refused) {
     // The connection is going away; another one takes it at once.
@@ -427,7 +430,7 @@ void Pool::retry_unprocessed(Endpoint &ep, Connection &conn, Request &req,
   uint32_t delay = retry_backoff_.delay_ms(req.retries + 1, rng_);
   if (req.timeout.armed() &&
       monotonic_ns() + int64_t(delay) * 1000000 >= req.timeout.when_ns) {
-    Error e = req.retry_error;
+    Error e = req.retry_error();
     e.message += " (no time left to retry before the request's deadline)";
     finish(req, &e);
     return;
@@ -627,6 +630,7 @@ void Pool::place_queued(Endpoint &ep) {
   std::vector<Request *> deferred = std::move(spare_deferred_);
   touched.clear();
   deferred.clear();
+  size_t placed = 0;
   while (!ep.pending.empty()) {
     Connection *target = busiest_with_room(ep, 0);
     if (!target)
@@ -654,6 +658,14 @@ void Pool::place_queued(Endpoint &ep) {
     }
     if (std::find(touched.begin(), touched.end(), target) == touched.end())
       touched.push_back(target);
+    // nghttp2 keeps each submitted request's HEADERS item and a copy of its
+    // header list until the frame is serialised. Serialising every so many
+    // placements, not only at the end, bounds that to a batch: a thousand
+    // queued requests placed at once would otherwise hold a thousand of
+    // each, and leave them in the session allocator's free lists after.
+    if (++placed % kSerializeEvery == 0)
+      for (Connection *c : touched)
+        c->flush();
   }
   for (auto it = deferred.rbegin(); it != deferred.rend(); ++it)
     ep.pending.push_front(*it);
@@ -676,7 +688,7 @@ void Pool::dispatch(Endpoint &ep) {
   if (!ep.throttled.empty() && ep.pending.empty() && ep.retrying.empty() &&
       ep.active_streams() == 0) {
     while (Request *req = ep.throttled.front()) {
-      Error e = req->retry_error;
+      Error e = req->retry_error();
       e.message += " (retry budget of " + ep.name() +
                    " exhausted: the server refuses more requests than it "
                    "serves)";
@@ -758,8 +770,8 @@ void Pool::on_stream_closed(Connection &conn, Request &req,
     retry_misdirected(ep, conn, req);
     return;
   }
-  if (req.local_error.code != H2POOL_OK) {
-    Error e = req.local_error;
+  if (req.local_error().code != H2POOL_OK) {
+    Error e = req.local_error();
     finish(req, &e);
     return;
   }
@@ -812,7 +824,7 @@ void Pool::on_stream_closed(Connection &conn, Request &req,
 
 void Pool::complete(Request &req) {
   if (end_body(req) != H2POOL_OK) {
-    Error e = req.local_error;
+    Error e = req.local_error();
     finish(req, &e);
     return;
   }
@@ -866,7 +878,7 @@ void Pool::resume_download(uint64_t id) {
   size_t consumed;
   if (resume_body(*req, connection_settings_.h2.body_limits, &consumed) !=
       H2POOL_OK) {
-    Error e = req->local_error;
+    Error e = req->local_error();
     finish(*req, &e);
   } else if (!req->download_paused) {
     complete(*req);

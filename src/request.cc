@@ -28,7 +28,33 @@
 #define H2POOL_UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
+const std::string &h2pool_response::reason() const {
+  static const std::string none;
+  return rare ? rare->reason : none;
+}
+
+const std::string &h2pool_response::content_encoding() const {
+  static const std::string none;
+  return rare ? rare->content_encoding : none;
+}
+
 namespace h2pool_core {
+
+const std::string &Request::protocol() const {
+  static const std::string none;
+  return rare ? rare->protocol : none;
+}
+
+const Error &Request::local_error() const {
+  static const Error none;
+  return rare ? rare->local_error : none;
+}
+
+const Error &Request::retry_error() const {
+  static const Error none;
+  return rare ? rare->retry_error : none;
+}
+
 void Request::record_timings(Error *err) {
   const RequestTimes &times = response.timings.edges;
   // Inside a read pass, the pass's reading: when the last bytes arrived.
@@ -52,20 +78,24 @@ void Request::reset_for_retry() {
   upload_deferred = false;
   headers_delivered = false;
   download_paused = false;
-  pending_raw.clear();
-  pending_raw_pos = 0;
+  if (rare) {
+    rare->pending_raw.clear();
+    rare->pending_raw_pos = 0;
+    rare->local_error = Error{};
+  }
   body_bytes = 0;
   decoder.reset();
-  response.trailers.clear();
-  response.content_encoding.clear();
-  local_error = Error{};
+  if (response.rare) {
+    response.rare->trailers.clear();
+    response.rare->content_encoding.clear();
+    response.rare->reason.clear();
+  }
   response.status = 0;
   response.headers.clear();
   response.body.clear();
   response.stream_id = 0;
   response.connection_id = 0;
   response.protocol = H2POOL_PROTOCOL_UNKNOWN;
-  response.reason.clear();
 }
 
 void Request::reset_for_reuse() noexcept {
@@ -83,7 +113,7 @@ void Request::reset_for_reuse() noexcept {
     budget -= bytes;
     return true;
   };
-  FieldList kept_headers, kept_trailers;
+  FieldList kept_headers;
   std::vector<HeaderField> kept_request_headers;
   std::string kept_body;
   if (fits(response.headers.heap_bytes()))
@@ -92,8 +122,18 @@ void Request::reset_for_reuse() noexcept {
     kept_request_headers = std::move(headers);
   if (fits(response.body.capacity()))
     kept_body = std::move(response.body);
-  if (fits(response.trailers.heap_bytes()))
-    kept_trailers = std::move(response.trailers);
+  // The boxes of rarely used state stay allocated (emptied) once a request
+  // has needed them; their contents go.
+  std::unique_ptr<RequestRare> kept_rare;
+  std::unique_ptr<ResponseRare> kept_response_rare;
+  if (rare && fits(sizeof(RequestRare))) {
+    kept_rare = std::move(rare);
+    *kept_rare = RequestRare{};
+  }
+  if (response.rare && fits(sizeof(ResponseRare))) {
+    kept_response_rare = std::move(response.rare);
+    *kept_response_rare = ResponseRare{};
+  }
 
   // Everything else as a new request has it: re-created rather than
   // assigned from a fresh one, because assigning a short string keeps the
@@ -109,8 +149,8 @@ void Request::reset_for_reuse() noexcept {
   headers = std::move(kept_request_headers);
   kept_body.clear();
   response.body = std::move(kept_body);
-  kept_trailers.clear();
-  response.trailers = std::move(kept_trailers);
+  rare = std::move(kept_rare);
+  response.rare = std::move(kept_response_rare);
 }
 
 RequestCache::~RequestCache() {
@@ -288,25 +328,29 @@ const char *h2pool_response_header(const h2pool_response *resp,
 }
 
 size_t h2pool_response_trailer_count(const h2pool_response *resp) {
-  return resp ? resp->trailers.size() : 0;
+  return resp && resp->trailers() ? resp->trailers()->size() : 0;
 }
 
 int h2pool_response_trailer_at(const h2pool_response *resp, size_t index,
                                h2pool_header *out) {
   if (resp == nullptr)
     return H2POOL_ERR_INVALID_ARGUMENT;
-  return field_at(resp->trailers, index, out);
+  static const h2pool_core::FieldList none;
+  return field_at(resp->trailers() ? *resp->trailers() : none, index, out);
 }
 
 const char *h2pool_response_trailer(const h2pool_response *resp,
                                     const char *name, size_t *value_len) {
-  return resp ? field_find(resp->trailers, name, value_len) : nullptr;
+  static const h2pool_core::FieldList none;
+  return resp ? field_find(resp->trailers() ? *resp->trailers() : none, name,
+                           value_len)
+              : nullptr;
 }
 
 const char *h2pool_response_content_encoding(const h2pool_response *resp) {
-  if (resp == nullptr || resp->content_encoding.empty())
+  if (resp == nullptr || resp->content_encoding().empty())
     return nullptr;
-  return resp->content_encoding.c_str();
+  return resp->content_encoding().c_str();
 }
 
 const uint8_t *h2pool_response_body(const h2pool_response *resp, size_t *len) {
@@ -338,7 +382,7 @@ const char *h2pool_protocol_name(int protocol) {
 }
 
 const char *h2pool_response_reason(const h2pool_response *resp) {
-  return resp ? resp->reason.c_str() : "";
+  return resp ? resp->reason().c_str() : "";
 }
 
 int32_t h2pool_response_stream_id(const h2pool_response *resp) {

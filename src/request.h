@@ -18,6 +18,35 @@
 #include "timing.h"
 #include "url.h"
 
+namespace h2pool_core {
+// An owning pointer whose copies copy what it points at (a response is
+// copied into the completion queue's events).
+template <class T> class DeepPtr : public std::unique_ptr<T> {
+public:
+  DeepPtr() noexcept = default;
+  DeepPtr(const DeepPtr &o)
+      : std::unique_ptr<T>(o ? std::make_unique<T>(*o) : nullptr) {}
+  DeepPtr &operator=(const DeepPtr &o) {
+    if (this != &o)
+      this->reset(o ? new T(*o) : nullptr);
+    return *this;
+  }
+  DeepPtr(DeepPtr &&) noexcept = default;
+  DeepPtr &operator=(DeepPtr &&) noexcept = default;
+  DeepPtr &operator=(std::unique_ptr<T> &&p) noexcept {
+    std::unique_ptr<T>::operator=(std::move(p));
+    return *this;
+  }
+};
+
+// What few responses have: kept out of line, allocated on first use.
+struct ResponseRare {
+  std::string reason; // HTTP/1.x reason phrase
+  FieldList trailers;
+  std::string content_encoding; // set when the body was decoded
+};
+} // namespace h2pool_core
+
 // The public opaque response type (global namespace, as in the C header).
 // (Members ordered to leave no padding: there is one per stream in flight.)
 struct h2pool_response {
@@ -25,20 +54,51 @@ struct h2pool_response {
   int32_t stream_id = 0;
   int protocol = H2POOL_PROTOCOL_UNKNOWN; // an h2pool_protocol
   uint32_t reserved_ = 0;                 // (padding, named)
-  std::string reason;                     // HTTP/1.x reason phrase
   h2pool_core::FieldList headers;
   std::string body;
-  h2pool_core::FieldList trailers;
-  std::string content_encoding; // set when the body was decoded
+  h2pool_core::DeepPtr<h2pool_core::ResponseRare> rare; // null: none of it
   uint64_t connection_id = 0;
   uint64_t request_id = 0;
   h2pool_core::Timings timings; // filled in as the request completes
+
+  h2pool_core::ResponseRare &make_rare() {
+    if (!rare)
+      rare = std::make_unique<h2pool_core::ResponseRare>();
+    return *rare;
+  }
+  const std::string &reason() const;
+  const h2pool_core::FieldList *trailers() const {
+    return rare ? &rare->trailers : nullptr;
+  }
+  const std::string &content_encoding() const;
 };
 
 namespace h2pool_core {
 
 class Endpoint;
 class Pool;
+
+using BodyTrailersFn = void (*)(void *user_data, std::vector<HeaderField> *out);
+
+// Request state most requests never need, kept out of line and allocated
+// on first use, so that it costs a pointer until then.
+struct RequestRare {
+  // The :authority sent, when the caller's Host header differs from the
+  // URL's; empty: the URL's.
+  std::string authority;
+  // Extended CONNECT (RFC 8441): the :protocol of the tunnel this request
+  // opens; empty for every other request.
+  std::string protocol;
+  // Trailer fields to send after a body from `body_reader` (streamed
+  // uploads of the completion queue); called on the loop thread once the
+  // reader reported the end. Null: none.
+  BodyTrailersFn body_trailers = nullptr;
+  std::string pending_raw;    // body bytes received while paused ...
+  size_t pending_raw_pos = 0; // ... of which this many are delivered
+  // Why it is waiting to be retried: what it fails with if it is not.
+  Error retry_error;
+  Error local_error; // set when we reset the stream ourselves
+};
 
 // Members are grouped by who sets them, and within a group the small ones
 // sit together so that the struct has no padding holes: there is one per
@@ -63,10 +123,6 @@ struct Request {
   uint64_t id = 0;
   std::string method;
   Url url;
-  std::string authority; // :authority actually sent
-  // Extended CONNECT (RFC 8441): the :protocol of the tunnel this request
-  // opens; empty for every other request.
-  std::string protocol;
   std::vector<HeaderField> headers;
   // The request body: `body_data`/`body_size` point into `body` (copied) or
   // at the caller's buffer (borrowed, released through `body_release`), or
@@ -76,11 +132,6 @@ struct Request {
   size_t body_size = 0;
   h2pool_body_release_cb body_release = nullptr;
   h2pool_body_read_cb body_reader = nullptr;
-  // Trailer fields to send after a body from `body_reader` (streamed
-  // uploads of the completion queue); called on the loop thread once the
-  // reader reported the end. Null: none.
-  void (*body_trailers)(void *user_data,
-                        std::vector<HeaderField> *out) = nullptr;
   int64_t body_content_length = -1; // for the reader; -1: unknown
   // Streaming responses and decoding.
   h2pool_headers_cb on_headers = nullptr;
@@ -111,18 +162,14 @@ struct Request {
   // failed connection counts once), and how many have.
   uint64_t charged_connection = 0;
   uint32_t failed_connections = 0;
-  uint32_t retries = 0; // times sent back to the queue
-  // Why it is waiting to be retried: what it fails with if it is not.
-  Error retry_error;
-  size_t body_offset = 0;     // request body bytes handed to nghttp2
-  std::string pending_raw;    // body bytes received while paused ...
-  size_t pending_raw_pos = 0; // ... of which this many are delivered
-  uint64_t body_bytes = 0;    // body bytes kept or delivered, for the limit
+  uint32_t retries = 0;    // times sent back to the queue
+  size_t body_offset = 0;  // request body bytes handed to nghttp2
+  uint64_t body_bytes = 0; // body bytes kept or delivered, for the limit
   std::unique_ptr<ContentDecoder> decoder;
   size_t header_bytes = 0;  // response header bytes, for the limit
   size_t header_fields = 0; // response header fields, for the limit
-  Error local_error;        // set when we reset the stream ourselves
   h2pool_response response;
+  std::unique_ptr<RequestRare> rare; // null: none of it yet
   Deadline timeout; // the request timeout (the pool's DeadlineQueue)
   // In flight: the response-header timeout; retrying: the retry delay.
   Deadline phase_deadline;
@@ -154,6 +201,25 @@ struct Request {
   // The edges its timings are computed from, kept where the response's
   // accessors read them.
   RequestTimes &times() { return response.timings.edges; }
+  RequestRare &make_rare() {
+    if (!rare)
+      rare = std::make_unique<RequestRare>();
+    return *rare;
+  }
+  // The :authority it sends.
+  const std::string &authority() const {
+    return rare && !rare->authority.empty() ? rare->authority : url.authority;
+  }
+  const std::string &protocol() const;
+  BodyTrailersFn body_trailers() const {
+    return rare ? rare->body_trailers : nullptr;
+  }
+  // The error of a stream we reset ourselves (code H2POOL_OK: none).
+  const Error &local_error() const;
+  Error &set_local_error(Error e) {
+    return make_rare().local_error = std::move(e);
+  }
+  const Error &retry_error() const;
   // Puts the timings as of now into the response (and `err`, if any).
   void record_timings(Error *err);
   // Resets the per-attempt response state before a retry.
@@ -168,11 +234,11 @@ struct Request {
   bool body_replayable() const { return !body_reader || body_offset == 0; }
   // An extended CONNECT whose 2xx response arrived: the tunnel is open.
   bool tunnel_open() const {
-    return !protocol.empty() && got_headers && response.status / 100 == 2;
+    return !protocol().empty() && got_headers && response.status / 100 == 2;
   }
   // Whether a paused streaming response still holds undelivered bytes.
   bool has_pending_body() const {
-    return pending_raw.size() > pending_raw_pos ||
+    return (rare && rare->pending_raw.size() > rare->pending_raw_pos) ||
            (decoder && decoder->has_pending());
   }
 };
