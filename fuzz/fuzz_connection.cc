@@ -123,17 +123,17 @@ struct FakeOwner final : ConnectionOwner {
               "request %d: stream %d status %d body %zu, http2 code %u, "
               "local error %d, connection error %d\n",
               i, req.response.stream_id, req.response.status,
-              req.response.body.size(), end.http2_code, req.local_error.code,
+              req.response.body.size(), end.http2_code, req.local_error().code,
               end.connection_error ? end.connection_error->code : 0);
     // Touch what the pool would read, so ASan sees any stale request.
     if (end.connection_error)
       FUZZ_CHECK(end.connection_error->code != H2POOL_OK);
     (void)req.response.body.size();
-    (void)req.local_error.message.size();
+    (void)req.local_error().message.size();
     // Complete it as Pool::on_stream_closed does: a paused response that
     // still holds bytes is parked until resumed (the harness resumes it at
     // the end), anything else that ended cleanly checks the decoder.
-    if (req.local_error.code == H2POOL_OK && req.end_stream) {
+    if (req.local_error().code == H2POOL_OK && req.end_stream) {
       if (req.download_paused && req.has_pending_body())
         parked[i] = true;
       else
@@ -237,8 +237,9 @@ void make_request(Request &req, const char *method, const char *url,
              H2POOL_OK);
   req.method = method;
   req.headers = std::move(normalized.fields);
-  req.authority =
-      normalized.authority.empty() ? req.url.authority : normalized.authority;
+  if (!normalized.authority.empty() &&
+      normalized.authority != req.url.authority)
+    req.make_rare().authority = normalized.authority;
   if (body_len) {
     req.body.assign(body_len, 'b');
     req.body_data = reinterpret_cast<const uint8_t *>(req.body.data());
