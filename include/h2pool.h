@@ -880,6 +880,42 @@ H2POOL_EXTERN int h2pool_config_set_noproxy(h2pool_config *cfg,
 H2POOL_EXTERN int h2pool_config_use_proxy_env(h2pool_config *cfg, int use);
 
 /**
+ * The number of event-loop threads h2pool_create() starts: 1 (the default)
+ * to 64. Use more than one when a single loop thread is the bottleneck (one
+ * core's worth of TLS and HTTP/2 work); on a machine whose cores are busy
+ * with other work, one loop is cheaper.
+ *
+ * Each loop thread runs a pool of its own: its own connections, its own DNS
+ * cache, its own request queue. A request submitted from a thread that is
+ * not one of the pool's goes to the next loop in turn; one submitted from a
+ * callback stays on the loop that runs the callback (no hand-off). So the
+ * requests to one endpoint spread over every loop, and with N loops:
+ *  - the per-endpoint connection limit is shared out: each loop may open
+ *    ceil(limit / N) connections to an endpoint (at least one each, so the
+ *    endpoint may see up to N connections when the limit is below N);
+ *  - each loop keeps its own reconnect backoff and retry budget, so an
+ *    endpoint that fails sees up to N connection attempts per backoff step;
+ *  - connections are coalesced (h2pool_config_set_coalescing()) only
+ *    between requests on the same loop;
+ *  - the pending-request limit (h2pool_config_set_max_pending_requests())
+ *    stays one limit for the whole pool.
+ *
+ * Callbacks of requests on different loops run on different threads, and so
+ * may run at the same time: a program that sets N above 1 makes its
+ * callbacks (completion, streaming, body, log) safe to run concurrently.
+ * Those of one request always run on one thread, in order. Every function
+ * keeps its thread-safety, with one exception: h2pool_stats_get() cannot be
+ * called from a callback (a loop thread waiting for another could wait
+ * forever); it returns H2POOL_ERR_WRONG_THREAD there.
+ *
+ * Only h2pool_create() runs more than one loop: h2pool_create_on_base() and
+ * h2pool_create_external() fail with H2POOL_ERR_INVALID_ARGUMENT for a
+ * config that asks for more.
+ */
+H2POOL_EXTERN int h2pool_config_set_loop_threads(h2pool_config *cfg,
+                                                 uint32_t n);
+
+/**
  * Sets the log callback and the most verbose level passed to it (an
  * h2pool_log_level). `cb` NULL disables logging. Default: none.
  */
@@ -1674,6 +1710,11 @@ typedef struct h2pool_stats h2pool_stats;
 /**
  * Takes a snapshot of `pool`'s statistics. Thread-safe; from a completion
  * callback it is taken directly, elsewhere it waits for the loop thread.
+ * A pool with several loop threads (h2pool_config_set_loop_threads()) sums
+ * its loops' figures (the peaks are the largest of them) and lists each
+ * endpoint once: its state is the most available among the loops (READY,
+ * then CONNECTING, BACKING_OFF, DRAINING, IDLE); such a pool returns
+ * H2POOL_ERR_WRONG_THREAD when called from one of its callbacks.
  * Returns H2POOL_ERR_POOL_CLOSED once h2pool_destroy() has begun (also from
  * the completion callbacks the shutdown runs).
  */

@@ -21,6 +21,7 @@
 #include "priority.h"
 #include "request.h"
 #include "resolver.h"
+#include "stats.h"
 #include "testing_hooks.h"
 #include "tls.h"
 #include "url.h"
@@ -39,9 +40,22 @@ struct RefusalLog {
   uint64_t more = 0;   // refusals since; guarded by mutex
 };
 
-// The public pool handle. Member order is destruction order in reverse: the
+// One event loop and the pool it runs (h2pool_config_set_loop_threads()
+// asks for several). Member order is destruction order in reverse: the
 // resolver (whose thread posts to the loop) goes before the loop, and the
 // request cache, which the pool fills up to its last moment, after both.
+struct LoopShard {
+  uint32_t index = 0; // in h2pool::shards
+  // The pool's config, with the per-endpoint connection limit shared out
+  // between the loops.
+  h2pool_config config;
+  h2pool_core::RequestCache requests;
+  h2pool_core::Loop loop;
+  std::unique_ptr<h2pool_core::Resolver> resolver;
+  std::unique_ptr<h2pool_core::Pool> pool;
+};
+
+// The public pool handle. Member order is destruction order in reverse.
 // The gate comes first of all: calls still leaving it may touch nothing else.
 struct h2pool {
   explicit h2pool(const h2pool_config &cfg)
@@ -52,12 +66,14 @@ struct h2pool {
   h2pool_core::CallGate gate;
   h2pool_config config;
   h2pool_core::Logger log;
-  h2pool_core::RequestCache requests;
-  h2pool_core::Loop loop;
-  std::unique_ptr<h2pool_core::Resolver> resolver;
-  std::unique_ptr<h2pool_core::Pool> pool;
-  std::atomic<uint64_t> next_id{0};
+  // Requests queued or in flight on any loop, against max_pending_requests.
   std::atomic<uint64_t> waiting{0};
+  std::vector<std::unique_ptr<LoopShard>> shards;
+  // A request id is (sequence << shard_bits) | its loop's index, so that a
+  // call naming the id goes to the loop holding the request.
+  unsigned shard_bits = 0;
+  std::atomic<uint64_t> next_id{0};
+  std::atomic<uint32_t> next_shard{0};
   RefusalLog refusals;
   // Streamed uploads of queued requests, for h2pool_request_write_body().
   h2pool_core::UploadRegistry uploads;
@@ -68,6 +84,31 @@ struct h2pool {
   // (the pool is then freed as soon as the current pass is over).
   bool in_action = false;
   bool finished = false;
+
+  // The first loop: the only one of a pool on the caller's loop.
+  LoopShard &main() { return *shards.front(); }
+  // The loop holding request `id`. An id naming no loop (the caller's
+  // mistake) is no request of the pool: any loop answers it as such.
+  LoopShard &shard_of(uint64_t id) {
+    uint64_t index = id & ((uint64_t{1} << shard_bits) - 1);
+    return index < shards.size() ? *shards[index] : main();
+  }
+  // The loop whose thread is calling, or null.
+  LoopShard *current() {
+    for (auto &s : shards)
+      if (s->loop.on_loop_thread())
+        return s.get();
+    return nullptr;
+  }
+  // Where a new request goes: the calling loop's own, else the next in turn.
+  LoopShard &pick() {
+    if (shards.size() == 1)
+      return main();
+    if (LoopShard *s = current())
+      return *s;
+    return *shards[next_shard.fetch_add(1, std::memory_order_relaxed) %
+                   shards.size()];
+  }
 };
 
 namespace {
@@ -118,7 +159,7 @@ int log_refusal(h2pool *pool, int code, const char *what,
     char buf[1024];
     snprintf(buf, sizeof buf, "request refused (%s): %s: %s",
              h2pool_core::error_text(code), what, why.c_str());
-    if (pool->loop.on_loop_thread()) {
+    if (pool->current()) {
       H2POOL_LOG(pool->log, H2POOL_LOG_DEBUG, "%s", buf);
       return code;
     }
@@ -134,7 +175,7 @@ int log_refusal(h2pool *pool, int code, const char *what,
     }
     int rc = H2POOL_ERR_INTERNAL;
     try {
-      rc = pool->loop.post([pool] { report_refusals(pool); });
+      rc = pool->main().loop.post([pool] { report_refusals(pool); });
     } catch (...) {
     }
     if (rc != H2POOL_OK) {
@@ -200,7 +241,8 @@ int post_request_op(h2pool *pool, uint64_t id,
   if (!in)
     return H2POOL_ERR_POOL_CLOSED;
   return guarded([&]() -> int {
-    return pool->loop.post([pool, id, op] { (pool->pool.get()->*op)(id); });
+    LoopShard &shard = pool->shard_of(id);
+    return shard.loop.post([&shard, id, op] { (shard.pool.get()->*op)(id); });
   });
 }
 
@@ -302,13 +344,13 @@ int h2pool_core::create_pool_with_resolver(const h2pool_config *cfg,
   return guarded([&]() -> int {
     static const h2pool_config defaults;
     auto pool = std::make_unique<h2pool>(cfg ? *cfg : defaults);
-    h2pool *raw = pool.get();
     // Files the caller named are checked now, so a bad path fails here
     // rather than on the first https:// request.
     std::unique_ptr<h2pool_core::TlsContext> tls;
     const h2pool_config &c = pool->config;
-    if (!c.tls_ca_file.empty() || !c.tls_ca_dir.empty() ||
-        !c.tls_cert_file.empty()) {
+    bool tls_files = !c.tls_ca_file.empty() || !c.tls_ca_dir.empty() ||
+                     !c.tls_cert_file.empty();
+    if (tls_files) {
       std::string why;
       int rc = h2pool_core::TlsContext::create(c, &tls, &why);
       if (rc != H2POOL_OK) {
@@ -332,27 +374,72 @@ int h2pool_core::create_pool_with_resolver(const h2pool_config *cfg,
       H2POOL_LOG(pool->log, H2POOL_LOG_WARN,
                  "TLS certificate verification is disabled for this pool: "
                  "any server can impersonate any other");
-    int rc = pool->loop.init(
-        [raw](h2pool_core::Loop::Batch &batch) { raw->pool->handle(batch); },
-        mode, caller_base);
-    if (rc != H2POOL_OK)
-      return rc;
-    pool->resolver = make_resolver(pool->loop);
-    if (!pool->resolver) {
+    uint32_t n = c.loop_threads;
+    if (n > 1 && mode != Loop::Mode::own_thread) {
       H2POOL_LOG(pool->log, H2POOL_LOG_ERROR,
-                 "cannot set up the DNS resolver (c-ares)");
-      return H2POOL_ERR_SYSTEM;
+                 "a pool on the caller's loop runs one loop, not %u",
+                 unsigned(n));
+      return H2POOL_ERR_INVALID_ARGUMENT;
     }
-    pool->pool = std::make_unique<h2pool_core::Pool>(
-        pool->loop.base(), pool->config, pool->log, *pool->resolver,
-        pool->waiting, std::move(tls), pool->requests, observer);
-    rc = pool->loop.start();
-    if (rc != H2POOL_OK)
-      return rc;
+    while ((uint32_t{1} << pool->shard_bits) < n)
+      ++pool->shard_bits;
+    for (uint32_t i = 0; i < n; ++i) {
+      auto shard = std::make_unique<LoopShard>();
+      shard->index = i;
+      shard->config = c;
+      shard->config.max_connections_per_endpoint =
+          (c.max_connections_per_endpoint + n - 1) / n;
+      // Each loop's TLS context is its own: SSL_CTX session caches and
+      // ticket keys are then touched by one thread only.
+      std::unique_ptr<h2pool_core::TlsContext> shard_tls;
+      if (i == 0) {
+        shard_tls = std::move(tls);
+      } else if (tls_files) {
+        std::string why;
+        int rc = h2pool_core::TlsContext::create(c, &shard_tls, &why);
+        if (rc != H2POOL_OK) {
+          H2POOL_LOG(pool->log, H2POOL_LOG_ERROR, "%s", why.c_str());
+          return rc;
+        }
+      }
+      LoopShard *raw = shard.get();
+      int rc = raw->loop.init(
+          [raw](h2pool_core::Loop::Batch &batch) { raw->pool->handle(batch); },
+          mode, caller_base);
+      if (rc != H2POOL_OK)
+        return rc;
+      raw->resolver = make_resolver(raw->loop);
+      if (!raw->resolver) {
+        H2POOL_LOG(pool->log, H2POOL_LOG_ERROR,
+                   "cannot set up the DNS resolver (c-ares)");
+        return H2POOL_ERR_SYSTEM;
+      }
+      raw->pool = std::make_unique<h2pool_core::Pool>(
+          raw->loop.base(), raw->config, pool->log, *raw->resolver,
+          pool->waiting, std::move(shard_tls), raw->requests, observer);
+      raw->pool->set_id_space(i, n);
+      pool->shards.push_back(std::move(shard));
+    }
+    for (size_t i = 0; i < pool->shards.size(); ++i) {
+      int rc = pool->shards[i]->loop.start();
+      if (rc != H2POOL_OK) {
+        // The loops already running hold nothing yet: stop them so that the
+        // pool can be freed.
+        for (size_t j = 0; j < i; ++j) {
+          LoopShard *s = pool->shards[j].get();
+          s->loop.close([s] {
+            s->pool->shutdown();
+            s->loop.stop();
+          });
+          s->loop.join();
+        }
+        return rc;
+      }
+    }
     if (mode == Loop::Mode::external) {
       pool->watches = std::make_unique<WatchReporter>(
           c.socket_cb, c.socket_user_data, c.timer_cb, c.timer_user_data);
-      pool->watches->report(pool->loop.base(), {});
+      pool->watches->report(pool->main().loop.base(), {});
     }
     *out = pool.release();
     return H2POOL_OK;
@@ -364,7 +451,8 @@ namespace {
 // The end of h2pool_destroy(), once the loop thread has finished: frees the
 // pool as soon as no call is inside it any more.
 void free_pool(h2pool *pool) {
-  pool->resolver->shutdown();
+  for (auto &shard : pool->shards)
+    shard->resolver->shutdown();
   // Calls that came in during the shutdown were refused, but may still be
   // on their way out of the gate.
   pool->gate.wait_drained();
@@ -379,7 +467,8 @@ void free_pool(h2pool *pool) {
 // h2pool_destroy() of a pool on the caller's loop, once the gate is closed.
 void destroy_on_callers_loop(h2pool *pool) {
   using Mode = h2pool_core::Loop::Mode;
-  h2pool_core::Loop &loop = pool->loop;
+  LoopShard &main = pool->main();
+  h2pool_core::Loop &loop = main.loop;
   bool in_callback = !loop.on_loop_thread() || loop.driving() ||
                      pool->in_action || h2pool_core::CallbackScope::active();
   if (!in_callback) {
@@ -387,7 +476,7 @@ void destroy_on_callers_loop(h2pool *pool) {
     // the stack, so all of it can end here. The queued batch goes first, so
     // a request accepted before the gate closed is completed like the rest,
     // and a call on another thread waiting for the loop is answered.
-    loop.close([pool] { pool->pool->shutdown(); });
+    loop.close([&main] { main.pool->shutdown(); });
     loop.run_queued();
     if (pool->watches)
       pool->watches->report_none();
@@ -399,14 +488,15 @@ void destroy_on_callers_loop(h2pool *pool) {
   // is on the stack: on the base's next turn, or at the end of the
   // h2pool_socket_action() pass.
   loop.close([pool] {
-    pool->pool->shutdown();
-    if (pool->loop.mode() == Mode::external) {
+    LoopShard &shard = pool->main();
+    shard.pool->shutdown();
+    if (shard.loop.mode() == Mode::external) {
       pool->finished = true;
       return;
     }
     static const timeval now{0, 0};
     if (event_base_once(
-            pool->loop.base(), -1, EV_TIMEOUT,
+            shard.loop.base(), -1, EV_TIMEOUT,
             [](evutil_socket_t, short, void *arg) {
               free_pool(static_cast<h2pool *>(arg));
             },
@@ -427,7 +517,8 @@ extern "C" {
 int h2pool_socket_action(h2pool *pool, int fd, int events) {
   if (pool == nullptr || fd < H2POOL_SOCKET_TIMEOUT ||
       (events & ~(H2POOL_POLL_IN | H2POOL_POLL_OUT)) != 0 ||
-      pool->loop.mode() != h2pool_core::Loop::Mode::external || pool->in_action)
+      pool->main().loop.mode() != h2pool_core::Loop::Mode::external ||
+      pool->in_action)
     return H2POOL_ERR_INVALID_ARGUMENT;
   // Not through the gate: only the loop thread frees a pool on the
   // caller's loop, and this is the loop thread.
@@ -439,10 +530,10 @@ int h2pool_socket_action(h2pool *pool, int fd, int events) {
     };
     {
       InAction in(pool->in_action);
-      pool->loop.drive();
+      h2pool_core::Loop &loop = pool->main().loop;
+      loop.drive();
       if (!pool->finished)
-        pool->watches->report(pool->loop.base(),
-                              pool->loop.take_closed_sockets());
+        pool->watches->report(loop.base(), loop.take_closed_sockets());
     }
     if (!pool->finished)
       return H2POOL_OK;
@@ -464,31 +555,41 @@ void h2pool_destroy(h2pool *pool) {
       return;
   }
   // From here every call is refused with H2POOL_ERR_POOL_CLOSED.
-  if (pool->loop.mode() != h2pool_core::Loop::Mode::own_thread) {
+  if (pool->main().loop.mode() != h2pool_core::Loop::Mode::own_thread) {
     destroy_on_callers_loop(pool);
     return;
   }
-  auto last_task = [pool] {
-    pool->pool->shutdown();
-    pool->loop.stop();
+  auto close_all = [pool] {
+    for (auto &shard : pool->shards) {
+      LoopShard *s = shard.get();
+      s->loop.close([s] {
+        s->pool->shutdown();
+        s->loop.stop();
+      });
+    }
   };
-  if (pool->loop.on_loop_thread()) {
+  if (LoopShard *self = pool->current()) {
     // From a callback: the loop thread can neither join itself nor wait
     // here for calls on other threads (h2pool_stats_get() waits for this
     // very thread), so it finishes the shutdown after this callback returns
-    // and frees the pool as its last act.
-    pool->loop.set_exit_hook([pool] {
-      pool->loop.detach();
+    // and frees the pool as its last act, once the other loops (which never
+    // wait for this one) have ended.
+    self->loop.set_exit_hook([pool, self] {
+      for (auto &shard : pool->shards)
+        if (shard.get() != self)
+          shard->loop.join();
+      self->loop.detach();
       free_pool(pool);
     });
-    pool->loop.close(last_task);
+    close_all();
     return;
   }
   // Calls that were under way when the gate closed finish against a working
   // pool: a request they submit is accepted, then completed by the shutdown.
   pool->gate.wait_drained();
-  pool->loop.close(last_task);
-  pool->loop.join();
+  close_all();
+  for (auto &shard : pool->shards)
+    shard->loop.join();
   free_pool(pool);
 }
 
@@ -528,10 +629,11 @@ int h2pool_core::submit_request(h2pool *pool, const char *method,
   if (!in)
     return H2POOL_ERR_POOL_CLOSED;
   return guarded([&]() -> int {
-    bool loop_thread = pool->loop.on_loop_thread();
+    LoopShard &shard = pool->pick();
+    bool loop_thread = shard.loop.on_loop_thread();
     std::unique_ptr<h2pool_core::Request> req =
-        pool->requests.take(loop_thread);
-    Unsubmitted unsubmitted(pool->requests, req, loop_thread);
+        shard.requests.take(loop_thread);
+    Unsubmitted unsubmitted(shard.requests, req, loop_thread);
     std::string why;
     int rc = h2pool_core::parse_url(url, &req->url, &why);
     if (rc != H2POOL_OK)
@@ -609,7 +711,8 @@ int h2pool_core::submit_request(h2pool *pool, const char *method,
       pool->waiting.fetch_sub(1, std::memory_order_relaxed);
       return H2POOL_ERR_QUEUE_FULL;
     }
-    uint64_t id = pool->next_id.fetch_add(1, std::memory_order_relaxed) + 1;
+    uint64_t sequence = pool->next_id.fetch_add(1, std::memory_order_relaxed);
+    uint64_t id = ((sequence + 1) << pool->shard_bits) | shard.index;
     req->id = id;
     if (call) {
       if (call->streams_upload())
@@ -617,7 +720,7 @@ int h2pool_core::submit_request(h2pool *pool, const char *method,
       call->attach(*req, id);
     }
     req->times().submitted = h2pool_core::monotonic_ns();
-    rc = pool->loop.submit(std::move(req));
+    rc = shard.loop.submit(std::move(req));
     if (rc != H2POOL_OK) {
       pool->waiting.fetch_sub(1, std::memory_order_relaxed);
       if (call) {
@@ -641,7 +744,7 @@ int h2pool_cancel(h2pool *pool, uint64_t id) {
   GateGuard in(pool->gate);
   if (!in)
     return H2POOL_ERR_POOL_CLOSED;
-  return guarded([&]() -> int { return pool->loop.cancel(id); });
+  return guarded([&]() -> int { return pool->shard_of(id).loop.cancel(id); });
 }
 
 int h2pool_request_resume_upload(h2pool *pool, uint64_t id) {
@@ -666,7 +769,9 @@ int h2pool_request_set_priority(h2pool *pool, uint64_t id, int urgency,
     return H2POOL_ERR_POOL_CLOSED;
   h2pool_core::Priority p{uint8_t(urgency), incremental != 0};
   return guarded([&]() -> int {
-    return pool->loop.post([pool, id, p] { pool->pool->set_priority(id, p); });
+    LoopShard &shard = pool->shard_of(id);
+    return shard.loop.post(
+        [&shard, id, p] { shard.pool->set_priority(id, p); });
   });
 }
 
@@ -681,23 +786,48 @@ int h2pool_stats_get(h2pool *pool, h2pool_stats **out) {
   if (!in)
     return H2POOL_ERR_POOL_CLOSED;
   return guarded([&]() -> int {
-    if (pool->loop.on_loop_thread()) {
-      *out = pool->pool->snapshot();
+    if (pool->shards.size() == 1 && pool->main().loop.on_loop_thread()) {
+      *out = pool->main().pool->snapshot();
       return H2POOL_OK;
     }
-    std::promise<h2pool_stats *> promise;
-    auto future = promise.get_future();
-    int rc = pool->loop.post([&] {
-      try {
-        promise.set_value(pool->pool->snapshot());
-      } catch (...) {
-        promise.set_value(nullptr);
-      }
-    });
+    if (pool->current())
+      return H2POOL_ERR_WRONG_THREAD;
+    // Asked of every loop at once, then merged: the figures are each
+    // loop's at nearly the same moment.
+    size_t n = pool->shards.size();
+    std::vector<std::promise<h2pool_stats *>> promises(n);
+    std::vector<std::future<h2pool_stats *>> futures;
+    for (auto &p : promises)
+      futures.push_back(p.get_future());
+    std::vector<std::unique_ptr<h2pool_stats>> parts(n);
+    int rc = H2POOL_OK;
+    size_t posted = 0;
+    for (; posted < n; ++posted) {
+      LoopShard *shard = pool->shards[posted].get();
+      std::promise<h2pool_stats *> *promise = &promises[posted];
+      rc = shard->loop.post([shard, promise] {
+        try {
+          promise->set_value(shard->pool->snapshot());
+        } catch (...) {
+          promise->set_value(nullptr);
+        }
+      });
+      if (rc != H2POOL_OK)
+        break;
+    }
+    // Every posted task is waited for, even after a failure: each holds a
+    // promise of this frame.
+    for (size_t i = 0; i < posted; ++i)
+      parts[i].reset(futures[i].get());
     if (rc != H2POOL_OK)
       return rc;
-    *out = future.get();
-    return *out ? H2POOL_OK : H2POOL_ERR_NOMEM;
+    for (auto &part : parts)
+      if (!part)
+        return H2POOL_ERR_NOMEM;
+    for (size_t i = 1; i < n; ++i)
+      h2pool_core::merge_stats(*parts[0], *parts[i]);
+    *out = parts[0].release();
+    return H2POOL_OK;
   });
 }
 
@@ -709,8 +839,9 @@ h2pool_core::UploadRegistry &h2pool_core::upload_registry(h2pool *pool) {
   return pool->uploads;
 }
 
-int h2pool_core::post_to_loop(h2pool *pool, std::function<void()> task) {
-  return pool->loop.post(std::move(task));
+int h2pool_core::post_to_loop(h2pool *pool, uint64_t id,
+                              std::function<void()> task) {
+  return pool->shard_of(id).loop.post(std::move(task));
 }
 
 namespace {
@@ -740,7 +871,13 @@ int h2pool_close_idle_connections(h2pool *pool) {
   if (!in)
     return H2POOL_ERR_POOL_CLOSED;
   return guarded([&]() -> int {
-    return pool->loop.post([pool] { pool->pool->close_idle_connections(); });
+    for (auto &shard : pool->shards) {
+      LoopShard *s = shard.get();
+      int rc = s->loop.post([s] { s->pool->close_idle_connections(); });
+      if (rc != H2POOL_OK)
+        return rc;
+    }
+    return H2POOL_OK;
   });
 }
 

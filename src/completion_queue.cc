@@ -203,7 +203,7 @@ void QueueCall::emit(std::unique_ptr<h2pool_event> ev) {
   std::shared_ptr<QueueCore> queue = queue_;
   int rc = H2POOL_ERR_INTERNAL;
   try {
-    rc = post_to_loop(pool_, [queue] { queue->flush(); });
+    rc = post_to_loop(pool_, id_, [queue] { queue->flush(); });
   } catch (...) {
   }
   if (rc != H2POOL_OK)

@@ -213,9 +213,10 @@ private:
 
 // The pool's registry (the pool handle's layout is known only to api.cc).
 UploadRegistry &upload_registry(h2pool *pool);
-// Runs `task` on the pool's loop thread after what it is doing now (from
-// that thread). Returns an H2POOL_* code: not OK once the pool is closing.
-int post_to_loop(h2pool *pool, std::function<void()> task);
+// Runs `task` on the thread of the loop holding request `id` after what it
+// is doing now (from that thread). Returns an H2POOL_* code: not OK once the
+// pool is closing.
+int post_to_loop(h2pool *pool, uint64_t id, std::function<void()> task);
 
 // Validates and submits a request (api.cc): with `call` null, a callback
 // request (`cb` required); with `call`, a queued one, whose callbacks

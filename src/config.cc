@@ -54,6 +54,13 @@ int h2pool_config_set_max_connections_per_endpoint(h2pool_config *cfg,
   return H2POOL_OK;
 }
 
+int h2pool_config_set_loop_threads(h2pool_config *cfg, uint32_t n) {
+  if (cfg == nullptr || n < 1 || n > h2pool_core::kMaxLoopThreads)
+    return H2POOL_ERR_INVALID_ARGUMENT;
+  cfg->loop_threads = n;
+  return H2POOL_OK;
+}
+
 int h2pool_config_set_max_concurrent_streams(h2pool_config *cfg, uint32_t n) {
   if (cfg == nullptr || n > INT32_MAX)
     return H2POOL_ERR_INVALID_ARGUMENT;

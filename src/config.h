@@ -11,6 +11,7 @@
 
 struct h2pool_config {
   uint32_t max_connections_per_endpoint = 10;
+  uint32_t loop_threads = 1;
   uint32_t max_concurrent_streams = 0; // 0: the server's value
   uint32_t max_pending_requests = 100000;
   uint32_t connect_timeout_ms = 10000;
@@ -110,4 +111,7 @@ struct h2pool_request_opts {
 
 namespace h2pool_core {
 using Config = h2pool_config;
-}
+// h2pool_config_set_loop_threads()'s bound. A request id carries its loop's
+// index in its low bits (see api.cc), so this also bounds those bits.
+constexpr uint32_t kMaxLoopThreads = 64;
+} // namespace h2pool_core

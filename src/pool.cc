@@ -711,8 +711,8 @@ void Pool::dispatch(Endpoint &ep) {
 
 void Pool::open_connection(Endpoint &ep) {
   auto owned = std::make_unique<Connection>(
-      base_, *this, log_, connection_settings_, ++next_connection_id_,
-      ep.target(), resolver_, &ep);
+      base_, *this, log_, connection_settings_,
+      next_connection_id_ += connection_id_step_, ep.target(), resolver_, &ep);
   Connection *conn = owned.get();
   ep.connections.push_back(std::move(owned));
   ep.on_connection_state(conn->state(), conn->state());
@@ -1056,13 +1056,7 @@ h2pool_stats *Pool::snapshot() const {
       uint64_t &window = v[H2POOL_STAT_PEAK_STREAM_WINDOW];
       window = std::max<uint64_t>(window, conn->peak_stream_window());
     }
-    for (size_t i = 0; i < kStatCount; ++i) {
-      if (i == H2POOL_STAT_PEAK_STREAMS_PER_CONNECTION ||
-          i == H2POOL_STAT_PEAK_STREAM_WINDOW)
-        stats->total[i] = std::max(stats->total[i], v[i]);
-      else
-        stats->total[i] += v[i];
-    }
+    add_stat_values(stats->total, v);
     stats->endpoint_names.push_back(ep->name());
     stats->endpoint_states.push_back(int(ep->state()));
     stats->endpoint_protocols.push_back(ep->protocol());

@@ -75,6 +75,13 @@ public:
   void shutdown();
   // Builds a snapshot of the statistics.
   h2pool_stats *snapshot() const;
+  // Before the first request: this is loop `index` of `count` in one
+  // h2pool (h2pool_config_set_loop_threads), so its connection ids are
+  // those equal to `index` modulo `count`, unique across the loops.
+  void set_id_space(uint32_t index, uint32_t count) {
+    next_connection_id_ = index;
+    connection_id_step_ = count;
+  }
 
   // Loop thread, from h2pool_request_resume_upload() and friends.
   void resume_upload(uint64_t id);
@@ -231,6 +238,7 @@ private:
   EventPtr dispatch_event_;
   EventPtr reap_event_;
   uint64_t next_connection_id_ = 0;
+  uint64_t connection_id_step_ = 1;
   bool closing_ = false;
 };
 

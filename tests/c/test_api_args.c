@@ -78,6 +78,7 @@ static void test_config_setters_reject_null_config(void **state) {
   (void)state;
   const int E = H2POOL_ERR_INVALID_ARGUMENT;
   assert_int_equal(h2pool_config_set_max_connections_per_endpoint(NULL, 1), E);
+  assert_int_equal(h2pool_config_set_loop_threads(NULL, 1), E);
   assert_int_equal(h2pool_config_set_max_concurrent_streams(NULL, 1), E);
   assert_int_equal(h2pool_config_set_max_pending_requests(NULL, 1), E);
   assert_int_equal(h2pool_config_set_connect_timeout_ms(NULL, 1), E);
@@ -161,6 +162,9 @@ static void test_config_setters_reject_out_of_range(void **state) {
   assert_non_null(cfg);
   /* "1 to 10000" */
   assert_int_equal(h2pool_config_set_max_connections_per_endpoint(cfg, 0), E);
+  assert_int_equal(h2pool_config_set_loop_threads(cfg, 0), E);
+  assert_int_equal(h2pool_config_set_loop_threads(cfg, 65), E);
+  assert_int_equal(h2pool_config_set_loop_threads(cfg, UINT32_MAX), E);
   assert_int_equal(h2pool_config_set_max_connections_per_endpoint(cfg, 10001),
                    E);
   assert_int_equal(
@@ -201,6 +205,8 @@ static void test_config_setters_accept_boundaries(void **state) {
   h2pool_config *cfg = NULL;
   assert_int_equal(h2pool_config_new(&cfg), H2POOL_OK);
   assert_int_equal(h2pool_config_set_max_connections_per_endpoint(cfg, 1), 0);
+  assert_int_equal(h2pool_config_set_loop_threads(cfg, 1), 0);
+  assert_int_equal(h2pool_config_set_loop_threads(cfg, 64), 0);
   assert_int_equal(h2pool_config_set_max_connections_per_endpoint(cfg, 10000),
                    0);
   /* 0 is documented as meaningful for these. */
