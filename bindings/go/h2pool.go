@@ -69,6 +69,11 @@ type Config struct {
 	// MaxConnsPerEndpoint caps connections per (scheme, host, port).
 	// Default 10.
 	MaxConnsPerEndpoint int
+	// LoopThreads is the number of event-loop threads, 1 to 64 (default 1).
+	// Requests spread over the loops, each with its own connections (the
+	// per-endpoint limit is shared out between them); see
+	// h2pool_config_set_loop_threads in include/h2pool.h.
+	LoopThreads int
 	// MaxConcurrentStreams caps streams per connection below the server's
 	// SETTINGS_MAX_CONCURRENT_STREAMS. Default: the server's limit.
 	MaxConcurrentStreams int
@@ -513,6 +518,8 @@ func applyConfig(ccfg *C.h2pool_config, cfg *Config) error {
 	settings := []setting{
 		{cfg.MaxConnsPerEndpoint == 0, "MaxConnsPerEndpoint", u32(cfg.MaxConnsPerEndpoint, "MaxConnsPerEndpoint",
 			func(v C.uint32_t) C.int { return C.h2pool_config_set_max_connections_per_endpoint(ccfg, v) })},
+		{cfg.LoopThreads == 0, "LoopThreads", u32(cfg.LoopThreads, "LoopThreads",
+			func(v C.uint32_t) C.int { return C.h2pool_config_set_loop_threads(ccfg, v) })},
 		{cfg.MaxConcurrentStreams == 0, "MaxConcurrentStreams", u32(cfg.MaxConcurrentStreams, "MaxConcurrentStreams",
 			func(v C.uint32_t) C.int { return C.h2pool_config_set_max_concurrent_streams(ccfg, v) })},
 		{cfg.MaxPendingRequests == 0, "MaxPendingRequests", u32(cfg.MaxPendingRequests, "MaxPendingRequests",

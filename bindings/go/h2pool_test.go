@@ -138,10 +138,9 @@ func asError(t *testing.T, err error) *Error {
 	return e
 }
 
-func TestThousandGoroutinesGetByteExactBodies(t *testing.T) {
-	needServer(t)
-	p := newPool(t, Config{MaxConnsPerEndpoint: 4})
-	const n = 1000
+// getByteExact sends n concurrent GETs of test bodies through p, checks each
+// response byte for byte, and returns the connection ids that carried them.
+func getByteExact(t *testing.T, p *Pool, n int) map[uint64]bool {
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	var mu sync.Mutex
@@ -178,11 +177,31 @@ func TestThousandGoroutinesGetByteExactBodies(t *testing.T) {
 		t.Error(err)
 	}
 	s := stats(t, p)
-	if s.RequestsCompleted != n || s.RequestsFailed != 0 {
+	if s.RequestsCompleted != uint64(n) || s.RequestsFailed != 0 {
 		t.Errorf("completed %d failed %d, want %d and 0", s.RequestsCompleted, s.RequestsFailed, n)
 	}
-	if len(conns) > 4 || s.ConnectionsCreated > 4 {
-		t.Errorf("%d connections used, %d created; want at most 4", len(conns), s.ConnectionsCreated)
+	if s.ConnectionsCreated > 4 {
+		t.Errorf("%d connections created; want at most 4", s.ConnectionsCreated)
+	}
+	return conns
+}
+
+func TestThousandGoroutinesGetByteExactBodies(t *testing.T) {
+	needServer(t)
+	p := newPool(t, Config{MaxConnsPerEndpoint: 4})
+	if conns := getByteExact(t, p, 1000); len(conns) > 4 {
+		t.Errorf("%d connections used; want at most 4", len(conns))
+	}
+}
+
+// Two loop threads: requests alternate between them, each loop with
+// connections of its own (the limit of 4 shared out, two each), and the
+// pool's figures cover both.
+func TestLoopThreadsShareTheLoad(t *testing.T) {
+	needServer(t)
+	p := newPool(t, Config{LoopThreads: 2, MaxConnsPerEndpoint: 4})
+	if conns := getByteExact(t, p, 200); len(conns) < 2 || len(conns) > 4 {
+		t.Errorf("%d connections used; want 2 to 4 (each loop its own)", len(conns))
 	}
 }
 
@@ -553,6 +572,9 @@ func TestSentinelsMatchOnlyTheirCode(t *testing.T) {
 func TestNewRejectsBadConfig(t *testing.T) {
 	if _, err := New(Config{MaxConnsPerEndpoint: -1}); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("MaxConnsPerEndpoint -1: %v", err)
+	}
+	if _, err := New(Config{LoopThreads: 65}); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("LoopThreads 65: %v", err)
 	}
 	if _, err := New(Config{RequestTimeout: 100 * 24 * time.Hour}); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("RequestTimeout 100 days: %v", err)

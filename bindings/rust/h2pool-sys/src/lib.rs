@@ -252,6 +252,7 @@ extern "C" {
     pub fn h2pool_config_set_max_connections_per_endpoint(cfg: *mut h2pool_config, n: u32)
         -> c_int;
     pub fn h2pool_config_set_max_concurrent_streams(cfg: *mut h2pool_config, n: u32) -> c_int;
+    pub fn h2pool_config_set_loop_threads(cfg: *mut h2pool_config, n: u32) -> c_int;
     pub fn h2pool_config_set_max_pending_requests(cfg: *mut h2pool_config, n: u32) -> c_int;
     pub fn h2pool_config_set_connect_timeout_ms(cfg: *mut h2pool_config, ms: u32) -> c_int;
     pub fn h2pool_config_set_settings_timeout_ms(cfg: *mut h2pool_config, ms: u32) -> c_int;

@@ -1090,6 +1090,7 @@ pub enum HttpVersion {
 #[derive(Clone, Default)]
 pub struct Config {
     max_connections_per_endpoint: Option<u32>,
+    loop_threads: Option<u32>,
     max_concurrent_streams: Option<u32>,
     max_pending_requests: Option<u32>,
     connect_timeout: Option<Duration>,
@@ -1195,6 +1196,13 @@ impl Config {
     setter!(
         /// Local cap on streams per connection. Default: the server's limit.
         max_concurrent_streams: u32);
+    setter!(
+        /// Event-loop threads, 1 (the default) to 64. Requests spread over
+        /// the loops, each with its own connections (the per-endpoint limit
+        /// is shared out between them), and callbacks of different requests
+        /// may then run at the same time on different threads. See
+        /// h2pool_config_set_loop_threads() in include/h2pool.h.
+        loop_threads: u32);
     setter!(
         /// Requests waiting for a stream before [`ErrorCode::QueueFull`].
         max_pending_requests: u32);
@@ -1474,6 +1482,9 @@ impl Config {
                     sys::h2pool_config_set_max_connections_per_endpoint(raw, n),
                     "max_connections_per_endpoint",
                 )?;
+            }
+            if let Some(n) = self.loop_threads {
+                check(sys::h2pool_config_set_loop_threads(raw, n), "loop_threads")?;
             }
             if let Some(n) = self.max_concurrent_streams {
                 check(

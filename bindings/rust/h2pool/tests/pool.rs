@@ -21,19 +21,22 @@ fn pool_is_send_and_sync() {
     check::<h2pool::Error>();
 }
 
-#[test]
-fn many_threads_get_byte_exact_bodies() {
-    let server = match Server::start() {
-        Some(s) => s,
-        None => return,
-    };
-    let pool = Arc::new(Pool::new(Config::new().max_connections_per_endpoint(4)).unwrap());
-    let threads: Vec<_> = (0..16u64)
+// Sends `per_thread` GETs of test bodies from each of `threads` threads,
+// checks each byte for byte, and returns the connection ids that carried
+// them.
+fn get_byte_exact(
+    pool: &Arc<Pool>,
+    base: &str,
+    threads: u64,
+    per_thread: u64,
+) -> std::collections::HashSet<u64> {
+    let handles: Vec<_> = (0..threads)
         .map(|t| {
             let pool = pool.clone();
-            let base = server.url.clone();
+            let base = base.to_string();
             thread::spawn(move || {
-                for i in 0..64u64 {
+                let mut conns = std::collections::HashSet::new();
+                for i in 0..per_thread {
                     let seed = t * 1000 + i + 1;
                     let size = 1 + ((seed * 7919) % 20000) as usize;
                     let resp = pool
@@ -45,22 +48,51 @@ fn many_threads_get_byte_exact_bodies() {
                     assert_eq!(resp.status(), 200);
                     assert_eq!(resp.stream_id() % 2, 1);
                     assert_ne!(resp.connection_id(), 0);
+                    conns.insert(resp.connection_id());
                     assert!(
                         resp.into_bytes().unwrap() == test_body(seed, size),
                         "body of {} differs",
                         seed
                     );
                 }
+                conns
             })
         })
         .collect();
-    for t in threads {
-        t.join().unwrap();
+    let mut conns = std::collections::HashSet::new();
+    for h in handles {
+        conns.extend(h.join().unwrap());
     }
     let stats = pool.stats().unwrap();
-    assert_eq!(stats.pool.requests_completed, 16 * 64);
+    assert_eq!(stats.pool.requests_completed, threads * per_thread);
     assert_eq!(stats.pool.requests_failed, 0);
     assert!(stats.pool.connections_created <= 4, "{:?}", stats.pool);
+    conns
+}
+
+#[test]
+fn many_threads_get_byte_exact_bodies() {
+    let server = match Server::start() {
+        Some(s) => s,
+        None => return,
+    };
+    let pool = Arc::new(Pool::new(Config::new().max_connections_per_endpoint(4)).unwrap());
+    get_byte_exact(&pool, &server.url, 16, 64);
+}
+
+// Two loop threads: requests from these threads alternate between them,
+// each loop with connections of its own (the limit of 4 shared out), and
+// the pool's figures cover both.
+#[test]
+fn loop_threads_share_the_load() {
+    let server = match Server::start() {
+        Some(s) => s,
+        None => return,
+    };
+    let config = Config::new().loop_threads(2).max_connections_per_endpoint(4);
+    let pool = Arc::new(Pool::new(config).unwrap());
+    let conns = get_byte_exact(&pool, &server.url, 8, 32);
+    assert!((2..=4).contains(&conns.len()), "connections used: {:?}", conns);
 }
 
 #[test]
@@ -399,6 +431,8 @@ fn errors_carry_codes_and_messages() {
 #[test]
 fn config_errors_are_reported_by_new() {
     let err = Pool::new(Config::new().max_connections_per_endpoint(0)).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidArgument);
+    let err = Pool::new(Config::new().loop_threads(65)).unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidArgument);
     let err = Pool::new(Config::new().tls_ca_file("/nonexistent/h2pool-ca.pem")).unwrap_err();
     assert_eq!(err.code(), ErrorCode::TlsConfig);
