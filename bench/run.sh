@@ -312,10 +312,12 @@ EOF
   fi
 }
 
-# scenario KEY "TITLE" KIND PATH SIZE N C M SCHEME [h1|st]
+# scenario KEY "TITLE" KIND PATH SIZE N C M SCHEME [h1|st|lt2]
 # h1: every client speaks HTTP/1.1. st: h2pool submits from a caller thread
-# (bench --submit-thread), the way bindings and most applications use it;
-# the reference clients run as in the row without it.
+# (bench --submit-thread), the way bindings and most applications use it.
+# lt2: h2pool runs two loop threads (bench --loop-threads 2), both on the
+# client's one CPU: what a second loop costs when it has no core to gain.
+# In st and lt2 rows the reference clients run as in the row without it.
 scenario() {
   local key=$1 title=$2 kind=$3 path=$4 size=$5 n=$6 c=$7 m=$8 scheme=$9
   local proto=${10:-h2}
@@ -327,6 +329,8 @@ scenario() {
     PROTO_H2LOAD=(--h1) PROTO_H2POOL=(--http1.1) PROTO_CURL=(--http1.1)
   elif [[ $proto == st ]]; then
     PROTO_H2POOL=(--submit-thread)
+  elif [[ $proto == lt2 ]]; then
+    PROTO_H2POOL=(--loop-threads 2)
   fi
   [[ $QUICK -eq 1 ]] && n=$((n / 10))
   if [[ $scheme == https ]]; then
@@ -430,6 +434,8 @@ if [[ $DO_LOAD -eq 1 ]]; then
   scenario small-c4m100-h2c "6 B GET, c=4 m=100 (throughput), h2c" rps  6b 6       200000  4 100 http
   scenario small-c4m100-tls "6 B GET, c=4 m=100 (throughput), TLS" rps  6b 6       200000  4 100 https
   scenario small-c4m100-tls-st "6 B GET, c=4 m=100, TLS, h2pool --submit-thread" rps 6b 6 200000 4 100 https st
+  scenario small-c4m100-h2c-lt2 "6 B GET, c=4 m=100, h2c, h2pool --loop-threads 2" rps 6b 6 200000 4 100 http lt2
+  scenario small-c4m100-tls-lt2 "6 B GET, c=4 m=100, TLS, h2pool --loop-threads 2" rps 6b 6 200000 4 100 https lt2
   scenario 1k-c4m100-h2c    "1 KiB GET, c=4 m=100, h2c"            rps  1k 1024    200000  4 100 http
   scenario 1k-c4m100-tls    "1 KiB GET, c=4 m=100, TLS"            rps  1k 1024    200000  4 100 https
   scenario bulk-h2c         "1 MiB GET, c=4 m=10 (bulk), h2c"      bulk 1m 1048576 1000    4 10 http

@@ -34,6 +34,8 @@ const char kBenchUsage[] =
     "                          concurrent streams per connection (default 1)\n"
     "  -t, --threads T         split the load over T pools, each with its own\n"
     "                          loop thread (default 1; at most C)\n"
+    "      --loop-threads L    event-loop threads per pool (default 1; see\n"
+    "                          h2pool_config_set_loop_threads)\n"
     "      --timeout-ms N      per-request timeout in ms (default 0: none)\n"
     "      --discard-body      stream bodies through on_data and drop them\n"
     "                          (as h2load does) instead of buffering them\n"
@@ -149,7 +151,7 @@ struct Worker {
 } // namespace
 
 int cmd_bench(const Args &args) {
-  uint64_t n = 1000, c = 1, m = 1, threads = 1;
+  uint64_t n = 1000, c = 1, m = 1, threads = 1, loop_threads = 1;
   uint32_t timeout_ms = 0;
   bool discard = false, submit_thread = false;
   std::string url, value;
@@ -170,6 +172,8 @@ int cmd_bench(const Args &args) {
       m = parse_uint(value, 1, UINT32_MAX, "-m");
     } else if (cur.value_option("--threads", "-t", value)) {
       threads = parse_uint(value, 1, 256, "--threads");
+    } else if (cur.value_option("--loop-threads", "", value)) {
+      loop_threads = parse_uint(value, 1, 64, "--loop-threads");
     } else if (cur.value_option("--timeout-ms", "", value)) {
       timeout_ms = static_cast<uint32_t>(
           parse_uint(value, 0, UINT32_MAX, "--timeout-ms"));
@@ -223,6 +227,9 @@ int cmd_bench(const Args &args) {
     check(h2pool_config_set_max_connections_per_endpoint(cfg.get(),
                                                          w.connections),
           "h2pool_config_set_max_connections_per_endpoint");
+    check(h2pool_config_set_loop_threads(cfg.get(),
+                                         static_cast<uint32_t>(loop_threads)),
+          "h2pool_config_set_loop_threads");
     check(h2pool_config_set_max_concurrent_streams(cfg.get(),
                                                    static_cast<uint32_t>(m)),
           "h2pool_config_set_max_concurrent_streams");
