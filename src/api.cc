@@ -348,9 +348,8 @@ int h2pool_core::create_pool_with_resolver(const h2pool_config *cfg,
     // rather than on the first https:// request.
     std::unique_ptr<h2pool_core::TlsContext> tls;
     const h2pool_config &c = pool->config;
-    bool tls_files = !c.tls_ca_file.empty() || !c.tls_ca_dir.empty() ||
-                     !c.tls_cert_file.empty();
-    if (tls_files) {
+    if (!c.tls_ca_file.empty() || !c.tls_ca_dir.empty() ||
+        !c.tls_cert_file.empty()) {
       std::string why;
       int rc = h2pool_core::TlsContext::create(c, &tls, &why);
       if (rc != H2POOL_OK) {
@@ -381,6 +380,10 @@ int h2pool_core::create_pool_with_resolver(const h2pool_config *cfg,
                  unsigned(n));
       return H2POOL_ERR_INVALID_ARGUMENT;
     }
+    // One TLS context for every loop: SSL_CTX makes SSL objects on several
+    // threads at once, and the trust store is then loaded once.
+    auto tls_slot =
+        std::make_shared<h2pool_core::TlsContextSlot>(std::move(tls));
     while ((uint32_t{1} << pool->shard_bits) < n)
       ++pool->shard_bits;
     for (uint32_t i = 0; i < n; ++i) {
@@ -389,19 +392,6 @@ int h2pool_core::create_pool_with_resolver(const h2pool_config *cfg,
       shard->config = c;
       shard->config.max_connections_per_endpoint =
           (c.max_connections_per_endpoint + n - 1) / n;
-      // Each loop's TLS context is its own: SSL_CTX session caches and
-      // ticket keys are then touched by one thread only.
-      std::unique_ptr<h2pool_core::TlsContext> shard_tls;
-      if (i == 0) {
-        shard_tls = std::move(tls);
-      } else if (tls_files) {
-        std::string why;
-        int rc = h2pool_core::TlsContext::create(c, &shard_tls, &why);
-        if (rc != H2POOL_OK) {
-          H2POOL_LOG(pool->log, H2POOL_LOG_ERROR, "%s", why.c_str());
-          return rc;
-        }
-      }
       LoopShard *raw = shard.get();
       int rc = raw->loop.init(
           [raw](h2pool_core::Loop::Batch &batch) { raw->pool->handle(batch); },
@@ -416,7 +406,7 @@ int h2pool_core::create_pool_with_resolver(const h2pool_config *cfg,
       }
       raw->pool = std::make_unique<h2pool_core::Pool>(
           raw->loop.base(), raw->config, pool->log, *raw->resolver,
-          pool->waiting, std::move(shard_tls), raw->requests, observer);
+          pool->waiting, tls_slot, raw->requests, observer);
       raw->pool->set_id_space(i, n);
       pool->shards.push_back(std::move(shard));
     }

@@ -46,7 +46,7 @@ uint64_t seed() {
 
 Pool::Pool(event_base *base, const Config &config, const Logger &log,
            Resolver &resolver, std::atomic<uint64_t> &waiting,
-           std::unique_ptr<TlsContext> tls, RequestCache &cache,
+           std::shared_ptr<TlsContextSlot> tls, RequestCache &cache,
            PoolObserver *observer)
     : base_(base), config_(config), log_(log), resolver_(resolver),
       waiting_(waiting), tls_(std::move(tls)), cache_(cache),
@@ -165,11 +165,11 @@ Endpoint &Pool::endpoint_for(Request &req) {
     return *last_endpoint_;
   }
   auto ep = std::make_unique<Endpoint>(
-      base_, *this, key, u.host, u.port, https ? tls_.get() : nullptr,
+      base_, *this, key, u.host, u.port, https ? tls_->built() : nullptr,
       req.http_version, reconnect_backoff_,
       RetryBudget(config_.retry_budget_burst, config_.retry_budget_percent));
   if (proxy)
-    ep->set_proxy(proxy, tls_.get());
+    ep->set_proxy(proxy, tls_->built());
   Endpoint &ref = *ep;
   endpoint_order_.push_back(&ref);
   endpoints_.emplace(std::move(key), std::move(ep));
@@ -178,9 +178,10 @@ Endpoint &Pool::endpoint_for(Request &req) {
 }
 
 const TlsContext *Pool::tls_context(std::string *why) {
-  if (!tls_ && TlsContext::create(config_, &tls_, why) != H2POOL_OK)
+  const TlsContext *ctx = tls_->get(config_, why);
+  if (!ctx)
     H2POOL_LOG(log_, H2POOL_LOG_ERROR, "%s", why->c_str());
-  return tls_.get();
+  return ctx;
 }
 
 void Pool::accept(std::unique_ptr<Request> owned) {

@@ -62,7 +62,7 @@ public:
   // `observer` (may be null) is told of every connection's life; tests only.
   Pool(event_base *base, const Config &config, const Logger &log,
        Resolver &resolver, std::atomic<uint64_t> &waiting,
-       std::unique_ptr<TlsContext> tls, RequestCache &cache,
+       std::shared_ptr<TlsContextSlot> tls, RequestCache &cache,
        PoolObserver *observer = nullptr);
   ~Pool();
   Pool(const Pool &) = delete;
@@ -199,7 +199,7 @@ private:
   const Logger &log_;
   Resolver &resolver_;
   std::atomic<uint64_t> &waiting_;
-  std::unique_ptr<TlsContext> tls_;
+  std::shared_ptr<TlsContextSlot> tls_; // shared by the pool's loops
   RequestCache &cache_;
   PoolObserver *observer_;
   // Every nghttp2 session of this pool allocates here. Declared before

@@ -64,6 +64,21 @@ std::string openssl_error_string(unsigned long code) {
   return text;
 }
 
+TlsContextSlot::TlsContextSlot(std::unique_ptr<TlsContext> ready)
+    : ctx_(std::move(ready)) {
+  ready_.store(ctx_.get(), std::memory_order_release);
+}
+
+const TlsContext *TlsContextSlot::get(const Config &config, std::string *why) {
+  if (const TlsContext *ctx = ready_.load(std::memory_order_acquire))
+    return ctx;
+  std::lock_guard lock(mutex_);
+  if (!ctx_ && TlsContext::create(config, &ctx_, why) != H2POOL_OK)
+    return nullptr;
+  ready_.store(ctx_.get(), std::memory_order_release);
+  return ctx_.get();
+}
+
 int TlsContext::create(const Config &config, std::unique_ptr<TlsContext> *out,
                        std::string *why) {
   ERR_clear_error();

@@ -6,7 +6,9 @@
 
 #include <openssl/ssl.h>
 
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "config.h"
@@ -67,6 +69,29 @@ private:
   explicit TlsContext(SSL_CTX *ctx, bool verify) : ctx_(ctx), verify_(verify) {}
   std::unique_ptr<SSL_CTX, SslCtxDeleter> ctx_;
   bool verify_;
+};
+
+// The context of every loop of one h2pool (h2pool_config_set_loop_threads),
+// built on first use by whichever loop needs it first: loading the system
+// trust store costs tens of milliseconds, paid once. An SSL_CTX that no
+// longer changes may make SSL objects on several threads at once.
+class TlsContextSlot {
+public:
+  // `ready`: a context already built (the caller named CA or certificate
+  // files, checked at h2pool_create()), or null to build on first use.
+  explicit TlsContextSlot(std::unique_ptr<TlsContext> ready = nullptr);
+  // Any thread: the context, built from `config` by the first caller. Null,
+  // with the reason in `*why`, if that fails (a later call tries again).
+  const TlsContext *get(const Config &config, std::string *why);
+  // Any thread: the context if it is built, else null.
+  const TlsContext *built() const {
+    return ready_.load(std::memory_order_acquire);
+  }
+
+private:
+  std::mutex mutex_;
+  std::unique_ptr<TlsContext> ctx_; // guarded by mutex_ until ready_ is set
+  std::atomic<const TlsContext *> ready_{nullptr};
 };
 
 // Whether `cert` (a server certificate whose chain verified) is valid for
