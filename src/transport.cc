@@ -298,8 +298,12 @@ void TlsTransport::shutdown() {
 }
 
 Transport::Status OutputBuffer::write_to(Transport &t) {
-  // Capacity kept once everything is written; more is freed.
-  constexpr size_t kKeptCapacity = 64u << 10;
+  // Capacity kept once everything is written; more is freed. A loop turn
+  // of small requests serialises a few KiB per connection, which this
+  // keeps; a burst (a thousand request heads at once, a bulk upload's
+  // megabyte) is given back once it is out rather than held by every
+  // connection that once had one, at the cost of regrowing it next time.
+  constexpr size_t kKeptCapacity = 16u << 10;
   while (off_ < buf_.size()) {
     Transport::Result r =
         t.write(reinterpret_cast<const uint8_t *>(buf_.data()) + off_,
