@@ -122,13 +122,15 @@ struct FakeOwner final : ConnectionOwner {
       fprintf(stderr,
               "request %d: stream %d status %d body %zu, http2 code %u, "
               "local error %d, connection error %d\n",
-              i, req.response.stream_id, req.response.status,
-              req.response.body.size(), end.http2_code, req.local_error().code,
+              i, req.stream_id, req.response ? req.response->status : 0,
+              req.response ? req.response->body.size() : size_t(0),
+              end.http2_code, req.local_error().code,
               end.connection_error ? end.connection_error->code : 0);
     // Touch what the pool would read, so ASan sees any stale request.
     if (end.connection_error)
       FUZZ_CHECK(end.connection_error->code != H2POOL_OK);
-    (void)req.response.body.size();
+    if (req.response)
+      (void)req.response->body.size();
     (void)req.local_error().message.size();
     // Complete it as Pool::on_stream_closed does: a paused response that
     // still holds bytes is parked until resumed (the harness resumes it at
@@ -241,8 +243,9 @@ void make_request(Request &req, const char *method, const char *url,
       normalized.authority != req.url.authority)
     req.make_rare().authority = normalized.authority;
   if (body_len) {
-    req.body.assign(body_len, 'b');
-    req.body_data = reinterpret_cast<const uint8_t *>(req.body.data());
+    req.body_copy.reset(new uint8_t[body_len]);
+    std::memset(req.body_copy.get(), 'b', body_len);
+    req.body_data = req.body_copy.get();
     req.body_size = body_len;
     req.add_content_length = !normalized.has_content_length;
   }

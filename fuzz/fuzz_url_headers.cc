@@ -59,17 +59,19 @@ void check_url(const std::string &text) {
   FUZZ_CHECK(!url.path.empty() && url.path[0] == '/');
   FUZZ_CHECK(url.path.find('#') == std::string::npos);
   FUZZ_CHECK(nghttp2_check_path(bytes(url.path), url.path.size()));
-  FUZZ_CHECK(!url.host.empty());
+  FUZZ_CHECK(!url.host().empty());
   FUZZ_CHECK(!url.authority.empty());
   FUZZ_CHECK(
       nghttp2_check_authority(bytes(url.authority), url.authority.size()));
   FUZZ_CHECK(url.port != 0);
   if (!url.host_is_ipv6) {
-    for (char c : url.host)
+    for (char c : url.host())
       FUZZ_CHECK(is_host_char(c)); // lower-cased, no ':' or '@'
   }
   uint16_t default_port = url.scheme == Scheme::https ? 443 : 80;
-  std::string host = url.host_is_ipv6 ? "[" + url.host + "]" : url.host;
+  std::string host(url.host());
+  if (url.host_is_ipv6)
+    host = "[" + host + "]";
   FUZZ_CHECK(url.authority == (url.port == default_port
                                    ? host
                                    : host + ":" + std::to_string(url.port)));
@@ -83,7 +85,7 @@ void check_url(const std::string &text) {
   std::string again = endpoint + url.path;
   Url url3;
   FUZZ_CHECK(parse_url(again, &url3, nullptr) == H2POOL_OK);
-  FUZZ_CHECK(url3.scheme == url.scheme && url3.host == url.host &&
+  FUZZ_CHECK(url3.scheme == url.scheme && url3.host() == url.host() &&
              url3.host_is_ipv6 == url.host_is_ipv6 && url3.port == url.port &&
              url3.authority == url.authority && url3.path == url.path);
 }

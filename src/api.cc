@@ -656,8 +656,9 @@ int h2pool_core::submit_request(h2pool *pool, const char *method,
         req->body_release = opts->body_release;
         req->body_data = body;
       } else if (body_len) {
-        req->body.assign(reinterpret_cast<const char *>(body), body_len);
-        req->body_data = reinterpret_cast<const uint8_t *>(req->body.data());
+        req->body_copy.reset(new uint8_t[body_len]);
+        std::memcpy(req->body_copy.get(), body, body_len);
+        req->body_data = req->body_copy.get();
       }
       req->body_size = body_len;
       req->add_content_length = body_len > 0 && !normalized.has_content_length;

@@ -40,7 +40,7 @@ int emit(Request &req, const uint8_t *p, size_t n, const BodyLimits &limits,
     return fail(req, H2POOL_ERR_RESPONSE_TOO_LARGE,
                 "response body exceeds " +
                     std::to_string(limits.max_body_bytes) + " bytes");
-  req.response.body.append(reinterpret_cast<const char *>(p), n);
+  req.resp().body.append(reinterpret_cast<const char *>(p), n);
   return H2POOL_OK;
 }
 
@@ -76,7 +76,7 @@ int process(Request &req, const uint8_t *data, size_t len,
 int begin_body(Request &req, const BodyLimits &limits) {
   req.headers_delivered = true;
   if (req.auto_decompress) {
-    auto &headers = req.response.headers;
+    auto &headers = req.resp().headers;
     // Two content-encoding lines mean both codings (RFC 9110 5.3): decoding
     // only the first would hand over still-encoded bytes as decoded, since
     // both lines are dropped below.
@@ -90,7 +90,7 @@ int begin_body(Request &req, const BodyLimits &limits) {
         // What the caller now reads is the decoded body: the headers that
         // described the encoded one would mislead. (HTTP/2 field names are
         // lower case; nghttp2 rejects others.)
-        req.response.make_rare().content_encoding = std::move(*ce);
+        req.resp().make_rare().content_encoding = std::move(*ce);
         headers.remove({"content-encoding", "content-length"});
       }
     }
@@ -98,15 +98,15 @@ int begin_body(Request &req, const BodyLimits &limits) {
   if (!req.on_data && !req.decoder) {
     // Growing the buffer from empty re-copies a large body about twenty
     // times; a declared length lets it be allocated once.
-    long cl = req.response.headers.find("content-length");
+    long cl = req.resp().headers.find("content-length");
     if (cl >= 0) {
       uint64_t n =
-          strtoull(req.response.headers.value(size_t(cl)).data(), nullptr, 10);
+          strtoull(req.resp().headers.value(size_t(cl)).data(), nullptr, 10);
       // Trust the server's figure only so far: a hostile one could
       // announce the maximum on every stream.
       constexpr uint64_t kMaxReserve = 16u << 20;
       if (n > 0 && n <= limits.max_body_bytes)
-        req.response.body.reserve(size_t(std::min(n, kMaxReserve)));
+        req.resp().body.reserve(size_t(std::min(n, kMaxReserve)));
     }
   }
   // The timings so far (TOTAL: until now); completion records them again.
@@ -114,7 +114,7 @@ int begin_body(Request &req, const BodyLimits &limits) {
     req.record_timings(nullptr);
   if (req.on_headers) {
     CallbackScope in_callback;
-    if (req.on_headers(&req.response, req.user_data) != 0)
+    if (req.on_headers(&req.resp(), req.user_data) != 0)
       return fail(req, H2POOL_ERR_ABORTED,
                   "on_headers callback aborted the request");
   }

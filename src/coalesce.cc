@@ -40,7 +40,7 @@ void CoalesceInfo::on_origin_frame(const nghttp2_ext_origin &frame,
     if (parse_url(text, &u, nullptr) != H2POOL_OK ||
         u.scheme != Scheme::https || u.path != "/")
       continue;
-    add_origin(std::move(u.host), u.port);
+    add_origin(std::string(u.host()), u.port);
   }
 }
 

@@ -91,7 +91,7 @@ void continue_timer_cb(evutil_socket_t, short, void *arg) {
 
 // RFC 9110 section 9.3: methods whose requests carry content by definition
 // get "content-length: 0" when they have none, which servers may require.
-bool expects_content(const std::string &method) {
+bool expects_content(std::string_view method) {
   return method == "POST" || method == "PUT" || method == "PATCH";
 }
 
@@ -205,7 +205,7 @@ int H1Session::submit(Request &req) {
   // The head. Field names are lower case (as the caller's were stored);
   // HTTP/1.1 names are case-insensitive.
   std::string &out = out_.tail();
-  out += req.method;
+  out += req.method.view();
   out += ' ';
   out += req.method == "CONNECT" ? req.authority() : req.url.path;
   out += " HTTP/1.1\r\nhost: ";
@@ -217,7 +217,8 @@ int H1Session::submit(Request &req) {
     out += "content-length: ";
     out += std::to_string(declared_length_);
     out += "\r\n";
-  } else if (!has_body && !caller_length && expects_content(req.method)) {
+  } else if (!has_body && !caller_length &&
+             expects_content(req.method.view())) {
     out += "content-length: 0\r\n";
   }
   if (req.add_accept_encoding) {
@@ -255,8 +256,8 @@ int H1Session::submit(Request &req) {
   if (waiting_continue_)
     arm_timer(continue_timer_, settings_.expect_continue_timeout_ms);
 
-  req.response.connection_id = id_;
-  req.response.protocol = H2POOL_PROTOCOL_HTTP_1_1;
+  req.connection_id = id_;
+  req.wire_protocol = H2POOL_PROTOCOL_HTTP_1_1;
   ++req.attempts;
   current_.push_back(&req);
   active_ = 1;
@@ -636,7 +637,7 @@ int H1Session::on_status(const char *at, size_t len) {
   Request *req = current_.front();
   if (!req || !count_header_bytes(*req, len))
     return -1;
-  req->response.make_rare().reason.append(at, len);
+  req->resp().make_rare().reason.append(at, len);
   return 0;
 }
 
@@ -657,8 +658,8 @@ int H1Session::commit_field() {
                        ": invalid header field name '" + field_ + "'"));
     return -1;
   }
-  req->header_bytes += kFieldOverhead;
-  ++req->header_fields;
+  req->add_header_bytes(kFieldOverhead);
+  req->add_header_field();
   if (req->header_bytes > settings_.max_response_header_bytes ||
       req->header_fields > settings_.max_response_header_fields) {
     req->set_local_error(make_error(
@@ -670,11 +671,12 @@ int H1Session::commit_field() {
   }
   std::string_view value = trim_ows(value_);
   if (req->in_trailers) {
-    req->response.make_rare().trailers.add(field_, value);
+    req->resp().make_rare().trailers.add(field_, value);
   } else if (parser_.status_code >= 200) { // not an interim (1xx) response
-    if (req->response.headers.empty())
-      req->response.headers.reserve(256, 8);
-    req->response.headers.add(field_, value);
+    h2pool_response &resp = req->resp();
+    if (resp.headers.empty())
+      resp.headers.reserve(256, 8);
+    resp.headers.add(field_, value);
   }
   field_.clear();
   value_.clear();
@@ -683,7 +685,7 @@ int H1Session::commit_field() {
 }
 
 bool H1Session::count_header_bytes(Request &req, size_t len) {
-  req.header_bytes += len;
+  req.add_header_bytes(len);
   if (req.header_bytes <= settings_.max_response_header_bytes)
     return true;
   req.set_local_error(make_error(
@@ -795,8 +797,8 @@ bool H1Session::handle_event() {
     }
     if (parser_.status_code < 200) {
       // Interim: its fields were not kept, nor is its reason phrase.
-      if (req->response.rare)
-        req->response.rare->reason.clear();
+      if (req->response && req->response->rare)
+        req->response->rare->reason.clear();
       req->header_bytes = 0;
       req->header_fields = 0;
       if (parser_.status_code == 100 && waiting_continue_) {
@@ -826,7 +828,7 @@ bool H1Session::final_headers(Request &req) {
     // not last) would have us deliver still-encoded bytes, or read to the
     // close a body an intermediary delimits otherwise.
     std::optional<std::string> te =
-        req.response.headers.joined("transfer-encoding");
+        req.resp().headers.joined("transfer-encoding");
     if (!(parser_.flags & F_CHUNKED) || !te ||
         !equals_ignoring_ascii_case(trim_ows(*te), "chunked")) {
       fail(H2POOL_ERR_MALFORMED_RESPONSE,
@@ -835,9 +837,9 @@ bool H1Session::final_headers(Request &req) {
       return false;
     }
   }
-  req.response.status = int(parser_.status_code);
-  req.response.protocol = parser_.http_minor == 0 ? H2POOL_PROTOCOL_HTTP_1_0
-                                                  : H2POOL_PROTOCOL_HTTP_1_1;
+  req.resp().status = int(parser_.status_code);
+  req.wire_protocol = parser_.http_minor == 0 ? H2POOL_PROTOCOL_HTTP_1_0
+                                              : H2POOL_PROTOCOL_HTTP_1_1;
   req.got_headers = true;
   if (waiting_continue_) {
     // The final answer came before the 100: the body is not sent, and

@@ -182,7 +182,7 @@ nghttp2_nv make_nv(const std::string &name, const std::string &value) {
           name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
 }
 
-nghttp2_nv make_nv(const char *name, size_t namelen, const std::string &value) {
+nghttp2_nv make_nv(const char *name, size_t namelen, std::string_view value) {
   return {reinterpret_cast<uint8_t *>(const_cast<char *>(name)),
           reinterpret_cast<uint8_t *>(const_cast<char *>(value.data())),
           namelen, value.size(), NGHTTP2_NV_FLAG_NONE};
@@ -329,7 +329,7 @@ Error H2Session::connection_error() const {
 }
 
 void H2Session::classify(const Request &req, StreamEnd *end) const {
-  int32_t stream_id = req.response.stream_id;
+  int32_t stream_id = req.stream_id;
   bool above_goaway = goaway_received_ && stream_id > goaway_last_stream_id_;
   if (!req.response_begun && stale_error_.code != H2POOL_OK &&
       stream_id >= stale_first_stream_) {
@@ -529,7 +529,7 @@ int H2Session::submit(Request &req) {
   static const std::string kHttp = "http", kHttps = "https";
   static const std::string kAcceptEncodingName = "accept-encoding",
                            kAcceptEncodingValue = kAcceptEncoding;
-  nva[n++] = make_nv(":method", 7, req.method);
+  nva[n++] = make_nv(":method", 7, req.method.view());
   // RFC 9113 section 8.5: a CONNECT request carries only :method and
   // :authority; an extended CONNECT (RFC 8441 section 4) carries :scheme
   // and :path too, and its :protocol.
@@ -573,9 +573,9 @@ int H2Session::submit(Request &req) {
     return stream_id == NGHTTP2_ERR_NOMEM ? H2POOL_ERR_NOMEM
                                           : H2POOL_ERR_CONNECTION_LOST;
   }
-  req.response.stream_id = stream_id;
-  req.response.protocol = H2POOL_PROTOCOL_HTTP_2;
-  req.response.connection_id = id_;
+  req.stream_id = stream_id;
+  req.wire_protocol = H2POOL_PROTOCOL_HTTP_2;
+  req.connection_id = id_;
   ++req.attempts;
   streams_.push_back(&req);
   ++active_;
@@ -616,11 +616,11 @@ void H2Session::reset(Request &req, uint32_t code) {
   if (!streams_.contains(&req))
     return;
   streams_.remove(&req);
-  if (session_ && req.response.stream_id > 0) {
-    nghttp2_session_set_stream_user_data(session_.get(), req.response.stream_id,
+  if (session_ && req.stream_id > 0) {
+    nghttp2_session_set_stream_user_data(session_.get(), req.stream_id,
                                          nullptr);
-    nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE,
-                              req.response.stream_id, code);
+    nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, req.stream_id,
+                              code);
     flush();
   }
 }
@@ -639,20 +639,19 @@ void H2Session::end_refused_tunnel(Request &req, int32_t stream_id) {
 }
 
 void H2Session::update_priority(Request &req) {
-  if (!streams_.contains(&req) || !session_ || req.response.stream_id <= 0)
+  if (!streams_.contains(&req) || !session_ || req.stream_id <= 0)
     return;
   // nghttp2 sends it only to a server whose SETTINGS had
   // SETTINGS_NO_RFC7540_PRIORITIES=1 (RFC 9218 section 2.1: the others
   // may not know the frame), and otherwise returns 0 having done nothing.
   std::string value = format_priority({req.urgency, req.incremental});
   int rv = nghttp2_submit_priority_update(
-      session_.get(), NGHTTP2_FLAG_NONE, req.response.stream_id,
+      session_.get(), NGHTTP2_FLAG_NONE, req.stream_id,
       reinterpret_cast<const uint8_t *>(value.data()), value.size());
   if (rv != 0) {
     H2POOL_LOG(log_, H2POOL_LOG_WARN,
                "conn %llu: cannot send PRIORITY_UPDATE for stream %d: %s",
-               (unsigned long long)id_, req.response.stream_id,
-               nghttp2_strerror(rv));
+               (unsigned long long)id_, req.stream_id, nghttp2_strerror(rv));
     return;
   }
   flush();
@@ -662,7 +661,7 @@ void H2Session::resume_upload(Request &req) {
   if (!streams_.contains(&req) || !req.upload_deferred || !session_)
     return;
   req.upload_deferred = false;
-  nghttp2_session_resume_data(session_.get(), req.response.stream_id);
+  nghttp2_session_resume_data(session_.get(), req.stream_id);
   flush();
 }
 
@@ -672,10 +671,10 @@ void H2Session::resume_download(Request &req) {
   size_t consumed = 0;
   int rc = resume_body(req, settings_.body_limits, &consumed);
   if (consumed)
-    consume_stream(req.response.stream_id, consumed);
+    consume_stream(req.stream_id, consumed);
   if (rc != H2POOL_OK)
-    nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE,
-                              req.response.stream_id, NGHTTP2_CANCEL);
+    nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, req.stream_id,
+                              NGHTTP2_CANCEL);
   flush();
 }
 
@@ -769,8 +768,8 @@ void H2Session::close(const Error &why) {
     event_del(write_event_.get());
   while (Request *req = streams_.pop_front()) {
     if (session_)
-      nghttp2_session_set_stream_user_data(session_.get(),
-                                           req->response.stream_id, nullptr);
+      nghttp2_session_set_stream_user_data(session_.get(), req->stream_id,
+                                           nullptr);
     StreamEnd end;
     end.connection_error = &why;
     classify(*req, &end);
@@ -906,8 +905,8 @@ int H2Session::on_header(const nghttp2_frame *frame, const uint8_t *name,
   Request *req = stream_request(session_.get(), frame->hd.stream_id);
   if (!req)
     return 0;
-  req->header_bytes += namelen + valuelen + 32;
-  ++req->header_fields;
+  req->add_header_bytes(namelen + valuelen + 32);
+  req->add_header_field();
   if (req->header_bytes > settings_.max_response_header_bytes ||
       req->header_fields > settings_.max_response_header_fields) {
     // Beyond the limits a server is broken or hostile, and buffering more
@@ -921,7 +920,7 @@ int H2Session::on_header(const nghttp2_frame *frame, const uint8_t *name,
   }
   if (req->in_trailers) {
     if (namelen > 0 && name[0] != ':')
-      req->response.make_rare().trailers.add(
+      req->resp().make_rare().trailers.add(
           {reinterpret_cast<const char *>(name), namelen},
           {reinterpret_cast<const char *>(value), valuelen});
     return 0;
@@ -945,7 +944,7 @@ int H2Session::on_header(const nghttp2_frame *frame, const uint8_t *name,
     // 1xx responses are interim: the final response follows in a later
     // HEADERS frame on the same stream.
     if (status >= 200 || status == 101) {
-      req->response.status = status;
+      req->resp().status = status;
       req->got_headers = true;
     }
     return 0;
@@ -957,10 +956,11 @@ int H2Session::on_header(const nghttp2_frame *frame, const uint8_t *name,
   // Typical responses carry a handful of fields; growing from empty would
   // reallocate three or four times per response. Reserved only now, so a
   // stream waiting for its response holds no header storage.
-  if (req->response.headers.empty())
-    req->response.headers.reserve(256, 8);
-  req->response.headers.add({reinterpret_cast<const char *>(name), namelen},
-                            {reinterpret_cast<const char *>(value), valuelen});
+  h2pool_response &resp = req->resp();
+  if (resp.headers.empty())
+    resp.headers.reserve(256, 8);
+  resp.headers.add({reinterpret_cast<const char *>(name), namelen},
+                   {reinterpret_cast<const char *>(value), valuelen});
   return 0;
 }
 
@@ -1078,9 +1078,9 @@ bool H2Session::misdirected(Request &req) {
   // may go again on a connection of its own, whatever its method. Nothing
   // of this response reaches the caller (local_error keeps its body out),
   // unless the request cannot be sent again.
-  if (!req.coalesced || req.response.status != 421 || !req.got_headers ||
-      req.headers_delivered || req.local_error().code != H2POOL_OK ||
-      !req.body_replayable())
+  if (!req.coalesced || !req.got_headers || !req.response ||
+      req.response->status != 421 || req.headers_delivered ||
+      req.local_error().code != H2POOL_OK || !req.body_replayable())
     return false;
   req.misdirected = true;
   req.set_local_error(

@@ -2,6 +2,8 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <cstdint>
+
 namespace h2pool_core {
 namespace {
 
@@ -46,8 +48,9 @@ bool equals_ignoring_ascii_case(std::string_view a, std::string_view b) {
 
 bool valid_method(std::string_view method) {
   // nghttp2's own check (a non-empty RFC 9110 token), the rule its server
-  // side applies to what we send.
-  return nghttp2_check_method(reinterpret_cast<const uint8_t *>(method.data()),
+  // side applies to what we send. (A request keeps its length in 32 bits.)
+  return method.size() <= UINT32_MAX &&
+         nghttp2_check_method(reinterpret_cast<const uint8_t *>(method.data()),
                               method.size()) != 0;
 }
 

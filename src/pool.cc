@@ -21,7 +21,7 @@ void deadline_fired(void *, Deadline &d) {
 }
 
 // RFC 9110 section 9.2.2: repeating these has the effect of sending them once.
-bool is_idempotent(const std::string &method) {
+bool is_idempotent(std::string_view method) {
   return method == "GET" || method == "HEAD" || method == "OPTIONS" ||
          method == "PUT" || method == "DELETE" || method == "TRACE";
 }
@@ -144,7 +144,7 @@ Endpoint &Pool::endpoint_for(Request &req) {
   if (last_endpoint_ && last_endpoint_->port() == u.port &&
       last_endpoint_->https() == https &&
       last_endpoint_->http_version() == req.http_version &&
-      last_endpoint_->host() == u.host)
+      last_endpoint_->host() == u.host())
     return *last_endpoint_;
   // An origin asked for in another version than the pool's is another
   // endpoint: its connections speak something else.
@@ -156,7 +156,8 @@ Endpoint &Pool::endpoint_for(Request &req) {
   // Through a proxy, the route is part of the key (and of the name in
   // messages and statistics): NO_PROXY sends some origins direct.
   const ProxyTarget *proxy =
-      proxies_.any() ? proxies_.route(https, u.host, u.port) : nullptr;
+      proxies_.any() ? proxies_.route(https, std::string(u.host()), u.port)
+                     : nullptr;
   if (proxy)
     key += " via " + proxy->name;
   auto it = endpoints_.find(key);
@@ -165,8 +166,8 @@ Endpoint &Pool::endpoint_for(Request &req) {
     return *last_endpoint_;
   }
   auto ep = std::make_unique<Endpoint>(
-      base_, *this, key, u.host, u.port, https ? tls_->built() : nullptr,
-      req.http_version, reconnect_backoff_,
+      base_, *this, key, std::string(u.host()), u.port,
+      https ? tls_->built() : nullptr, req.http_version, reconnect_backoff_,
       RetryBudget(config_.retry_budget_burst, config_.retry_budget_percent));
   if (proxy)
     ep->set_proxy(proxy, tls_->built());
@@ -203,7 +204,7 @@ void Pool::accept(std::unique_ptr<Request> owned) {
   if (!needs_tls && proxies_.any()) {
     // An https:// proxy is reached over TLS whatever the origin's scheme.
     const ProxyTarget *proxy =
-        proxies_.route(false, req.url.host, req.url.port);
+        proxies_.route(false, std::string(req.url.host()), req.url.port);
     needs_tls = proxy && proxy->kind == ProxyTarget::Kind::https;
   }
   if (needs_tls && !tls_context(&why)) {
@@ -302,12 +303,22 @@ void Pool::finish(Request &req, const Error *err) {
   // once the callback can no longer look at the request.
   std::unique_ptr<Request> owned(&req);
   req.state = Request::State::done;
+  // A success has a response (its HEADERS made it); should making one
+  // fail here all the same, the request still completes, with an error.
+  Error no_response;
+  if (!err && !req.response) {
+    try {
+      req.resp();
+    } catch (const std::bad_alloc &) {
+      no_response = make_error(H2POOL_ERR_NOMEM, "out of memory");
+      err = &no_response;
+    }
+  }
   if (Endpoint *ep = req.endpoint) {
     ++(err ? ep->counters.failed : ep->counters.completed);
     ep->request_done();
   }
 
-  req.response.request_id = req.id;
   if (err && !req.times().has_connection && req.endpoint)
     // It failed waiting: what it waited for is the connection being set up.
     for (auto &conn : req.endpoint->connections)
@@ -325,12 +336,12 @@ void Pool::finish(Request &req, const Error *err) {
     if (err) {
       Error e = *err;
       if (e.stream_id == 0)
-        e.stream_id = req.response.stream_id;
+        e.stream_id = req.stream_id;
       req.record_timings(&e);
-      req.cb(req.got_headers ? &req.response : nullptr, &e, req.user_data);
+      req.cb(req.got_headers ? req.response.get() : nullptr, &e, req.user_data);
     } else {
       req.record_timings(nullptr);
-      req.cb(&req.response, nullptr, req.user_data);
+      req.cb(req.response.get(), nullptr, req.user_data);
     }
   } catch (...) {
     // A C++ callback that throws must not unwind through libevent or
@@ -417,7 +428,7 @@ void Pool::retry_unprocessed(Endpoint &ep, Connection &conn, Request &req,
   }
   H2POOL_LOG(log_, H2POOL_LOG_DEBUG,
              "request %llu: stream %d %s; retrying (retry %u)",
-             (unsigned long long)req.id, req.response.stream_id,
+             (unsigned long long)req.id, req.stream_id,
              end.refused ? "refused" : req.retry_error().message.c_str(),
              req.retries + 1);
   if (!end.refused) {
@@ -604,8 +615,8 @@ bool Pool::place(Endpoint &ep, Connection &conn, Request &req) {
   req.times().placed = std::max(pass_now_ns(), req.times().submitted);
   req.times().note_connection(ct, ct.established < req.times().submitted ||
                                       conn.exchanges_done() > 0);
-  req.response.timings.remote_ip = ct.remote_ip;
-  req.response.timings.remote_port = ct.remote_port;
+  req.remote_ip = ct.remote_ip;
+  req.remote_port = ct.remote_port;
   if (config_.response_header_timeout_ms &&
       !deadlines_.arm(req.phase_deadline, pass_now_ns(),
                       config_.response_header_timeout_ms, &req, kPhaseTag)) {
@@ -799,7 +810,7 @@ void Pool::on_stream_closed(Connection &conn, Request &req,
     // a method safe to repeat, with nothing received yet, goes again.
     if (config_.retry_idempotent && !closing_ && !req.response_begun &&
         end.connection_error->code == H2POOL_ERR_CONNECTION_LOST &&
-        is_idempotent(req.method) && req.body_replayable() &&
+        is_idempotent(req.method.view()) && req.body_replayable() &&
         req.body_bytes == 0) {
       if (charge(req, conn.id())) {
         requeue(ep, req);
@@ -838,18 +849,18 @@ Connection *Pool::connection_of(Request &req) {
   if (req.state != Request::State::in_flight)
     return nullptr;
   for (auto &conn : req.endpoint->connections)
-    if (conn->id() == req.response.connection_id)
+    if (conn->id() == req.connection_id)
       return conn.get();
   if (!req.coalesced)
     return nullptr;
   // On another endpoint's connection: ready ones first, then any (one
   // draining since).
   for (Connection *conn : shareable_)
-    if (conn->id() == req.response.connection_id)
+    if (conn->id() == req.connection_id)
       return conn;
   for (Endpoint *ep : endpoint_order_)
     for (auto &conn : ep->connections)
-      if (conn->id() == req.response.connection_id)
+      if (conn->id() == req.connection_id)
         return conn.get();
   return nullptr;
 }
@@ -962,16 +973,15 @@ void Pool::on_connection_closed(Connection &conn, const Error &why) {
   // bounded number of times.
   bool alone = ep.count(Connection::State::ready) == 0;
   for (Request *r : waiting_requests(ep))
-    if ((alone || r->response.connection_id == conn.id()) &&
-        !charge(*r, conn.id()))
+    if ((alone || r->connection_id == conn.id()) && !charge(*r, conn.id()))
       abort(*r, gave_up(*r, err));
 }
 
 void Pool::note_waited_for(Request &req, const Connection &conn) {
   const ConnectionTimes &ct = conn.times();
   req.times().note_connection(ct, false);
-  req.response.timings.remote_ip = ct.remote_ip;
-  req.response.timings.remote_port = ct.remote_port;
+  req.remote_ip = ct.remote_ip;
+  req.remote_port = ct.remote_port;
 }
 
 void Pool::on_backoff_done(Endpoint &ep) { mark_dirty(ep); }

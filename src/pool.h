@@ -94,6 +94,10 @@ public:
   // that carries no stream, which closes it with GOAWAY at once.
   void close_idle_connections();
 
+  // Where completed requests and their responses are recycled (loop
+  // thread, for Request::resp()).
+  RequestCache &cache() { return cache_; }
+
   // Request timers.
   void on_request_timeout(Request &req);
   void on_phase_timeout(Request &req);

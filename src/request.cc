@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "h2pool.h"
+#include "pool.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define H2POOL_ASAN 1
@@ -38,7 +39,67 @@ const std::string &h2pool_response::content_encoding() const {
   return rare ? rare->content_encoding : none;
 }
 
+void h2pool_response::reset_for_reuse(size_t budget) noexcept {
+  auto fits = [&budget](size_t bytes) {
+    if (bytes > budget)
+      return false;
+    budget -= bytes;
+    return true;
+  };
+  h2pool_core::FieldList kept_headers;
+  std::string kept_body;
+  h2pool_core::DeepPtr<h2pool_core::ResponseRare> kept_rare;
+  if (fits(headers.heap_bytes()))
+    kept_headers = std::move(headers);
+  if (fits(body.capacity()))
+    kept_body = std::move(body);
+  if (rare && fits(sizeof(h2pool_core::ResponseRare))) {
+    kept_rare = std::move(rare);
+    *kept_rare = h2pool_core::ResponseRare{};
+  }
+  // Re-created rather than assigned from a fresh one, because assigning a
+  // short string keeps the target's heap buffer.
+  static_assert(std::is_nothrow_default_constructible_v<h2pool_response>);
+  std::destroy_at(this);
+  std::construct_at(this);
+  kept_headers.clear();
+  headers = std::move(kept_headers);
+  kept_body.clear();
+  body = std::move(kept_body);
+  rare = std::move(kept_rare);
+}
+
 namespace h2pool_core {
+
+Method &Method::operator=(std::string_view m) {
+  static constexpr std::string_view kCommon[] = {"GET",   "HEAD",    "POST",
+                                                 "PUT",   "DELETE",  "OPTIONS",
+                                                 "PATCH", "CONNECT", "TRACE"};
+  for (std::string_view c : kCommon)
+    if (m == c) {
+      release();
+      data_ = c.data();
+      size_ = uint32_t(c.size());
+      return *this;
+    }
+  // Allocated before the old one goes, so a failure leaves it unchanged.
+  char *copy = new char[m.size() + 1];
+  std::memcpy(copy, m.data(), m.size());
+  copy[m.size()] = '\0';
+  release();
+  data_ = copy;
+  size_ = uint32_t(m.size());
+  owned_ = true;
+  return *this;
+}
+
+void Method::release() noexcept {
+  if (owned_)
+    delete[] data_;
+  data_ = "";
+  size_ = 0;
+  owned_ = false;
+}
 
 const std::string &Request::protocol() const {
   static const std::string none;
@@ -55,14 +116,36 @@ const Error &Request::retry_error() const {
   return rare ? rare->retry_error : none;
 }
 
+h2pool_response &Request::resp() {
+  if (!response)
+    response = owner ? owner->cache().take_response()
+                     : std::make_unique<h2pool_response>();
+  return *response;
+}
+
 void Request::record_timings(Error *err) {
-  const RequestTimes &times = response.timings.edges;
   // Inside a read pass, the pass's reading: when the last bytes arrived.
   // Never before an edge this request already reached.
-  response.timings.end = std::max({pass_now_ns(), times.submitted, times.placed,
-                                   times.pretransfer, times.first_byte});
-  if (err)
-    err->timings.set(response.timings);
+  int64_t end = std::max({pass_now_ns(), edges.submitted, edges.placed,
+                          edges.pretransfer, edges.first_byte});
+  auto fill = [&](Timings &t) {
+    t.edges = edges;
+    t.end = end;
+    t.remote_ip = remote_ip;
+    t.remote_port = remote_port;
+  };
+  if (err) {
+    Timings t;
+    fill(t);
+    err->timings.set(t);
+  }
+  if (response) {
+    fill(response->timings);
+    response->stream_id = stream_id;
+    response->connection_id = connection_id;
+    response->protocol = wire_protocol;
+    response->request_id = id;
+  }
 }
 
 void Request::reset_for_retry() {
@@ -85,17 +168,12 @@ void Request::reset_for_retry() {
   }
   body_bytes = 0;
   decoder.reset();
-  if (response.rare) {
-    response.rare->trailers.clear();
-    response.rare->content_encoding.clear();
-    response.rare->reason.clear();
-  }
-  response.status = 0;
-  response.headers.clear();
-  response.body.clear();
-  response.stream_id = 0;
-  response.connection_id = 0;
-  response.protocol = H2POOL_PROTOCOL_UNKNOWN;
+  // The attempt's response, if one began, is dropped: retries are rare,
+  // and a request waiting to be sent again should hold no response.
+  response.reset();
+  stream_id = 0;
+  connection_id = 0;
+  wire_protocol = H2POOL_PROTOCOL_UNKNOWN;
 }
 
 void Request::reset_for_reuse() noexcept {
@@ -113,26 +191,16 @@ void Request::reset_for_reuse() noexcept {
     budget -= bytes;
     return true;
   };
-  FieldList kept_headers;
   std::vector<HeaderField> kept_request_headers;
-  std::string kept_body;
-  if (fits(response.headers.heap_bytes()))
-    kept_headers = std::move(response.headers);
   if (fits(headers.capacity() * sizeof(HeaderField)))
     kept_request_headers = std::move(headers);
-  if (fits(response.body.capacity()))
-    kept_body = std::move(response.body);
-  // The boxes of rarely used state stay allocated (emptied) once a request
-  // has needed them; their contents go.
+  // The box of rarely used state stays allocated (emptied) once a request
+  // has needed it; its contents go. (The response, if still attached, is
+  // freed: the cache recycles responses on its own.)
   std::unique_ptr<RequestRare> kept_rare;
-  std::unique_ptr<ResponseRare> kept_response_rare;
   if (rare && fits(sizeof(RequestRare))) {
     kept_rare = std::move(rare);
     *kept_rare = RequestRare{};
-  }
-  if (response.rare && fits(sizeof(ResponseRare))) {
-    kept_response_rare = std::move(response.rare);
-    *kept_response_rare = ResponseRare{};
   }
 
   // Everything else as a new request has it: re-created rather than
@@ -143,14 +211,9 @@ void Request::reset_for_reuse() noexcept {
   std::destroy_at(this);
   std::construct_at(this);
 
-  kept_headers.clear();
-  response.headers = std::move(kept_headers);
   kept_request_headers.clear();
   headers = std::move(kept_request_headers);
-  kept_body.clear();
-  response.body = std::move(kept_body);
   rare = std::move(kept_rare);
-  response.rare = std::move(kept_response_rare);
 }
 
 RequestCache::~RequestCache() {
@@ -180,10 +243,32 @@ std::unique_ptr<Request> RequestCache::take(bool loop_thread) {
   return std::make_unique<Request>();
 }
 
+std::unique_ptr<h2pool_response> RequestCache::take_response() {
+  if (responses_.empty())
+    return std::make_unique<h2pool_response>();
+  std::unique_ptr<h2pool_response> r = std::move(responses_.back());
+  responses_.pop_back();
+  return r;
+}
+
+void RequestCache::put_response(
+    std::unique_ptr<h2pool_response> resp) noexcept {
+  if (!resp || responses_.size() >= kMaxCached)
+    return; // `resp` frees it
+  resp->reset_for_reuse(kMaxRetainedBytes);
+  try {
+    responses_.push_back(std::move(resp));
+  } catch (...) {
+    // No memory to grow the list: the response is freed instead.
+  }
+}
+
 void RequestCache::put(std::unique_ptr<Request> req,
                        bool loop_thread) noexcept {
   if (!req)
     return;
+  if (loop_thread)
+    put_response(std::move(req->response));
   // Outside the lock: resetting frees the buffers that are not kept.
   req->reset_for_reuse();
   // The shared list comes first, up to kShared, so that callers on other

@@ -8,6 +8,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "deadline_queue.h"
@@ -37,6 +39,48 @@ public:
     std::unique_ptr<T>::operator=(std::move(p));
     return *this;
   }
+};
+
+// A request method. The common ones point at a static name and any other
+// is a copy of its own, so most requests hold 16 bytes for it and allocate
+// nothing.
+class Method {
+public:
+  Method() noexcept = default;
+  ~Method() { release(); }
+  Method(const Method &) = delete;
+  Method &operator=(const Method &) = delete;
+  Method(Method &&o) noexcept
+      : data_(o.data_), size_(o.size_), owned_(o.owned_) {
+    o.data_ = "";
+    o.size_ = 0;
+    o.owned_ = false;
+  }
+  Method &operator=(Method &&o) noexcept {
+    if (this != &o) {
+      release();
+      data_ = std::exchange(o.data_, "");
+      size_ = std::exchange(o.size_, 0);
+      owned_ = std::exchange(o.owned_, false);
+    }
+    return *this;
+  }
+  // Throws std::bad_alloc (an uncommon method only).
+  Method &operator=(std::string_view m);
+
+  std::string_view view() const { return {data_, size_}; }
+  friend bool operator==(const Method &a, std::string_view b) {
+    return a.view() == b;
+  }
+  friend bool operator!=(const Method &a, std::string_view b) {
+    return a.view() != b;
+  }
+
+private:
+  void release() noexcept;
+  const char *data_ = "";
+  uint32_t size_ = 0;
+  bool owned_ = false; // data_ is ours (new[])
 };
 
 // What few responses have: kept out of line, allocated on first use.
@@ -71,6 +115,10 @@ struct h2pool_response {
     return rare ? &rare->trailers : nullptr;
   }
   const std::string &content_encoding() const;
+  // Makes it as a default-constructed one, except that header and body
+  // buffers and the rare box keep their heap memory while it fits `budget`
+  // bytes, for the next response to fill.
+  void reset_for_reuse(size_t budget) noexcept;
 };
 
 namespace h2pool_core {
@@ -121,13 +169,13 @@ struct Request {
 
   // Set on the caller's thread at submission; read-only afterwards.
   uint64_t id = 0;
-  std::string method;
+  Method method;
   Url url;
   std::vector<HeaderField> headers;
-  // The request body: `body_data`/`body_size` point into `body` (copied) or
-  // at the caller's buffer (borrowed, released through `body_release`), or
+  // The request body: `body_data`/`body_size` point into `body_copy` or at
+  // the caller's buffer (borrowed, released through `body_release`), or
   // the body comes from `body_reader`.
-  std::string body;
+  std::unique_ptr<uint8_t[]> body_copy;
   const uint8_t *body_data = nullptr;
   size_t body_size = 0;
   h2pool_body_release_cb body_release = nullptr;
@@ -166,15 +214,27 @@ struct Request {
   size_t body_offset = 0;  // request body bytes handed to nghttp2
   uint64_t body_bytes = 0; // body bytes kept or delivered, for the limit
   std::unique_ptr<ContentDecoder> decoder;
-  size_t header_bytes = 0;  // response header bytes, for the limit
-  size_t header_fields = 0; // response header fields, for the limit
-  h2pool_response response;
+  // Response header bytes and fields so far, for the limits (which are
+  // 32-bit; add_header_bytes() saturates).
+  uint32_t header_bytes = 0;
+  uint32_t header_fields = 0;
+  // The connection and stream of the current attempt, the edges of its
+  // timings and the server's address; copied into the response when it is
+  // handed over (record_timings).
+  uint64_t connection_id = 0;
+  RequestTimes edges;
+  std::string remote_ip;
+  // Allocated when the response begins (resp()), so that a request still
+  // waiting for its response holds none of it; null until then.
+  std::unique_ptr<h2pool_response> response;
   std::unique_ptr<RequestRare> rare; // null: none of it yet
   Deadline timeout; // the request timeout (the pool's DeadlineQueue)
   // In flight: the response-header timeout; retrying: the retry delay.
   Deadline phase_deadline;
   uint32_t attempts = 0; // streams opened for this request so far
+  int32_t stream_id = 0; // the current attempt's HTTP/2 stream; 0: none
   State state = State::submitted;
+  uint8_t wire_protocol = H2POOL_PROTOCOL_UNKNOWN; // of the connection
   bool body_eof = false;          // the body reader reported its end
   bool upload_deferred = false;   // the body reader said H2POOL_BODY_WAIT
   bool headers_delivered = false; // final headers processed (on_headers)
@@ -191,6 +251,7 @@ struct Request {
   bool coalesced = false;
   bool misdirected = false;
   bool no_coalesce = false;
+  uint16_t remote_port = 0;
 
   // Intrusive list links: a request sits in exactly one list at a time: one
   // of its endpoint's waiting lists or its session's stream list.
@@ -200,7 +261,19 @@ struct Request {
 
   // The edges its timings are computed from, kept where the response's
   // accessors read them.
-  RequestTimes &times() { return response.timings.edges; }
+  RequestTimes &times() { return edges; }
+  // Counts `n` more response header bytes, saturating at the type's limit.
+  void add_header_bytes(size_t n) {
+    header_bytes = n >= UINT32_MAX - header_bytes ? UINT32_MAX
+                                                  : uint32_t(header_bytes + n);
+  }
+  void add_header_field() {
+    if (header_fields < UINT32_MAX)
+      ++header_fields;
+  }
+  // The response, allocated on first use from the pool's cache (loop
+  // thread only). Throws std::bad_alloc when out of memory.
+  h2pool_response &resp();
   RequestRare &make_rare() {
     if (!rare)
       rare = std::make_unique<RequestRare>();
@@ -220,7 +293,9 @@ struct Request {
     return make_rare().local_error = std::move(e);
   }
   const Error &retry_error() const;
-  // Puts the timings as of now into the response (and `err`, if any).
+  // Puts the timings as of now, and the ids of the request, its stream and
+  // connection, into the response if there is one (and the timings into
+  // `err`, if any).
   void record_timings(Error *err);
   // Resets the per-attempt response state before a retry.
   void reset_for_retry();
@@ -234,7 +309,8 @@ struct Request {
   bool body_replayable() const { return !body_reader || body_offset == 0; }
   // An extended CONNECT whose 2xx response arrived: the tunnel is open.
   bool tunnel_open() const {
-    return !protocol().empty() && got_headers && response.status / 100 == 2;
+    return !protocol().empty() && got_headers && response &&
+           response->status / 100 == 2;
   }
   // Whether a paused streaming response still holds undelivered bytes.
   bool has_pending_body() const {
@@ -290,8 +366,16 @@ public:
   // and allocation fails.
   std::unique_ptr<Request> take(bool loop_thread);
   // Resets `req` (see Request::reset_for_reuse) and keeps it for a later
-  // take(), or frees it if the cache is full. Accepts null.
+  // take(), or frees it if the cache is full. Accepts null. On the loop
+  // thread its response, if any, goes to the responses kept below.
   void put(std::unique_ptr<Request> req, bool loop_thread) noexcept;
+
+  // Responses, recycled likewise but on the loop thread only: they are
+  // allocated there when a response begins (Request::resp()) and come back
+  // through put() once their request has completed. At most kMaxCached,
+  // each keeping at most kMaxRetainedBytes of buffers.
+  std::unique_ptr<h2pool_response> take_response();
+  void put_response(std::unique_ptr<h2pool_response> resp) noexcept;
 
 private:
   static void free_list(Request *head);
@@ -304,6 +388,7 @@ private:
   std::atomic<size_t> shared_count_{0}; // count_, readable without the lock
   Request *local_head_ = nullptr;       // loop thread only
   size_t local_count_ = 0;              // loop thread only
+  std::vector<std::unique_ptr<h2pool_response>> responses_; // loop thread
 };
 
 } // namespace h2pool_core

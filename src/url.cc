@@ -280,7 +280,7 @@ void remember(std::string_view prefix, const Origin &o, OriginCache *cache) {
 // rather than moving a whole Url in reuses their buffers.
 void store(const Origin &o, std::string_view tail, Url *out) {
   out->scheme = o.scheme;
-  out->host.assign(o.host);
+  out->host_len = uint16_t(o.host.size());
   out->host_is_ipv6 = o.host_is_ipv6;
   out->port = o.port;
   out->authority.assign(o.authority);
@@ -299,9 +299,10 @@ void store(const Origin &o, std::string_view tail, Url *out) {
 std::string Url::endpoint_name() const {
   std::string s = scheme == Scheme::https ? "https://" : "http://";
   if (host_is_ipv6)
-    s += '[' + host + ']';
-  else
-    s += host;
+    s += '[';
+  s += host();
+  if (host_is_ipv6)
+    s += ']';
   s += ':';
   s += std::to_string(port);
   return s;

@@ -13,9 +13,16 @@ struct Url {
   Scheme scheme = Scheme::http;
   bool host_is_ipv6 = false;
   uint16_t port = 0;
-  std::string host;      // lower-cased; IPv6 literals without brackets
-  std::string authority; // as sent in :authority (default port omitted)
+  uint16_t host_len = 0; // of host(), which is part of `authority`
+  std::string authority; // as sent in :authority (default port omitted);
+                         // host lower-cased, IPv6 literals bracketed
   std::string path;      // path and query, never empty, starts with '/'
+
+  // The host, lower-cased; IPv6 literals without brackets. (A view into
+  // `authority` rather than a string of its own: every request holds a Url.)
+  std::string_view host() const {
+    return std::string_view(authority).substr(host_is_ipv6 ? 1 : 0, host_len);
+  }
 
   // "scheme://host:port": the pool's endpoint key and the stats name.
   std::string endpoint_name() const;
